@@ -1,0 +1,1 @@
+"""The merged workbook managers open: sheet data types and the renderer."""

@@ -1,0 +1,76 @@
+"""Plain data types shared by the reader, the rules, the add-in, the daemon and the scheduler."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """A cell whose text could not be turned into the field's type (kept verbatim, never dropped).
+
+    ``code`` is a stable finding code such as ``bad_datetime``; the validator reports it.
+    """
+
+    raw: Any
+    code: str
+
+
+@dataclass(slots=True)
+class SourceRow:
+    row: int                      # Excel row number (1-based) in the source sheet
+    values: dict[str, Any]        # field key -> normalised value (None when empty, Invalid when bad)
+    raw: dict[str, Any] = field(default_factory=dict)     # field key -> cell value as read
+    extras: dict[str, Any] = field(default_factory=dict)  # header text -> value, for extra columns
+
+
+@dataclass(slots=True)
+class ComplaintTable:
+    path: Path | None             # None when the grid came from Excel through the add-in
+    sheet: str
+    header_row: int               # Excel row number of the header
+    first_col: int                # 0-based column index of the table's first column in the sheet
+    columns: dict[str, int]       # field key -> 0-based column index in the sheet
+    extra_columns: dict[str, int]  # header text -> 0-based column index in the sheet
+    rows: list[SourceRow]
+    shop_code: str | None = None  # from the settings area, when present
+    date1904: bool = False
+    last_row: int = 0             # last Excel row of the table region (including blanks inside)
+
+    def cell(self, key: str, row: int) -> str:
+        """A1 reference of field ``key`` on Excel row ``row`` (column added when missing)."""
+        from openpyxl.utils import get_column_letter
+
+        col = self.columns.get(key)
+        if col is None:
+            return ""
+        return f"{get_column_letter(col + 1)}{row}"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    sheet: str
+    row: int
+    cell: str
+    field: str
+    severity: Severity
+    code: str
+    message: str                  # in the language asked for (Chinese by default)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "sheet": self.sheet, "row": self.row, "cell": self.cell, "field": self.field,
+            "severity": self.severity, "code": self.code, "message": self.message,
+        }
+
+
+@dataclass(slots=True)
+class RowFill:
+    """What the suggestion engine would write into one row: only cells that are empty now."""
+
+    row: int                      # Excel row number
+    values: dict[str, Any]        # field key -> value to write

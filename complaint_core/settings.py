@@ -1,0 +1,68 @@
+"""Shop settings that the rules read, declared once as data.
+
+The template's settings area, the rules workbook, the TOML config and the docs all list
+these; a test checks that docs/config.md names every one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from datetime import time
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    key: str
+    zh: str
+    default: Any
+    help_zh: str
+    help_en: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("shop_code", "门店代码", "", "本店代码，用于投诉编号和汇总", "Shop code, used in complaint ids and the merge"),
+    Setting("timezone", "时区", "Asia/Shanghai", "本店所在时区（Excel 里的时间按此理解）",
+            "Time zone the shop's Excel times are in"),
+    Setting("contact_hours", "联系时限（小时）", 2, "受理后多少小时内必须电话联系客户",
+            "Hours after receipt by which the customer must be phoned"),
+    Setting("feedback_days", "反馈时限（天）", 3, "受理后多少天内必须向客户反馈进度或结果",
+            "Days after receipt by which the customer gets feedback"),
+    Setting("followup_days", "回访时限（天）", 3, "解决后多少天内回访", "Days after resolution by which to follow up"),
+    Setting("business_hours", "按工作时间计算", False,
+            "否：按自然时间计算（处理规定的原意）；是：只计工作时间、工作日，并按国家法定节假日和调休",
+            "No: plain clock time (as the rules state); yes: count only business hours and working days, "
+            "with Chinese public holidays and make-up days"),
+    Setting("workday_start", "上班时间", time(9, 0), "工作时间开始", "Business hours start"),
+    Setting("workday_end", "下班时间", time(18, 0), "工作时间结束", "Business hours end"),
+    Setting("rest_weekdays", "休息日", (5, 6), "每周休息日（0=周一 … 6=周日）", "Weekly rest days (0=Mon … 6=Sun)"),
+    Setting("cn_holidays", "国家法定节假日", True, "按工作时间计算时，是否计入法定节假日和调休上班日",
+            "With business hours, whether Chinese public holidays and make-up days apply"),
+    Setting("due_soon_hours", "提前预警（小时）", 1, "截止前多少小时提示“即将到期”",
+            "Hours before a deadline that count as due soon"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    shop_code: str = ""
+    timezone: str = "Asia/Shanghai"
+    contact_hours: float = 2
+    feedback_days: float = 3
+    followup_days: float = 3
+    business_hours: bool = False
+    workday_start: time = time(9, 0)
+    workday_end: time = time(18, 0)
+    rest_weekdays: tuple[int, ...] = (5, 6)
+    cn_holidays: bool = True
+    due_soon_hours: float = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+DEFAULTS = Settings()
+
+# The declared list and the dataclass must agree (checked again by a test).
+assert {s.key for s in SETTINGS} == {f.name for f in fields(Settings)} - {"extra"}
