@@ -1,0 +1,197 @@
+"""Find and read the complaint table in a shop's workbook.
+
+Shops add a title row above the header, reorder columns, type English headers, leave
+blank rows in the middle and add columns of their own. The reader copes with all of
+that, keeps every extra column, and refuses anything else with one line naming the file
+and the reason. Reading goes through python-calamine (about 8x faster than openpyxl) after
+``safety.check_xlsx`` has refused bombs and foreign formats.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import NotAComplaintWorkbook, UnreadableWorkbook
+from .model import ComplaintTable, SourceRow
+from .safety import check_xlsx
+from .schema import (
+    FIELD_BY_KEY,
+    HEADER_ALIASES,
+    SETTINGS_SHOP_LABELS,
+    SHEET_COMPLAINTS,
+    SHEET_SETTINGS,
+    normalise_header,
+)
+from .values import normalise
+
+HEADER_SCAN_ROWS = 30
+MIN_MATCHES = 4
+CORE_KEYS = frozenset({"received_at", "customer_name", "description", "complaint_id", "category", "channel"})
+_SHOP_LABELS = {normalise_header(x) for x in SETTINGS_SHOP_LABELS}
+_DATE1904_RE = re.compile(rb"<(?:\w+:)?workbookPr\b[^>]*\bdate1904\s*=\s*[\"'](1|true)[\"']", re.I)
+
+
+def _empty(v: Any) -> bool:
+    return v is None or v == "" or (isinstance(v, str) and not v.strip())
+
+
+def find_header(grid: list[list[Any]]) -> tuple[int, dict[str, int], dict[str, int]] | None:
+    """(row index, field key -> column, extra header -> column) of the best header row."""
+    best: tuple[int, dict[str, int], dict[str, int]] | None = None
+    best_score = 0
+    for r, row in enumerate(grid[:HEADER_SCAN_ROWS]):
+        keys: dict[str, int] = {}
+        extras: dict[str, int] = {}
+        for c, cell in enumerate(row):
+            if not isinstance(cell, str) or not cell.strip():
+                continue
+            key = HEADER_ALIASES.get(normalise_header(cell))
+            if key is not None and key not in keys:
+                keys[key] = c
+            else:
+                extras[cell.strip()] = c
+        score = len(keys)
+        if score > best_score and score >= MIN_MATCHES and len(CORE_KEYS & keys.keys()) >= 2:
+            best, best_score = (r, keys, extras), score
+    return best
+
+
+def table_from_grid(
+    grid: list[list[Any]],
+    *,
+    sheet: str,
+    path: Path | None = None,
+    date1904: bool = False,
+    shop_code: str | None = None,
+    first_row: int = 1,
+    first_col: int = 0,
+) -> ComplaintTable:
+    """The complaint table in a block of cells (the add-in passes what one range read gives).
+
+    ``first_row``/``first_col`` say where the grid sits in the sheet (Excel row number,
+    0-based column), so findings name the right cells.
+    """
+    found = find_header(grid)
+    if found is None:
+        raise NotAComplaintWorkbook(
+            path or sheet,
+            f"工作表“{sheet}”中找不到投诉表的表头（需要至少 {MIN_MATCHES} 个已知列，如 投诉编号、受理时间、"
+            "客户姓名、投诉内容；中英文均可） (no complaint header row found)",
+        )
+    hr, keys, extras = found
+    # Trailing header cells with no name and no data are Excel's used-range slack, not columns.
+    extras = {h: c for h, c in extras.items() if h}
+    key_cols = list(keys.items())
+    extra_cols = list(extras.items())
+    norm = [(k, c, FIELD_BY_KEY[k].type) for k, c in key_cols]
+    rows: list[SourceRow] = []
+    last = hr
+    for r in range(hr + 1, len(grid)):
+        line = grid[r]
+        n = len(line)
+        raw: dict[str, Any] = {}
+        for k, c in key_cols:
+            v = line[c] if c < n else None
+            if not _empty(v):
+                raw[k] = v
+        ext: dict[str, Any] = {}
+        for h, c in extra_cols:
+            v = line[c] if c < n else None
+            if not _empty(v):
+                ext[h] = v
+        if not raw and not ext:
+            continue  # a blank row in the middle is a gap, not the end of the table
+        values: dict[str, Any] = {}
+        for k, _c, kind in norm:
+            v = raw.get(k)
+            if v is None:
+                values[k] = None
+            elif kind == "datetime" and isinstance(v, datetime):
+                values[k] = v.replace(microsecond=0) if v.microsecond else v
+            elif kind == "text" and isinstance(v, str):
+                values[k] = v.strip()
+            else:
+                values[k] = normalise(k, v, date1904=date1904)
+        rows.append(SourceRow(row=first_row + r, values=values, raw=raw, extras=ext))
+        last = r
+    return ComplaintTable(
+        path=path,
+        sheet=sheet,
+        header_row=first_row + hr,
+        first_col=first_col + min([c for _, c in key_cols] + [c for _, c in extra_cols]),
+        columns={k: first_col + c for k, c in key_cols},
+        extra_columns={h: first_col + c for h, c in extra_cols},
+        rows=rows,
+        shop_code=shop_code,
+        date1904=date1904,
+        last_row=first_row + last,
+    )
+
+
+def _is_date1904(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as zf, zf.open("xl/workbook.xml") as fh:
+            return bool(_DATE1904_RE.search(fh.read(64 << 10)))
+    except (KeyError, OSError, zipfile.BadZipFile):
+        return False
+
+
+def _shop_code(wb: Any) -> str | None:
+    try:
+        rows = wb.get_sheet_by_name(SHEET_SETTINGS).to_python()
+    except BaseException as exc:  # noqa: BLE001 - calamine raises odd types; settings are optional
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        return None
+    for row in rows[:200]:
+        if len(row) >= 2 and isinstance(row[0], str) and normalise_header(row[0]) in _SHOP_LABELS:
+            value = row[1]
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            text = str(value).strip()
+            return text or None
+    return None
+
+
+def read_workbook(path: str | Path) -> ComplaintTable:
+    """Read the complaint table of a shop workbook, or raise UnreadableWorkbook with the reason."""
+    from python_calamine import CalamineWorkbook
+
+    p = Path(path)
+    check_xlsx(p)
+    try:
+        wb = CalamineWorkbook.from_path(str(p))
+        names = list(wb.sheet_names)
+        order = sorted(names, key=lambda n: (n != SHEET_COMPLAINTS, names.index(n)))
+        failure: NotAComplaintWorkbook | None = None
+        for name in order:
+            if name in (SHEET_SETTINGS,):
+                continue
+            sheet = wb.get_sheet_by_name(name)
+            grid = sheet.to_python()
+            if not grid:
+                continue
+            start = sheet.start or (0, 0)
+            try:
+                table = table_from_grid(
+                    grid, sheet=name, path=p, date1904=_is_date1904(p),
+                    first_row=start[0] + 1, first_col=start[1],
+                )
+            except NotAComplaintWorkbook as exc:
+                failure = failure or exc
+                continue
+            table.shop_code = _shop_code(wb)
+            return table
+    except UnreadableWorkbook:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - pyo3 PanicException derives from BaseException
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        raise UnreadableWorkbook(p, f"工作簿无法解析 ({type(exc).__name__}: {str(exc)[:200]})") from None
+    raise NotAComplaintWorkbook(
+        p, "不是投诉台账：没有任何工作表含有投诉表的表头（投诉编号、受理时间、客户姓名、投诉内容…）"
+        " (no sheet has a complaint table header)")
