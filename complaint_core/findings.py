@@ -1,0 +1,80 @@
+"""Finding codes as data: stable code -> severity and message in Chinese and English.
+
+Codes are a public contract (JSON output, the 校验结果 sheet, docs/rules.md): add new
+ones, never rename. Messages take the field's header and the bad value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .model import Finding, Severity
+from .schema import FIELD_BY_KEY
+
+CODES: dict[str, tuple[Severity, str, str]] = {
+    "required": ("error", "“{header}”必须填写", "{header} is required"),
+    "missing_column": ("error", "表中缺少必填列“{header}”", "The table has no {header} column"),
+    "bad_choice": ("error", "“{header}”的值“{value}”不在下拉列表中（可选：{choices}）",
+                   "{header}: '{value}' is not one of the list ({choices})"),
+    "bad_datetime": ("error", "“{header}”的值“{value}”不是有效的日期时间",
+                     "{header}: '{value}' is not a valid date/time"),
+    "bad_number": ("error", "“{header}”的值“{value}”不是有效的金额", "{header}: '{value}' is not a valid amount"),
+    "bad_phone": ("error", "“{header}”的值“{value}”不是有效的手机或座机号码",
+                  "{header}: '{value}' is not a valid mobile or landline number"),
+    "bad_email": ("error", "“{header}”的值“{value}”不是有效的电子邮箱", "{header}: '{value}' is not a valid email"),
+    "phone_or_email": ("error", "联系电话和电子邮箱至少填写一项", "Give a phone number or an email"),
+    "future_datetime": ("error", "“{header}”（{value}）晚于当前时间", "{header} ({value}) is in the future"),
+    "before_received": ("error", "“{header}”（{value}）早于受理时间（{received}）",
+                        "{header} ({value}) is before the receipt time ({received})"),
+    "followup_before_resolved": ("error", "回访时间（{value}）早于解决时间（{resolved}）",
+                                 "Follow-up ({value}) is before resolution ({resolved})"),
+    "negative_amount": ("error", "“{header}”不能为负数（{value}）", "{header} cannot be negative ({value})"),
+    "duplicate_id": ("error", "投诉编号“{value}”与第 {first} 行重复", "Complaint ID '{value}' repeats row {first}"),
+    "responsible_missing": ("error", "投诉已成立，必须填写“{header}”", "The complaint is valid: {header} is required"),
+    "status_needs_resolved": ("error", "处理状态为“{value}”，但没有解决时间",
+                              "Status '{value}' needs a resolved-at time"),
+    "status_needs_followup": ("error", "处理状态为“{value}”，但没有回访时间",
+                              "Status '{value}' needs a follow-up time"),
+    "status_needs_invalid": ("error", "处理状态为“不成立”，但“是否成立”不是“不成立”",
+                             "Status is 'not valid' but Valid is not 'not valid'"),
+    "invalid_needs_reply": ("error", "投诉不成立时须在“处理方案”中写明给客户的答复",
+                            "A complaint judged not valid needs the reply in Resolution plan"),
+    "contact_late": ("warning", "首次联系（{value}）晚于 2 小时时限（{due}）",
+                     "First contact ({value}) was after the deadline ({due})"),
+    "feedback_late": ("warning", "反馈（{value}）晚于 3 天时限（{due}）", "Feedback ({value}) was after the deadline ({due})"),
+    "severe_not_escalated": ("warning", "严重投诉须上报主管，但“主管批示”为空且状态不是“待批示”",
+                             "A severe complaint must go to the manager: no approval and status is not awaiting approval"),
+}
+
+
+def _fmt(value: Any) -> str:
+    if hasattr(value, "strftime"):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def message(code: str, key: str, lang: str = "zh", **fmt: Any) -> str:
+    _sev, zh, en = CODES[code]
+    field = FIELD_BY_KEY.get(key)
+    header = (field.zh if lang == "zh" else field.en) if field else key
+    args = {k: _fmt(v) for k, v in fmt.items()}
+    if field and field.choices and "choices" not in args:
+        args["choices"] = "、".join(field.choices) if lang == "zh" else ", ".join(field.choices_en)
+    return (zh if lang == "zh" else en).format(header=header, **args)
+
+
+def make_finding(sheet: str, row: int, cell: str, key: str, code: str, lang: str = "zh",
+                 **fmt: Any) -> Finding:
+    return Finding(sheet=sheet, row=row, cell=cell, field=key, severity=CODES[code][0], code=code,
+                   message=message(code, key, lang, **fmt))
+
+
+def codes_markdown() -> str:
+    """The table of codes for docs/rules.md (a test checks the doc contains it)."""
+    lines = ["| code | severity | 中文 | English |", "|---|---|---|---|"]
+    for code, (sev, zh, en) in CODES.items():
+        lines.append(f"| `{code}` | {sev} | {zh} | {en} |")
+    return "\n".join(lines)

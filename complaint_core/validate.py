@@ -1,0 +1,127 @@
+"""Every rule of the record schema, as one pure function of the table, the settings and ``now``.
+
+The add-in, the CLI, the daemon and the scheduler all call ``validate_table``, so a row
+gets the same findings wherever it is checked.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from .deadlines import deadlines
+from .findings import make_finding
+from .model import ComplaintTable, Finding, Invalid
+from .schema import FIELDS
+from .settings import DEFAULTS, Settings
+from .values import fold_digits
+
+# A shop PC's clock may run a few minutes ahead of the server's; don't call that "future".
+CLOCK_SKEW = timedelta(minutes=5)
+_MOBILE = re.compile(r"^(?:\+?86)?1[3-9]\d{9}$")
+_LANDLINE = re.compile(r"^(?:\+?86)?0\d{2,3}\d{7,8}(?:(?:转|ext|x|#)\d{1,6})?$")
+_SERVICE = re.compile(r"^(?:400|800)\d{7}$")
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}$")
+_PHONE_STRIP = re.compile(r"[\s\-()（）]")
+REQUIRED = tuple(f.key for f in FIELDS if f.required)
+_ORDER = {f.key: i for i, f in enumerate(FIELDS)}
+
+
+def phone_ok(text: str) -> bool:
+    s = _PHONE_STRIP.sub("", fold_digits(text))
+    return bool(_MOBILE.match(s) or _LANDLINE.match(s) or _SERVICE.match(s))
+
+
+def email_ok(text: str) -> bool:
+    return bool(_EMAIL.match(fold_digits(text).strip()))
+
+
+def validate_row(values: dict[str, Any], *, now: datetime, settings: Settings = DEFAULTS,
+                 present: frozenset[str] | None = None) -> list[tuple[str, str, dict[str, Any]]]:
+    """(field key, code, message args) for one row; ``present`` = columns the table has."""
+    out: list[tuple[str, str, dict[str, Any]]] = []
+    cols = present if present is not None else frozenset(values)
+    get = values.get
+    for key, v in values.items():
+        if isinstance(v, Invalid):
+            out.append((key, v.code, {"value": v.raw}))
+    for key in REQUIRED:
+        if key in cols and get(key) is None:
+            out.append((key, "required", {}))
+    phone, email = get("customer_phone"), get("customer_email")
+    if phone is None and email is None and ("customer_phone" in cols or "customer_email" in cols):
+        out.append(("customer_phone", "phone_or_email", {}))
+    if isinstance(phone, str) and not phone_ok(phone):
+        out.append(("customer_phone", "bad_phone", {"value": phone}))
+    if isinstance(email, str) and not email_ok(email):
+        out.append(("customer_email", "bad_email", {"value": email}))
+    limit = now + CLOCK_SKEW
+    received = get("received_at")
+    received_ok = isinstance(received, datetime)
+    for key in ("received_at", "first_contact_at", "feedback_at", "resolved_at", "followup_at"):
+        v = get(key)
+        if isinstance(v, datetime):
+            if v > limit:
+                out.append((key, "future_datetime", {"value": v}))
+            if key != "received_at" and key != "followup_at" and received_ok and v < received:
+                out.append((key, "before_received", {"value": v, "received": received}))
+    resolved, followup = get("resolved_at"), get("followup_at")
+    if isinstance(followup, datetime):
+        if isinstance(resolved, datetime) and followup < resolved:
+            out.append(("followup_at", "followup_before_resolved", {"value": followup, "resolved": resolved}))
+        elif received_ok and followup < received:
+            out.append(("followup_at", "before_received", {"value": followup, "received": received}))
+    for key in ("loss_amount", "compensation_amount"):
+        v = get(key)
+        if isinstance(v, int | float) and v < 0:
+            out.append((key, "negative_amount", {"value": v}))
+    validity, status = get("validity"), get("status")
+    if validity == "成立":
+        for key in ("responsible_dept", "responsible_person"):
+            if get(key) is None:
+                out.append((key, "responsible_missing", {}))
+    if status in ("已解决", "已回访", "已关闭") and get("resolved_at") is None:
+        out.append(("resolved_at", "status_needs_resolved", {"value": status}))
+    if status in ("已回访", "已关闭") and get("followup_at") is None:
+        out.append(("followup_at", "status_needs_followup", {"value": status}))
+    if status == "不成立" and validity != "不成立":
+        out.append(("validity", "status_needs_invalid", {"value": status}))
+    if validity == "不成立" and get("resolution_plan") is None:
+        out.append(("resolution_plan", "invalid_needs_reply", {}))
+    if received_ok:
+        due = deadlines(values, settings)
+        contact = get("first_contact_at")
+        if isinstance(contact, datetime) and contact > due.contact_due:
+            out.append(("first_contact_at", "contact_late", {"value": contact, "due": due.contact_due}))
+        feedback = get("feedback_at")
+        if isinstance(feedback, datetime) and feedback > due.feedback_due:
+            out.append(("feedback_at", "feedback_late", {"value": feedback, "due": due.feedback_due}))
+    if get("severity") == "严重" and get("manager_approval") is None and status not in (
+            "待批示", "已解决", "已回访", "已关闭", "不成立"):
+        out.append(("manager_approval", "severe_not_escalated", {}))
+    return out
+
+
+def validate_table(table: ComplaintTable, *, now: datetime, settings: Settings = DEFAULTS,
+                   lang: str = "zh") -> list[Finding]:
+    """Every finding of every row, ordered by row then column, plus missing required columns."""
+    findings: list[Finding] = []
+    present = frozenset(table.columns)
+    for key in REQUIRED:
+        if key not in present:
+            findings.append(make_finding(table.sheet, table.header_row, "", key, "missing_column", lang))
+    first_seen: dict[tuple[str | None, str], int] = {}
+    for row in table.rows:
+        found = validate_row(row.values, now=now, settings=settings, present=present)
+        cid = row.values.get("complaint_id")
+        if isinstance(cid, str):
+            shop = row.values.get("shop") or table.shop_code
+            first = first_seen.setdefault((shop, cid), row.row)
+            if first != row.row:
+                found.append(("complaint_id", "duplicate_id", {"value": cid, "first": first}))
+        found.sort(key=lambda f: _ORDER.get(f[0], 99))
+        for key, code, fmt in found:
+            findings.append(make_finding(table.sheet, row.row, table.cell(key, row.row), key, code,
+                                         lang, **fmt))
+    return findings

@@ -1,0 +1,73 @@
+"""Business hours, rest days and Chinese public holidays with make-up working days (调休).
+
+By default deadlines are plain clock time, as the handling rules state them ("2小时内",
+"3日内"). A shop that counts only working time switches ``business_hours`` on; then a
+complaint received on Friday evening is due on Monday morning, and the National Day week
+is skipped while its make-up Saturday counts as a working day.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from .settings import Settings
+
+
+def is_workday(day: date, settings: Settings) -> bool:
+    if settings.cn_holidays:
+        try:
+            import chinese_calendar
+
+            return bool(chinese_calendar.is_workday(day))
+        except (NotImplementedError, ImportError):
+            # The package only knows the years the State Council has published; beyond them
+            # fall back to the weekly rest days rather than refusing to compute a deadline.
+            pass
+    return day.weekday() not in settings.rest_weekdays
+
+
+def _next_open(moment: datetime, settings: Settings) -> datetime:
+    """The first business moment at or after ``moment``."""
+    start, end = settings.workday_start, settings.workday_end
+    for _ in range(400):
+        day = moment.date()
+        if is_workday(day, settings):
+            opens = datetime.combine(day, start)
+            closes = datetime.combine(day, end)
+            if moment < opens:
+                return opens
+            if moment < closes:
+                return moment
+        moment = datetime.combine(day + timedelta(days=1), start)
+    return moment
+
+
+def add_business_time(start: datetime, delta: timedelta, settings: Settings) -> datetime:
+    """``start`` + ``delta`` counting only business hours when the shop asks for it."""
+    if not settings.business_hours:
+        return start + delta
+    remaining = delta
+    moment = _next_open(start, settings)
+    for _ in range(10_000):
+        closes = datetime.combine(moment.date(), settings.workday_end)
+        available = closes - moment
+        if remaining <= available:
+            return moment + remaining
+        remaining -= available
+        moment = _next_open(closes + timedelta(seconds=1), settings)
+    return moment
+
+
+def add_business_days(start: datetime, days: float, settings: Settings) -> datetime:
+    """``days`` working days later at the same time of day (plain days when not in business mode)."""
+    if not settings.business_hours:
+        return start + timedelta(days=days)
+    whole = int(days)
+    moment = start
+    added = 0
+    while added < whole:
+        moment += timedelta(days=1)
+        if is_workday(moment.date(), settings):
+            added += 1
+    moment += timedelta(days=days - whole)
+    return _next_open(moment, settings)
