@@ -17,12 +17,14 @@ from typing import Any
 
 from .errors import NotAComplaintWorkbook, UnreadableWorkbook
 from .model import ComplaintTable, SourceRow
+from .playbook import DEFAULT_PLAYBOOK, Playbook, playbook_from_rows
 from .safety import check_xlsx
 from .schema import (
     FIELD_BY_KEY,
     HEADER_ALIASES,
     SETTINGS_SHOP_LABELS,
     SHEET_COMPLAINTS,
+    SHEET_PLAYBOOK,
     SHEET_SETTINGS,
     normalise_header,
 )
@@ -195,3 +197,20 @@ def read_workbook(path: str | Path) -> ComplaintTable:
     raise NotAComplaintWorkbook(
         p, "不是投诉台账：没有任何工作表含有投诉表的表头（投诉编号、受理时间、客户姓名、投诉内容…）"
         " (no sheet has a complaint table header)")
+
+
+def read_playbook(path: str | Path) -> Playbook:
+    """The shop's own 处理手册 sheet when the workbook has one, else the default playbook."""
+    from python_calamine import CalamineWorkbook
+
+    check_xlsx(path)
+    try:
+        wb = CalamineWorkbook.from_path(str(path))
+        if SHEET_PLAYBOOK not in wb.sheet_names:
+            return DEFAULT_PLAYBOOK
+        rows = wb.get_sheet_by_name(SHEET_PLAYBOOK).to_python()
+    except BaseException as exc:  # noqa: BLE001 - see read_workbook
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        raise UnreadableWorkbook(path, f"处理手册无法读取 ({type(exc).__name__})") from None
+    return playbook_from_rows(rows, sheet=f"{Path(path).name}!{SHEET_PLAYBOOK}")

@@ -1,0 +1,142 @@
+"""Write validation marks and suggestions into a shop's own workbook (CLI ``--mark``/``suggest``).
+
+openpyxl keeps the template's table, data validations and conditional formats; the file
+is saved atomically so Excel or a sync client never sees half of it. Marks carry our own
+fill colour and comment author, so the next run can clear the ones that are fixed without
+touching anything a person coloured or commented.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from openpyxl import load_workbook
+from openpyxl.comments import Comment
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.table import TableColumn
+
+from .atomic import atomic_write
+from .model import ComplaintTable, Finding, RowFill
+from .schema import FIELD_BY_KEY, SHEET_FINDINGS
+from .template import number_format
+from .textsafe import clean_control
+
+AUTHOR = "投诉台账"
+ERROR_FILL = PatternFill("solid", fgColor="FFFF9999")
+WARNING_FILL = PatternFill("solid", fgColor="FFFFE699")
+_OUR_COLOURS = {"FFFF9999", "FFFFE699"}
+FINDINGS_HEADER = ("工作表", "行", "单元格", "字段", "级别", "代码", "说明")
+FINDINGS_HEADER_EN = ("Sheet", "Row", "Cell", "Field", "Severity", "Code", "Message")
+
+
+def _load(path: Path) -> Any:
+    return load_workbook(path, keep_vba=path.suffix.lower() == ".xlsm", rich_text=True)
+
+
+def _set_text(cell: Any, value: Any) -> None:
+    """Store customer-facing text as a string even when it starts with '=' (never a formula)."""
+    if isinstance(value, str):
+        cell.value = clean_control(value)
+        cell.data_type = "s"
+    else:
+        cell.value = value
+
+
+def _write_findings_sheet(wb: Any, findings: list[Finding], lang: str) -> None:
+    if SHEET_FINDINGS in wb.sheetnames:
+        del wb[SHEET_FINDINGS]
+    ws = wb.create_sheet(SHEET_FINDINGS)
+    ws.append(list(FINDINGS_HEADER if lang == "zh" else FINDINGS_HEADER_EN))
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+    for f in findings:
+        ws.append([None] * 7)
+        r = ws.max_row
+        for c, value in enumerate((f.sheet, f.row, f.cell, FIELD_BY_KEY[f.field].zh if f.field in FIELD_BY_KEY
+                                   else f.field, f.severity, f.code, f.message), start=1):
+            _set_text(ws.cell(row=r, column=c), value)
+    for col, width in zip("ABCDEFG", (12, 6, 8, 14, 8, 22, 70), strict=True):
+        ws.column_dimensions[col].width = width
+    ws.freeze_panes = "A2"
+
+
+def mark_file(path: str | Path, findings: Iterable[Finding], *, sheet: str, lang: str = "zh") -> None:
+    """Fill + note on each bad cell of ``sheet``, clear last run's fixed marks, list findings."""
+    p = Path(path)
+    findings = list(findings)
+    wb = _load(p)
+    ws = wb[sheet]
+    for row in ws.iter_rows():
+        for cell in row:
+            if cell.comment is not None and cell.comment.author == AUTHOR:
+                cell.comment = None
+                if cell.fill is not None and cell.fill.fgColor is not None and cell.fill.fgColor.rgb in _OUR_COLOURS:
+                    cell.fill = PatternFill(fill_type=None)
+    by_cell: dict[str, list[Finding]] = {}
+    for f in findings:
+        if f.cell and f.sheet == sheet:
+            by_cell.setdefault(f.cell, []).append(f)
+    for ref, items in by_cell.items():
+        cell = ws[ref]
+        worst = "error" if any(f.severity == "error" for f in items) else "warning"
+        cell.fill = ERROR_FILL if worst == "error" else WARNING_FILL
+        text = "\n".join(f"[{f.code}] {f.message}" for f in items)
+        cell.comment = Comment(text[:2000], AUTHOR, width=300, height=120)
+    _write_findings_sheet(wb, findings, lang)
+    with atomic_write(p) as tmp:
+        wb.save(tmp)
+
+
+def fill_file(path: str | Path, table: ComplaintTable, fills: Iterable[RowFill]) -> int:
+    """Write suggestion/deadline/id values into empty cells, adding missing columns; returns cells written."""
+    p = Path(path)
+    fills = list(fills)
+    wb = _load(p)
+    ws = wb[table.sheet]
+    columns = dict(table.columns)
+    needed = [k for k in dict.fromkeys(k for f in fills for k in f.values) if k not in columns]
+    if needed:
+        next_col = max(list(columns.values()) + list(table.extra_columns.values())) + 1
+        tbl = _table_at(ws, table.header_row)
+        for key in needed:
+            columns[key] = next_col
+            header = FIELD_BY_KEY[key].zh
+            cell = ws.cell(row=table.header_row, column=next_col + 1)
+            _set_text(cell, header)
+            ws.column_dimensions[get_column_letter(next_col + 1)].width = FIELD_BY_KEY[key].width
+            if tbl is not None:
+                tbl.tableColumns.append(TableColumn(id=len(tbl.tableColumns) + 1, name=header))
+            next_col += 1
+        if tbl is not None:
+            start, end = tbl.ref.split(":")
+            end_row = int("".join(ch for ch in end if ch.isdigit()))
+            tbl.ref = f"{start}:{get_column_letter(next_col)}{end_row}"
+            if tbl.autoFilter is not None:
+                tbl.autoFilter.ref = tbl.ref
+    written = 0
+    for fill in fills:
+        for key, value in fill.values.items():
+            cell = ws.cell(row=fill.row, column=columns[key] + 1)
+            if cell.value not in (None, ""):
+                continue  # never overwrite what a person typed
+            _set_text(cell, value)
+            if isinstance(value, datetime):
+                cell.number_format = number_format("datetime")
+            if key == "suggested_steps":
+                cell.alignment = Alignment(wrap_text=True, vertical="top")
+            written += 1
+    with atomic_write(p) as tmp:
+        wb.save(tmp)
+    return written
+
+
+def _table_at(ws: Any, header_row: int) -> Any:
+    for tbl in ws.tables.values():
+        start = tbl.ref.split(":")[0]
+        if int("".join(ch for ch in start if ch.isdigit())) == header_row:
+            return tbl
+    return None

@@ -1,0 +1,53 @@
+"""Atomic writes: a reader (a manager in Excel, the sync client, the daemon) never sees half a file.
+
+Write to a hidden temp file in the same folder, fsync, then ``os.replace``. On Windows the
+replace fails while Excel holds the target open; we retry with backoff and then report,
+never leaving a partial file at the target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import WorkbookLocked
+
+TEMP_PREFIX = ".~cd-tmp-"
+
+
+def _fsync_dir(folder: Path) -> None:
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike[str], *, attempts: int = 6, delay: float = 0.5) -> Iterator[Path]:
+    """Yield a temp path next to ``path``; on success it replaces ``path`` atomically."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f"{TEMP_PREFIX}{secrets.token_hex(4)}{target.suffix}")
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        for attempt in range(1, attempts + 1):
+            try:
+                os.replace(tmp, target)
+                break
+            except PermissionError:
+                if attempt == attempts:
+                    raise WorkbookLocked(target, attempts) from None
+                time.sleep(delay * attempt)
+        _fsync_dir(target.parent)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()

@@ -1,0 +1,182 @@
+"""Build the staff's complaint workbook from the schema (templates/complaint_form.xlsx).
+
+Everything comes from ``schema.FIELDS``, ``settings.SETTINGS`` and the playbook, so the
+template, the validator and the docs cannot drift apart. Dropdown lists live on a hidden
+sheet (Excel silently drops inline lists longer than 255 characters).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from openpyxl import Workbook
+from openpyxl.formatting.rule import FormulaRule
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter, quote_sheetname
+from openpyxl.workbook.defined_name import DefinedName
+from openpyxl.worksheet.datavalidation import DataValidation
+from openpyxl.worksheet.table import Table, TableStyleInfo
+
+from .atomic import atomic_write
+from .playbook import DEFAULT_PLAYBOOK, Playbook, playbook_rows
+from .schema import (
+    FIELDS,
+    SHEET_COMPLAINTS,
+    SHEET_HOWTO,
+    SHEET_LISTS,
+    SHEET_PLAYBOOK,
+    SHEET_SETTINGS,
+    TABLE_NAME,
+)
+from .settings import SETTINGS
+
+TABLE_ROWS = 200          # pre-sized rows; Excel grows the table as staff type below it
+DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
+MONEY_FORMAT = '"¥"#,##0.00'
+HEADER_FILL = PatternFill("solid", fgColor="FF1F4E78")
+OVERDUE_FILL = PatternFill("solid", fgColor="FFFFC7CE")
+MISSING_FILL = PatternFill("solid", fgColor="FFFFEB9C")
+# Each deadline is overdue while its matching "done" time is still empty.
+DEADLINE_PAIRS = (("contact_due", "first_contact_at"), ("feedback_due", "feedback_at"),
+                  ("followup_due", "followup_at"))
+
+
+def number_format(kind: str) -> str:
+    return {"datetime": DATETIME_FORMAT, "money": MONEY_FORMAT, "text": "@"}.get(kind, "General")
+
+
+def _howto_rows(lang: str) -> list[list[str]]:
+    zh = [
+        ["投诉台账使用说明", ""],
+        ["1. 每条投诉在“投诉登记”表中占一行；带 * 的列必须填写，黄色表示必填未填。", ""],
+        ["2. 带下拉箭头的列请从列表中选择（也接受英文）。", ""],
+        ["3. 点击 Excel 功能区“投诉处理”选项卡：校验 检查每一行并在“校验结果”表列出问题；"
+         "填写建议 按“处理手册”填写建议处理步骤和截止时间；新建投诉 添加一行并生成编号。", ""],
+        ["4. 时限：受理后2小时内电话联系客户；3日内反馈处理进度或结果；解决后回访。截止时间变红表示已逾期。", ""],
+        ["5. “处理手册”表中的规则可以按本店情况修改，建议会随之变化。", ""],
+        ["6. 在“设置”表填写本店门店代码。", ""],
+        ["", ""],
+        ["列", "说明"],
+    ]
+    en = [
+        ["How to use the complaint workbook", ""],
+        ["1. One complaint per row on the 投诉登记 sheet; yellow marks a required cell left empty.", ""],
+        ["2. Pick list values from the dropdowns (English is accepted too).", ""],
+        ["3. Excel ribbon tab 投诉处理: 校验 checks every row; 填写建议 fills suggested steps and "
+         "deadlines from the playbook; 新建投诉 adds a row with a fresh id.", ""],
+        ["4. Deadlines: phone the customer within 2 hours, feed back within 3 days, follow up after "
+         "resolution. A red deadline is overdue.", ""],
+        ["5. Edit the 处理手册 playbook sheet to fit the shop; suggestions follow it.", ""],
+        ["6. Put the shop code on the 设置 sheet.", ""],
+        ["", ""],
+        ["Column", "Meaning"],
+    ]
+    rows = zh + [["", ""]] + en if lang == "zh" else en + [["", ""]] + zh
+    for f in FIELDS:
+        rows.append([f"{f.zh} / {f.en}" + (" *" if f.required else ""), f"{f.help_zh} / {f.help_en}"])
+    return rows
+
+
+def build_workbook(*, shop_code: str = "", lang: str = "zh",
+                   playbook: Playbook = DEFAULT_PLAYBOOK) -> Workbook:
+    wb = Workbook()
+    ws = wb.active
+    ws.title = SHEET_COMPLAINTS
+    last_row = TABLE_ROWS + 1
+    letters = {f.key: get_column_letter(i + 1) for i, f in enumerate(FIELDS)}
+
+    for i, f in enumerate(FIELDS, start=1):
+        cell = ws.cell(row=1, column=i, value=f.header(lang))
+        cell.font = Font(bold=True, color="FFFFFFFF")
+        cell.fill = HEADER_FILL
+        cell.alignment = Alignment(wrap_text=True, vertical="center")
+        ws.column_dimensions[get_column_letter(i)].width = f.width
+        fmt = number_format(f.type if f.type != "choice" else "text")
+        for r in range(2, last_row + 1):
+            ws.cell(row=r, column=i).number_format = fmt
+            if f.key == "suggested_steps":
+                ws.cell(row=r, column=i).alignment = Alignment(wrap_text=True, vertical="top")
+    ws.freeze_panes = "A2"
+    table = Table(displayName=TABLE_NAME, ref=f"A1:{get_column_letter(len(FIELDS))}{last_row}")
+    table.tableStyleInfo = TableStyleInfo(name="TableStyleMedium2", showRowStripes=True)
+    ws.add_table(table)
+
+    lists = wb.create_sheet(SHEET_LISTS)
+    lists.sheet_state = "hidden"
+    choice_fields = [f for f in FIELDS if f.choices]
+    for j, f in enumerate(choice_fields, start=1):
+        col = get_column_letter(j)
+        lists.cell(row=1, column=j, value=f.zh)
+        for r, value in enumerate(f.choices, start=2):
+            lists.cell(row=r, column=j, value=value)
+        name = f"list_{f.key}"
+        ref = f"{quote_sheetname(SHEET_LISTS)}!${col}$2:${col}${len(f.choices) + 1}"
+        wb.defined_names[name] = DefinedName(name, attr_text=ref)
+        dv = DataValidation(type="list", formula1=f"={name}", allow_blank=True, showErrorMessage=False)
+        dv.promptTitle = f.zh[:32]
+        dv.prompt = f.help_zh[:255]
+        dv.showInputMessage = bool(f.help_zh)
+        dv.add(f"{letters[f.key]}2:{letters[f.key]}{last_row}")
+        ws.add_data_validation(dv)
+
+    for due, done in DEADLINE_PAIRS:
+        d, k = letters[due], letters[done]
+        ws.conditional_formatting.add(
+            f"{d}2:{d}{last_row}",
+            FormulaRule(formula=[f'AND(${d}2<>"",${d}2<NOW(),${k}2="")'], fill=OVERDUE_FILL, stopIfTrue=False))
+    started = f'OR(${letters["received_at"]}2<>"",${letters["description"]}2<>"")'
+    for f in FIELDS:
+        if f.required:
+            c = letters[f.key]
+            ws.conditional_formatting.add(
+                f"{c}2:{c}{last_row}",
+                FormulaRule(formula=[f'AND({started},LEN(TRIM(${c}2))=0)'], fill=MISSING_FILL))
+
+    pb = wb.create_sheet(SHEET_PLAYBOOK)
+    for row in playbook_rows(playbook):
+        pb.append(row)
+    for col, width in zip("ABCDE", (9, 12, 22, 70, 20), strict=True):
+        pb.column_dimensions[col].width = width
+    for cell in pb[1]:
+        cell.font = Font(bold=True)
+    pb.freeze_panes = "A2"
+
+    howto = wb.create_sheet(SHEET_HOWTO)
+    for row in _howto_rows(lang):
+        howto.append(row)
+    howto.column_dimensions["A"].width = 40
+    howto.column_dimensions["B"].width = 90
+    howto["A1"].font = Font(bold=True, size=14)
+
+    st = wb.create_sheet(SHEET_SETTINGS)
+    st.append(["项目", "值", "说明"])
+    st.append(["门店代码", shop_code, "本店代码，用于投诉编号和汇总 / Shop code"])
+    for s in SETTINGS:
+        if s.key == "shop_code":
+            continue
+        value = s.default
+        if isinstance(value, tuple):
+            value = ",".join(str(v) for v in value)
+        elif isinstance(value, bool):
+            value = "是" if value else "否"
+        elif hasattr(value, "strftime"):
+            value = value.strftime("%H:%M")
+        st.append([s.zh, value, f"{s.help_zh} / {s.help_en}"])
+    for row in st.iter_rows(min_row=2, max_col=2):
+        row[1].number_format = "@"
+        if isinstance(row[1].value, int | float):
+            row[1].number_format = "General"
+    st.column_dimensions["A"].width = 20
+    st.column_dimensions["B"].width = 16
+    st.column_dimensions["C"].width = 80
+    for cell in st[1]:
+        cell.font = Font(bold=True)
+    return wb
+
+
+def build_template(path: str | Path, *, shop_code: str = "", lang: str = "zh") -> Path:
+    """Write a fresh complaint workbook to ``path`` atomically."""
+    wb = build_workbook(shop_code=shop_code, lang=lang)
+    with atomic_write(path) as tmp:
+        wb.save(tmp)
+    return Path(path)

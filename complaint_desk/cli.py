@@ -1,0 +1,166 @@
+"""``complaint-desk``: one thin click CLI over the library.
+
+Exit codes (DESIGN.md): 0 ok; 1 findings in the data; 2 bad usage or unreadable input, with
+one line naming the file and the reason, never a traceback. Only this layer reads the clock
+(``--now`` overrides it), so every rule below stays a pure function.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import tempfile
+import traceback
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from complaint_core import __version__
+from complaint_core.errors import ComplaintDeskError
+
+log = logging.getLogger("complaint_desk")
+
+
+def parse_now(value: str | None) -> datetime:
+    """``--now`` as a naive local datetime (Excel times are naive shop-local times)."""
+    if not value:
+        return datetime.now().replace(microsecond=0)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"不是 ISO-8601 时间 (not an ISO-8601 time): {value!r}") from None
+    if moment.tzinfo is not None:
+        from zoneinfo import ZoneInfo
+
+        moment = moment.astimezone(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None)
+    return moment
+
+
+NOW_OPTION = click.option("--now", "now_text", metavar="ISO",
+                          help="把此时间当作“现在”，结果可重现 / Treat this ISO-8601 time as now.")
+LANG_OPTION = click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True,
+                           help="消息语言 / Message language.")
+
+
+def fail(message: str, code: int = 2) -> None:
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+class Group(click.Group):
+    """Turns any error into one line on stderr (exit 2), the full trace into a log file."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ComplaintDeskError as exc:
+            fail(str(exc))
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            fail("已中断 (interrupted)", 130)
+        except Exception as exc:  # noqa: BLE001 - a shop owner must never see a traceback
+            log_path = Path(tempfile.gettempdir()) / "complaint-desk-error.log"
+            log_path.write_text(traceback.format_exc(), encoding="utf-8")
+            fail(f"内部错误 (internal error): {type(exc).__name__}: {exc}；详情见 {log_path}")
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="complaint-desk")
+@click.option("-v", "--verbose", is_flag=True, help="输出详细日志 / Verbose logging.")
+def main(verbose: bool) -> None:
+    """投诉台账 Complaint Desk：检查投诉表、填写处理建议、汇总各门店、提醒逾期。
+
+    Complaint Desk: check complaint workbooks, fill handling steps, merge shops, flag overdue.
+    """
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--shop", default="", help="门店代码 / Shop code written to the settings sheet.")
+@LANG_OPTION
+def template(out: Path, shop: str, lang: str) -> None:
+    """写出一份新的投诉登记工作簿 / Write a fresh complaint workbook."""
+    from complaint_core.template import build_template
+
+    build_template(out, shop_code=shop, lang=lang)
+    click.echo(f"已写出 {out}")
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="以 JSON 输出 / Print JSON.")
+@click.option("--mark", is_flag=True,
+              help="在文件中标出问题单元格并写入“校验结果”表 / Mark bad cells and list findings in the file.")
+@NOW_OPTION
+@LANG_OPTION
+def validate(files: tuple[Path, ...], as_json: bool, mark: bool, now_text: str | None, lang: str) -> None:
+    """检查投诉表的每一行 / Check every row of complaint workbooks."""
+    from complaint_core.annotate import mark_file
+    from complaint_core.errors import UnreadableWorkbook
+    from complaint_core.reader import read_workbook
+    from complaint_core.validate import validate_table
+
+    now = parse_now(now_text)
+    results: list[dict[str, Any]] = []
+    worst = 0
+    for path in files:
+        try:
+            table = read_workbook(path)
+        except UnreadableWorkbook as exc:
+            results.append({"file": str(path), "error": str(exc)})
+            worst = 2
+            if not as_json:
+                click.echo(str(exc), err=True)
+            continue
+        findings = validate_table(table, now=now, lang=lang)
+        if mark:
+            mark_file(path, findings, sheet=table.sheet, lang=lang)
+        results.append({"file": str(path), "findings": [f.as_json() for f in findings]})
+        if any(f.severity == "error" for f in findings):
+            worst = max(worst, 1)
+        if not as_json:
+            errors = sum(f.severity == "error" for f in findings)
+            click.echo(f"{path}: {len(table.rows)} 行，{errors} 个错误，{len(findings) - errors} 个提醒"
+                       if lang == "zh" else f"{path}: {len(table.rows)} rows, {errors} errors, "
+                       f"{len(findings) - errors} warnings")
+            for f in findings:
+                click.echo(f"  {f.sheet}!{f.cell or f.row} [{f.severity}] {f.code}: {f.message}")
+    if as_json:
+        click.echo(json.dumps({"files": results}, ensure_ascii=False, indent=1))
+    sys.exit(worst)
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@NOW_OPTION
+def suggest(file: Path, now_text: str | None) -> None:
+    """按处理手册填写空白的编号、建议步骤和截止时间 / Fill empty ids, steps and deadlines."""
+    from complaint_core.annotate import fill_file
+    from complaint_core.reader import read_playbook
+    from complaint_core.reader import read_workbook
+    from complaint_core.suggest import fills_for_table
+
+    now = parse_now(now_text)
+    table = read_workbook(file)
+    fills = fills_for_table(table, read_playbook(file), now=now)
+    written = fill_file(file, table, fills)
+    click.echo(f"{file}: 填写了 {len(fills)} 行、{written} 个单元格 (filled {written} cells in {len(fills)} rows)")
+
+
+@main.command()
+@click.argument("folder", required=False, type=click.Path(file_okay=False, path_type=Path))
+def demo(folder: Path | None) -> None:
+    """生成三个门店的示例并走一遍全流程 / Run the whole job on three sample shops."""
+    from .demo import run_demo
+
+    run_demo(folder or Path("complaint-desk-demo"), echo=click.echo)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
