@@ -142,8 +142,7 @@ def validate(files: tuple[Path, ...], as_json: bool, mark: bool, now_text: str |
 def suggest(file: Path, now_text: str | None) -> None:
     """按处理手册填写空白的编号、建议步骤和截止时间 / Fill empty ids, steps and deadlines."""
     from complaint_core.annotate import fill_file
-    from complaint_core.reader import read_playbook
-    from complaint_core.reader import read_workbook
+    from complaint_core.reader import read_playbook, read_workbook
     from complaint_core.suggest import fills_for_table
 
     now = parse_now(now_text)

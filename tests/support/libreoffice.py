@@ -1,1 +1,42 @@
-"""Test fixtures: libreoffice."""
+"""LibreOffice headless: proves a written workbook opens in a real spreadsheet program.
+
+scripts/test.sh installs LibreOffice; soffice instances sharing a profile fight, so each
+call gets its own profile dir and calls are serialised with a file lock (xdist workers).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_LOCK = Path(tempfile.gettempdir()) / "complaint-desk-soffice.lock"
+
+
+def libreoffice_opens(path: Path, *, timeout: float = 120) -> str:
+    """Convert ``path`` to CSV with soffice; raise AssertionError with soffice's output on failure."""
+    soffice = shutil.which("soffice") or shutil.which("libreoffice")
+    assert soffice, "LibreOffice (soffice) is not installed: run scripts/test.sh"
+    with tempfile.TemporaryDirectory() as tmp, open(_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        copy = Path(tmp) / f"probe{path.suffix}"
+        shutil.copy2(path, copy)
+        out = Path(tmp) / "out"
+        proc = subprocess.run(
+            [soffice, "--headless", "--norestore", f"-env:UserInstallation=file://{tmp}/profile",
+             "--convert-to", "csv:Text - txt - csv (StarCalc):44,34,76", "--outdir", str(out), str(copy)],
+            capture_output=True, text=True, timeout=timeout)
+        text = proc.stdout + proc.stderr
+        produced = list(out.glob("*.csv")) if out.exists() else []
+        assert proc.returncode == 0 and produced, f"LibreOffice could not open {path}:\n{text}"
+        assert "Error" not in text, f"LibreOffice reported an error for {path}:\n{text}"
+        return produced[0].read_text(encoding="utf-8", errors="replace")
+
+
+@pytest.fixture
+def soffice_opens():
+    return libreoffice_opens

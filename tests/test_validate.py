@@ -1,0 +1,112 @@
+from datetime import datetime, timedelta
+
+import pytest
+
+from complaint_core.findings import CODES
+from complaint_core.model import ComplaintTable, Invalid, SourceRow
+from complaint_core.schema import FIELDS, KEYS
+from complaint_core.validate import email_ok, phone_ok, validate_table
+from tests.support.workbooks import NOW, sample_rows
+
+COLUMNS = {k: i for i, k in enumerate(KEYS)}
+
+
+def table_of(rows, columns=None):
+    return ComplaintTable(path=None, sheet="投诉登记", header_row=1, first_col=0,
+                          columns=columns or COLUMNS, extra_columns={},
+                          rows=[SourceRow(row=i + 2, values={k: r.get(k) for k in (columns or COLUMNS)})
+                                for i, r in enumerate(rows)])
+
+
+def codes(rows, **kw):
+    return [(f.row, f.field, f.code) for f in validate_table(table_of(rows, **kw), now=NOW)]
+
+
+def one(**changes):
+    row = sample_rows(1, seed=1, now=NOW)[0]
+    row.update(changes)
+    return codes([row])
+
+
+def test_clean_rows_have_no_findings():
+    assert codes(sample_rows(300, seed=9, now=NOW)) == []
+
+
+@pytest.mark.parametrize("key", [f.key for f in FIELDS if f.required])
+def test_required(key):
+    assert (2, key, "required") in one(**{key: None})
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({"customer_phone": "12345"}, ("customer_phone", "bad_phone")),
+    ({"customer_phone": None, "customer_email": None}, ("customer_phone", "phone_or_email")),
+    ({"customer_email": "a@b"}, ("customer_email", "bad_email")),
+    ({"channel": Invalid("飞鸽", "bad_choice")}, ("channel", "bad_choice")),
+    ({"received_at": Invalid("昨天", "bad_datetime")}, ("received_at", "bad_datetime")),
+    ({"received_at": NOW + timedelta(hours=1)}, ("received_at", "future_datetime")),
+    ({"loss_amount": -1}, ("loss_amount", "negative_amount")),
+    ({"compensation_amount": Invalid("三百", "bad_number")}, ("compensation_amount", "bad_number")),
+    ({"validity": "成立", "responsible_person": None}, ("responsible_person", "responsible_missing")),
+    ({"status": "已解决", "resolved_at": None}, ("resolved_at", "status_needs_resolved")),
+    ({"status": "已关闭", "resolved_at": NOW - timedelta(hours=1), "followup_at": None},
+     ("followup_at", "status_needs_followup")),
+    ({"status": "不成立", "validity": "成立"}, ("validity", "status_needs_invalid")),
+    ({"validity": "不成立", "status": "不成立", "resolution_plan": None}, ("resolution_plan", "invalid_needs_reply")),
+    ({"severity": "严重", "status": "处理中", "manager_approval": None}, ("manager_approval", "severe_not_escalated")),
+])
+def test_each_rule_fires(changes, expected):
+    assert (2, *expected) in one(**changes)
+
+
+def test_date_order():
+    received = datetime(2026, 11, 10, 10, 0)
+    found = one(received_at=received, first_contact_at=received - timedelta(hours=1),
+                resolved_at=received + timedelta(days=2), followup_at=received + timedelta(days=1),
+                status="已回访")
+    assert (2, "first_contact_at", "before_received") in found
+    assert (2, "followup_at", "followup_before_resolved") in found
+
+
+def test_late_contact_and_feedback_are_warnings():
+    received = datetime(2026, 11, 10, 10, 0)
+    rows = [dict(sample_rows(1, seed=2, now=NOW)[0], received_at=received,
+                 first_contact_at=received + timedelta(hours=3), feedback_at=received + timedelta(days=4))]
+    found = validate_table(table_of(rows), now=NOW)
+    late = {f.code: f.severity for f in found}
+    assert late == {"contact_late": "warning", "feedback_late": "warning"}
+
+
+def test_duplicate_ids_name_the_first_row():
+    rows = sample_rows(3, seed=3, now=NOW)
+    rows[2]["complaint_id"] = rows[0]["complaint_id"]
+    found = validate_table(table_of(rows), now=NOW)
+    assert [(f.row, f.code) for f in found] == [(4, "duplicate_id")]
+    assert "第 2 行" in found[0].message and found[0].cell == "A4"
+
+
+def test_missing_required_column_is_reported_on_the_header_row():
+    columns = {k: i for i, k in enumerate(k for k in KEYS if k != "channel")}
+    found = validate_table(table_of(sample_rows(2, seed=4, now=NOW), columns=columns), now=NOW)
+    assert [(f.row, f.field, f.code) for f in found] == [(1, "channel", "missing_column")]
+
+
+def test_english_messages_and_every_code_documented():
+    found = validate_table(table_of([dict(sample_rows(1, seed=1, now=NOW)[0], customer_phone="12")]),
+                           now=NOW, lang="en")
+    assert found[0].message == "Phone: '12' is not a valid mobile or landline number"
+    assert set(CODES) >= {"required", "bad_phone", "duplicate_id"}
+
+
+@pytest.mark.parametrize("text", ["13800138000", "+86 138 0013 8000", "１３８００１３８０００", "021-12345678",
+                                  "0755 1234567", "400-800-1234", "010-12345678转123"])
+def test_phone_ok(text):
+    assert phone_ok(text)
+
+
+@pytest.mark.parametrize("text", ["12345", "1380013800", "23800138000", "abc"])
+def test_phone_bad(text):
+    assert not phone_ok(text)
+
+
+def test_email():
+    assert email_ok("wang.li@example.com.cn") and not email_ok("wang@") and not email_ok("a b@c.com")
