@@ -21,7 +21,7 @@ from openpyxl.worksheet.table import TableColumn
 
 from .atomic import atomic_write
 from .model import ComplaintTable, Finding, RowFill
-from .schema import FIELD_BY_KEY, SHEET_FINDINGS
+from .schema import FIELD_BY_KEY, FILLED_KEYS, KEYS, SHEET_FINDINGS
 from .template import number_format
 from .textsafe import clean_control
 
@@ -98,7 +98,9 @@ def fill_file(path: str | Path, table: ComplaintTable, fills: Iterable[RowFill])
     wb = _load(p)
     ws = wb[table.sheet]
     columns = dict(table.columns)
-    needed = [k for k in dict.fromkeys(k for f in fills for k in f.values) if k not in columns]
+    # The suggestion and deadline columns are added together, in schema order, when missing.
+    wanted = set(FILLED_KEYS) | {k for f in fills for k in f.values}
+    needed = [k for k in KEYS if k in wanted and k not in columns]
     if needed:
         next_col = max(list(columns.values()) + list(table.extra_columns.values())) + 1
         tbl = _table_at(ws, table.header_row)
