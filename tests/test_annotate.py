@@ -10,7 +10,13 @@ from complaint_core.schema import SHEET_FINDINGS, TABLE_NAME
 from complaint_core.suggest import fills_for_table
 from complaint_core.validate import validate_table
 from tests.support.libreoffice import libreoffice_opens
-from tests.support.workbooks import NOW, inject_defects, sample_rows, write_rows, write_shop_workbook
+from tests.support.workbooks import (
+    NOW,
+    inject_defects,
+    sample_rows,
+    write_rows,
+    write_shop_workbook,
+)
 
 
 def structure(path):
