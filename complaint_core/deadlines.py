@@ -32,10 +32,28 @@ def deadlines(values: dict[str, Any], settings: Settings = DEFAULTS) -> Deadline
     contact = add_business_time(received, timedelta(hours=h), settings) if received else None
     feedback = add_business_days(received, fd, settings) if received else None
     followup = add_business_days(resolved, ud, settings) if resolved else None
-    mode_zh = "（按工作时间、工作日及法定节假日调休计算）" if settings.business_hours else "（按自然时间计算）"
-    mode_en = " (business hours and working days)" if settings.business_hours else " (clock time)"
-    why_zh = (f"受理后{_num(h)}小时内须电话联系客户；{_num(fd)}日内须反馈处理进度或结果；"
-              f"解决后{_num(ud)}日内回访{mode_zh}。")
-    why_en = (f"Phone the customer within {_num(h)} h of receipt; feedback within {_num(fd)} days; "
-              f"follow up within {_num(ud)} days of resolution{mode_en}.")
+    why_zh, why_en = explain(settings)
     return Deadlines(contact, feedback, followup, why_zh, why_en)
+
+
+def explain(settings: Settings = DEFAULTS) -> tuple[str, str]:
+    """Where each deadline comes from, in words staff can check against the handling rules."""
+    h, fd, ud = _num(settings.contact_hours), _num(settings.feedback_days), _num(settings.followup_days)
+    why_zh = (f"受理后{h}小时内必须电话联系客户（处理规定：2小时内相关责任人必须与客户进行电话联系）；"
+              f"受理后{fd}日内必须反馈（处理规定：3日内必须向客户反馈处理进度或结果）；"
+              f"解决后{ud}日内回访（跟踪服务）。")
+    why_en = (f"Phone the customer within {h} h of receipt (rule: the responsible person phones within "
+              f"2 hours); give feedback within {fd} days (rule: progress or result within 3 days); "
+              f"follow up within {ud} days of resolution.")
+    if settings.business_hours:
+        start, end = f"{settings.workday_start:%H:%M}", f"{settings.workday_end:%H:%M}"
+        hol_zh = "、法定节假日（调休上班日照常计）" if settings.cn_holidays else ""
+        hol_en = ", public holidays (make-up working days count)" if settings.cn_holidays else ""
+        why_zh += (f"本店按工作时间计算：只计工作日{start}–{end}，跳过休息日{hol_zh}；"
+                   "按日计的时限数工作日，时刻不变。")
+        why_en += (f" Business hours: only working days {start}-{end} count, skipping rest days"
+                   f"{hol_en}; day limits count working days at the same time of day.")
+    else:
+        why_zh += "按自然时间计算（含夜间和节假日）。"
+        why_en += " Clock time (nights and holidays included)."
+    return why_zh, why_en

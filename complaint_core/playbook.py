@@ -40,12 +40,13 @@ def _r(rule_id: str, field: str | None, values: str, advice: str, source: str) -
 
 
 DEFAULT_PLAYBOOK = Playbook((
-    _r("S1", None, "", "六步法：让客户发泄→道歉并感谢→提问了解真实需求→在权限内提出方案→让客户参与意见→跟踪回访；"
-       "先处理感情，后处理事情", "处理投诉六步法"),
-    _r("S2", None, "", "服务补救：道歉→紧急复原→移情→象征性赎罪（超出预期的小补偿）→跟踪", "服务补救五步"),
+    # Order matters: suggestions list the rules in this order, so escalation comes first.
     _r("E1", "severity", "严重", "上报主管：启动预警与上报机制，必要时请公关介入；不做过度承诺", "高风险投诉上报"),
     _r("E2", "customer_type", "有社会背景型",
        "有媒体或上级关系风险：立即上报主管，由主管亲自处理；言辞谨慎，事实未清前不表态", "难应付客户：有社会背景者"),
+    _r("S1", None, "", "六步法：让客户发泄→道歉并感谢→提问了解真实需求→在权限内提出方案→让客户参与意见→跟踪回访；"
+       "先处理感情，后处理事情", "处理投诉六步法"),
+    _r("S2", None, "", "服务补救：道歉→紧急复原→移情→象征性赎罪（超出预期的小补偿）→跟踪", "服务补救五步"),
     _r("T1", "customer_mood", "激动、愤怒", "移情法：换到安静处，耐心倾听不打断，表示理解客户的感受，先安抚情绪",
        "处理技巧：移情法"),
     _r("T2", "validity", "不成立", "三明治法：肯定客户→委婉说明不能满足的原因→给出可替代的帮助，避免生硬说“不”；"
@@ -53,14 +54,16 @@ DEFAULT_PLAYBOOK = Playbook((
     _r("T3", "root_cause", "客户原因", "3F法：理解客户的感受（Feel），别人也曾这样（Felt），后来发现（Found）"
        "正确的使用方法或规定", "处理技巧：3F法"),
     _r("T4", "customer_request", "赔偿补偿", "7+1说服法：要求超出公司政策时，说明政策并给出可选方案；"
-       "超出权限找有权限的人", "处理技巧：7+1说服法"),
+       "超出权限找有权限的人；不能满足时用三明治法，不生硬拒绝", "处理技巧：7+1说服法、三明治法"),
     _r("T5", "customer_request", "其他、纠正改进", "引导征询法：先问客户希望怎样解决，再共同商定方案，不强加方案",
        "处理技巧：引导征询法"),
+    _r("T6", "validity", "成立", "引导征询法商定补救：问客户希望怎样解决，在权限内共同商定，写入处理方案并报主管批示",
+       "处理技巧：引导征询法；处理流程第5、6步"),
     _r("R1", "customer_request", "退款", "退款：说明退款方式和到账时间；若延迟，主动在客户询问前告知", "处理方案：退款"),
     _r("R2", "customer_request", "维修更换", "维修更换：约定完成时间；进度延误时主动告知客户", "处理方案：维修更换"),
     _r("R3", "customer_request", "道歉", "道歉：真诚道歉（道歉不等于认错），感谢客户提出意见", "处理方案：道歉"),
-    _r("R4", "customer_request", "赔偿补偿", "补偿：在能承受范围内给出超出预期的补偿（礼品、折扣、免费服务）",
-       "提供让客户惊喜的补偿"),
+    _r("R4", "customer_request", "赔偿补偿", "补偿：在能承受范围内给出超出预期的补偿（礼品、折扣、免费服务），即象征性赎罪",
+       "提供让客户惊喜的补偿；服务补救"),
     _r("R5", "customer_request", "解释说明", "解释说明：核实事实后清楚解释，不打太极，不推给同事", "处理方案：解释说明"),
     _r("C1", "customer_type", "感情用事型", "感情用事者：保持镇定，让其发泄，表示理解，尽力安抚，告诉客户一定会有解决方案",
        "难应付客户"),
@@ -109,6 +112,9 @@ def playbook_from_rows(rows: list[list[Any]], *, sheet: str = SHEET_PLAYBOOK) ->
                 raise BadSetting(f"{sheet}!C{i}", values_text,
                                  f"适用值须为“{FIELD_BY_KEY[field].zh}”的下拉选项 (values must be list values)")
             values = frozenset(parts)
+        elif values_text:
+            # Values without a column would silently never apply: say so instead.
+            raise BadSetting(f"{sheet}!C{i}", values_text, "填了适用值但没有填适用字段 (values given without a column)")
         rules.append(Rule(rule_id or f"R{i}", field, values, advice, source))
     if not rules:
         raise BadSetting(f"{sheet}!A2", "", "处理手册没有任何规则 (the playbook is empty)")

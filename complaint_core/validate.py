@@ -108,6 +108,7 @@ def validate_table(table: ComplaintTable, *, now: datetime, settings: Settings =
     """Every finding of every row, ordered by row then column, plus missing required columns."""
     findings: list[Finding] = []
     present = frozenset(table.columns)
+    cols = table.columns
     for key in REQUIRED:
         if key not in present:
             findings.append(make_finding(table.sheet, table.header_row, "", key, "missing_column", lang))
@@ -120,7 +121,8 @@ def validate_table(table: ComplaintTable, *, now: datetime, settings: Settings =
             first = first_seen.setdefault((shop, cid), row.row)
             if first != row.row:
                 found.append(("complaint_id", "duplicate_id", {"value": cid, "first": first}))
-        found.sort(key=lambda f: _ORDER.get(f[0], 99))
+        # Row then column as the sheet shows it (the shop may have reordered the columns).
+        found.sort(key=lambda f: (cols.get(f[0], 1_000 + _ORDER.get(f[0], 0))))
         for key, code, fmt in found:
             findings.append(make_finding(table.sheet, row.row, table.cell(key, row.row), key, code,
                                          lang, **fmt))

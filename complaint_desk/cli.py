@@ -20,6 +20,7 @@ import click
 
 from complaint_core import __version__
 from complaint_core.errors import ComplaintDeskError
+from excel_addin.commands import addin
 
 log = logging.getLogger("complaint_desk")
 
@@ -160,6 +161,8 @@ def demo(folder: Path | None) -> None:
 
     run_demo(folder or Path("complaint-desk-demo"), echo=click.echo)
 
+
+main.add_command(addin)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -26,8 +26,10 @@ def libreoffice_opens(path: Path, *, timeout: float = 120) -> str:
         copy = Path(tmp) / f"probe{path.suffix}"
         shutil.copy2(path, copy)
         out = Path(tmp) / "out"
+        # LibreOffice has no type detection for the add-in content type; name the filter.
+        infilter = ["--infilter=Calc MS Excel 2007 VBA XML"] if path.suffix.lower() == ".xlam" else []
         proc = subprocess.run(
-            [soffice, "--headless", "--norestore", f"-env:UserInstallation=file://{tmp}/profile",
+            [soffice, "--headless", "--norestore", f"-env:UserInstallation=file://{tmp}/profile", *infilter,
              "--convert-to", "csv:Text - txt - csv (StarCalc):44,34,76", "--outdir", str(out), str(copy)],
             capture_output=True, text=True, timeout=timeout)
         text = proc.stdout + proc.stderr

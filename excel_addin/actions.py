@@ -1,0 +1,172 @@
+"""What each ribbon button does, on any ``WorkbookPort``: the same engine as the CLI.
+
+Each handler reads the whole table in one range read, computes in Python with
+complaint_core, and writes each changed column back in one range write. Marks are drawn
+by two conditional formats that read a hidden marks sheet, so colouring 10 or 10,000 bad
+cells costs the same two calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from complaint_core import __version__
+from complaint_core.errors import NotAComplaintWorkbook
+from complaint_core.ids import next_ids
+from complaint_core.model import ComplaintTable, Finding
+from complaint_core.playbook import DEFAULT_PLAYBOOK, Playbook, playbook_from_rows
+from complaint_core.reader import table_from_grid
+from complaint_core.schema import (
+    FIELD_BY_KEY,
+    FILLED_KEYS,
+    SETTINGS_SHOP_LABELS,
+    SHEET_COMPLAINTS,
+    SHEET_FINDINGS,
+    SHEET_PLAYBOOK,
+    SHEET_SETTINGS,
+    normalise_header,
+)
+from complaint_core.suggest import fills_for_table
+from complaint_core.validate import validate_table
+
+from .port import WorkbookPort
+
+MARKS_SHEET = "_校验标记"
+FINDINGS_HEADER = ["工作表", "行", "单元格", "字段", "级别", "代码", "说明"]
+DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
+
+
+def _col_letter(col: int) -> str:
+    from openpyxl.utils import get_column_letter
+
+    return get_column_letter(col + 1)
+
+
+def load_table(port: WorkbookPort) -> ComplaintTable:
+    names = port.sheet_names()
+    shop = _shop_code(port) if SHEET_SETTINGS in names else None
+    order = sorted((n for n in names if n not in (SHEET_SETTINGS, SHEET_FINDINGS, MARKS_SHEET)),
+                   key=lambda n: n != SHEET_COMPLAINTS)
+    for name in order:
+        grid, first_row, first_col = port.read_used_range(name)
+        try:
+            return table_from_grid(grid, sheet=name, shop_code=shop, first_row=first_row, first_col=first_col)
+        except NotAComplaintWorkbook:
+            continue
+    raise NotAComplaintWorkbook("当前工作簿", "没有找到投诉登记表（需要 投诉编号、受理时间、客户姓名、投诉内容 等表头）")
+
+
+def _shop_code(port: WorkbookPort) -> str | None:
+    grid, _r, _c = port.read_used_range(SHEET_SETTINGS)
+    labels = {normalise_header(x) for x in SETTINGS_SHOP_LABELS}
+    for row in grid:
+        if len(row) >= 2 and isinstance(row[0], str) and normalise_header(row[0]) in labels and row[1] not in (None, ""):
+            value = row[1]
+            return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value).strip()
+    return None
+
+
+def _playbook(port: WorkbookPort) -> Playbook:
+    if SHEET_PLAYBOOK not in port.sheet_names():
+        return DEFAULT_PLAYBOOK
+    grid, _r, _c = port.read_used_range(SHEET_PLAYBOOK)
+    return playbook_from_rows(grid)
+
+
+def findings_rows(findings: list[Finding]) -> list[list[Any]]:
+    return [FINDINGS_HEADER] + [[f.sheet, f.row, f.cell, FIELD_BY_KEY[f.field].zh if f.field in FIELD_BY_KEY
+                                 else f.field, f.severity, f.code, f.message] for f in findings]
+
+
+def validate(port: WorkbookPort) -> str:
+    table = load_table(port)
+    findings = validate_table(table, now=port.now())
+    port.replace_sheet(SHEET_FINDINGS, findings_rows(findings))
+    # The marks grid mirrors the table's cells: 2 = error, 1 = warning, empty = fine (fixed
+    # cells lose their colour because the whole grid is rewritten every run).
+    first_col = min(table.columns.values())
+    last_col = max(list(table.columns.values()) + list(table.extra_columns.values()))
+    top, bottom = table.header_row + 1, max(table.last_row, table.header_row + 1)
+    grid: list[list[Any]] = [[None] * (last_col - first_col + 1) for _ in range(bottom - top + 1)]
+    for f in findings:
+        col = table.columns.get(f.field)
+        if col is None or f.row < top:
+            continue
+        cell = grid[f.row - top]
+        level = 2 if f.severity == "error" else 1
+        cell[col - first_col] = max(cell[col - first_col] or 0, level)
+    port.replace_sheet(MARKS_SHEET, [], hidden=True)
+    port.write_block(MARKS_SHEET, top, first_col, grid)
+    area = f"{_col_letter(first_col)}{top}:{_col_letter(last_col)}{bottom}"
+    port.set_mark_rules(table.sheet, area, MARKS_SHEET)
+    errors = sum(f.severity == "error" for f in findings)
+    return f"校验完成：{len(table.rows)} 行，{errors} 个错误，{len(findings) - errors} 个提醒。详见“{SHEET_FINDINGS}”表。"
+
+
+def fill(port: WorkbookPort) -> str:
+    table = load_table(port)
+    fills = fills_for_table(table, _playbook(port), now=port.now())
+    selected = set(port.selected_rows(table.sheet)) & {r.row for r in table.rows}
+    if len(selected) > 1 or (selected and len(table.rows) == 1):
+        fills = [f for f in fills if f.row in selected]
+    if not fills:
+        return "没有需要填写的空白单元格。"
+    columns = dict(table.columns)
+    next_col = max(list(columns.values()) + list(table.extra_columns.values())) + 1
+    keys = [k for k in FILLED_KEYS + ("complaint_id", "shop") if any(k in f.values for f in fills)]
+    for key in [k for k in FILLED_KEYS if k not in columns]:
+        port.write_block(table.sheet, table.header_row, next_col, [[FIELD_BY_KEY[key].zh]])
+        columns[key] = next_col
+        next_col += 1
+    existing = {r.row: r.raw for r in table.rows}
+    cells = 0
+    for key in keys:
+        changes = {f.row: f.values[key] for f in fills if key in f.values}
+        lo, hi = min(changes), max(changes)
+        # One write per column: rows between the changed ones get their own value back.
+        block = [[changes.get(r, existing.get(r, {}).get(key))] for r in range(lo, hi + 1)]
+        fmt = DATETIME_FORMAT if FIELD_BY_KEY[key].type == "datetime" else None
+        port.write_block(table.sheet, lo, columns[key], block, number_format=fmt)
+        cells += len(changes)
+    return f"已为 {len(fills)} 行填写 {cells} 个空白单元格（已有内容不会被覆盖）。"
+
+
+def new_complaint(port: WorkbookPort) -> str:
+    table = load_table(port)
+    now = port.now()
+    shop = table.shop_code or ""
+    existing = [v for r in table.rows if isinstance(v := r.values.get("complaint_id"), str)]
+    cid = next_ids(shop, [now], existing)[0]
+    row = max(table.last_row, table.header_row) + 1
+    for key, value, fmt in (("complaint_id", cid, None), ("received_at", now, DATETIME_FORMAT),
+                            ("shop", shop or None, None)):
+        if key in table.columns and value is not None:
+            port.write_block(table.sheet, row, table.columns[key], [[value]], number_format=fmt)
+    return f"已在第 {row} 行新建投诉 {cid}，受理时间 {now:%Y-%m-%d %H:%M}。请在 2 小时内电话联系客户。"
+
+
+def about(port: WorkbookPort, *, log_path: str = "", xlwings_version: str = "") -> str:
+    table = None
+    try:
+        table = load_table(port)
+    except NotAComplaintWorkbook:
+        pass
+    shop = table.shop_code if table else None
+    return (f"投诉台账 Complaint Desk {__version__}（xlwings {xlwings_version}）\n"
+            f"门店代码：{shop or '未设置（在“设置”表填写）'}\n"
+            "时限：受理后 2 小时内联系客户，3 日内反馈，解决后回访（可在“设置”表修改）。\n"
+            f"日志：{log_path}")
+
+
+HANDLERS: dict[str, Callable[..., str]] = {
+    "cd_validate": validate,
+    "cd_fill": fill,
+    "cd_new": new_complaint,
+    "cd_about": about,
+}
+
+
+def stamp(now: datetime) -> str:
+    return now.strftime("%Y-%m-%d %H:%M")

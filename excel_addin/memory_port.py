@@ -1,0 +1,96 @@
+"""A ``WorkbookPort`` over an openpyxl workbook that counts every call.
+
+It stands in for Excel in the tests and the benchmark: the same handlers run on it, and
+``calls`` shows how many Excel round trips a button press would make.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from openpyxl import load_workbook
+from openpyxl.formatting.rule import FormulaRule
+from openpyxl.styles import PatternFill
+
+
+class MemoryPort:
+    def __init__(self, path: str | Path, *, now: datetime, selection: list[int] | None = None) -> None:
+        self.path = Path(path)
+        self.wb = load_workbook(self.path)
+        self._now = now
+        self._selection = selection or []
+        self.calls: Counter[str] = Counter()
+        self.alerts: list[str] = []
+
+    @property
+    def total_calls(self) -> int:
+        return sum(self.calls.values())
+
+    def sheet_names(self) -> list[str]:
+        self.calls["sheet_names"] += 1
+        return list(self.wb.sheetnames)
+
+    def read_used_range(self, sheet: str) -> tuple[list[list[Any]], int, int]:
+        self.calls["read_used_range"] += 1
+        ws = self.wb[sheet]
+        grid = [list(row) for row in ws.iter_rows(min_row=ws.min_row, min_col=ws.min_column, values_only=True)]
+        return grid, ws.min_row, ws.min_column - 1
+
+    def write_block(self, sheet: str, row: int, col: int, values: list[list[Any]],
+                    number_format: str | None = None) -> None:
+        self.calls["write_block"] += 1
+        ws = self.wb[sheet]
+        for i, line in enumerate(values):
+            for j, value in enumerate(line):
+                cell = ws.cell(row=row + i, column=col + j + 1, value=value)
+                if isinstance(value, str):
+                    cell.data_type = "s"
+                if number_format:
+                    cell.number_format = number_format
+
+    def replace_sheet(self, sheet: str, values: list[list[Any]], *, hidden: bool = False) -> None:
+        self.calls["replace_sheet"] += 1
+        if sheet in self.wb.sheetnames:
+            del self.wb[sheet]
+        ws = self.wb.create_sheet(sheet)
+        for line in values:
+            ws.append(line)
+            for cell in ws[ws.max_row]:
+                if isinstance(cell.value, str):
+                    cell.data_type = "s"
+        if hidden:
+            ws.sheet_state = "hidden"
+
+    def set_mark_rules(self, sheet: str, area: str, marks_sheet: str) -> None:
+        self.calls["set_mark_rules"] += 1
+        ws = self.wb[sheet]
+        top_left = area.split(":")[0]
+        for level, colour in ((2, "FFFF9999"), (1, "FFFFE699")):
+            ws.conditional_formatting.add(area, FormulaRule(
+                formula=[f"'{marks_sheet}'!{top_left}={level}"], fill=PatternFill("solid", fgColor=colour)))
+
+    def selected_rows(self, sheet: str) -> list[int]:
+        self.calls["selected_rows"] += 1
+        return list(self._selection)
+
+    def alert(self, message: str, title: str = "投诉台账") -> None:
+        self.calls["alert"] += 1
+        self.alerts.append(message)
+
+    @contextmanager
+    def quiet(self) -> Iterator[None]:
+        self.calls["quiet"] += 1
+        yield
+
+    def now(self) -> datetime:
+        return self._now
+
+    def save(self, path: str | Path | None = None) -> Path:
+        target = Path(path or self.path)
+        self.wb.save(target)
+        return target

@@ -1,0 +1,42 @@
+"""The small surface of Excel the add-in uses, as a protocol.
+
+Every method is ONE call into Excel (one cross-process COM/AppleScript round trip in the
+real adapter), and none of them works cell by cell, so the number of Excel calls of a
+button press does not grow with the number of complaint rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any, Protocol
+
+
+class WorkbookPort(Protocol):
+    def sheet_names(self) -> list[str]: ...
+
+    def read_used_range(self, sheet: str) -> tuple[list[list[Any]], int, int]:
+        """(grid, Excel row of its first row, 0-based column of its first column)."""
+
+    def write_block(self, sheet: str, row: int, col: int, values: list[list[Any]],
+                    number_format: str | None = None) -> None:
+        """Write a 2-D block whose top-left cell is (Excel row, 0-based column)."""
+
+    def replace_sheet(self, sheet: str, values: list[list[Any]], *, hidden: bool = False) -> None:
+        """Create or clear ``sheet`` and write ``values`` at A1."""
+
+    def set_mark_rules(self, sheet: str, area: str, marks_sheet: str) -> None:
+        """Conditional formats on ``area`` coloured from the marks sheet (2 = error, 1 = warning)."""
+
+    def selected_rows(self, sheet: str) -> list[int]: ...
+
+    def alert(self, message: str, title: str = "投诉台账") -> None: ...
+
+    def quiet(self) -> AbstractContextManager[None]:
+        """Screen updating, calculation and events off; restored afterwards, also on error."""
+
+    def now(self) -> datetime: ...
+
+
+Rows = Iterator[list[Any]]
