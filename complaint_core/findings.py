@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .model import Finding, Severity
+from .model import ComplaintTable, Finding, Severity
 from .schema import FIELD_BY_KEY
 
 CODES: dict[str, tuple[Severity, str, str]] = {
@@ -39,9 +39,10 @@ CODES: dict[str, tuple[Severity, str, str]] = {
                              "Status is 'not valid' but Valid is not 'not valid'"),
     "invalid_needs_reply": ("error", "投诉不成立时须在“处理方案”中写明给客户的答复",
                             "A complaint judged not valid needs the reply in Resolution plan"),
-    "contact_late": ("warning", "首次联系（{value}）晚于 2 小时时限（{due}）",
+    "contact_late": ("warning", "首次联系（{value}）晚于联系截止（{due}）",
                      "First contact ({value}) was after the deadline ({due})"),
-    "feedback_late": ("warning", "反馈（{value}）晚于 3 天时限（{due}）", "Feedback ({value}) was after the deadline ({due})"),
+    "feedback_late": ("warning", "反馈（{value}）晚于反馈截止（{due}）", "Feedback ({value}) was after the deadline ({due})"),
+    "followup_late": ("warning", "回访（{value}）晚于回访截止（{due}）", "Follow-up ({value}) was after the deadline ({due})"),
     "severe_not_escalated": ("warning", "严重投诉须上报主管，但“主管批示”为空且状态不是“待批示”",
                              "A severe complaint must go to the manager: no approval and status is not awaiting approval"),
 }
@@ -66,9 +67,18 @@ def message(code: str, key: str, lang: str = "zh", **fmt: Any) -> str:
     return (zh if lang == "zh" else en).format(header=header, **args)
 
 
-def make_finding(sheet: str, row: int, cell: str, key: str, code: str, lang: str = "zh",
-                 **fmt: Any) -> Finding:
-    return Finding(sheet=sheet, row=row, cell=cell, field=key, severity=CODES[code][0], code=code,
+def make_finding(table_or_sheet: ComplaintTable | str, row: int, key: str, code: str, lang: str = "zh",
+                 *, cell: str | None = None, **fmt: Any) -> Finding:
+    """A finding for field ``key`` on Excel row ``row``; the A1 cell comes from the table.
+
+    Pass a sheet name and ``cell=`` when there is no table (e.g. the merged workbook).
+    """
+    if isinstance(table_or_sheet, ComplaintTable):
+        sheet = table_or_sheet.sheet
+        cell = table_or_sheet.cell(key, row) if cell is None else cell
+    else:
+        sheet = table_or_sheet
+    return Finding(sheet=sheet, row=row, cell=cell or "", field=key, severity=CODES[code][0], code=code,
                    message=message(code, key, lang, **fmt))
 
 

@@ -9,13 +9,13 @@ no field always fires.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .errors import BadSetting
-from .schema import FIELD_BY_KEY, SHEET_PLAYBOOK, normalise_header
+from .schema import FIELD_BY_KEY, SHEET_PLAYBOOK, choice_value, normalise_header
 
-HEADER = ("规则编号", "适用字段", "适用值（用、分隔）", "建议", "依据")
+HEADER = ("规则编号", "适用字段", "适用值（用、分隔）", "建议", "依据", "建议（英文）")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +25,10 @@ class Rule:
     values: frozenset[str]        # canonical Chinese values that trigger the rule
     advice: str
     source: str = ""
+    advice_en: str = ""           # optional; English output falls back to the Chinese text
+
+    def text(self, lang: str = "zh") -> str:
+        return self.advice_en if lang == "en" and self.advice_en else self.advice
 
     def applies(self, row: dict[str, Any]) -> bool:
         return self.field is None or row.get(self.field) in self.values
@@ -77,6 +81,36 @@ DEFAULT_PLAYBOOK = Playbook((
     _r("W3", None, "", "避免：推卸给同事、含糊其辞、做不到的承诺；方案有变化要及时告知客户", "常见错误行为"),
 ))
 
+_EN = {
+    "E1": "Escalate to the manager: early-warning and escalation path, PR if needed; never over-promise",
+    "E2": "Media or authority reach: tell the manager now and let them handle it; say nothing before the facts",
+    "S1": "Six steps: let them vent → apologise and thank → ask for the real need → offer a fix within "
+          "your authority → involve the customer → follow up; feelings first, then the matter",
+    "S2": "Service recovery: apologise → fix urgently → empathise → symbolic atonement → follow up",
+    "T1": "Empathy: quiet place, listen without interrupting, acknowledge the feeling, calm them first",
+    "T2": "Sandwich: acknowledge → explain gently why not → offer an alternative; no bare 'no'",
+    "T3": "Feel-felt-found: understand the feeling, others felt the same, then found the right use or rule",
+    "T4": "7+1: explain the policy and offer options; beyond your authority find who has it; "
+          "when the answer is no, use the sandwich",
+    "T5": "Guided asking: ask how the customer wants it solved and agree together; don't impose",
+    "T6": "Agree the remedy by guided asking, within your authority; write it in the plan for approval",
+    "R1": "Refund: say how and when the money arrives; if delayed, tell them before they ask",
+    "R2": "Repair/replace: agree a date; if progress slips, tell the customer first",
+    "R3": "Apology: sincere (an apology is not an admission), thank them for the feedback",
+    "R4": "Compensation: beyond expectation where affordable (gift, discount, free service)",
+    "R5": "Explanation: check the facts, explain clearly, no evasion, don't pass it to colleagues",
+    "C1": "Emotional: stay calm, let them vent, show understanding, promise there will be a solution",
+    "C2": "Self-righteous: value the point, thank them, say what will improve",
+    "C3": "Stubborn: show understanding, persuade patiently with examples, offer options",
+    "C4": "Self-absorbed: show respect, choose words carefully, don't argue",
+    "C5": "Came prepared (knows the rules, may record): be careful, follow the rules, promise nothing "
+          "loosely, bring in the manager if needed",
+    "W1": "Avoid arguing, interrupting, mocking or lecturing; don't take the anger personally",
+    "W2": "Avoid accepting liability before the facts, delaying or hiding, or obstacles that wear them down",
+    "W3": "Avoid blaming colleagues, vague answers and promises you can't keep; report any change",
+}
+DEFAULT_PLAYBOOK = Playbook(tuple(replace(r, advice_en=_EN.get(r.rule_id, "")) for r in DEFAULT_PLAYBOOK.rules))
+
 
 def playbook_rows(playbook: Playbook = DEFAULT_PLAYBOOK) -> list[list[str]]:
     """Header + one row per rule, as the 处理手册 sheet shows them (field by its Chinese header)."""
@@ -84,7 +118,7 @@ def playbook_rows(playbook: Playbook = DEFAULT_PLAYBOOK) -> list[list[str]]:
     for r in playbook.rules:
         header = FIELD_BY_KEY[r.field].zh if r.field else ""
         values = "、".join(v for v in FIELD_BY_KEY[r.field].choices if v in r.values) if r.field else ""
-        rows.append([r.rule_id, header, values, r.advice, r.source])
+        rows.append([r.rule_id, header, values, r.advice, r.source, r.advice_en])
     return rows
 
 
@@ -93,9 +127,11 @@ def playbook_from_rows(rows: list[list[Any]], *, sheet: str = SHEET_PLAYBOOK) ->
     from .schema import HEADER_ALIASES
 
     rules: list[Rule] = []
+    seen: dict[str, int] = {}
     for i, row in enumerate(rows[1:], start=2):
-        cells = [("" if c is None else str(c).strip()) for c in (list(row) + [""] * 5)[:5]]
-        rule_id, field_text, values_text, advice, source = cells
+        # A sheet saved before the English column existed has five columns: pad, never fail.
+        cells = [("" if c is None else str(c).strip()) for c in (list(row) + [""] * 6)[:6]]
+        rule_id, field_text, values_text, advice, source, advice_en = cells
         if not any(cells):
             continue
         if not advice:
@@ -107,15 +143,20 @@ def playbook_from_rows(rows: list[list[Any]], *, sheet: str = SHEET_PLAYBOOK) ->
             if field is None or not FIELD_BY_KEY[field].choices:
                 raise BadSetting(f"{sheet}!B{i}", field_text, "不是带下拉列表的投诉表列 (not a list column)")
             parts = [p.strip() for p in values_text.replace(",", "、").replace("，", "、").split("、") if p.strip()]
-            bad = [p for p in parts if p not in FIELD_BY_KEY[field].choices]
-            if bad or not parts:
+            # English spellings are accepted the same way the complaint table accepts them.
+            canon = [choice_value(FIELD_BY_KEY[field], p) for p in parts]
+            if None in canon or not parts:
                 raise BadSetting(f"{sheet}!C{i}", values_text,
                                  f"适用值须为“{FIELD_BY_KEY[field].zh}”的下拉选项 (values must be list values)")
-            values = frozenset(parts)
+            values = frozenset(c for c in canon if c)
         elif values_text:
             # Values without a column would silently never apply: say so instead.
             raise BadSetting(f"{sheet}!C{i}", values_text, "填了适用值但没有填适用字段 (values given without a column)")
-        rules.append(Rule(rule_id or f"R{i}", field, values, advice, source))
+        rule_id = rule_id or f"R{i}"
+        if rule_id in seen:
+            raise BadSetting(f"{sheet}!A{i}", rule_id, f"规则编号与第 {seen[rule_id]} 行重复 (duplicate rule id)")
+        seen[rule_id] = i
+        rules.append(Rule(rule_id, field, values, advice, source, advice_en))
     if not rules:
         raise BadSetting(f"{sheet}!A2", "", "处理手册没有任何规则 (the playbook is empty)")
     return Playbook(tuple(rules))

@@ -13,42 +13,56 @@ from .settings import DEFAULTS, Settings
 
 # A cell shows about this much comfortably; longer text is cut back (outline rules first).
 MAX_CHARS = 600
+MAX_CHARS_EN = 1200               # English needs about twice the characters for the same advice
 _DONE = ("已关闭", "不成立")
 
 
-def _actions(values: dict[str, Any], due: Deadlines, now: datetime) -> list[str]:
-    """The next deadline-bound actions for this row, with their due times (overdue flagged)."""
-    status = values.get("status")
-    if status in _DONE:
-        return []
+_WORDS = {
+    "zh": ("{t} 前", "（已超时，立即处理）", "（已超时，立即联系）", "电话联系客户", "向客户反馈处理进度或结果",
+           "回访客户：方案是否落实、是否满意、还有无其他问题", "："),
+    "en": ("by {t} ", " (overdue: act now)", " (overdue: call now)", "phone the customer",
+           "give the customer progress or the result", "follow up: was the plan carried out, is the "
+           "customer satisfied, anything else wrong", ":"),
+}
 
-    def when(moment: datetime) -> str:
-        return f"{moment:%m-%d %H:%M} 前" + ("（已超时，立即处理）" if now > moment else "")
+
+def _actions(values: dict[str, Any], due: Deadlines, now: datetime, lang: str = "zh") -> list[str]:
+    """The next deadline-bound actions for this row, with their due times (overdue flagged)."""
+    if values.get("status") in _DONE:
+        return []
+    by, late_any, late_call, call, feedback, followup, _ = _WORDS["en" if lang == "en" else "zh"]
+
+    def when(moment: datetime, late: str = late_any) -> str:
+        return by.format(t=f"{moment:%m-%d %H:%M}") + (late if now > moment else "")
 
     out: list[str] = []
     if due.contact_due and values.get("first_contact_at") is None:
-        late = "（已超时，立即联系）" if now > due.contact_due else ""
-        out.append(f"{due.contact_due:%m-%d %H:%M} 前电话联系客户{late}")
+        out.append(f"{by.format(t=f'{due.contact_due:%m-%d %H:%M}')}{call}"
+                   f"{late_call if now > due.contact_due else ''}")
     if due.feedback_due and values.get("feedback_at") is None and values.get("resolved_at") is None:
-        out.append(f"{when(due.feedback_due)}向客户反馈处理进度或结果")
+        out.append(f"{when(due.feedback_due)}{feedback}")
     if due.followup_due and values.get("followup_at") is None:
-        out.append(f"{when(due.followup_due)}回访客户：方案是否落实、是否满意、还有无其他问题")
+        out.append(f"{when(due.followup_due)}{followup}")
     return out
 
 
 def suggest_steps(values: dict[str, Any], playbook: Playbook = DEFAULT_PLAYBOOK, *,
-                  now: datetime, settings: Settings = DEFAULTS) -> str:
-    """Numbered Chinese steps that fit the row, ending with why the deadlines are what they are."""
+                  now: datetime, settings: Settings = DEFAULTS, lang: str = "zh") -> str:
+    """Numbered steps that fit the row (Chinese; ``lang="en"`` for English), ending with why the
+    deadlines are what they are."""
     due = deadlines(values, settings)
+    why = due.why_en if lang == "en" else due.why_zh
+    sep = _WORDS["en" if lang == "en" else "zh"][-1]
     fitting = [r for r in playbook.rules if r.applies(values)]
-    advice = _actions(values, due, now) + [r.advice for r in fitting] + [due.why_zh]
-    text = _numbered(advice)
-    if len(text) > MAX_CHARS:
+    actions = _actions(values, due, now, lang)
+    limit = MAX_CHARS_EN if lang == "en" else MAX_CHARS
+    text = _numbered(actions + [r.text(lang) for r in fitting] + [why])
+    if len(text) > limit:
         # Keep the situation-specific advice whole; the always-on outlines shrink to their names.
-        short = [r.advice.split("：")[0] if r.field is None else r.advice for r in fitting]
-        text = _numbered(_actions(values, due, now) + short + [due.why_zh])
-    if len(text) > MAX_CHARS:
-        text = text[:MAX_CHARS - 1] + "…"
+        short = [r.text(lang).split(sep)[0] if r.field is None else r.text(lang) for r in fitting]
+        text = _numbered(actions + short + [why])
+    if len(text) > limit:
+        text = text[:limit - 1] + "…"
     return text
 
 

@@ -50,6 +50,9 @@ def validate_row(values: dict[str, Any], *, now: datetime, settings: Settings = 
         if key in cols and get(key) is None:
             out.append((key, "required", {}))
     phone, email = get("customer_phone"), get("customer_email")
+    if isinstance(phone, int | float) and not isinstance(phone, bool):
+        # A phone typed into a number cell arrives as 13800138000.0; judge its digits.
+        phone = str(int(phone)) if float(phone).is_integer() else str(phone)
     if phone is None and email is None and ("customer_phone" in cols or "customer_email" in cols):
         out.append(("customer_phone", "phone_or_email", {}))
     if isinstance(phone, str) and not phone_ok(phone):
@@ -97,6 +100,9 @@ def validate_row(values: dict[str, Any], *, now: datetime, settings: Settings = 
         feedback = get("feedback_at")
         if isinstance(feedback, datetime) and feedback > due.feedback_due:
             out.append(("feedback_at", "feedback_late", {"value": feedback, "due": due.feedback_due}))
+        followup = get("followup_at")
+        if isinstance(followup, datetime) and due.followup_due and followup > due.followup_due:
+            out.append(("followup_at", "followup_late", {"value": followup, "due": due.followup_due}))
     if get("severity") == "严重" and get("manager_approval") is None and status not in (
             "待批示", "已解决", "已回访", "已关闭", "不成立"):
         out.append(("manager_approval", "severe_not_escalated", {}))
@@ -111,7 +117,7 @@ def validate_table(table: ComplaintTable, *, now: datetime, settings: Settings =
     cols = table.columns
     for key in REQUIRED:
         if key not in present:
-            findings.append(make_finding(table.sheet, table.header_row, "", key, "missing_column", lang))
+            findings.append(make_finding(table, table.header_row, key, "missing_column", lang, cell=""))
     first_seen: dict[tuple[str | None, str], int] = {}
     for row in table.rows:
         found = validate_row(row.values, now=now, settings=settings, present=present)
@@ -124,6 +130,5 @@ def validate_table(table: ComplaintTable, *, now: datetime, settings: Settings =
         # Row then column as the sheet shows it (the shop may have reordered the columns).
         found.sort(key=lambda f: (cols.get(f[0], 1_000 + _ORDER.get(f[0], 0))))
         for key, code, fmt in found:
-            findings.append(make_finding(table.sheet, row.row, table.cell(key, row.row), key, code,
-                                         lang, **fmt))
+            findings.append(make_finding(table, row.row, key, code, lang, **fmt))
     return findings

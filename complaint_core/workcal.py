@@ -9,12 +9,20 @@ is skipped while its make-up Saturday counts as a working day.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 
+from .errors import BadSetting
 from .settings import Settings
 
 
 def is_workday(day: date, settings: Settings) -> bool:
-    if settings.cn_holidays:
+    return _is_workday(day, tuple(settings.rest_weekdays), bool(settings.cn_holidays))
+
+
+@lru_cache(maxsize=8192)
+def _is_workday(day: date, rest_weekdays: tuple[int, ...], cn_holidays: bool) -> bool:
+    # Cached: a 10,000-row sheet asks about the same few hundred days over and over.
+    if cn_holidays:
         try:
             import chinese_calendar
 
@@ -23,7 +31,15 @@ def is_workday(day: date, settings: Settings) -> bool:
             # The package only knows the years the State Council has published; beyond them
             # fall back to the weekly rest days rather than refusing to compute a deadline.
             pass
-    return day.weekday() not in settings.rest_weekdays
+    return day.weekday() not in rest_weekdays
+
+
+def _check(settings: Settings) -> None:
+    """A business-hours set-up with no working time would never reach a deadline: say so."""
+    if settings.workday_end <= settings.workday_start:
+        raise BadSetting("设置!下班时间", settings.workday_end, "下班时间须晚于上班时间 (workday end must follow start)")
+    if set(range(7)) <= set(settings.rest_weekdays):
+        raise BadSetting("设置!休息日", settings.rest_weekdays, "每周至少要有一个工作日 (no working weekday)")
 
 
 def _next_open(moment: datetime, settings: Settings) -> datetime:
@@ -46,6 +62,7 @@ def add_business_time(start: datetime, delta: timedelta, settings: Settings) -> 
     """``start`` + ``delta`` counting only business hours when the shop asks for it."""
     if not settings.business_hours:
         return start + delta
+    _check(settings)
     remaining = delta
     moment = _next_open(start, settings)
     for _ in range(10_000):
@@ -62,6 +79,7 @@ def add_business_days(start: datetime, days: float, settings: Settings) -> datet
     """``days`` working days later at the same time of day (plain days when not in business mode)."""
     if not settings.business_hours:
         return start + timedelta(days=days)
+    _check(settings)
     whole = int(days)
     moment = start
     added = 0

@@ -43,7 +43,7 @@ def test_every_customer_type_has_advice():
 
 
 def test_english_values_and_commas_are_accepted_in_the_sheet():
-    rows = [list(HEADER), ["X1", "Mood", "激动，愤怒", "先安抚", "本店"]]
+    rows = [list(HEADER), ["X1", "Mood", "激动，Angry", "先安抚", "本店"]]
     book = playbook_from_rows(rows)
     assert book == Playbook((book.rules[0],)) and book.rules[0].field == "customer_mood"
     assert book.rules[0].values == {"激动", "愤怒"}
@@ -56,13 +56,22 @@ def test_english_values_and_commas_are_accepted_in_the_sheet():
     (["X1", "客户情绪", "", "先安抚", ""], "C2"),              # column without values
     (["X1", "", "愤怒", "先安抚", ""], "C2"),                  # values without a column
     (["X1", "客户情绪", "愤怒", "", ""], "D2"),                # no advice
+    (["S1", "客户情绪", "愤怒", "先安抚", ""], "A3"),          # the same id twice: the 2nd is named
 ])
 def test_bad_rows_name_sheet_cell_and_value(row, cell):
     with pytest.raises(BadSetting, match=f"处理手册!{cell}") as err:
-        playbook_from_rows([list(HEADER), row])
+        playbook_from_rows([list(HEADER), row] if row[0] != "S1" else [list(HEADER), row, row])
     assert repr(err.value.value) in str(err.value)
 
 
 def test_empty_playbook_is_refused():
     with pytest.raises(BadSetting, match="处理手册!A2"):
         playbook_from_rows([list(HEADER), [None, None, None, None, None]])
+
+
+def test_rules_doc_lists_every_built_in_rule():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "rules.md").read_text(encoding="utf-8")
+    for rule in DEFAULT_PLAYBOOK.rules:
+        assert f"| {rule.rule_id} |" in doc and rule.advice in doc, rule.rule_id

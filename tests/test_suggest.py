@@ -98,3 +98,27 @@ def test_fills_are_a_pure_function_of_row_playbook_settings_and_now():
     assert [f.values.get("contact_due") for f in later] == [f.values.get("contact_due") for f in a]
     biz = fills_for_table(table(rows), DEFAULT_PLAYBOOK, now=NOW, settings=DEFAULTS.with_(business_hours=True))
     assert "工作时间" in biz[0].values["suggested_steps"]
+
+
+def test_ids_continue_per_shop_and_day_and_never_collide():
+    from complaint_core.ids import next_ids
+
+    day = datetime(2026, 11, 19, 9, 0)
+    existing = ["SH01-20261119-002", "SH02-20261119-005", "SH01-20261119-003", "SH01-20261118-009", "乱写的编号"]
+    got = next_ids("SH01", [day, datetime(2026, 11, 18, 23, 0), day], existing)
+    assert got == ["SH01-20261119-004", "SH01-20261118-010", "SH01-20261119-005"]
+    assert next_ids("SH02", [day], existing) == ["SH02-20261119-006"]
+    # A hand-typed id that matches a future sequence number is skipped, not reused.
+    assert next_ids("SH03", [day, day], ["SH03-20261119-001"]) == ["SH03-20261119-002", "SH03-20261119-003"]
+    assert next_ids("SH04", [day] * 1000, [])[-1] == "SH04-20261119-1000"
+
+
+def test_english_steps_use_the_english_advice_and_reasons():
+    row = {"received_at": NOW - timedelta(hours=3), "customer_mood": "愤怒", "customer_request": "退款"}
+    text = suggest_steps(row, DEFAULT_PLAYBOOK, now=NOW, lang="en")
+    assert "overdue" in text and "Empathy" in text and "money arrives" in text and "2 h of receipt" in text
+    assert not any("\u4e00" <= ch <= "\u9fff" for ch in text)
+    # A shop's own rule without English text falls back to its Chinese advice.
+    from complaint_core.playbook import Playbook, Rule
+    own = Playbook((Rule("X1", None, frozenset(), "店长亲自回电"),))
+    assert "店长亲自回电" in suggest_steps(row, own, now=NOW, lang="en")

@@ -76,6 +76,15 @@ def test_late_contact_and_feedback_are_warnings():
     assert late == {"contact_late": "warning", "feedback_late": "warning"}
 
 
+def test_late_followup_is_a_warning_and_on_time_is_not():
+    received = datetime(2026, 11, 10, 10, 0)
+    base = dict(sample_rows(1, seed=2, now=NOW)[0], received_at=received, first_contact_at=received,
+                feedback_at=received, resolved_at=received + timedelta(days=1), status="已回访")
+    late = validate_table(table_of([dict(base, followup_at=received + timedelta(days=4, hours=1))]), now=NOW)
+    assert [(f.code, f.severity) for f in late] == [("followup_late", "warning")]
+    assert validate_table(table_of([dict(base, followup_at=received + timedelta(days=4))]), now=NOW) == []
+
+
 def test_duplicate_ids_name_the_first_row():
     rows = sample_rows(3, seed=3, now=NOW)
     rows[2]["complaint_id"] = rows[0]["complaint_id"]
@@ -179,3 +188,27 @@ def test_ten_thousand_rows_validate_quickly():
     assert validate_table(big, now=NOW) == []
     # Measured ~0.3 s on a loaded 2-core box; the limit leaves room for slow CI runners.
     assert time.perf_counter() - start < 5
+
+
+def test_phone_typed_as_a_number_is_judged_by_its_digits():
+    assert one(customer_phone=13800138000.0) == []
+    assert (2, "customer_phone", "bad_phone") in one(customer_phone=12345.0)
+
+
+@pytest.mark.parametrize("layout", [{}, {"lang": "en", "shuffle_columns": True, "title_rows": 2}])
+def test_real_workbook_finds_exactly_the_broken_cells(tmp_path, layout):
+    from complaint_core.reader import read_workbook
+    from tests.support.workbooks import inject_defects, write_shop_workbook
+
+    rows = sample_rows(30, seed=22, now=NOW)
+    path = write_shop_workbook(tmp_path / "shop.xlsx", rows, shop_code="SH01", **layout)
+    clean = read_workbook(path)
+    assert validate_table(clean, now=NOW) == []
+    expected = inject_defects(rows, now=NOW)
+    path = write_shop_workbook(tmp_path / "broken.xlsx", rows, shop_code="SH01", **layout)
+    table = read_workbook(path)
+    found = validate_table(table, now=NOW)
+    first = table.rows[0].row
+    assert sorted((f.row, f.code) for f in found) == sorted((first + i, c) for i, c in expected.items())
+    for f in found:
+        assert f.cell == table.cell(f.field, f.row) and f.sheet == table.sheet and f.message

@@ -53,3 +53,15 @@ def test_days_count_working_days_and_keep_the_time():
     assert add_business_days(datetime(2026, 9, 30, 15, 0), 3, BIZ) == datetime(2026, 10, 10, 15, 0)
     # A time outside hours moves to the next business moment.
     assert add_business_days(datetime(2026, 11, 16, 20, 0), 3, BIZ) == datetime(2026, 11, 20, 9, 0)
+
+
+def test_settings_without_working_time_are_refused():
+    import pytest
+
+    from complaint_core.errors import BadSetting
+
+    with pytest.raises(BadSetting, match="下班时间"):
+        add_business_time(datetime(2026, 11, 23, 10), timedelta(hours=2),
+                          BIZ.with_(workday_start=time(18, 0), workday_end=time(9, 0)))
+    with pytest.raises(BadSetting, match="休息日"):
+        add_business_days(datetime(2026, 11, 23, 10), 3, BIZ.with_(rest_weekdays=tuple(range(7))))
