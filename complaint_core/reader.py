@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+import zlib
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -138,7 +139,7 @@ def _is_date1904(path: Path) -> bool:
     try:
         with zipfile.ZipFile(path) as zf, zf.open("xl/workbook.xml") as fh:
             return bool(_DATE1904_RE.search(fh.read(64 << 10)))
-    except (KeyError, OSError, zipfile.BadZipFile):
+    except (KeyError, OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error):
         return False
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from pathlib import Path
 
 from .errors import UnreadableWorkbook, UnsafeWorkbook
@@ -38,6 +39,7 @@ def check_xlsx(path: str | os.PathLike[str]) -> None:
         raise UnreadableWorkbook(p, _ole_reason(p))
     if not head.startswith(b"PK"):
         raise UnreadableWorkbook(p, "不是 xlsx 工作簿 (not an xlsx workbook: no zip signature)")
+    _check_entry_count(p, size)
     try:
         with zipfile.ZipFile(p) as zf:
             infos = zf.infolist()
@@ -54,8 +56,21 @@ def check_xlsx(path: str | os.PathLike[str]) -> None:
                     _check_xml_prefix(p, zf, info)
     except zipfile.BadZipFile as exc:
         raise UnreadableWorkbook(p, f"zip 文件已损坏或不完整 (corrupt zip: {exc})") from None
-    except (OSError, EOFError, ValueError, NotImplementedError) as exc:
+    except (OSError, EOFError, ValueError, NotImplementedError, zlib.error) as exc:
         raise UnreadableWorkbook(p, f"zip 文件无法读取 (unreadable zip: {exc})") from None
+
+
+def _check_entry_count(p: Path, size: int) -> None:
+    # The end-of-directory record states the member count: refuse a huge directory before
+    # zipfile builds an object per entry.
+    with p.open("rb") as fh:
+        fh.seek(max(0, size - (1 << 16) - 22))
+        tail = fh.read()
+    at = tail.rfind(b"PK\x05\x06")
+    if at >= 0 and at + 12 <= len(tail):
+        count = int.from_bytes(tail[at + 10:at + 12], "little")
+        if count > MAX_MEMBERS and count != 0xFFFF:
+            raise UnsafeWorkbook(p, f"zip 内文件过多（{count} 个），已拒绝 (too many parts)")
 
 
 def _ole_reason(p: Path) -> str:

@@ -7,6 +7,8 @@ one line naming the file and the reason, never a traceback. Only this layer read
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import logging
 import sys
@@ -72,13 +74,18 @@ class Group(click.Group):
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="complaint-desk")
 @click.option("-v", "--verbose", is_flag=True, help="输出详细日志 / Verbose logging.")
-def main(verbose: bool) -> None:
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
     """投诉台账 Complaint Desk：检查投诉表、填写处理建议、汇总各门店、提醒逾期。
 
     Complaint Desk: check complaint workbooks, fill handling steps, merge shops, flag overdue.
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .wiring import start_watcher
+
+    # `run` hands these hooks to the scheduler: the watcher runs in the same process.
+    ctx.obj = (start_watcher,)
 
 
 @main.command()
@@ -163,6 +170,32 @@ def demo(folder: Path | None) -> None:
 
 
 main.add_command(addin)
+
+# The sync and scheduler cards are mounted when installed: each card ships its own commands,
+# the CLI only wires them (the cards never import each other).
+CARD_COMMANDS = (("sync.commands", (("sync_cmd", "sync"),)),
+                 ("scheduler.commands", (("scan", "scan"), ("run", "run"), ("rules", "rules"))))
+
+
+def _mount_cards() -> None:
+    for module_name, names in CARD_COMMANDS:
+        try:
+            found = importlib.util.find_spec(module_name) is not None
+        except ModuleNotFoundError:  # the card's package itself is not there
+            found = False
+        if not found:
+            continue
+        module = importlib.import_module(module_name)
+        for attr, name in names:
+            # docs/architecture.md names them ``scan`` etc.; the card may suffix ``_cmd``.
+            command = getattr(module, attr, None)
+            if not isinstance(command, click.Command):
+                command = getattr(module, f"{attr}_cmd", None)
+            if isinstance(command, click.Command):
+                main.add_command(command, name=name)
+
+
+_mount_cards()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -17,6 +17,9 @@ SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = ("伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "洋", "艳", "勇", "军", "杰", "娟", "涛", "明", "超", "秀英")
 STAFF = (("前台", "李娜", "王经理"), ("售后部", "张强", "赵主管"), ("收银", "陈静", "王经理"),
          ("客服部", "刘洋", "孙主管"), ("仓储部", "周杰", "赵主管"))
+# Demo addresses on the reserved example.com domain: reminder mails go to the outbox folder only.
+EMAILS = {"李娜": "li.na", "张强": "zhang.qiang", "陈静": "chen.jing", "刘洋": "liu.yang",
+          "周杰": "zhou.jie", "王经理": "wang.manager", "赵主管": "zhao.lead", "孙主管": "sun.lead"}
 SUBJECTS = ("电饭煲", "空调安装", "会员卡充值", "收银员服务", "冰箱", "快递配送", "洗衣机维修", "手机壳", "退货流程")
 STORIES = (
     "购买的{s}使用三天就出现故障，要求尽快处理。",

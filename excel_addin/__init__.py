@@ -21,6 +21,17 @@ def log_path() -> Path:
     return folder / LOG_NAME
 
 
+def _log_to_file() -> None:
+    """Send the add-in's log to the per-user file (a console would be lost when Excel runs us)."""
+    log = logging.getLogger("excel_addin")
+    target = str(log_path())
+    if not any(getattr(h, "baseFilename", None) == target for h in log.handlers):
+        handler = logging.FileHandler(target, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
 def run_button(port, button_id: str, *, vba_version: str | None, xlwings_version: str) -> str:
     """Run one button on ``port``; returns the message shown to the user (never raises)."""
     from complaint_core.errors import ComplaintDeskError
@@ -34,10 +45,10 @@ def run_button(port, button_id: str, *, vba_version: str | None, xlwings_version
     handler = HANDLERS.get(button_id)
     if handler is None:
         return f"未知按钮：{button_id}"
-    bad = [n for n in port.sheet_names() if n.lower().endswith(".py")]
-    if bad:
-        return f"工作表名“{bad[0]}”以 .py 结尾，xlwings 会把它当作代码运行；请改名后再试。"
     try:
+        bad = [n for n in port.sheet_names() if n.lower().endswith(".py")]
+        if bad:
+            return f"工作表名“{bad[0]}”以 .py 结尾，xlwings 会把它当作代码运行；请改名后再试。"
         with port.quiet():
             if handler is about:
                 return about(port, log_path=str(log_path()), xlwings_version=xlwings_version)
@@ -52,15 +63,20 @@ def run_button(port, button_id: str, *, vba_version: str | None, xlwings_version
 
 def dispatch(button_id: str, vba_version: str | None = None) -> None:
     """Called by the ribbon's VBA: ``excel_addin.dispatch('<button id>', XLWINGS_VERSION)``."""
-    logging.basicConfig(filename=str(log_path()), level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _log_to_file()
     import xlwings
 
     from .xlwings_port import XlwingsPort
 
-    book = xlwings.Book.caller()
+    log = logging.getLogger("excel_addin")
+    try:
+        book = xlwings.Book.caller()
+    except Exception:
+        # No workbook to show a message in: log it, and let xlwings' VBA show the error box.
+        log.exception("button %s: no calling workbook", button_id)
+        raise
     port = XlwingsPort(book)
     message = run_button(port, button_id, vba_version=vba_version, xlwings_version=xlwings.__version__)
+    log.info("%s on %s: %s", button_id, book.name, message.replace("\n", " "))
     port.alert(message)
-    logging.getLogger("excel_addin").info("%s on %s: %s", button_id, book.name, message.replace("\n", " "))
     sys.stdout.flush()

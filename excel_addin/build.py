@@ -66,8 +66,12 @@ def patched_runtime(source: str) -> str:
 
 
 def build_addin(out: str | Path | None = None) -> Path:
-    from pyopenvba import ExcelFile
-
+    try:
+        from pyopenvba import ExcelFile
+    except ImportError:
+        raise AddinBuildError("构建加载项需要 pyOpenVBA：pip install \"complaint-desk[addin-build]\"，"
+                              "或用 --file 安装已构建的 ComplaintDesk.xlam "
+                              "(building the add-in needs pyopenvba)") from None
     target = Path(out or HERE.parent / "dist" / DEFAULT_NAME)
     template = xlwings_dir() / "quickstart_addin_ribbon.xlam"
     with tempfile.TemporaryDirectory() as tmp:

@@ -21,6 +21,10 @@ class AddinInstallError(ComplaintDeskError):
     """The add-in cannot be installed here (no Excel on this platform, or a path is missing)."""
 
 
+RUNPYTHON_INSTALL = ("import sys; from xlwings.cli import main; "
+                     "sys.argv = ['xlwings', 'runpython', 'install']; main()")
+
+
 @dataclass(frozen=True)
 class InstallPlan:
     addin_target: Path      # Excel's start-up folder: add-ins there load with Excel
@@ -57,7 +61,11 @@ def install(*, addin: Path | None = None) -> InstallPlan:
     p.addin_target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(source, p.addin_target)
     p.config_file.parent.mkdir(parents=True, exist_ok=True)
-    p.config_file.write_text(p.config_text, encoding="utf-8")
+    # VBA's ``Input #`` reads the file in the ANSI code page (cp936 on a Chinese Windows), so
+    # an interpreter under C:\Users\李\ must be written in it, not in UTF-8.
+    encoding = "mbcs" if sys.platform.startswith("win") else "utf-8"
+    p.config_file.write_text(p.config_text, encoding=encoding)
     if p.run_xlwings_runpython_install:
-        subprocess.run([sys.executable, "-m", "xlwings", "runpython", "install"], check=True)
+        # xlwings has no ``python -m xlwings``; call its CLI entry point with this interpreter.
+        subprocess.run([sys.executable, "-c", RUNPYTHON_INSTALL], check=True)
     return p

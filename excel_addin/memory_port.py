@@ -17,6 +17,8 @@ from openpyxl import load_workbook
 from openpyxl.formatting.rule import FormulaRule
 from openpyxl.styles import PatternFill
 
+from .port import NORMAL_APP_STATE, QUIET_APP_STATE
+
 
 class MemoryPort:
     def __init__(self, path: str | Path, *, now: datetime, selection: list[int] | None = None) -> None:
@@ -26,6 +28,9 @@ class MemoryPort:
         self._selection = selection or []
         self.calls: Counter[str] = Counter()
         self.alerts: list[str] = []
+        # Excel's application state as the real adapter toggles it (screen updating etc.).
+        self.app_state = dict(NORMAL_APP_STATE)
+        self.states_seen: list[dict[str, Any]] = []
 
     @property
     def total_calls(self) -> int:
@@ -84,8 +89,15 @@ class MemoryPort:
 
     @contextmanager
     def quiet(self) -> Iterator[None]:
+        # Same contract as xlwings' App.properties: set, run, restore in ``finally``.
         self.calls["quiet"] += 1
-        yield
+        saved = dict(self.app_state)
+        self.app_state.update(QUIET_APP_STATE)
+        self.states_seen.append(dict(self.app_state))
+        try:
+            yield
+        finally:
+            self.app_state = saved
 
     def now(self) -> datetime:
         return self._now

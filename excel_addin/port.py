@@ -12,6 +12,13 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
+# What ``quiet()`` switches off for the run (kwargs of xlwings' App.properties), and the
+# state Excel normally has; both restored afterwards, also when the button fails.
+NORMAL_APP_STATE: dict[str, Any] = {"screen_updating": True, "calculation": "automatic",
+                                    "enable_events": True, "display_alerts": True}
+QUIET_APP_STATE: dict[str, Any] = {"screen_updating": False, "calculation": "manual",
+                                   "enable_events": False, "display_alerts": False}
+
 
 class WorkbookPort(Protocol):
     def sheet_names(self) -> list[str]: ...

@@ -13,6 +13,8 @@ from typing import Any
 
 from complaint_core.textsafe import is_dangerous
 
+from .port import QUIET_APP_STATE
+
 RED, YELLOW = 0x9999FF, 0x99E6FF  # BGR, as Excel's Interior.Color wants it
 
 
@@ -74,8 +76,7 @@ class XlwingsPort:
 
     @contextmanager
     def quiet(self) -> Iterator[None]:
-        with self.book.app.properties(screen_updating=False, calculation="manual", enable_events=False,
-                                      display_alerts=False):
+        with self.book.app.properties(**QUIET_APP_STATE):
             yield
 
     def now(self) -> datetime:

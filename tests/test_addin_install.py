@@ -26,3 +26,12 @@ def test_linux_refuses_clearly():
         plan("linux", {}, Path("/root"), "/usr/bin/python3")
     with pytest.raises(AddinInstallError):
         install()
+
+
+def test_macos_runpython_install_command_uses_the_xlwings_cli():
+    from xlwings.cli import main
+
+    from excel_addin.install import RUNPYTHON_INSTALL
+
+    compile(RUNPYTHON_INSTALL, "<runpython>", "exec")
+    assert callable(main) and "'runpython', 'install'" in RUNPYTHON_INSTALL

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import click
 from click.testing import CliRunner
 
 from complaint_desk.cli import main
@@ -96,6 +97,16 @@ def test_demo_runs_in_seconds_and_is_reproducible(tmp_path):
     assert len(shops) == 3
     again = run("demo", tmp_path / "demo2")
     assert again.output.replace("demo2", "demo") == result.output
+    merged = tmp_path / "demo" / "merged" / "门店投诉汇总.xlsx"
+    assert merged.is_file(), result.output
+    assert len(list((tmp_path / "demo" / "outbox").glob("*.eml"))) > 0, result.output
+    for path in [*shops, merged]:
+        libreoffice_opens(path)
+
+
+def test_the_cards_commands_are_mounted():
+    assert {"demo", "template", "validate", "suggest", "sync", "scan", "run", "rules",
+            "addin"} <= set(main.commands)
 
 
 def test_every_command_has_help():
@@ -107,3 +118,27 @@ def test_every_command_has_help():
 def test_python_dash_m_works():
     proc = subprocess.run([sys.executable, "-m", "complaint_desk", "--version"], capture_output=True, text=True)
     assert proc.returncode == 0 and "complaint-desk" in proc.stdout
+
+
+def test_unexpected_error_is_one_line_and_a_log_file(tmp_path, monkeypatch):
+    from complaint_desk.cli import Group
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    @click.group(cls=Group)
+    def cli():
+        pass
+
+    @cli.command()
+    def boom():
+        raise RuntimeError("磁盘坏了")
+
+    result = CliRunner().invoke(cli, ["boom"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "磁盘坏了" in lines[0] and "Traceback" not in result.output
+    log = tmp_path / "complaint-desk-error.log"
+    assert str(log) in lines[0] and "RuntimeError" in log.read_text(encoding="utf-8")

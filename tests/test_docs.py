@@ -49,3 +49,15 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_second():
 def test_changelog_keeps_a_changelog_form():
     text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
     assert "## [Unreleased]" in text and "Keep a Changelog" in text
+
+
+def test_windows_install_covers_python_the_addin_and_the_service():
+    text = (DOCS / "install-windows.md").read_text(encoding="utf-8")
+    for needle in ("Python 3.11", "venv", "pip install", "complaint-desk addin install", "service.md"):
+        assert needle in text, needle
+
+
+def test_readme_has_the_exact_setup_lines():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert ("python3.11 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/complaint-desk demo"
+            in readme[:600])

@@ -1,0 +1,307 @@
+"""One measured operation per function; each runs in its own child process (see run.py).
+
+Every function returns ``{"seconds": op time, "rows": data rows handled, ...}``; imports and
+input preparation are outside the timed part, as in shared/research/xlsx-io-floor.md.
+A product function that does not exist in this tree raises ``Absent`` so the table says so.
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.data import shop_file, shop_set  # noqa: E402
+
+NOW = datetime(2026, 11, 23, 12, 0)
+
+
+class Absent(Exception):
+    """The product module this case measures is not in the tree."""
+
+
+def _need(module: str, name: str) -> Any:
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise Absent(f"{module}.{name} absent") from exc
+
+
+# ---- (1) reading one shop workbook -------------------------------------------------------
+def read_floor(n: int) -> dict:
+    from python_calamine import CalamineWorkbook
+
+    p = shop_file(n)
+    t = time.perf_counter()
+    grid = CalamineWorkbook.from_path(str(p)).get_sheet_by_name("投诉登记").to_python()
+    return {"seconds": time.perf_counter() - t, "rows": len(grid) - 1}
+
+
+def read_openpyxl(n: int) -> dict:
+    from openpyxl import load_workbook
+
+    p = shop_file(n)
+    t = time.perf_counter()
+    wb = load_workbook(p, read_only=True)
+    rows = [list(r) for r in wb["投诉登记"].iter_rows(values_only=True)]
+    wb.close()
+    return {"seconds": time.perf_counter() - t, "rows": len(rows) - 1}
+
+
+def read_ours(n: int) -> dict:
+    read_workbook = _need("complaint_core.reader", "read_workbook")
+    p = shop_file(n)
+    t = time.perf_counter()
+    table = read_workbook(p)
+    return {"seconds": time.perf_counter() - t, "rows": len(table.rows)}
+
+
+def read_validate_ours(n: int) -> dict:
+    read_workbook = _need("complaint_core.reader", "read_workbook")
+    validate_table = _need("complaint_core.validate", "validate_table")
+    p = shop_file(n)
+    t = time.perf_counter()
+    table = read_workbook(p)
+    findings = validate_table(table, now=NOW)
+    return {"seconds": time.perf_counter() - t, "rows": len(table.rows), "findings": len(findings)}
+
+
+# ---- (2) full merge ----------------------------------------------------------------------
+def merge_floor(shops: int, rows: int) -> dict:
+    """Raw read of every cell + XlsxWriter constant_memory write of the same cells."""
+    import xlsxwriter
+    from python_calamine import CalamineWorkbook
+
+    files = shop_set(shops, rows)
+    out = Path(tempfile.mkdtemp()) / "merged.xlsx"
+    t = time.perf_counter()
+    wb = xlsxwriter.Workbook(str(out), {"constant_memory": True, "strings_to_formulas": False,
+                                        "strings_to_urls": False})
+    ws = wb.add_worksheet("汇总")
+    r = 0
+    for i, f in enumerate(files):
+        grid = CalamineWorkbook.from_path(str(f)).get_sheet_by_name("投诉登记").to_python()
+        for line in grid[0 if i == 0 else 1:]:
+            ws.write_row(r, 0, [None if v == "" else v for v in line])
+            r += 1
+    wb.close()
+    return {"seconds": time.perf_counter() - t, "rows": r - 1}
+
+
+def merge_pandas(shops: int, rows: int) -> dict:
+    """The script a user would write: read_excel each, concat, to_excel."""
+    import pandas as pd
+
+    files = shop_set(shops, rows)
+    out = Path(tempfile.mkdtemp()) / "merged.xlsx"
+    t = time.perf_counter()
+    df = pd.concat([pd.read_excel(f, sheet_name="投诉登记") for f in files], ignore_index=True)
+    df.to_excel(out, index=False)
+    return {"seconds": time.perf_counter() - t, "rows": len(df)}
+
+
+def _merge_env(shops: int, rows: int) -> tuple[Any, Path, Path, str]:
+    merge_once = _need("sync.api", "merge_once")
+    files = shop_set(shops, rows)
+    work = Path(tempfile.mkdtemp())
+    return merge_once, files[0].parent, work / "merged.xlsx", f"sqlite:///{work / 'state.sqlite'}"
+
+
+def _providers() -> list:
+    """Every sheet of the merged workbook: the scheduler's 逾期/处罚/汇总 sheets too."""
+    try:
+        return list(importlib.import_module("scheduler.api").sheet_providers())
+    except ImportError:
+        return []
+
+
+def _call_merge(merge_once: Any, folder: Path, out: Path, url: str, providers: list) -> Any:
+    return merge_once([folder], out, state_url=url, now=NOW, sheet_providers=providers)
+
+
+def merge_ours(shops: int, rows: int) -> dict:
+    merge_once, folder, out, url = _merge_env(shops, rows)
+    providers = _providers()
+    t = time.perf_counter()
+    report = _call_merge(merge_once, folder, out, url, providers)
+    secs = time.perf_counter() - t
+    if report.failed or report.written is None:
+        raise RuntimeError(f"merge failed: {report.failed[:1]} {report.write_error}")
+    return {"seconds": secs, "rows": report.rows, "files_read": len(report.read),
+            "sheets": len(providers) + 1}
+
+
+# ---- (3) incremental merge ---------------------------------------------------------------
+def incremental_floor(shops: int, rows: int) -> dict:
+    """Lower bound of an incremental merge: re-read the one changed file (calamine)."""
+    from python_calamine import CalamineWorkbook
+
+    f = shop_set(shops, rows)[0]
+    t = time.perf_counter()
+    grid = CalamineWorkbook.from_path(str(f)).get_sheet_by_name("投诉登记").to_python()
+    return {"seconds": time.perf_counter() - t, "rows": len(grid) - 1, "files_read": 1}
+
+
+def incremental_ours(shops: int, rows: int) -> dict:
+    from bench.data import rows_for, write_shop
+
+    merge_once, folder, out, url = _merge_env(shops, rows)
+    folder2 = out.parent / "shops"
+    shutil.copytree(folder, folder2)
+    providers = _providers()
+    _call_merge(merge_once, folder2, out, url, providers)
+    changed = sorted(folder2.glob("*.xlsx"))[0]
+    write_shop(changed, rows_for(rows, shop="S001", seed=99), shop="S001")
+    t = time.perf_counter()
+    report = _call_merge(merge_once, folder2, out, url, providers)
+    secs = time.perf_counter() - t
+    return {"seconds": secs, "rows": rows, "files_read": len(report.read),
+            "files_skipped": len(report.skipped)}
+
+
+def render_only(shops: int, rows: int) -> dict:
+    """Rewriting the merged workbook from the store alone (no shop file read)."""
+    render_merged = _need("complaint_core.merged.render", "render_merged")
+    open_store = _need("complaint_core.store", "open_store")
+    merge_once, folder, out, url = _merge_env(shops, rows)
+    providers = _providers()
+    _call_merge(merge_once, folder, out, url, providers)
+    store = open_store(url)
+    t = time.perf_counter()
+    rendered = render_merged(store, out, now=NOW, providers=providers)
+    return {"seconds": time.perf_counter() - t, "rows": rendered.rows}
+
+
+# ---- (4) save-to-merged latency ----------------------------------------------------------
+def latency_floor(shops: int, rows: int) -> dict:
+    """What a full re-merge costs per save with the floor pipeline (no daemon)."""
+    return merge_floor(shops, rows)
+
+
+def latency_ours(shops: int, rows: int, saves: int) -> dict:
+    """A shop saves; time until the daemon has replaced the merged workbook (median, worst)."""
+    import os
+    import statistics
+
+    from bench.data import rows_for, write_shop
+
+    Daemon = _need("sync.daemon", "Daemon")
+    files = shop_set(shops, rows, folder=Path(tempfile.mkdtemp()) / "shops")
+    out = files[0].parent.parent / "merged.xlsx"
+    daemon = Daemon([files[0].parent], out, f"sqlite:///{out.parent / 'state.sqlite'}",
+                    providers=_providers(), clock=lambda: NOW)
+    daemon.start()
+    daemon.merge_now()
+    try:
+        waits = []
+        for i in range(saves):
+            before = out.stat().st_mtime_ns if out.exists() else 0
+            t = time.perf_counter()
+            write_shop(files[i % shops], rows_for(rows, shop=f"S{i % shops + 1:03d}", seed=1000 + i))
+            while (out.stat().st_mtime_ns if out.exists() else 0) == before:
+                if time.perf_counter() - t > 60:
+                    raise TimeoutError("merged workbook not replaced within 60 s")
+                time.sleep(0.01)
+            waits.append(time.perf_counter() - t)
+    finally:
+        daemon.stop()
+    os.sync()
+    return {"seconds": statistics.median(waits), "rows": shops * rows, "worst": max(waits),
+            "settle_s": daemon.settle}
+
+
+# ---- (5) scan of 1M records --------------------------------------------------------------
+def _records(n: int) -> list[dict]:
+    from bench.data import rows_for
+    from complaint_core.schema import KEYS
+
+    base = rows_for(1000, seed=7)
+    out = []
+    for i in range(n):
+        values = dict(zip(KEYS, base[i % 1000], strict=True))
+        for k, v in values.items():
+            if isinstance(v, str) and k.endswith("_at"):
+                values[k] = None  # the scan meets normalised values, not typos
+        out.append(values)
+    return out
+
+
+def scan_floor(n: int) -> dict:
+    """The least work any overdue scan does: one comparison per record."""
+    from datetime import timedelta
+
+    recs = _records(n)
+    t = time.perf_counter()
+    late = sum(1 for v in recs if v["first_contact_at"] is None
+               and v["received_at"] + timedelta(hours=2) < NOW)
+    return {"seconds": time.perf_counter() - t, "rows": n, "overdue": late}
+
+
+def scan_deadlines(n: int) -> dict:
+    """The product's deadline rule (business hours, holidays) applied to every record."""
+    deadlines = _need("complaint_core.deadlines", "deadlines")
+    from complaint_core.settings import DEFAULTS
+
+    recs = _records(n)
+    t = time.perf_counter()
+    late = 0
+    for v in recs:
+        d = deadlines(v, DEFAULTS)
+        if v["first_contact_at"] is None and d.contact_due is not None and d.contact_due < NOW:
+            late += 1
+    return {"seconds": time.perf_counter() - t, "rows": n, "overdue": late}
+
+
+def scan_ours(n: int) -> dict:
+    """complaint_core.overdue.scan + penalties.events_for (what scheduler.api.scan_once runs)."""
+    scan = _need("complaint_core.overdue", "scan")
+    events_for = _need("complaint_core.penalties", "events_for")
+    rules = _need("complaint_core.rules_book", "DEFAULT")
+    recs = _records(n)
+    for i, r in enumerate(recs):
+        r["record_id"] = f"R{i}"
+        r["shop"] = f"S{i % 100:03d}"
+    t = time.perf_counter()
+    items = scan(recs, now=NOW, settings=rules.settings)
+    events = events_for(items, {r["record_id"]: r for r in recs}, rules.penalties, rules.heads())
+    return {"seconds": time.perf_counter() - t, "rows": n, "items": len(items), "penalties": len(events)}
+
+
+# ---- (6) add-in engine -------------------------------------------------------------------
+def addin_engine(n: int) -> dict:
+    from python_calamine import CalamineWorkbook
+
+    table_from_grid = _need("complaint_core.reader", "table_from_grid")
+    validate_table = _need("complaint_core.validate", "validate_table")
+    fills_for_table = _need("complaint_core.suggest", "fills_for_table")
+    grid = CalamineWorkbook.from_path(str(shop_file(n))).get_sheet_by_name("投诉登记").to_python()
+    t = time.perf_counter()
+    table = table_from_grid(grid, sheet="投诉登记")
+    findings = validate_table(table, now=NOW)
+    fills = fills_for_table(table, now=NOW)
+    return {"seconds": time.perf_counter() - t, "rows": len(table.rows),
+            "findings": len(findings), "fills": len(fills)}
+
+
+def addin_calls(n: int) -> dict:
+    MemoryPort = _need("excel_addin.memory_port", "MemoryPort")
+    actions = importlib.import_module("excel_addin.actions")
+    port = MemoryPort(shop_file(n), now=NOW)
+    t = time.perf_counter()
+    actions.validate(port)
+    actions.fill(port)
+    return {"seconds": time.perf_counter() - t, "rows": n, "excel_calls": port.total_calls}
+
+
+CASES = {name: fn for name, fn in globals().items()
+         if callable(fn) and name.split("_")[0] in
+         ("read", "merge", "incremental", "render", "latency", "scan", "addin")}

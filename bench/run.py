@@ -1,0 +1,171 @@
+"""Print the benchmark table: each scenario beside its baselines, measured in the same run.
+
+    python bench/run.py [--quick] [--only NAME] [--runs N]
+
+Every measurement runs in a fresh child process (so imports, caches and memory of one case
+do not help or hurt the next); the child times the operation only, the parent reads the
+child's peak RSS from ``os.wait4``. Cases run round-robin (A B C, A B C, ...) so a burst of
+load on this shared machine hits every case alike. Ratios are to the scenario's floor row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+PY = sys.executable
+
+
+def scenarios(quick: bool, size: dict | None = None) -> list[tuple[str, str, list[tuple[str, str, list]]]]:
+    """(name, title, [(label, case, args)]); the first row of each scenario is its floor."""
+    size = size or {}
+    sizes = size.get("read") or ([300] if quick else [1_000, 10_000, 100_000])
+    shops, rows = size.get("merge") or ((3, 100) if quick else (100, 1_000))
+    ishops, irows = size.get("incremental") or (shops, rows)
+    lat = size.get("latency") or ((2, 100, 2) if quick else (10, 1_000, 20))
+    scan_n = size.get("scan") or (3_000 if quick else 1_000_000)
+    addin_n = size.get("addin") or (300 if quick else 10_000)
+    read = []
+    for n in sizes:
+        read += [(f"floor: calamine to_python ({n:,})", "read_floor", [n]),
+                 (f"ours: read_workbook ({n:,})", "read_ours", [n]),
+                 (f"ours: read_workbook + validate_table ({n:,})", "read_validate_ours", [n]),
+                 (f"openpyxl read_only ({n:,})", "read_openpyxl", [n])]
+    return [
+        ("read", "(1) read one shop workbook", read),
+        ("merge", f"(2) full merge {shops} shops x {rows:,} rows", [
+            ("floor: calamine read + XlsxWriter constant_memory", "merge_floor", [shops, rows]),
+            ("ours: sync.api.merge_once (fresh SQLite)", "merge_ours", [shops, rows]),
+            ("naive pandas read_excel + concat + to_excel", "merge_pandas", [shops, rows])]),
+        ("incremental", f"(3) incremental merge, 1 of {ishops} files x {irows:,} rows changed", [
+            ("floor: re-read the changed file", "incremental_floor", [ishops, irows]),
+            ("ours: merge_once after one file changed", "incremental_ours", [ishops, irows]),
+            ("ours: render_merged alone (no file read)", "render_only", [ishops, irows])]),
+        ("latency", f"(4) save-to-merged latency, {lat[0]} shops x {lat[1]:,} rows, {lat[2]} saves", [
+            ("floor: full re-merge per save (no daemon)", "latency_floor", lat[:2]),
+            ("ours: sync.daemon.Daemon (median; worst in notes)", "latency_ours", list(lat))]),
+        ("scan", f"(5) overdue scan of {scan_n:,} records", [
+            ("floor: one comparison per record", "scan_floor", [scan_n]),
+            ("ours: complaint_core.deadlines per record", "scan_deadlines", [scan_n]),
+            ("ours: overdue.scan + penalties.events_for", "scan_ours", [scan_n])]),
+        ("addin", "(6) add-in engine, validate + suggest", [
+            (f"engine: table_from_grid+validate+fills ({addin_n:,})", "addin_engine", [addin_n]),
+            ("Excel calls via MemoryPort (10)", "addin_calls", [10]),
+            (f"Excel calls via MemoryPort ({addin_n:,})", "addin_calls", [addin_n])]),
+    ]
+
+
+def run_case(case: str, args: list) -> dict:
+    """Run one case in a fresh interpreter; peak RSS from os.wait4 on exactly that child."""
+    code = (f"import json,sys; sys.path.insert(0, {str(ROOT)!r}); from bench import cases\n"
+            f"try:\n    r = cases.CASES[{case!r}](*{args!r})\n"
+            "except cases.Absent as e:\n    r = {'absent': str(e)}\n"
+            "except Exception as e:\n    r = {'error': f'{type(e).__name__}: {e}'[:160]}\n"
+            "print('RESULT' + json.dumps(r, default=str), flush=True)")
+    r_fd, w_fd = os.pipe()
+    pid = os.posix_spawn(PY, [PY, "-c", code], dict(os.environ),
+                         file_actions=[(os.POSIX_SPAWN_DUP2, w_fd, 1),
+                                       (os.POSIX_SPAWN_OPEN, 2, "/dev/null", os.O_WRONLY, 0)])
+    os.close(w_fd)
+    with os.fdopen(r_fd) as fh:
+        out = fh.read()
+    _, status, usage = os.wait4(pid, 0)
+    line = next((ln for ln in out.splitlines() if ln.startswith("RESULT")), None)
+    if line is None:
+        return {"error": f"child exited with status {status}"}
+    res = json.loads(line[6:])
+    res["rss"] = usage.ru_maxrss / 1024  # Linux reports KiB
+    return res
+
+
+# Cases that take minutes at full size run once (their spread is noted as 1 run).
+ONCE = {"merge_pandas"}
+ONCE_FROM_ROWS = 100_000
+
+
+def _runs_for(case: str, args: list, runs: int) -> int:
+    big = bool(args) and isinstance(args[0], int) and args[0] >= ONCE_FROM_ROWS
+    return 1 if case in ONCE or big else runs
+
+
+def measure(rows: list[tuple[str, str, list]], runs: int) -> list[dict]:
+    results: list[list[dict]] = [[] for _ in rows]
+    for k in range(runs):
+        for i, (_label, case, args) in enumerate(rows):
+            if results[i] and ("absent" in results[i][0] or "error" in results[i][0]):
+                continue
+            if k >= _runs_for(case, args, runs):
+                continue
+            results[i].append(run_case(case, args))
+    out = []
+    for (label, _case, _args), rs in zip(rows, results, strict=True):
+        ok = [r for r in rs if "seconds" in r]
+        if not ok:
+            out.append({"label": label, "note": rs[0].get("absent") or rs[0].get("error")})
+            continue
+        secs = [r["seconds"] for r in ok]
+        med = statistics.median(secs)
+        extra = {k: v for k, v in ok[0].items() if k not in ("seconds", "rows", "rss")}
+        if "worst" in extra:
+            extra["worst"] = f"{max(r['worst'] for r in ok):.2f}s"
+        out.append({"label": label, "runs": len(ok), "median": med, "min": min(secs),
+                    "max": max(secs), "rows": ok[0]["rows"],
+                    "rps": ok[0]["rows"] / med if med else 0.0,
+                    "rss": max(r["rss"] for r in ok), "note": ", ".join(
+                        f"{k}={v}" for k, v in extra.items() if k != "report")})
+    return out
+
+
+def fmt_table(title: str, rows: list[dict]) -> str:
+    lines = [f"\n## {title}", "| case | runs | median s | min-max s | rows/s | peak RSS MiB "
+             "| x floor | notes |", "|---|---|---|---|---|---|---|---|"]
+    floor = rows[0].get("median")
+    for r in rows:
+        if r["label"].startswith("floor:"):
+            floor = r.get("median")  # each size is compared with the floor of the same size
+        if "median" not in r:
+            lines.append(f"| {r['label']} | 0 | - | - | - | - | - | NOT MEASURED: {r['note']} |")
+            continue
+        ratio = f"{r['median'] / floor:.2f}" if floor else "-"
+        lines.append(f"| {r['label']} | {r['runs']} | {r['median']:.3f} | {r['min']:.3f}-{r['max']:.3f}"
+                     f" | {r['rps']:,.0f} | {r['rss']:.0f} | {ratio} | {r['note']} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes, 1 run each (< 60 s)")
+    ap.add_argument("--only", help="run one scenario: read, merge, incremental, latency, scan, addin")
+    ap.add_argument("--runs", type=int, help="runs per case (default 3, quick 1)")
+    ap.add_argument("--size", action="append", default=[], metavar="SCENARIO=N[xM[xK]]",
+                    help="override a size, e.g. read=1000,10000 merge=100x1000 scan=100000")
+    ns = ap.parse_args(argv)
+    size: dict = {}
+    for item in ns.size:
+        key, _, val = item.partition("=")
+        size[key] = ([int(v) for v in val.split(",")] if key == "read"
+                     else int(val) if key in ("scan", "addin") else tuple(int(v) for v in val.split("x")))
+    runs = ns.runs or (1 if ns.quick else 3)
+    print(f"# command: python bench/run.py {' '.join(argv if argv is not None else sys.argv[1:])}")
+    print(f"# Complaint Desk benchmarks  nproc={os.cpu_count()}  load={os.getloadavg()[0]:.2f} "
+          f"(1 min) at start  python={sys.version.split()[0]}  {'quick' if ns.quick else 'full'}")
+    t0 = time.perf_counter()
+    for name, title, rows in scenarios(ns.quick, size):
+        if ns.only and ns.only != name:
+            continue
+        print(fmt_table(title, measure(rows, runs)), flush=True)
+    print(f"\ntotal {time.perf_counter() - t0:.1f} s, load={os.getloadavg()[0]:.2f} (1 min) at end")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Render the merged workbook from the store, keeping what managers typed into it.
+
+Order of work for one rewrite: read back the manager-owned cells of the current file, save
+them in the store, overlay them on the new rows, write a temp file, and if the manager saved
+the target meanwhile, read back again and re-render before the atomic replace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..atomic import atomic_write
+from .model import SHEET_ORDER, SheetData, SheetProvider
+from .readback import _key_text, read_manager_edits
+from .sheets import (
+    all_sheet,
+    conflict_sheet,
+    empty_sheet,
+    findings_sheet,
+    sources_sheet,
+    summary_sheet,
+)
+from .xlsx import write_workbook
+
+
+@dataclass
+class RenderReport:
+    path: Path
+    rows: int = 0
+    sheets: list[str] = field(default_factory=list)
+    manager_edits: int = 0
+    rerendered: bool = False
+
+
+def build_sheets(store: Any, now: datetime, providers: Iterable[SheetProvider] = ()) -> list[SheetData]:
+    records = store.current_records()
+    sheets = {
+        "汇总": summary_sheet(records, now),
+        "全部投诉": all_sheet(records),
+        "逾期": empty_sheet("逾期", "逾期投诉由定时任务填写"),
+        "处罚": empty_sheet("处罚", "处罚建议由定时任务填写"),
+        "冲突": conflict_sheet(store.conflicts()),
+        "校验问题": findings_sheet(store.findings()),
+        "来源": sources_sheet(store.sources()),
+    }
+    with store.engine.connect() as conn:
+        for provider in providers:
+            for sheet in provider(conn, now):
+                sheets[sheet.name] = sheet
+    order = [n for n in SHEET_ORDER if n in sheets] + [n for n in sheets if n not in SHEET_ORDER]
+    return [sheets[n] for n in order]
+
+
+def _overlay(sheets: list[SheetData], store: Any) -> int:
+    applied = 0
+    for sheet in sheets:
+        owned = [i for i, c in enumerate(sheet.columns) if c.manager_owned]
+        if not sheet.key_columns or not owned:
+            continue
+        edits = store.manager_edits(sheet.name)
+        if not edits:
+            continue
+        idx = [next(i for i, c in enumerate(sheet.columns) if c.key == k) for k in sheet.key_columns]
+        for row in sheet.rows:
+            got = edits.get(tuple(_key_text(row[i]) for i in idx))
+            if not got:
+                continue
+            for i in owned:
+                key = sheet.columns[i].key
+                if key in got:
+                    row[i] = got[key]
+                    applied += 1
+    return applied
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+def _read_back(store: Any, out: Path, sheets: list[SheetData], now: datetime) -> int:
+    changed = 0
+    for name, edits in read_manager_edits(out, sheets).items():
+        changed += store.save_manager_edits(name, edits, now=now)
+    return changed
+
+
+def render_merged(store: Any, out_path: str | Path, *, now: datetime,
+                  providers: Iterable[SheetProvider] = ()) -> RenderReport:
+    out = Path(out_path)
+    providers = tuple(providers)
+    report = RenderReport(out)
+    sheets = build_sheets(store, now, providers)
+    before = _stamp(out)
+    if _read_back(store, out, sheets, now):
+        # A manager's new 处罚确认 (确认/免除/申诉) changes the totals on 汇总: build again so the
+        # figures respect it in this rewrite, not the next one.
+        sheets = build_sheets(store, now, providers)
+    report.manager_edits = _overlay(sheets, store)
+    with atomic_write(out) as tmp:
+        write_workbook(tmp, sheets)
+        if _stamp(out) != before:
+            # The manager saved while we wrote: keep their typing, render again.
+            report.rerendered = True
+            sheets = build_sheets(store, now, providers)
+            _read_back(store, out, sheets, now)
+            report.manager_edits = _overlay(sheets, store)
+            write_workbook(tmp, sheets)
+    report.sheets = [s.name for s in sheets]
+    report.rows = next((len(s.rows) for s in sheets if s.name == "全部投诉"), 0)
+    return report

@@ -1,0 +1,88 @@
+"""The sheets the store itself knows: 全部投诉, 冲突, 校验问题, 来源 and a plain 汇总."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..schema import FIELD_BY_KEY, FIELDS
+from .model import Block, Column, SheetData
+
+_KIND = {"datetime": "datetime", "money": "money", "choice": "text", "text": "text"}
+
+
+def all_columns() -> list[Column]:
+    cols = [Column(f.key, f.zh, _KIND[f.type], f.width, f.choices, f.manager_owned) for f in FIELDS]
+    cols += [Column("_shop", "门店(来源)", width=10), Column("_file", "来源文件", width=24),
+             Column("_row", "来源行", "int", 8), Column("_deleted", "来源已删除", width=10)]
+    return cols
+
+
+def all_sheet(records: list[dict[str, Any]]) -> SheetData:
+    cols = all_columns()
+    rows = []
+    for r in records:
+        row = [r.get(c.key) for c in cols[:len(FIELDS)]]
+        # the 门店 column shows the record's shop even when the shop left it empty
+        row[1] = row[1] or r["shop"]
+        row[0] = row[0] if row[0] is not None else ""
+        rows.append(row + [r["shop"], Path(r["source_file"]).name, r["source_row"],
+                           "是" if r["deleted"] else ""])
+    return SheetData("全部投诉", cols, rows, key_columns=("shop", "complaint_id"),
+                     note="所有门店的投诉；主管批示列由主管填写，重新汇总时保留")
+
+
+def conflict_sheet(conflicts: list[dict[str, Any]]) -> SheetData:
+    cols = [Column("shop", "门店", width=10), Column("complaint_id", "投诉编号", width=18),
+            Column("kept", "采用的版本", width=30), Column("other", "另一版本", width=30),
+            Column("fields", "不同的字段", width=30), Column("diff", "差异", width=60)]
+    rows = []
+    for c in conflicts:
+        diff = "；".join(f"{FIELD_BY_KEY[k].zh if k in FIELD_BY_KEY else k}: {c['kept'].get(k)!s} ≠ "
+                        f"{c['other'].get(k)!s}" for k in c["fields"])
+        rows.append([c["shop"], c["complaint_id"] or "", f"{Path(c['kept_path']).name} 第{c['kept_row']}行",
+                     f"{Path(c['other_path']).name} 第{c['other_row']}行",
+                     "、".join(FIELD_BY_KEY[k].zh if k in FIELD_BY_KEY else k for k in c["fields"]), diff])
+    return SheetData("冲突", cols, rows, note="同一投诉在两处内容不同：按最后更新（再按文件时间）采用较新的版本")
+
+
+def findings_sheet(findings: list[dict[str, Any]]) -> SheetData:
+    cols = [Column("shop", "门店", width=10), Column("file", "来源文件", width=24),
+            Column("sheet", "工作表", width=10), Column("row", "行", "int", 6), Column("cell", "单元格", width=8),
+            Column("severity", "级别", width=8), Column("code", "代码", width=16),
+            Column("message", "说明", width=60)]
+    rows = [[f["shop"], Path(f["source_path"]).name, f["sheet"], f["row"], f["cell"],
+             "错误" if f["severity"] == "error" else "提醒", f["code"], f["message"]] for f in findings]
+    return SheetData("校验问题", cols, rows, note="各门店文件中每一行的校验问题")
+
+
+_STATUS = {"ok": "正常", "error": "读取失败", "retrying": "重试中", "conflict_copy": "同步冲突副本",
+           "missing": "文件已删除"}
+
+
+def sources_sheet(sources: list[dict[str, Any]]) -> SheetData:
+    cols = [Column("shop", "门店", width=10), Column("path", "文件", width=40), Column("rows", "行数", "int", 8),
+            Column("last_read", "最后读取", "datetime", 17), Column("status", "状态", width=12),
+            Column("error", "原因", width=60)]
+    rows = [[s["shop"], s["path"], s["rows"] or 0, s["last_read"], _STATUS.get(s["status"], s["status"]),
+             s["error"] or ""] for s in sources]
+    return SheetData("来源", cols, rows, note="每个来源文件：读取失败时保留其上次成功读取的行")
+
+
+def summary_sheet(records: list[dict[str, Any]], now: datetime) -> SheetData:
+    counts = Counter((r["shop"], r.get("status") or "(空)") for r in records if not r["deleted"])
+    statuses = sorted({s for _, s in counts})
+    shops = sorted({s for s, _ in counts})
+    cols = [Column("shop", "门店", width=10)] + [Column(s, s, "int", 9) for s in statuses] + \
+        [Column("total", "合计", "int", 9)]
+    rows = [[shop] + [counts.get((shop, s), 0) for s in statuses] +
+            [sum(counts.get((shop, s), 0) for s in statuses)] for shop in shops]
+    block = Block(f"各门店投诉数（截至 {now:%Y-%m-%d %H:%M}）", cols, rows)
+    return SheetData("汇总", blocks=[block], as_table=False)
+
+
+def empty_sheet(name: str, note: str) -> SheetData:
+    return SheetData(name, [Column("shop", "门店"), Column("complaint_id", "投诉编号", width=18)], [],
+                     note=note)

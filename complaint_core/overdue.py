@@ -1,0 +1,103 @@
+"""Which deadlines are due soon, overdue or were met late, computed "as of now".
+
+Pure: ``now`` is passed in, so a machine that was off simply scans at the real clock when it
+starts and every breach that happened meanwhile shows up (catch-up by construction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from .deadlines import deadlines
+from .settings import DEFAULTS, Settings
+
+KINDS = ("contact", "feedback", "followup")
+KIND_ZH = {"contact": "首次联系", "feedback": "反馈", "followup": "回访"}
+DONE_FIELD = {"contact": "first_contact_at", "feedback": "feedback_at", "followup": "followup_at"}
+STATE_ZH = {"ok": "未到期", "due_soon": "即将到期", "overdue": "已逾期", "done_late": "逾期完成",
+            "done": "按时完成"}
+
+
+@dataclass(frozen=True, slots=True)
+class OverdueItem:
+    record_id: str
+    shop: str
+    complaint_id: str
+    kind: str
+    due: datetime
+    done_at: datetime | None
+    state: str
+    late: timedelta            # how late (zero when not late)
+    person: str
+    dept: str
+    why: str
+
+    @property
+    def late_days(self) -> int:
+        """Whole days late, each started day counting (the per-day penalty counts these)."""
+        if self.late <= timedelta(0):
+            return 0
+        return int(self.late / timedelta(days=1)) + (1 if self.late % timedelta(days=1) else 0)
+
+
+def _dt(v: Any) -> datetime | None:
+    return v if isinstance(v, datetime) else None
+
+
+def _fmt(d: datetime) -> str:
+    return f"{d:%Y-%m-%d %H:%M}"
+
+
+def scan_record(rec: dict[str, Any], *, now: datetime, settings: Settings = DEFAULTS,
+                warn_hours: float | None = None) -> list[OverdueItem]:
+    """Every deadline of one complaint with its state; records not valid or deleted have none."""
+    if rec.get("deleted") or rec.get("validity") == "不成立" or rec.get("status") == "不成立":
+        return []
+    d = deadlines(rec, settings)
+    warn = timedelta(hours=settings.due_soon_hours if warn_hours is None else warn_hours)
+    received = _dt(rec.get("received_at"))
+    out = []
+    for kind, due in (("contact", d.contact_due), ("feedback", d.feedback_due), ("followup", d.followup_due)):
+        if due is None:
+            continue
+        done = _dt(rec.get(DONE_FIELD[kind]))
+        if done is not None:
+            state = "done" if done <= due else "done_late"
+            late = max(done - due, timedelta(0))
+        elif now > due:
+            state, late = "overdue", now - due
+        elif now >= due - warn:
+            state, late = "due_soon", timedelta(0)
+        else:
+            state, late = "ok", timedelta(0)
+        base = (f"受理 {_fmt(received)}" if kind != "followup" and received
+                else f"解决 {_fmt(_dt(rec.get('resolved_at')) or due)}")
+        rule = {"contact": f"+{settings.contact_hours:g}小时", "feedback": f"+{settings.feedback_days:g}日",
+                "followup": f"+{settings.followup_days:g}日"}[kind]
+        mode = "（按工作时间，跳过休息日和法定节假日）" if settings.business_hours else "（按自然时间）"
+        why = f"{KIND_ZH[kind]}截止 = {base} {rule}{mode} = {_fmt(due)}"
+        if done is not None:
+            why += f"；实际 {_fmt(done)}"
+        elif state == "overdue":
+            why += f"；截至 {_fmt(now)} 仍未完成"
+        out.append(OverdueItem(str(rec.get("record_id") or ""), str(rec.get("shop") or ""),
+                               str(rec.get("complaint_id") or ""), kind, due, done, state, late,
+                               str(rec.get("responsible_person") or rec.get("received_by") or ""),
+                               str(rec.get("responsible_dept") or ""), why))
+    return out
+
+
+def scan(records: Iterable[dict[str, Any]], *, now: datetime, settings: Settings = DEFAULTS,
+         warn_hours: float | None = None) -> list[OverdueItem]:
+    items: list[OverdueItem] = []
+    for rec in records:
+        items.extend(scan_record(rec, now=now, settings=settings, warn_hours=warn_hours))
+    return items
+
+
+def flagged(items: Iterable[OverdueItem]) -> list[OverdueItem]:
+    """What the 逾期 sheet lists: due soon, overdue, done late."""
+    return [i for i in items if i.state in ("due_soon", "overdue", "done_late")]

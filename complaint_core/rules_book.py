@@ -1,0 +1,188 @@
+"""The rules workbook a manager edits: deadlines, hours, penalties, reminder times, staff.
+
+``build_rules_template(path)`` writes it with today's defaults; ``load_rules(path)`` reads it
+back and raises ``BadSetting`` naming the sheet, cell and value of anything wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import time
+from pathlib import Path
+from typing import Any
+
+from .errors import BadSetting
+from .penalties import DEFAULT_RULES, PenaltyRule
+from .settings import DEFAULTS, Settings
+
+S_DEADLINES, S_PENALTIES, S_REMINDERS, S_STAFF = "时限与工作时间", "处罚规则", "提醒时间", "人员"
+KINDS = ("contact", "feedback", "followup", "loss")
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    name: str
+    dept: str
+    head: str
+    email: str
+    manager_email: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    settings: Settings = DEFAULTS
+    penalties: tuple[PenaltyRule, ...] = DEFAULT_RULES
+    reminder_times: tuple[time, ...] = (time(9, 0), time(15, 0))
+    staff: tuple[Person, ...] = field(default_factory=tuple)
+
+    def heads(self) -> dict[str, str]:
+        return {p.dept: p.head for p in self.staff if p.dept and p.head}
+
+    def person(self, name: str) -> Person | None:
+        return next((p for p in self.staff if p.name == name), None)
+
+
+DEFAULT = Rules()
+
+# (label, settings key, kind) rows of the deadlines sheet, declared once.
+_DEADLINE_ROWS = (
+    ("联系时限（小时）", "contact_hours", "float"), ("反馈时限（天）", "feedback_days", "float"),
+    ("回访时限（天）", "followup_days", "float"), ("按工作时间计算", "business_hours", "bool"),
+    ("上班时间", "workday_start", "time"), ("下班时间", "workday_end", "time"),
+    ("休息日（0=周一…6=周日，逗号分隔）", "rest_weekdays", "days"),
+    ("国家法定节假日和调休", "cn_holidays", "bool"), ("提前预警（小时）", "due_soon_hours", "float"),
+)
+
+
+def build_rules_template(path: str | Path, rules: Rules = DEFAULT) -> None:
+    from openpyxl import Workbook
+
+    from .atomic import atomic_write
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = S_DEADLINES
+    ws.append(["项目", "值"])
+    for label, key, kind in _DEADLINE_ROWS:
+        v = getattr(rules.settings, key)
+        if kind == "bool":
+            v = "是" if v else "否"
+        elif kind == "time":
+            v = v.strftime("%H:%M")
+        elif kind == "days":
+            v = ",".join(str(d) for d in v)
+        ws.append([label, v])
+    ws.column_dimensions["A"].width = 36
+    wp = wb.create_sheet(S_PENALTIES)
+    wp.append(["规则编号", "类型(contact/feedback/followup/loss)", "每次金额", "每天金额", "损失比例", "说明"])
+    for r in rules.penalties:
+        wp.append([r.rule_id, r.kind, r.per_event, r.per_day, r.loss_share, r.description])
+    wr = wb.create_sheet(S_REMINDERS)
+    wr.append(["提醒时间(HH:MM)"])
+    for t in rules.reminder_times:
+        wr.append([t.strftime("%H:%M")])
+    wsf = wb.create_sheet(S_STAFF)
+    wsf.append(["姓名", "部门", "部门负责人", "邮箱", "主管邮箱"])
+    for p in rules.staff:
+        wsf.append([p.name, p.dept, p.head, p.email, p.manager_email])
+    for sheet in wb.worksheets:
+        for row in sheet.iter_rows():
+            for c in row:
+                if isinstance(c.value, str):
+                    c.data_type = "s"
+    with atomic_write(Path(path)) as tmp:
+        wb.save(tmp)
+
+
+def _where(path: Path, sheet: str, cell: str) -> str:
+    return f"{path.name} [{sheet}] {cell}"
+
+
+def _float(v: Any, where: str) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise BadSetting(where, v, "应为数字") from None
+    if f < 0:
+        raise BadSetting(where, v, "不能为负数")
+    return f
+
+
+def _time(v: Any, where: str) -> time:
+    if isinstance(v, time):
+        return v
+    try:
+        h, m = str(v).strip().split(":")[:2]
+        return time(int(h), int(m))
+    except (ValueError, TypeError):
+        raise BadSetting(where, v, "应为时间，如 09:00") from None
+
+
+def load_rules(path: str | Path) -> Rules:
+    from openpyxl import load_workbook
+
+    path = Path(path)
+    from .safety import check_xlsx
+    check_xlsx(path)
+    wb = load_workbook(path, read_only=True, data_only=True)
+    for name in (S_DEADLINES, S_PENALTIES, S_REMINDERS, S_STAFF):
+        if name not in wb.sheetnames:
+            raise BadSetting(f"{path.name} [{name}]", None, "缺少工作表")
+    values: dict[str, Any] = {}
+    by_label = {label: (key, kind) for label, key, kind in _DEADLINE_ROWS}
+    for i, row in enumerate(wb[S_DEADLINES].iter_rows(min_row=2, values_only=True), start=2):
+        if not row or row[0] is None:
+            continue
+        label = str(row[0]).strip()
+        v = row[1] if len(row) > 1 else None
+        where = _where(path, S_DEADLINES, f"B{i}")
+        if label not in by_label:
+            raise BadSetting(_where(path, S_DEADLINES, f"A{i}"), label, "未知项目")
+        key, kind = by_label[label]
+        if kind == "float":
+            values[key] = _float(v, where)
+        elif kind == "bool":
+            if str(v).strip() not in ("是", "否", "True", "False"):
+                raise BadSetting(where, v, "应为 是 或 否")
+            values[key] = str(v).strip() in ("是", "True")
+        elif kind == "time":
+            values[key] = _time(v, where)
+        else:
+            try:
+                days = tuple(int(x) for x in str(v).replace("，", ",").split(",") if x.strip())
+            except ValueError:
+                raise BadSetting(where, v, "应为 0–6 的数字，逗号分隔") from None
+            if any(d < 0 or d > 6 for d in days):
+                raise BadSetting(where, v, "应为 0–6 的数字，逗号分隔")
+            values[key] = days
+    settings = DEFAULTS.with_(**values)
+    if settings.workday_start >= settings.workday_end:
+        raise BadSetting(_where(path, S_DEADLINES, "上班/下班时间"), settings.workday_end, "下班时间须晚于上班时间")
+    rules = []
+    for i, row in enumerate(wb[S_PENALTIES].iter_rows(min_row=2, values_only=True), start=2):
+        if not row or row[0] is None:
+            continue
+        row = tuple(row) + (None,) * 6
+        kind = str(row[1] or "").strip()
+        if kind not in KINDS:
+            raise BadSetting(_where(path, S_PENALTIES, f"B{i}"), row[1], "类型应为 contact/feedback/followup/loss")
+        share = _float(row[4] or 0, _where(path, S_PENALTIES, f"E{i}"))
+        if share > 1:
+            raise BadSetting(_where(path, S_PENALTIES, f"E{i}"), row[4], "损失比例应在 0 到 1 之间")
+        rules.append(PenaltyRule(str(row[0]).strip(), kind, _float(row[2] or 0, _where(path, S_PENALTIES, f"C{i}")),
+                                 _float(row[3] or 0, _where(path, S_PENALTIES, f"D{i}")), share,
+                                 str(row[5] or "")))
+    times = tuple(_time(r[0], _where(path, S_REMINDERS, f"A{i}"))
+                  for i, r in enumerate(wb[S_REMINDERS].iter_rows(min_row=2, values_only=True), start=2)
+                  if r and r[0] is not None)
+    staff = []
+    for i, row in enumerate(wb[S_STAFF].iter_rows(min_row=2, values_only=True), start=2):
+        if not row or row[0] is None:
+            continue
+        row = tuple("" if v is None else str(v).strip() for v in tuple(row) + (None,) * 5)
+        for col, v in (("D", row[3]), ("E", row[4])):
+            if v and ("@" not in v or " " in v):
+                raise BadSetting(_where(path, S_STAFF, f"{col}{i}"), v, "邮箱地址无效")
+        staff.append(Person(row[0], row[1], row[2], row[3], row[4]))
+    wb.close()
+    return Rules(settings, tuple(rules), times, tuple(staff))

@@ -1,0 +1,197 @@
+"""Open the store (SQLite file by default, PostgreSQL by URL) and read/write it in transactions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, delete, event, insert, select, update
+from sqlalchemy.engine import Connection, Engine
+
+from ..model import Invalid
+from ..schema import DATETIME_KEYS, KEYS
+from . import tables as t
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, Invalid):
+        return str(value.raw)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def encode_values(values: dict[str, Any], extras: dict[str, Any] | None = None) -> str:
+    doc = {k: _encode(v) for k, v in values.items() if v is not None}
+    if extras:
+        doc["_extras"] = {k: _encode(v) for k, v in extras.items()}
+    return json.dumps(doc, ensure_ascii=False, sort_keys=True)
+
+
+def decode_values(text: str) -> dict[str, Any]:
+    doc = json.loads(text)
+    for key in DATETIME_KEYS & doc.keys():
+        try:
+            doc[key] = datetime.fromisoformat(doc[key])
+        except (TypeError, ValueError):
+            pass  # kept as the text the shop typed (it was reported as bad_datetime)
+    return doc
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def record_key(shop: str, complaint_id: str | None, path: str, row: int) -> str:
+    # Rows without an id cannot be matched across files: they are keyed by where they are.
+    return f"{shop}\x1f{complaint_id}" if complaint_id else f"{shop}\x1f@{path}#{row}"
+
+
+@dataclass
+class Store:
+    engine: Engine
+    url: str
+
+    def begin(self) -> Any:
+        return self.engine.begin()
+
+    def sources(self, conn: Connection | None = None) -> list[dict[str, Any]]:
+        with self._conn(conn) as c:
+            return [dict(r._mapping) for r in c.execute(select(t.sources).order_by(t.sources.c.path))]
+
+    def findings(self, conn: Connection | None = None) -> list[dict[str, Any]]:
+        with self._conn(conn) as c:
+            q = select(t.findings).order_by(t.findings.c.source_path, t.findings.c.row, t.findings.c.id)
+            return [dict(r._mapping) for r in c.execute(q)]
+
+    def source_rows(self, conn: Connection | None = None) -> list[dict[str, Any]]:
+        with self._conn(conn) as c:
+            q = select(t.source_rows).order_by(t.source_rows.c.record_key, t.source_rows.c.source_path,
+                                               t.source_rows.c.row)
+            return [dict(r._mapping) for r in c.execute(q)]
+
+    def groups(self, conn: Connection | None = None) -> dict[str, list[dict[str, Any]]]:
+        """record key -> its candidate source rows, the winner first (newest updated_at, then mtime)."""
+        out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in self.source_rows(conn):
+            out[row["record_key"]].append(row)
+        for rows in out.values():
+            rows.sort(key=_winner_order)
+        return dict(out)
+
+    def current_records(self, conn: Connection | None = None) -> list[dict[str, Any]]:
+        """One dict per complaint: every schema key plus provenance, the winning version."""
+        records = []
+        for key, rows in self.groups(conn).items():
+            live = [r for r in rows if not r["deleted"]] or rows
+            win = live[0]
+            values = decode_values(win["data"])
+            rec = {k: values.get(k) for k in KEYS}
+            rec.update(shop=win["shop"], source_file=win["source_path"], source_sheet=win["sheet"],
+                       source_row=win["row"], content_hash=win["content_hash"], first_seen=win["first_seen"],
+                       last_seen=win["last_seen"], deleted=all(r["deleted"] for r in rows), record_id=key,
+                       version=win["version"], extras=values.get("_extras", {}))
+            records.append(rec)
+        records.sort(key=lambda r: (r["shop"], str(r["received_at"] or ""), r["record_id"]))
+        return records
+
+    def conflicts(self, conn: Connection | None = None) -> list[dict[str, Any]]:
+        """Complaints present with different content in more than one place."""
+        out = []
+        for key, rows in self.groups(conn).items():
+            live = [r for r in rows if not r["deleted"]]
+            if len(live) < 2 or len({r["content_hash"] for r in live}) < 2:
+                continue
+            kept = decode_values(live[0]["data"])
+            for other in live[1:]:
+                values = decode_values(other["data"])
+                differs = sorted(k for k in set(kept) | set(values) if k != "_extras" and kept.get(k) != values.get(k))
+                out.append({"record_key": key, "shop": live[0]["shop"], "complaint_id": live[0]["complaint_id"],
+                            "kept_path": live[0]["source_path"], "kept_row": live[0]["row"],
+                            "other_path": other["source_path"], "other_row": other["row"], "fields": differs,
+                            "kept": kept, "other": values})
+        return out
+
+    def manager_edits(self, sheet: str, conn: Connection | None = None) -> dict[tuple, dict[str, Any]]:
+        out: dict[tuple, dict[str, Any]] = defaultdict(dict)
+        with self._conn(conn) as c:
+            for r in c.execute(select(t.manager_edits).where(t.manager_edits.c.sheet == sheet)):
+                out[tuple(json.loads(r.row_key))][r.column] = r.value
+        return dict(out)
+
+    def save_manager_edits(self, sheet: str, edits: dict[tuple, dict[str, Any]], *, now: datetime) -> int:
+        """Upsert what managers typed (an emptied cell is saved as empty: they cleared it)."""
+        if not edits:
+            return 0
+        current = self.manager_edits(sheet)
+        changed = 0
+        with self.begin() as c:
+            for key, columns in edits.items():
+                for column, value in columns.items():
+                    value = None if value in (None, "") else str(value)
+                    old = current.get(key, {})
+                    if column in old and old[column] == value:
+                        continue
+                    if column not in old and value is None:
+                        continue
+                    row_key = json.dumps(list(key), ensure_ascii=False)
+                    where = ((t.manager_edits.c.sheet == sheet) & (t.manager_edits.c.row_key == row_key)
+                             & (t.manager_edits.c.column == column))
+                    if column in old:
+                        c.execute(update(t.manager_edits).where(where).values(value=value, seen_at=now))
+                    else:
+                        c.execute(insert(t.manager_edits).values(sheet=sheet, row_key=row_key, column=column,
+                                                                 value=value, seen_at=now))
+                    changed += 1
+        return changed
+
+    def replace_findings(self, c: Connection, path: str, rows: list[dict[str, Any]]) -> None:
+        c.execute(delete(t.findings).where(t.findings.c.source_path == path))
+        if rows:
+            c.execute(insert(t.findings), rows)
+
+    def _conn(self, conn: Connection | None) -> Any:
+        from contextlib import nullcontext
+
+        return nullcontext(conn) if conn is not None else self.engine.connect()
+
+
+def _winner_order(row: dict[str, Any]) -> tuple:
+    # Newest updated_at wins, then the newer file; the path makes the order total, so the
+    # result never depends on which file was read first.
+    updated = row["updated_at"] or datetime.min
+    return (row["deleted"], -updated.timestamp() if updated != datetime.min else float("inf"),
+            -(row["file_mtime"] or 0), row["source_path"], row["row"])
+
+
+def store_url(url_or_path: str | Path) -> str:
+    text = str(url_or_path)
+    if "://" in text:
+        return text
+    return f"sqlite:///{Path(text).resolve()}"
+
+
+def open_store(url_or_path: str | Path) -> Store:
+    url = store_url(url_or_path)
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            # WAL: managers' readers never block the daemon's writes; a killed daemon leaves
+            # either the old or the new transaction, never half of one.
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.close()
+    t.metadata.create_all(engine)
+    return Store(engine=engine, url=url)

@@ -1,0 +1,141 @@
+"""Put one shop file's rows into the store: provenance, version history, deletions, findings.
+
+Everything for one file happens in one transaction, so a killed daemon leaves the store with
+either the old or the new state of that file, never half of it. Rows are compared by a cheap
+content hash, so an unchanged row costs one dict lookup and no write.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.engine import Connection
+
+from ..model import ComplaintTable, Finding, Invalid
+from . import tables as t
+from .db import Store, content_hash, encode_values, record_key
+
+
+def shop_of(table: ComplaintTable, row_values: dict[str, Any], path: Path) -> str:
+    # The row's own 门店 wins, then the workbook's settings, then the folder the shop saves into.
+    shop = row_values.get("shop")
+    if shop and not isinstance(shop, Invalid):
+        return str(shop).strip()
+    if table.shop_code:
+        return str(table.shop_code).strip()
+    return path.parent.name
+
+
+def upsert_source(c: Connection, path: str, **values: Any) -> None:
+    found = c.execute(select(t.sources.c.id).where(t.sources.c.path == path)).first()
+    if found:
+        c.execute(update(t.sources).where(t.sources.c.id == found.id).values(**values))
+    else:
+        values.setdefault("first_seen", values.get("last_read"))
+        c.execute(insert(t.sources).values(path=path, **values))
+
+
+def ingest_table(store: Store, path: Path, table: ComplaintTable, findings: list[Finding], *,
+                 file_hash: str, size: int, mtime: float, now: datetime) -> dict[str, int]:
+    """Store the rows of ``table`` read from ``path``; returns counts of new/changed/deleted rows."""
+    key = str(path)
+    counts = {"new": 0, "changed": 0, "deleted": 0, "same": 0}
+    with store.begin() as c:
+        old = {r.record_key: r for r in c.execute(
+            select(t.source_rows.c.id, t.source_rows.c.sheet, t.source_rows.c.row,
+                   t.source_rows.c.content_hash, t.source_rows.c.version, t.source_rows.c.deleted,
+                   t.source_rows.c.record_key).where(t.source_rows.c.source_path == key))}
+        new_rows: list[dict[str, Any]] = []
+        changed: list[dict[str, Any]] = []
+        versions: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        shop = None
+        for row in table.rows:
+            shop = shop_of(table, row.values, path)
+            data = encode_values(row.values, row.extras)
+            h = content_hash(data)
+            cid = row.values.get("complaint_id")
+            cid = str(cid).strip() if cid and not isinstance(cid, Invalid) else None
+            rkey = record_key(shop, cid, key, row.row)
+            if rkey in seen:
+                # the same id twice in one file (the validator reports it): keep both rows
+                rkey = record_key(shop, None, key, row.row)
+            upd = row.values.get("updated_at")
+            upd = upd if isinstance(upd, datetime) else None
+            seen.add(rkey)
+            prev = old.get(rkey)
+            base = dict(shop=shop, complaint_id=cid, record_key=rkey, content_hash=h, data=data,
+                        updated_at=upd, file_mtime=mtime, last_seen=now, deleted=False)
+            if prev is None:
+                new_rows.append(dict(base, source_path=key, sheet=table.sheet, row=row.row, version=1,
+                                     first_seen=now))
+                versions.append(dict(source_path=key, sheet=table.sheet, row=row.row, record_key=rkey,
+                                     version=1, content_hash=h, data=data, deleted=False, seen_at=now))
+                counts["new"] += 1
+            elif prev.content_hash != h or prev.deleted or prev.row != row.row:
+                v = prev.version + 1
+                changed.append(dict(base, b_id=prev.id, version=v, row=row.row, sheet=table.sheet))
+                versions.append(dict(source_path=key, sheet=table.sheet, row=row.row, record_key=rkey,
+                                     version=v, content_hash=h, data=data, deleted=False, seen_at=now))
+                counts["changed"] += 1
+            else:
+                counts["same"] += 1
+        # A row that vanished from the shop's file is marked deleted, never dropped: its
+        # history stays and a manager can still see it.
+        gone = [r for k, r in old.items() if k not in seen and not r.deleted]
+        for r in gone:
+            changed_row = dict(b_id=r.id, version=r.version + 1, deleted=True, last_seen=now)
+            c.execute(update(t.source_rows).where(t.source_rows.c.id == r.id).values(
+                version=changed_row["version"], deleted=True, last_seen=now))
+            versions.append(dict(source_path=key, sheet=r.sheet, row=r.row, record_key=r.record_key,
+                                 version=r.version + 1, content_hash=r.content_hash, data="{}",
+                                 deleted=True, seen_at=now))
+            counts["deleted"] += 1
+        if new_rows:
+            c.execute(insert(t.source_rows), new_rows)
+        if changed:
+            cols = [k for k in changed[0] if k != "b_id"]
+            stmt = (update(t.source_rows).where(t.source_rows.c.id == bindparam("b_id"))
+                    .values({k: bindparam(k) for k in cols}))
+            c.execute(stmt, changed)
+        if versions:
+            c.execute(insert(t.row_versions), versions)
+        if counts["same"]:
+            c.execute(update(t.source_rows).where(t.source_rows.c.source_path == key)
+                      .where(t.source_rows.c.deleted.is_(False)).values(last_seen=now))
+        c.execute(delete(t.findings).where(t.findings.c.source_path == key))
+        if findings:
+            c.execute(insert(t.findings), [
+                dict(source_path=key, shop=shop, sheet=f.sheet, row=f.row, cell=f.cell, field=f.field,
+                     severity=f.severity, code=f.code, message=f.message) for f in findings])
+        upsert_source(c, key, shop=shop or path.parent.name, content_hash=file_hash, size=size,
+                      mtime=mtime, rows=len(table.rows), status="ok", error=None, attempts=0,
+                      next_try=None, last_read=now)
+    return counts
+
+
+def record_failure(store: Store, path: Path, reason: str, *, status: str, attempts: int,
+                   next_try: datetime | None, now: datetime) -> None:
+    """A file that cannot be read: its last good rows stay, the reason goes on 来源."""
+    with store.begin() as c:
+        upsert_source(c, str(path), shop=path.parent.name, status=status, error=reason,
+                      attempts=attempts, next_try=next_try, last_read=now)
+
+
+def mark_missing(store: Store, path: str, *, now: datetime) -> None:
+    """The file is gone from the folder: its rows are marked deleted (history kept)."""
+    with store.begin() as c:
+        rows = list(c.execute(select(t.source_rows).where(t.source_rows.c.source_path == path)
+                              .where(t.source_rows.c.deleted.is_(False))))
+        for r in rows:
+            c.execute(update(t.source_rows).where(t.source_rows.c.id == r.id)
+                      .values(deleted=True, version=r.version + 1, last_seen=now))
+        if rows:
+            c.execute(insert(t.row_versions), [
+                dict(source_path=path, sheet=r.sheet, row=r.row, record_key=r.record_key,
+                     version=r.version + 1, content_hash=r.content_hash, data="{}", deleted=True,
+                     seen_at=now) for r in rows])
+        upsert_source(c, path, status="missing", error="文件已不在文件夹中 (file removed)", last_read=now)

@@ -1,0 +1,43 @@
+"""The scheduler's tables on the shared metadata: penalty events and the mail outbox."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Date, DateTime, Float, Integer, String, Table, Text
+
+from .tables import metadata
+
+penalty_events = Table(
+    "penalty_events", metadata,
+    Column("event_id", String(32), primary_key=True),   # deterministic: rescans never double
+    Column("record_id", String(1200), nullable=False),
+    Column("shop", String(64)),
+    Column("complaint_id", String(128)),
+    Column("rule_id", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("person", String(128)),
+    Column("dept", String(128)),
+    Column("head", String(128)),
+    Column("amount", Float, nullable=False),
+    Column("why", Text),
+    Column("first_seen", DateTime, nullable=False),
+)
+
+outbox = Table(
+    "outbox", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("dedupe_key", String(300), nullable=False, unique=True),  # person|kind|day
+    Column("message_id", String(400), nullable=False),
+    Column("recipient", String(300), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("body_text", Text, nullable=False),
+    Column("body_html", Text, nullable=False),
+    Column("state", String(16), nullable=False),        # pending|sending|sent|failed|unknown
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_at", DateTime, nullable=False),
+    Column("last_error", Text),
+    Column("created_at", DateTime, nullable=False),
+    Column("sent_at", DateTime),
+)
+
+SCHED_TABLES = (penalty_events, outbox)

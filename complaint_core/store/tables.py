@@ -1,0 +1,103 @@
+"""The store's tables (SQLAlchemy Core), shared by the daemon and the scheduler.
+
+Every row of every shop file is kept as a *source row* with its provenance and full
+version history; the merged record of a complaint is derived from its source rows, so
+merging is idempotent and does not depend on the order files arrive in.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+sources = Table(
+    "sources", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("path", String(1024), nullable=False, unique=True),
+    Column("shop", String(64)),
+    Column("content_hash", String(64)),
+    Column("size", Integer),
+    Column("mtime", Float),
+    Column("rows", Integer, default=0),
+    Column("status", String(16), nullable=False),   # ok | error | conflict_copy | missing
+    Column("error", Text),
+    Column("attempts", Integer, default=0),
+    Column("next_try", DateTime),
+    Column("last_read", DateTime),
+    Column("first_seen", DateTime),
+)
+
+source_rows = Table(
+    "source_rows", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source_path", String(1024), nullable=False),
+    Column("sheet", String(64), nullable=False),
+    Column("row", Integer, nullable=False),
+    Column("shop", String(64), nullable=False),
+    Column("complaint_id", String(128)),
+    Column("record_key", String(1200), nullable=False, index=True),
+    Column("content_hash", String(64), nullable=False),
+    Column("data", Text, nullable=False),            # JSON of the normalised values
+    Column("updated_at", DateTime),
+    Column("file_mtime", Float),
+    Column("version", Integer, nullable=False, default=1),
+    Column("first_seen", DateTime, nullable=False),
+    Column("last_seen", DateTime, nullable=False),
+    Column("deleted", Boolean, nullable=False, default=False),
+    # a row is matched across saves by its record key (rows move when a shop sorts or
+    # deletes), so (path, row) is not unique over time: only an index
+    Index("ix_source_rows_path", "source_path"),
+)
+
+row_versions = Table(
+    "row_versions", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source_path", String(1024), nullable=False),
+    Column("sheet", String(64), nullable=False),
+    Column("row", Integer, nullable=False),
+    Column("record_key", String(1200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("seen_at", DateTime, nullable=False),
+    Index("ix_row_versions_key", "source_path", "record_key"),
+)
+
+findings = Table(
+    "findings", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source_path", String(1024), nullable=False, index=True),
+    Column("shop", String(64)),
+    Column("sheet", String(64)),
+    Column("row", Integer),
+    Column("cell", String(16)),
+    Column("field", String(64)),
+    Column("severity", String(8)),
+    Column("code", String(64)),
+    Column("message", Text),
+)
+
+manager_edits = Table(
+    "manager_edits", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("sheet", String(64), nullable=False),
+    Column("row_key", String(1200), nullable=False),
+    Column("column", String(64), nullable=False),
+    Column("value", Text),
+    Column("seen_at", DateTime, nullable=False),
+    UniqueConstraint("sheet", "row_key", "column", name="uq_manager_edit"),
+)

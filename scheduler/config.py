@@ -1,0 +1,79 @@
+"""The daemon's TOML config, its keys declared once as data (docs/config.md lists each)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from complaint_core.errors import BadSetting
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    section: str
+    name: str
+    type: type
+    default: Any
+    help_zh: str
+
+
+KEYS: tuple[Key, ...] = (
+    Key("store", "url", str, "", "存储地址：SQLite 文件路径或 postgresql+psycopg://… 地址"),
+    Key("store", "merged", str, "", "汇总工作簿路径（扫描后重写，含 汇总/逾期/处罚 表）"),
+    Key("rules", "path", str, "", "规则工作簿路径（complaint-desk rules 生成）；留空用默认规则"),
+    Key("scan", "interval_minutes", int, 15, "逾期扫描间隔（分钟）"),
+    Key("scan", "misfire_grace_seconds", int, 3600, "错过的任务在多少秒内仍补跑（之后合并为一次）"),
+    Key("mail", "host", str, "", "SMTP 服务器；留空则把邮件写成 .eml 文件到 outbox_dir"),
+    Key("mail", "port", int, 587, "SMTP 端口（STARTTLS 通常 587，SSL 通常 465）"),
+    Key("mail", "user", str, "", "SMTP 用户名；密码只从环境变量 COMPLAINT_DESK_SMTP_PASSWORD 读取"),
+    Key("mail", "sender", str, "complaint-desk@localhost", "发件人地址"),
+    Key("mail", "tls", str, "starttls", "starttls / ssl / none（none 仅限本机中继）"),
+    Key("mail", "allow_plain_auth", bool, False, "允许在未加密连接上登录（仅本机中继）"),
+    Key("mail", "timeout_seconds", int, 30, "连接和收发超时（秒）"),
+    Key("mail", "outbox_dir", str, "outbox", "未配置服务器时 .eml 文件写到此文件夹"),
+    Key("mail", "send_interval_minutes", int, 5, "发送待发邮件的间隔（分钟）"),
+    Key("sync", "sources", list, [], "要监视的门店文件夹列表；留空则 run 只做扫描和提醒，不合并"),
+    Key("sync", "poll", bool, False, "网络共享（SMB/NAS）上用轮询代替系统事件"),
+    Key("sync", "rescan_minutes", int, 5, "即使没有文件事件，也每隔多少分钟全量重扫一次"),
+)
+
+
+def load_config(path: str | Path) -> dict[str, dict[str, Any]]:
+    path = Path(path)
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise BadSetting(str(path), None, f"无法读取配置：{e}") from None
+    known = {(k.section, k.name): k for k in KEYS}
+    out: dict[str, dict[str, Any]] = {}
+    for k in KEYS:
+        out.setdefault(k.section, {})[k.name] = k.default
+    for section, body in doc.items():
+        if not isinstance(body, dict):
+            raise BadSetting(f"{path.name} [{section}]", body, "应为一个表（[section]）")
+        for name, value in body.items():
+            key = known.get((section, name))
+            if key is None:
+                raise BadSetting(f"{path.name} [{section}] {name}", value, "未知配置项")
+            if key.type is int and isinstance(value, bool) or not isinstance(value, key.type):
+                raise BadSetting(f"{path.name} [{section}] {name}", value, f"应为 {key.type.__name__}")
+            out[section][name] = value
+    if not out["store"]["url"]:
+        raise BadSetting(f"{path.name} [store] url", "", "必须填写")
+    if out["mail"]["tls"] not in ("starttls", "ssl", "none"):
+        raise BadSetting(f"{path.name} [mail] tls", out["mail"]["tls"], "应为 starttls / ssl / none")
+    base = path.parent
+    for section, name in (("store", "merged"), ("rules", "path"), ("mail", "outbox_dir")):
+        if out[section][name]:
+            out[section][name] = str((base / out[section][name]).resolve())
+    if not all(isinstance(s, str) for s in out["sync"]["sources"]):
+        raise BadSetting(f"{path.name} [sync] sources", out["sync"]["sources"], "应为文件夹路径的列表")
+    out["sync"]["sources"] = [str((base / s).resolve()) for s in out["sync"]["sources"]]
+    if out["sync"]["sources"] and not out["store"]["merged"]:
+        raise BadSetting(f"{path.name} [store] merged", "", "监视门店文件夹时必须填写汇总工作簿路径")
+    url = out["store"]["url"]
+    if "://" not in url:
+        out["store"]["url"] = str((base / url).resolve())
+    return out

@@ -1,0 +1,111 @@
+"""The scheduler half of the daemon: APScheduler jobs over the store, with fixed ids.
+
+Jobs live in an SQLAlchemyJobStore in the same database, so a restart finds them (no
+duplicates: fixed ids + replace_existing). ``coalesce`` folds runs missed while the machine
+was off into one, and every scan computes "as of now", so that one run catches up fully.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from complaint_core.rules_book import DEFAULT, load_rules
+
+from .config import load_config
+
+ExtraJobs = Callable[[Any, dict[str, dict[str, Any]]], None]   # (scheduler, config) -> adds jobs
+
+
+def _now() -> datetime:
+    return datetime.now().replace(microsecond=0)
+
+
+def transport_for(cfg: dict[str, dict[str, Any]]) -> Any:
+    from .transport import EmlFolderTransport, SmtpTransport
+
+    m = cfg["mail"]
+    if not m["host"]:
+        return EmlFolderTransport(Path(m["outbox_dir"]))
+    return SmtpTransport(m["host"], m["port"], m["user"], m["sender"], m["tls"], m["allow_plain_auth"],
+                         m["timeout_seconds"])
+
+
+def scan_job(config_path: str) -> None:
+    """Scan, queue, send and re-render the merged workbook (when configured)."""
+    from complaint_core.store import open_store
+
+    from .api import scan_once, send_due, sheet_providers
+
+    cfg = load_config(config_path)
+    rules = load_rules(cfg["rules"]["path"]) if cfg["rules"]["path"] else DEFAULT
+    store = open_store(cfg["store"]["url"])
+    now = _now()
+    scan_once(store, now=now, rules=rules)
+    send_due(store, transport_for(cfg), now=now)
+    if cfg["store"]["merged"]:
+        from complaint_core.merged.render import render_merged
+        render_merged(store, cfg["store"]["merged"], now=now, providers=sheet_providers(rules))
+
+
+def send_job(config_path: str) -> None:
+    from complaint_core.store import open_store
+
+    from .api import send_due
+
+    cfg = load_config(config_path)
+    send_due(open_store(cfg["store"]["url"]), transport_for(cfg), now=_now())
+
+
+def configure(sched: Any, config_path: str | Path, extra_jobs: Iterable[ExtraJobs] = ()) -> list[str]:
+    """Add the fixed-id jobs to ``sched`` (its job store already set) and return their ids."""
+    cfg = load_config(config_path)
+    rules = load_rules(cfg["rules"]["path"]) if cfg["rules"]["path"] else DEFAULT
+    common = dict(replace_existing=True, coalesce=True, max_instances=1,
+                  misfire_grace_time=cfg["scan"]["misfire_grace_seconds"], kwargs={"config_path": str(config_path)})
+    ids = ["scan", "send"]
+    sched.add_job("scheduler.daemon:scan_job", "interval", id="scan",
+                  minutes=cfg["scan"]["interval_minutes"], next_run_time=_now(), **common)
+    sched.add_job("scheduler.daemon:send_job", "interval", id="send",
+                  minutes=cfg["mail"]["send_interval_minutes"], **common)
+    for t in rules.reminder_times:   # the digests go out at the times the rules say
+        jid = f"remind-{t:%H%M}"
+        sched.add_job("scheduler.daemon:scan_job", "cron", id=jid, hour=t.hour, minute=t.minute, **common)
+        ids.append(jid)
+    wanted = set(ids)
+    for job in sched.get_jobs():   # reminder times removed from the rules: drop their jobs
+        if job.id.startswith("remind-") and job.id not in wanted:
+            job.remove()
+    for hook in extra_jobs:
+        hook(sched, cfg)
+    return ids
+
+
+def make_scheduler(store_url: str, *, blocking: bool = True) -> Any:
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    from complaint_core.store import open_store
+
+    engine = open_store(store_url).engine
+    cls = BlockingScheduler if blocking else BackgroundScheduler
+    return cls(jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename="apscheduler_jobs")})
+
+
+def run(config_path: str | Path, extra_jobs: Iterable[ExtraJobs] = ()) -> None:
+    """Run until stopped; refuses to start when another copy holds the store's lock."""
+    from complaint_core.store import open_store
+
+    from .lock import DaemonLock
+
+    cfg = load_config(config_path)
+    with DaemonLock(open_store(cfg["store"]["url"])):
+        sched = make_scheduler(cfg["store"]["url"])
+        configure(sched, config_path, extra_jobs)
+        try:
+            sched.start()
+        except (KeyboardInterrupt, SystemExit):
+            sched.shutdown(wait=True)

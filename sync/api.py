@@ -1,0 +1,59 @@
+"""What the CLI, the demo and the scheduler call: one merge of shop folders into the workbook."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from complaint_core.errors import WorkbookLocked
+from complaint_core.merged.model import SheetProvider
+from complaint_core.merged.render import render_merged
+from complaint_core.store import Store, open_store
+
+from .pipeline import MergeReport, scan
+
+log = logging.getLogger("complaint_desk.sync")
+
+
+def default_state_url(out: Path) -> str:
+    """SQLite file beside the merged workbook: nothing to install."""
+    return str(out.with_name(f".{out.stem}.state.sqlite"))
+
+
+def merge_into(store: Store, sources: list[Path], out: Path, *, now: datetime,
+               sheet_providers: Iterable[SheetProvider] = (), settle: float = 0.0,
+               only: set[Path] | None = None, progress: Callable[[Path], Any] | None = None) -> MergeReport:
+    started = time.perf_counter()
+    report = scan(store, sources, out=out, now=now, settle=settle, only=only, progress=progress)
+    try:
+        rendered = render_merged(store, out, now=now, providers=sheet_providers)
+        report.written = rendered.path
+        report.rows = rendered.rows
+        log.info("已写入 %s: %d 条投诉", out, rendered.rows)
+    except WorkbookLocked as exc:
+        # the store has everything: the next cycle writes it; nothing is lost
+        report.write_error = str(exc)
+        log.warning("合并工作簿被占用，下次重试: %s", exc)
+    report.conflicts = len(store.conflicts())
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def merge_once(sources: list[Path], out: Path, *, state_url: str | None = None, now: datetime,
+               sheet_providers: Iterable[SheetProvider] = (), poll: bool = False,
+               progress: Callable[[Path], Any] | None = None) -> MergeReport:
+    """Read every changed shop workbook under ``sources`` and rewrite ``out``.
+
+    ``poll`` only matters for the daemon (how folders are watched); a single merge rescans.
+    """
+    out = Path(out)
+    store = open_store(state_url or default_state_url(out))
+    try:
+        return merge_into(store, [Path(s) for s in sources], out, now=now,
+                          sheet_providers=sheet_providers, progress=progress)
+    finally:
+        store.engine.dispose()

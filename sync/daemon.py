@@ -1,0 +1,117 @@
+"""The sync daemon: watch shop folders, debounce, merge, rewrite the merged workbook."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from complaint_core.merged.model import SheetProvider
+from complaint_core.store import open_store
+
+from .api import default_state_url, merge_into
+from .files import is_ignored
+from .pipeline import MergeReport
+from .watch import Watchers
+
+log = logging.getLogger("complaint_desk.sync")
+
+
+class Daemon:
+    """``start()`` returns at once; merging runs in one worker thread; ``stop()`` joins it.
+
+    The scheduler's ``run`` command creates one in its own process and calls ``merge_now()``
+    from its APScheduler jobs when it needs fresh figures (see docs/sync.md).
+    """
+
+    def __init__(self, sources: list[Path], out: Path, state_url: str | None = None, *,
+                 poll: bool = False, providers: Iterable[SheetProvider] = (),
+                 rescan_interval: float = 300.0, settle_seconds: float = 2.0,
+                 clock: Callable[[], datetime] = datetime.now) -> None:
+        self.sources = [Path(s).resolve() for s in sources]
+        self.out = Path(out).resolve()
+        self.store = open_store(state_url or default_state_url(self.out))
+        self.providers = tuple(providers)
+        self.rescan_interval = rescan_interval
+        self.settle = settle_seconds
+        self.clock = clock
+        self.hints: queue.Queue[tuple[Path, float]] = queue.Queue()
+        self.watchers = Watchers(self.sources, self.hints, poll=poll)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.merges = 0
+        self.last_report: MergeReport | None = None
+
+    def start(self) -> None:
+        self.watchers.start()
+        self._thread = threading.Thread(target=self._run, name="complaint-sync", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+        self.watchers.stop()
+        self.store.engine.dispose()
+
+    def merge_now(self) -> MergeReport:
+        """A full rescan and rewrite (start-up, schedule, or a job of the scheduler)."""
+        with self._lock:
+            report = merge_into(self.store, self.sources, self.out, now=self.clock(),
+                                sheet_providers=self.providers, settle=0.2)
+            self.merges += 1
+            self.last_report = report
+            return report
+
+    def _relevant(self, path: Path) -> bool:
+        if path in self.sources:
+            return True  # a folder-level hint (observer restarted)
+        if path.resolve() == self.out or path.name.startswith(".~cd-tmp-") or \
+                path.name.startswith(f".{self.out.stem}.state"):
+            return False
+        # Excel's extension-less temp names matter only through the rename that follows;
+        # the rename's destination is enqueued too, so those hints can be ignored here.
+        return not is_ignored(path, out=self.out)
+
+    def _run(self) -> None:
+        self._safe_merge()  # changes made while the daemon was down
+        last_scan = time.monotonic()
+        dirty_since: float | None = None
+        last_hint = 0.0
+        while not self._stop.is_set():
+            try:
+                path, at = self.hints.get(timeout=0.2)
+                if self._relevant(path):
+                    dirty_since = dirty_since or at
+                    last_hint = at
+                continue
+            except queue.Empty:
+                pass
+            self.watchers.check()
+            now = time.monotonic()
+            # debounce: merge once the folder has been quiet for settle seconds
+            if dirty_since is not None and now - last_hint >= self.settle:
+                dirty_since = None
+                self._safe_merge()
+                last_scan = time.monotonic()
+            elif now - last_scan >= self.rescan_interval:
+                self._safe_merge()
+                last_scan = time.monotonic()
+
+    def _safe_merge(self) -> Any:
+        try:
+            report = self.merge_now()
+            unstable = [r for r in report.skipped if r.outcome == "unstable"]
+            if unstable:
+                # still being written: come back after another quiet period
+                self.hints.put((unstable[0].path, time.monotonic()))
+            return report
+        except Exception:  # noqa: BLE001 - the daemon keeps running; the next cycle retries
+            log.exception("合并失败，下次重试")
+            return None

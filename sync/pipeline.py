@@ -1,0 +1,139 @@
+"""One pass over the shop folders: read what changed, keep what failed, update the store."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from complaint_core.errors import UnreadableWorkbook
+from complaint_core.isolate import read_workbook_isolated
+from complaint_core.store import Store
+from complaint_core.store import tables as t
+from complaint_core.store.ingest import ingest_table, mark_missing, record_failure
+from complaint_core.validate import validate_table
+
+from .files import is_conflict_copy, is_ignored, list_sources
+
+log = logging.getLogger("complaint_desk.sync")
+
+MAX_ATTEMPTS = 3
+
+
+@dataclass
+class FileResult:
+    path: Path
+    outcome: str          # read | unchanged | failed | unstable | conflict_copy | retry_later
+    reason: str = ""
+    rows: int = 0
+
+
+@dataclass
+class MergeReport:
+    read: list[FileResult] = field(default_factory=list)
+    skipped: list[FileResult] = field(default_factory=list)
+    failed: list[FileResult] = field(default_factory=list)
+    rows: int = 0
+    conflicts: int = 0
+    written: Path | None = None
+    write_error: str = ""
+    seconds: float = 0.0
+
+
+def file_hash(path: Path) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def is_stable(path: Path, settle: float) -> tuple[int, float] | None:
+    """(size, mtime) when the file did not change across two looks ``settle`` apart."""
+    try:
+        a = path.stat()
+        if settle:
+            time.sleep(settle)
+        b = path.stat()
+    except FileNotFoundError:
+        return None
+    if (a.st_size, a.st_mtime_ns) != (b.st_size, b.st_mtime_ns) or a.st_size == 0:
+        return None
+    return b.st_size, b.st_mtime
+
+
+def _known(store: Store) -> dict[str, Any]:
+    with store.engine.connect() as c:
+        return {r.path: r for r in c.execute(select(t.sources))}
+
+
+def process_file(store: Store, path: Path, *, now: datetime, known: Any = None, settle: float = 0.0,
+                 timeout: float = 20.0, force: bool = False) -> FileResult:
+    prev = known
+    if is_conflict_copy(path):
+        reason = "同步软件产生的冲突副本，未合并，请主管核对后删除 (sync conflict copy, not merged)"
+        if prev is None or prev.status != "conflict_copy":
+            record_failure(store, path, reason, status="conflict_copy", attempts=0, next_try=None, now=now)
+            log.warning("冲突副本 %s: 未合并", path)
+        return FileResult(path, "conflict_copy", reason)
+    stat = is_stable(path, settle)
+    if stat is None:
+        log.info("跳过 %s: 文件仍在写入 (not stable yet)", path)
+        return FileResult(path, "unstable", "文件仍在写入")
+    size, mtime = stat
+    if prev is not None and not force and prev.next_try is not None and prev.next_try > now \
+            and prev.size == size and prev.mtime == mtime:
+        return FileResult(path, "retry_later", prev.error or "")
+    if prev is not None and not force and prev.status == "ok" and prev.size == size \
+            and prev.mtime == mtime:
+        return FileResult(path, "unchanged", rows=prev.rows or 0)  # no need to even hash it
+    digest = file_hash(path)
+    if prev is not None and prev.content_hash == digest and prev.status == "ok" and not force:
+        return FileResult(path, "unchanged", rows=prev.rows or 0)
+    try:
+        table = read_workbook_isolated(path, timeout=timeout, memory_mb=2048)
+    except UnreadableWorkbook as exc:
+        attempts = (prev.attempts or 0) + 1 if prev is not None and prev.mtime == mtime else 1
+        # back off 5 s, 20 s, 80 s… the file's last good rows stay in the merged workbook
+        next_try = now + timedelta(seconds=5 * 4 ** min(attempts - 1, 5))
+        status = "error" if attempts >= MAX_ATTEMPTS else "retrying"
+        record_failure(store, path, exc.reason, status=status, attempts=attempts, next_try=next_try, now=now)
+        with store.begin() as c:
+            c.execute(t.sources.update().where(t.sources.c.path == str(path)).values(size=size, mtime=mtime))
+        log.warning("读取失败 %s（第 %d 次）: %s", path, attempts, exc.reason)
+        return FileResult(path, "failed", exc.reason)
+    findings = validate_table(table, now=now)
+    counts = ingest_table(store, path, table, findings, file_hash=digest, size=size, mtime=mtime, now=now)
+    log.info("已读取 %s: %d 行（新 %d，改 %d，删 %d）", path, len(table.rows), counts["new"],
+             counts["changed"], counts["deleted"])
+    return FileResult(path, "read", rows=len(table.rows))
+
+
+def scan(store: Store, folders: list[Path], *, out: Path | None, now: datetime, settle: float = 0.0,
+         only: set[Path] | None = None, progress: Any = None) -> MergeReport:
+    """Look at every workbook in ``folders`` (or only the hinted ones) and update the store."""
+    report = MergeReport()
+    known = _known(store)
+    paths = list_sources(folders, out=out)
+    if only is not None:
+        paths = [p for p in paths if p in only]
+    for path in paths:
+        res = process_file(store, path, now=now, known=known.get(str(path)), settle=settle)
+        {"read": report.read, "failed": report.failed, "retry_later": report.failed}.get(res.outcome, report.skipped).append(res)
+        if progress is not None:
+            progress(path)
+    if only is None:
+        present = {str(p) for p in paths}
+        roots = [str(f.resolve()) for f in folders] + [str(f) for f in folders]
+        for path, row in known.items():
+            gone = path not in present and row.status != "missing"
+            if gone and any(path.startswith(r) for r in roots) and not is_ignored(Path(path), out=out):
+                mark_missing(store, path, now=now)
+                log.info("文件已删除 %s: 其行标记为已删除", path)
+    return report

@@ -1,0 +1,96 @@
+"""Watching folders: handlers only enqueue, a supervisor keeps the observers alive.
+
+Events are hints. Excel saves via temp file + delete + rename, macOS coalesces events,
+Windows drops them on overflow and a vanished share kills the emitter thread, so the daemon
+also rescans on a schedule; here we just turn any event into "this folder is dirty".
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from pathlib import Path
+from typing import Any
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.polling import PollingObserver
+
+log = logging.getLogger("complaint_desk.sync")
+
+
+class EnqueueHandler(FileSystemEventHandler):
+    """Never raises (an exception here kills watchdog's thread); never reads a file."""
+
+    def __init__(self, hints: queue.Queue[tuple[Path, float]]) -> None:
+        self.hints = hints
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        try:
+            if event.event_type in ("opened", "closed_no_write"):
+                return
+            for p in (event.src_path, getattr(event, "dest_path", "")):
+                if p:
+                    # We do our own filtering after the fact: watchdog 7's ignore_policy="any"
+                    # would drop the temp -> name.xlsx rename that completes an Excel save.
+                    self.hints.put((Path(str(p)), time.monotonic()))
+        except Exception:  # noqa: BLE001 - the observer thread must survive anything
+            log.exception("watch handler")
+
+
+class Watchers:
+    """One observer per source folder (native or polling); ``check()`` restarts dead ones."""
+
+    def __init__(self, folders: list[Path], hints: queue.Queue[tuple[Path, float]], *, poll: bool,
+                 poll_interval: float = 2.0) -> None:
+        self.folders = folders
+        self.hints = hints
+        self.poll = poll
+        self.poll_interval = poll_interval
+        self.observers: dict[Path, Any] = {}
+        self.restarts = 0
+
+    def _start(self, folder: Path) -> None:
+        obs = PollingObserver(timeout=self.poll_interval) if self.poll else Observer()
+        obs.schedule(EnqueueHandler(self.hints), str(folder), recursive=True)
+        obs.daemon = True
+        obs.start()
+        self.observers[folder] = obs
+
+    def start(self) -> None:
+        for folder in self.folders:
+            self._try_start(folder)
+
+    def _try_start(self, folder: Path) -> None:
+        try:
+            self._start(folder)
+        except OSError as exc:
+            log.warning("无法监视 %s（稍后重试）: %s", folder, exc)
+
+    def check(self) -> None:
+        for folder in self.folders:
+            obs = self.observers.get(folder)
+            if obs is None or not obs.is_alive():
+                if obs is not None:
+                    log.warning("监视线程已停止，重新启动: %s", folder)
+                    self.restarts += 1
+                    self._stop_one(obs)
+                    self.observers.pop(folder, None)
+                if folder.is_dir():
+                    self._try_start(folder)
+                    # the folder may have changed while nobody watched it
+                    self.hints.put((folder, time.monotonic()))
+
+    @staticmethod
+    def _stop_one(obs: Any) -> None:
+        try:
+            obs.stop()
+            obs.join(2)
+        except Exception:  # noqa: BLE001 - a dead observer may fail to stop; it is dropped anyway
+            log.debug("stop observer", exc_info=True)
+
+    def stop(self) -> None:
+        for obs in self.observers.values():
+            self._stop_one(obs)
+        self.observers.clear()

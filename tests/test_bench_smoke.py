@@ -1,0 +1,33 @@
+"""`bench/run.py --quick` runs every scenario and prints a row with numbers for each."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NUMBER_ROW = re.compile(r"^\| [^|]+ \| [1-9]\d* \| \d+\.\d{3} \| \d+\.\d{3}-\d+\.\d{3} \| [\d,]+ \| \d+ \|")
+
+
+def test_quick_bench_prints_every_scenario_with_numbers() -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    sections = re.split(r"^## ", proc.stdout, flags=re.M)[1:]
+    titles = [s.splitlines()[0] for s in sections]
+    assert [t[:3] for t in titles] == ["(1)", "(2)", "(3)", "(4)", "(5)", "(6)"], titles
+    for section in sections:
+        measured = [ln for ln in section.splitlines() if NUMBER_ROW.match(ln)]
+        assert measured, f"no measured row in: {section}"
+    # the read scenario measured our own reader, not only the baselines
+    assert any("ours: read_workbook" in ln and NUMBER_ROW.match(ln)
+               for ln in sections[0].splitlines()), sections[0]
+
+
+def test_only_runs_one_scenario() -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--only",
+                           "scan"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("\n## ") == 1 and "(5) overdue scan" in proc.stdout

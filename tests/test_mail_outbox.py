@@ -1,0 +1,134 @@
+"""Digests through a real aiosmtpd server: exactly once across outages, restarts and lost replies."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import insert
+
+import scheduler.api  # noqa: F401  (registers the scheduler tables before the store opens)
+from complaint_core.rules_book import Person, Rules
+from complaint_core.store import open_store
+from complaint_core.store import tables as t
+from complaint_core.store.db import content_hash, encode_values, record_key
+from scheduler.api import scan_once, send_due
+from scheduler.outbox import states
+from scheduler.transport import EmlFolderTransport, SmtpTransport
+
+RULES = Rules(staff=(Person("张三", "门店", "李店长", "zs@example.com"),
+                     Person("李店长", "门店", "", "boss@example.com")))
+NOW = datetime(2026, 3, 2, 15, 0)
+
+
+def fill(store, n=2):
+    with store.begin() as c:
+        for i in range(n):
+            values = {"complaint_id": f"A-{i}", "shop": "A", "received_at": datetime(2026, 3, 2, 10, i),
+                      "responsible_person": "张三", "responsible_dept": "门店", "validity": "成立"}
+            data = encode_values(values)
+            c.execute(insert(t.source_rows).values(
+                source_path="/shops/A.xlsx", sheet="投诉登记", row=i + 2, shop="A", complaint_id=f"A-{i}",
+                record_key=record_key("A", f"A-{i}", "", 0), content_hash=content_hash(data), data=data,
+                version=1, first_seen=NOW, last_seen=NOW, deleted=False))
+
+
+@pytest.fixture
+def db(tmp_path):
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    fill(open_store(url))
+    return url
+
+
+def smtp(server, **kw):
+    return SmtpTransport("127.0.0.1", server.port, tls=kw.pop("tls", "none"), timeout=5, **kw)
+
+
+
+
+def test_digests_arrive_once_across_restarts(db, smtp_server):
+    server = smtp_server()
+    rep = scan_once(open_store(db), now=NOW, rules=RULES)
+    assert rep.overdue == 2 and rep.queued_mails == 2 and rep.new_penalties == 2
+    assert send_due(open_store(db), smtp(server), now=NOW).sent == 2
+    # A restart: a new Store object, the same scan and send again -> nothing new.
+    rep2 = scan_once(open_store(db), now=NOW + timedelta(minutes=5), rules=RULES)
+    assert rep2.queued_mails == 0 and rep2.new_penalties == 0
+    assert send_due(open_store(db), smtp(server), now=NOW + timedelta(minutes=5)).sent == 0
+    assert len(server.messages) == 2
+    person = next(m for m in server.messages if m["To"] == "zs@example.com")
+    assert person["Message-ID"].endswith("@complaint-desk.local>")
+    text = person.get_body(("plain",)).get_content()
+    html = person.get_body(("html",)).get_content()
+    assert "A-0" in text and "A-1" in text and "已逾期" in html
+    boss = next(m for m in server.messages if m["To"] == "boss@example.com")
+    assert "逾期 2 条" in boss["Subject"] and "A-0" in boss.get_body(("plain",)).get_content()
+
+
+def test_server_down_then_up_and_451_retry(db, smtp_server):
+    server = smtp_server(mode="451")
+    scan_once(open_store(db), now=NOW, rules=RULES)
+    rep = send_due(open_store(db), smtp(server), now=NOW)
+    assert rep.retry == 2 and server.messages == []
+    server.stop()
+    # Not yet due again (backoff): nothing tried; then due but the server is down.
+    assert send_due(open_store(db), smtp(server), now=NOW + timedelta(seconds=30)).retry == 0
+    assert send_due(open_store(db), smtp(server), now=NOW + timedelta(minutes=2)).retry == 2
+    server.handler.mode = "ok"
+    server.start()
+    assert send_due(open_store(db), smtp(server), now=NOW + timedelta(minutes=10)).sent == 2
+    assert send_due(open_store(db), smtp(server), now=NOW + timedelta(hours=5)).sent == 0
+    assert len(server.messages) == 2 and set(states(open_store(db)).values()) == {"sent"}
+
+
+def test_lost_reply_after_data_is_not_resent(db, smtp_server):
+    server = smtp_server(mode="drop_after_data")
+    scan_once(open_store(db), now=NOW, rules=RULES)
+    rep = send_due(open_store(db), smtp(server), now=NOW)
+    assert rep.unknown == 2
+    server.handler.mode = "ok"
+    assert send_due(open_store(db), smtp(server), now=NOW + timedelta(hours=9)).sent == 0
+    assert len(server.messages) == 2
+
+
+def test_wrong_password_is_one_clear_error(db, smtp_server, monkeypatch):
+    server = smtp_server(auth=True)
+    monkeypatch.setenv("COMPLAINT_DESK_SMTP_PASSWORD", "wrong")
+    scan_once(open_store(db), now=NOW, rules=RULES)
+    tr = smtp(server, user="shop", allow_plain_auth=True)
+    rep = send_due(open_store(db), tr, now=NOW)
+    assert rep.sent == 0 and len(rep.errors) == 1 and "COMPLAINT_DESK_SMTP_PASSWORD" in rep.errors[0]
+    assert server.handler.attempts == 0
+    monkeypatch.setenv("COMPLAINT_DESK_SMTP_PASSWORD", "right")
+    assert send_due(open_store(db), tr, now=NOW).sent == 2
+
+
+def test_auth_refused_without_tls_unless_local_relay(db, smtp_server, monkeypatch):
+    server = smtp_server(auth=True)
+    monkeypatch.setenv("COMPLAINT_DESK_SMTP_PASSWORD", "right")
+    scan_once(open_store(db), now=NOW, rules=RULES)
+    rep = send_due(open_store(db), smtp(server, user="shop"), now=NOW)
+    assert rep.failed == 2 and "未加密" in rep.errors[0] and server.messages == []
+
+
+def test_starttls_verified_and_untrusted_cert_refused(db, smtp_server):
+    server = smtp_server(tls=True)
+    scan_once(open_store(db), now=NOW, rules=RULES)
+    untrusted = send_due(open_store(db), smtp(server, tls="starttls"), now=NOW)
+    assert untrusted.failed == 2 and "证书" in untrusted.errors[0] and server.messages == []
+
+
+def test_starttls_with_trusted_cert_delivers(db, smtp_server):
+    server = smtp_server(tls=True)
+    scan_once(open_store(db), now=NOW, rules=RULES)
+    rep = send_due(open_store(db), smtp(server, tls="starttls", context=server.client_context), now=NOW)
+    assert rep.sent == 2 and len(server.messages) == 2
+
+
+def test_eml_folder_exactly_once(db, tmp_path):
+    out = tmp_path / "outbox"
+    scan_once(open_store(db), now=NOW, rules=RULES)
+    assert send_due(open_store(db), EmlFolderTransport(out), now=NOW).sent == 2
+    scan_once(open_store(db), now=NOW + timedelta(hours=1), rules=RULES)
+    send_due(open_store(db), EmlFolderTransport(out), now=NOW + timedelta(hours=1))
+    assert len(list(out.glob("*.eml"))) == 2

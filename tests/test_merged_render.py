@@ -1,0 +1,86 @@
+"""The merged workbook: contract sheets, text stays text, a manager's edit saved mid-write survives."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import openpyxl
+from python_calamine import CalamineWorkbook
+
+from complaint_core.merged.model import SHEET_ORDER, Block, ChartSpec, Column, SheetData
+from complaint_core.merged.render import render_merged
+from complaint_core.store import open_store
+from sync.api import merge_into
+from tests.support.workbooks import NOW, sample_rows, write_shop_workbook
+
+
+def _shop(tmp: Path, n: int, **changes: object) -> Path:
+    folder = tmp / "SH01"
+    folder.mkdir(exist_ok=True)
+    rows = sample_rows(n, seed=5, now=NOW, shop="SH01")
+    rows[0].update(changes)
+    write_shop_workbook(folder / "投诉.xlsx", rows)
+    return folder
+
+
+def test_text_stays_text_and_provider_sheets(tmp_path: Path) -> None:
+    folder = _shop(tmp_path, 5, description="=HYPERLINK(\"http://x\",\"点\")", notes="http://evil.example")
+    store = open_store(tmp_path / "s.sqlite")
+    out = tmp_path / "m.xlsx"
+    merge_into(store, [folder], out, now=NOW)
+
+    def provider(conn: object, now: object) -> list[SheetData]:
+        cols = [Column("shop", "门店"), Column("n", "数量", "int")]
+        block = Block("按门店", cols, [["SH01", 5], ["SH02", 3]],
+                      charts=[ChartSpec("column", "投诉数", 0, (1,), 0, 1)])
+        return [SheetData("汇总", blocks=[block], as_table=False)]
+
+    report = render_merged(store, out, now=NOW, providers=[provider])
+    assert report.sheets == list(SHEET_ORDER)
+    wb = openpyxl.load_workbook(out)
+    ws = wb["全部投诉"]
+    head = [c.value for c in ws[2]]
+    cell = ws.cell(row=3, column=head.index("投诉内容") + 1)
+    assert cell.data_type == "s" and cell.value.startswith("=HYPERLINK")
+    assert not ws._hyperlinks
+    assert ws.freeze_panes == "A3" and ws.auto_filter.ref
+    assert ws.data_validations.dataValidation
+    assert wb["_lists"].sheet_state == "hidden"
+    assert wb["汇总"]._charts
+
+
+def test_manager_edit_saved_while_writing_survives(tmp_path: Path) -> None:
+    folder = _shop(tmp_path, 600)
+    store = open_store(tmp_path / "s.sqlite")
+    out = tmp_path / "m.xlsx"
+    merge_into(store, [folder], out, now=NOW)
+    # the manager types 主管批示 and saves (Excel: temp + rename) while the daemon is writing
+    wb = openpyxl.load_workbook(out)
+    ws = wb["全部投诉"]
+    head = [c.value for c in ws[2]]
+    target = ws.cell(row=10, column=1).value
+    ws.cell(row=10, column=head.index("主管批示") + 1, value="已批示：严肃处理")
+    edited = tmp_path / "edited.xlsx"
+    wb.save(edited)
+    os.utime(edited, (time.time() + 5, time.time() + 5))
+
+    def manager() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if any(p.name.startswith(".~cd-tmp-") for p in tmp_path.iterdir()):
+                os.replace(edited, out)
+                return
+            time.sleep(0.005)
+
+    t = threading.Thread(target=manager)
+    t.start()
+    report = render_merged(store, out, now=NOW)
+    t.join()
+    assert report.rerendered
+    g = CalamineWorkbook.from_path(str(out)).get_sheet_by_name("全部投诉").to_python()
+    col = g[1].index("主管批示")
+    assert next(r for r in g[2:] if r[0] == target)[col] == "已批示：严肃处理"
+    assert store.manager_edits("全部投诉")[("SH01", target)] == {"manager_approval": "已批示：严肃处理"}

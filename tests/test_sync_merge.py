@@ -1,0 +1,155 @@
+"""Merging real shop workbooks into a real merged workbook, SQLite and PostgreSQL stores."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import openpyxl
+import pytest
+from python_calamine import CalamineWorkbook
+
+from complaint_core.merged.model import SHEET_ORDER
+from complaint_core.store import open_store
+from sync.api import merge_once
+from tests.support.workbooks import NOW, sample_rows, write_shop_workbook
+
+
+def grid(path: Path, sheet: str) -> list[list]:
+    return CalamineWorkbook.from_path(str(path)).get_sheet_by_name(sheet).to_python()
+
+
+def all_rows(path: Path) -> list[dict]:
+    g = grid(path, "全部投诉")
+    head = g[1]
+    return [dict(zip(head, r, strict=False)) for r in g[2:]]
+
+
+def shops(tmp: Path, n: int = 2, rows: int = 20) -> list[Path]:
+    out = []
+    for i in range(n):
+        folder = tmp / f"SH0{i + 1}"
+        folder.mkdir()
+        write_shop_workbook(folder / "投诉.xlsx", sample_rows(rows, seed=i, now=NOW, shop=f"SH0{i + 1}"))
+        out.append(folder)
+    return out
+
+
+def test_merge_every_row_once_with_noise(tmp_path: Path, state_url: str) -> None:
+    folders = shops(tmp_path)
+    (folders[0] / "~$投诉.xlsx").write_bytes(b"owner")
+    (folders[0] / ".~lock.投诉.xlsx#").write_text("lock")
+    (folders[1] / "Cedd4100").write_bytes(b"tmp")
+    (folders[1] / "broken.xlsx").write_bytes(b"PK\x03\x04 half written")
+    wb = openpyxl.Workbook()
+    wb.active.append(["月份", "销售额"])
+    wb.save(folders[1] / "销售.xlsx")
+    out = tmp_path / "merged.xlsx"
+    before = {p: p.read_bytes() for p in (f / "投诉.xlsx" for f in folders)}
+    report = merge_once(folders, out, state_url=state_url, now=NOW)
+    assert CalamineWorkbook.from_path(str(out)).sheet_names[:7] == list(SHEET_ORDER)
+    rows = all_rows(out)
+    assert len(rows) == 40 and report.rows == 40
+    assert len({(r["门店"], r["投诉编号"]) for r in rows}) == 40
+    assert {r["来源文件"] for r in rows} == {"投诉.xlsx"}
+    failed = {r.path.name: r.reason for r in report.failed}
+    assert set(failed) == {"broken.xlsx", "销售.xlsx"}
+    sources = {Path(r[1]).name: r for r in grid(out, "来源")[2:]}
+    assert "zip" in sources["broken.xlsx"][5] and sources["投诉.xlsx"][2] == 20
+    assert all(p.read_bytes() == b for p, b in before.items())  # never write into a shop's file
+
+
+def test_unchanged_files_not_reread_and_deleted_row_marked(tmp_path: Path, state_url: str) -> None:
+    folders = shops(tmp_path)
+    out = tmp_path / "merged.xlsx"
+    merge_once(folders, out, state_url=state_url, now=NOW)
+    rows = sample_rows(20, seed=0, now=NOW, shop="SH01")
+    write_shop_workbook(folders[0] / "投诉.xlsx", rows[1:])
+    report = merge_once(folders, out, state_url=state_url, now=NOW + timedelta(hours=1))
+    assert [r.path.parent.name for r in report.read] == ["SH01"]
+    merged = all_rows(out)
+    assert len(merged) == 40
+    gone = [r for r in merged if r["投诉编号"] == rows[0]["complaint_id"]]
+    assert gone[0]["来源已删除"] == "是"
+    store = open_store(state_url)
+    from sqlalchemy import select
+
+    from complaint_core.store import tables as t
+    with store.engine.connect() as c:
+        versions = c.execute(select(t.row_versions).where(t.row_versions.c.deleted.is_(True))).all()
+    assert len(versions) == 1
+
+
+def test_unreadable_then_fixed_keeps_last_good_rows(tmp_path: Path, state_url: str) -> None:
+    folders = shops(tmp_path, 1)
+    out = tmp_path / "merged.xlsx"
+    merge_once(folders, out, state_url=state_url, now=NOW)
+    good = (folders[0] / "投诉.xlsx").read_bytes()
+    (folders[0] / "投诉.xlsx").write_bytes(good[: len(good) // 2])
+    report = merge_once(folders, out, state_url=state_url, now=NOW + timedelta(minutes=1))
+    assert report.failed and len(all_rows(out)) == 20
+    assert "读取" in grid(out, "来源")[2][4] or "重试" in grid(out, "来源")[2][4]
+    (folders[0] / "投诉.xlsx").write_bytes(good)
+    os.utime(folders[0] / "投诉.xlsx", None)
+    report = merge_once(folders, out, state_url=state_url, now=NOW + timedelta(minutes=2))
+    assert not report.failed and grid(out, "来源")[2][4] == "正常"
+
+
+def test_conflict_copy_flagged_and_conflicts_listed(tmp_path: Path, state_url: str) -> None:
+    folders = shops(tmp_path, 1)
+    src = folders[0] / "投诉.xlsx"
+    shutil.copy(src, folders[0] / "投诉 (冲突副本 2026-11-20).xlsx")
+    rows = sample_rows(20, seed=0, now=NOW, shop="SH01")
+    other = [dict(r) for r in rows[:2]]
+    other[0]["notes"] = "另一台电脑上改过"
+    other[0]["updated_at"] = NOW + timedelta(days=1)
+    write_shop_workbook(folders[0] / "补录.xlsx", other)
+    out = tmp_path / "merged.xlsx"
+    report = merge_once(folders, out, state_url=state_url, now=NOW + timedelta(days=2))
+    assert [r.path.name for r in report.skipped if r.outcome == "conflict_copy"]
+    merged = all_rows(out)
+    assert len(merged) == 20  # the copy is not merged twice; the same ids are one record
+    kept = next(r for r in merged if r["投诉编号"] == rows[0]["complaint_id"])
+    assert kept["备注"] == "另一台电脑上改过" and kept["来源文件"] == "补录.xlsx"
+    conflicts = grid(out, "冲突")[2:]
+    assert any("备注" in r[4] for r in conflicts)
+    statuses = {Path(r[1]).name: r[4] for r in grid(out, "来源")[2:]}
+    assert statuses["投诉 (冲突副本 2026-11-20).xlsx"] == "同步冲突副本"
+
+
+def test_manager_edits_survive_remerge(tmp_path: Path, state_url: str) -> None:
+    folders = shops(tmp_path, 1)
+    out = tmp_path / "merged.xlsx"
+    merge_once(folders, out, state_url=state_url, now=NOW)
+    wb = openpyxl.load_workbook(out)
+    ws = wb["全部投诉"]
+    head = [c.value for c in ws[2]]
+    col = head.index("主管批示") + 1
+    target = ws.cell(row=5, column=head.index("投诉编号") + 1).value
+    ws.cell(row=5, column=col, value="同意退款，=SUM(A1)")
+    wb.save(out)
+    write_shop_workbook(folders[0] / "投诉.xlsx", sample_rows(20, seed=0, now=NOW, shop="SH01")[::-1])
+    merge_once(folders, out, state_url=state_url, now=NOW + timedelta(hours=1))
+    merge_once(folders, out, state_url=state_url, now=NOW + timedelta(hours=2))
+    row = next(r for r in all_rows(out) if r["投诉编号"] == target)
+    assert row["主管批示"] == "同意退款，=SUM(A1)"
+
+
+def test_same_result_regardless_of_order(tmp_path: Path, state_url: str) -> None:
+    folders = shops(tmp_path, 3, rows=10)
+    out1, out2 = tmp_path / "a.xlsx", tmp_path / "b.xlsx"
+    merge_once(folders, out1, state_url=str(tmp_path / "a.sqlite"), now=NOW)
+    for f in reversed(folders):
+        merge_once([f], out2, state_url=str(tmp_path / "b.sqlite"), now=NOW)
+    merge_once(folders, out2, state_url=str(tmp_path / "b.sqlite"), now=NOW)
+    strip = [{k: v for k, v in r.items()} for r in all_rows(out1)]
+    assert strip == all_rows(out2)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "state.sqlite")
+    return request.getfixturevalue("pg_url")
