@@ -90,33 +90,38 @@ def table_from_grid(
     extras = {h: c for h, c in extras.items() if h}
     key_cols = list(keys.items())
     extra_cols = list(extras.items())
-    norm = [(k, c, FIELD_BY_KEY[k].type) for k, c in key_cols]
+    norm = [(k, FIELD_BY_KEY[k].type, frozenset(FIELD_BY_KEY[k].choices)) for k, _c in key_cols]
     rows: list[SourceRow] = []
     last = hr
     for r in range(hr + 1, len(grid)):
         line = grid[r]
         n = len(line)
+        # Inlined emptiness test: this loop runs once per cell of the shop's table.
         raw: dict[str, Any] = {}
         for k, c in key_cols:
-            v = line[c] if c < n else None
-            if not _empty(v):
-                raw[k] = v
+            if c < n:
+                v = line[c]
+                if v is not None and v != "" and (type(v) is not str or v.strip()):
+                    raw[k] = v
         ext: dict[str, Any] = {}
         for h, c in extra_cols:
-            v = line[c] if c < n else None
-            if not _empty(v):
-                ext[h] = v
+            if c < n:
+                v = line[c]
+                if v is not None and v != "" and (type(v) is not str or v.strip()):
+                    ext[h] = v
         if not raw and not ext:
             continue  # a blank row in the middle is a gap, not the end of the table
         values: dict[str, Any] = {}
-        for k, _c, kind in norm:
+        for k, kind, choices in norm:
             v = raw.get(k)
             if v is None:
                 values[k] = None
-            elif kind == "datetime" and isinstance(v, datetime):
-                values[k] = v.replace(microsecond=0) if v.microsecond else v
-            elif kind == "text" and isinstance(v, str):
+            elif kind == "text" and type(v) is str:
                 values[k] = v.strip()
+            elif kind == "choice" and v in choices:
+                values[k] = v  # picked from the dropdown: already canonical
+            elif kind == "datetime" and type(v) is datetime:
+                values[k] = v.replace(microsecond=0) if v.microsecond else v
             else:
                 values[k] = normalise(k, v, date1904=date1904)
         rows.append(SourceRow(row=first_row + r, values=values, raw=raw, extras=ext))

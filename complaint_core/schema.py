@@ -185,10 +185,20 @@ for _f_ in FIELDS:
         HEADER_ALIASES[normalise_header(_name)] = _f_.key
 
 
+def _choice_map(field: Field) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for zh, en in zip(field.choices, field.choices_en or field.choices, strict=False):
+        out[normalise_header(zh)] = zh
+        out[normalise_header(en)] = zh
+    return out
+
+
+# Folded spelling -> canonical Chinese value, built once: choice lookups run for every cell.
+_CHOICE_MAPS: dict[str, dict[str, str]] = {f.key: _choice_map(f) for f in FIELDS if f.choices}
+
+
 def choice_value(field: Field, value: str) -> str | None:
     """Map a typed value (Chinese or English, any case/width) to the canonical Chinese choice."""
-    folded = normalise_header(value)
-    for zh, en in zip(field.choices, field.choices_en or field.choices, strict=False):
-        if folded in (normalise_header(zh), normalise_header(en)):
-            return zh
-    return None
+    if value in field.choices:
+        return value  # the common case: picked from the dropdown
+    return _CHOICE_MAPS.get(field.key, {}).get(normalise_header(value))
