@@ -84,3 +84,16 @@ def test_manager_edit_saved_while_writing_survives(tmp_path: Path) -> None:
     col = g[1].index("主管批示")
     assert next(r for r in g[2:] if r[0] == target)[col] == "已批示：严肃处理"
     assert store.manager_edits("全部投诉")[("SH01", target)] == {"manager_approval": "已批示：严肃处理"}
+
+
+def test_rows_beyond_excel_limit_are_announced_not_silently_dropped(tmp_path, monkeypatch):
+    from complaint_core.merged import xlsx
+    from complaint_core.merged.model import Column, SheetData
+
+    monkeypatch.setattr(xlsx, "EXCEL_MAX_ROWS", 12)  # the real limit, scaled down
+    sheet = SheetData(name="全部投诉", columns=[Column("a", "A")], rows=[[f"r{i}"] for i in range(20)])
+    xlsx.write_workbook(tmp_path / "m.xlsx", [sheet])
+    from python_calamine import CalamineWorkbook
+
+    grid = CalamineWorkbook.from_path(str(tmp_path / "m.xlsx")).get_sheet_by_name("全部投诉").to_python()
+    assert len(grid) == 12 and "另有 10 条记录" in grid[-1][0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ from xlsxwriter.utility import xl_col_to_name
 from .model import Block, ChartSpec, Column, SheetData
 
 LISTS_SHEET = "_lists"
+EXCEL_MAX_ROWS = 1_048_576
+log = logging.getLogger(__name__)
 
 
 def _formats(wb: Any) -> dict[str, Any]:
@@ -95,10 +98,22 @@ def _write_table(wb: Any, ws: Any, sheet: SheetData, fmt: dict[str, Any],
     for c, col in enumerate(sheet.columns):
         ws.set_column(c, c, col.width, fmt.get(col.kind) if col.kind != "text" else None)
         ws.write_string(top, c, col.header, fmt["head"])
-    for i, row in enumerate(sheet.rows):
+    rows = sheet.rows
+    # Excel stops at 1,048,576 rows; XlsxWriter would drop the rest without a word. Write what
+    # fits and say on the last row how many complaints are only in the store.
+    capacity = EXCEL_MAX_ROWS - (top + 1) - 1
+    overflow = len(rows) - capacity if len(rows) > capacity else 0
+    if overflow:
+        rows = rows[:capacity]
+        log.warning("%s: %d rows exceed Excel's row limit and are not in the workbook", sheet.name, overflow)
+    for i, row in enumerate(rows):
         for c, col in enumerate(sheet.columns):
             _write_cell(ws, top + 1 + i, c, row[c] if c < len(row) else None, col, fmt)
-    last = top + max(len(sheet.rows), 1)
+    if overflow:
+        ws.write_string(top + 1 + len(rows), 0, f"另有 {overflow} 条记录超出 Excel 的 1,048,576 行上限，未写入本表，"
+                        f"仍保存在数据库中 ({overflow} more rows exceed Excel's row limit; they are in the store)",
+                        fmt["note"])
+    last = top + max(len(rows), 1)
     ncols = len(sheet.columns)
     if sheet.as_table and ncols:
         ws.autofilter(top, 0, last, ncols - 1)
