@@ -124,3 +124,48 @@ def test_csv_cells_are_defused(text: str) -> None:
         assert out == text  # a URL is not a formula; CSV has no links
     else:
         assert isinstance(out, str) and out.startswith("'") and out[1:] == text
+
+
+def test_merged_workbook_and_reminder_mails_keep_customer_text_as_text(tmp_path):
+    """The same dangerous text through the daemon's merge, the scan and the reminder e-mails."""
+    import email
+    from email import policy
+
+    from complaint_core.rules_book import Person, Rules
+    from complaint_core.store import open_store
+    from scheduler.api import scan_once, send_due, sheet_providers
+    from scheduler.transport import EmlFolderTransport
+    from sync.api import merge_once
+    from tests.support.workbooks import NOW as FIXED_NOW
+    from tests.support.workbooks import sample_rows, write_rows
+
+    shop = tmp_path / "shops" / "SH01"
+    shop.mkdir(parents=True)
+    rows = sample_rows(len(DANGEROUS), seed=3, now=FIXED_NOW)
+    for row, bad in zip(rows, DANGEROUS, strict=True):
+        row.update(description=bad, customer_name=bad, notes=bad, complaint_id=bad,
+                   responsible_person="李娜", responsible_dept="前台", first_contact_at=None)
+    write_rows(shop / "SH01.xlsx", rows, shop="SH01")
+    merged = tmp_path / "merged.xlsx"
+    state = tmp_path / "state.db"
+    rules = Rules(staff=(Person("李娜", "前台", "王经理", "li@example.com", "wang@example.com"),
+                         Person("王经理", "前台", "王经理", "wang@example.com")))
+    merge_once([tmp_path / "shops"], merged, state_url=str(state), now=FIXED_NOW)
+    store = open_store(state)
+    scan_once(store, now=FIXED_NOW, rules=rules)
+    outbox = tmp_path / "outbox"
+    send_due(store, EmlFolderTransport(outbox), now=FIXED_NOW)
+    from complaint_core.merged.render import render_merged
+
+    render_merged(store, merged, now=FIXED_NOW, providers=sheet_providers(rules))
+    assert_inert(merged)
+    wb = load_workbook(merged)
+    texts = {c.value for ws in wb.worksheets for row in ws.iter_rows() for c in row if isinstance(c.value, str)}
+    assert {"=1+2", '=HYPERLINK("http://x","y")', "@SUM(A1:A2)"} <= texts
+    mails = sorted(outbox.glob("*.eml"))
+    assert mails, "the overdue complaints should produce reminder mails"
+    for path in mails:
+        msg = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        html_part = msg.get_body(("html",)).get_content()
+        assert "<a " not in html_part and 'HYPERLINK("http' not in html_part
+        assert "=HYPERLINK(&quot;http://x&quot;" in html_part or "=1+2" in html_part
