@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import NotAComplaintWorkbook, UnreadableWorkbook
+from .errors import BadSetting, NotAComplaintWorkbook, UnreadableWorkbook
 from .model import ComplaintTable, SourceRow
 from .playbook import DEFAULT_PLAYBOOK, Playbook, playbook_from_rows
 from .safety import check_xlsx
@@ -29,6 +29,7 @@ from .schema import (
     SHEET_SETTINGS,
     normalise_header,
 )
+from .settings import DEFAULTS, Settings, settings_from_rows
 from .values import normalise
 
 HEADER_SCAN_ROWS = 30
@@ -165,6 +166,14 @@ def _shop_code(wb: Any) -> str | None:
     return None
 
 
+def _settings(wb: Any, path: Path) -> Settings:
+    """The shop's own deadlines and business hours from its 设置 sheet (defaults when absent)."""
+    if SHEET_SETTINGS not in wb.sheet_names:
+        return DEFAULTS
+    rows = wb.get_sheet_by_name(SHEET_SETTINGS).to_python()
+    return settings_from_rows(rows, sheet=f"{path.name}!{SHEET_SETTINGS}")
+
+
 def read_workbook(path: str | Path) -> ComplaintTable:
     """Read the complaint table of a shop workbook, or raise UnreadableWorkbook with the reason."""
     from python_calamine import CalamineWorkbook
@@ -192,9 +201,10 @@ def read_workbook(path: str | Path) -> ComplaintTable:
             except NotAComplaintWorkbook as exc:
                 failure = failure or exc
                 continue
-            table.shop_code = _shop_code(wb)
+            table.settings = _settings(wb, p)
+            table.shop_code = _shop_code(wb) or table.settings.shop_code or None
             return table
-    except UnreadableWorkbook:
+    except (UnreadableWorkbook, BadSetting):
         raise
     except BaseException as exc:  # noqa: BLE001 - pyo3 PanicException derives from BaseException
         if isinstance(exc, KeyboardInterrupt | SystemExit):
@@ -220,3 +230,20 @@ def read_playbook(path: str | Path) -> Playbook:
             raise
         raise UnreadableWorkbook(path, f"处理手册无法读取 ({type(exc).__name__})") from None
     return playbook_from_rows(rows, sheet=f"{Path(path).name}!{SHEET_PLAYBOOK}")
+
+
+def read_settings(path: str | Path) -> Settings:
+    """The shop's 设置 sheet (deadlines, business hours, holidays) or the defaults."""
+    from python_calamine import CalamineWorkbook
+
+    check_xlsx(path)
+    try:
+        wb = CalamineWorkbook.from_path(str(path))
+        if SHEET_SETTINGS not in wb.sheet_names:
+            return DEFAULTS
+        rows = wb.get_sheet_by_name(SHEET_SETTINGS).to_python()
+    except BaseException as exc:  # noqa: BLE001 - see read_workbook
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        raise UnreadableWorkbook(path, f"设置表无法读取 ({type(exc).__name__})") from None
+    return settings_from_rows(rows, sheet=f"{Path(path).name}!{SHEET_SETTINGS}")

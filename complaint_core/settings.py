@@ -66,3 +66,70 @@ DEFAULTS = Settings()
 
 # The declared list and the dataclass must agree (checked again by a test).
 assert {s.key for s in SETTINGS} == {f.name for f in fields(Settings)} - {"extra"}
+
+
+_TRUE = {"是", "yes", "true", "1", "y", "对", "开"}
+_FALSE = {"否", "no", "false", "0", "n", "不", "关", ""}
+
+
+def _convert(setting: Setting, value: Any, where: str) -> Any:
+    from .errors import BadSetting
+
+    default = setting.default
+    text = "" if value is None else str(value).strip()
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, bool):
+                return value
+            folded = text.lower()
+            if folded in _TRUE:
+                return True
+            if folded in _FALSE:
+                return False
+            raise ValueError
+        if isinstance(default, int | float):
+            number = float(value) if isinstance(value, int | float) else float(text)
+            if number < 0:
+                raise ValueError
+            return number
+        if isinstance(default, time):
+            if isinstance(value, time):
+                return value
+            if hasattr(value, "time"):
+                return value.time()
+            if isinstance(value, float) and 0 <= value < 1:  # Excel stores a time as a day fraction
+                minutes = round(value * 24 * 60)
+                return time(minutes // 60, minutes % 60)
+            hh, mm = text.replace("：", ":").split(":")[:2]
+            return time(int(hh), int(mm))
+        if isinstance(default, tuple):
+            parts = [p for p in text.replace("，", ",").replace("、", ",").split(",") if p.strip()]
+            days = tuple(int(float(p)) for p in parts)
+            if any(d < 0 or d > 6 for d in days):
+                raise ValueError
+            return days
+        return text
+    except (ValueError, TypeError):
+        raise BadSetting(where, value, f"“{setting.zh}”的值无法识别 (cannot read {setting.key})") from None
+
+
+def settings_from_rows(rows: list[list[Any]], *, sheet: str = "设置") -> Settings:
+    """The shop's 设置 sheet (项目 | 值) as Settings; unknown rows are left alone (notes)."""
+    by_label = {s.zh: s for s in SETTINGS} | {s.key: s for s in SETTINGS} | {"Shop code": SETTINGS[0]}
+    changes: dict[str, Any] = {}
+    for i, row in enumerate(rows, start=1):
+        if not row or not isinstance(row[0], str):
+            continue
+        setting = by_label.get(row[0].strip())
+        if setting is None:
+            continue
+        value = row[1] if len(row) > 1 else None
+        if setting.key == "shop_code":
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            changes["shop_code"] = "" if value is None else str(value).strip()
+            continue
+        if value is None or value == "":
+            continue  # an emptied cell means "use the default"
+        changes[setting.key] = _convert(setting, value, f"{sheet}!B{i}")
+    return replace(DEFAULTS, **changes)

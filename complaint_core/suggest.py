@@ -71,8 +71,9 @@ def _numbered(items: list[str]) -> str:
 
 
 def fills_for_table(table: ComplaintTable, playbook: Playbook = DEFAULT_PLAYBOOK, *,
-                    now: datetime, settings: Settings = DEFAULTS) -> list[RowFill]:
+                    now: datetime, settings: Settings | None = None) -> list[RowFill]:
     """What to write into each row's EMPTY id, shop, suggestion and deadline cells."""
+    settings = settings or table.settings or DEFAULTS
     shop = table.shop_code or settings.shop_code or ""
     existing = [v for r in table.rows if isinstance(v := r.values.get("complaint_id"), str)]
     need_id = [r for r in table.rows if r.values.get("complaint_id") is None]

@@ -109,9 +109,14 @@ def validate_row(values: dict[str, Any], *, now: datetime, settings: Settings = 
     return out
 
 
-def validate_table(table: ComplaintTable, *, now: datetime, settings: Settings = DEFAULTS,
+def validate_table(table: ComplaintTable, *, now: datetime, settings: Settings | None = None,
                    lang: str = "zh") -> list[Finding]:
-    """Every finding of every row, ordered by row then column, plus missing required columns."""
+    """Every finding of every row, ordered by row then column, plus missing required columns.
+
+    ``settings`` defaults to the workbook's own 设置 sheet (read with the table), so the add-in,
+    the CLI and the daemon apply the same shop's deadlines and business hours.
+    """
+    settings = settings or table.settings or DEFAULTS
     findings: list[Finding] = []
     present = frozenset(table.columns)
     cols = table.columns

@@ -21,13 +21,12 @@ from complaint_core.reader import table_from_grid
 from complaint_core.schema import (
     FIELD_BY_KEY,
     FILLED_KEYS,
-    SETTINGS_SHOP_LABELS,
     SHEET_COMPLAINTS,
     SHEET_FINDINGS,
     SHEET_PLAYBOOK,
     SHEET_SETTINGS,
-    normalise_header,
 )
+from complaint_core.settings import DEFAULTS, Settings, settings_from_rows
 from complaint_core.suggest import fills_for_table
 from complaint_core.validate import validate_table
 
@@ -46,26 +45,24 @@ def _col_letter(col: int) -> str:
 
 def load_table(port: WorkbookPort) -> ComplaintTable:
     names = port.sheet_names()
-    shop = _shop_code(port) if SHEET_SETTINGS in names else None
+    settings = _settings(port) if SHEET_SETTINGS in names else DEFAULTS
+    shop = settings.shop_code or None
     order = sorted((n for n in names if n not in (SHEET_SETTINGS, SHEET_FINDINGS, MARKS_SHEET)),
                    key=lambda n: n != SHEET_COMPLAINTS)
     for name in order:
         grid, first_row, first_col = port.read_used_range(name)
         try:
-            return table_from_grid(grid, sheet=name, shop_code=shop, first_row=first_row, first_col=first_col)
+            table = table_from_grid(grid, sheet=name, shop_code=shop, first_row=first_row, first_col=first_col)
         except NotAComplaintWorkbook:
             continue
+        table.settings = settings  # the shop's deadlines and business hours, as the CLI reads them
+        return table
     raise NotAComplaintWorkbook("当前工作簿", "没有找到投诉登记表（需要 投诉编号、受理时间、客户姓名、投诉内容 等表头）")
 
 
-def _shop_code(port: WorkbookPort) -> str | None:
+def _settings(port: WorkbookPort) -> Settings:
     grid, _r, _c = port.read_used_range(SHEET_SETTINGS)
-    labels = {normalise_header(x) for x in SETTINGS_SHOP_LABELS}
-    for row in grid:
-        if len(row) >= 2 and isinstance(row[0], str) and normalise_header(row[0]) in labels and row[1] not in (None, ""):
-            value = row[1]
-            return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value).strip()
-    return None
+    return settings_from_rows(grid, sheet=SHEET_SETTINGS)
 
 
 def _playbook(port: WorkbookPort) -> Playbook:

@@ -125,3 +125,41 @@ def test_ids_continue_the_days_sequence_without_collisions():
     got = next_ids("SH01", [day, day, None], ["SH01-20261119-001", "SH01-20261119-007", "SH02-20261119-009"],
                    today=datetime(2026, 11, 20))
     assert got == ["SH01-20261119-008", "SH01-20261119-009", "SH01-20261120-001"]
+
+
+def test_the_shops_settings_sheet_drives_deadlines_everywhere(tmp_path):
+    """A shop that switches on business hours in 设置 gets business-hour deadlines from the CLI."""
+    from click.testing import CliRunner
+    from openpyxl import load_workbook
+
+    from complaint_core.reader import read_workbook
+    from complaint_desk.cli import main
+    from tests.support.workbooks import write_rows
+
+    friday = datetime(2026, 11, 20, 20, 0)
+    row = dict(sample_rows(1, seed=1, now=NOW)[0], received_at=friday, first_contact_at=None,
+               feedback_at=None, contact_due=None, feedback_due=None, suggested_steps=None)
+    path = write_rows(tmp_path / "s.xlsx", [row], shop="SH01")
+    wb = load_workbook(path)
+    ws = wb["设置"]
+    for r in ws.iter_rows(min_row=2):
+        if r[0].value == "按工作时间计算":
+            r[1].value = "是"
+        if r[0].value == "联系时限（小时）":
+            r[1].value = 3
+    wb.save(path)
+    table = read_workbook(path)
+    assert table.settings.business_hours and table.settings.contact_hours == 3
+    assert CliRunner().invoke(main, ["suggest", "--now", "2026-11-21T10:00", str(path)]).exit_code == 0
+    after = read_workbook(path).rows[0].values
+    assert after["contact_due"] == datetime(2026, 11, 23, 12, 0)  # Monday 09:00 + 3 business hours
+    assert "工作时间" in after["suggested_steps"]
+
+
+def test_a_bad_setting_names_the_sheet_and_cell(tmp_path):
+    from complaint_core.settings import settings_from_rows
+
+    with pytest.raises(BadSetting, match=r"设置!B3.*联系时限"):
+        settings_from_rows([["项目", "值"], ["门店代码", "SH01"], ["联系时限（小时）", "两小时"]])
+    s = settings_from_rows([["门店代码", 101.0], ["休息日", "6"], ["上班时间", "08:30"], ["按工作时间计算", "否"]])
+    assert s.shop_code == "101" and s.rest_weekdays == (6,) and s.workday_start.hour == 8
