@@ -231,19 +231,3 @@ def read_playbook(path: str | Path) -> Playbook:
         raise UnreadableWorkbook(path, f"处理手册无法读取 ({type(exc).__name__})") from None
     return playbook_from_rows(rows, sheet=f"{Path(path).name}!{SHEET_PLAYBOOK}")
 
-
-def read_settings(path: str | Path) -> Settings:
-    """The shop's 设置 sheet (deadlines, business hours, holidays) or the defaults."""
-    from python_calamine import CalamineWorkbook
-
-    check_xlsx(path)
-    try:
-        wb = CalamineWorkbook.from_path(str(path))
-        if SHEET_SETTINGS not in wb.sheet_names:
-            return DEFAULTS
-        rows = wb.get_sheet_by_name(SHEET_SETTINGS).to_python()
-    except BaseException as exc:  # noqa: BLE001 - see read_workbook
-        if isinstance(exc, KeyboardInterrupt | SystemExit):
-            raise
-        raise UnreadableWorkbook(path, f"设置表无法读取 ({type(exc).__name__})") from None
-    return settings_from_rows(rows, sheet=f"{Path(path).name}!{SHEET_SETTINGS}")
