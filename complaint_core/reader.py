@@ -23,7 +23,6 @@ from .safety import check_xlsx
 from .schema import (
     FIELD_BY_KEY,
     HEADER_ALIASES,
-    SETTINGS_SHOP_LABELS,
     SHEET_COMPLAINTS,
     SHEET_PLAYBOOK,
     SHEET_SETTINGS,
@@ -35,7 +34,6 @@ from .values import normalise
 HEADER_SCAN_ROWS = 30
 MIN_MATCHES = 4
 CORE_KEYS = frozenset({"received_at", "customer_name", "description", "complaint_id", "category", "channel"})
-_SHOP_LABELS = {normalise_header(x) for x in SETTINGS_SHOP_LABELS}
 _DATE1904_RE = re.compile(rb"<(?:\w+:)?workbookPr\b[^>]*\bdate1904\s*=\s*[\"'](1|true)[\"']", re.I)
 
 
@@ -149,23 +147,6 @@ def _is_date1904(path: Path) -> bool:
         return False
 
 
-def _shop_code(wb: Any) -> str | None:
-    try:
-        rows = wb.get_sheet_by_name(SHEET_SETTINGS).to_python()
-    except BaseException as exc:  # noqa: BLE001 - calamine raises odd types; settings are optional
-        if isinstance(exc, KeyboardInterrupt | SystemExit):
-            raise
-        return None
-    for row in rows[:200]:
-        if len(row) >= 2 and isinstance(row[0], str) and normalise_header(row[0]) in _SHOP_LABELS:
-            value = row[1]
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
-            text = str(value).strip()
-            return text or None
-    return None
-
-
 def _settings(wb: Any, path: Path) -> Settings:
     """The shop's own deadlines and business hours from its 设置 sheet (defaults when absent)."""
     if SHEET_SETTINGS not in wb.sheet_names:
@@ -202,7 +183,7 @@ def read_workbook(path: str | Path) -> ComplaintTable:
                 failure = failure or exc
                 continue
             table.settings = _settings(wb, p)
-            table.shop_code = _shop_code(wb) or table.settings.shop_code or None
+            table.shop_code = table.settings.shop_code or None
             return table
     except (UnreadableWorkbook, BadSetting):
         raise

@@ -115,12 +115,16 @@ def _convert(setting: Setting, value: Any, where: str) -> Any:
 
 def settings_from_rows(rows: list[list[Any]], *, sheet: str = "设置") -> Settings:
     """The shop's 设置 sheet (项目 | 值) as Settings; unknown rows are left alone (notes)."""
-    by_label = {s.zh: s for s in SETTINGS} | {s.key: s for s in SETTINGS} | {"Shop code": SETTINGS[0]}
+    from .schema import SETTINGS_SHOP_LABELS, normalise_header
+
+    # Labels are folded like headers, so "门店代码：" or "Shop Code" still count.
+    by_label = {normalise_header(s.zh): s for s in SETTINGS} | {normalise_header(s.key): s for s in SETTINGS}
+    by_label |= {normalise_header(x): SETTINGS[0] for x in SETTINGS_SHOP_LABELS}
     changes: dict[str, Any] = {}
     for i, row in enumerate(rows, start=1):
         if not row or not isinstance(row[0], str):
             continue
-        setting = by_label.get(row[0].strip())
+        setting = by_label.get(normalise_header(row[0]))
         if setting is None:
             continue
         value = row[1] if len(row) > 1 else None

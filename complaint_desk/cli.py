@@ -7,8 +7,6 @@ one line naming the file and the reason, never a traceback. Only this layer read
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import logging
 import sys
@@ -23,6 +21,8 @@ import click
 from complaint_core import __version__
 from complaint_core.errors import ComplaintDeskError
 from excel_addin.commands import addin
+from scheduler.commands import rules_cmd, run_cmd, scan_cmd
+from sync.commands import sync_cmd
 
 log = logging.getLogger("complaint_desk")
 
@@ -171,31 +171,10 @@ def demo(folder: Path | None) -> None:
 
 main.add_command(addin)
 
-# The sync and scheduler cards are mounted when installed: each card ships its own commands,
-# the CLI only wires them (the cards never import each other).
-CARD_COMMANDS = (("sync.commands", (("sync_cmd", "sync"),)),
-                 ("scheduler.commands", (("scan", "scan"), ("run", "run"), ("rules", "rules"))))
+# Each card ships its own commands; the CLI only mounts them (the cards never import each other).
+for _name, _command in (("sync", sync_cmd), ("scan", scan_cmd), ("run", run_cmd), ("rules", rules_cmd)):
+    main.add_command(_command, name=_name)
 
-
-def _mount_cards() -> None:
-    for module_name, names in CARD_COMMANDS:
-        try:
-            found = importlib.util.find_spec(module_name) is not None
-        except ModuleNotFoundError:  # the card's package itself is not there
-            found = False
-        if not found:
-            continue
-        module = importlib.import_module(module_name)
-        for attr, name in names:
-            # docs/architecture.md names them ``scan`` etc.; the card may suffix ``_cmd``.
-            command = getattr(module, attr, None)
-            if not isinstance(command, click.Command):
-                command = getattr(module, f"{attr}_cmd", None)
-            if isinstance(command, click.Command):
-                main.add_command(command, name=name)
-
-
-_mount_cards()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -61,11 +61,3 @@ def run_cmd(config: str) -> None:
         run(config, click.get_current_context().obj or ())
     except ComplaintDeskError as e:
         _fail(e)
-
-
-COMMANDS = (rules_cmd, scan_cmd, run_cmd)
-
-# The names the CLI looks up (complaint_desk/cli.py CARD_COMMANDS).
-scan = scan_cmd
-run = run_cmd
-rules = rules_cmd
