@@ -46,7 +46,11 @@ def test_text_stays_text_and_provider_sheets(tmp_path: Path) -> None:
     cell = ws.cell(row=3, column=head.index("投诉内容") + 1)
     assert cell.data_type == "s" and cell.value.startswith("=HYPERLINK")
     assert not ws._hyperlinks
-    assert ws.freeze_panes == "A3" and ws.auto_filter.ref
+    assert ws.freeze_panes == "A3"
+    # an Excel Table over header + every data row, with its filter buttons
+    table = ws.tables["AllComplaints"]
+    assert table.ref == f"A2:{ws.cell(row=2, column=len(head)).column_letter}{ws.max_row}"
+    assert table.autoFilter is not None and [c.name for c in table.tableColumns] == head
     assert ws.data_validations.dataValidation
     assert wb["_lists"].sheet_state == "hidden"
     assert wb["汇总"]._charts

@@ -66,5 +66,6 @@ class SheetData:
     note: str = ""                     # one line above the table explaining the sheet
 
 
-# A provider gets a store connection and the clock, and returns sheets to add or replace.
+# A provider gets a read view of the store (complaint_core.store.db.View: current_records(),
+# manager_edits(sheet), begin(), memo()) and the clock, and returns sheets to add or replace.
 SheetProvider = Callable[[Any, datetime], list[SheetData]]

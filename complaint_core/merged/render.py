@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write
+from ..store.db import View
 from .model import SHEET_ORDER, SheetData, SheetProvider
 from .readback import _key_text, read_manager_edits
 from .sheets import (
@@ -37,19 +38,21 @@ class RenderReport:
 
 
 def build_sheets(store: Any, now: datetime, providers: Iterable[SheetProvider] = ()) -> list[SheetData]:
-    records = store.current_records()
-    sheets = {
-        "汇总": summary_sheet(records, now),
-        "全部投诉": all_sheet(records),
-        "逾期": empty_sheet("逾期", "逾期投诉由定时任务填写"),
-        "处罚": empty_sheet("处罚", "处罚建议由定时任务填写"),
-        "冲突": conflict_sheet(store.conflicts()),
-        "校验问题": findings_sheet(store.findings()),
-        "来源": sources_sheet(store.sources()),
-    }
-    with store.engine.connect() as conn:
+    # one transaction: every sheet shows the same moment, even while a scan writes penalties
+    with store.engine.begin() as conn:
+        view = View(store, conn)
+        records = view.current_records()
+        sheets = {
+            "汇总": summary_sheet(records, now),
+            "全部投诉": all_sheet(records),
+            "逾期": empty_sheet("逾期", "逾期投诉由定时任务填写"),
+            "处罚": empty_sheet("处罚", "处罚建议由定时任务填写"),
+            "冲突": conflict_sheet(view.conflicts()),
+            "校验问题": findings_sheet(view.findings()),
+            "来源": sources_sheet(view.sources()),
+        }
         for provider in providers:
-            for sheet in provider(conn, now):
+            for sheet in provider(view, now):
                 sheets[sheet.name] = sheet
     order = [n for n in SHEET_ORDER if n in sheets] + [n for n in sheets if n not in SHEET_ORDER]
     return [sheets[n] for n in order]

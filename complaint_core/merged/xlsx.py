@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import logging
+import re
+import zipfile
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -11,9 +15,14 @@ import xlsxwriter
 from xlsxwriter.utility import xl_col_to_name
 
 from .model import Block, ChartSpec, Column, SheetData
+from .rowxml import row_xml
 
 LISTS_SHEET = "_lists"
 EXCEL_MAX_ROWS = 1_048_576
+# zlib level 1: the deflate of a 100-shop sheet takes a third of level 6's time for a ~30%
+# larger file; the merged workbook is rewritten often and read over a LAN, not mailed.
+COMPRESS_LEVEL = 1
+_DIMENSION = re.compile(rb'<dimension ref="[^"]*"/>')
 log = logging.getLogger(__name__)
 
 
@@ -89,34 +98,52 @@ def _write_block(wb: Any, ws: Any, name: str, block: Block, r: int, fmt: dict[st
     return first + len(block.rows)
 
 
+TABLE_NAMES = {"全部投诉": "AllComplaints", "逾期": "Overdue", "处罚": "Penalties", "冲突": "Conflicts",
+               "校验问题": "Findings", "来源": "Sources"}
+
+
+@dataclass(slots=True)
+class _Rows:
+    """Data rows of one table sheet, streamed into its XML after XlsxWriter wrote the frame."""
+
+    first_row: int
+    rows: list[list[Any]]
+    columns: list[Column]
+    last_ref: str
+
+
 def _write_table(wb: Any, ws: Any, sheet: SheetData, fmt: dict[str, Any],
-                 lists: list[tuple[str, ...]]) -> None:
+                 lists: list[tuple[str, ...]], index: int) -> _Rows:
     top = 0
     if sheet.note:
         ws.write_string(0, 0, sheet.note, fmt["note"])
         top = 1
+    headers = [c.header for c in sheet.columns]
     for c, col in enumerate(sheet.columns):
         ws.set_column(c, c, col.width, fmt.get(col.kind) if col.kind != "text" else None)
-        ws.write_string(top, c, col.header, fmt["head"])
     rows = sheet.rows
-    # Excel stops at 1,048,576 rows; XlsxWriter would drop the rest without a word. Write what
-    # fits and say on the last row how many complaints are only in the store.
+    # Excel stops at 1,048,576 rows: write what fits and say on the last row how many
+    # complaints are only in the store.
     capacity = EXCEL_MAX_ROWS - (top + 1) - 1
     overflow = len(rows) - capacity if len(rows) > capacity else 0
     if overflow:
         rows = rows[:capacity]
         log.warning("%s: %d rows exceed Excel's row limit and are not in the workbook", sheet.name, overflow)
-    for i, row in enumerate(rows):
-        for c, col in enumerate(sheet.columns):
-            _write_cell(ws, top + 1 + i, c, row[c] if c < len(row) else None, col, fmt)
-    if overflow:
-        ws.write_string(top + 1 + len(rows), 0, f"另有 {overflow} 条记录超出 Excel 的 1,048,576 行上限，未写入本表，"
-                        f"仍保存在数据库中 ({overflow} more rows exceed Excel's row limit; they are in the store)",
-                        fmt["note"])
-    last = top + max(len(rows), 1)
+        rows = rows + [[f"另有 {overflow} 条记录超出 Excel 的 1,048,576 行上限，未写入本表，"
+                        f"仍保存在数据库中 ({overflow} more rows exceed Excel's row limit; they are in the store)"]]
+    last = top + max(len(rows) - (1 if overflow else 0), 1)
     ncols = len(sheet.columns)
-    if sheet.as_table and ncols:
-        ws.autofilter(top, 0, last, ncols - 1)
+    unique = len({h.lower() for h in headers}) == len(headers) and all(headers)
+    if sheet.as_table and ncols and unique:
+        # A real Excel Table: banded rows, filter buttons, and it grows when a manager adds rows.
+        ws.add_table(top, 0, last, ncols - 1, {
+            "name": TABLE_NAMES.get(sheet.name, f"Table{index + 1}"), "style": "Table Style Light 9",
+            "columns": [{"header": h, "header_format": fmt["head"]} for h in headers]})
+    else:
+        for c, h in enumerate(headers):
+            ws.write_string(top, c, h, fmt["head"])
+        if sheet.as_table and ncols:
+            ws.autofilter(top, 0, last, ncols - 1)
     if sheet.freeze_header:
         ws.freeze_panes(top + 1, 0)
     for c, col in enumerate(sheet.columns):
@@ -130,26 +157,66 @@ def _write_table(wb: Any, ws: Any, sheet: SheetData, fmt: dict[str, Any],
             "ignore_blank": True, "error_type": "warning"})
     for spec in sheet.charts:
         _chart(wb, ws, sheet.name, spec, top + 1, ncols)
+    end_row = top + len(rows)
+    return _Rows(top + 1, rows, sheet.columns, f"{xl_col_to_name(max(ncols, 1) - 1)}{end_row + 1}")
 
 
 def write_workbook(path: Path, sheets: list[SheetData]) -> None:
-    # constant_memory streams each row to disk: a 100k-row merge stays small in memory.
-    wb = xlsxwriter.Workbook(str(path), {
+    """XlsxWriter writes each sheet's frame in memory; big row sets are streamed into the file."""
+    buf = io.BytesIO()
+    wb = xlsxwriter.Workbook(buf, {
         "strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False,
-        "constant_memory": True})
+        "in_memory": True})
     fmt = _formats(wb)
+    for f in fmt.values():
+        f._get_xf_index()  # fix every style index now: streamed cells refer to them by number
     worksheets = [(wb.add_worksheet(s.name), s) for s in sheets]
     lists: list[tuple[str, ...]] = []
-    for ws, sheet in worksheets:
+    streamed: dict[str, _Rows] = {}
+    for i, (ws, sheet) in enumerate(worksheets):
         if sheet.blocks:
             _write_blocks(wb, ws, sheet, fmt)
         else:
-            _write_table(wb, ws, sheet, fmt, lists)
-    # dropdown lists live on a hidden sheet, written row by row (constant_memory streams rows)
+            streamed[f"xl/worksheets/sheet{i + 1}.xml"] = _write_table(wb, ws, sheet, fmt, lists, i)
+    # dropdown lists live on a hidden sheet
     hidden = wb.add_worksheet(LISTS_SHEET)
     hidden.hide()
-    for r in range(max((len(x) for x in lists), default=0)):
-        for c, choices in enumerate(lists):
-            if r < len(choices):
-                hidden.write_string(r, c, choices[r])
+    for c, choices in enumerate(lists):
+        hidden.write_column(0, c, list(choices))
     wb.close()
+    styles = {k: fmt[k].xf_index for k in ("datetime", "date")}
+    _assemble(buf, path, streamed, fmt, styles)
+
+
+def _assemble(buf: io.BytesIO, path: Path, streamed: dict[str, _Rows], fmt: dict[str, Any],
+              styles: dict[str, int]) -> None:
+    buf.seek(0)
+    with zipfile.ZipFile(buf) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED,
+                                                      compresslevel=COMPRESS_LEVEL) as out:
+        for info in src.infolist():
+            data = src.read(info)
+            job = streamed.get(info.filename)
+            if job is None:
+                out.writestr(info, data)
+                continue
+            head, tail = _split_sheet(data, job.last_ref)
+            number_styles = [fmt[c.kind].xf_index if c.kind in fmt and c.kind not in ("datetime", "date")
+                             else None for c in job.columns]
+            part = zipfile.ZipInfo(info.filename, info.date_time)
+            part.compress_type = zipfile.ZIP_DEFLATED
+            # ~1,000 bytes of XML per row: past ~2 million rows the part needs ZIP64
+            with out.open(part, "w", force_zip64=len(job.rows) > 1_000_000) as fh:
+                fh.write(head)
+                for chunk in row_xml(job.rows, job.first_row, number_styles, styles):
+                    fh.write(chunk)
+                fh.write(tail)
+
+
+def _split_sheet(xml: bytes, last_ref: str) -> tuple[bytes, bytes]:
+    """The sheet XML before and after where the data rows go (after XlsxWriter's header row)."""
+    xml = _DIMENSION.sub(f'<dimension ref="A1:{last_ref}"/>'.encode(), xml, count=1)
+    if b"<sheetData/>" in xml:
+        head, tail = xml.split(b"<sheetData/>", 1)
+        return head + b"<sheetData>", b"</sheetData>" + tail
+    head, tail = xml.split(b"</sheetData>", 1)
+    return head, b"</sheetData>" + tail

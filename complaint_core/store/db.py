@@ -86,10 +86,11 @@ class Store:
             rows.sort(key=_winner_order)
         return dict(out)
 
-    def current_records(self, conn: Connection | None = None) -> list[dict[str, Any]]:
+    def current_records(self, conn: Connection | None = None, *,
+                        groups: dict[str, list[dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
         """One dict per complaint: every schema key plus provenance, the winning version."""
         records = []
-        for key, rows in self.groups(conn).items():
+        for key, rows in (self.groups(conn) if groups is None else groups).items():
             live = [r for r in rows if not r["deleted"]] or rows
             win = live[0]
             values = decode_values(win["data"])
@@ -102,10 +103,11 @@ class Store:
         records.sort(key=lambda r: (r["shop"], str(r["received_at"] or ""), r["record_id"]))
         return records
 
-    def conflicts(self, conn: Connection | None = None) -> list[dict[str, Any]]:
+    def conflicts(self, conn: Connection | None = None, *,
+                  groups: dict[str, list[dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
         """Complaints present with different content in more than one place."""
         out = []
-        for key, rows in self.groups(conn).items():
+        for key, rows in (self.groups(conn) if groups is None else groups).items():
             live = [r for r in rows if not r["deleted"]]
             if len(live) < 2 or len({r["content_hash"] for r in live}) < 2:
                 continue
@@ -195,3 +197,45 @@ def open_store(url_or_path: str | Path) -> Store:
             cur.close()
     t.metadata.create_all(engine)
     return Store(engine=engine, url=url)
+
+
+class View:
+    """One read of the store for one rewrite of the merged workbook, inside one transaction.
+
+    Every sheet (ours and the scheduler's) asks for the same complaints; decoding 100,000
+    stored rows costs seconds, so each query runs once and every sheet sees the same snapshot.
+    ``memo`` lets a sheet provider share its own derived result (the overdue scan) likewise.
+    """
+
+    def __init__(self, store: Store, conn: Connection) -> None:
+        self.store = store
+        self.engine = store.engine
+        self._conn = conn
+        self._memo: dict[Any, Any] = {}
+
+    def begin(self) -> Any:
+        from contextlib import nullcontext
+        return nullcontext(self._conn)
+
+    def memo(self, key: Any, compute: Any) -> Any:
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    def groups(self) -> dict[str, list[dict[str, Any]]]:
+        return self.memo("groups", lambda: self.store.groups(self._conn))
+
+    def current_records(self) -> list[dict[str, Any]]:
+        return self.memo("records", lambda: self.store.current_records(self._conn, groups=self.groups()))
+
+    def conflicts(self) -> list[dict[str, Any]]:
+        return self.memo("conflicts", lambda: self.store.conflicts(self._conn, groups=self.groups()))
+
+    def findings(self) -> list[dict[str, Any]]:
+        return self.memo("findings", lambda: self.store.findings(self._conn))
+
+    def sources(self) -> list[dict[str, Any]]:
+        return self.memo("sources", lambda: self.store.sources(self._conn))
+
+    def manager_edits(self, sheet: str) -> dict[tuple, dict[str, Any]]:
+        return self.memo(("edits", sheet), lambda: self.store.manager_edits(sheet, self._conn))

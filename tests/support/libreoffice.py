@@ -17,8 +17,9 @@ import pytest
 _LOCK = Path(tempfile.gettempdir()) / "complaint-desk-soffice.lock"
 
 
-def libreoffice_opens(path: Path, *, timeout: float = 120) -> str:
-    """Convert ``path`` to CSV with soffice; raise AssertionError with soffice's output on failure."""
+def libreoffice_opens(path: Path, *, timeout: float = 120, sheet: int = 1) -> str:
+    """Convert sheet ``sheet`` (1-based) of ``path`` to CSV with soffice; raise AssertionError
+    with soffice's output on failure."""
     soffice = shutil.which("soffice") or shutil.which("libreoffice")
     assert soffice, "LibreOffice (soffice) is not installed: run scripts/test.sh"
     with tempfile.TemporaryDirectory() as tmp, open(_LOCK, "w") as lock:
@@ -30,7 +31,7 @@ def libreoffice_opens(path: Path, *, timeout: float = 120) -> str:
         infilter = ["--infilter=Calc MS Excel 2007 VBA XML"] if path.suffix.lower() == ".xlam" else []
         proc = subprocess.run(
             [soffice, "--headless", "--norestore", f"-env:UserInstallation=file://{tmp}/profile", *infilter,
-             "--convert-to", "csv:Text - txt - csv (StarCalc):44,34,76", "--outdir", str(out), str(copy)],
+             "--convert-to", f"csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,false,{sheet}", "--outdir", str(out), str(copy)],
             capture_output=True, text=True, timeout=timeout)
         text = proc.stdout + proc.stderr
         produced = list(out.glob("*.csv")) if out.exists() else []

@@ -1,0 +1,119 @@
+"""Stream the data rows of a big sheet as worksheet XML, several times faster than cell calls.
+
+A merge of 100 shops is ~4 million cells; XlsxWriter spends ~7 µs on each ``write_*`` call,
+so the manager would wait half a minute for the 全部投诉 sheet alone. XlsxWriter still writes
+every sheet's frame (header, column formats, Table, dropdowns, charts); this module produces
+only the ``<row>`` elements that go inside ``<sheetData>``, with the same cell semantics:
+customer text is always an inline string (never a formula, never a link), control
+characters are escaped the way Excel does (``_xHHHH_``), numbers carry their column's format.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Iterable, Iterator
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from xlsxwriter.utility import xl_col_to_name
+
+log = logging.getLogger(__name__)
+
+EXCEL_MAX_STRING = 32_767
+_EPOCH = datetime(1899, 12, 30)
+_MODERN = datetime(1900, 3, 1)          # from here on, the serial is plain days since _EPOCH
+_FIRST = datetime(1900, 1, 1)           # Excel's day 1; it cannot show anything earlier
+_NEEDS_ESCAPE = re.compile(r"[&<>\x00-\x08\x0b-\x1f\ufffe\uffff]|_x[0-9a-fA-F]{4}_")
+_LITERAL_ESCAPE = re.compile(r"(_x[0-9a-fA-F]{4}_)")
+_CONTROL = re.compile(r"([\x00-\x08\x0b-\x1f])")
+
+
+def _escape(text: str) -> str:
+    if not _NEEDS_ESCAPE.search(text):
+        return text
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    # Excel reads "_x0041_" as an escape: a customer who typed it literally must get it back
+    text = _LITERAL_ESCAPE.sub(r"_x005F\1", text)
+    text = _CONTROL.sub(lambda m: f"_x{ord(m.group(1)):04X}_", text)
+    return text.replace("\ufffe", "_xFFFE_").replace("\uffff", "_xFFFF_")
+
+
+def _fit(text: str) -> str:
+    # Excel's cell limit is 32,767 UTF-16 units; longer text would make Excel repair the file.
+    if len(text) > EXCEL_MAX_STRING // 2 and len(text.encode("utf-16-le")) // 2 > EXCEL_MAX_STRING:
+        log.warning("单元格文本超过 Excel 上限 32,767 字符，已截断 (cell text truncated)")
+        cut = text[:EXCEL_MAX_STRING]
+        while len(cut.encode("utf-16-le")) // 2 > EXCEL_MAX_STRING:
+            cut = cut[:-1]
+        return cut
+    return text
+
+
+def _serial(value: datetime) -> float | None:
+    if value.tzinfo is not None:
+        value = value.replace(tzinfo=None)
+    if value < _FIRST:
+        return None
+    # Excel counts a 29 Feb 1900 that never was: January and February 1900 are one day lower
+    d = value - (_EPOCH if value >= _MODERN else datetime(1899, 12, 31))
+    return d.days + (d.seconds + d.microseconds / 1e6) / 86400
+
+
+def _text_cell(ref: str, text: str) -> str:
+    text = _fit(text)
+    space = ' xml:space="preserve"' if text[:1].isspace() or text[-1:].isspace() else ""
+    return f'<c r="{ref}" t="inlineStr"><is><t{space}>{_escape(text)}</t></is></c>'
+
+
+def _cell(ref: str, value: Any, style: str, styles: dict[str, int]) -> str:
+    kind = type(value)
+    if kind is str:
+        return _text_cell(ref, value)
+    if isinstance(value, date):
+        stamp, style = (value, "datetime") if isinstance(value, datetime) else \
+            (datetime(value.year, value.month, value.day), "date")
+        serial = _serial(stamp)
+        if serial is None:
+            return _text_cell(ref, value.isoformat())
+        return f'<c r="{ref}" s="{styles[style]}"><v>{serial!r}</v></c>'
+    if kind is bool:
+        return f'<c r="{ref}" t="b"><v>{int(value)}</v></c>'
+    if kind is int or kind is float or isinstance(value, int | float | Decimal):
+        number = float(value) if isinstance(value, Decimal) else value
+        if isinstance(number, float) and not math.isfinite(number):
+            return _text_cell(ref, str(value))   # Excel has no NaN/inf: show what the shop typed
+        return f'<c r="{ref}"{style}><v>{number!r}</v></c>'
+    return _text_cell(ref, str(value))
+
+
+def row_xml(rows: Iterable[list[Any]], first_row: int, number_styles: list[int | None],
+            styles: dict[str, int], *, chunk: int = 2000) -> Iterator[bytes]:
+    """UTF-8 chunks of ``<row>`` elements; ``first_row`` is the 0-based sheet row of rows[0].
+
+    ``number_styles[c]`` is the xf index numbers in column c wear (None: General);
+    ``styles`` holds the xf indexes of the "datetime" and "date" formats.
+    """
+    letters = [xl_col_to_name(c) for c in range(len(number_styles))]
+    num_attr = ["" if s is None else f' s="{s}"' for s in number_styles]
+    out: list[str] = []
+    for i, row in enumerate(rows):
+        rn = first_row + i + 1
+        cells = [f'<row r="{rn}">']
+        for c, value in enumerate(row):
+            if value is None or value == "":
+                continue
+            ref = f"{letters[c]}{rn}"
+            if type(value) is str:  # the common case first, without the dispatch
+                cells.append(_text_cell(ref, value))
+            else:
+                cells.append(_cell(ref, value, num_attr[c], styles))
+        cells.append("</row>")
+        out.append("".join(cells))
+        if len(out) >= chunk:
+            yield "".join(out).encode("utf-8", "replace")
+            out = []
+    if out:
+        yield "".join(out).encode("utf-8", "replace")

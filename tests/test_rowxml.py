@@ -1,0 +1,111 @@
+"""The streamed rows of the merged workbook read back exactly like XlsxWriter's own cells.
+
+Golden comparison done semantically (values and number formats through openpyxl), with the
+values a shop really produces and the ones an attacker would type.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import openpyxl
+import xlsxwriter
+
+from complaint_core.merged.model import Column, SheetData
+from complaint_core.merged.xlsx import write_workbook
+
+HOSTILE = ["=1+1", "+SUM(A1)", "-2+3", "@cmd", "=HYPERLINK(\"http://x\",\"点\")", "http://evil.example",
+           "\tleading tab", " 前后有空格 ", "a\x00b\x07c\x1fd", "_x0041_ literal", "&<>\"'", "𠮷😀",
+           "换行\n第二行", "\ufffe", "12345678901", "0001"]
+COLUMNS = [Column("t", "文本"), Column("d", "时间", "datetime"), Column("m", "金额", "money"),
+           Column("i", "行", "int"), Column("x", "其他")]
+
+
+def _rows() -> list[list]:
+    rows = [[h, datetime(2026, 10, 1, 21, 30), 12.5, 7, None] for h in HOSTILE]
+    rows += [["日期", date(2026, 10, 8), Decimal("99.90"), True, 0],
+             ["1900", datetime(1900, 1, 2, 12), -0.0, False, datetime(1900, 2, 28)],
+             ["1900-03", datetime(1900, 3, 1), 1e300, 0, datetime(1899, 12, 1)],
+             ["tz", datetime(2026, 10, 1, 8, tzinfo=UTC), math.nan, math.inf, ""],
+             ["超长", None, None, None, "长" * 40_000]]
+    return rows
+
+
+def _reference(path: Path, rows: list[list]) -> None:
+    """The same cells through XlsxWriter's cell calls (the writer we trust)."""
+    wb = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_urls": False,
+                                         "strings_to_numbers": False, "remove_timezone": True})
+    fmts = {"datetime": wb.add_format({"num_format": "yyyy-mm-dd hh:mm"}),
+            "date": wb.add_format({"num_format": "yyyy-mm-dd"}),
+            "money": wb.add_format({"num_format": "#,##0.00"}), "int": wb.add_format({"num_format": "0"})}
+    ws = wb.add_worksheet("表")
+    for c, col in enumerate(COLUMNS):
+        ws.write_string(0, c, col.header)
+    for r, row in enumerate(rows, start=1):
+        for c, v in enumerate(row):
+            if v is None or v == "":
+                continue
+            if isinstance(v, datetime):
+                if v.replace(tzinfo=None) < datetime(1900, 1, 1):
+                    ws.write_string(r, c, v.isoformat())
+                else:
+                    ws.write_datetime(r, c, v, fmts["datetime"])
+            elif isinstance(v, date):
+                ws.write_datetime(r, c, datetime(v.year, v.month, v.day), fmts["date"])
+            elif isinstance(v, bool):
+                ws.write_boolean(r, c, v)
+            elif isinstance(v, int | float | Decimal):
+                if not math.isfinite(float(v)):
+                    ws.write_string(r, c, str(v))
+                else:
+                    ws.write_number(r, c, float(v) if isinstance(v, Decimal) else v, fmts.get(COLUMNS[c].kind))
+            else:
+                ws.write_string(r, c, v[:32_767])
+    wb.close()
+
+
+def _cells(path: Path, sheet: str, first: int) -> list[list]:
+    """(value, number format) per cell: values by calamine (openpyxl does not undo Excel's
+    _xHHHH_ escapes in inline strings), formats by openpyxl."""
+    from python_calamine import CalamineWorkbook
+
+    grid = CalamineWorkbook.from_path(str(path)).get_sheet_by_name(sheet).to_python()
+    ws = openpyxl.load_workbook(path)[sheet]
+    return [[(grid[r][c] if c < len(grid[r]) else "", cell.number_format if cell.data_type == "n" or cell.is_date
+              else None) for c, cell in enumerate(row)]
+            for r, row in enumerate(ws.iter_rows(min_row=first, max_col=len(COLUMNS)), start=first - 1)]
+
+
+def test_streamed_rows_read_back_like_xlsxwriter_cells(tmp_path: Path) -> None:
+    rows = _rows()
+    ours, ref = tmp_path / "ours.xlsx", tmp_path / "ref.xlsx"
+    write_workbook(ours, [SheetData("表", COLUMNS, [list(r) for r in rows], note="")])
+    _reference(ref, rows)
+    got, want = _cells(ours, "表", 1), _cells(ref, "表", 1)
+    assert len(got) == len(rows) + 1
+    for r, (g, w) in enumerate(zip(got, want, strict=True)):
+        assert g == w, f"row {r + 1}: {g} != {w}"
+    # customer text is text: no cell of ours is a formula, none is a link
+    ws = openpyxl.load_workbook(ours)["表"]
+    assert all(c.data_type != "f" for row in ws.iter_rows() for c in row)
+    assert not ws._hyperlinks
+    assert ws["A2"].value == "=1+1" and got[9][0][0] == "a\x00b\x07c\x1fd" and got[10][0][0] == "_x0041_ literal"
+    assert ws["E22"].value == "长" * 32_767
+
+
+def test_libreoffice_reads_the_streamed_sheet(tmp_path: Path, soffice_opens) -> None:
+    rows = [[f"顾客{i}说：=SUM(A1)", datetime(2026, 10, 1, 9, i % 60), i * 1.5, i, "备注"] for i in range(500)]
+    out = tmp_path / "m.xlsx"
+    write_workbook(out, [SheetData("汇总", blocks=[], as_table=False, note="说明"),
+                         SheetData("全部投诉", COLUMNS, rows, note="所有门店的投诉")])
+    text = soffice_opens(out, sheet=2)
+    lines = list(csv.reader(io.StringIO(text)))
+    assert lines[1] == [c.header for c in COLUMNS]
+    assert lines[2][0] == "顾客0说：=SUM(A1)" and lines[2][1].startswith("2026-10-01 09:00")
+    assert lines[-1][0] == "顾客499说：=SUM(A1)" and lines[-1][3] == "499"
+    assert len(lines) == 502
