@@ -101,3 +101,30 @@ def test_rows_beyond_excel_limit_are_announced_not_silently_dropped(tmp_path, mo
 
     grid = CalamineWorkbook.from_path(str(tmp_path / "m.xlsx")).get_sheet_by_name("全部投诉").to_python()
     assert len(grid) == 12 and "另有 10 条记录" in grid[-1][0]
+
+
+def test_two_threads_render_one_workbook_in_turn(tmp_path: Path) -> None:
+    # `complaint-desk run`: the watcher thread and the scan job both rewrite the merged workbook
+    folder = _shop(tmp_path, 5)
+    store = open_store(tmp_path / "s.sqlite")
+    out = tmp_path / "m.xlsx"
+    merge_into(store, [folder], out, now=NOW)
+    inside: list[int] = []
+    overlaps: list[int] = []
+
+    def slow(view: object, now: object) -> list[SheetData]:
+        inside.append(1)
+        if len(inside) > 1:
+            overlaps.append(len(inside))
+        time.sleep(0.3)
+        inside.pop()
+        return []
+
+    threads = [threading.Thread(target=render_merged, args=(store, out), kwargs={"now": NOW, "providers": [slow]})
+               for _ in range(3)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert overlaps == []
+    assert openpyxl.load_workbook(out, read_only=True).sheetnames[0] == "汇总"

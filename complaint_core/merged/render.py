@@ -7,6 +7,7 @@ the target meanwhile, read back again and re-render before the atomic replace.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -95,10 +96,25 @@ def _read_back(store: Any, out: Path, sheets: list[SheetData], now: datetime) ->
     return changed
 
 
+_LOCKS: dict[Path, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_for(out: Path) -> threading.Lock:
+    # `complaint-desk run` renders from the watcher thread and from the scan job: one at a
+    # time per workbook, or the second would read back the manager's edits mid-replace.
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(out.resolve(), threading.Lock())
+
+
 def render_merged(store: Any, out_path: str | Path, *, now: datetime,
                   providers: Iterable[SheetProvider] = ()) -> RenderReport:
     out = Path(out_path)
-    providers = tuple(providers)
+    with _lock_for(out):
+        return _render(store, out, now, tuple(providers))
+
+
+def _render(store: Any, out: Path, now: datetime, providers: tuple[SheetProvider, ...]) -> RenderReport:
     report = RenderReport(out)
     sheets = build_sheets(store, now, providers)
     before = _stamp(out)
