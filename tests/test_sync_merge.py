@@ -137,6 +137,35 @@ def test_manager_edits_survive_remerge(tmp_path: Path, state_url: str) -> None:
     assert row["主管批示"] == "同意退款，=SUM(A1)"
 
 
+def test_shop_own_approval_is_not_taken_for_a_manager_edit(tmp_path: Path, state_url: str) -> None:
+    # The shop manager writes 主管批示 in the shop's file; the merged workbook shows it. When the
+    # shop changes it later, the merged workbook must show the new text, not keep the old one
+    # as if a regional manager had typed it; a regional manager's own typing still wins.
+    folder = tmp_path / "SH01"
+    folder.mkdir()
+    rows = sample_rows(6, seed=3, now=NOW, shop="SH01")
+    rows[0]["manager_approval"] = "店长：同意退款"
+    rows[1]["manager_approval"] = "店长：待查"
+    write_shop_workbook(folder / "投诉.xlsx", rows)
+    out = tmp_path / "merged.xlsx"
+    merge_once([folder], out, state_url=state_url, now=NOW)
+    wb = openpyxl.load_workbook(out)
+    ws = wb["全部投诉"]
+    head = [c.value for c in ws[2]]
+    ids = [ws.cell(row=r, column=head.index("投诉编号") + 1).value for r in range(3, ws.max_row + 1)]
+    ws.cell(row=3 + ids.index(rows[1]["complaint_id"]), column=head.index("主管批示") + 1, value="区域经理：严肃处理")
+    wb.save(out)
+    rows[0]["manager_approval"] = "店长：同意退款，已赔付"
+    rows[1]["manager_approval"] = "店长：已查明"
+    write_shop_workbook(folder / "投诉.xlsx", rows)
+    for hour in (1, 2):
+        merge_once([folder], out, state_url=state_url, now=NOW + timedelta(hours=hour))
+    got = {r["投诉编号"]: r["主管批示"] for r in all_rows(out)}
+    assert got[rows[0]["complaint_id"]] == "店长：同意退款，已赔付"
+    assert got[rows[1]["complaint_id"]] == "区域经理：严肃处理"
+    assert "_rendered" in CalamineWorkbook.from_path(str(out)).sheet_names
+
+
 def test_same_result_regardless_of_order(tmp_path: Path, state_url: str) -> None:
     folders = shops(tmp_path, 3, rows=10)
     out1, out2 = tmp_path / "a.xlsx", tmp_path / "b.xlsx"

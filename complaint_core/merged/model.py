@@ -64,6 +64,7 @@ class SheetData:
     charts: list[ChartSpec] = field(default_factory=list)
     blocks: list[Block] = field(default_factory=list)  # used instead of columns/rows (汇总)
     note: str = ""                     # one line above the table explaining the sheet
+    hidden: bool = False               # bookkeeping for the daemon, not for people
 
 
 # A provider gets a read view of the store (complaint_core.store.db.View: current_records(),

@@ -2,17 +2,23 @@
 
 Managers type into the merged workbook (主管批示, 处罚确认…); the daemon rewrites that file,
 so before each rewrite it reads those cells back, keyed by the row's key columns, and keeps them.
+Only cells that differ from what the daemon wrote there are the manager's: the hidden sheet
+``_rendered`` holds the values as written, so a shop's own 主管批示 shown in the merged
+workbook is not mistaken for a manager's typing (and a later change by the shop still shows).
 A file the manager is saving this very second may be briefly unreadable: we retry.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .model import SheetData
+from .model import Column, SheetData
+
+RENDERED_SHEET = "_rendered"
 
 
 def _cell_text(value: Any) -> Any:
@@ -43,10 +49,13 @@ def read_manager_edits(path: Path, sheets: list[SheetData], *, attempts: int = 5
         try:
             wb = CalamineWorkbook.from_path(str(path))
             names = set(wb.sheet_names)
+            written = _written(wb.get_sheet_by_name(RENDERED_SHEET).to_python()) \
+                if RENDERED_SHEET in names else None
             out: dict[str, dict[tuple, dict[str, Any]]] = {}
             for sheet in wanted:
                 if sheet.name in names:
-                    out[sheet.name] = _read_sheet(wb.get_sheet_by_name(sheet.name).to_python(), sheet)
+                    got = _read_sheet(wb.get_sheet_by_name(sheet.name).to_python(), sheet)
+                    out[sheet.name] = got if written is None else _changed(got, written.get(sheet.name, {}))
             return out
         except Exception as exc:  # noqa: BLE001 - a half-saved file: try again shortly
             last = exc
@@ -74,3 +83,45 @@ def _read_sheet(grid: list[list[Any]], sheet: SheetData) -> dict[tuple, dict[str
             continue
         out[key] = {k: _cell_text(get(k)) for k in owned}
     return out
+
+
+def _written(grid: list[list[Any]]) -> dict[str, dict[tuple, dict[str, Any]]]:
+    out: dict[str, dict[tuple, dict[str, Any]]] = {}
+    for cells in grid[1:]:
+        if len(cells) < 4 or not cells[0]:
+            continue
+        sheet, key, column, value = cells[:4]
+        out.setdefault(str(sheet), {}).setdefault(tuple(json.loads(key)), {})[str(column)] = _cell_text(value)
+    return out
+
+
+def _changed(got: dict[tuple, dict[str, Any]], written: dict[tuple, dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
+    """Only the cells a manager changed since the daemon wrote them."""
+    out: dict[tuple, dict[str, Any]] = {}
+    for key, columns in got.items():
+        before = written.get(key, {})
+        diff = {c: v for c, v in columns.items() if _same_text(v) != _same_text(before.get(c))}
+        if diff:
+            out[key] = diff
+    return out
+
+
+def _same_text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def rendered_sheet(sheets: list[SheetData]) -> SheetData:
+    """The hidden record of every non-empty manager-owned cell as this rewrite writes it."""
+    rows: list[list[Any]] = []
+    for sheet in sheets:
+        owned = [(i, c.key) for i, c in enumerate(sheet.columns) if c.manager_owned]
+        if not sheet.key_columns or not owned:
+            continue
+        idx = [next(i for i, c in enumerate(sheet.columns) if c.key == k) for k in sheet.key_columns]
+        for row in sheet.rows:
+            cells = [(k, row[i]) for i, k in owned if i < len(row) and row[i] not in (None, "")]
+            if cells:
+                key = json.dumps([_key_text(row[i]) for i in idx], ensure_ascii=False)
+                rows.extend([sheet.name, key, k, _cell_text(v)] for k, v in cells)
+    cols = [Column("sheet", "sheet"), Column("key", "key"), Column("column", "column"), Column("value", "value")]
+    return SheetData(RENDERED_SHEET, cols, rows, as_table=False, freeze_header=False, hidden=True)

@@ -17,7 +17,7 @@ from typing import Any
 from ..atomic import atomic_write
 from ..store.db import View
 from .model import SHEET_ORDER, SheetData, SheetProvider
-from .readback import _key_text, read_manager_edits
+from .readback import _key_text, read_manager_edits, rendered_sheet
 from .sheets import (
     all_sheet,
     conflict_sheet,
@@ -124,14 +124,14 @@ def _render(store: Any, out: Path, now: datetime, providers: tuple[SheetProvider
         sheets = build_sheets(store, now, providers)
     report.manager_edits = _overlay(sheets, store)
     with atomic_write(out) as tmp:
-        write_workbook(tmp, sheets)
+        write_workbook(tmp, [*sheets, rendered_sheet(sheets)])
         if _stamp(out) != before:
             # The manager saved while we wrote: keep their typing, render again.
             report.rerendered = True
             sheets = build_sheets(store, now, providers)
             _read_back(store, out, sheets, now)
             report.manager_edits = _overlay(sheets, store)
-            write_workbook(tmp, sheets)
+            write_workbook(tmp, [*sheets, rendered_sheet(sheets)])
     report.sheets = [s.name for s in sheets]
     report.rows = next((len(s.rows) for s in sheets if s.name == "全部投诉"), 0)
     return report

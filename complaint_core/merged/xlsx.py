@@ -174,6 +174,8 @@ def write_workbook(path: Path, sheets: list[SheetData]) -> None:
     lists: list[tuple[str, ...]] = []
     streamed: dict[str, _Rows] = {}
     for i, (ws, sheet) in enumerate(worksheets):
+        if sheet.hidden:
+            ws.hide()
         if sheet.blocks:
             _write_blocks(wb, ws, sheet, fmt)
         else:

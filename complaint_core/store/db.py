@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, delete, event, insert, select, update
+from sqlalchemy import bindparam, create_engine, delete, event, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from ..model import Invalid
@@ -133,26 +133,27 @@ class Store:
         if not edits:
             return 0
         current = self.manager_edits(sheet)
-        changed = 0
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        for key, columns in edits.items():
+            old = current.get(key, {})
+            for column, value in columns.items():
+                value = None if value in (None, "") else str(value)
+                if (old[column] == value) if column in old else value is None:
+                    continue
+                row = dict(b_sheet=sheet, b_key=json.dumps(list(key), ensure_ascii=False), b_column=column,
+                           value=value, seen_at=now)
+                (updates if column in old else inserts).append(row)
         with self.begin() as c:
-            for key, columns in edits.items():
-                for column, value in columns.items():
-                    value = None if value in (None, "") else str(value)
-                    old = current.get(key, {})
-                    if column in old and old[column] == value:
-                        continue
-                    if column not in old and value is None:
-                        continue
-                    row_key = json.dumps(list(key), ensure_ascii=False)
-                    where = ((t.manager_edits.c.sheet == sheet) & (t.manager_edits.c.row_key == row_key)
-                             & (t.manager_edits.c.column == column))
-                    if column in old:
-                        c.execute(update(t.manager_edits).where(where).values(value=value, seen_at=now))
-                    else:
-                        c.execute(insert(t.manager_edits).values(sheet=sheet, row_key=row_key, column=column,
-                                                                 value=value, seen_at=now))
-                    changed += 1
-        return changed
+            if inserts:
+                c.execute(insert(t.manager_edits), [dict(sheet=r["b_sheet"], row_key=r["b_key"], column=r["b_column"],
+                                                         value=r["value"], seen_at=now) for r in inserts])
+            if updates:
+                c.execute(update(t.manager_edits).where(
+                    (t.manager_edits.c.sheet == bindparam("b_sheet")) & (t.manager_edits.c.row_key == bindparam("b_key"))
+                    & (t.manager_edits.c.column == bindparam("b_column"))).values(
+                    value=bindparam("value"), seen_at=bindparam("seen_at")), updates)
+        return len(inserts) + len(updates)
 
     def replace_findings(self, c: Connection, path: str, rows: list[dict[str, Any]]) -> None:
         c.execute(delete(t.findings).where(t.findings.c.source_path == path))
