@@ -12,11 +12,15 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import sys
+import time
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
 from .errors import UnreadableWorkbook
-from .model import ComplaintTable
+from .model import ComplaintTable, Finding
 
 _CTX: Any = None
 
@@ -26,14 +30,14 @@ def _context() -> Any:
     if _CTX is None:
         if sys.platform.startswith("linux"):
             ctx = mp.get_context("forkserver")
-            ctx.set_forkserver_preload(["complaint_core.reader"])
+            ctx.set_forkserver_preload(["complaint_core.reader", "complaint_core.validate"])
         else:
             ctx = mp.get_context("spawn")
         _CTX = ctx
     return _CTX
 
 
-def _child(path: str, memory_mb: int, conn: Any) -> None:
+def _child(path: str, memory_mb: int, conn: Any, now: datetime | None = None) -> None:
     try:
         import resource
 
@@ -50,7 +54,13 @@ def _child(path: str, memory_mb: int, conn: Any) -> None:
     from .reader import read_workbook
 
     try:
-        result: Any = ("ok", read_workbook(path))
+        table = read_workbook(path)
+        if now is None:
+            result: Any = ("ok", table)
+        else:
+            # validating here too: with several children the checks of two shops run at once
+            from .validate import validate_table
+            result = ("ok", table, validate_table(table, now=now))
     except UnreadableWorkbook as exc:
         result = ("error", type(exc).__name__, exc.reason)
     except MemoryError:
@@ -65,33 +75,82 @@ def _child(path: str, memory_mb: int, conn: Any) -> None:
         conn.close()
 
 
+class _Job:
+    """One child reading one file, with its own deadline."""
+
+    def __init__(self, path: Path, timeout: float, memory_mb: int, now: datetime | None) -> None:
+        ctx = _context()
+        self.path = path
+        self.timeout = timeout
+        self.conn, child = ctx.Pipe(duplex=False)
+        self.proc = ctx.Process(target=_child, args=(str(path), memory_mb, child, now), daemon=True)
+        self.proc.start()
+        child.close()
+        self.deadline = time.monotonic() + timeout
+
+    def result(self) -> Any:
+        """The child's answer (call when ``conn`` is readable or the deadline passed)."""
+        try:
+            if not self.conn.poll(0):
+                return UnreadableWorkbook(self.path, f"读取超过 {self.timeout:g} 秒，已中止 (timed out)")
+            try:
+                answer = self.conn.recv()
+            except EOFError:
+                self.proc.join(1)
+                return UnreadableWorkbook(self.path, f"读取进程崩溃（退出码 {self.proc.exitcode}），"
+                                                     "文件可能已损坏 (reader crashed)")
+        finally:
+            if self.proc.is_alive():
+                self.proc.kill()
+            self.proc.join(5)
+            self.conn.close()
+        if answer[0] == "ok":
+            return answer[1:]
+        from . import errors
+
+        cls = getattr(errors, answer[1], UnreadableWorkbook)
+        return cls(self.path, answer[2])
+
+
 def read_workbook_isolated(
     path: str | Path, *, timeout: float = 10.0, memory_mb: int = 2048
 ) -> ComplaintTable:
     """``reader.read_workbook`` in a killable child; hangs, crashes and memory runaways become
     UnreadableWorkbook with the reason."""
-    from . import errors
+    job = _Job(Path(path), timeout, memory_mb, None)
+    job.conn.poll(timeout)
+    got = job.result()
+    if isinstance(got, UnreadableWorkbook):
+        raise got
+    return got[0]
 
-    ctx = _context()
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(str(path), memory_mb, child), daemon=True)
-    proc.start()
-    child.close()
+
+def read_many_isolated(
+    paths: Iterable[Path], *, now: datetime, jobs: int | None = None, timeout: float = 20.0,
+    memory_mb: int = 2048,
+) -> Iterator[tuple[Path, tuple[ComplaintTable, list[Finding]] | UnreadableWorkbook]]:
+    """Read and validate several shop files, ``jobs`` children at a time (default: one per
+    core, at most 4), each with its own time and memory limit; yields in completion order.
+
+    A merge of 100 shops is mostly waiting on the reader: on a 2-core shop PC two children
+    halve it, while the parent stores what they return.
+    """
+    todo = list(paths)[::-1]
+    jobs = max(1, jobs or min(os.cpu_count() or 1, 4))
+    running: list[_Job] = []
     try:
-        if not parent.poll(timeout):
-            raise UnreadableWorkbook(path, f"读取超过 {timeout:g} 秒，已中止 (timed out)")
-        try:
-            result = parent.recv()
-        except EOFError:
-            proc.join(1)
-            raise UnreadableWorkbook(
-                path, f"读取进程崩溃（退出码 {proc.exitcode}），文件可能已损坏 (reader crashed)") from None
+        while todo or running:
+            while todo and len(running) < jobs:
+                running.append(_Job(todo.pop(), timeout, memory_mb, now))
+            wait_for = max(0.0, min(j.deadline for j in running) - time.monotonic())
+            ready = set(wait([j.conn for j in running], timeout=wait_for))
+            now_m = time.monotonic()
+            for job in [j for j in running if j.conn in ready or j.deadline <= now_m]:
+                running.remove(job)
+                yield job.path, job.result()
     finally:
-        if proc.is_alive():
-            proc.kill()
-        proc.join(5)
-        parent.close()
-    if result[0] == "ok":
-        return result[1]
-    cls = getattr(errors, result[1], UnreadableWorkbook)
-    raise cls(path, result[2])
+        for job in running:   # the caller stopped early: no child outlives the merge
+            if job.proc.is_alive():
+                job.proc.kill()
+            job.proc.join(5)
+            job.conn.close()
