@@ -21,7 +21,7 @@ import click
 from complaint_core import __version__
 from complaint_core.errors import ComplaintDeskError
 from excel_addin.commands import addin
-from scheduler.commands import rules_cmd, run_cmd, scan_cmd
+from scheduler.commands import mail_cmd, rules_cmd, run_cmd, scan_cmd
 from sync.commands import sync_cmd
 
 log = logging.getLogger("complaint_desk")
@@ -172,7 +172,8 @@ def demo(folder: Path | None) -> None:
 main.add_command(addin)
 
 # Each card ships its own commands; the CLI only mounts them (the cards never import each other).
-for _name, _command in (("sync", sync_cmd), ("scan", scan_cmd), ("run", run_cmd), ("rules", rules_cmd)):
+for _name, _command in (("sync", sync_cmd), ("scan", scan_cmd), ("run", run_cmd), ("rules", rules_cmd),
+                        ("mail", mail_cmd)):
     main.add_command(_command, name=_name)
 
 

@@ -1,18 +1,26 @@
-"""Click commands the CLI mounts: rules, scan, run."""
+"""Click commands the CLI mounts: rules, scan, run, mail."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any, NoReturn
 
 import click
 
 from complaint_core.errors import ComplaintDeskError
 
 
-def _fail(e: Exception) -> None:
+def _fail(e: Exception) -> NoReturn:
     click.echo(str(e), err=True)
     raise SystemExit(2)
+
+
+def _clock(now: str | None) -> datetime:
+    try:
+        return datetime.fromisoformat(now) if now else datetime.now().replace(microsecond=0)
+    except ValueError:
+        _fail(ValueError(f"--now {now!r}: 时间格式应为 ISO，例如 2026-03-02T15:00"))
 
 
 @click.command("rules")
@@ -37,10 +45,7 @@ def scan_cmd(state: str, out: Path, now: str | None, rules_path: str | None) -> 
 
     from .api import scan_once, sheet_providers
 
-    try:
-        clock = datetime.fromisoformat(now) if now else datetime.now().replace(microsecond=0)
-    except ValueError:
-        _fail(ValueError(f"--now {now!r}: 时间格式应为 ISO，例如 2026-03-02T15:00"))
+    clock = _clock(now)
     try:
         rules = load_rules(rules_path) if rules_path else DEFAULT
         store = open_store(state)
@@ -61,3 +66,71 @@ def run_cmd(config: str) -> None:
         run(config, click.get_current_context().obj or ())
     except ComplaintDeskError as e:
         _fail(e)
+
+
+def _mail_store(config: str | None, store_url: str | None) -> Any:
+    from complaint_core.store import open_store
+
+    from .api import ensure_tables
+    from .config import load_config
+
+    if bool(config) == bool(store_url):
+        _fail(click.UsageError("请给出 --config 或 --store 其中之一 / give --config or --store"))
+    try:
+        store = open_store(load_config(config)["store"]["url"] if config else store_url)
+        ensure_tables(store)
+    except ComplaintDeskError as e:
+        _fail(e)
+    return store
+
+
+CONFIG_OPTION = click.option("--config", "config", default=None, type=click.Path(exists=True, dir_okay=False),
+                             help="daemon config (TOML); its store is used")
+STORE_OPTION = click.option("--store", "store_url", default=None, help="store URL or SQLite path")
+
+
+@click.group("mail")
+def mail_cmd() -> None:
+    """提醒邮件发件箱：查看、人工重发 / the reminder outbox: list, resend after checking."""
+
+
+@mail_cmd.command("list")
+@CONFIG_OPTION
+@STORE_OPTION
+@click.option("--state", "state", default=None, metavar="STATE",
+              help="pending / sending / in_data / sent / failed / unknown (unknown: the server may have it, "
+                   "check before resending)")
+def mail_list_cmd(config: str | None, store_url: str | None, state: str | None) -> None:
+    """列出发件箱中的邮件 / list the outbox (newest first)."""
+    from .outbox import STATES, listing
+
+    if state and state not in STATES:
+        _fail(click.BadParameter(f"--state {state!r}: 应为 {' / '.join(STATES)}"))
+    rows = listing(_mail_store(config, store_url), state)
+    for r in rows:
+        when = r["sent_at"] or r["created_at"]
+        click.echo(f"{r['id']}\t{r['state']}\t{when:%Y-%m-%d %H:%M}\t{r['recipient']}\t{r['message_id']}\t"
+                   f"{r['subject']}" + (f"\t{r['last_error']}" if r["last_error"] and r["state"] != "sent" else ""))
+    click.echo(f"共 {len(rows)} 封" + (f"（{state}）" if state else ""), err=True)
+
+
+@mail_cmd.command("resend")
+@click.argument("mail_id", type=int)
+@CONFIG_OPTION
+@STORE_OPTION
+@click.option("--now", "now", default=None, help="ISO time the mail is due again from (default: the clock)")
+def mail_resend_cmd(mail_id: int, config: str | None, store_url: str | None, now: str | None) -> None:
+    """核对后重发一封 unknown/failed 邮件 / queue an unknown or failed mail again after checking."""
+    from .outbox import resend
+
+    clock = _clock(now)
+    store = _mail_store(config, store_url)
+    try:
+        old = resend(store, mail_id, now=clock)
+    except ValueError as e:
+        click.echo(f"邮件 {mail_id} 的状态是 {e}，只有 unknown 或 failed 的邮件可以重发", err=True)
+        raise SystemExit(1) from None
+    if old is None:
+        click.echo(f"发件箱中没有编号为 {mail_id} 的邮件", err=True)
+        raise SystemExit(1)
+    click.echo(f"邮件 {mail_id}（原状态 {old}）已重新排队，后台进程下次发送时发出")

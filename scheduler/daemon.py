@@ -7,6 +7,7 @@ was off into one, and every scan computes "as of now", so that one run catches u
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any
 from complaint_core.rules_book import DEFAULT, load_rules
 
 from .config import load_config
+
+log = logging.getLogger(__name__)
 
 ExtraJobs = Callable[[Any, dict[str, dict[str, Any]]], None]   # (scheduler, config) -> adds jobs
 
@@ -44,7 +47,7 @@ def scan_job(config_path: str) -> None:
     store = open_store(cfg["store"]["url"])
     now = _now()
     scan_once(store, now=now, rules=rules)
-    send_due(store, transport_for(cfg), now=now)
+    send_due(store, transport_for(cfg), now=now, sender=cfg["mail"]["sender"])
     if cfg["store"]["merged"]:
         from complaint_core.merged.render import render_merged
         render_merged(store, cfg["store"]["merged"], now=now, providers=sheet_providers(rules))
@@ -56,7 +59,7 @@ def send_job(config_path: str) -> None:
     from .api import send_due
 
     cfg = load_config(config_path)
-    send_due(open_store(cfg["store"]["url"]), transport_for(cfg), now=_now())
+    send_due(open_store(cfg["store"]["url"]), transport_for(cfg), now=_now(), sender=cfg["mail"]["sender"])
 
 
 def configure(sched: Any, config_path: str | Path, extra_jobs: Iterable[ExtraJobs] = ()) -> list[str]:
@@ -84,6 +87,7 @@ def configure(sched: Any, config_path: str | Path, extra_jobs: Iterable[ExtraJob
 
 
 def make_scheduler(store_url: str, *, blocking: bool = True) -> Any:
+    from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.background import BackgroundScheduler
     from apscheduler.schedulers.blocking import BlockingScheduler
@@ -92,7 +96,31 @@ def make_scheduler(store_url: str, *, blocking: bool = True) -> Any:
 
     engine = open_store(store_url).engine
     cls = BlockingScheduler if blocking else BackgroundScheduler
-    return cls(jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename="apscheduler_jobs")})
+    # One worker: the scan and the send jobs both write the outbox and the merged workbook, so
+    # they take turns instead of racing (a reminder time and the interval scan can coincide).
+    return cls(jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename="apscheduler_jobs")},
+               executors={"default": ThreadPoolExecutor(1)})
+
+
+def _stop_on_sigterm() -> None:
+    """systemd, NSSM and `kill` stop a service with SIGTERM: make it a clean shutdown, like Ctrl+C.
+
+    Python's default for SIGTERM ends the process at once, mid-job. Raising SystemExit in the
+    main thread unwinds ``sched.start()`` into ``run``'s shutdown, which waits for the running
+    job (its writes are transactions and atomic files anyway) and then releases the lock.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        signal.signal(signum, signal.SIG_IGN)   # a second SIGTERM must not cut the shutdown short
+        log.info("收到 SIGTERM，正在停止（等待当前任务完成）")
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def run(config_path: str | Path, extra_jobs: Iterable[ExtraJobs] = ()) -> None:
@@ -105,7 +133,9 @@ def run(config_path: str | Path, extra_jobs: Iterable[ExtraJobs] = ()) -> None:
     with DaemonLock(open_store(cfg["store"]["url"])):
         sched = make_scheduler(cfg["store"]["url"])
         configure(sched, config_path, extra_jobs)
+        _stop_on_sigterm()
         try:
             sched.start()
         except (KeyboardInterrupt, SystemExit):
             sched.shutdown(wait=True)
+        log.info("后台进程已停止")

@@ -1,17 +1,32 @@
-"""Mail transports: SMTP (TLS verified, timeouts) and an .eml outbox folder."""
+"""Mail transports: SMTP (TLS verified, timeouts, two-phase with the outbox) and an .eml folder.
+
+``send(msg, before_data)`` calls ``before_data()`` after the server accepted the sender and
+the recipients and before the DATA command. Up to that point the server cannot hold the mail,
+so a failure (or a crash) is safe to retry; from DATA on, a lost reply means the server may
+have it. The outbox commits that boundary in ``before_data`` so a restart knows which side of
+it a killed sender was on.
+"""
 
 from __future__ import annotations
 
+import io
 import os
 import smtplib
 import ssl
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
+from email.generator import BytesGenerator
 from email.message import EmailMessage
+from email.utils import getaddresses
 from pathlib import Path
+
+BeforeData = Callable[[], None]
 
 
 class TemporaryFailure(Exception):
-    """4xx or connection trouble before DATA finished: retry later with backoff."""
+    """4xx or connection trouble before DATA: the server has nothing, retry later with backoff."""
 
 
 class PermanentFailure(Exception):
@@ -26,7 +41,23 @@ class UnknownOutcome(Exception):
     """The reply after DATA was lost: the server may have the mail, so it is not resent."""
 
 
+class ClaimLost(Exception):
+    """Another send run took this mail over (our claim had gone stale): we stop before DATA."""
+
+
 PASSWORD_ENV = "COMPLAINT_DESK_SMTP_PASSWORD"
+
+
+def _refusal(code: int, what: str) -> Exception:
+    text = f"{code} {what}"
+    return TemporaryFailure(text) if 400 <= code < 500 else PermanentFailure(text)
+
+
+def _flatten(msg: EmailMessage, utf8: bool) -> bytes:
+    buf = io.BytesIO()
+    policy = msg.policy.clone(utf8=True) if utf8 else msg.policy
+    BytesGenerator(buf, policy=policy).flatten(msg, linesep="\r\n")
+    return buf.getvalue()
 
 
 @dataclass
@@ -40,6 +71,14 @@ class SmtpTransport:
     timeout: float = 30.0
     context: ssl.SSLContext | None = None
 
+    # SMTP has no idempotency: a mail past DATA is never resent automatically.
+    idempotent = False
+
+    @property
+    def claim_ttl(self) -> timedelta:
+        """A pre-DATA claim older than this belongs to a dead sender (every socket step times out)."""
+        return timedelta(seconds=self.timeout)
+
     def _connect(self) -> smtplib.SMTP:
         ctx = self.context or ssl.create_default_context()
         if self.tls == "ssl":
@@ -49,7 +88,7 @@ class SmtpTransport:
             s.starttls(context=ctx)
         return s
 
-    def send(self, msg: EmailMessage) -> None:
+    def send(self, msg: EmailMessage, before_data: BeforeData | None = None) -> None:
         password = os.environ.get(PASSWORD_ENV, "")
         try:
             s = self._connect()
@@ -67,28 +106,62 @@ class SmtpTransport:
                     raise AuthFailure(f"邮件服务器拒绝登录（{e.smtp_code}）：请检查用户名和环境变量 "
                                       f"{PASSWORD_ENV}") from None
             try:
-                refused = s.send_message(msg)
-            except smtplib.SMTPServerDisconnected as e:
-                # The DATA may have been accepted before the link dropped: outcome unknown.
-                raise UnknownOutcome(f"发送后未收到服务器回复：{e}") from None
+                payload = self._envelope(s, msg)
             except smtplib.SMTPResponseException as e:
-                if 400 <= e.smtp_code < 500:
-                    raise TemporaryFailure(f"{e.smtp_code} {e.smtp_error!r}") from None
-                raise PermanentFailure(f"{e.smtp_code} {e.smtp_error!r}") from None
-            except smtplib.SMTPRecipientsRefused as e:
-                codes = [c for c, _ in e.recipients.values()]
-                if all(400 <= c < 500 for c in codes):
-                    raise TemporaryFailure(str(e.recipients)) from None
-                raise PermanentFailure(str(e.recipients)) from None
-            except OSError as e:
-                raise UnknownOutcome(f"发送中连接中断：{e}") from None
-            if refused:
-                raise PermanentFailure(f"收件人被拒：{refused}")
+                raise _refusal(e.smtp_code, repr(e.smtp_error)) from None
+            except (OSError, smtplib.SMTPException) as e:
+                # Before DATA the server cannot hold the mail: a retry is safe.
+                raise TemporaryFailure(f"发送前连接中断：{e}") from None
+            if before_data is not None:
+                before_data()   # may raise ClaimLost: we quit without DATA, nothing delivered
+            try:
+                code, reply = s.data(payload)
+            except smtplib.SMTPDataError as e:
+                # DATA itself refused (no 354): the content was never sent.
+                raise _refusal(e.smtp_code, repr(e.smtp_error)) from None
+            except (OSError, smtplib.SMTPException) as e:
+                raise UnknownOutcome(f"发送后未收到服务器回复：{e}") from None
+            if code != 250:
+                raise _refusal(code, repr(reply))
         finally:
             try:
                 s.quit()
             except (smtplib.SMTPException, OSError):
                 s.close()
+
+    def _envelope(self, s: smtplib.SMTP, msg: EmailMessage) -> bytes:
+        """MAIL FROM and RCPT TO, each checked: what ``sendmail`` does up to DATA."""
+        s.ehlo_or_helo_if_needed()
+        from_addr = getaddresses([str(msg["From"])])[0][1]
+        to_addrs = [a for _n, a in getaddresses([str(v) for v in msg.get_all("To", [])]) if a]
+        utf8 = not "".join([from_addr, *to_addrs]).isascii()
+        if utf8 and not s.has_extn("smtputf8"):
+            raise PermanentFailure(f"邮件服务器不支持非 ASCII 地址（SMTPUTF8）：{to_addrs}")
+        payload = _flatten(msg, utf8)
+        opts: list[str] = []
+        if s.does_esmtp:
+            if s.has_extn("size"):
+                opts.append(f"size={len(payload)}")
+            if utf8:
+                opts += ["SMTPUTF8", "BODY=8BITMIME"]
+        code, reply = s.mail(from_addr, opts)
+        if code != 250:
+            raise smtplib.SMTPSenderRefused(code, reply, from_addr)
+        refused = {}
+        for addr in to_addrs:
+            code, reply = s.rcpt(addr)
+            if code not in (250, 251):
+                refused[addr] = (code, reply)
+        if refused:
+            # One recipient per reminder: any refusal means nothing to send. Temporary only
+            # when every refusal is a 4xx.
+            codes = [c for c, _ in refused.values()]
+            if all(400 <= c < 500 for c in codes):
+                raise TemporaryFailure(f"收件人暂时被拒：{refused}")
+            raise PermanentFailure(f"收件人被拒：{refused}")
+        if not to_addrs:
+            raise PermanentFailure("邮件没有收件人")
+        return payload
 
 
 @dataclass
@@ -97,14 +170,19 @@ class EmlFolderTransport:
 
     folder: Path
 
-    def send(self, msg: EmailMessage) -> None:
+    # Writing the same file twice gives the same file: a killed run can always be redone.
+    idempotent = True
+    claim_ttl = timedelta(seconds=30)
+
+    def send(self, msg: EmailMessage, before_data: BeforeData | None = None) -> None:
         self.folder = Path(self.folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         name = str(msg["Message-ID"]).strip("<>").split("@")[0]
         target = self.folder / f"{name}.eml"
         if target.exists():
             return  # already written once: exactly once also for files
-        tmp = target.with_suffix(".tmp")
+        # A per-process temp name: two runs redoing the same mail never write one temp file.
+        tmp = target.with_name(f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
         with open(tmp, "wb") as f:
             f.write(msg.as_bytes())
             f.flush()

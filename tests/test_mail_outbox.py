@@ -132,3 +132,103 @@ def test_eml_folder_exactly_once(db, tmp_path):
     scan_once(open_store(db), now=NOW + timedelta(hours=1), rules=RULES)
     send_due(open_store(db), EmlFolderTransport(out), now=NOW + timedelta(hours=1))
     assert len(list(out.glob("*.eml"))) == 2
+
+
+# --- Two-phase sending: what a sender killed at each step leaves behind, and what the next run does.
+# The crash itself is exercised with real SIGKILLs in test_mail_crash.py; here each state is set
+# exactly as the killed sender would have committed it, and a real send run takes over.
+
+def leave(url, key_start, **values):
+    from sqlalchemy import update
+
+    from complaint_core.store.sched_tables import outbox
+    with open_store(url).begin() as c:
+        assert c.execute(update(outbox).where(outbox.c.dedupe_key.startswith(key_start)).values(**values)).rowcount
+
+
+def test_dead_claim_before_data_is_sent_later_a_live_one_is_left(db, smtp_server):
+    server = smtp_server()
+    scan_once(open_store(db), now=NOW, rules=RULES)
+    # 张三's sender died after claiming (10 s ago, timeout 5 s); 李店长's claim is a second old.
+    leave(db, "张三|", state="sending", claimed_at=NOW - timedelta(seconds=10), claim_token="dead", attempts=1)
+    leave(db, "李店长|", state="sending", claimed_at=NOW - timedelta(seconds=1), claim_token="live", attempts=1)
+    rep = send_due(open_store(db), smtp(server), now=NOW)
+    assert (rep.recovered, rep.sent) == (1, 1)
+    assert [m["To"] for m in server.messages] == ["zs@example.com"]
+    assert states(open_store(db))[f"李店长|manager|{NOW.date()}"] == "sending"
+    later = send_due(open_store(db), smtp(server), now=NOW + timedelta(seconds=6))
+    assert later.recovered == 1 and later.sent == 1 and len(server.messages) == 2
+    assert set(states(open_store(db)).values()) == {"sent"}
+
+
+def test_dead_sender_past_data_leaves_unknown_with_a_warning(db, smtp_server, caplog):
+    server = smtp_server()
+    scan_once(open_store(db), now=NOW, rules=RULES)
+    leave(db, "张三|", state="in_data", claimed_at=NOW - timedelta(minutes=1), claim_token="dead", attempts=1)
+    with caplog.at_level("WARNING", logger="scheduler.outbox"):
+        rep = send_due(open_store(db), smtp(server), now=NOW)
+    assert rep.unknown == 1 and rep.sent == 1 and [m["To"] for m in server.messages] == ["boss@example.com"]
+    warning = next(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    from scheduler.mail import Mail
+    mid = Mail(f"张三|person|{NOW.date()}", "", "", "", "").message_id
+    assert mid in warning and "zs@example.com" in warning and "mail resend" in warning
+    # Never resent automatically, however many runs follow.
+    assert send_due(open_store(db), smtp(server), now=NOW + timedelta(days=1)).sent == 0
+    assert len(server.messages) == 1 and states(open_store(db))[f"张三|person|{NOW.date()}"] == "unknown"
+
+
+def test_taken_over_claim_stops_before_data(db, smtp_server):
+    """A sender whose claim went stale and was taken over must not reach DATA as well."""
+    server = smtp_server()
+    real = smtp(server)
+
+    class SlowFirstSender:
+        # A sender that stalls before DATA (a slow server) while a later run takes its mail over.
+        idempotent, claim_ttl, stalled = False, real.claim_ttl, False
+
+        def send(self, msg, before_data=None):
+            def stall_then_commit():
+                if not self.stalled:
+                    self.stalled = True
+                    later = send_due(open_store(db), real, now=NOW + real.claim_ttl + timedelta(seconds=1))
+                    assert later.recovered == 1 and later.sent == 2
+                before_data()
+            real.send(msg, stall_then_commit)
+
+    scan_once(open_store(db), now=NOW, rules=RULES)
+    rep = send_due(open_store(db), SlowFirstSender(), now=NOW)
+    assert rep.lost_claims == 1 and rep.sent == 0
+    ids = [m["Message-ID"] for m in server.messages]
+    assert len(ids) == len(set(ids)) == 2 and set(states(open_store(db)).values()) == {"sent"}
+
+
+def test_old_outbox_table_is_upgraded_and_its_stuck_rows_settled(tmp_path):
+    """A state.db from the one-phase version: `sending` rows may be past DATA (unknown) unless
+    the transport is the idempotent .eml folder."""
+    import sqlite3
+
+    for transport, expected, files in ((None, "unknown", 0), ("eml", "sent", 1)):
+        path = tmp_path / f"old-{expected}.db"
+        with sqlite3.connect(path) as c:
+            c.execute("CREATE TABLE outbox (id INTEGER PRIMARY KEY, dedupe_key VARCHAR(300) NOT NULL UNIQUE, "
+                      "message_id VARCHAR(400) NOT NULL, recipient VARCHAR(300) NOT NULL, subject TEXT NOT NULL, "
+                      "body_text TEXT NOT NULL, body_html TEXT NOT NULL, state VARCHAR(16) NOT NULL, "
+                      "attempts INTEGER NOT NULL, next_at DATETIME NOT NULL, last_error TEXT, "
+                      "created_at DATETIME NOT NULL, sent_at DATETIME)")
+            c.execute("INSERT INTO outbox VALUES (1, 'k|person|2026-03-02', '<k@complaint-desk.local>', "
+                      "'k@example.com', 's', 't', 'h', 'sending', 1, '2026-03-02 15:00:00', NULL, "
+                      "'2026-03-02 15:00:00', NULL)")
+        out = tmp_path / f"eml-{expected}"
+        tr = EmlFolderTransport(out) if transport else SmtpTransport("127.0.0.1", 9, tls="none", timeout=1)
+        send_due(open_store(f"sqlite:///{path}"), tr, now=NOW)
+        assert states(open_store(f"sqlite:///{path}")) == {"k|person|2026-03-02": expected}
+        assert len(list(out.glob("*.eml"))) == files
+
+
+def test_configured_sender_is_the_from(db, smtp_server):
+    """A shop's server only relays for its own address: mail.sender is the From and MAIL FROM."""
+    server = smtp_server()
+    scan_once(open_store(db), now=NOW, rules=RULES)
+    assert send_due(open_store(db), smtp(server), now=NOW, sender="desk@shop.example").sent == 2
+    assert {m["From"] for m in server.messages} == {"desk@shop.example"}
+    assert server.handler.senders == ["desk@shop.example"] * 2

@@ -70,3 +70,59 @@ def test_demo_chain_writes_eml_once(tmp_path):
     assert (tmp_path / "m.xlsx").exists()
     # No staff directory in the default rules: the demo's rules decide who gets mail.
     assert list((tmp_path / "outbox").glob("*.eml")) == []
+
+
+def put(url, records):
+    """Complaints straight into the store, the way the sync card leaves them (one source row each)."""
+    from sqlalchemy import insert
+
+    from complaint_core.store import tables as t
+    from complaint_core.store.db import content_hash, encode_values, record_key
+    with open_store(url).begin() as c:
+        for i, values in enumerate(records):
+            data = encode_values(values)
+            c.execute(insert(t.source_rows).values(
+                source_path="/shops/A.xlsx", sheet="投诉登记", row=i + 2, shop="A", complaint_id=values["complaint_id"],
+                record_key=record_key("A", values["complaint_id"], "", 0), content_hash=content_hash(data), data=data,
+                version=1, first_seen=NOW, last_seen=NOW, deleted=False))
+
+
+def test_time_to_resolution_block_and_chart(tmp_path):
+    import re
+    from datetime import timedelta
+
+    got = datetime(2026, 2, 20, 9, 0)
+    took = {"A-0": timedelta(hours=2), "A-1": timedelta(hours=24), "A-2": timedelta(hours=30),
+            "A-3": timedelta(days=5), "A-4": timedelta(days=10), "A-5": None,
+            "A-6": NOW - got + timedelta(hours=1),   # resolved after "now": not resolved yet as of now
+            "A-7": timedelta(hours=1)}               # judged 不成立: no resolution to time
+    records = []
+    for cid, delta in took.items():
+        v = {"complaint_id": cid, "shop": "A", "received_at": got, "status": "处理中"}
+        if delta is not None:
+            v.update(resolved_at=got + delta, status="已解决")
+        if cid == "A-7":
+            v.update(status="不成立", validity="不成立")
+        records.append(v)
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    put(url, records)
+    out = tmp_path / "汇总.xlsx"
+    render_merged(open_store(url), out, now=NOW, providers=sheet_providers(RULES))
+
+    # Hand count: ≤1天 A-0 and A-1 (exactly one day), 1-3天 A-2, 3-7天 A-3, >7天 A-4, 未解决 A-5 and A-6.
+    expected = {"≤1天": 2, "1-3天": 1, "3-7天": 1, ">7天": 1, "未解决": 2}
+    ws = load_workbook(out)["汇总"]
+    cells = {c.value: c for row in ws.iter_rows() for c in row if isinstance(c.value, str)}
+    title = cells["解决用时分布"]
+    rows = [[c.value for c in r] for r in ws.iter_rows(min_row=title.row + 2, max_row=title.row + 6, max_col=3)]
+    assert {r[0]: r[1] for r in rows} == expected
+    assert [r[2] for r in rows] == [round(n / 7, 3) for n in expected.values()]
+
+    with zipfile.ZipFile(out) as z:
+        charts = [z.read(n).decode("utf-8") for n in z.namelist() if re.fullmatch(r"xl/charts/chart\d+\.xml", n)]
+    ttr = [x for x in charts if "解决用时分布" in x]
+    assert len(ttr) == 1 and "<c:barChart>" in ttr[0]
+    # The chart plots exactly the five counts and their labels.
+    first, last = title.row + 2, title.row + 6
+    assert f"<c:f>汇总!$B${first}:$B${last}</c:f>" in ttr[0]
+    assert f"<c:f>汇总!$A${first}:$A${last}</c:f>" in ttr[0]

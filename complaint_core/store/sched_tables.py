@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Date, DateTime, Float, Integer, String, Table, Text
+from typing import Any
+
+from sqlalchemy import Column, Date, DateTime, Float, Integer, String, Table, Text, inspect, text
+from sqlalchemy.exc import OperationalError
 
 from .tables import metadata
 
@@ -32,12 +35,45 @@ outbox = Table(
     Column("subject", Text, nullable=False),
     Column("body_text", Text, nullable=False),
     Column("body_html", Text, nullable=False),
-    Column("state", String(16), nullable=False),        # pending|sending|sent|failed|unknown
+    # pending -> sending (claimed, before connecting) -> in_data (committed just before the DATA
+    # command) -> sent | failed | unknown; see scheduler/outbox.py
+    Column("state", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_at", DateTime, nullable=False),
     Column("last_error", Text),
     Column("created_at", DateTime, nullable=False),
     Column("sent_at", DateTime),
+    # when the current claim (sending) or DATA phase (in_data) began, and whose claim it is:
+    # a restart tells a dead sender's stale claim from a live one by these two
+    Column("claimed_at", DateTime),
+    Column("claim_token", String(32)),
 )
 
 SCHED_TABLES = (penalty_events, outbox)
+
+
+def upgrade(engine: Any) -> list[str]:
+    """Add the columns newer versions declare to tables an older version created (nullable only).
+
+    ``create_all`` never alters an existing table, and a shop upgrading keeps its state.db.
+    """
+    added: list[str] = []
+    insp = inspect(engine)
+    for table in SCHED_TABLES:
+        if not insp.has_table(table.name):
+            continue
+        have = {c["name"] for c in insp.get_columns(table.name)}
+        for col in table.columns:
+            if col.name in have or not col.nullable:
+                continue
+            kind = col.type.compile(dialect=engine.dialect)
+            # two copies starting at once (a daemon and a CLI command) may both try
+            guard = "IF NOT EXISTS " if engine.dialect.name == "postgresql" else ""
+            try:
+                with engine.begin() as c:
+                    c.execute(text(f'ALTER TABLE {table.name} ADD COLUMN {guard}"{col.name}" {kind}'))
+            except OperationalError as e:
+                if "duplicate column" not in str(e):
+                    raise
+            added.append(f"{table.name}.{col.name}")
+    return added

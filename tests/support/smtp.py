@@ -1,12 +1,16 @@
 """A real SMTP server (aiosmtpd) on 127.0.0.1 with fault injection and an optional STARTTLS cert.
 
 ``smtp_server`` yields a factory: ``start(mode="ok"|"451"|"drop_after_data", tls=False,
-auth=False)`` returns a running ``SmtpServer`` with ``.port``, ``.messages`` (parsed emails),
-``.client_context`` (an SSL context trusting its self-signed cert) and ``.stop()``/``.restart()``.
+auth=False, envelope_delay=0.0, data_delay=0.0)`` returns a running ``SmtpServer`` with
+``.port``, ``.messages`` (parsed emails), ``.client_context`` (an SSL context trusting its
+self-signed cert) and ``.stop()``/``.restart()``. The delays (seconds) slow MAIL/RCPT and the
+reply to DATA, like a busy server, so that a sender killed at a random moment is often in the
+middle of a conversation; a mail is stored as soon as its DATA arrives, before the slow reply.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import email
 import email.policy
@@ -56,13 +60,32 @@ def make_cert(folder: Path) -> tuple[Path, Path]:
 class Handler:
     mode: str = "ok"
     messages: list[Any] = field(default_factory=list)
+    senders: list[str] = field(default_factory=list)   # MAIL FROM of each stored message
     attempts: int = 0
+    envelope_delay: float = 0.0
+    data_delay: float = 0.0
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
+                          mail_options: list[str]) -> str:
+        await asyncio.sleep(self.envelope_delay)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          rcpt_options: list[str]) -> str:
+        await asyncio.sleep(self.envelope_delay)
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.attempts += 1
         if self.mode == "451":
             return "451 4.3.0 temporary failure, try later"
         self.messages.append(email.message_from_bytes(envelope.original_content, policy=email.policy.default))
+        self.senders.append(envelope.mail_from)
+        await asyncio.sleep(self.data_delay)
         if self.mode == "drop_after_data":
             server.transport.close()   # the mail is stored, the reply is lost
             return "250 OK"
@@ -75,8 +98,9 @@ def _authenticator(server: Any, session: Any, envelope: Any, mechanism: str, dat
 
 
 class SmtpServer:
-    def __init__(self, folder: Path, mode: str, tls: bool, auth: bool) -> None:
-        self.handler = Handler(mode)
+    def __init__(self, folder: Path, mode: str, tls: bool, auth: bool, envelope_delay: float = 0.0,
+                 data_delay: float = 0.0) -> None:
+        self.handler = Handler(mode, envelope_delay=envelope_delay, data_delay=data_delay)
         self.port = free_port()
         self.tls, self.auth, self.folder = tls, auth, folder
         self.client_context: ssl.SSLContext | None = None
@@ -116,10 +140,11 @@ class SmtpServer:
 def smtp_server(tmp_path: Path):
     servers: list[SmtpServer] = []
 
-    def start(mode: str = "ok", tls: bool = False, auth: bool = False) -> SmtpServer:
+    def start(mode: str = "ok", tls: bool = False, auth: bool = False, envelope_delay: float = 0.0,
+              data_delay: float = 0.0) -> SmtpServer:
         folder = tmp_path / f"smtp{len(servers)}"
         folder.mkdir()
-        s = SmtpServer(folder, mode, tls, auth)
+        s = SmtpServer(folder, mode, tls, auth, envelope_delay, data_delay)
         servers.append(s)
         return s
 
