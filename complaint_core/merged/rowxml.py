@@ -98,19 +98,27 @@ def row_xml(rows: Iterable[list[Any]], first_row: int, number_styles: list[int |
     """
     letters = [xl_col_to_name(c) for c in range(len(number_styles))]
     num_attr = ["" if s is None else f' s="{s}"' for s in number_styles]
+    needs_escape = _NEEDS_ESCAPE.search
+    half = EXCEL_MAX_STRING // 2
     out: list[str] = []
     for i, row in enumerate(rows):
         rn = first_row + i + 1
         cells = [f'<row r="{rn}">']
+        add = cells.append
         for c, value in enumerate(row):
             if value is None or value == "":
                 continue
-            ref = f"{letters[c]}{rn}"
-            if type(value) is str:  # the common case first, without the dispatch
-                cells.append(_text_cell(ref, value))
+            if type(value) is str:  # the common case inline: this runs once per cell of the merge
+                if len(value) > half:
+                    value = _fit(value)
+                text = _escape(value) if needs_escape(value) else value
+                if value[0].isspace() or value[-1].isspace():
+                    add(f'<c r="{letters[c]}{rn}" t="inlineStr"><is><t xml:space="preserve">{text}</t></is></c>')
+                else:
+                    add(f'<c r="{letters[c]}{rn}" t="inlineStr"><is><t>{text}</t></is></c>')
             else:
-                cells.append(_cell(ref, value, num_attr[c], styles))
-        cells.append("</row>")
+                add(_cell(f"{letters[c]}{rn}", value, num_attr[c], styles))
+        add("</row>")
         out.append("".join(cells))
         if len(out) >= chunk:
             yield "".join(out).encode("utf-8", "replace")
