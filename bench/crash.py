@@ -1,6 +1,10 @@
 """SIGKILL the writers at random moments and check the shop never loses its workbook.
 
     python bench/crash.py [--runs 200] [--rows 1000] [--seed 1]
+    python bench/crash.py --daemon [--runs 200] [--seed 1] [--sync-only]
+
+``--daemon`` is the merge daemon's campaign (``daemon_campaign`` below): ``complaint-desk run``
+with a [sync] section (or ``sync --watch`` with ``--sync-only``) killed while shops keep saving.
 
 Each run copies a shop workbook, starts ``complaint-desk suggest`` or ``validate --mark`` on
 it in a child process, kills it with SIGKILL after a random delay (seeded) spread over the
@@ -21,10 +25,14 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zipfile
 from collections import Counter
+from contextlib import closing
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -100,14 +108,313 @@ def crash_runs(runs: int, *, rows: int = 1000, seed: int = 1, work: Path | None 
     return dict(tally)
 
 
+# --- the merge daemon ---------------------------------------------------------------------------
+
+SHOPS = ("SH01", "SH02")
+SHOP_FILE = "投诉.xlsx"
+
+
+def write_plain(path: Path, rows: list[dict]) -> None:
+    """A shop workbook as staff keep it: the complaint sheet with Chinese headers, text as text."""
+    from openpyxl import Workbook
+
+    from complaint_core.schema import FIELDS
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "投诉登记"
+    ws.append([f.zh for f in FIELDS])
+    for row in rows:
+        ws.append([row.get(f.key) for f in FIELDS])
+        for cell in ws[ws.max_row]:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"
+    wb.save(path)
+
+
+class ShopWriter(threading.Thread):
+    """Shops saving the way Excel does: the whole file under a temp name, renamed over the old.
+
+    Saves come in bursts with quiet gaps longer than the daemon's 2 s debounce, so merges keep
+    happening between kills. Each save adds rows, and now and then changes a note on an old
+    one; ``final()`` is what the shops' files hold when the writer stops.
+    """
+
+    def __init__(self, folders: dict[str, Path], *, seed: int, now: datetime, max_rows: int) -> None:
+        super().__init__(name="shop-writer", daemon=True)
+        from complaint_desk.demo_data import sample_rows
+
+        self.folders = folders
+        self.rng = random.Random(seed)
+        self.rows = {s: sample_rows(max_rows, seed=i, now=now, shop=s) for i, s in enumerate(folders)}
+        self.count = dict.fromkeys(folders, 0)
+        self.saves = 0
+        self.halt = threading.Event()
+        self.error: BaseException | None = None
+
+    def save(self, shop: str) -> None:
+        rows, folder = self.rows[shop], self.folders[shop]
+        if self.count[shop] and self.rng.random() < 0.3:
+            rows[self.rng.randrange(self.count[shop])]["notes"] = f"第 {self.saves} 次保存时改过"
+        n = min(len(rows), self.count[shop] + self.rng.randint(1, 3))
+        owner = folder / f"~${SHOP_FILE}"   # Excel's owner file while the workbook is open
+        owner.write_bytes(b"owner")
+        tmp = folder / f"{self.rng.getrandbits(32):08X}"   # Excel's extension-less temp name
+        write_plain(tmp, rows[:n])
+        os.replace(tmp, folder / SHOP_FILE)
+        if self.rng.random() < 0.7:
+            owner.unlink()   # closed; otherwise Excel stays open and the owner file stays
+        self.count[shop] = n
+        self.saves += 1
+
+    def run(self) -> None:
+        try:
+            while not self.halt.is_set():
+                for _ in range(self.rng.randint(1, 3)):
+                    self.save(self.rng.choice(list(self.folders)))
+                self.halt.wait(self.rng.uniform(0.5, 3.0))
+        except BaseException as exc:  # noqa: BLE001 - reported by the campaign
+            self.error = exc
+
+    def final(self) -> dict[str, list[dict]]:
+        return {s: [dict(r) for r in self.rows[s][: self.count[s]]] for s in self.folders}
+
+
+def _daemon_setup(work: Path, *, now: datetime, scans: bool) -> tuple[list[str], dict[str, Path], Path, Path]:
+    folders = {s: work / "shared" / s for s in SHOPS}
+    for f in folders.values():
+        f.mkdir(parents=True)
+    # Inside a watched folder on purpose: the daemon's own workbook and the temp files a kill
+    # leaves beside it must never be read as a shop's file.
+    merged = folders[SHOPS[0]] / "汇总.xlsx"
+    state = work / "state" / "desk.sqlite"
+    state.parent.mkdir()
+    base = [sys.executable, "-m", "complaint_desk"]
+    if not scans:
+        srcs = [a for f in folders.values() for a in ("--source", str(f))]
+        return [*base, "sync", *srcs, "--out", str(merged), "--state", str(state), "--watch"], folders, merged, state
+    from complaint_core.rules_book import DEFAULT, Person, Rules, build_rules_template
+    from complaint_desk.demo_data import EMAILS, STAFF
+
+    staff = [Person(name, dept, head, f"{EMAILS[name]}@example.com") for dept, name, head in STAFF]
+    staff += [Person(h, "门店管理", "", f"{EMAILS[h]}@example.com") for h in sorted({h for *_, h in STAFF})]
+    build_rules_template(work / "rules.xlsx", Rules(settings=DEFAULT.settings, penalties=DEFAULT.penalties,
+                                                    reminder_times=DEFAULT.reminder_times, staff=tuple(staff)))
+    q = lambda v: json.dumps(str(v), ensure_ascii=False)  # noqa: E731 - a TOML basic string
+    (work / "desk.toml").write_text(
+        f"[store]\nurl = {q(state)}\nmerged = {q(merged)}\n[rules]\npath = {q(work / 'rules.xlsx')}\n"
+        f"[scan]\ninterval_minutes = 1\n[mail]\noutbox_dir = {q(work / 'outbox')}\n"
+        f"[sync]\nsources = [{', '.join(q(f) for f in folders.values())}]\nrescan_minutes = 1\n", encoding="utf-8")
+    return [*base, "run", "--config", str(work / "desk.toml")], folders, merged, state
+
+
+def _children(pid: int) -> set[int]:
+    """The daemon's child processes (the isolated readers' forkserver), to check none outlive it."""
+    out: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out |= {int(c) for c in (task / "children").read_text().split()}
+        except OSError:
+            continue
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] not in "ZX"
+    except OSError:
+        return False
+
+
+def _temps(folder: Path) -> set[Path]:
+    from complaint_core.atomic import TEMP_PREFIX
+
+    return set(folder.glob(f"{TEMP_PREFIX}*"))
+
+
+def _kill(proc: subprocess.Popen, rng: random.Random, merged: Path, life: float, kids: set[int]) -> str:
+    """SIGKILL at a seeded random moment, or (every other time) just as a rewrite of the merged
+    workbook starts (a new temp file beside it), then a random few milliseconds later."""
+    before = _temps(merged.parent)
+    hunt = rng.random() < 0.5
+    deadline = time.monotonic() + (life if hunt else rng.uniform(0.1, life))
+    while time.monotonic() < deadline and proc.poll() is None:
+        kids |= _children(proc.pid)
+        if hunt and _temps(merged.parent) - before:
+            time.sleep(rng.uniform(0, 0.01))
+            break
+        time.sleep(0.002)
+    if proc.poll() is not None:
+        return f"bad: daemon exited by itself (code {proc.returncode})"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return "killed mid-rewrite (temp file left)" if _temps(merged.parent) - before else "killed elsewhere"
+
+
+def _after_kill(merged: Path, state: Path, outbox: Path, folders: dict[str, Path], emls: dict) -> list[str]:
+    """What must hold after every kill; returns the problems found (empty when all is well)."""
+    import sqlite3
+
+    from openpyxl import load_workbook
+
+    from complaint_core.merged.model import SHEET_ORDER
+
+    bad = []
+    if merged.exists():
+        try:
+            wb = load_workbook(merged)   # parses every sheet: a half-written file fails here
+            if wb.sheetnames[: len(SHEET_ORDER)] != list(SHEET_ORDER):
+                bad.append(f"bad: merged sheets {wb.sheetnames}")
+            wb.close()
+        except Exception as exc:  # noqa: BLE001 - any failure to open is the finding
+            bad.append(f"bad: merged workbook unreadable ({type(exc).__name__})")
+    if state.exists():
+        shop_files = {str(f / SHOP_FILE) for f in folders.values()}
+        with closing(sqlite3.connect(state, timeout=30)) as db:
+            paths = [r[0] for r in db.execute("SELECT path FROM sources")]
+        bad += [f"bad: not a shop file read as one: {Path(p).name}" for p in paths if p not in shop_files]
+    for eml in outbox.glob("*.eml"):
+        st = eml.stat()
+        if emls.setdefault(eml.name, (st.st_ino, st.st_mtime_ns)) != (st.st_ino, st.st_mtime_ns):
+            bad.append(f"bad: {eml.name} written twice")
+    return bad
+
+
+def _merged_problem(merged: Path, final: dict[str, list[dict]]) -> str:
+    """'' when 全部投诉 holds each final shop row exactly once, with provenance and content."""
+    from python_calamine import CalamineWorkbook
+
+    try:
+        grid = CalamineWorkbook.from_path(str(merged)).get_sheet_by_name("全部投诉").to_python()
+    except Exception as exc:  # noqa: BLE001 - not written yet
+        return f"merged workbook not readable ({type(exc).__name__})"
+    head = grid[1]
+    got = Counter()
+    rows = {}
+    for r in grid[2:]:
+        rec = dict(zip(head, r, strict=False))
+        key = (rec["门店(来源)"], rec["投诉编号"])
+        got[key] += 1
+        rows[key] = rec
+    want = {(shop, row["complaint_id"]): (i + 2, row.get("notes") or "")
+            for shop, rs in final.items() for i, row in enumerate(rs)}
+    if twice := [k for k, n in got.items() if n > 1]:
+        return f"rows twice: {twice[:3]}"
+    if set(got) != set(want):
+        return f"missing {len(set(want) - set(got))}, extra {len(set(got) - set(want))}"
+    for key, (row_no, notes) in want.items():
+        rec = rows[key]
+        if (rec["来源文件"], int(rec["来源行"] or 0), rec["备注"] or "", rec["来源已删除"] or "") != \
+                (SHOP_FILE, row_no, notes, ""):
+            return f"{key}: {rec['来源文件']} row {rec['来源行']} note {rec['备注']!r}, want row {row_no} {notes!r}"
+    return ""
+
+
+def _final_checks(state: Path, outbox: Path, scans: bool, tally: Counter) -> None:
+    import sqlite3
+
+    with closing(sqlite3.connect(state, timeout=30)) as db:
+        check = db.execute("PRAGMA integrity_check").fetchall()
+        if check != [("ok",)]:
+            tally[f"bad: integrity_check {check[:3]}"] += 1
+        if not scans:
+            return
+        dup = db.execute("SELECT record_id, rule_id, kind, day, why, COUNT(*) FROM penalty_events "
+                         "GROUP BY record_id, rule_id, kind, day, why HAVING COUNT(*) > 1").fetchall()
+        tally["bad: penalty event twice"] += len(dup)
+        tally["penalty events"] = db.execute("SELECT COUNT(*) FROM penalty_events").fetchone()[0]
+        mails = db.execute("SELECT message_id, state FROM outbox").fetchall()
+    ids = {mid.strip("<>").split("@")[0]: st for mid, st in mails}
+    names = {p.stem for p in outbox.glob("*.eml")}
+    tally["mails queued"] = len(ids)
+    tally["mails written (.eml)"] = len(names)
+    tally["bad: .eml without an outbox row, or for a pending one"] += sum(
+        ids.get(n) not in ("sent", "sending", "unknown") for n in names)
+    tally["bad: sent but no .eml"] += sum(st == "sent" and n not in names for n, st in ids.items())
+    tally["mails lost to a kill mid-send (state sending, never resent)"] = sum(
+        st == "sending" and n not in names for n, st in ids.items())
+
+
+def daemon_campaign(kills: int, *, seed: int = 1, scans: bool = True, max_rows: int = 150, life: float = 4.0,
+                    work: Path | None = None, echo: Any = None) -> dict:
+    """Kill the merge daemon ``kills`` times while shops save; returns outcome counts ('bad: …' = failure)."""
+    own_work = work is None
+    work = Path(work or tempfile.mkdtemp(prefix="cd-daemon-crash-"))
+    cmd, folders, merged, state = _daemon_setup(work, now=datetime.now().replace(microsecond=0), scans=scans)
+    log = open(work / "daemon.log", "ab")  # noqa: SIM115 - every run of the daemon appends to it
+    rng = random.Random(seed)
+    writer = ShopWriter(folders, seed=seed, now=datetime.now().replace(microsecond=0), max_rows=max_rows)
+    tally: Counter[str] = Counter()
+    emls: dict[str, tuple[int, int]] = {}
+    kids: set[int] = set()
+    writer.start()
+    started = time.perf_counter()
+    try:
+        for i in range(kills):
+            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=log)
+            tally[_kill(proc, rng, merged, life, kids)] += 1
+            for problem in _after_kill(merged, state, work / "outbox", folders, emls):
+                tally[problem] += 1
+            if echo and (i + 1) % 20 == 0:
+                echo(f"{i + 1} kills, {writer.saves} saves, {time.perf_counter() - started:.0f} s")
+        writer.halt.set()
+        writer.join()
+        if writer.error is not None:
+            tally[f"bad: the shop writer failed ({writer.error!r})"] += 1
+        final = writer.final()
+        # restart once more and let it settle: everything the shops saved must arrive
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=log)
+        deadline = time.monotonic() + 120
+        while (problem := _merged_problem(merged, final)) and time.monotonic() < deadline:
+            kids |= _children(proc.pid)
+            time.sleep(0.5)
+        if problem:
+            tally[f"bad: final merged workbook: {problem}"] += 1
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            tally["bad: daemon did not stop on Ctrl+C"] += 1
+            proc.kill()
+            proc.wait()
+        _final_checks(state, work / "outbox", scans, tally)
+        tally["bad: a daemon child process outlived it"] += sum(_alive(k) for k in _wait_gone(kids))
+        tally["temp files left by kills (ignored)"] = sum(len(_temps(f)) for f in folders.values())
+        tally["shop saves"] = writer.saves
+        tally["final rows"] = sum(len(rs) for rs in final.values())
+    finally:
+        writer.halt.set()
+        log.close()
+    tally["kills"] = kills
+    tally["seconds"] = round(time.perf_counter() - started)
+    if any(k.startswith("bad") and n for k, n in tally.items()):
+        tally[f"work folder kept: {work}"] = 1   # for a post-mortem: daemon.log, the store, the files
+    elif own_work:
+        shutil.rmtree(work, ignore_errors=True)
+    return {k: n for k, n in tally.items() if n or not k.startswith("bad")}
+
+
+def _wait_gone(pids: set[int], timeout: float = 15.0) -> set[int]:
+    """The pids still alive after ``timeout`` (a reader child may finish its file first)."""
+    deadline = time.monotonic() + timeout
+    while (alive := {p for p in pids if _alive(p)}) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return alive
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--rows", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--daemon", action="store_true", help="kill the merge daemon instead of suggest/mark")
+    ap.add_argument("--sync-only", action="store_true", help="with --daemon: `sync --watch`, no scans")
     ns = ap.parse_args(argv)
     t = time.perf_counter()
-    result = crash_runs(ns.runs, rows=ns.rows, seed=ns.seed)
+    if ns.daemon:
+        result = daemon_campaign(ns.runs, seed=ns.seed, scans=not ns.sync_only, echo=print)
+    else:
+        result = crash_runs(ns.runs, rows=ns.rows, seed=ns.seed)
     for key, n in sorted(result.items()):
         print(f"{key}: {n}")
     print(f"elapsed {time.perf_counter() - t:.0f} s")

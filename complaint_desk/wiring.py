@@ -13,8 +13,10 @@ from typing import Any
 
 def start_watcher(sched: Any, cfg: dict[str, dict[str, Any]]) -> Any:
     """Start the shop-folder watcher when the config names folders; merge on start and on a timer."""
-    sources = cfg.get("sync", {}).get("sources") or []
-    if not sources:
+    sync = cfg.get("sync", {})
+    sources = sync.get("sources") or []
+    poll_sources = sync.get("poll_sources") or []
+    if not sources and not poll_sources:
         return None
     from complaint_core.rules_book import DEFAULT, load_rules
     from scheduler.api import sheet_providers
@@ -23,7 +25,7 @@ def start_watcher(sched: Any, cfg: dict[str, dict[str, Any]]) -> Any:
     rules = load_rules(cfg["rules"]["path"]) if cfg["rules"]["path"] else DEFAULT
     providers = sheet_providers(rules)
     daemon = Daemon([Path(s) for s in sources], Path(cfg["store"]["merged"]), cfg["store"]["url"],
-                    poll=cfg["sync"]["poll"], providers=providers,
+                    poll=sync["poll"], poll_sources=[Path(s) for s in poll_sources], providers=providers,
                     rescan_interval=cfg["sync"]["rescan_minutes"] * 60)
     daemon.start()
     atexit.register(daemon.stop)

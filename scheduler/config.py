@@ -31,11 +31,12 @@ KEYS: tuple[Key, ...] = (
     Key("mail", "sender", str, "complaint-desk@localhost", "发件人地址"),
     Key("mail", "tls", str, "starttls", "starttls / ssl / none（none 仅限本机中继）"),
     Key("mail", "allow_plain_auth", bool, False, "允许在未加密连接上登录（仅本机中继）"),
-    Key("mail", "timeout_seconds", int, 30, "连接和收发超时（秒）"),
+    Key("mail", "timeout_seconds", int, 30, "连接和收发超时（秒）；也是判定发送进程已中断的时长"),
     Key("mail", "outbox_dir", str, "outbox", "未配置服务器时 .eml 文件写到此文件夹"),
     Key("mail", "send_interval_minutes", int, 5, "发送待发邮件的间隔（分钟）"),
     Key("sync", "sources", list, [], "要监视的门店文件夹列表；留空则 run 只做扫描和提醒，不合并"),
-    Key("sync", "poll", bool, False, "网络共享（SMB/NAS）上用轮询代替系统事件"),
+    Key("sync", "poll", bool, False, "所有文件夹都用轮询代替系统事件（网络共享 SMB/NAS）"),
+    Key("sync", "poll_sources", list, [], "用轮询监视的门店文件夹（NAS/SMB 共享）；其余文件夹用系统事件。也算作监视的文件夹"),
     Key("sync", "rescan_minutes", int, 5, "即使没有文件事件，也每隔多少分钟全量重扫一次"),
 )
 
@@ -68,10 +69,14 @@ def load_config(path: str | Path) -> dict[str, dict[str, Any]]:
     for section, name in (("store", "merged"), ("rules", "path"), ("mail", "outbox_dir")):
         if out[section][name]:
             out[section][name] = str((base / out[section][name]).resolve())
-    if not all(isinstance(s, str) for s in out["sync"]["sources"]):
-        raise BadSetting(f"{path.name} [sync] sources", out["sync"]["sources"], "应为文件夹路径的列表")
-    out["sync"]["sources"] = [str((base / s).resolve()) for s in out["sync"]["sources"]]
-    if out["sync"]["sources"] and not out["store"]["merged"]:
+    for name in ("sources", "poll_sources"):
+        if not all(isinstance(s, str) and s for s in out["sync"][name]):
+            raise BadSetting(f"{path.name} [sync] {name}", out["sync"][name], "应为文件夹路径的列表")
+        out["sync"][name] = [str((base / s).resolve()) for s in out["sync"][name]]
+    if out["sync"]["rescan_minutes"] < 1:
+        # 0 would rescan every shop file several times a second
+        raise BadSetting(f"{path.name} [sync] rescan_minutes", out["sync"]["rescan_minutes"], "应至少为 1")
+    if (out["sync"]["sources"] or out["sync"]["poll_sources"]) and not out["store"]["merged"]:
         raise BadSetting(f"{path.name} [store] merged", "", "监视门店文件夹时必须填写汇总工作簿路径")
     url = out["store"]["url"]
     if "://" not in url:

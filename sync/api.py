@@ -26,9 +26,19 @@ def default_state_url(out: Path) -> str:
 
 def merge_into(store: Store, sources: list[Path], out: Path, *, now: datetime,
                sheet_providers: Iterable[SheetProvider] = (), settle: float = 0.0,
-               only: set[Path] | None = None, progress: Callable[[Path], Any] | None = None) -> MergeReport:
+               only: set[Path] | None = None, progress: Callable[[Path], Any] | None = None,
+               render_when_idle: bool = True) -> MergeReport:
+    """Scan ``sources`` (or ``only`` those files) into ``store`` and rewrite ``out``.
+
+    ``render_when_idle=False`` skips the rewrite when no file was read and no new failure was
+    recorded (a retry that found the file still waiting): nothing on any sheet would change.
+    """
     started = time.perf_counter()
     report = scan(store, sources, out=out, now=now, settle=settle, only=only, progress=progress)
+    changed = report.read or any(r.outcome == "failed" for r in report.failed)
+    if not render_when_idle and not changed:
+        report.seconds = time.perf_counter() - started
+        return report
     try:
         rendered = render_merged(store, out, now=now, providers=sheet_providers)
         report.written = rendered.path

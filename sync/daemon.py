@@ -16,10 +16,13 @@ from complaint_core.store import open_store
 
 from .api import default_state_url, merge_into
 from .files import is_ignored
-from .pipeline import MergeReport
+from .pipeline import MergeReport, pending_retries
 from .watch import Watchers
 
 log = logging.getLogger("complaint_desk.sync")
+
+MIN_RETRY_GAP = 1.0     # seconds between two retry passes, whatever the stored next-try times say
+ERROR_RETRY_GAP = 30.0  # seconds before a merge that raised is tried again
 
 
 class Daemon:
@@ -30,10 +33,13 @@ class Daemon:
     """
 
     def __init__(self, sources: list[Path], out: Path, state_url: str | None = None, *,
-                 poll: bool = False, providers: Iterable[SheetProvider] = (),
+                 poll: bool = False, poll_sources: Iterable[Path] = (), poll_interval: float = 2.0,
+                 providers: Iterable[SheetProvider] = (),
                  rescan_interval: float = 300.0, settle_seconds: float = 2.0,
                  clock: Callable[[], datetime] = datetime.now) -> None:
-        self.sources = [Path(s).resolve() for s in sources]
+        polled = [Path(s).resolve() for s in poll_sources]
+        # a polled folder is a source too; naming it under both options is not an error
+        self.sources = list(dict.fromkeys([Path(s).resolve() for s in sources] + polled))
         self.out = Path(out).resolve()
         self.store = open_store(state_url or default_state_url(self.out))
         self.providers = tuple(providers)
@@ -41,12 +47,16 @@ class Daemon:
         self.settle = settle_seconds
         self.clock = clock
         self.hints: queue.Queue[tuple[Path, float]] = queue.Queue()
-        self.watchers = Watchers(self.sources, self.hints, poll=poll)
+        self.watchers = Watchers(self.sources, self.hints, poll=poll, poll_folders=polled,
+                                 poll_interval=poll_interval)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.merges = 0
+        self.retries = 0
         self.last_report: MergeReport | None = None
+        self.retry_at: float | None = None   # time.monotonic() when the earliest failed file is due
+        self.redo_at: float | None = None    # time.monotonic() to redo a full merge that raised
 
     def start(self) -> None:
         self.watchers.start()
@@ -67,7 +77,32 @@ class Daemon:
                                 sheet_providers=self.providers, settle=0.2)
             self.merges += 1
             self.last_report = report
+            self.redo_at = None
+            self._plan_retry()
             return report
+
+    def retry_now(self) -> MergeReport:
+        """Re-read only the failed files whose backoff has ended; rewrite only if that changed something."""
+        with self._lock:
+            now = self.clock()
+            due = {p for p, at in pending_retries(self.store, self.sources).items() if at <= now}
+            report = merge_into(self.store, self.sources, self.out, now=now, sheet_providers=self.providers,
+                                settle=0.2, only=due, render_when_idle=False)
+            self.retries += 1
+            self.last_report = report
+            self._plan_retry()
+            return report
+
+    def _plan_retry(self) -> None:
+        """Turn the earliest stored next-try time (store clock) into a monotonic wake-up time."""
+        due = pending_retries(self.store, self.sources)
+        if not due:
+            self.retry_at = None
+            return
+        wait = (min(due.values()) - self.clock()).total_seconds()
+        # Never sooner than a second from now: a file that stays due (being written, or a
+        # fixed --now clock that never reaches its next try) must not turn the loop into a spin.
+        self.retry_at = time.monotonic() + max(wait, MIN_RETRY_GAP)
 
     def _relevant(self, path: Path) -> bool:
         if path in self.sources:
@@ -100,13 +135,20 @@ class Daemon:
                 dirty_since = None
                 self._safe_merge()
                 last_scan = time.monotonic()
-            elif now - last_scan >= self.rescan_interval:
+            elif now - last_scan >= self.rescan_interval or (self.redo_at is not None and now >= self.redo_at):
                 self._safe_merge()
                 last_scan = time.monotonic()
+            elif self.retry_at is not None and now >= self.retry_at:
+                # the backoff of a failed file ended: a share that reports nothing would
+                # otherwise leave the fixed file unread until the next full rescan
+                self._safe(self.retry_now)
 
     def _safe_merge(self) -> Any:
+        return self._safe(self.merge_now)
+
+    def _safe(self, merge: Callable[[], MergeReport]) -> Any:
         try:
-            report = self.merge_now()
+            report = merge()
             unstable = [r for r in report.skipped if r.outcome == "unstable"]
             if unstable:
                 # still being written: come back after another quiet period
@@ -114,4 +156,7 @@ class Daemon:
             return report
         except Exception:  # noqa: BLE001 - the daemon keeps running; the next cycle retries
             log.exception("合并失败，下次重试")
+            # e.g. the store was briefly unreachable: a full merge again soon, not at the
+            # next rescan, and not in a tight loop that fills the log
+            self.redo_at = time.monotonic() + ERROR_RETRY_GAP
             return None

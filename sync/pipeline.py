@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -115,6 +116,34 @@ def process_file(store: Store, path: Path, *, now: datetime, known: Any = None, 
     return FileResult(path, "read", rows=len(table.rows))
 
 
+def _roots(folders: list[Path]) -> list[str]:
+    return sorted({str(f.resolve()) for f in folders} | {str(f) for f in folders})
+
+
+def _under(path: str, roots: list[str]) -> bool:
+    # "SH01" must not claim the files of a folder called "SH010"
+    return any(path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+
+
+def pending_retries(store: Store, folders: list[Path]) -> dict[Path, datetime]:
+    """Files under ``folders`` waiting for a retry after a failed read, with when each is due.
+
+    The daemon sleeps until the earliest of these, so a workbook fixed on a share that reports
+    no events is picked up when its backoff ends, not at the next full rescan. Files gone from
+    the folder or outside the watched folders are left out: nothing would retry them.
+    """
+    roots = _roots(folders)
+    with store.engine.connect() as c:
+        rows = c.execute(select(t.sources.c.path, t.sources.c.next_try)
+                         .where(t.sources.c.status.in_(("retrying", "error")))
+                         .where(t.sources.c.next_try.is_not(None))).all()
+    due: dict[Path, datetime] = {}
+    for path, next_try in rows:
+        if _under(path, roots) and Path(path).is_file():
+            due[Path(path)] = next_try
+    return due
+
+
 def scan(store: Store, folders: list[Path], *, out: Path | None, now: datetime, settle: float = 0.0,
          only: set[Path] | None = None, progress: Any = None) -> MergeReport:
     """Look at every workbook in ``folders`` (or only the hinted ones) and update the store."""
@@ -130,10 +159,10 @@ def scan(store: Store, folders: list[Path], *, out: Path | None, now: datetime, 
             progress(path)
     if only is None:
         present = {str(p) for p in paths}
-        roots = [str(f.resolve()) for f in folders] + [str(f) for f in folders]
+        roots = _roots(folders)
         for path, row in known.items():
             gone = path not in present and row.status != "missing"
-            if gone and any(path.startswith(r) for r in roots) and not is_ignored(Path(path), out=out):
+            if gone and _under(path, roots) and not is_ignored(Path(path), out=out):
                 mark_missing(store, path, now=now)
                 log.info("文件已删除 %s: 其行标记为已删除", path)
     return report

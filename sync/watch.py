@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import queue
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -40,23 +41,40 @@ class EnqueueHandler(FileSystemEventHandler):
 
 
 class Watchers:
-    """One observer per source folder (native or polling); ``check()`` restarts dead ones."""
+    """One observer per source folder (native or polling); ``check()`` restarts dead ones.
 
-    def __init__(self, folders: list[Path], hints: queue.Queue[tuple[Path, float]], *, poll: bool,
-                 poll_interval: float = 2.0) -> None:
+    A shop's local folder gets the native observer (events arrive at once, nothing to poll);
+    a folder in ``poll_folders`` (or every folder when ``poll``) gets the PollingObserver,
+    because a NAS or SMB share written from another machine never reports its changes.
+    """
+
+    def __init__(self, folders: list[Path], hints: queue.Queue[tuple[Path, float]], *, poll: bool = False,
+                 poll_folders: Iterable[Path] = (), poll_interval: float = 2.0) -> None:
         self.folders = folders
         self.hints = hints
         self.poll = poll
+        self.poll_folders = {Path(f).resolve() for f in poll_folders}
         self.poll_interval = poll_interval
         self.observers: dict[Path, Any] = {}
         self.restarts = 0
 
+    def polled(self, folder: Path) -> bool:
+        """Whether ``folder`` is watched by polling (decided per folder, kept across restarts)."""
+        return self.poll or Path(folder).resolve() in self.poll_folders
+
+    def describe(self, folder: Path) -> str:
+        """How a folder is watched, in the words the shop's technical person reads in the log."""
+        if self.polled(folder):
+            return f"轮询，每 {self.poll_interval:g} 秒 (polling every {self.poll_interval:g} s)"
+        return "系统文件事件 (native events)"
+
     def _start(self, folder: Path) -> None:
-        obs = PollingObserver(timeout=self.poll_interval) if self.poll else Observer()
+        obs = PollingObserver(timeout=self.poll_interval) if self.polled(folder) else Observer()
         obs.schedule(EnqueueHandler(self.hints), str(folder), recursive=True)
         obs.daemon = True
         obs.start()
         self.observers[folder] = obs
+        log.info("监视 %s：%s", folder, self.describe(folder))
 
     def start(self) -> None:
         for folder in self.folders:

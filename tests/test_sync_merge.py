@@ -97,6 +97,30 @@ def test_unreadable_then_fixed_keeps_last_good_rows(tmp_path: Path, state_url: s
     assert not report.failed and grid(out, "来源")[2][4] == "正常"
 
 
+def test_pending_retries_lists_failed_files_with_their_due_time(tmp_path: Path, state_url: str) -> None:
+    """What the daemon's retry timer asks the store: failed files still present, and when."""
+    from sync.pipeline import pending_retries
+
+    folders = shops(tmp_path, 2)
+    broken = folders[1] / "投诉.xlsx"
+    good = broken.read_bytes()
+    broken.write_bytes(good[:100])
+    out = tmp_path / "merged.xlsx"
+    merge_once(folders, out, state_url=state_url, now=NOW)
+    store = open_store(state_url)
+    try:
+        assert pending_retries(store, folders) == {broken: NOW + timedelta(seconds=5)}
+        assert pending_retries(store, folders[:1]) == {}        # only the folders asked about
+        merge_once(folders, out, state_url=state_url, now=NOW + timedelta(seconds=6))  # still broken
+        assert pending_retries(store, folders) == {broken: NOW + timedelta(seconds=26)}  # 20 s more
+        broken.write_bytes(good)
+        os.utime(broken, None)
+        merge_once(folders, out, state_url=state_url, now=NOW + timedelta(seconds=7))
+        assert pending_retries(store, folders) == {}
+    finally:
+        store.engine.dispose()
+
+
 def test_conflict_copy_flagged_and_conflicts_listed(tmp_path: Path, state_url: str) -> None:
     folders = shops(tmp_path, 1)
     src = folders[0] / "投诉.xlsx"

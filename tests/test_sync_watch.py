@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -73,5 +74,92 @@ def test_supervisor_restarts_dead_observer(tmp_path: Path) -> None:
         wait_for(lambda: daemon.watchers.restarts == 1)
         write_shop_workbook(shop / "新.xlsx", sample_rows(2, seed=9, now=NOW, shop="SH02"))
         wait_for(lambda: len(ids(out)) == 5)
+    finally:
+        daemon.stop()
+
+
+def test_native_and_polled_folders_in_one_daemon(tmp_path: Path) -> None:
+    """A shop's own disk (native events) and a NAS share (polling) merged by the same daemon."""
+    from watchdog.observers import Observer
+    from watchdog.observers.polling import PollingObserver
+
+    local, nas = tmp_path / "SH01", tmp_path / "nas" / "SH02"
+    local.mkdir()
+    nas.mkdir(parents=True)
+    rows1 = sample_rows(6, seed=4, now=NOW, shop="SH01")
+    rows2 = sample_rows(6, seed=5, now=NOW, shop="SH02")
+    write_shop_workbook(local / "投诉.xlsx", rows1[:3])
+    write_shop_workbook(nas / "投诉.xlsx", rows2[:3])
+    out = tmp_path / "merged.xlsx"
+    daemon = Daemon([local], out, str(tmp_path / "s.sqlite"), poll_sources=[nas], poll_interval=0.5,
+                    rescan_interval=3600, settle_seconds=0.3, clock=lambda: NOW)
+    assert daemon.sources == [local.resolve(), nas.resolve()]  # the polled share is merged too
+    daemon.start()
+    try:
+        observers = daemon.watchers.observers
+        assert type(observers[local.resolve()]) is Observer and Observer is not PollingObserver
+        assert type(observers[nas.resolve()]) is PollingObserver
+        wait_for(lambda: len(ids(out)) == 6)
+        excel_save(nas / "投诉.xlsx", rows2)
+        wait_for(lambda: len(ids(out)) == 9)
+        excel_save(local / "投诉.xlsx", rows1)
+        wait_for(lambda: len(ids(out)) == 12)
+        assert ids(out) == {r["complaint_id"] for r in rows1 + rows2}
+        assert daemon.merges >= 3  # each save merged on its own event, no rescan (an hour away)
+        # a share that drops kills its observer: the supervisor brings back a polling one
+        observers[nas.resolve()].stop()
+        wait_for(lambda: daemon.watchers.restarts == 1)
+        assert type(daemon.watchers.observers[nas.resolve()]) is PollingObserver
+        assert type(daemon.watchers.observers[local.resolve()]) is Observer
+    finally:
+        daemon.stop()
+
+
+def excel_save(path: Path, rows: list[dict]) -> None:
+    """Excel's save: the new content under an extension-less temp name, then renamed over."""
+    tmp = path.with_name("Cedd4100")
+    write_shop_workbook(tmp.with_suffix(".tmp.xlsx"), rows)
+    os.replace(tmp.with_suffix(".tmp.xlsx"), tmp)
+    os.replace(tmp, path)
+
+
+def test_failed_file_retried_when_backoff_ends(tmp_path: Path) -> None:
+    """A broken workbook fixed on a share that reports nothing is merged at its backoff end.
+
+    The fix is written through a hard link outside the watched folder: the same file, but
+    inotify only reports changes made through the watched folder's own entries, exactly as a
+    save by another computer on an SMB share is never reported. The next full rescan is an
+    hour away, so only the retry timer can pick the fix up.
+    """
+    from complaint_core.store import open_store
+    from sync.pipeline import pending_retries
+
+    shop, elsewhere = tmp_path / "SH01", tmp_path / "unwatched"
+    shop.mkdir()
+    elsewhere.mkdir()
+    rows = sample_rows(4, seed=6, now=NOW, shop="SH01")
+    good = write_shop_workbook(elsewhere / "good.xlsx", rows).read_bytes()
+    (shop / "投诉.xlsx").write_bytes(good[: len(good) // 2])  # a half-copied file
+    os.link(shop / "投诉.xlsx", elsewhere / "link.xlsx")
+    out = tmp_path / "merged.xlsx"
+    state = str(tmp_path / "s.sqlite")
+    daemon = Daemon([shop], out, state, rescan_interval=3600, settle_seconds=0.3)
+    daemon.start()
+    try:
+        store = open_store(state)
+        wait_for(lambda: bool(pending_retries(store, [shop])))
+        due_at = next(iter(pending_retries(store, [shop]).values()))
+        # the store has the failure before the daemon's merge returns and sets its timer
+        wait_for(lambda: daemon.retry_at is not None)
+        with open(elsewhere / "link.xlsx", "r+b") as fh:   # fixed in place, no event reaches us
+            fh.write(good)
+        merges = daemon.merges
+        wait_for(lambda: len(ids(out)) == 4, timeout=15)
+        arrived = datetime.now()
+        # not before the 5 s backoff ended, and within a couple of loop turns after it
+        assert due_at <= arrived < due_at + timedelta(seconds=5), (due_at, arrived)
+        assert daemon.merges == merges and daemon.retries >= 1  # the retry did it, not a rescan
+        assert not pending_retries(store, [shop]) and daemon.retry_at is None
+        store.engine.dispose()
     finally:
         daemon.stop()

@@ -23,6 +23,7 @@ EXCEL_MAX_ROWS = 1_048_576
 # larger file; the merged workbook is rewritten often and read over a LAN, not mailed.
 COMPRESS_LEVEL = 1
 _DIMENSION = re.compile(rb'<dimension ref="[^"]*"/>')
+_TABLE_REF = re.compile(rb'(\bref="[A-Z]+[0-9]+:[A-Z]+)[0-9]+"')
 log = logging.getLogger(__name__)
 
 
@@ -110,6 +111,7 @@ class _Rows:
     rows: list[list[Any]]
     columns: list[Column]
     last_ref: str
+    table_last_row: int | None = None   # 0-based last row of the sheet's Excel Table
 
 
 def _write_table(wb: Any, ws: Any, sheet: SheetData, fmt: dict[str, Any],
@@ -136,10 +138,14 @@ def _write_table(wb: Any, ws: Any, sheet: SheetData, fmt: dict[str, Any],
     unique = len({h.lower() for h in headers}) == len(headers) and all(headers)
     if sheet.as_table and ncols and unique:
         # A real Excel Table: banded rows, filter buttons, and it grows when a manager adds rows.
-        ws.add_table(top, 0, last, ncols - 1, {
+        # Declared over one data row: XlsxWriter keeps a dict entry per cell of a table's range
+        # (4 million for 100 shops); _assemble stretches the table over every row afterwards.
+        table_last = last
+        ws.add_table(top, 0, top + 1, ncols - 1, {
             "name": TABLE_NAMES.get(sheet.name, f"Table{index + 1}"), "style": "Table Style Light 9",
             "columns": [{"header": h, "header_format": fmt["head"]} for h in headers]})
     else:
+        table_last = None
         for c, h in enumerate(headers):
             ws.write_string(top, c, h, fmt["head"])
         if sheet.as_table and ncols:
@@ -158,7 +164,7 @@ def _write_table(wb: Any, ws: Any, sheet: SheetData, fmt: dict[str, Any],
     for spec in sheet.charts:
         _chart(wb, ws, sheet.name, spec, top + 1, ncols)
     end_row = top + len(rows)
-    return _Rows(top + 1, rows, sheet.columns, f"{xl_col_to_name(max(ncols, 1) - 1)}{end_row + 1}")
+    return _Rows(top + 1, rows, sheet.columns, f"{xl_col_to_name(max(ncols, 1) - 1)}{end_row + 1}", table_last)
 
 
 def write_workbook(path: Path, sheets: list[SheetData]) -> None:
@@ -187,11 +193,18 @@ def write_workbook(path: Path, sheets: list[SheetData]) -> None:
         hidden.write_column(0, c, list(choices))
     wb.close()
     styles = {k: fmt[k].xf_index for k in ("datetime", "date")}
-    _assemble(buf, path, streamed, fmt, styles)
+    # XlsxWriter numbers table parts in the order add_table was called: sheet order here.
+    tables = [r.table_last_row for r in streamed.values() if r.table_last_row is not None]
+    _assemble(buf, path, streamed, fmt, styles, {f"xl/tables/table{i + 1}.xml": last for i, last in enumerate(tables)})
+
+
+def _stretch_table(xml: bytes, last_row: int) -> bytes:
+    """Every ``ref="A2:AN3"`` of a table part now ends on the table's real last row."""
+    return _TABLE_REF.sub(lambda m: m.group(1) + str(last_row + 1).encode() + b'"', xml)
 
 
 def _assemble(buf: io.BytesIO, path: Path, streamed: dict[str, _Rows], fmt: dict[str, Any],
-              styles: dict[str, int]) -> None:
+              styles: dict[str, int], tables: dict[str, int]) -> None:
     buf.seek(0)
     with zipfile.ZipFile(buf) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED,
                                                       compresslevel=COMPRESS_LEVEL) as out:
@@ -199,6 +212,8 @@ def _assemble(buf: io.BytesIO, path: Path, streamed: dict[str, _Rows], fmt: dict
             data = src.read(info)
             job = streamed.get(info.filename)
             if job is None:
+                if info.filename in tables:
+                    data = _stretch_table(data, tables[info.filename])
                 out.writestr(info, data)
                 continue
             head, tail = _split_sheet(data, job.last_ref)
