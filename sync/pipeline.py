@@ -14,11 +14,10 @@ from typing import Any
 from sqlalchemy import select
 
 from complaint_core.errors import UnreadableWorkbook
-from complaint_core.isolate import read_workbook_isolated
+from complaint_core.isolate import read_many_isolated
 from complaint_core.store import Store
 from complaint_core.store import tables as t
 from complaint_core.store.ingest import ingest_table, mark_missing, record_failure
-from complaint_core.validate import validate_table
 
 from .files import is_conflict_copy, is_ignored, list_sources
 
@@ -55,65 +54,101 @@ def file_hash(path: Path) -> str:
     return h.hexdigest()
 
 
-def is_stable(path: Path, settle: float) -> tuple[int, float] | None:
-    """(size, mtime) when the file did not change across two looks ``settle`` apart."""
-    try:
-        a = path.stat()
-        if settle:
-            time.sleep(settle)
-        b = path.stat()
-    except FileNotFoundError:
-        return None
-    if (a.st_size, a.st_mtime_ns) != (b.st_size, b.st_mtime_ns) or a.st_size == 0:
-        return None
-    return b.st_size, b.st_mtime
-
-
 def _known(store: Store) -> dict[str, Any]:
     with store.engine.connect() as c:
         return {r.path: r for r in c.execute(select(t.sources))}
 
 
-def process_file(store: Store, path: Path, *, now: datetime, known: Any = None, settle: float = 0.0,
-                 timeout: float = 20.0, force: bool = False) -> FileResult:
-    prev = known
-    if is_conflict_copy(path):
-        reason = "同步软件产生的冲突副本，未合并，请主管核对后删除 (sync conflict copy, not merged)"
-        if prev is None or prev.status != "conflict_copy":
-            record_failure(store, path, reason, status="conflict_copy", attempts=0, next_try=None, now=now)
-            log.warning("冲突副本 %s: 未合并", path)
-        return FileResult(path, "conflict_copy", reason)
-    stat = is_stable(path, settle)
-    if stat is None:
-        log.info("跳过 %s: 文件仍在写入 (not stable yet)", path)
-        return FileResult(path, "unstable", "文件仍在写入")
-    size, mtime = stat
-    if prev is not None and not force and prev.next_try is not None and prev.next_try > now \
-            and prev.size == size and prev.mtime == mtime:
-        return FileResult(path, "retry_later", prev.error or "")
-    if prev is not None and not force and prev.status == "ok" and prev.size == size \
-            and prev.mtime == mtime:
-        return FileResult(path, "unchanged", rows=prev.rows or 0)  # no need to even hash it
-    digest = file_hash(path)
-    if prev is not None and prev.content_hash == digest and prev.status == "ok" and not force:
-        return FileResult(path, "unchanged", rows=prev.rows or 0)
-    try:
-        table = read_workbook_isolated(path, timeout=timeout, memory_mb=2048)
-    except UnreadableWorkbook as exc:
-        attempts = (prev.attempts or 0) + 1 if prev is not None and prev.mtime == mtime else 1
-        # back off 5 s, 20 s, 80 s… the file's last good rows stay in the merged workbook
-        next_try = now + timedelta(seconds=5 * 4 ** min(attempts - 1, 5))
-        status = "error" if attempts >= MAX_ATTEMPTS else "retrying"
-        record_failure(store, path, exc.reason, status=status, attempts=attempts, next_try=next_try, now=now)
-        with store.begin() as c:
-            c.execute(t.sources.update().where(t.sources.c.path == str(path)).values(size=size, mtime=mtime))
-        log.warning("读取失败 %s（第 %d 次）: %s", path, attempts, exc.reason)
-        return FileResult(path, "failed", exc.reason)
-    findings = validate_table(table, now=now)
-    counts = ingest_table(store, path, table, findings, file_hash=digest, size=size, mtime=mtime, now=now)
-    log.info("已读取 %s: %d 行（新 %d，改 %d，删 %d）", path, len(table.rows), counts["new"],
-             counts["changed"], counts["deleted"])
-    return FileResult(path, "read", rows=len(table.rows))
+def _conflict_copy(store: Store, path: Path, prev: Any, now: datetime) -> FileResult:
+    reason = "同步软件产生的冲突副本，未合并，请主管核对后删除 (sync conflict copy, not merged)"
+    if prev is None or prev.status != "conflict_copy":
+        record_failure(store, path, reason, status="conflict_copy", attempts=0, next_try=None, now=now)
+        log.warning("冲突副本 %s: 未合并", path)
+    return FileResult(path, "conflict_copy", reason)
+
+
+def _failed(store: Store, path: Path, prev: Any, exc: UnreadableWorkbook, size: int, mtime: float,
+            now: datetime) -> FileResult:
+    attempts = (prev.attempts or 0) + 1 if prev is not None and prev.mtime == mtime else 1
+    # back off 5 s, 20 s, 80 s… the file's last good rows stay in the merged workbook
+    next_try = now + timedelta(seconds=5 * 4 ** min(attempts - 1, 5))
+    status = "error" if attempts >= MAX_ATTEMPTS else "retrying"
+    record_failure(store, path, exc.reason, status=status, attempts=attempts, next_try=next_try, now=now)
+    with store.begin() as c:
+        c.execute(t.sources.update().where(t.sources.c.path == str(path)).values(size=size, mtime=mtime))
+    log.warning("读取失败 %s（第 %d 次）: %s", path, attempts, exc.reason)
+    return FileResult(path, "failed", exc.reason)
+
+
+def read_files(store: Store, paths: list[Path], *, known: dict[str, Any], now: datetime, settle: float = 0.0,
+               timeout: float = 20.0, force: bool = False, progress: Any = None,
+               jobs: int | None = None) -> list[FileResult]:
+    """Read the files among ``paths`` that changed, several at once, and store their rows.
+
+    Size and mtime against the store come first, so an unchanged shop costs one ``stat``;
+    the files that did change are looked at twice ``settle`` seconds apart (one wait for all
+    of them, not one per file) and only read when they held still: a shop's Excel may still
+    be writing. Reading happens in killable children (complaint_core.isolate), in parallel.
+    """
+    results: dict[Path, FileResult] = {}
+    first: dict[Path, tuple[int, int]] = {}
+    for path in paths:
+        prev = known.get(str(path))
+        if is_conflict_copy(path):
+            results[path] = _conflict_copy(store, path, prev, now)
+            continue
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            results[path] = FileResult(path, "unstable", "文件仍在写入")
+            continue
+        same = prev is not None and not force and prev.size == st.st_size and prev.mtime == st.st_mtime
+        if same and prev.status == "ok":
+            results[path] = FileResult(path, "unchanged", rows=prev.rows or 0)  # not even hashed
+        elif same and prev.next_try is not None and prev.next_try > now:
+            results[path] = FileResult(path, "retry_later", prev.error or "")
+        else:
+            first[path] = (st.st_size, st.st_mtime_ns)
+    if first and settle:
+        time.sleep(settle)
+    todo: dict[Path, tuple[int, float, str]] = {}
+    for path, before in first.items():
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            st = None
+        if st is None or (st.st_size, st.st_mtime_ns) != before or st.st_size == 0:
+            log.info("跳过 %s: 文件仍在写入 (not stable yet)", path)
+            results[path] = FileResult(path, "unstable", "文件仍在写入")
+            continue
+        digest = file_hash(path)
+        prev = known.get(str(path))
+        if prev is not None and prev.content_hash == digest and prev.status == "ok" and not force:
+            # saved again without a change (or copied by a sync client): remember the new
+            # stamp so the next pass needs no hash and no wait
+            with store.begin() as c:
+                c.execute(t.sources.update().where(t.sources.c.path == str(path))
+                          .values(size=st.st_size, mtime=st.st_mtime))
+            results[path] = FileResult(path, "unchanged", rows=prev.rows or 0)
+            continue
+        todo[path] = (st.st_size, st.st_mtime, digest)
+    if progress is not None:
+        for path in results:
+            progress(path)
+    for path, got in read_many_isolated(list(todo), now=now, jobs=jobs, timeout=timeout, memory_mb=2048):
+        size, mtime, digest = todo[path]
+        prev = known.get(str(path))
+        if isinstance(got, UnreadableWorkbook):
+            results[path] = _failed(store, path, prev, got, size, mtime, now)
+        else:
+            table, findings = got
+            counts = ingest_table(store, path, table, findings, file_hash=digest, size=size, mtime=mtime, now=now)
+            log.info("已读取 %s: %d 行（新 %d，改 %d，删 %d）", path, len(table.rows), counts["new"],
+                     counts["changed"], counts["deleted"])
+            results[path] = FileResult(path, "read", rows=len(table.rows))
+        if progress is not None:
+            progress(path)
+    return [results[p] for p in paths]
 
 
 def _roots(folders: list[Path]) -> list[str]:
@@ -152,11 +187,8 @@ def scan(store: Store, folders: list[Path], *, out: Path | None, now: datetime, 
     paths = list_sources(folders, out=out)
     if only is not None:
         paths = [p for p in paths if p in only]
-    for path in paths:
-        res = process_file(store, path, now=now, known=known.get(str(path)), settle=settle)
+    for res in read_files(store, paths, known=known, now=now, settle=settle, progress=progress):
         {"read": report.read, "failed": report.failed, "retry_later": report.failed}.get(res.outcome, report.skipped).append(res)
-        if progress is not None:
-            progress(path)
     if only is None:
         present = {str(p) for p in paths}
         roots = _roots(folders)
