@@ -51,3 +51,29 @@ def atomic_write(path: str | os.PathLike[str], *, attempts: int = 6, delay: floa
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def sweep_temp_files(folder: str | os.PathLike[str], *, older_than: float = 3600.0,
+                     now: float | None = None) -> int:
+    """Delete our own temp files left in ``folder`` by a process killed mid-write.
+
+    A kill (power cut, task manager) during a rewrite leaves a ``.~cd-tmp-*`` file beside the
+    merged workbook; nobody else would ever remove them. Only files older than ``older_than``
+    seconds go: a rewrite in progress (minutes at most) is never touched.
+    """
+    now = time.time() if now is None else now
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        if not entry.name.startswith(TEMP_PREFIX):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False) and now - entry.stat().st_mtime > older_than:
+                os.unlink(entry.path)
+                removed += 1
+        except OSError:
+            continue   # locked on Windows or gone already: try again next time
+    return removed

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
 
 from complaint_core import atomic
-from complaint_core.atomic import TEMP_PREFIX, atomic_write
+from complaint_core.atomic import TEMP_PREFIX, atomic_write, sweep_temp_files
 from complaint_core.errors import WorkbookLocked
 from complaint_core.textsafe import csv_safe, is_dangerous
 
@@ -82,3 +83,17 @@ def test_formula_like_text_is_dangerous_and_csv_safe_quotes_it(text: str):
 def test_plain_values_pass_unchanged(value: object):
     assert not is_dangerous(value)
     assert csv_safe(value) == value
+
+
+def test_sweep_removes_only_old_temp_files_of_ours(tmp_path: Path):
+    # what a SIGKILL mid-rewrite leaves behind, next to a rewrite in progress and a shop file
+    old = tmp_path / f"{TEMP_PREFIX}dead.xlsx"
+    fresh = tmp_path / f"{TEMP_PREFIX}live.xlsx"
+    shop = tmp_path / "投诉.xlsx"
+    for p in (old, fresh, shop):
+        p.write_bytes(b"x")
+    hours_ago = time.time() - 7200
+    os.utime(old, (hours_ago, hours_ago))
+    os.utime(shop, (hours_ago, hours_ago))
+    assert sweep_temp_files(tmp_path) == 1
+    assert not old.exists() and fresh.exists() and shop.exists()

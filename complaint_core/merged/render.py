@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_write
+from ..atomic import atomic_write, sweep_temp_files
 from ..store.db import View
 from .model import SHEET_ORDER, SheetData, SheetProvider
 from .readback import _key_text, read_manager_edits, rendered_sheet
@@ -111,6 +111,7 @@ def render_merged(store: Any, out_path: str | Path, *, now: datetime,
                   providers: Iterable[SheetProvider] = ()) -> RenderReport:
     out = Path(out_path)
     with _lock_for(out):
+        sweep_temp_files(out.parent)
         return _render(store, out, now, tuple(providers))
 
 
