@@ -35,7 +35,7 @@ class Daemon:
     def __init__(self, sources: list[Path], out: Path, state_url: str | None = None, *,
                  poll: bool = False, poll_sources: Iterable[Path] = (), poll_interval: float = 2.0,
                  providers: Iterable[SheetProvider] = (),
-                 rescan_interval: float = 300.0, settle_seconds: float = 2.0,
+                 rescan_interval: float = 300.0, settle_seconds: float = 2.0, max_defer_seconds: float = 30.0,
                  clock: Callable[[], datetime] = datetime.now) -> None:
         polled = [Path(s).resolve() for s in poll_sources]
         # a polled folder is a source too; naming it under both options is not an error
@@ -45,6 +45,7 @@ class Daemon:
         self.providers = tuple(providers)
         self.rescan_interval = rescan_interval
         self.settle = settle_seconds
+        self.max_defer = max_defer_seconds
         self.clock = clock
         self.hints: queue.Queue[tuple[Path, float]] = queue.Queue()
         self.watchers = Watchers(self.sources, self.hints, poll=poll, poll_folders=polled,
@@ -125,13 +126,15 @@ class Daemon:
                 if self._relevant(path):
                     dirty_since = dirty_since or at
                     last_hint = at
-                continue
+                if dirty_since is None or time.monotonic() - dirty_since < self.max_defer:
+                    continue
             except queue.Empty:
                 pass
             self.watchers.check()
             now = time.monotonic()
-            # debounce: merge once the folder has been quiet for settle seconds
-            if dirty_since is not None and now - last_hint >= self.settle:
+            # debounce: merge once the folder has been quiet for settle seconds, but a folder
+            # that never goes quiet (twenty tills saving all day) is merged every max_defer
+            if dirty_since is not None and (now - last_hint >= self.settle or now - dirty_since >= self.max_defer):
                 dirty_since = None
                 self._safe_merge()
                 last_scan = time.monotonic()

@@ -163,3 +163,40 @@ def test_failed_file_retried_when_backoff_ends(tmp_path: Path) -> None:
         store.engine.dispose()
     finally:
         daemon.stop()
+
+
+def test_a_folder_that_never_goes_quiet_is_still_merged(tmp_path: Path) -> None:
+    # Another till keeps saving its own workbook every 0.2 s, so the folder is never quiet for
+    # the settle time; the new complaints must still reach the merged workbook.
+    import threading
+
+    shop = tmp_path / "SH01"
+    shop.mkdir()
+    rows = sample_rows(8, seed=4, now=NOW, shop="SH01")
+    write_shop_workbook(shop / "投诉.xlsx", rows[:5])
+    busy = write_shop_workbook(shop / "二号收银台.xlsx", sample_rows(3, seed=5, now=NOW, shop="SH01"))
+    out = tmp_path / "merged.xlsx"
+    daemon = Daemon([shop], out, str(tmp_path / "s.sqlite"), rescan_interval=3600, settle_seconds=1.0,
+                    max_defer_seconds=2.0, clock=lambda: NOW)
+    stop = threading.Event()
+
+    def till() -> None:
+        n = 0
+        while not stop.is_set():
+            os.utime(busy, (time.time(), time.time() + n))
+            n += 1
+            time.sleep(0.2)
+
+    daemon.start()
+    writer = threading.Thread(target=till, daemon=True)
+    try:
+        want = {r["complaint_id"] for r in rows}
+        wait_for(lambda: len(ids(out) & want) == 5)
+        writer.start()
+        time.sleep(0.5)
+        write_shop_workbook(shop / "投诉.xlsx", rows)
+        wait_for(lambda: ids(out) >= want, timeout=15)
+        assert writer.is_alive()   # merged while the folder was still busy
+    finally:
+        stop.set()
+        daemon.stop()
