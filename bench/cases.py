@@ -205,8 +205,9 @@ def latency_ours(shops: int, rows: int, saves: int) -> dict:
         waits = []
         for i in range(saves):
             before = out.stat().st_mtime_ns if out.exists() else 0
-            t = time.perf_counter()
+            # the shop's save lands (temp file, then rename: what Excel does) -> clock starts
             write_shop(files[i % shops], rows_for(rows, shop=f"S{i % shops + 1:03d}", seed=1000 + i))
+            t = time.perf_counter()
             while (out.stat().st_mtime_ns if out.exists() else 0) == before:
                 if time.perf_counter() - t > 60:
                     raise TimeoutError("merged workbook not replaced within 60 s")

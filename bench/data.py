@@ -125,3 +125,5 @@ if __name__ == "__main__":
     for n in (1_000, 10_000, 100_000):
         print(shop_file(n))
     print(len(shop_set(100, 1_000)), "files in", OUT / "set100x1000")
+    if "--million" in sys.argv:   # the 1,000,000-row merge of bench/run.py --only million
+        print(len(shop_set(100, 10_000)), "files in", OUT / "set100x10000")

@@ -34,6 +34,7 @@ def scenarios(quick: bool, size: dict | None = None) -> list[tuple[str, str, lis
     lat = size.get("latency") or ((2, 100, 2) if quick else (10, 1_000, 20))
     scan_n = size.get("scan") or (3_000 if quick else 1_000_000)
     addin_n = size.get("addin") or (300 if quick else 10_000)
+    big_shops, big_rows = size.get("million") or ((4, 500) if quick else (100, 10_000))
     read = []
     for n in sizes:
         read += [(f"floor: calamine to_python ({n:,})", "read_floor", [n]),
@@ -61,6 +62,9 @@ def scenarios(quick: bool, size: dict | None = None) -> list[tuple[str, str, lis
             (f"engine: table_from_grid+validate+fills ({addin_n:,})", "addin_engine", [addin_n]),
             ("Excel calls via MemoryPort (10)", "addin_calls", [10]),
             (f"Excel calls via MemoryPort ({addin_n:,})", "addin_calls", [addin_n])]),
+        ("million", f"(7) merge of {big_shops * big_rows:,} rows ({big_shops} shops x {big_rows:,}): time and peak memory", [
+            ("floor: calamine read + XlsxWriter constant_memory", "merge_floor", [big_shops, big_rows]),
+            ("ours: sync.api.merge_once (fresh SQLite)", "merge_ours", [big_shops, big_rows])]),
     ]
 
 
@@ -89,12 +93,14 @@ def run_case(case: str, args: list) -> dict:
 
 # Cases that take minutes at full size run once (their spread is noted as 1 run).
 ONCE = {"merge_pandas"}
+ONCE_FROM_TOTAL = 500_000   # shops x rows: a merge of this size runs once
 ONCE_FROM_ROWS = 100_000
 
 
 def _runs_for(case: str, args: list, runs: int) -> int:
     big = bool(args) and isinstance(args[0], int) and args[0] >= ONCE_FROM_ROWS
-    return 1 if case in ONCE or big else runs
+    total = len(args) >= 2 and all(isinstance(a, int) for a in args[:2]) and args[0] * args[1] >= ONCE_FROM_TOTAL
+    return 1 if case in ONCE or big or total else runs
 
 
 def measure(rows: list[tuple[str, str, list]], runs: int) -> list[dict]:
@@ -144,7 +150,7 @@ def fmt_table(title: str, rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, 1 run each (< 60 s)")
-    ap.add_argument("--only", help="run one scenario: read, merge, incremental, latency, scan, addin")
+    ap.add_argument("--only", help="run one scenario: read, merge, incremental, latency, scan, million, addin")
     ap.add_argument("--runs", type=int, help="runs per case (default 3, quick 1)")
     ap.add_argument("--size", action="append", default=[], metavar="SCENARIO=N[xM[xK]]",
                     help="override a size, e.g. read=1000,10000 merge=100x1000 scan=100000")
