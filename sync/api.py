@@ -43,12 +43,13 @@ def merge_into(store: Store, sources: list[Path], out: Path, *, now: datetime,
         rendered = render_merged(store, out, now=now, providers=sheet_providers)
         report.written = rendered.path
         report.rows = rendered.rows
+        report.conflicts = rendered.conflicts
         log.info("已写入 %s: %d 条投诉", out, rendered.rows)
     except WorkbookLocked as exc:
         # the store has everything: the next cycle writes it; nothing is lost
         report.write_error = str(exc)
         log.warning("合并工作簿被占用，下次重试: %s", exc)
-    report.conflicts = len(store.conflicts())
+        report.conflicts = len(store.conflicts())
     report.seconds = time.perf_counter() - started
     return report
 

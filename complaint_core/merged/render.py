@@ -36,6 +36,7 @@ class RenderReport:
     sheets: list[str] = field(default_factory=list)
     manager_edits: int = 0
     rerendered: bool = False
+    conflicts: int = 0
 
 
 def build_sheets(store: Any, now: datetime, providers: Iterable[SheetProvider] = ()) -> list[SheetData]:
@@ -135,4 +136,5 @@ def _render(store: Any, out: Path, now: datetime, providers: tuple[SheetProvider
             write_workbook(tmp, [*sheets, rendered_sheet(sheets)])
     report.sheets = [s.name for s in sheets]
     report.rows = next((len(s.rows) for s in sheets if s.name == "全部投诉"), 0)
+    report.conflicts = next((len(s.rows) for s in sheets if s.name == "冲突"), 0)
     return report

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -79,47 +81,47 @@ class Store:
 
     def groups(self, conn: Connection | None = None) -> dict[str, list[dict[str, Any]]]:
         """record key -> its candidate source rows, the winner first (newest updated_at, then mtime)."""
-        out: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for row in self.source_rows(conn):
-            out[row["record_key"]].append(row)
-        for rows in out.values():
-            rows.sort(key=_winner_order)
-        return dict(out)
+        return dict(self._iter_groups(conn))
 
-    def current_records(self, conn: Connection | None = None, *,
-                        groups: dict[str, list[dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
-        """One dict per complaint: every schema key plus provenance, the winning version."""
-        records = []
-        for key, rows in (self.groups(conn) if groups is None else groups).items():
-            live = [r for r in rows if not r["deleted"]] or rows
-            win = live[0]
+    def _iter_groups(self, conn: Connection | None) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        # One record's rows at a time, in key order, straight from the cursor: a million-row
+        # store is never held twice (stored JSON and decoded values) in memory.
+        with self._conn(conn) as c:
+            q = select(t.source_rows).order_by(t.source_rows.c.record_key, t.source_rows.c.source_path,
+                                               t.source_rows.c.row)
+            result = c.execution_options(stream_results=True, yield_per=5000).execute(q)
+            for key, grp in itertools.groupby(result.mappings(), key=lambda r: r["record_key"]):
+                rows = sorted((dict(r) for r in grp), key=_winner_order)
+                yield key, rows
+
+    def snapshot(self, conn: Connection | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(current records, conflicts) in one pass over the stored rows.
+
+        A record is one dict per complaint: every schema key plus provenance, the winning
+        version. A conflict is a complaint present with different content in more than one place.
+        """
+        records: list[dict[str, Any]] = []
+        conflicts: list[dict[str, Any]] = []
+        for key, rows in self._iter_groups(conn):
+            live = [r for r in rows if not r["deleted"]]
+            win = (live or rows)[0]
             values = decode_values(win["data"])
             rec = {k: values.get(k) for k in KEYS}
             rec.update(shop=win["shop"], source_file=win["source_path"], source_sheet=win["sheet"],
                        source_row=win["row"], content_hash=win["content_hash"], first_seen=win["first_seen"],
-                       last_seen=win["last_seen"], deleted=all(r["deleted"] for r in rows), record_id=key,
+                       last_seen=win["last_seen"], deleted=not live, record_id=key,
                        version=win["version"], extras=values.get("_extras", {}))
             records.append(rec)
+            if len(live) > 1 and len({r["content_hash"] for r in live}) > 1:
+                conflicts.extend(_conflicts(key, live, values))
         records.sort(key=lambda r: (r["shop"], str(r["received_at"] or ""), r["record_id"]))
-        return records
+        return records, conflicts
 
-    def conflicts(self, conn: Connection | None = None, *,
-                  groups: dict[str, list[dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
-        """Complaints present with different content in more than one place."""
-        out = []
-        for key, rows in (self.groups(conn) if groups is None else groups).items():
-            live = [r for r in rows if not r["deleted"]]
-            if len(live) < 2 or len({r["content_hash"] for r in live}) < 2:
-                continue
-            kept = decode_values(live[0]["data"])
-            for other in live[1:]:
-                values = decode_values(other["data"])
-                differs = sorted(k for k in set(kept) | set(values) if k != "_extras" and kept.get(k) != values.get(k))
-                out.append({"record_key": key, "shop": live[0]["shop"], "complaint_id": live[0]["complaint_id"],
-                            "kept_path": live[0]["source_path"], "kept_row": live[0]["row"],
-                            "other_path": other["source_path"], "other_row": other["row"], "fields": differs,
-                            "kept": kept, "other": values})
-        return out
+    def current_records(self, conn: Connection | None = None) -> list[dict[str, Any]]:
+        return self.snapshot(conn)[0]
+
+    def conflicts(self, conn: Connection | None = None) -> list[dict[str, Any]]:
+        return self.snapshot(conn)[1]
 
     def manager_edits(self, sheet: str, conn: Connection | None = None) -> dict[tuple, dict[str, Any]]:
         out: dict[tuple, dict[str, Any]] = defaultdict(dict)
@@ -164,6 +166,18 @@ class Store:
         from contextlib import nullcontext
 
         return nullcontext(conn) if conn is not None else self.engine.connect()
+
+
+def _conflicts(key: str, live: list[dict[str, Any]], kept: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for other in live[1:]:
+        values = decode_values(other["data"])
+        differs = sorted(k for k in set(kept) | set(values) if k != "_extras" and kept.get(k) != values.get(k))
+        out.append({"record_key": key, "shop": live[0]["shop"], "complaint_id": live[0]["complaint_id"],
+                    "kept_path": live[0]["source_path"], "kept_row": live[0]["row"],
+                    "other_path": other["source_path"], "other_row": other["row"], "fields": differs,
+                    "kept": kept, "other": values})
+    return out
 
 
 def _winner_order(row: dict[str, Any]) -> tuple:
@@ -223,14 +237,11 @@ class View:
             self._memo[key] = compute()
         return self._memo[key]
 
-    def groups(self) -> dict[str, list[dict[str, Any]]]:
-        return self.memo("groups", lambda: self.store.groups(self._conn))
-
     def current_records(self) -> list[dict[str, Any]]:
-        return self.memo("records", lambda: self.store.current_records(self._conn, groups=self.groups()))
+        return self.memo("snapshot", lambda: self.store.snapshot(self._conn))[0]
 
     def conflicts(self) -> list[dict[str, Any]]:
-        return self.memo("conflicts", lambda: self.store.conflicts(self._conn, groups=self.groups()))
+        return self.memo("snapshot", lambda: self.store.snapshot(self._conn))[1]
 
     def findings(self) -> list[dict[str, Any]]:
         return self.memo("findings", lambda: self.store.findings(self._conn))
