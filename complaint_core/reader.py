@@ -89,19 +89,37 @@ def table_from_grid(
     extras = {h: c for h, c in extras.items() if h}
     key_cols = list(keys.items())
     extra_cols = list(extras.items())
-    norm = [(k, FIELD_BY_KEY[k].type, frozenset(FIELD_BY_KEY[k].choices)) for k, _c in key_cols]
+    spec = [(k, c, FIELD_BY_KEY[k].type, frozenset(FIELD_BY_KEY[k].choices)) for k, c in key_cols]
     rows: list[SourceRow] = []
     last = hr
     for r in range(hr + 1, len(grid)):
         line = grid[r]
         n = len(line)
-        # Inlined emptiness test: this loop runs once per cell of the shop's table.
+        # One pass per cell, inlined: this loop runs once per cell of the shop's table.
         raw: dict[str, Any] = {}
-        for k, c in key_cols:
-            if c < n:
-                v = line[c]
-                if v is not None and v != "" and (type(v) is not str or v.strip()):
-                    raw[k] = v
+        values: dict[str, Any] = {}
+        for k, c, kind, choices in spec:
+            v = line[c] if c < n else None
+            if type(v) is str:
+                text = v.strip()
+                if not text:
+                    values[k] = None
+                    continue
+                raw[k] = v
+                if kind == "text":
+                    values[k] = text
+                elif kind == "choice" and v in choices:
+                    values[k] = v  # picked from the dropdown: already canonical
+                else:
+                    values[k] = normalise(k, v, date1904=date1904)
+            elif v is None:
+                values[k] = None
+            else:
+                raw[k] = v
+                if kind == "datetime" and type(v) is datetime:
+                    values[k] = v.replace(microsecond=0) if v.microsecond else v
+                else:
+                    values[k] = normalise(k, v, date1904=date1904)
         ext: dict[str, Any] = {}
         for h, c in extra_cols:
             if c < n:
@@ -110,19 +128,6 @@ def table_from_grid(
                     ext[h] = v
         if not raw and not ext:
             continue  # a blank row in the middle is a gap, not the end of the table
-        values: dict[str, Any] = {}
-        for k, kind, choices in norm:
-            v = raw.get(k)
-            if v is None:
-                values[k] = None
-            elif kind == "text" and type(v) is str:
-                values[k] = v.strip()
-            elif kind == "choice" and v in choices:
-                values[k] = v  # picked from the dropdown: already canonical
-            elif kind == "datetime" and type(v) is datetime:
-                values[k] = v.replace(microsecond=0) if v.microsecond else v
-            else:
-                values[k] = normalise(k, v, date1904=date1904)
         rows.append(SourceRow(row=first_row + r, values=values, raw=raw, extras=ext))
         last = r
     return ComplaintTable(
