@@ -17,6 +17,7 @@ from complaint_core.rules_book import DEFAULT, Rules, load_rules
 from complaint_core.store.sched_tables import SCHED_TABLES, penalty_events, upgrade
 
 from . import outbox as ob
+from .idempotent import insert_missing
 from .mail import digests
 from .outbox import SendReport
 from .transport import EmlFolderTransport
@@ -73,9 +74,9 @@ def scan_once(store: Any, *, now: datetime, rules: Rules = DEFAULT, mail_transpo
             new.append(dict(event_id=e.event_id, record_id=e.record_id, shop=e.shop, complaint_id=e.complaint_id,
                             rule_id=e.rule_id, kind=e.kind, day=e.day, person=e.person, dept=e.dept,
                             head=e.head, amount=e.amount, why=e.why, first_seen=now))
-        if new:
-            c.execute(penalty_events.insert(), new)
-        rep.new_penalties = len(new)
+        # A scanner running at the same time may store some of these between our read and our
+        # insert: those are skipped, not an error (see scheduler/idempotent.py).
+        rep.new_penalties = insert_missing(c, penalty_events, penalty_events.c.event_id, new)
         rep.queued_mails = ob.queue(c, mails, now=now)
     if mail_transport is not None:
         ob.send_due(store, mail_transport, now=now)

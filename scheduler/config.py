@@ -25,6 +25,7 @@ KEYS: tuple[Key, ...] = (
     Key("rules", "path", str, "", "规则工作簿路径（complaint-desk rules 生成）；留空用默认规则"),
     Key("scan", "interval_minutes", int, 15, "逾期扫描间隔（分钟）"),
     Key("scan", "misfire_grace_seconds", int, 3600, "错过的任务在多少秒内仍补跑（之后合并为一次）"),
+    Key("scan", "timezone", str, "", "提醒时间和“现在”所在的时区，例如 Asia/Shanghai；留空用本机时区"),
     Key("mail", "host", str, "", "SMTP 服务器；留空则把邮件写成 .eml 文件到 outbox_dir"),
     Key("mail", "port", int, 587, "SMTP 端口（STARTTLS 通常 587，SSL 通常 465）"),
     Key("mail", "user", str, "", "SMTP 用户名；密码只从环境变量 COMPLAINT_DESK_SMTP_PASSWORD 读取"),
@@ -65,6 +66,8 @@ def load_config(path: str | Path) -> dict[str, dict[str, Any]]:
         raise BadSetting(f"{path.name} [store] url", "", "必须填写")
     if out["mail"]["tls"] not in ("starttls", "ssl", "none"):
         raise BadSetting(f"{path.name} [mail] tls", out["mail"]["tls"], "应为 starttls / ssl / none")
+    if out["scan"]["timezone"]:
+        _check_zone(f"{path.name} [scan] timezone", out["scan"]["timezone"])
     base = path.parent
     for section, name in (("store", "merged"), ("rules", "path"), ("mail", "outbox_dir")):
         if out[section][name]:
@@ -82,3 +85,13 @@ def load_config(path: str | Path) -> dict[str, dict[str, Any]]:
     if "://" not in url:
         out["store"]["url"] = str((base / url).resolve())
     return out
+
+
+def _check_zone(where: str, name: str) -> None:
+    # Refused at start, not at the first reminder: a typo would otherwise stop every job run.
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise BadSetting(where, name, "未知时区，应为 IANA 时区名，例如 Asia/Shanghai") from None

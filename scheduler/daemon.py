@@ -8,8 +8,9 @@ was off into one, and every scan computes "as of now", so that one run catches u
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from datetime import datetime
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +21,47 @@ from .config import load_config
 log = logging.getLogger(__name__)
 
 ExtraJobs = Callable[[Any, dict[str, dict[str, Any]]], None]   # (scheduler, config) -> adds jobs
+Config = dict[str, dict[str, Any]]
 
 
-def _now() -> datetime:
-    return datetime.now().replace(microsecond=0)
+def zone(cfg: Config) -> tzinfo:
+    """The shop's time zone: ``[scan] timezone``, else the machine's own (APScheduler's default)."""
+    name = cfg["scan"]["timezone"]
+    if name:
+        from zoneinfo import ZoneInfo
+        return ZoneInfo(name)
+    from tzlocal import get_localzone
+    return get_localzone()
 
 
-def transport_for(cfg: dict[str, dict[str, Any]]) -> Any:
+def _now(cfg: Config) -> datetime:
+    """The shop's wall-clock time, naive: the store and the workbooks hold naive shop times."""
+    if not cfg["scan"]["timezone"]:
+        return datetime.now().replace(microsecond=0)
+    return datetime.now(zone(cfg)).replace(tzinfo=None, microsecond=0)
+
+
+@contextmanager
+def _store(cfg: Config) -> Iterator[Any]:
+    """The store for one job run, its engine disposed at the end: the daemon runs a job every few
+    minutes for months, and each run's pooled connections (SQLite file handles, PostgreSQL
+    sessions) would otherwise stay open until the garbage collector found them."""
+    from complaint_core.store import open_store
+
+    store = open_store(cfg["store"]["url"])
+    try:
+        yield store
+    finally:
+        store.engine.dispose()
+
+
+def _log_send(rep: Any) -> None:
+    # The daemon has no terminal: a wrong password or a server without STARTTLS is only seen here.
+    for error in rep.errors:
+        log.error("提醒邮件未发出：%s", error)
+
+
+def transport_for(cfg: Config) -> Any:
     from .transport import EmlFolderTransport, SmtpTransport
 
     m = cfg["mail"]
@@ -38,28 +73,25 @@ def transport_for(cfg: dict[str, dict[str, Any]]) -> Any:
 
 def scan_job(config_path: str) -> None:
     """Scan, queue, send and re-render the merged workbook (when configured)."""
-    from complaint_core.store import open_store
-
     from .api import scan_once, send_due, sheet_providers
 
     cfg = load_config(config_path)
     rules = load_rules(cfg["rules"]["path"]) if cfg["rules"]["path"] else DEFAULT
-    store = open_store(cfg["store"]["url"])
-    now = _now()
-    scan_once(store, now=now, rules=rules)
-    send_due(store, transport_for(cfg), now=now, sender=cfg["mail"]["sender"])
-    if cfg["store"]["merged"]:
-        from complaint_core.merged.render import render_merged
-        render_merged(store, cfg["store"]["merged"], now=now, providers=sheet_providers(rules))
+    now = _now(cfg)
+    with _store(cfg) as store:
+        scan_once(store, now=now, rules=rules)
+        _log_send(send_due(store, transport_for(cfg), now=now, sender=cfg["mail"]["sender"]))
+        if cfg["store"]["merged"]:
+            from complaint_core.merged.render import render_merged
+            render_merged(store, cfg["store"]["merged"], now=now, providers=sheet_providers(rules))
 
 
 def send_job(config_path: str) -> None:
-    from complaint_core.store import open_store
-
     from .api import send_due
 
     cfg = load_config(config_path)
-    send_due(open_store(cfg["store"]["url"]), transport_for(cfg), now=_now(), sender=cfg["mail"]["sender"])
+    with _store(cfg) as store:
+        _log_send(send_due(store, transport_for(cfg), now=_now(cfg), sender=cfg["mail"]["sender"]))
 
 
 def configure(sched: Any, config_path: str | Path, extra_jobs: Iterable[ExtraJobs] = ()) -> list[str]:
@@ -69,11 +101,13 @@ def configure(sched: Any, config_path: str | Path, extra_jobs: Iterable[ExtraJob
     common = dict(replace_existing=True, coalesce=True, max_instances=1,
                   misfire_grace_time=cfg["scan"]["misfire_grace_seconds"], kwargs={"config_path": str(config_path)})
     ids = ["scan", "send"]
+    # The first scan at once. An aware time: a naive one would be read in the scheduler's zone,
+    # hours off when [scan] timezone is not the machine's.
     sched.add_job("scheduler.daemon:scan_job", "interval", id="scan",
-                  minutes=cfg["scan"]["interval_minutes"], next_run_time=_now(), **common)
+                  minutes=cfg["scan"]["interval_minutes"], next_run_time=datetime.now(zone(cfg)), **common)
     sched.add_job("scheduler.daemon:send_job", "interval", id="send",
                   minutes=cfg["mail"]["send_interval_minutes"], **common)
-    for t in rules.reminder_times:   # the digests go out at the times the rules say
+    for t in rules.reminder_times:   # the digests go out at the times the rules say, in the shop's zone
         jid = f"remind-{t:%H%M}"
         sched.add_job("scheduler.daemon:scan_job", "cron", id=jid, hour=t.hour, minute=t.minute, **common)
         ids.append(jid)
@@ -86,7 +120,9 @@ def configure(sched: Any, config_path: str | Path, extra_jobs: Iterable[ExtraJob
     return ids
 
 
-def make_scheduler(store_url: str, *, blocking: bool = True) -> Any:
+def make_scheduler(store_url: str, *, blocking: bool = True, timezone: tzinfo | None = None) -> Any:
+    """The scheduler over the store's job table; ``timezone`` (default: the machine's) is the zone
+    the reminder times are in."""
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -96,10 +132,20 @@ def make_scheduler(store_url: str, *, blocking: bool = True) -> Any:
 
     engine = open_store(store_url).engine
     cls = BlockingScheduler if blocking else BackgroundScheduler
+    zoned = {"timezone": timezone} if timezone is not None else {}
     # One worker: the scan and the send jobs both write the outbox and the merged workbook, so
     # they take turns instead of racing (a reminder time and the interval scan can coincide).
     return cls(jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename="apscheduler_jobs")},
-               executors={"default": ThreadPoolExecutor(1)})
+               executors={"default": ThreadPoolExecutor(1)}, **zoned)
+
+
+def scheduler_for(config_path: str | Path, *, blocking: bool = True,
+                  extra_jobs: Iterable[ExtraJobs] = ()) -> Any:
+    """The daemon's scheduler for ``config_path``: in its [scan] timezone, with its jobs added."""
+    cfg = load_config(config_path)
+    sched = make_scheduler(cfg["store"]["url"], blocking=blocking, timezone=zone(cfg))
+    configure(sched, config_path, extra_jobs)
+    return sched
 
 
 def _stop_on_sigterm() -> None:
@@ -131,8 +177,7 @@ def run(config_path: str | Path, extra_jobs: Iterable[ExtraJobs] = ()) -> None:
 
     cfg = load_config(config_path)
     with DaemonLock(open_store(cfg["store"]["url"])):
-        sched = make_scheduler(cfg["store"]["url"])
-        configure(sched, config_path, extra_jobs)
+        sched = scheduler_for(config_path, extra_jobs=extra_jobs)
         _stop_on_sigterm()
         try:
             sched.start()

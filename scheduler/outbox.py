@@ -26,13 +26,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from complaint_core.store.sched_tables import outbox
 
+from .idempotent import insert_missing
 from .mail import Mail, compose
-from .transport import AuthFailure, ClaimLost, PermanentFailure, TemporaryFailure, UnknownOutcome
+from .transport import ClaimLost, PermanentFailure, SetupFailure, TemporaryFailure, UnknownOutcome
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +62,12 @@ def queue(conn: Connection, mails: list[Mail], *, now: datetime) -> int:
     """Insert mails not queued before (unique dedupe key); call inside the scan's transaction."""
     have = {r[0] for r in conn.execute(select(outbox.c.dedupe_key).where(
         outbox.c.dedupe_key.in_([m.dedupe_key for m in mails])))} if mails else set()
-    n = 0
-    for m in mails:
-        if m.dedupe_key in have:
-            continue
-        conn.execute(insert(outbox).values(dedupe_key=m.dedupe_key, message_id=m.message_id, recipient=m.recipient,
-                                           subject=m.subject, body_text=m.text, body_html=m.html, state=PENDING,
-                                           attempts=0, next_at=now, created_at=now))
-        n += 1
-    return n
+    # Read first so a rescan does not even try (and, on PostgreSQL, leave no gaps in the ids that
+    # `mail list` shows); a concurrent scanner's rows are still skipped by insert_missing.
+    rows = [dict(dedupe_key=m.dedupe_key, message_id=m.message_id, recipient=m.recipient, subject=m.subject,
+                 body_text=m.text, body_html=m.html, state=PENDING, attempts=0, next_at=now, created_at=now)
+            for m in mails if m.dedupe_key not in have]
+    return insert_missing(conn, outbox, outbox.c.dedupe_key, rows)
 
 
 def _warn_unknown(row_id: int, message_id: str, recipient: str, why: str) -> None:
@@ -136,10 +134,12 @@ def send_due(store: Any, transport: Any, *, now: datetime, sender: str = "") -> 
         except UnknownOutcome as e:
             state, error = UNKNOWN, str(e)
             _warn_unknown(row["id"], row["message_id"], row["recipient"], str(e))
-        except AuthFailure as e:
+        except SetupFailure as e:
             _finish(store, row["id"], token, PENDING, str(e), row["next_at"], None)
             rep.errors.append(str(e))
-            return rep   # wrong password: one clear error, no loop over the rest
+            # Wrong password, no STARTTLS: every mail would fail alike. One clear error, no loop
+            # over the rest; they all go out once desk.toml or the server is fixed.
+            return rep
         except PermanentFailure as e:
             state, error = FAILED, str(e)
         _finish(store, row["id"], token, state, error, next_at, now if state == SENT else None)

@@ -33,8 +33,17 @@ class PermanentFailure(Exception):
     """5xx: never retried."""
 
 
-class AuthFailure(PermanentFailure):
+class SetupFailure(PermanentFailure):
+    """The server and desk.toml do not fit together, so every mail would fail the same way: stop
+    this run with one clear message and leave the mails pending for after the fix."""
+
+
+class AuthFailure(SetupFailure):
     """Wrong user or password (535): stop this run, one clear message."""
+
+
+class StartTlsMissing(SetupFailure):
+    """``tls = "starttls"`` but the server does not offer STARTTLS: never send in the clear."""
 
 
 class UnknownOutcome(Exception):
@@ -85,7 +94,19 @@ class SmtpTransport:
             return smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=ctx)
         s = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
         if self.tls == "starttls":
-            s.starttls(context=ctx)
+            try:
+                s.ehlo()
+                if not s.has_extn("starttls"):
+                    # Not a passing outage: retrying would only repeat it, and going on without
+                    # TLS would send the password and the customers' names in the clear.
+                    raise StartTlsMissing(
+                        f"邮件服务器 {self.host}:{self.port} 不提供 STARTTLS（tls = \"starttls\"）："
+                        f"若服务器用 SSL 连接，请在 desk.toml 的 [mail] 设 tls = \"ssl\"、port = 465；"
+                        f"本机中继请设 tls = \"none\"")
+                s.starttls(context=ctx)
+            except BaseException:
+                s.close()
+                raise
         return s
 
     def send(self, msg: EmailMessage, before_data: BeforeData | None = None) -> None:

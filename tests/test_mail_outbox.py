@@ -125,6 +125,36 @@ def test_starttls_with_trusted_cert_delivers(db, smtp_server):
     assert rep.sent == 2 and len(server.messages) == 2
 
 
+def test_server_without_starttls_is_one_clear_error_and_the_mails_wait(db, smtp_server, tmp_path, caplog):
+    """tls = "starttls" against a server that does not offer it (port 465 SSL-only servers and
+    plain relays do this): one error naming the server and what to set, not eight retries of
+    "cannot connect"; the mails stay pending and go out once desk.toml is fixed."""
+    from scheduler.daemon import send_job
+    from scheduler.mail import Mail, compose
+    from scheduler.transport import PermanentFailure
+
+    server = smtp_server()   # aiosmtpd without a TLS context: EHLO lists no STARTTLS
+    with pytest.raises(PermanentFailure) as e:
+        smtp(server, tls="starttls").send(compose(Mail("k", "zs@example.com", "s", "t", "h"), sender="a@b.c", now=NOW))
+    for part in (f"127.0.0.1:{server.port}", "不提供 STARTTLS", 'tls = "ssl"', "465", 'tls = "none"'):
+        assert part in str(e.value)
+    scan_once(open_store(db), now=NOW, rules=RULES)
+    rep = send_due(open_store(db), smtp(server, tls="starttls"), now=NOW)
+    assert (rep.sent, rep.retry, rep.failed) == (0, 0, 0) and len(rep.errors) == 1
+    assert "STARTTLS" in rep.errors[0] and server.messages == []
+    assert set(states(open_store(db)).values()) == {"pending"}
+    # The daemon's send job says so in its log (it has no terminal).
+    cfg = tmp_path / "desk.toml"
+    cfg.write_text(f'[store]\nurl = "{db}"\n[mail]\nhost = "127.0.0.1"\nport = {server.port}\ntls = "starttls"\n'
+                   'timeout_seconds = 5\n', encoding="utf-8")
+    with caplog.at_level("ERROR", logger="scheduler.daemon"):
+        send_job(str(cfg))
+    assert [r.getMessage() for r in caplog.records if "STARTTLS" in r.getMessage()]
+    assert set(states(open_store(db)).values()) == {"pending"}
+    # Fixed (a local relay without TLS): every mail goes out, once.
+    assert send_due(open_store(db), smtp(server), now=NOW).sent == 2 and len(server.messages) == 2
+
+
 def test_eml_folder_exactly_once(db, tmp_path):
     out = tmp_path / "outbox"
     scan_once(open_store(db), now=NOW, rules=RULES)

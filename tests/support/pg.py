@@ -65,13 +65,22 @@ def pg_server() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture
-def pg_url(pg_server: str) -> str:
-    """A fresh, empty database on the session's server."""
+def new_database(pg_server: str) -> str:
+    """URL of a fresh, empty database on ``pg_server`` (for fixtures wider than one test)."""
     import psycopg
 
     name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server.replace("postgresql+psycopg", "postgresql") + "/postgres",
-                         autocommit=True) as conn:
+    with psycopg.connect(libpq_url(pg_server) + "/postgres", autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return f"{pg_server}/{name}"
+
+
+def libpq_url(url: str) -> str:
+    """The SQLAlchemy URL as psycopg itself takes it (tests that look at the server directly)."""
+    return url.replace("postgresql+psycopg", "postgresql")
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> str:
+    """A fresh, empty database on the session's server."""
+    return new_database(pg_server)
