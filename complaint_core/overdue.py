@@ -33,7 +33,23 @@ class OverdueItem:
     late: timedelta            # how late (zero when not late)
     person: str
     dept: str
-    why: str
+    basis: tuple[str, datetime | None, str, bool, datetime]  # (base label, base time, rule, business hours, now)
+
+    @property
+    def why(self) -> str:
+        """How the deadline was computed, in the words the 逾期 sheet shows.
+
+        Built on demand: a scan of 100,000 complaints makes 300,000 items and the sheet
+        shows only the flagged ones.
+        """
+        label, base, rule, business, now = self.basis
+        mode = "（按工作时间，跳过休息日和法定节假日）" if business else "（按自然时间）"
+        why = f"{KIND_ZH[self.kind]}截止 = {label} {_fmt(base or self.due)} {rule}{mode} = {_fmt(self.due)}"
+        if self.done_at is not None:
+            why += f"；实际 {_fmt(self.done_at)}"
+        elif self.state == "overdue":
+            why += f"；截至 {_fmt(now)} 仍未完成"
+        return why
 
     @property
     def late_days(self) -> int:
@@ -51,6 +67,20 @@ def _fmt(d: datetime) -> str:
     return f"{d:%Y-%m-%d %H:%M}"
 
 
+_last_rules: tuple[Any, dict[str, str]] = (None, {})   # (settings, texts): one tuple, swapped whole
+
+
+def _rule_texts(settings: Settings) -> dict[str, str]:
+    global _last_rules
+    cached = _last_rules
+    if cached[0] is settings:
+        return cached[1]
+    texts = {"contact": f"+{settings.contact_hours:g}小时", "feedback": f"+{settings.feedback_days:g}日",
+             "followup": f"+{settings.followup_days:g}日"}
+    _last_rules = (settings, texts)
+    return texts
+
+
 def scan_record(rec: dict[str, Any], *, now: datetime, settings: Settings = DEFAULTS,
                 warn_hours: float | None = None) -> list[OverdueItem]:
     """Every deadline of one complaint with its state; records not valid or deleted have none."""
@@ -59,6 +89,7 @@ def scan_record(rec: dict[str, Any], *, now: datetime, settings: Settings = DEFA
     d = deadlines(rec, settings)
     warn = timedelta(hours=settings.due_soon_hours if warn_hours is None else warn_hours)
     received = _dt(rec.get("received_at"))
+    rules = _rule_texts(settings)
     out = []
     for kind, due in (("contact", d.contact_due), ("feedback", d.feedback_due), ("followup", d.followup_due)):
         if due is None:
@@ -73,20 +104,12 @@ def scan_record(rec: dict[str, Any], *, now: datetime, settings: Settings = DEFA
             state, late = "due_soon", timedelta(0)
         else:
             state, late = "ok", timedelta(0)
-        base = (f"受理 {_fmt(received)}" if kind != "followup" and received
-                else f"解决 {_fmt(_dt(rec.get('resolved_at')) or due)}")
-        rule = {"contact": f"+{settings.contact_hours:g}小时", "feedback": f"+{settings.feedback_days:g}日",
-                "followup": f"+{settings.followup_days:g}日"}[kind]
-        mode = "（按工作时间，跳过休息日和法定节假日）" if settings.business_hours else "（按自然时间）"
-        why = f"{KIND_ZH[kind]}截止 = {base} {rule}{mode} = {_fmt(due)}"
-        if done is not None:
-            why += f"；实际 {_fmt(done)}"
-        elif state == "overdue":
-            why += f"；截至 {_fmt(now)} 仍未完成"
+        basis = ("受理", received, rules[kind], settings.business_hours, now) if kind != "followup" and received \
+            else ("解决", _dt(rec.get("resolved_at")), rules[kind], settings.business_hours, now)
         out.append(OverdueItem(str(rec.get("record_id") or ""), str(rec.get("shop") or ""),
                                str(rec.get("complaint_id") or ""), kind, due, done, state, late,
                                str(rec.get("responsible_person") or rec.get("received_by") or ""),
-                               str(rec.get("responsible_dept") or ""), why))
+                               str(rec.get("responsible_dept") or ""), basis))
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -9,6 +10,13 @@ from typing import Any
 
 from ..schema import FIELD_BY_KEY, FIELDS
 from .model import Block, Column, SheetData
+
+
+@functools.lru_cache(maxsize=4096)
+def file_name(path: str) -> str:
+    # a few hundred shop files behind a million rows: one Path per file, not per row
+    return Path(path).name
+
 
 _KIND = {"datetime": "datetime", "money": "money", "choice": "text", "text": "text"}
 
@@ -28,7 +36,7 @@ def all_sheet(records: list[dict[str, Any]]) -> SheetData:
         # the 门店 column shows the record's shop even when the shop left it empty
         row[1] = row[1] or r["shop"]
         row[0] = row[0] if row[0] is not None else ""
-        rows.append(row + [r["shop"], Path(r["source_file"]).name, r["source_row"],
+        rows.append(row + [r["shop"], file_name(r["source_file"]), r["source_row"],
                            "是" if r["deleted"] else ""])
     return SheetData("全部投诉", cols, rows, key_columns=("shop", "complaint_id"),
                      note="所有门店的投诉；主管批示列由主管填写，重新汇总时保留")
@@ -42,8 +50,8 @@ def conflict_sheet(conflicts: list[dict[str, Any]]) -> SheetData:
     for c in conflicts:
         diff = "；".join(f"{FIELD_BY_KEY[k].zh if k in FIELD_BY_KEY else k}: {c['kept'].get(k)!s} ≠ "
                         f"{c['other'].get(k)!s}" for k in c["fields"])
-        rows.append([c["shop"], c["complaint_id"] or "", f"{Path(c['kept_path']).name} 第{c['kept_row']}行",
-                     f"{Path(c['other_path']).name} 第{c['other_row']}行",
+        rows.append([c["shop"], c["complaint_id"] or "", f"{file_name(c['kept_path'])} 第{c['kept_row']}行",
+                     f"{file_name(c['other_path'])} 第{c['other_row']}行",
                      "、".join(FIELD_BY_KEY[k].zh if k in FIELD_BY_KEY else k for k in c["fields"]), diff])
     return SheetData("冲突", cols, rows, note="同一投诉在两处内容不同：按最后更新（再按文件时间）采用较新的版本")
 
@@ -53,7 +61,7 @@ def findings_sheet(findings: list[dict[str, Any]]) -> SheetData:
             Column("sheet", "工作表", width=10), Column("row", "行", "int", 6), Column("cell", "单元格", width=8),
             Column("severity", "级别", width=8), Column("code", "代码", width=16),
             Column("message", "说明", width=60)]
-    rows = [[f["shop"], Path(f["source_path"]).name, f["sheet"], f["row"], f["cell"],
+    rows = [[f["shop"], file_name(f["source_path"]), f["sheet"], f["row"], f["cell"],
              "错误" if f["severity"] == "error" else "提醒", f["code"], f["message"]] for f in findings]
     return SheetData("校验问题", cols, rows, note="各门店文件中每一行的校验问题")
 

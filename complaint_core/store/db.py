@@ -71,7 +71,7 @@ class Store:
     def findings(self, conn: Connection | None = None) -> list[dict[str, Any]]:
         with self._conn(conn) as c:
             q = select(t.findings).order_by(t.findings.c.source_path, t.findings.c.row, t.findings.c.id)
-            return [dict(r._mapping) for r in c.execute(q)]
+            return list(c.execute(q).mappings())   # read-only rows: no dict per finding
 
     def source_rows(self, conn: Connection | None = None) -> list[dict[str, Any]]:
         with self._conn(conn) as c:
