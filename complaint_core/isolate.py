@@ -32,7 +32,8 @@ def _context() -> Any:
     if _CTX is None:
         if sys.platform.startswith("linux"):
             ctx = mp.get_context("forkserver")
-            ctx.set_forkserver_preload(["complaint_core.reader", "complaint_core.validate"])
+            ctx.set_forkserver_preload(["complaint_core.reader", "complaint_core.validate",
+                                        "complaint_core.store.codec"])
         else:
             ctx = mp.get_context("spawn")
         _CTX = ctx
@@ -60,9 +61,11 @@ def _child(path: str, memory_mb: int, conn: Any, now: datetime | None = None) ->
         if now is None:
             result: Any = ("ok", table)
         else:
-            # validating here too: with several children the checks of two shops run at once
+            # validating and encoding here too: with several children, two shops' checks and
+            # JSON run at once, and the daemon only stores the result
+            from .store.codec import encode_rows
             from .validate import validate_table
-            result = ("ok", table, validate_table(table, now=now))
+            result = ("ok", table, validate_table(table, now=now), encode_rows(table))
     except UnreadableWorkbook as exc:
         result = ("error", type(exc).__name__, exc.reason)
     except MemoryError:
@@ -150,9 +153,10 @@ def read_workbook_isolated(
 def read_many_isolated(
     paths: Iterable[Path], *, now: datetime, jobs: int | None = None, timeout: float = 20.0,
     memory_mb: int = 2048,
-) -> Iterator[tuple[Path, tuple[ComplaintTable, list[Finding]] | UnreadableWorkbook]]:
-    """Read and validate several shop files, ``jobs`` children at a time (default: one per
-    core, at most 4), each with its own time and memory limit; yields in completion order.
+) -> Iterator[tuple[Path, tuple[ComplaintTable, list[Finding], list[tuple[str, str]]] | UnreadableWorkbook]]:
+    """Read, validate and encode several shop files, ``jobs`` children at a time (default: one
+    per core, at most 4), each with its own time and memory limit; yields in completion order
+    (table, findings, [(row JSON, hash)]) or the reason the file was refused.
 
     A merge of 100 shops is mostly waiting on the reader: on a 2-core shop PC two children
     halve it, while the parent stores what they return.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 from collections import defaultdict
@@ -15,45 +14,11 @@ from typing import Any
 from sqlalchemy import bindparam, create_engine, delete, event, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from ..model import Invalid
-from ..schema import DATETIME_KEYS, KEYS
+from ..schema import KEYS
 from . import tables as t
+from .codec import content_hash, decode_values, encode_values, record_key
 
-
-def _encode(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat(timespec="seconds")
-    if isinstance(value, Invalid):
-        return str(value.raw)
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value
-
-
-def encode_values(values: dict[str, Any], extras: dict[str, Any] | None = None) -> str:
-    doc = {k: _encode(v) for k, v in values.items() if v is not None}
-    if extras:
-        doc["_extras"] = {k: _encode(v) for k, v in extras.items()}
-    return json.dumps(doc, ensure_ascii=False, sort_keys=True)
-
-
-def decode_values(text: str) -> dict[str, Any]:
-    doc = json.loads(text)
-    for key in DATETIME_KEYS & doc.keys():
-        try:
-            doc[key] = datetime.fromisoformat(doc[key])
-        except (TypeError, ValueError):
-            pass  # kept as the text the shop typed (it was reported as bad_datetime)
-    return doc
-
-
-def content_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
-
-
-def record_key(shop: str, complaint_id: str | None, path: str, row: int) -> str:
-    # Rows without an id cannot be matched across files: they are keyed by where they are.
-    return f"{shop}\x1f{complaint_id}" if complaint_id else f"{shop}\x1f@{path}#{row}"
+__all__ = ["Store", "View", "content_hash", "decode_values", "encode_values", "open_store", "record_key"]
 
 
 @dataclass

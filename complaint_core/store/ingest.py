@@ -16,7 +16,8 @@ from sqlalchemy.engine import Connection
 
 from ..model import ComplaintTable, Finding, Invalid
 from . import tables as t
-from .db import Store, content_hash, encode_values, record_key
+from .codec import encode_rows, record_key
+from .db import Store
 
 
 def shop_of(table: ComplaintTable, row_values: dict[str, Any], path: Path) -> str:
@@ -39,8 +40,13 @@ def upsert_source(c: Connection, path: str, **values: Any) -> None:
 
 
 def ingest_table(store: Store, path: Path, table: ComplaintTable, findings: list[Finding], *,
-                 file_hash: str, size: int, mtime: float, now: datetime) -> dict[str, int]:
-    """Store the rows of ``table`` read from ``path``; returns counts of new/changed/deleted rows."""
+                 file_hash: str, size: int, mtime: float, now: datetime,
+                 encoded: list[tuple[str, str]] | None = None) -> dict[str, int]:
+    """Store the rows of ``table`` read from ``path``; returns counts of new/changed/deleted rows.
+
+    ``encoded`` is ``codec.encode_rows(table)`` when the reader's child already made it.
+    """
+    encoded = encoded if encoded is not None and len(encoded) == len(table.rows) else encode_rows(table)
     key = str(path)
     counts = {"new": 0, "changed": 0, "deleted": 0, "same": 0}
     with store.begin() as c:
@@ -53,10 +59,8 @@ def ingest_table(store: Store, path: Path, table: ComplaintTable, findings: list
         versions: list[dict[str, Any]] = []
         seen: set[str] = set()
         shop = None
-        for row in table.rows:
+        for row, (data, h) in zip(table.rows, encoded, strict=True):
             shop = shop_of(table, row.values, path)
-            data = encode_values(row.values, row.extras)
-            h = content_hash(data)
             cid = row.values.get("complaint_id")
             cid = str(cid).strip() if cid and not isinstance(cid, Invalid) else None
             rkey = record_key(shop, cid, key, row.row)
