@@ -216,9 +216,11 @@ def summary(store: Any, now: datetime, rules: Rules) -> SheetData:
         return round(a / n, 3) if n else 0.0
 
     kpi = Block("关键指标", [Column("k", "指标", width=30), Column("v", "数值", "float")], [
-        ["投诉总数", n], ["2小时内联系占比", pct(contact_ok)], ["3日内反馈占比", pct(feedback_ok)],
-        ["平均解决用时（小时）", round(sum(hours) / len(hours), 1) if hours else 0.0],
+        ["投诉总数", n], ["平均解决用时（小时）", round(sum(hours) / len(hours), 1) if hours else 0.0],
         ["已回访数", followed], ["满意数（满意/非常满意）", satisfied], ["重复投诉客户数", repeat]])
+    # the two promises of the handling rules, shown as 76.0%, not 0.76
+    promise = Block("时限达成率", [Column("k", "承诺", width=30), Column("v", "达成率", "percent")], [
+        ["2小时内联系占比", pct(contact_ok)], ["3日内反馈占比", pct(feedback_ok)]])
     ttr = Block("解决用时分布", [Column("k", "用时（受理到解决）", width=30), Column("n", "数量", "int"),
                                 Column("p", "占比", "percent")], resolution_buckets(recs, now=now),
                 [ChartSpec("column", "解决用时分布", 0, (1,), 0, len(RESOLUTION_BUCKETS) - 1, "P40")],
@@ -238,7 +240,7 @@ def summary(store: Any, now: datetime, rules: Rules) -> SheetData:
                     ["投诉已解决客户回头率（54%）× 已解决数", round(len(hours) * 0.54, 1)],
                     ["快速解决客户回头率（82%）× 已解决数", round(len(hours) * 0.82, 1)]],
                 note="估算，依据培训材料中的调查数字，非本店实测")
-    blocks = [kpi, ttr, _count_block("按月份", months, "H2"), _count_block("按类别", by["category"], "H18"),
+    blocks = [kpi, promise, ttr, _count_block("按月份", months, "H2"), _count_block("按类别", by["category"], "H18"),
               _count_block("按渠道", by["channel"], "P2"), _count_block("按门店", by["shop"], "P18"),
               _count_block("按原因", by["root_cause"], "X2"), _count_block("按状态", by["status"], "X18"), pen, est]
     return SheetData("汇总", blocks=blocks, as_table=False, note=f"截至 {now:%Y-%m-%d %H:%M}")

@@ -39,6 +39,8 @@ def test_sheets_charts_and_confirmations(tmp_path, soffice_opens):
     data = [r for r in pen.iter_rows(min_row=header_row[0].row + 1) if r[cols["事件编号"] - 1].value]
     assert len(data) == 12 and sum(r[cols["金额"] - 1].value for r in data) == 2 * (50 + 50 + 4 * 20)
     assert summary_value(wb["汇总"], "张三") == 360
+    rate = next(r[1] for r in wb["汇总"].iter_rows() if r[0].value == "2小时内联系占比")
+    assert 0 <= rate.value <= 1 and rate.number_format == "0.0%"   # shown as 76.0%, not 0.76
     overdue = [r for r in wb["逾期"].iter_rows(values_only=True) if r and r[0] in ("A-0", "A-1")]
     assert len(overdue) == 4 and all("截止" in str(r[-1]) for r in overdue)
     with zipfile.ZipFile(out) as z:
