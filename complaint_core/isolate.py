@@ -63,9 +63,10 @@ def _child(path: str, memory_mb: int, conn: Any, now: datetime | None = None) ->
         else:
             # validating and encoding here too: with several children, two shops' checks and
             # JSON run at once, and the daemon only stores the result
-            from .store.codec import encode_rows
+            from .store.codec import encode_findings, encode_rows
             from .validate import validate_table
-            result = ("ok", table, validate_table(table, now=now), encode_rows(table))
+            findings = validate_table(table, now=now)
+            result = ("ok", table, findings, encode_rows(table), encode_findings(findings))
     except UnreadableWorkbook as exc:
         result = ("error", type(exc).__name__, exc.reason)
     except MemoryError:
@@ -153,10 +154,10 @@ def read_workbook_isolated(
 def read_many_isolated(
     paths: Iterable[Path], *, now: datetime, jobs: int | None = None, timeout: float = 20.0,
     memory_mb: int = 2048,
-) -> Iterator[tuple[Path, tuple[ComplaintTable, list[Finding], list[tuple[str, str]]] | UnreadableWorkbook]]:
+) -> Iterator[tuple[Path, tuple[ComplaintTable, list[Finding], list[tuple[str, str]], str] | UnreadableWorkbook]]:
     """Read, validate and encode several shop files, ``jobs`` children at a time (default: one
     per core, at most 4), each with its own time and memory limit; yields in completion order
-    (table, findings, [(row JSON, hash)]) or the reason the file was refused.
+    (table, findings, [(row JSON, hash)], findings JSON) or the reason the file was refused.
 
     A merge of 100 shops is mostly waiting on the reader: on a 2-core shop PC two children
     halve it, while the parent stores what they return.
@@ -171,9 +172,16 @@ def read_many_isolated(
             wait_for = max(0.0, min(j.deadline for j in running) - time.monotonic())
             ready = set(wait([j.conn for j in running], timeout=wait_for))
             now_m = time.monotonic()
-            for job in [j for j in running if j.conn in ready or j.deadline <= now_m]:
+            done = [j for j in running if j.conn in ready or j.deadline <= now_m]
+            results = []
+            for job in done:
                 running.remove(job)
-                yield job.path, job.result()
+                results.append((job.path, job.result()))
+            # start the next files before handing these over: the children read while the
+            # caller stores what they returned
+            while todo and len(running) < jobs:
+                running.append(_Job(todo.pop(), timeout, memory_mb, now))
+            yield from results
     finally:
         for job in running:   # the caller stopped early: no child outlives the merge
             if job.proc.is_alive():

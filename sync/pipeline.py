@@ -141,9 +141,9 @@ def read_files(store: Store, paths: list[Path], *, known: dict[str, Any], now: d
         if isinstance(got, UnreadableWorkbook):
             results[path] = _failed(store, path, prev, got, size, mtime, now)
         else:
-            table, findings, encoded = got
+            table, findings, encoded, findings_json = got
             counts = ingest_table(store, path, table, findings, file_hash=digest, size=size, mtime=mtime, now=now,
-                                  encoded=encoded)
+                                  encoded=encoded, findings_json=findings_json)
             log.info("已读取 %s: %d 行（新 %d，改 %d，删 %d）", path, len(table.rows), counts["new"],
                      counts["changed"], counts["deleted"])
             results[path] = FileResult(path, "read", rows=len(table.rows))

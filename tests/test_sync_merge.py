@@ -206,3 +206,30 @@ def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return str(tmp_path / "state.sqlite")
     return request.getfixturevalue("pg_url")
+
+
+def test_findings_of_an_older_store_are_kept(tmp_path: Path) -> None:
+    # A state.db written before findings were kept per file: reopening it moves them over
+    # once, so 校验问题 still lists them although the shop files did not change.
+    from sqlalchemy import func, insert, select
+
+    from complaint_core.store import tables as t
+
+    path = tmp_path / "old.sqlite"
+    store = open_store(path)
+    old = [dict(source_path="/shares/SH01/a.xlsx", shop="SH01", sheet="投诉登记", row=row, cell=f"B{row}",
+                field="received_at", severity="error", code="bad_datetime", message=f"第{row}行日期无法识别")
+           for row in (4, 3)] + [dict(source_path="/shares/SH02/b.xlsx", shop="SH02", sheet="投诉登记", row=2,
+                                      cell="J2", field="loss_amount", severity="warning", code="negative",
+                                      message="金额为负")]
+    with store.begin() as c:
+        c.execute(insert(t.findings), old)
+    store.engine.dispose()
+    again = open_store(path)
+    assert again.findings() == [
+        ("SH01", "/shares/SH01/a.xlsx", "投诉登记", 3, "B3", "received_at", "error", "bad_datetime", "第3行日期无法识别"),
+        ("SH01", "/shares/SH01/a.xlsx", "投诉登记", 4, "B4", "received_at", "error", "bad_datetime", "第4行日期无法识别"),
+        ("SH02", "/shares/SH02/b.xlsx", "投诉登记", 2, "J2", "loss_amount", "warning", "negative", "金额为负")]
+    with again.begin() as c:
+        assert c.execute(select(func.count()).select_from(t.findings)).scalar() == 0
+    assert open_store(path).findings() == again.findings()   # moved once, not twice

@@ -56,13 +56,15 @@ def conflict_sheet(conflicts: list[dict[str, Any]]) -> SheetData:
     return SheetData("冲突", cols, rows, note="同一投诉在两处内容不同：按最后更新（再按文件时间）采用较新的版本")
 
 
-def findings_sheet(findings: list[dict[str, Any]]) -> SheetData:
+def findings_sheet(findings: list[tuple]) -> SheetData:
+    """``findings``: (shop, source_path, sheet, row, cell, field, severity, code, message) as
+    ``Store.findings()`` gives them."""
     cols = [Column("shop", "门店", width=10), Column("file", "来源文件", width=24),
             Column("sheet", "工作表", width=10), Column("row", "行", "int", 6), Column("cell", "单元格", width=8),
             Column("severity", "级别", width=8), Column("code", "代码", width=16),
             Column("message", "说明", width=60)]
-    rows = [[f["shop"], file_name(f["source_path"]), f["sheet"], f["row"], f["cell"],
-             "错误" if f["severity"] == "error" else "提醒", f["code"], f["message"]] for f in findings]
+    rows = [[shop, file_name(path), sheet, row, cell, "错误" if severity == "error" else "提醒", code, message]
+            for shop, path, sheet, row, cell, _field, severity, code, message in findings]
     return SheetData("校验问题", cols, rows, note="各门店文件中每一行的校验问题")
 
 

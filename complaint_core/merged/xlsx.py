@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import io
 import logging
+import queue
 import re
+import threading
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -224,9 +227,40 @@ def _assemble(buf: io.BytesIO, path: Path, streamed: dict[str, _Rows], fmt: dict
             # ~1,000 bytes of XML per row: past ~2 million rows the part needs ZIP64
             with out.open(part, "w", force_zip64=len(job.rows) > 1_000_000) as fh:
                 fh.write(head)
-                for chunk in row_xml(job.rows, job.first_row, number_styles, styles):
-                    fh.write(chunk)
+                _pump(fh, row_xml(job.rows, job.first_row, number_styles, styles))
                 fh.write(tail)
+
+
+def _pump(fh: Any, chunks: Iterator[bytes]) -> None:
+    """Write ``chunks`` to ``fh`` from a second thread.
+
+    zlib and crc32 release the GIL, so the deflate of one chunk runs while this thread builds
+    the XML of the next: on a 2-core shop PC the two halves of the work overlap.
+    """
+    q: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
+    failed: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            while (chunk := q.get()) is not None:
+                fh.write(chunk)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+            failed.append(exc)
+            while q.get() is not None:   # keep taking chunks so the producer never blocks
+                pass
+
+    thread = threading.Thread(target=writer, name="xlsx-deflate", daemon=True)
+    thread.start()
+    try:
+        for chunk in chunks:
+            if failed:
+                break
+            q.put(chunk)
+    finally:
+        q.put(None)
+        thread.join()
+    if failed:
+        raise failed[0]
 
 
 def _split_sheet(xml: bytes, last_ref: str) -> tuple[bytes, bytes]:

@@ -11,7 +11,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from ..model import ComplaintTable, Invalid
+from ..model import ComplaintTable, Finding, Invalid
 from ..schema import DATETIME_KEYS
 
 
@@ -58,3 +58,9 @@ def encode_rows(table: ComplaintTable) -> list[tuple[str, str]]:
         data = encode_values(row.values, row.extras)
         out.append((data, content_hash(data)))
     return out
+
+
+def encode_findings(findings: list[Finding]) -> str:
+    """A file's findings as one JSON array (see tables.file_findings)."""
+    return json.dumps([[f.sheet, f.row, f.cell, f.field, f.severity, f.code, f.message] for f in findings],
+                      ensure_ascii=False)

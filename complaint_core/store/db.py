@@ -33,10 +33,15 @@ class Store:
         with self._conn(conn) as c:
             return [dict(r._mapping) for r in c.execute(select(t.sources).order_by(t.sources.c.path))]
 
-    def findings(self, conn: Connection | None = None) -> list[dict[str, Any]]:
+    def findings(self, conn: Connection | None = None) -> list[tuple]:
+        """Every finding of every file: (shop, source_path, sheet, row, cell, field, severity,
+        code, message), files in path order, each file's findings in row order."""
+        out: list[tuple] = []
         with self._conn(conn) as c:
-            q = select(t.findings).order_by(t.findings.c.source_path, t.findings.c.row, t.findings.c.id)
-            return list(c.execute(q).mappings())   # read-only rows: no dict per finding
+            q = select(t.file_findings.c.source_path, t.file_findings.c.shop, t.file_findings.c.data)
+            for path, shop, data in c.execute(q.order_by(t.file_findings.c.source_path)):
+                out.extend((shop, path, *f) for f in json.loads(data))
+        return out
 
     def source_rows(self, conn: Connection | None = None) -> list[dict[str, Any]]:
         with self._conn(conn) as c:
@@ -122,11 +127,6 @@ class Store:
                     value=bindparam("value"), seen_at=bindparam("seen_at")), updates)
         return len(inserts) + len(updates)
 
-    def replace_findings(self, c: Connection, path: str, rows: list[dict[str, Any]]) -> None:
-        c.execute(delete(t.findings).where(t.findings.c.source_path == path))
-        if rows:
-            c.execute(insert(t.findings), rows)
-
     def _conn(self, conn: Connection | None) -> Any:
         from contextlib import nullcontext
 
@@ -176,7 +176,26 @@ def open_store(url_or_path: str | Path) -> Store:
             cur.execute("PRAGMA busy_timeout=10000")
             cur.close()
     t.metadata.create_all(engine)
+    _move_old_findings(engine)
     return Store(engine=engine, url=url)
+
+
+def _move_old_findings(engine: Engine) -> None:
+    """A store written before findings were kept per file: move them, once, in one transaction."""
+    with engine.begin() as c:
+        if c.execute(select(t.findings.c.id).limit(1)).first() is None:
+            return
+        per_file: dict[str, tuple[str, list[list[Any]]]] = {}
+        q = select(t.findings).order_by(t.findings.c.source_path, t.findings.c.row, t.findings.c.id)
+        for r in c.execute(q):
+            per_file.setdefault(r.source_path, (r.shop, []))[1].append(
+                [r.sheet, r.row, r.cell, r.field, r.severity, r.code, r.message])
+        done = {p for (p,) in c.execute(select(t.file_findings.c.source_path))}
+        rows = [dict(source_path=p, shop=shop, data=json.dumps(items, ensure_ascii=False))
+                for p, (shop, items) in per_file.items() if p not in done]
+        if rows:
+            c.execute(insert(t.file_findings), rows)
+        c.execute(delete(t.findings))
 
 
 class View:

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from ..model import ComplaintTable, Finding, Invalid
 from . import tables as t
-from .codec import encode_rows, record_key
+from .codec import encode_findings, encode_rows, record_key
 from .db import Store
 
 
@@ -41,10 +41,11 @@ def upsert_source(c: Connection, path: str, **values: Any) -> None:
 
 def ingest_table(store: Store, path: Path, table: ComplaintTable, findings: list[Finding], *,
                  file_hash: str, size: int, mtime: float, now: datetime,
-                 encoded: list[tuple[str, str]] | None = None) -> dict[str, int]:
+                 encoded: list[tuple[str, str]] | None = None, findings_json: str | None = None) -> dict[str, int]:
     """Store the rows of ``table`` read from ``path``; returns counts of new/changed/deleted rows.
 
-    ``encoded`` is ``codec.encode_rows(table)`` when the reader's child already made it.
+    ``encoded`` and ``findings_json`` are ``codec.encode_rows(table)`` and
+    ``codec.encode_findings(findings)`` when the reader's child already made them.
     """
     encoded = encoded if encoded is not None and len(encoded) == len(table.rows) else encode_rows(table)
     key = str(path)
@@ -110,11 +111,9 @@ def ingest_table(store: Store, path: Path, table: ComplaintTable, findings: list
         if counts["same"]:
             c.execute(update(t.source_rows).where(t.source_rows.c.source_path == key)
                       .where(t.source_rows.c.deleted.is_(False)).values(last_seen=now))
-        c.execute(delete(t.findings).where(t.findings.c.source_path == key))
-        if findings:
-            c.execute(insert(t.findings), [
-                dict(source_path=key, shop=shop, sheet=f.sheet, row=f.row, cell=f.cell, field=f.field,
-                     severity=f.severity, code=f.code, message=f.message) for f in findings])
+        c.execute(delete(t.file_findings).where(t.file_findings.c.source_path == key))
+        c.execute(insert(t.file_findings).values(source_path=key, shop=shop or path.parent.name,
+                                                 data=findings_json or encode_findings(findings)))
         upsert_source(c, key, shop=shop or path.parent.name, content_hash=file_hash, size=size,
                       mtime=mtime, rows=len(table.rows), status="ok", error=None, attempts=0,
                       next_try=None, last_read=now)

@@ -77,6 +77,16 @@ row_versions = Table(
     Index("ix_row_versions_key", "source_path", "record_key"),
 )
 
+# One row per shop file: the file's findings as one JSON array, written in the reader's child.
+# A merge of 100 shops has ~170,000 findings; one row each cost more than reading the files.
+file_findings = Table(
+    "file_findings", metadata,
+    Column("source_path", String(1024), primary_key=True),
+    Column("shop", String(64)),
+    Column("data", Text, nullable=False),   # [[sheet, row, cell, field, severity, code, message], ...]
+)
+
+# Before 0.2: one row per finding. Kept so open_store can move an old store's findings over.
 findings = Table(
     "findings", metadata,
     Column("id", Integer, primary_key=True),
