@@ -19,10 +19,13 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from multiprocessing.connection import wait
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import UnreadableWorkbook
-from .model import ComplaintTable, Finding
+from .model import ComplaintTable
+
+if TYPE_CHECKING:
+    from .store.codec import Prepared
 
 _CTX: Any = None
 
@@ -63,10 +66,9 @@ def _child(path: str, memory_mb: int, conn: Any, now: datetime | None = None) ->
         else:
             # validating and encoding here too: with several children, two shops' checks and
             # JSON run at once, and the daemon only stores the result
-            from .store.codec import encode_findings, encode_rows
+            from .store.codec import prepare
             from .validate import validate_table
-            findings = validate_table(table, now=now)
-            result = ("ok", table, findings, encode_rows(table), encode_findings(findings))
+            result = ("ok", prepare(table, validate_table(table, now=now), Path(path)))
     except UnreadableWorkbook as exc:
         result = ("error", type(exc).__name__, exc.reason)
     except MemoryError:
@@ -154,10 +156,11 @@ def read_workbook_isolated(
 def read_many_isolated(
     paths: Iterable[Path], *, now: datetime, jobs: int | None = None, timeout: float = 20.0,
     memory_mb: int = 2048,
-) -> Iterator[tuple[Path, tuple[ComplaintTable, list[Finding], list[tuple[str, str]], str] | UnreadableWorkbook]]:
+) -> Iterator[tuple[Path, Prepared | UnreadableWorkbook]]:
     """Read, validate and encode several shop files, ``jobs`` children at a time (default: one
     per core, at most 4), each with its own time and memory limit; yields in completion order
-    (table, findings, [(row JSON, hash)], findings JSON) or the reason the file was refused.
+    a ``store.codec.Prepared`` (what the store needs, small to send back) or the reason the
+    file was refused.
 
     A merge of 100 shops is mostly waiting on the reader: on a 2-core shop PC two children
     halve it, while the parent stores what they return.
@@ -176,7 +179,8 @@ def read_many_isolated(
             results = []
             for job in done:
                 running.remove(job)
-                results.append((job.path, job.result()))
+                got = job.result()
+                results.append((job.path, got if isinstance(got, UnreadableWorkbook) else got[0]))
             # start the next files before handing these over: the children read while the
             # caller stores what they returned
             while todo and len(running) < jobs:

@@ -64,7 +64,8 @@ def _dt(v: Any) -> datetime | None:
 
 
 def _fmt(d: datetime) -> str:
-    return f"{d:%Y-%m-%d %H:%M}"
+    # "2026-10-01 09:30", as f"{d:%Y-%m-%d %H:%M}" but without strftime (300,000 calls per scan)
+    return d.isoformat(sep=" ", timespec="minutes")
 
 
 _last_rules: tuple[Any, dict[str, str]] = (None, {})   # (settings, texts): one tuple, swapped whole

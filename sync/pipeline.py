@@ -17,7 +17,7 @@ from complaint_core.errors import UnreadableWorkbook
 from complaint_core.isolate import read_many_isolated
 from complaint_core.store import Store
 from complaint_core.store import tables as t
-from complaint_core.store.ingest import ingest_table, mark_missing, record_failure
+from complaint_core.store.ingest import ingest_prepared, mark_missing, record_failure
 
 from .files import is_conflict_copy, is_ignored, list_sources
 
@@ -141,12 +141,10 @@ def read_files(store: Store, paths: list[Path], *, known: dict[str, Any], now: d
         if isinstance(got, UnreadableWorkbook):
             results[path] = _failed(store, path, prev, got, size, mtime, now)
         else:
-            table, findings, encoded, findings_json = got
-            counts = ingest_table(store, path, table, findings, file_hash=digest, size=size, mtime=mtime, now=now,
-                                  encoded=encoded, findings_json=findings_json)
-            log.info("已读取 %s: %d 行（新 %d，改 %d，删 %d）", path, len(table.rows), counts["new"],
+            counts = ingest_prepared(store, path, got, file_hash=digest, size=size, mtime=mtime, now=now)
+            log.info("已读取 %s: %d 行（新 %d，改 %d，删 %d）", path, len(got.rows), counts["new"],
                      counts["changed"], counts["deleted"])
-            results[path] = FileResult(path, "read", rows=len(table.rows))
+            results[path] = FileResult(path, "read", rows=len(got.rows))
         if progress is not None:
             progress(path)
     return [results[p] for p in paths]

@@ -8,7 +8,7 @@ from pathlib import Path
 from complaint_core.errors import UnreadableWorkbook
 from complaint_core.isolate import read_many_isolated
 from complaint_core.reader import read_workbook
-from complaint_core.store.codec import encode_findings, encode_rows
+from complaint_core.store.codec import prepare
 from complaint_core.validate import validate_table
 from tests.support.workbooks import NOW, sample_rows, write_shop_workbook
 
@@ -26,14 +26,14 @@ def test_many_files_each_once_with_findings_and_failures(tmp_path: Path) -> None
     got = dict(read_many_isolated(paths, now=NOW, jobs=2, memory_mb=2048))
     assert set(got) == set(paths)
     for p in good:
-        table, findings, encoded, findings_json = got[p]
-        assert len(table.rows) == len(read_workbook(p).rows)
-        assert encoded == encode_rows(read_workbook(p))   # the JSON the store keeps, made in the child
-        assert findings_json == encode_findings(findings)
-        assert [f.code for f in findings] == [f.code for f in validate_table(read_workbook(p), now=NOW)]
+        table = read_workbook(p)
+        findings = validate_table(table, now=NOW)
+        # what the store needs, made in the child: the same as made here
+        assert got[p] == prepare(table, findings, p)
+        assert got[p].findings == len(findings) and len(got[p].rows) == len(table.rows)
     for p in (broken, *hostile):
         assert isinstance(got[p], UnreadableWorkbook) and p.name in str(got[p]) and "\n" not in str(got[p])
-    assert len(got[big][0].rows) == 3000
+    assert len(got[big].rows) == 3000
 
 
 def test_each_child_keeps_its_own_limits(tmp_path: Path) -> None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from ..model import ComplaintTable, Finding, Invalid
@@ -51,13 +53,45 @@ def record_key(shop: str, complaint_id: str | None, path: str, row: int) -> str:
     return f"{shop}\x1f{complaint_id}" if complaint_id else f"{shop}\x1f@{path}#{row}"
 
 
-def encode_rows(table: ComplaintTable) -> list[tuple[str, str]]:
-    """(JSON, hash) of every row of ``table``, in row order: what ingest stores."""
-    out = []
+def shop_of(table: ComplaintTable, row_values: dict[str, Any], path: Path) -> str:
+    # The row's own 门店 wins, then the workbook's settings, then the folder the shop saves into.
+    shop = row_values.get("shop")
+    if shop and not isinstance(shop, Invalid):
+        return str(shop).strip()
+    if table.shop_code:
+        return str(table.shop_code).strip()
+    return path.parent.name
+
+
+# What the store needs of one row: (sheet row, shop, complaint id, 最后更新, JSON, hash).
+PreparedRow = tuple[int, str, "str | None", "datetime | None", str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A shop file ready to store: made in the reader's child, small to send to the daemon
+    (no cell dicts, no finding objects), so the daemon only runs SQL."""
+
+    sheet: str
+    rows: list[PreparedRow]
+    findings_json: str
+    findings: int
+
+
+def prepare_rows(table: ComplaintTable, path: Path) -> list[PreparedRow]:
+    out: list[PreparedRow] = []
     for row in table.rows:
         data = encode_values(row.values, row.extras)
-        out.append((data, content_hash(data)))
+        cid = row.values.get("complaint_id")
+        cid = str(cid).strip() if cid and not isinstance(cid, Invalid) else None
+        upd = row.values.get("updated_at")
+        out.append((row.row, shop_of(table, row.values, path), cid, upd if isinstance(upd, datetime) else None,
+                    data, content_hash(data)))
     return out
+
+
+def prepare(table: ComplaintTable, findings: list[Finding], path: Path) -> Prepared:
+    return Prepared(table.sheet, prepare_rows(table, path), encode_findings(findings), len(findings))
 
 
 def encode_findings(findings: list[Finding]) -> str:

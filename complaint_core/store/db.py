@@ -61,7 +61,9 @@ class Store:
                                                t.source_rows.c.row)
             result = c.execution_options(stream_results=True, yield_per=5000).execute(q)
             for key, grp in itertools.groupby(result.mappings(), key=lambda r: r["record_key"]):
-                rows = sorted((dict(r) for r in grp), key=_winner_order)
+                rows = list(grp)   # read-only row mappings: no dict per stored row
+                if len(rows) > 1:
+                    rows.sort(key=_winner_order)
                 yield key, rows
 
     def snapshot(self, conn: Connection | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

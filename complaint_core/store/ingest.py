@@ -14,20 +14,12 @@ from typing import Any
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
-from ..model import ComplaintTable, Finding, Invalid
+from ..model import ComplaintTable, Finding
 from . import tables as t
-from .codec import encode_findings, encode_rows, record_key
+from .codec import Prepared, prepare, record_key, shop_of
+
+__all__ = ["ingest_prepared", "ingest_table", "mark_missing", "record_failure", "shop_of", "upsert_source"]
 from .db import Store
-
-
-def shop_of(table: ComplaintTable, row_values: dict[str, Any], path: Path) -> str:
-    # The row's own 门店 wins, then the workbook's settings, then the folder the shop saves into.
-    shop = row_values.get("shop")
-    if shop and not isinstance(shop, Invalid):
-        return str(shop).strip()
-    if table.shop_code:
-        return str(table.shop_code).strip()
-    return path.parent.name
 
 
 def upsert_source(c: Connection, path: str, **values: Any) -> None:
@@ -40,16 +32,18 @@ def upsert_source(c: Connection, path: str, **values: Any) -> None:
 
 
 def ingest_table(store: Store, path: Path, table: ComplaintTable, findings: list[Finding], *,
-                 file_hash: str, size: int, mtime: float, now: datetime,
-                 encoded: list[tuple[str, str]] | None = None, findings_json: str | None = None) -> dict[str, int]:
-    """Store the rows of ``table`` read from ``path``; returns counts of new/changed/deleted rows.
+                 file_hash: str, size: int, mtime: float, now: datetime) -> dict[str, int]:
+    """Store the rows of ``table`` read from ``path``; returns counts of new/changed/deleted rows."""
+    return ingest_prepared(store, path, prepare(table, findings, path), file_hash=file_hash, size=size,
+                           mtime=mtime, now=now)
 
-    ``encoded`` and ``findings_json`` are ``codec.encode_rows(table)`` and
-    ``codec.encode_findings(findings)`` when the reader's child already made them.
-    """
-    encoded = encoded if encoded is not None and len(encoded) == len(table.rows) else encode_rows(table)
+
+def ingest_prepared(store: Store, path: Path, prepared: Prepared, *, file_hash: str, size: int, mtime: float,
+                    now: datetime) -> dict[str, int]:
+    """Store a file ``codec.prepare`` made (in the reader's child): one transaction."""
     key = str(path)
     counts = {"new": 0, "changed": 0, "deleted": 0, "same": 0}
+    sheet = prepared.sheet
     with store.begin() as c:
         old = {r.record_key: r for r in c.execute(
             select(t.source_rows.c.id, t.source_rows.c.sheet, t.source_rows.c.row,
@@ -60,30 +54,25 @@ def ingest_table(store: Store, path: Path, table: ComplaintTable, findings: list
         versions: list[dict[str, Any]] = []
         seen: set[str] = set()
         shop = None
-        for row, (data, h) in zip(table.rows, encoded, strict=True):
-            shop = shop_of(table, row.values, path)
-            cid = row.values.get("complaint_id")
-            cid = str(cid).strip() if cid and not isinstance(cid, Invalid) else None
-            rkey = record_key(shop, cid, key, row.row)
+        for row_no, shop, cid, upd, data, h in prepared.rows:
+            rkey = record_key(shop, cid, key, row_no)
             if rkey in seen:
                 # the same id twice in one file (the validator reports it): keep both rows
-                rkey = record_key(shop, None, key, row.row)
-            upd = row.values.get("updated_at")
-            upd = upd if isinstance(upd, datetime) else None
+                rkey = record_key(shop, None, key, row_no)
             seen.add(rkey)
             prev = old.get(rkey)
             base = dict(shop=shop, complaint_id=cid, record_key=rkey, content_hash=h, data=data,
                         updated_at=upd, file_mtime=mtime, last_seen=now, deleted=False)
             if prev is None:
-                new_rows.append(dict(base, source_path=key, sheet=table.sheet, row=row.row, version=1,
+                new_rows.append(dict(base, source_path=key, sheet=sheet, row=row_no, version=1,
                                      first_seen=now))
-                versions.append(dict(source_path=key, sheet=table.sheet, row=row.row, record_key=rkey,
+                versions.append(dict(source_path=key, sheet=sheet, row=row_no, record_key=rkey,
                                      version=1, content_hash=h, data=data, deleted=False, seen_at=now))
                 counts["new"] += 1
-            elif prev.content_hash != h or prev.deleted or prev.row != row.row:
+            elif prev.content_hash != h or prev.deleted or prev.row != row_no:
                 v = prev.version + 1
-                changed.append(dict(base, b_id=prev.id, version=v, row=row.row, sheet=table.sheet))
-                versions.append(dict(source_path=key, sheet=table.sheet, row=row.row, record_key=rkey,
+                changed.append(dict(base, b_id=prev.id, version=v, row=row_no, sheet=sheet))
+                versions.append(dict(source_path=key, sheet=sheet, row=row_no, record_key=rkey,
                                      version=v, content_hash=h, data=data, deleted=False, seen_at=now))
                 counts["changed"] += 1
             else:
@@ -113,9 +102,9 @@ def ingest_table(store: Store, path: Path, table: ComplaintTable, findings: list
                       .where(t.source_rows.c.deleted.is_(False)).values(last_seen=now))
         c.execute(delete(t.file_findings).where(t.file_findings.c.source_path == key))
         c.execute(insert(t.file_findings).values(source_path=key, shop=shop or path.parent.name,
-                                                 data=findings_json or encode_findings(findings)))
+                                                 data=prepared.findings_json))
         upsert_source(c, key, shop=shop or path.parent.name, content_hash=file_hash, size=size,
-                      mtime=mtime, rows=len(table.rows), status="ok", error=None, attempts=0,
+                      mtime=mtime, rows=len(prepared.rows), status="ok", error=None, attempts=0,
                       next_try=None, last_read=now)
     return counts
 
