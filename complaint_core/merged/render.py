@@ -120,7 +120,10 @@ def _render(store: Any, out: Path, now: datetime, providers: tuple[SheetProvider
     report = RenderReport(out)
     sheets = build_sheets(store, now, providers)
     before = _stamp(out)
-    if _read_back(store, out, sheets, now):
+    # Untouched since our last write (same mtime and size): nobody typed into it, and reading
+    # 100,000 rows back would cost a third of the rewrite.
+    untouched = before is not None and before == store.written_stamp(out.resolve())
+    if not untouched and _read_back(store, out, sheets, now):
         # A manager's new 处罚确认 (确认/免除/申诉) changes the totals on 汇总: build again so the
         # figures respect it in this rewrite, not the next one.
         sheets = build_sheets(store, now, providers)
@@ -134,6 +137,11 @@ def _render(store: Any, out: Path, now: datetime, providers: tuple[SheetProvider
             _read_back(store, out, sheets, now)
             report.manager_edits = _overlay(sheets, store)
             write_workbook(tmp, [*sheets, rendered_sheet(sheets)])
+        # the temp file's stamp, not the target's after the replace: a manager saving in
+        # between must never be taken for our own write (the rename keeps mtime and size)
+        ours = _stamp(tmp)
+    if ours is not None:
+        store.save_written_stamp(out.resolve(), ours)
     report.sheets = [s.name for s in sheets]
     report.rows = next((len(s.rows) for s in sheets if s.name == "全部投诉"), 0)
     report.conflicts = next((len(s.rows) for s in sheets if s.name == "冲突"), 0)

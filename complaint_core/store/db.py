@@ -129,6 +129,18 @@ class Store:
                     value=bindparam("value"), seen_at=bindparam("seen_at")), updates)
         return len(inserts) + len(updates)
 
+    def written_stamp(self, path: Path) -> tuple[int, int] | None:
+        """(mtime_ns, size) of ``path`` right after the daemon last replaced it."""
+        with self.engine.connect() as c:
+            row = c.execute(select(t.merged_files.c.mtime_ns, t.merged_files.c.size)
+                            .where(t.merged_files.c.path == str(path))).first()
+        return (row[0], row[1]) if row else None
+
+    def save_written_stamp(self, path: Path, stamp: tuple[int, int]) -> None:
+        with self.begin() as c:
+            c.execute(delete(t.merged_files).where(t.merged_files.c.path == str(path)))
+            c.execute(insert(t.merged_files).values(path=str(path), mtime_ns=stamp[0], size=stamp[1]))
+
     def _conn(self, conn: Connection | None) -> Any:
         from contextlib import nullcontext
 

@@ -8,6 +8,7 @@ merging is idempotent and does not depend on the order files arrive in.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -110,4 +111,14 @@ manager_edits = Table(
     Column("value", Text),
     Column("seen_at", DateTime, nullable=False),
     UniqueConstraint("sheet", "row_key", "column", name="uq_manager_edit"),
+)
+
+
+# The merged workbook as the daemon last wrote it: when the file still has exactly this
+# stamp, no manager has saved it since, and the read-back of their cells can be skipped.
+merged_files = Table(
+    "merged_files", metadata,
+    Column("path", String(1024), primary_key=True),
+    Column("mtime_ns", BigInteger, nullable=False),
+    Column("size", BigInteger, nullable=False),
 )
