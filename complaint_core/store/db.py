@@ -43,16 +43,6 @@ class Store:
                 out.extend((shop, path, *f) for f in json.loads(data))
         return out
 
-    def source_rows(self, conn: Connection | None = None) -> list[dict[str, Any]]:
-        with self._conn(conn) as c:
-            q = select(t.source_rows).order_by(t.source_rows.c.record_key, t.source_rows.c.source_path,
-                                               t.source_rows.c.row)
-            return [dict(r._mapping) for r in c.execute(q)]
-
-    def groups(self, conn: Connection | None = None) -> dict[str, list[dict[str, Any]]]:
-        """record key -> its candidate source rows, the winner first (newest updated_at, then mtime)."""
-        return dict(self._iter_groups(conn))
-
     def _iter_groups(self, conn: Connection | None) -> Iterator[tuple[str, list[dict[str, Any]]]]:
         # One record's rows at a time, in key order, straight from the cursor: a million-row
         # store is never held twice (stored JSON and decoded values) in memory.
