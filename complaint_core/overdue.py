@@ -68,29 +68,20 @@ def _fmt(d: datetime) -> str:
     return d.isoformat(sep=" ", timespec="minutes")
 
 
-_last_rules: tuple[Any, dict[str, str]] = (None, {})   # (settings, texts): one tuple, swapped whole
-
-
 def _rule_texts(settings: Settings) -> dict[str, str]:
-    global _last_rules
-    cached = _last_rules
-    if cached[0] is settings:
-        return cached[1]
-    texts = {"contact": f"+{settings.contact_hours:g}小时", "feedback": f"+{settings.feedback_days:g}日",
-             "followup": f"+{settings.followup_days:g}日"}
-    _last_rules = (settings, texts)
-    return texts
+    return {"contact": f"+{settings.contact_hours:g}小时", "feedback": f"+{settings.feedback_days:g}日",
+            "followup": f"+{settings.followup_days:g}日"}
 
 
 def scan_record(rec: dict[str, Any], *, now: datetime, settings: Settings = DEFAULTS,
-                warn_hours: float | None = None) -> list[OverdueItem]:
+                warn_hours: float | None = None, _rules: dict[str, str] | None = None) -> list[OverdueItem]:
     """Every deadline of one complaint with its state; records not valid or deleted have none."""
     if rec.get("deleted") or rec.get("validity") == "不成立" or rec.get("status") == "不成立":
         return []
     d = deadlines(rec, settings)
     warn = timedelta(hours=settings.due_soon_hours if warn_hours is None else warn_hours)
     received = _dt(rec.get("received_at"))
-    rules = _rule_texts(settings)
+    rules = _rules or _rule_texts(settings)   # scan() passes them once for all records
     out = []
     for kind, due in (("contact", d.contact_due), ("feedback", d.feedback_due), ("followup", d.followup_due)):
         if due is None:
@@ -117,8 +108,9 @@ def scan_record(rec: dict[str, Any], *, now: datetime, settings: Settings = DEFA
 def scan(records: Iterable[dict[str, Any]], *, now: datetime, settings: Settings = DEFAULTS,
          warn_hours: float | None = None) -> list[OverdueItem]:
     items: list[OverdueItem] = []
+    rules = _rule_texts(settings)
     for rec in records:
-        items.extend(scan_record(rec, now=now, settings=settings, warn_hours=warn_hours))
+        items.extend(scan_record(rec, now=now, settings=settings, warn_hours=warn_hours, _rules=rules))
     return items
 
 

@@ -100,14 +100,10 @@ def _changed(got: dict[tuple, dict[str, Any]], written: dict[tuple, dict[str, An
     out: dict[tuple, dict[str, Any]] = {}
     for key, columns in got.items():
         before = written.get(key, {})
-        diff = {c: v for c, v in columns.items() if _same_text(v) != _same_text(before.get(c))}
+        diff = {c: v for c, v in columns.items() if _key_text(v) != _key_text(before.get(c))}
         if diff:
             out[key] = diff
     return out
-
-
-def _same_text(value: Any) -> str:
-    return "" if value is None else str(value)
 
 
 def rendered_sheet(sheets: list[SheetData]) -> SheetData:
