@@ -9,6 +9,7 @@ by other threads); the reader is preloaded so each child starts in milliseconds.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import os
 import sys
@@ -35,7 +36,7 @@ def _context() -> Any:
     if _CTX is None:
         if sys.platform.startswith("linux"):
             ctx = mp.get_context("forkserver")
-            ctx.set_forkserver_preload(["complaint_core.reader", "complaint_core.validate",
+            ctx.set_forkserver_preload(["python_calamine", "complaint_core.reader", "complaint_core.validate",
                                         "complaint_core.store.codec"])
         else:
             ctx = mp.get_context("spawn")
@@ -57,6 +58,8 @@ def _child(path: str, memory_mb: int, conn: Any, now: datetime | None = None) ->
         os.dup2(devnull, 2)
     except OSError:
         pass
+    # one file, then the child exits: the cycle collector would only walk the rows it just made
+    gc.disable()
     from .reader import read_workbook
 
     try:

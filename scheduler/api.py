@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from complaint_core.gcpause import paused_gc
 from complaint_core.merged.model import Block, ChartSpec, Column, SheetData
 from complaint_core.overdue import KIND_ZH, STATE_ZH, flagged, scan
 from complaint_core.penalties import CONFIRM_CHOICES, PenaltyEvent, events_for, monthly_totals
@@ -54,6 +55,7 @@ def _items(store: Any, now: datetime, rules: Rules) -> list[Any]:
     return _memo(store, ("overdue", now, id(rules)), lambda: scan(_live(store), now=now, settings=rules.settings))
 
 
+@paused_gc()   # 1,000,000 records make 4 million penalty items: see complaint_core/gcpause.py
 def scan_once(store: Any, *, now: datetime, rules: Rules = DEFAULT, mail_transport: Any = None) -> ScanReport:
     """Scan as of ``now``; new penalty events and the day's digests land in one transaction."""
     ensure_tables(store)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from complaint_core.errors import WorkbookLocked
+from complaint_core.gcpause import paused_gc
 from complaint_core.merged.model import SheetProvider
 from complaint_core.merged.render import render_merged
 from complaint_core.store import Store, open_store
@@ -33,6 +34,14 @@ def merge_into(store: Store, sources: list[Path], out: Path, *, now: datetime,
     ``render_when_idle=False`` skips the rewrite when no file was read and no new failure was
     recorded (a retry that found the file still waiting): nothing on any sheet would change.
     """
+    with paused_gc():
+        return _merge_into(store, sources, out, now=now, sheet_providers=sheet_providers, settle=settle,
+                           only=only, progress=progress, render_when_idle=render_when_idle)
+
+
+def _merge_into(store: Store, sources: list[Path], out: Path, *, now: datetime,
+                sheet_providers: Iterable[SheetProvider], settle: float, only: set[Path] | None,
+                progress: Callable[[Path], Any] | None, render_when_idle: bool) -> MergeReport:
     started = time.perf_counter()
     report = scan(store, sources, out=out, now=now, settle=settle, only=only, progress=progress)
     changed = report.read or any(r.outcome == "failed" for r in report.failed)

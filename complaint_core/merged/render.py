@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write, sweep_temp_files
+from ..gcpause import paused_gc
 from ..store.db import View
 from .model import SHEET_ORDER, SheetData, SheetProvider
 from .readback import _key_text, read_manager_edits, rendered_sheet
@@ -111,7 +112,7 @@ def _lock_for(out: Path) -> threading.Lock:
 def render_merged(store: Any, out_path: str | Path, *, now: datetime,
                   providers: Iterable[SheetProvider] = ()) -> RenderReport:
     out = Path(out_path)
-    with _lock_for(out):
+    with _lock_for(out), paused_gc():
         sweep_temp_files(out.parent)
         return _render(store, out, now, tuple(providers))
 

@@ -18,6 +18,9 @@ from ..schema import KEYS
 from . import tables as t
 from .codec import content_hash, decode_values, encode_values, record_key
 
+_SCHEMA_KEYS = frozenset(KEYS)
+_NO_VALUES = dict.fromkeys(KEYS)
+
 __all__ = ["Store", "View", "content_hash", "decode_values", "encode_values", "open_store", "record_key"]
 
 
@@ -68,11 +71,16 @@ class Store:
             live = [r for r in rows if not r["deleted"]]
             win = (live or rows)[0]
             values = decode_values(win["data"])
-            rec = {k: values.get(k) for k in KEYS}
+            extras = values.pop("_extras", {})
+            if _SCHEMA_KEYS.issuperset(values):
+                rec = dict(_NO_VALUES)   # every schema key, None where the shop left it empty
+                rec.update(values)
+            else:   # a key this version does not know (written by a later one): leave it out
+                rec = {k: values.get(k) for k in KEYS}
             rec.update(shop=win["shop"], source_file=win["source_path"], source_sheet=win["sheet"],
                        source_row=win["row"], content_hash=win["content_hash"], first_seen=win["first_seen"],
                        last_seen=win["last_seen"], deleted=not live, record_id=key,
-                       version=win["version"], extras=values.get("_extras", {}))
+                       version=win["version"], extras=extras)
             records.append(rec)
             if len(live) > 1 and len({r["content_hash"] for r in live}) > 1:
                 conflicts.extend(_conflicts(key, live, values))

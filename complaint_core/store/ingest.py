@@ -16,10 +16,17 @@ from sqlalchemy.engine import Connection
 
 from ..model import ComplaintTable, Finding
 from . import tables as t
+from .bulk import insert_rows
 from .codec import Prepared, prepare, record_key, shop_of
 
 __all__ = ["ingest_prepared", "ingest_table", "mark_missing", "record_failure", "shop_of", "upsert_source"]
 from .db import Store
+
+# the column order of the tuples ingest_prepared builds (one tuple per stored row)
+_ROW_COLUMNS = ("source_path", "sheet", "row", "shop", "complaint_id", "record_key", "content_hash", "data",
+                "updated_at", "file_mtime", "version", "first_seen", "last_seen", "deleted")
+_VERSION_COLUMNS = ("source_path", "sheet", "row", "record_key", "version", "content_hash", "data", "deleted",
+                    "seen_at")
 
 
 def upsert_source(c: Connection, path: str, **values: Any) -> None:
@@ -61,19 +68,16 @@ def ingest_prepared(store: Store, path: Path, prepared: Prepared, *, file_hash: 
                 rkey = record_key(shop, None, key, row_no)
             seen.add(rkey)
             prev = old.get(rkey)
-            base = dict(shop=shop, complaint_id=cid, record_key=rkey, content_hash=h, data=data,
-                        updated_at=upd, file_mtime=mtime, last_seen=now, deleted=False)
             if prev is None:
-                new_rows.append(dict(base, source_path=key, sheet=sheet, row=row_no, version=1,
-                                     first_seen=now))
-                versions.append(dict(source_path=key, sheet=sheet, row=row_no, record_key=rkey,
-                                     version=1, content_hash=h, data=data, deleted=False, seen_at=now))
+                new_rows.append((key, sheet, row_no, shop, cid, rkey, h, data, upd, mtime, 1, now, now, False))
+                versions.append((key, sheet, row_no, rkey, 1, h, data, False, now))
                 counts["new"] += 1
             elif prev.content_hash != h or prev.deleted or prev.row != row_no:
                 v = prev.version + 1
-                changed.append(dict(base, b_id=prev.id, version=v, row=row_no, sheet=sheet))
-                versions.append(dict(source_path=key, sheet=sheet, row=row_no, record_key=rkey,
-                                     version=v, content_hash=h, data=data, deleted=False, seen_at=now))
+                changed.append(dict(shop=shop, complaint_id=cid, record_key=rkey, content_hash=h, data=data,
+                                    updated_at=upd, file_mtime=mtime, last_seen=now, deleted=False,
+                                    b_id=prev.id, version=v, row=row_no, sheet=sheet))
+                versions.append((key, sheet, row_no, rkey, v, h, data, False, now))
                 counts["changed"] += 1
             else:
                 counts["same"] += 1
@@ -84,19 +88,15 @@ def ingest_prepared(store: Store, path: Path, prepared: Prepared, *, file_hash: 
             changed_row = dict(b_id=r.id, version=r.version + 1, deleted=True, last_seen=now)
             c.execute(update(t.source_rows).where(t.source_rows.c.id == r.id).values(
                 version=changed_row["version"], deleted=True, last_seen=now))
-            versions.append(dict(source_path=key, sheet=r.sheet, row=r.row, record_key=r.record_key,
-                                 version=r.version + 1, content_hash=r.content_hash, data="{}",
-                                 deleted=True, seen_at=now))
+            versions.append((key, r.sheet, r.row, r.record_key, r.version + 1, r.content_hash, "{}", True, now))
             counts["deleted"] += 1
-        if new_rows:
-            c.execute(insert(t.source_rows), new_rows)
+        insert_rows(c, t.source_rows, _ROW_COLUMNS, new_rows)
         if changed:
             cols = [k for k in changed[0] if k != "b_id"]
             stmt = (update(t.source_rows).where(t.source_rows.c.id == bindparam("b_id"))
                     .values({k: bindparam(k) for k in cols}))
             c.execute(stmt, changed)
-        if versions:
-            c.execute(insert(t.row_versions), versions)
+        insert_rows(c, t.row_versions, _VERSION_COLUMNS, versions)
         if counts["same"]:
             c.execute(update(t.source_rows).where(t.source_rows.c.source_path == key)
                       .where(t.source_rows.c.deleted.is_(False)).values(last_seen=now))
