@@ -45,3 +45,35 @@ def test_each_child_keeps_its_own_limits(tmp_path: Path) -> None:
     got = dict(read_many_isolated([big, small], now=NOW, jobs=2, timeout=0.001))
     assert all(isinstance(v, UnreadableWorkbook) and "timed out" in v.reason for v in got.values())
     assert time.perf_counter() - t < 5
+
+
+def test_the_reading_child_loads_no_spreadsheet_writer(tmp_path: Path) -> None:
+    # Each shop file is read in a fresh child: a library imported there is paid on every file.
+    # openpyxl (with numpy behind it) cost 0.25 s per file, more than the reading, when a
+    # finding needed a column letter.
+    import subprocess
+    import sys
+
+    rows = sample_rows(30, seed=4, now=NOW)
+    rows[3]["received_at"] = "2026年13月40日"          # findings name their cell: A1 letters
+    path = write_shop_workbook(tmp_path / "S1.xlsx", rows)
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from datetime import datetime\n"
+        "import python_calamine, complaint_core.reader, complaint_core.validate, complaint_core.store.codec\n"
+        "before = set(sys.modules)\n"
+        "from complaint_core.isolate import _child\n"
+        "class Pipe:\n"
+        "    def send(self, got): self.got = got\n"
+        "    def close(self): pass\n"
+        "p = Pipe()\n"
+        f"_child({str(path)!r}, 4096, p, datetime({NOW.year}, {NOW.month}, {NOW.day}))\n"
+        "assert p.got[0] == 'ok' and p.got[1].findings > 0, p.got\n"
+        "print(sorted(m for m in set(sys.modules) - before if '.' not in m))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    loaded = out.stdout.strip()
+    for heavy in ("openpyxl", "xlsxwriter", "numpy", "pandas"):
+        assert f"'{heavy}'" not in loaded, loaded
