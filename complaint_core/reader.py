@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BadSetting, NotAComplaintWorkbook, UnreadableWorkbook
+from .gcpause import paused_gc
 from .model import ComplaintTable, SourceRow
 from .playbook import DEFAULT_PLAYBOOK, Playbook, playbook_from_rows
 from .safety import check_xlsx
@@ -160,6 +161,7 @@ def _settings(wb: Any, path: Path) -> Settings:
     return settings_from_rows(rows, sheet=f"{path.name}!{SHEET_SETTINGS}")
 
 
+@paused_gc()   # two dicts per row: the collector would walk them all again and again
 def read_workbook(path: str | Path) -> ComplaintTable:
     """Read the complaint table of a shop workbook, or raise UnreadableWorkbook with the reason."""
     from python_calamine import CalamineWorkbook
