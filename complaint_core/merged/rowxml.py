@@ -96,28 +96,37 @@ def row_xml(rows: Iterable[list[Any]], first_row: int, number_styles: list[int |
     ``number_styles[c]`` is the xf index numbers in column c wear (None: General);
     ``styles`` holds the xf indexes of the "datetime" and "date" formats.
     """
-    letters = [xl_col_to_name(c) for c in range(len(number_styles))]
+    opens = [f'<c r="{xl_col_to_name(c)}' for c in range(len(number_styles))]
     num_attr = ["" if s is None else f' s="{s}"' for s in number_styles]
+    stamp_attr = f'" s="{styles["datetime"]}"><v>'
     needs_escape = _NEEDS_ESCAPE.search
     half = EXCEL_MAX_STRING // 2
+    modern, epoch = _MODERN, _EPOCH
     out: list[str] = []
     for i, row in enumerate(rows):
         rn = first_row + i + 1
         cells = [f'<row r="{rn}">']
         add = cells.append
         for c, value in enumerate(row):
-            if value is None or value == "":
-                continue
-            if type(value) is str:  # the common case inline: this runs once per cell of the merge
+            kind = type(value)
+            if kind is str:  # the common case inline: this runs once per cell of the merge
+                if not value:
+                    continue
                 if len(value) > half:
                     value = _fit(value)
                 text = _escape(value) if needs_escape(value) else value
-                if value[0].isspace() or value[-1].isspace():
-                    add(f'<c r="{letters[c]}{rn}" t="inlineStr"><is><t xml:space="preserve">{text}</t></is></c>')
+                if value.strip() is value:
+                    add(f'{opens[c]}{rn}" t="inlineStr"><is><t>{text}</t></is></c>')
                 else:
-                    add(f'<c r="{letters[c]}{rn}" t="inlineStr"><is><t>{text}</t></is></c>')
+                    add(f'{opens[c]}{rn}" t="inlineStr"><is><t xml:space="preserve">{text}</t></is></c>')
+            elif kind is datetime and value.tzinfo is None and value >= modern:
+                # seven time columns per complaint: the usual stamp inline, as _serial computes it
+                d = value - epoch
+                add(f'{opens[c]}{rn}{stamp_attr}{d.days + (d.seconds + d.microseconds / 1e6) / 86400!r}</v></c>')
+            elif value is None:
+                continue
             else:
-                add(_cell(f"{letters[c]}{rn}", value, num_attr[c], styles))
+                add(_cell(f"{opens[c][6:]}{rn}", value, num_attr[c], styles))
         add("</row>")
         out.append("".join(cells))
         if len(out) >= chunk:

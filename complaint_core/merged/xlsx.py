@@ -217,15 +217,15 @@ def _assemble(buf: io.BytesIO, path: Path, streamed: dict[str, _Rows], fmt: dict
             if job is None:
                 if info.filename in tables:
                     data = _stretch_table(data, tables[info.filename])
-                out.writestr(info, data)
+                out.writestr(info, data, compresslevel=COMPRESS_LEVEL)
                 continue
             head, tail = _split_sheet(data, job.last_ref)
             number_styles = [fmt[c.kind].xf_index if c.kind in fmt and c.kind not in ("datetime", "date")
                              else None for c in job.columns]
-            part = zipfile.ZipInfo(info.filename, info.date_time)
-            part.compress_type = zipfile.ZIP_DEFLATED
+            # Opened by name, not by ZipInfo: a ZipInfo brings no compression level of its own
+            # and zipfile would deflate the biggest parts at zlib's default 6, not at 1.
             # ~1,000 bytes of XML per row: past ~2 million rows the part needs ZIP64
-            with out.open(part, "w", force_zip64=len(job.rows) > 1_000_000) as fh:
+            with out.open(info.filename, "w", force_zip64=len(job.rows) > 1_000_000) as fh:
                 fh.write(head)
                 _pump(fh, row_xml(job.rows, job.first_row, number_styles, styles))
                 fh.write(tail)
