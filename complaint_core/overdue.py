@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .deadlines import deadlines
+from .gcpause import paused_gc
 from .settings import DEFAULTS, Settings
 
 KINDS = ("contact", "feedback", "followup")
@@ -105,6 +106,7 @@ def scan_record(rec: dict[str, Any], *, now: datetime, settings: Settings = DEFA
     return out
 
 
+@paused_gc()   # 3 items per complaint; see gcpause
 def scan(records: Iterable[dict[str, Any]], *, now: datetime, settings: Settings = DEFAULTS,
          warn_hours: float | None = None) -> list[OverdueItem]:
     items: list[OverdueItem] = []

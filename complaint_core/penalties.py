@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from .gcpause import paused_gc
 from .overdue import KIND_ZH, OverdueItem
 
 CONFIRM_CHOICES = ("确认", "免除", "申诉")
@@ -64,6 +65,7 @@ def event_id(record_id: str, rule_id: str, kind: str, day: date | None = None) -
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:24]
 
 
+@paused_gc()   # up to 30 per-day events per late item; see gcpause
 def events_for(items: Iterable[OverdueItem], records: dict[str, dict[str, Any]],
                rules: Iterable[PenaltyRule], heads: dict[str, str]) -> list[PenaltyEvent]:
     """Penalty events for breached deadlines and losses; ``heads`` maps department -> head."""

@@ -233,3 +233,41 @@ def test_findings_of_an_older_store_are_kept(tmp_path: Path) -> None:
     with again.begin() as c:
         assert c.execute(select(func.count()).select_from(t.findings)).scalar() == 0
     assert open_store(path).findings() == again.findings()   # moved once, not twice
+
+
+def test_a_removed_file_marks_every_row_deleted_and_a_restored_one_brings_them_back(
+        tmp_path: Path, state_url: str) -> None:
+    from sqlalchemy import func, select
+
+    from complaint_core.store import tables as t
+
+    folders = shops(tmp_path)
+    out = tmp_path / "merged.xlsx"
+    merge_once(folders, out, state_url=state_url, now=NOW)
+    shop_file = folders[0] / "投诉.xlsx"
+    saved = shop_file.read_bytes()
+    shop_file.unlink()
+    merge_once(folders, out, state_url=state_url, now=NOW + timedelta(hours=1))
+    merged = all_rows(out)
+    assert len(merged) == 40     # nothing dropped: the removed shop's rows stay, marked
+    assert sum(r["来源已删除"] == "是" for r in merged) == 20
+    assert any(row[4] == "文件已删除" for row in grid(out, "来源")[2:])
+    store = open_store(state_url)
+
+    def versions() -> dict[tuple[int, bool], int]:
+        with store.engine.connect() as c:
+            q = (select(t.source_rows.c.version, t.source_rows.c.deleted, func.count())
+                 .where(t.source_rows.c.source_path == str(shop_file))
+                 .group_by(t.source_rows.c.version, t.source_rows.c.deleted))
+            return {(v, d): n for v, d, n in c.execute(q)}
+    assert versions() == {(2, True): 20}
+    with store.engine.connect() as c:
+        history = c.execute(select(func.count()).select_from(t.row_versions)
+                            .where(t.row_versions.c.source_path == str(shop_file))
+                            .where(t.row_versions.c.deleted.is_(True))).scalar_one()
+    assert history == 20
+    shop_file.write_bytes(saved)
+    merge_once(folders, out, state_url=state_url, now=NOW + timedelta(hours=2))
+    assert versions() == {(3, False): 20}
+    assert not any(r["来源已删除"] for r in all_rows(out))
+    store.engine.dispose()
