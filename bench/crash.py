@@ -335,6 +335,12 @@ def _final_checks(state: Path, outbox: Path, scans: bool, tally: Counter) -> Non
         st == "sending" and n not in names for n, st in ids.items())
 
 
+def _ctrl_c_default() -> None:
+    # A campaign started in the background (`nohup ... &`) inherits SIGINT ignored, and Python
+    # then keeps ignoring Ctrl+C in the daemon; the final stop must test Ctrl+C as a console gives it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def daemon_campaign(kills: int, *, seed: int = 1, scans: bool = True, max_rows: int = 150, life: float = 4.0,
                     work: Path | None = None, echo: Any = None) -> dict:
     """Kill the merge daemon ``kills`` times while shops save; returns outcome counts ('bad: …' = failure)."""
@@ -351,7 +357,7 @@ def daemon_campaign(kills: int, *, seed: int = 1, scans: bool = True, max_rows: 
     started = time.perf_counter()
     try:
         for i in range(kills):
-            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=log)
+            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=log, preexec_fn=_ctrl_c_default)
             tally[_kill(proc, rng, merged, life, kids)] += 1
             for problem in _after_kill(merged, state, work / "outbox", folders, emls):
                 tally[problem] += 1
@@ -363,7 +369,7 @@ def daemon_campaign(kills: int, *, seed: int = 1, scans: bool = True, max_rows: 
             tally[f"bad: the shop writer failed ({writer.error!r})"] += 1
         final = writer.final()
         # restart once more and let it settle: everything the shops saved must arrive
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=log)
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=log, preexec_fn=_ctrl_c_default)
         deadline = time.monotonic() + 120
         while (problem := _merged_problem(merged, final)) and time.monotonic() < deadline:
             kids |= _children(proc.pid)
@@ -375,6 +381,8 @@ def daemon_campaign(kills: int, *, seed: int = 1, scans: bool = True, max_rows: 
             proc.wait(60)
         except subprocess.TimeoutExpired:
             tally["bad: daemon did not stop on Ctrl+C"] += 1
+            proc.send_signal(signal.SIGUSR1)   # every thread's stack into daemon.log
+            time.sleep(2)
             proc.kill()
             proc.wait()
         _final_checks(state, work / "outbox", scans, tally)

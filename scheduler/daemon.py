@@ -169,6 +169,17 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def _threads_on_sigusr1() -> None:
+    """``kill -USR1 <pid>`` prints where every thread of the daemon is to its stderr (the
+    service log): what a technician needs when the daemon seems stuck, without stopping it."""
+    import faulthandler
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGUSR1"):
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
+
+
 def run(config_path: str | Path, extra_jobs: Iterable[ExtraJobs] = ()) -> None:
     """Run until stopped; refuses to start when another copy holds the store's lock."""
     from complaint_core.store import open_store
@@ -179,6 +190,7 @@ def run(config_path: str | Path, extra_jobs: Iterable[ExtraJobs] = ()) -> None:
     with DaemonLock(open_store(cfg["store"]["url"])):
         sched = scheduler_for(config_path, extra_jobs=extra_jobs)
         _stop_on_sigterm()
+        _threads_on_sigusr1()
         try:
             sched.start()
         except (KeyboardInterrupt, SystemExit):

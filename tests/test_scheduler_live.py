@@ -29,6 +29,9 @@ STAFF = (("前台", "李娜", "王经理"), ("售后部", "张强", "赵主管")
 LOCKED = "另一个后台进程已在运行"
 
 
+STARTED = "Scheduler started"   # APScheduler's own log line, printed with -v
+
+
 def wait_for(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -45,8 +48,11 @@ class Daemon:
     def __init__(self, cfg: Path, name: str) -> None:
         self.out, self.err = cfg.parent / f"{name}.out", cfg.parent / f"{name}.err"
         with open(self.out, "wb") as out, open(self.err, "wb") as err:
+            # Ctrl+C as a console delivers it, even when the test run itself was started in the
+            # background (which leaves SIGINT ignored in every child)
             self.proc = subprocess.Popen([sys.executable, "-m", "complaint_desk", "-v", "run", "--config", str(cfg)],
-                                         cwd=ROOT, stdout=out, stderr=err)
+                                         cwd=ROOT, stdout=out, stderr=err,
+                                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     @property
     def stderr(self) -> str:
@@ -147,10 +153,32 @@ def test_run_scans_at_once_refuses_a_second_copy_and_restarts_cleanly(tmp_path):
         assert sorted(p.name for p in outbox.glob("*.eml")) == mails
         assert sqlite_rows(db, "SELECT count(*) FROM penalty_events")[0][0] == penalties
         assert sqlite_rows(db, "SELECT state, count(*) FROM outbox GROUP BY state") == [("sent", 4)]
-        assert third.stop(signal.SIGTERM) == 0, third.stderr
+        assert third.stop(signal.SIGINT) == 0, third.stderr   # Ctrl+C in a console: as clean
+        assert "后台进程已停止" in third.stderr and "Traceback" not in third.stderr
     finally:
         for d in daemons:
             d.kill()
+
+
+def test_ctrl_c_or_sigterm_at_any_moment_stops_cleanly(tmp_path):
+    """The signal only raises a flag: wherever the daemon is (its first scan running, writing
+    the workbook, idle), it finishes the running job and exits 0 with its lock released."""
+    from complaint_core.store import open_store
+    from scheduler.lock import DaemonLock
+
+    cfg = prepare_shop_store(tmp_path)
+    for i, wait in enumerate([0.0, 0.3, 1.0, 3.0]):
+        d = Daemon(cfg, f"run{i}")
+        try:
+            wait_for(lambda d=d: STARTED in d.stderr, "the daemon to start")
+            time.sleep(wait)
+            assert d.stop(signal.SIGINT if i % 2 else signal.SIGTERM, timeout=60) == 0, d.stderr
+            assert "Traceback" not in d.stderr and "后台进程已停止" in d.stderr, d.stderr
+        finally:
+            d.kill()
+    store = open_store(tmp_path / "state.db")
+    DaemonLock(store).acquire().release()   # free: raises StoreLocked if a stop had kept it
+    store.engine.dispose()
 
 
 def pg_advisory_holders(url: str) -> int:
