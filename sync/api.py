@@ -25,6 +25,7 @@ def default_state_url(out: Path) -> str:
     return str(out.with_name(f".{out.stem}.state.sqlite"))
 
 
+@paused_gc()   # reading 100 shops and writing every sheet: see complaint_core/gcpause.py
 def merge_into(store: Store, sources: list[Path], out: Path, *, now: datetime,
                sheet_providers: Iterable[SheetProvider] = (), settle: float = 0.0,
                only: set[Path] | None = None, progress: Callable[[Path], Any] | None = None,
@@ -34,14 +35,6 @@ def merge_into(store: Store, sources: list[Path], out: Path, *, now: datetime,
     ``render_when_idle=False`` skips the rewrite when no file was read and no new failure was
     recorded (a retry that found the file still waiting): nothing on any sheet would change.
     """
-    with paused_gc():
-        return _merge_into(store, sources, out, now=now, sheet_providers=sheet_providers, settle=settle,
-                           only=only, progress=progress, render_when_idle=render_when_idle)
-
-
-def _merge_into(store: Store, sources: list[Path], out: Path, *, now: datetime,
-                sheet_providers: Iterable[SheetProvider], settle: float, only: set[Path] | None,
-                progress: Callable[[Path], Any] | None, render_when_idle: bool) -> MergeReport:
     started = time.perf_counter()
     report = scan(store, sources, out=out, now=now, settle=settle, only=only, progress=progress)
     changed = report.read or any(r.outcome == "failed" for r in report.failed)

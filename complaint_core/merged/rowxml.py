@@ -96,7 +96,8 @@ def row_xml(rows: Iterable[list[Any]], first_row: int, number_styles: list[int |
     ``number_styles[c]`` is the xf index numbers in column c wear (None: General);
     ``styles`` holds the xf indexes of the "datetime" and "date" formats.
     """
-    opens = [f'<c r="{xl_col_to_name(c)}' for c in range(len(number_styles))]
+    letters = [xl_col_to_name(c) for c in range(len(number_styles))]
+    opens = [f'<c r="{letter}' for letter in letters]
     num_attr = ["" if s is None else f' s="{s}"' for s in number_styles]
     stamp_attr = f'" s="{styles["datetime"]}"><v>'
     needs_escape = _NEEDS_ESCAPE.search
@@ -126,7 +127,7 @@ def row_xml(rows: Iterable[list[Any]], first_row: int, number_styles: list[int |
             elif value is None:
                 continue
             else:
-                add(_cell(f"{opens[c][6:]}{rn}", value, num_attr[c], styles))
+                add(_cell(f"{letters[c]}{rn}", value, num_attr[c], styles))
         add("</row>")
         out.append("".join(cells))
         if len(out) >= chunk:

@@ -47,7 +47,7 @@ def insert_rows(conn: Connection, table: Table, columns: tuple[str, ...], rows: 
                     row[i] = f(row[i])
             fixed.append(tuple(row))
         rows = fixed
-    conn.exec_driver_sql(sql, list(rows) if not isinstance(rows, list) else rows)
+    conn.exec_driver_sql(sql, rows if isinstance(rows, list) else list(rows))
 
 
 def _remember_last(convert: Callable) -> Callable:
