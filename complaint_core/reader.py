@@ -38,10 +38,6 @@ CORE_KEYS = frozenset({"received_at", "customer_name", "description", "complaint
 _DATE1904_RE = re.compile(rb"<(?:\w+:)?workbookPr\b[^>]*\bdate1904\s*=\s*[\"'](1|true)[\"']", re.I)
 
 
-def _empty(v: Any) -> bool:
-    return v is None or v == "" or (isinstance(v, str) and not v.strip())
-
-
 def find_header(grid: list[list[Any]]) -> tuple[int, dict[str, int], dict[str, int]] | None:
     """(row index, field key -> column, extra header -> column) of the best header row."""
     best: tuple[int, dict[str, int], dict[str, int]] | None = None

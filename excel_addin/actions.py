@@ -15,7 +15,7 @@ from typing import Any
 from complaint_core import __version__
 from complaint_core.errors import NotAComplaintWorkbook
 from complaint_core.ids import next_ids
-from complaint_core.model import ComplaintTable, Finding
+from complaint_core.model import ComplaintTable, Finding, column_letter
 from complaint_core.playbook import DEFAULT_PLAYBOOK, Playbook, playbook_from_rows
 from complaint_core.reader import table_from_grid
 from complaint_core.schema import (
@@ -35,12 +35,6 @@ from .port import WorkbookPort
 MARKS_SHEET = "_校验标记"
 FINDINGS_HEADER = ["工作表", "行", "单元格", "字段", "级别", "代码", "说明"]
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
-
-
-def _col_letter(col: int) -> str:
-    from openpyxl.utils import get_column_letter
-
-    return get_column_letter(col + 1)
 
 
 def load_table(port: WorkbookPort) -> ComplaintTable:
@@ -96,7 +90,7 @@ def validate(port: WorkbookPort) -> str:
         cell[col - first_col] = max(cell[col - first_col] or 0, level)
     port.replace_sheet(MARKS_SHEET, [], hidden=True)
     port.write_block(MARKS_SHEET, top, first_col, grid)
-    area = f"{_col_letter(first_col)}{top}:{_col_letter(last_col)}{bottom}"
+    area = f"{column_letter(first_col)}{top}:{column_letter(last_col)}{bottom}"
     port.set_mark_rules(table.sheet, area, MARKS_SHEET)
     errors = sum(f.severity == "error" for f in findings)
     return f"校验完成：{len(table.rows)} 行，{errors} 个错误，{len(findings) - errors} 个提醒。详见“{SHEET_FINDINGS}”表。"
