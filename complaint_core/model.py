@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -22,10 +23,34 @@ class Invalid:
 
 @dataclass(slots=True)
 class SourceRow:
+    """One row of a shop's complaint table: what it means (``values``) and what was typed.
+
+    What was typed stays in the row as read from the sheet, indexed by a column map that
+    every row of the table shares, rather than in a second dict per row: building that dict
+    was a third of the reader's own work on each row. ``raw`` builds it on request.
+    """
+
     row: int                      # Excel row number (1-based) in the source sheet
     values: dict[str, Any]        # field key -> normalised value (None when empty, Invalid when bad)
-    raw: dict[str, Any] = field(default_factory=dict)     # field key -> cell value as read
     extras: dict[str, Any] = field(default_factory=dict)  # header text -> value, for extra columns
+    cells: Sequence[Any] = ()     # the sheet's row as read
+    cell_index: dict[str, int] = field(default_factory=dict)  # field key -> position in cells
+
+    def typed(self, key: str) -> Any:
+        """The cell of field ``key`` exactly as read (None when blank or not a column)."""
+        at = self.cell_index.get(key)
+        v = self.cells[at] if at is not None and at < len(self.cells) else None
+        return None if _blank(v) else v
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        """Field key -> cell value as read, for every cell that is not blank."""
+        return {k: v for k in self.cell_index if (v := self.typed(k)) is not None}
+
+
+def _blank(v: Any) -> bool:
+    # Excel's empty cell reads as None or ""; a cell of spaces is empty to the shop too.
+    return v is None or (type(v) is str and not v.strip())
 
 
 @dataclass(slots=True)

@@ -7,9 +7,12 @@ We look only at the zip directory and small prefixes, so refusing costs millisec
 
 from __future__ import annotations
 
+import encodings.cp437  # noqa: F401 - zipfile decodes part names with it; loaded once, not per file
 import os
+import re
 import zipfile
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UnreadableWorkbook, UnsafeWorkbook
@@ -20,9 +23,22 @@ MAX_TOTAL_UNCOMPRESSED = 1 << 30          # 1 GiB of XML is ~1M rows x 36 column
 MAX_RATIO = 200                           # real sheet XML compresses 5-20x
 RATIO_MIN_SIZE = 50 << 20                 # small parts may compress well; only big ones matter
 PREFIX = 64 << 10
+HEAD = 4 << 10
+# What may come before an XML document's first element: a byte-order mark, white space, the
+# XML declaration and other processing instructions, comments; a DTD is only allowed there.
+_PROLOG_RE = re.compile(rb"(?:\xef\xbb\xbf)?(?:[ \t\r\n]+|<\?.*?\?>|<!--.*?-->)*", re.S)
+_ELEMENT_RE = re.compile(rb"<[^!?]")
+_DATE1904_RE = re.compile(rb"<(?:\w+:)?workbookPr\b[^>]*\bdate1904\s*=\s*[\"'](1|true)[\"']", re.I)
 
 
-def check_xlsx(path: str | os.PathLike[str]) -> None:
+@dataclass(frozen=True, slots=True)
+class XlsxFacts:
+    """What the check saw on its way through the zip, so the reader need not open it again."""
+
+    date1904: bool = False      # dates count from 1904 (old Mac Excel), not from 1900
+
+
+def check_xlsx(path: str | os.PathLike[str]) -> XlsxFacts:
     """Raise UnreadableWorkbook/UnsafeWorkbook unless ``path`` looks like a sane xlsx/xlsm."""
     p = Path(path)
     try:
@@ -51,13 +67,19 @@ def check_xlsx(path: str | os.PathLike[str]) -> None:
                 raise UnreadableWorkbook(p, "ODS 表格不受支持，请另存为 .xlsx (ods is not supported)")
             if "xl/workbook.xml" not in names:
                 raise UnreadableWorkbook(p, "zip 中没有 xl/workbook.xml，不是 Excel 工作簿 (no workbook part)")
+            date1904 = False
             for info in infos:
                 if info.filename.lower().endswith((".xml", ".rels")):
-                    _check_xml_prefix(p, zf, info)
+                    if info.filename.replace("\\", "/").lower() == "xl/workbook.xml":
+                        prefix = _check_xml_prefix(p, zf, info, whole=True)
+                        date1904 = date1904 or bool(_DATE1904_RE.search(prefix))
+                    else:
+                        _check_xml_prefix(p, zf, info)
     except zipfile.BadZipFile as exc:
         raise UnreadableWorkbook(p, f"zip 文件已损坏或不完整 (corrupt zip: {exc})") from None
     except (OSError, EOFError, ValueError, NotImplementedError, zlib.error) as exc:
         raise UnreadableWorkbook(p, f"zip 文件无法读取 (unreadable zip: {exc})") from None
+    return XlsxFacts(date1904=date1904)
 
 
 def _check_entry_count(p: Path, size: int) -> None:
@@ -99,9 +121,23 @@ def _check_members(p: Path, infos: list[zipfile.ZipInfo]) -> None:
         raise UnsafeWorkbook(p, f"解压后过大（{total >> 20} MiB），疑似 zip 炸弹 (zip bomb refused)")
 
 
-def _check_xml_prefix(p: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
+def _check_xml_prefix(p: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, *, whole: bool = False) -> bytes:
     with zf.open(info) as fh:
-        prefix = fh.read(PREFIX)
+        prefix = fh.read(PREFIX if whole else HEAD)
+        if not whole and not _root_begins(prefix):
+            # An unusual start (long comments, another encoding): look at 64 KiB as a whole.
+            prefix += fh.read(PREFIX - len(prefix))
     # Real xlsx parts never carry a DTD; entity definitions are how XML bombs expand.
     if b"<!DOCTYPE" in prefix or b"<!ENTITY" in prefix:
         raise UnsafeWorkbook(p, f"{info.filename} 含有 DTD/实体定义，疑似 XML 炸弹 (XML entity bomb refused)")
+    return prefix
+
+
+def _root_begins(head: bytes) -> bool:
+    """Whether the document's first element starts in ``head`` after a prolog with no DTD.
+
+    A DTD (where entities are declared) may only stand before the first element, so once
+    that element is seen the rest of a big sheet need not be inflated to be sure.
+    """
+    at = _PROLOG_RE.match(head).end()    # type: ignore[union-attr]  # it matches even b""
+    return _ELEMENT_RE.match(head, at) is not None

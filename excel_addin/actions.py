@@ -111,13 +111,14 @@ def fill(port: WorkbookPort) -> str:
         port.write_block(table.sheet, table.header_row, next_col, [[FIELD_BY_KEY[key].zh]])
         columns[key] = next_col
         next_col += 1
-    existing = {r.row: r.raw for r in table.rows}
+    existing = {r.row: r for r in table.rows}
     cells = 0
     for key in keys:
         changes = {f.row: f.values[key] for f in fills if key in f.values}
         lo, hi = min(changes), max(changes)
         # One write per column: rows between the changed ones get their own value back.
-        block = [[changes.get(r, existing.get(r, {}).get(key))] for r in range(lo, hi + 1)]
+        block = [[changes[r] if r in changes else (existing[r].typed(key) if r in existing else None)]
+                 for r in range(lo, hi + 1)]
         fmt = DATETIME_FORMAT if FIELD_BY_KEY[key].type == "datetime" else None
         port.write_block(table.sheet, lo, columns[key], block, number_format=fmt)
         cells += len(changes)

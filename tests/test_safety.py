@@ -75,6 +75,40 @@ def test_xml_entity_bomb_is_refused_fast(tmp_path):
         read_workbook(bomb)
 
 
+LOL = '<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;">]>'
+
+
+@pytest.mark.parametrize("part", ["xl/worksheets/sheet1.xml", "xl/styles.xml"])
+@pytest.mark.parametrize("before", [
+    "",
+    "<!-- " + "x" * 6000 + " -->",            # a comment longer than the first look
+    "<!-- <a> looks like an element " + "x" * 6000 + " -->",
+    "\r\n" * 3000,                             # white space past the first look
+    "<?pi " + "y" * 5000 + "?>",
+], ids=["plain", "long-comment", "fake-element-in-comment", "whitespace", "long-pi"])
+def test_a_dtd_anywhere_before_the_first_element_is_refused(tmp_path, part, before):
+    # The check inflates only the first 4 KiB of a big part when the first element starts
+    # there; a DTD pushed further down by comments or padding must still be found.
+    src = write_shop_workbook(tmp_path / "ok.xlsx", sample_rows(3, seed=1, now=NOW))
+    bad = tmp_path / "dtd.xlsx"
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(bad, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename == part:
+                body = data.split(b"?>", 1)[1] if data.startswith(b"<?xml") else data
+                data = b'<?xml version="1.0" encoding="UTF-8"?>' + before.encode() + LOL.encode() + body
+            zout.writestr(info, data)
+    assert "XML" in _refused_fast(bad, UnsafeWorkbook)
+    with pytest.raises(UnsafeWorkbook):
+        read_workbook(bad)
+
+
+def test_the_1904_flag_is_seen_by_the_check(tmp_path):
+    rows = sample_rows(2, seed=2, now=NOW)
+    assert check_xlsx(write_shop_workbook(tmp_path / "a.xlsx", rows, date1904=True)).date1904 is True
+    assert check_xlsx(write_shop_workbook(tmp_path / "b.xlsx", rows)).date1904 is False
+
+
 def test_too_many_members_refused(tmp_path):
     path = tmp_path / "many.xlsx"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
