@@ -86,10 +86,11 @@ LOL = '<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol1 "&lol;&lol;&lol;&lol;&lo
     "\r\n" * 3000,                             # white space past the first look
     "<?pi " + "y" * 5000 + "?>",
 ], ids=["plain", "long-comment", "fake-element-in-comment", "whitespace", "long-pi"])
-def test_a_dtd_anywhere_before_the_first_element_is_refused(tmp_path, part, before):
-    # The check inflates only the first 4 KiB of a big part when the first element starts
-    # there; a DTD pushed further down by comments or padding must still be found.
-    src = write_shop_workbook(tmp_path / "ok.xlsx", sample_rows(3, seed=1, now=NOW))
+@pytest.mark.parametrize("rows", [3, 100], ids=["small-parts", "sheet-over-64KiB"])
+def test_a_dtd_anywhere_before_the_first_element_is_refused(tmp_path, part, before, rows):
+    # The check inflates only the first 4 KiB of a part over 64 KiB when the first element
+    # starts there; a DTD pushed further down by comments or padding must still be found.
+    src = write_shop_workbook(tmp_path / "ok.xlsx", sample_rows(rows, seed=1, now=NOW))
     bad = tmp_path / "dtd.xlsx"
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(bad, "w", zipfile.ZIP_DEFLATED) as zout:
         for info in zin.infolist():
@@ -101,6 +102,19 @@ def test_a_dtd_anywhere_before_the_first_element_is_refused(tmp_path, part, befo
     assert "XML" in _refused_fast(bad, UnsafeWorkbook)
     with pytest.raises(UnsafeWorkbook):
         read_workbook(bad)
+
+
+@pytest.mark.parametrize("part", ["xl/styles.xml", "xl/theme/theme1.xml", "xl/worksheets/sheet1.xml"])
+def test_a_part_up_to_64KiB_with_a_wrong_checksum_is_refused(tmp_path, part):
+    # python-calamine stops reading styles and shared strings at their closing tag and so never
+    # checks their CRC; the check reads a part up to 64 KiB to its end, so zipfile does.
+    src = write_shop_workbook(tmp_path / "ok.xlsx", sample_rows(3, seed=1, now=NOW))
+    info = zipfile.ZipFile(src).getinfo(part)
+    assert info.file_size <= 64 << 10
+    crc = info.CRC
+    bad = tmp_path / "crc.xlsx"
+    bad.write_bytes(src.read_bytes().replace(crc.to_bytes(4, "little"), (crc ^ 1).to_bytes(4, "little")))
+    assert "CRC" in _refused_fast(bad)
 
 
 def test_the_1904_flag_is_seen_by_the_check(tmp_path):
