@@ -40,7 +40,7 @@ class SourceRow:
         """The cell of field ``key`` exactly as read (None when blank or not a column)."""
         at = self.cell_index.get(key)
         v = self.cells[at] if at is not None and at < len(self.cells) else None
-        return None if _blank(v) else v
+        return None if is_blank(v) else v
 
     @property
     def raw(self) -> dict[str, Any]:
@@ -48,8 +48,8 @@ class SourceRow:
         return {k: v for k in self.cell_index if (v := self.typed(k)) is not None}
 
 
-def _blank(v: Any) -> bool:
-    # Excel's empty cell reads as None or ""; a cell of spaces is empty to the shop too.
+def is_blank(v: Any) -> bool:
+    """Whether a cell is empty to the shop: Excel's None or "", or only spaces."""
     return v is None or (type(v) is str and not v.strip())
 
 

@@ -18,7 +18,7 @@ from python_calamine import CalamineWorkbook
 
 from .errors import BadSetting, NotAComplaintWorkbook, UnreadableWorkbook
 from .gcpause import paused_gc
-from .model import ComplaintTable, SourceRow
+from .model import ComplaintTable, SourceRow, is_blank
 from .playbook import DEFAULT_PLAYBOOK, Playbook, playbook_from_rows
 from .safety import check_xlsx
 from .schema import (
@@ -68,7 +68,9 @@ class _Plan:
 
     This runs once per cell of every shop file, so the common cells (text as typed, a
     choice picked from the dropdown, a date Excel stored as a date, an empty cell) are
-    settled inline, and only the rest goes through ``values.normalise``.
+    settled inline, and only the rest goes through ``values.normalise``. The loops look alike
+    and test for a blank cell inline (``model.is_blank`` written out) on purpose: a shared
+    helper would cost a call per cell, and the calls were what made this pass slow.
     """
 
     def __init__(self, key_cols: list[tuple[str, int]]) -> None:
@@ -124,7 +126,7 @@ class _Plan:
                 typed = True
         for k, c in self.other:   # a kind the schema may gain later: the full normaliser
             v = line[c]
-            if v is not None and (type(v) is not str or v.strip()):
+            if not is_blank(v):
                 values[k] = normalise(k, v, date1904=date1904)
                 typed = True
         return values, typed
@@ -169,7 +171,7 @@ def table_from_grid(
         ext: dict[str, Any] = {}
         for h, c in extra_cols:
             v = line[c]
-            if v is not None and v != "" and (type(v) is not str or v.strip()):
+            if not is_blank(v):
                 ext[h] = v
         if not typed and not ext:
             continue  # a blank row in the middle is a gap, not the end of the table
