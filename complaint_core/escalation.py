@@ -1,0 +1,49 @@
+"""Which complaints go up at once (预警上报), and why.
+
+Seed 004 makes "not exposed by the media" the highest rule and asks for an early-warning and
+escalation path; seed 001 names the customers with a social background. A clerk often leaves
+严重程度 at 一般 for a complaint passed on by 12315 or one that threatens the press, so the
+dropdown alone is not enough: the channel, the customer type and the words the customer used
+count too. The word list is the shop's to edit (the playbook sheet); these are the defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+# Words that signal media, legal or regulator risk, as customers write them in China.
+DEFAULT_RISK_WORDS: tuple[str, ...] = (
+    "记者", "电视台", "报社", "曝光", "媒体", "微博", "抖音", "小红书", "朋友圈", "热搜", "网上发",
+    "律师", "起诉", "法院", "诉讼", "打官司", "报警", "派出所",
+    "12315", "12345", "消协", "消费者协会", "市场监管", "工商局", "投诉到上级", "监管部门",
+)
+
+# The fields a customer's own words end up in.
+TEXT_FIELDS = ("description", "customer_request", "notes")
+
+THIRD_PARTY_CHANNEL = "第三方转办"
+CONNECTED_TYPE = "有社会背景型"
+
+
+def escalation_reasons(values: Mapping[str, Any], words: Iterable[str] = DEFAULT_RISK_WORDS) -> list[str]:
+    """Why this complaint must be reported upward at once; empty when it need not be.
+
+    Each reason is a short Chinese phrase a manager reads on the alert ("渠道：第三方转办").
+    """
+    reasons: list[str] = []
+    if values.get("severity") == "严重":
+        reasons.append("严重程度：严重")
+    if values.get("channel") == THIRD_PARTY_CHANNEL:
+        reasons.append(f"渠道：{THIRD_PARTY_CHANNEL}（消协/12315 等转来）")
+    if values.get("customer_type") == CONNECTED_TYPE:
+        reasons.append(f"客户类型：{CONNECTED_TYPE}")
+    text = " ".join(str(values.get(k) or "") for k in TEXT_FIELDS)
+    hits = [w for w in dict.fromkeys(w.strip() for w in words) if w and w in text]
+    if hits:
+        reasons.append("提到：" + "、".join(hits[:5]))
+    return reasons
+
+
+def escalates(values: Mapping[str, Any], words: Iterable[str] = DEFAULT_RISK_WORDS) -> bool:
+    return bool(escalation_reasons(values, words))
