@@ -116,28 +116,20 @@ def _merge_env(shops: int, rows: int) -> tuple[Any, Path, Path, str]:
     return merge_once, files[0].parent, work / "merged.xlsx", f"sqlite:///{work / 'state.sqlite'}"
 
 
-def _providers() -> list:
-    """Every sheet of the merged workbook: the scheduler's 逾期/处罚/汇总 sheets too."""
-    try:
-        return list(importlib.import_module("scheduler.api").sheet_providers())
-    except ImportError:
-        return []
-
-
-def _call_merge(merge_once: Any, folder: Path, out: Path, url: str, providers: list) -> Any:
-    return merge_once([folder], out, state_url=url, now=NOW, sheet_providers=providers)
+def _call_merge(merge_once: Any, folder: Path, out: Path, url: str) -> Any:
+    # every path renders every sheet of the contract (汇总, 逾期 and 处罚 included)
+    return merge_once([folder], out, state_url=url, now=NOW)
 
 
 def merge_ours(shops: int, rows: int) -> dict:
     merge_once, folder, out, url = _merge_env(shops, rows)
-    providers = _providers()
     t = time.perf_counter()
-    report = _call_merge(merge_once, folder, out, url, providers)
+    report = _call_merge(merge_once, folder, out, url)
     secs = time.perf_counter() - t
     if report.failed or report.written is None:
         raise RuntimeError(f"merge failed: {report.failed[:1]} {report.write_error}")
     return {"seconds": secs, "rows": report.rows, "files_read": len(report.read),
-            "sheets": len(providers) + 1}
+            "sheets": 7}
 
 
 # ---- (3) incremental merge ---------------------------------------------------------------
@@ -157,12 +149,11 @@ def incremental_ours(shops: int, rows: int) -> dict:
     merge_once, folder, out, url = _merge_env(shops, rows)
     folder2 = out.parent / "shops"
     shutil.copytree(folder, folder2)
-    providers = _providers()
-    _call_merge(merge_once, folder2, out, url, providers)
+    _call_merge(merge_once, folder2, out, url)
     changed = sorted(folder2.glob("*.xlsx"))[0]
     write_shop(changed, rows_for(rows, shop="S001", seed=99), shop="S001")
     t = time.perf_counter()
-    report = _call_merge(merge_once, folder2, out, url, providers)
+    report = _call_merge(merge_once, folder2, out, url)
     secs = time.perf_counter() - t
     return {"seconds": secs, "rows": rows, "files_read": len(report.read),
             "files_skipped": len(report.skipped)}
@@ -173,11 +164,10 @@ def render_only(shops: int, rows: int) -> dict:
     render_merged = _need("complaint_core.merged.render", "render_merged")
     open_store = _need("complaint_core.store", "open_store")
     merge_once, folder, out, url = _merge_env(shops, rows)
-    providers = _providers()
-    _call_merge(merge_once, folder, out, url, providers)
+    _call_merge(merge_once, folder, out, url)
     store = open_store(url)
     t = time.perf_counter()
-    rendered = render_merged(store, out, now=NOW, providers=providers)
+    rendered = render_merged(store, out, now=NOW)
     return {"seconds": time.perf_counter() - t, "rows": rendered.rows}
 
 
@@ -198,7 +188,7 @@ def latency_ours(shops: int, rows: int, saves: int) -> dict:
     files = shop_set(shops, rows, folder=Path(tempfile.mkdtemp()) / "shops")
     out = files[0].parent.parent / "merged.xlsx"
     daemon = Daemon([files[0].parent], out, f"sqlite:///{out.parent / 'state.sqlite'}",
-                    providers=_providers(), clock=lambda: NOW)
+                    clock=lambda: NOW)
     daemon.start()
     daemon.merge_now()
     try:

@@ -18,14 +18,10 @@ def start_watcher(sched: Any, cfg: dict[str, dict[str, Any]]) -> Any:
     poll_sources = sync.get("poll_sources") or []
     if not sources and not poll_sources:
         return None
-    from complaint_core.rules_book import DEFAULT, load_rules
-    from scheduler.api import sheet_providers
     from sync.daemon import Daemon
 
-    rules = load_rules(cfg["rules"]["path"]) if cfg["rules"]["path"] else DEFAULT
-    providers = sheet_providers(rules)
     daemon = Daemon([Path(s) for s in sources], Path(cfg["store"]["merged"]), cfg["store"]["url"],
-                    poll=sync["poll"], poll_sources=[Path(s) for s in poll_sources], providers=providers,
+                    poll=sync["poll"], poll_sources=[Path(s) for s in poll_sources],
                     rescan_interval=cfg["sync"]["rescan_minutes"] * 60)
     daemon.start()
     atexit.register(daemon.stop)

@@ -40,17 +40,17 @@ def rules_cmd(out: Path) -> None:
 def scan_cmd(state: str, out: Path, now: str | None, rules_path: str | None) -> None:
     """逾期扫描、处罚、汇总 / overdue scan, penalties, summary."""
     from complaint_core.merged.render import render_merged
-    from complaint_core.rules_book import DEFAULT, load_rules
+    from complaint_core.rules_book import load_rules
     from complaint_core.store import open_store
 
-    from .api import scan_once, sheet_providers
+    from .api import scan_once
 
     clock = _clock(now)
     try:
-        rules = load_rules(rules_path) if rules_path else DEFAULT
+        rules = load_rules(rules_path) if rules_path else None
         store = open_store(state)
         rep = scan_once(store, now=clock, rules=rules)
-        render_merged(store, out, now=clock, providers=sheet_providers(rules))
+        render_merged(store, out, now=clock)
     except ComplaintDeskError as e:
         _fail(e)
     click.echo(f"投诉 {rep.records} 条，需关注 {rep.flagged} 条（逾期 {rep.overdue}），新处罚 {rep.new_penalties} 条，"

@@ -73,17 +73,17 @@ def transport_for(cfg: Config) -> Any:
 
 def scan_job(config_path: str) -> None:
     """Scan, queue, send and re-render the merged workbook (when configured)."""
-    from .api import scan_once, send_due, sheet_providers
+    from .api import scan_once, send_due
 
     cfg = load_config(config_path)
-    rules = load_rules(cfg["rules"]["path"]) if cfg["rules"]["path"] else DEFAULT
+    rules = load_rules(cfg["rules"]["path"]) if cfg["rules"]["path"] else None
     now = _now(cfg)
     with _store(cfg) as store:
         scan_once(store, now=now, rules=rules)
         _log_send(send_due(store, transport_for(cfg), now=now, sender=cfg["mail"]["sender"]))
         if cfg["store"]["merged"]:
             from complaint_core.merged.render import render_merged
-            render_merged(store, cfg["store"]["merged"], now=now, providers=sheet_providers(rules))
+            render_merged(store, cfg["store"]["merged"], now=now)
 
 
 def send_job(config_path: str) -> None:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from complaint_core.errors import WorkbookLocked
 from complaint_core.gcpause import paused_gc
-from complaint_core.merged.model import SheetProvider
 from complaint_core.merged.render import render_merged
 from complaint_core.store import Store, open_store
 
@@ -27,7 +26,7 @@ def default_state_url(out: Path) -> str:
 
 @paused_gc()   # reading 100 shops and writing every sheet: see complaint_core/gcpause.py
 def merge_into(store: Store, sources: list[Path], out: Path, *, now: datetime,
-               sheet_providers: Iterable[SheetProvider] = (), settle: float = 0.0,
+               settle: float = 0.0,
                only: set[Path] | None = None, progress: Callable[[Path], Any] | None = None,
                render_when_idle: bool = True) -> MergeReport:
     """Scan ``sources`` (or ``only`` those files) into ``store`` and rewrite ``out``.
@@ -42,7 +41,7 @@ def merge_into(store: Store, sources: list[Path], out: Path, *, now: datetime,
         report.seconds = time.perf_counter() - started
         return report
     try:
-        rendered = render_merged(store, out, now=now, providers=sheet_providers)
+        rendered = render_merged(store, out, now=now)
         report.written = rendered.path
         report.rows = rendered.rows
         report.conflicts = rendered.conflicts
@@ -57,7 +56,7 @@ def merge_into(store: Store, sources: list[Path], out: Path, *, now: datetime,
 
 
 def merge_once(sources: list[Path], out: Path, *, state_url: str | None = None, now: datetime,
-               sheet_providers: Iterable[SheetProvider] = (), poll: bool = False,
+               poll: bool = False,
                progress: Callable[[Path], Any] | None = None) -> MergeReport:
     """Read every changed shop workbook under ``sources`` and rewrite ``out``.
 
@@ -67,6 +66,6 @@ def merge_once(sources: list[Path], out: Path, *, state_url: str | None = None, 
     store = open_store(state_url or default_state_url(out))
     try:
         return merge_into(store, [Path(s) for s in sources], out, now=now,
-                          sheet_providers=sheet_providers, progress=progress)
+                          progress=progress)
     finally:
         store.engine.dispose()

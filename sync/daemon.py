@@ -11,7 +11,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from complaint_core.merged.model import SheetProvider
 from complaint_core.store import open_store
 
 from .api import default_state_url, merge_into
@@ -34,7 +33,6 @@ class Daemon:
 
     def __init__(self, sources: list[Path], out: Path, state_url: str | None = None, *,
                  poll: bool = False, poll_sources: Iterable[Path] = (), poll_interval: float = 2.0,
-                 providers: Iterable[SheetProvider] = (),
                  rescan_interval: float = 300.0, settle_seconds: float = 2.0, max_defer_seconds: float = 30.0,
                  clock: Callable[[], datetime] = datetime.now) -> None:
         polled = [Path(s).resolve() for s in poll_sources]
@@ -42,7 +40,6 @@ class Daemon:
         self.sources = list(dict.fromkeys([Path(s).resolve() for s in sources] + polled))
         self.out = Path(out).resolve()
         self.store = open_store(state_url or default_state_url(self.out))
-        self.providers = tuple(providers)
         self.rescan_interval = rescan_interval
         self.settle = settle_seconds
         self.max_defer = max_defer_seconds
@@ -75,7 +72,7 @@ class Daemon:
         """A full rescan and rewrite (start-up, schedule, or a job of the scheduler)."""
         with self._lock:
             report = merge_into(self.store, self.sources, self.out, now=self.clock(),
-                                sheet_providers=self.providers, settle=0.2)
+                                settle=0.2)
             self.merges += 1
             self.last_report = report
             self.redo_at = None
@@ -87,8 +84,7 @@ class Daemon:
         with self._lock:
             now = self.clock()
             due = {p for p, at in pending_retries(self.store, self.sources).items() if at <= now}
-            report = merge_into(self.store, self.sources, self.out, now=now, sheet_providers=self.providers,
-                                settle=0.2, only=due, render_when_idle=False)
+            report = merge_into(self.store, self.sources, self.out, now=now, settle=0.2, only=due, render_when_idle=False)
             self.retries += 1
             self.last_report = report
             self._plan_retry()

@@ -133,7 +133,7 @@ def test_merged_workbook_and_reminder_mails_keep_customer_text_as_text(tmp_path)
 
     from complaint_core.rules_book import Person, Rules
     from complaint_core.store import open_store
-    from scheduler.api import scan_once, send_due, sheet_providers
+    from scheduler.api import scan_once, send_due
     from scheduler.transport import EmlFolderTransport
     from sync.api import merge_once
     from tests.support.workbooks import NOW as FIXED_NOW
@@ -157,7 +157,7 @@ def test_merged_workbook_and_reminder_mails_keep_customer_text_as_text(tmp_path)
     send_due(store, EmlFolderTransport(outbox), now=FIXED_NOW)
     from complaint_core.merged.render import render_merged
 
-    render_merged(store, merged, now=FIXED_NOW, providers=sheet_providers(rules))
+    render_merged(store, merged, now=FIXED_NOW)
     assert_inert(merged)
     wb = load_workbook(merged)
     texts = {c.value for ws in wb.worksheets for row in ws.iter_rows() for c in row if isinstance(c.value, str)}

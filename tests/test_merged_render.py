@@ -10,7 +10,7 @@ from pathlib import Path
 import openpyxl
 from python_calamine import CalamineWorkbook
 
-from complaint_core.merged.model import SHEET_ORDER, Block, ChartSpec, Column, SheetData
+from complaint_core.merged.model import SHEET_ORDER, Column, SheetData
 from complaint_core.merged.render import render_merged
 from complaint_core.store import open_store
 from sync.api import merge_into
@@ -26,19 +26,13 @@ def _shop(tmp: Path, n: int, **changes: object) -> Path:
     return folder
 
 
-def test_text_stays_text_and_provider_sheets(tmp_path: Path) -> None:
+def test_text_stays_text_and_every_sheet(tmp_path: Path) -> None:
     folder = _shop(tmp_path, 5, description="=HYPERLINK(\"http://x\",\"点\")", notes="http://evil.example")
     store = open_store(tmp_path / "s.sqlite")
     out = tmp_path / "m.xlsx"
     merge_into(store, [folder], out, now=NOW)
 
-    def provider(conn: object, now: object) -> list[SheetData]:
-        cols = [Column("shop", "门店"), Column("n", "数量", "int")]
-        block = Block("按门店", cols, [["SH01", 5], ["SH02", 3]],
-                      charts=[ChartSpec("column", "投诉数", 0, (1,), 0, 1)])
-        return [SheetData("汇总", blocks=[block], as_table=False)]
-
-    report = render_merged(store, out, now=NOW, providers=[provider])
+    report = render_merged(store, out, now=NOW)
     assert report.sheets == list(SHEET_ORDER)
     wb = openpyxl.load_workbook(out)
     ws = wb["全部投诉"]
@@ -92,7 +86,7 @@ def test_manager_edit_saved_while_writing_survives(tmp_path: Path) -> None:
 
 def test_rows_beyond_excel_limit_are_announced_not_silently_dropped(tmp_path, monkeypatch):
     from complaint_core.merged import xlsx
-    from complaint_core.merged.model import Column, SheetData
+    from complaint_core.merged.model import SheetData
 
     monkeypatch.setattr(xlsx, "EXCEL_MAX_ROWS", 12)  # the real limit, scaled down
     sheet = SheetData(name="全部投诉", columns=[Column("a", "A")], rows=[[f"r{i}"] for i in range(20)])
@@ -103,7 +97,9 @@ def test_rows_beyond_excel_limit_are_announced_not_silently_dropped(tmp_path, mo
     assert len(grid) == 12 and "另有 10 条记录" in grid[-1][0]
 
 
-def test_two_threads_render_one_workbook_in_turn(tmp_path: Path) -> None:
+def test_two_threads_render_one_workbook_in_turn(tmp_path: Path, monkeypatch) -> None:
+    from complaint_core.merged import render
+
     # `complaint-desk run`: the watcher thread and the scan job both rewrite the merged workbook
     folder = _shop(tmp_path, 5)
     store = open_store(tmp_path / "s.sqlite")
@@ -112,15 +108,18 @@ def test_two_threads_render_one_workbook_in_turn(tmp_path: Path) -> None:
     inside: list[int] = []
     overlaps: list[int] = []
 
-    def slow(view: object, now: object) -> list[SheetData]:
+    build = render.build_sheets
+
+    def slow(store: object, now: object) -> list[SheetData]:
         inside.append(1)
         if len(inside) > 1:
             overlaps.append(len(inside))
         time.sleep(0.3)
         inside.pop()
-        return []
+        return build(store, now)
 
-    threads = [threading.Thread(target=render_merged, args=(store, out), kwargs={"now": NOW, "providers": [slow]})
+    monkeypatch.setattr(render, "build_sheets", slow)
+    threads = [threading.Thread(target=render_merged, args=(store, out), kwargs={"now": NOW})
                for _ in range(3)]
     for th in threads:
         th.start()

@@ -5,7 +5,7 @@ racing on one database (PostgreSQL or SQLite) double neither a penalty nor a mai
 Both stores run the whole chain once per module (a module fixture): three shops' workbooks
 merged by the sync card, two scans at the same clock, the day's digests written as .eml files,
 a scan a day later, its digests through a real aiosmtpd server, and the merged workbook
-rendered with the scheduler's sheet providers. The tests then check each run and compare them.
+rendered with every sheet. The tests then check each run and compare them.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from complaint_core.rules_book import Person, Rules
 from complaint_core.store import Store, open_store
 from complaint_core.store.sched_tables import outbox, penalty_events
 from complaint_desk.demo_data import EMAILS, STAFF
-from scheduler.api import ScanReport, scan_once, send_due, sheet_providers
+from scheduler.api import ScanReport, scan_once, send_due
 from scheduler.outbox import SendReport
 from scheduler.transport import EmlFolderTransport, SmtpTransport
 from sync.api import merge_once
@@ -99,8 +99,7 @@ class Run:
 def run_chain(url: str, folders: list[Path], work: Path) -> Run:
     work.mkdir()
     merged, eml_dir = work / "汇总.xlsx", work / "outbox"
-    providers = sheet_providers(RULES)
-    report = merge_once(folders, merged, state_url=url, now=NOW, sheet_providers=providers)
+    report = merge_once(folders, merged, state_url=url, now=NOW)
     assert report.rows == len(SHOPS) * ROWS_PER_SHOP and not report.failed, report
     with opened(url) as store:
         first = scan_once(store, now=NOW, rules=RULES)
@@ -129,7 +128,7 @@ def run_chain(url: str, folders: list[Path], work: Path) -> Run:
         server.stop()
     # The day-2 mails went by SMTP: the .eml folder must not have gained or redone any.
     eml_after = sorted(p.name for p in eml_dir.glob("*.eml"))
-    merge_once(folders, merged, state_url=url, now=DAY2, sheet_providers=providers)
+    merge_once(folders, merged, state_url=url, now=DAY2)
     return Run(first, again, day2, events_first, events_again, events_day2, outbox_rows(url), eml_sends,
                eml_files, eml_after, smtp_sends, sorted(mails), {s: grid(merged, s) for s in SHEETS})
 

@@ -10,7 +10,7 @@ from openpyxl import load_workbook
 import scheduler.api  # noqa: F401
 from complaint_core.merged.render import render_merged
 from complaint_core.store import open_store
-from scheduler.api import demo_chain, scan_once, sheet_providers
+from scheduler.api import demo_chain, scan_once
 from tests.test_mail_outbox import RULES, fill
 
 NOW = datetime(2026, 3, 8, 11, 0)
@@ -30,7 +30,7 @@ def test_sheets_charts_and_confirmations(tmp_path, soffice_opens):
     store = open_store(url)
     scan_once(store, now=NOW, rules=RULES)
     out = tmp_path / "汇总.xlsx"
-    render_merged(store, out, now=NOW, providers=sheet_providers(RULES))
+    render_merged(store, out, now=NOW)
     wb = load_workbook(out)
     assert wb.sheetnames[0] == "汇总" and {"逾期", "处罚"} <= set(wb.sheetnames)
     pen = wb["处罚"]
@@ -50,13 +50,13 @@ def test_sheets_charts_and_confirmations(tmp_path, soffice_opens):
     amount = first[cols["金额"] - 1].value
     pen.cell(first[0].row, cols["处罚确认"]).value = "免除"
     wb.save(out)
-    render_merged(open_store(url), out, now=NOW, providers=sheet_providers(RULES))
+    render_merged(open_store(url), out, now=NOW)
     wb = load_workbook(out)
     kept = [r for r in wb["处罚"].iter_rows(values_only=True) if "免除" in r]
     assert len(kept) == 1
-    # render_merged reads the manager's edits back after the providers ran, so the summary
+    # render_merged reads the manager's edits back before it builds the sheets, so the summary
     # reflects the waiver from the next rewrite on (the daemon rewrites on every scan).
-    render_merged(open_store(url), out, now=NOW, providers=sheet_providers(RULES))
+    render_merged(open_store(url), out, now=NOW)
     wb = load_workbook(out)
     assert [r for r in wb["处罚"].iter_rows(values_only=True) if "免除" in r]
     assert summary_value(wb["汇总"], "张三") == 360 - amount
@@ -109,7 +109,7 @@ def test_time_to_resolution_block_and_chart(tmp_path):
     url = f"sqlite:///{tmp_path / 'state.db'}"
     put(url, records)
     out = tmp_path / "汇总.xlsx"
-    render_merged(open_store(url), out, now=NOW, providers=sheet_providers(RULES))
+    render_merged(open_store(url), out, now=NOW)
 
     # Hand count: ≤1天 A-0 and A-1 (exactly one day), 1-3天 A-2, 3-7天 A-3, >7天 A-4, 未解决.
     expected = {"≤1天": 2, "1-3天": 1, "3-7天": 1, ">7天": 1, "未解决": 2}

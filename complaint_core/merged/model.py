@@ -1,15 +1,12 @@
 """What one sheet of the merged workbook holds, independent of the writer library.
 
-The sync daemon renders 全部投诉/冲突/校验问题/来源 from the store; the scheduler contributes
-汇总/逾期/处罚 through *sheet providers* (callables returning SheetData). The renderer puts
-them in the contract order and keeps the columns managers own.
+Every sheet is built from the store and the clock (merged/sheets.py, merged/report.py); the
+renderer writes them in the contract order and keeps the columns managers own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Literal
 
 ColumnKind = Literal["text", "datetime", "date", "money", "int", "float", "percent"]
@@ -65,8 +62,3 @@ class SheetData:
     blocks: list[Block] = field(default_factory=list)  # used instead of columns/rows (汇总)
     note: str = ""                     # one line above the table explaining the sheet
     hidden: bool = False               # bookkeeping for the daemon, not for people
-
-
-# A provider gets a read view of the store (complaint_core.store.db.View: current_records(),
-# manager_edits(sheet), begin(), memo()) and the clock, and returns sheets to add or replace.
-SheetProvider = Callable[[Any, datetime], list[SheetData]]

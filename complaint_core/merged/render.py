@@ -8,7 +8,6 @@ the target meanwhile, read back again and re-render before the atomic replace.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -16,17 +15,12 @@ from typing import Any
 
 from ..atomic import atomic_write, sweep_temp_files
 from ..gcpause import paused_gc
+from ..store import Store
 from ..store.db import View
-from .model import SHEET_ORDER, SheetData, SheetProvider
+from .model import SHEET_ORDER, SheetData
 from .readback import _key_text, read_manager_edits, rendered_sheet
-from .sheets import (
-    all_sheet,
-    conflict_sheet,
-    empty_sheet,
-    findings_sheet,
-    sources_sheet,
-    summary_sheet,
-)
+from .report import overdue_sheet, penalty_sheet, summary_sheet
+from .sheets import all_sheet, conflict_sheet, findings_sheet, sources_sheet
 from .xlsx import write_workbook
 
 
@@ -40,25 +34,23 @@ class RenderReport:
     conflicts: int = 0
 
 
-def build_sheets(store: Any, now: datetime, providers: Iterable[SheetProvider] = ()) -> list[SheetData]:
+def build_sheets(store: Store, now: datetime) -> list[SheetData]:
+    """Every sheet of the contract, from the store and the clock alone."""
     # one transaction: every sheet shows the same moment, even while a scan writes penalties
     with store.engine.begin() as conn:
         view = View(store, conn)
         records = view.current_records()
-        sheets = {
-            "汇总": summary_sheet(records, now),
-            "全部投诉": all_sheet(records),
-            "逾期": empty_sheet("逾期", "逾期投诉由定时任务填写"),
-            "处罚": empty_sheet("处罚", "处罚建议由定时任务填写"),
-            "冲突": conflict_sheet(view.conflicts()),
-            "校验问题": findings_sheet(view.findings()),
-            "来源": sources_sheet(view.sources()),
-        }
-        for provider in providers:
-            for sheet in provider(view, now):
-                sheets[sheet.name] = sheet
-    order = [n for n in SHEET_ORDER if n in sheets] + [n for n in sheets if n not in SHEET_ORDER]
-    return [sheets[n] for n in order]
+        sheets = [
+            summary_sheet(view, now),
+            all_sheet(records),
+            overdue_sheet(view, now),
+            penalty_sheet(view, now),
+            conflict_sheet(view.conflicts()),
+            findings_sheet(view.findings()),
+            sources_sheet(view.sources()),
+        ]
+    assert tuple(s.name for s in sheets) == SHEET_ORDER
+    return sheets
 
 
 def _overlay(sheets: list[SheetData], store: Any) -> int:
@@ -109,17 +101,17 @@ def _lock_for(out: Path) -> threading.Lock:
         return _LOCKS.setdefault(out.resolve(), threading.Lock())
 
 
-def render_merged(store: Any, out_path: str | Path, *, now: datetime,
-                  providers: Iterable[SheetProvider] = ()) -> RenderReport:
+def render_merged(store: Store, out_path: str | Path, *, now: datetime) -> RenderReport:
+    """Write every sheet of the merged workbook from the store, keeping what managers typed."""
     out = Path(out_path)
     with _lock_for(out), paused_gc():
         sweep_temp_files(out.parent)
-        return _render(store, out, now, tuple(providers))
+        return _render(store, out, now)
 
 
-def _render(store: Any, out: Path, now: datetime, providers: tuple[SheetProvider, ...]) -> RenderReport:
+def _render(store: Store, out: Path, now: datetime) -> RenderReport:
     report = RenderReport(out)
-    sheets = build_sheets(store, now, providers)
+    sheets = build_sheets(store, now)
     before = _stamp(out)
     # Untouched since our last write (same mtime and size): nobody typed into it, and reading
     # 100,000 rows back would cost a third of the rewrite.
@@ -127,14 +119,14 @@ def _render(store: Any, out: Path, now: datetime, providers: tuple[SheetProvider
     if not untouched and _read_back(store, out, sheets, now):
         # A manager's new 处罚确认 (确认/免除/申诉) changes the totals on 汇总: build again so the
         # figures respect it in this rewrite, not the next one.
-        sheets = build_sheets(store, now, providers)
+        sheets = build_sheets(store, now)
     report.manager_edits = _overlay(sheets, store)
     with atomic_write(out) as tmp:
         write_workbook(tmp, [*sheets, rendered_sheet(sheets)])
         if _stamp(out) != before:
             # The manager saved while we wrote: keep their typing, render again.
             report.rerendered = True
-            sheets = build_sheets(store, now, providers)
+            sheets = build_sheets(store, now)
             _read_back(store, out, sheets, now)
             report.manager_edits = _overlay(sheets, store)
             write_workbook(tmp, [*sheets, rendered_sheet(sheets)])

@@ -1,16 +1,14 @@
-"""The sheets the store itself knows: 全部投诉, 冲突, 校验问题, 来源 and a plain 汇总."""
+"""The sheets the store itself knows: 全部投诉, 冲突, 校验问题, 来源."""
 
 from __future__ import annotations
 
 import functools
 import operator
-from collections import Counter
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ..schema import FIELD_BY_KEY, FIELDS
-from .model import Block, Column, SheetData
+from .model import Column, SheetData
 
 
 @functools.lru_cache(maxsize=4096)
@@ -83,20 +81,3 @@ def sources_sheet(sources: list[dict[str, Any]]) -> SheetData:
     rows = [[s["shop"], s["path"], s["rows"] or 0, s["last_read"], _STATUS.get(s["status"], s["status"]),
              s["error"] or ""] for s in sources]
     return SheetData("来源", cols, rows, note="每个来源文件：读取失败时保留其上次成功读取的行")
-
-
-def summary_sheet(records: list[dict[str, Any]], now: datetime) -> SheetData:
-    counts = Counter((r["shop"], r.get("status") or "(空)") for r in records if not r["deleted"])
-    statuses = sorted({s for _, s in counts})
-    shops = sorted({s for s, _ in counts})
-    cols = [Column("shop", "门店", width=10)] + [Column(s, s, "int", 9) for s in statuses] + \
-        [Column("total", "合计", "int", 9)]
-    rows = [[shop] + [counts.get((shop, s), 0) for s in statuses] +
-            [sum(counts.get((shop, s), 0) for s in statuses)] for shop in shops]
-    block = Block(f"各门店投诉数（截至 {now:%Y-%m-%d %H:%M}）", cols, rows)
-    return SheetData("汇总", blocks=[block], as_table=False)
-
-
-def empty_sheet(name: str, note: str) -> SheetData:
-    return SheetData(name, [Column("shop", "门店"), Column("complaint_id", "投诉编号", width=18)], [],
-                     note=note)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from collections import defaultdict
@@ -14,11 +15,17 @@ from typing import Any
 from sqlalchemy import bindparam, create_engine, delete, event, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
+from ..penalties import PenaltyEvent
+from ..rules_book import DEFAULT as DEFAULT_RULES
+from ..rules_book import Rules
 from ..schema import KEYS
+from . import dcjson
+from . import sched_tables as st
 from . import tables as t
 from .codec import content_hash, decode_values, encode_values, record_key
 
 _SCHEMA_KEYS = frozenset(KEYS)
+_EVENT_TEXT = frozenset({"shop", "complaint_id", "person", "dept", "head", "why"})
 _NO_VALUES = dict.fromkeys(KEYS)
 
 __all__ = ["Store", "View", "content_hash", "decode_values", "encode_values", "open_store", "record_key"]
@@ -127,6 +134,32 @@ class Store:
                     value=bindparam("value"), seen_at=bindparam("seen_at")), updates)
         return len(inserts) + len(updates)
 
+    def rules(self, conn: Connection | None = None) -> Rules:
+        """The chain's rules as last saved by a command that loaded the rules workbook."""
+        with self._conn(conn) as c:
+            row = c.execute(select(t.chain_rules.c.data).where(t.chain_rules.c.name == "rules")).first()
+        return dcjson.loads(Rules, row[0]) if row else DEFAULT_RULES
+
+    def save_rules(self, rules: Rules, *, now: datetime, conn: Connection | None = None) -> None:
+        """Keep ``rules`` as the chain's rules (written only when they changed)."""
+        data = dcjson.dumps(rules)
+        with self._begin(conn) as c:
+            row = c.execute(select(t.chain_rules.c.data).where(t.chain_rules.c.name == "rules")).first()
+            if row is None:
+                c.execute(insert(t.chain_rules).values(name="rules", data=data, saved_at=now))
+            elif row[0] != data:
+                c.execute(update(t.chain_rules).where(t.chain_rules.c.name == "rules")
+                          .values(data=data, saved_at=now))
+
+    def penalty_events(self, conn: Connection | None = None) -> list[PenaltyEvent]:
+        """Every penalty event the scans stored, by day."""
+        names = [f.name for f in dataclasses.fields(PenaltyEvent)]
+        with self._conn(conn) as c:
+            rows = c.execute(select(st.penalty_events).order_by(st.penalty_events.c.day,
+                                                                st.penalty_events.c.event_id)).mappings()
+            return [PenaltyEvent(**{n: ("" if r[n] is None and n in _EVENT_TEXT else r[n])
+                                    for n in names if n in r}) for r in rows]
+
     def written_stamp(self, path: Path) -> tuple[int, int] | None:
         """(mtime_ns, size) of ``path`` right after the daemon last replaced it."""
         with self.engine.connect() as c:
@@ -138,6 +171,11 @@ class Store:
         with self.begin() as c:
             c.execute(delete(t.merged_files).where(t.merged_files.c.path == str(path)))
             c.execute(insert(t.merged_files).values(path=str(path), mtime_ns=stamp[0], size=stamp[1]))
+
+    def _begin(self, conn: Connection | None) -> Any:
+        from contextlib import nullcontext
+
+        return nullcontext(conn) if conn is not None else self.engine.begin()
 
     def _conn(self, conn: Connection | None) -> Any:
         from contextlib import nullcontext
@@ -188,8 +226,39 @@ def open_store(url_or_path: str | Path) -> Store:
             cur.execute("PRAGMA busy_timeout=10000")
             cur.close()
     t.metadata.create_all(engine)
+    upgrade(engine)
     _move_old_findings(engine)
     return Store(engine=engine, url=url)
+
+
+def upgrade(engine: Engine) -> list[str]:
+    """Add the nullable columns newer versions declare to tables an older version created.
+
+    ``create_all`` never alters an existing table, and a shop upgrading keeps its state file.
+    """
+    from sqlalchemy import inspect, text
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    added: list[str] = []
+    insp = inspect(engine)
+    for table in t.metadata.sorted_tables:
+        if not insp.has_table(table.name):
+            continue
+        have = {c["name"] for c in insp.get_columns(table.name)}
+        for col in table.columns:
+            if col.name in have or not col.nullable:
+                continue
+            kind = col.type.compile(dialect=engine.dialect)
+            # two copies starting at once (a daemon and a CLI command) may both try
+            guard = "IF NOT EXISTS " if engine.dialect.name == "postgresql" else ""
+            try:
+                with engine.begin() as c:
+                    c.execute(text(f'ALTER TABLE {table.name} ADD COLUMN {guard}"{col.name}" {kind}'))
+            except (OperationalError, ProgrammingError) as e:
+                if "duplicate column" not in str(e) and "already exists" not in str(e):
+                    raise
+            added.append(f"{table.name}.{col.name}")
+    return added
 
 
 def _move_old_findings(engine: Engine) -> None:
@@ -247,3 +316,18 @@ class View:
 
     def manager_edits(self, sheet: str) -> dict[tuple, dict[str, Any]]:
         return self.memo(("edits", sheet), lambda: self.store.manager_edits(sheet, self._conn))
+
+    def rules(self) -> Rules:
+        return self.memo("rules", lambda: self.store.rules(self._conn))
+
+    def penalty_events(self) -> list[PenaltyEvent]:
+        return self.memo("events", lambda: self.store.penalty_events(self._conn))
+
+    def confirmations(self) -> dict[str, str]:
+        """处罚确认 per penalty event, as managers typed it on 处罚 (确认 / 免除 / 申诉)."""
+        return self.memo("confirmations", lambda: {k[0]: v.get("confirm") or ""
+                                                   for k, v in self.manager_edits("处罚").items()})
+
+    def live_records(self) -> list[dict[str, Any]]:
+        """The complaints whose source row still exists (what 逾期, 处罚 and 汇总 count)."""
+        return self.memo("live", lambda: [r for r in self.current_records() if not r["deleted"]])

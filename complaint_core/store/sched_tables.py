@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Column, Date, DateTime, Float, Integer, String, Table, Text, inspect, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Column, Date, DateTime, Float, Integer, String, Table, Text
 
 from .tables import metadata
 
@@ -53,27 +52,7 @@ SCHED_TABLES = (penalty_events, outbox)
 
 
 def upgrade(engine: Any) -> list[str]:
-    """Add the columns newer versions declare to tables an older version created (nullable only).
+    """Kept for callers of older versions: the store upgrades every table when it opens."""
+    from .db import upgrade as upgrade_all
 
-    ``create_all`` never alters an existing table, and a shop upgrading keeps its state.db.
-    """
-    added: list[str] = []
-    insp = inspect(engine)
-    for table in SCHED_TABLES:
-        if not insp.has_table(table.name):
-            continue
-        have = {c["name"] for c in insp.get_columns(table.name)}
-        for col in table.columns:
-            if col.name in have or not col.nullable:
-                continue
-            kind = col.type.compile(dialect=engine.dialect)
-            # two copies starting at once (a daemon and a CLI command) may both try
-            guard = "IF NOT EXISTS " if engine.dialect.name == "postgresql" else ""
-            try:
-                with engine.begin() as c:
-                    c.execute(text(f'ALTER TABLE {table.name} ADD COLUMN {guard}"{col.name}" {kind}'))
-            except OperationalError as e:
-                if "duplicate column" not in str(e):
-                    raise
-            added.append(f"{table.name}.{col.name}")
-    return added
+    return upgrade_all(engine)

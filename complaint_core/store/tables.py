@@ -39,6 +39,9 @@ sources = Table(
     Column("next_try", DateTime),
     Column("last_read", DateTime),
     Column("first_seen", DateTime),
+    # the file's own 设置 (and 节假日) as the reader saw them (store/dcjson.py): every deadline
+    # of this file's complaints is computed with these, never with another shop's
+    Column("settings", Text),
 )
 
 source_rows = Table(
@@ -121,4 +124,15 @@ merged_files = Table(
     Column("path", String(1024), primary_key=True),
     Column("mtime_ns", BigInteger, nullable=False),
     Column("size", BigInteger, nullable=False),
+)
+
+
+# What is chain-wide (penalty rules, reminder times, staff directory), saved whenever a command
+# loads the rules workbook: a render with no rules workbook at hand (`sync --once`) still shows
+# the same 处罚 and 汇总 as the scan that wrote them.
+chain_rules = Table(
+    "chain_rules", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("data", Text, nullable=False),
+    Column("saved_at", DateTime, nullable=False),
 )
