@@ -49,3 +49,50 @@ class BadSetting(ComplaintDeskError):
 
 class StoreLocked(ComplaintDeskError):
     """Another daemon already runs against this store."""
+
+
+class MergedUnreadable(ComplaintDeskError):
+    """The merged workbook exists but cannot be read back (a manager is saving it right now):
+    nothing is rewritten, so no manager cell can be lost; the next cycle tries again."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: 合并工作簿暂时无法读取，主管批示未能读回，本次不改写 ({reason})")
+
+
+class StoreMissing(ComplaintDeskError):
+    """A command that reads the store was given one that does not exist (a typo in --state)."""
+
+    def __init__(self, url: object) -> None:
+        self.url = str(url)
+        super().__init__(f"{self.url}: 存储不存在（请检查 --state / [store] url 是否写对；"
+                         f"首次使用请先运行 complaint-desk sync 建立存储）")
+
+
+class EmptyStoreRefused(ComplaintDeskError):
+    """The store holds no complaint but the merged workbook does: rewriting it would show an
+    empty workbook to the managers (a lost or mistyped store), so it is left as it is."""
+
+    def __init__(self, path: object, rows: int) -> None:
+        self.path = str(path)
+        self.rows = rows
+        super().__init__(f"{self.path}: 存储中没有任何投诉，而合并工作簿里有 {rows} 条；为免清空，未改写"
+                         f"（请检查存储位置 --state，或删除该工作簿后重新合并）")
+
+
+class FileExists(ComplaintDeskError):
+    """``template`` / ``rules`` would overwrite a file that is already there."""
+
+    def __init__(self, path: object) -> None:
+        self.path = str(path)
+        super().__init__(f"{self.path}: 文件已存在，未覆盖（确需覆盖请加 --force）")
+
+
+class BadClock(ComplaintDeskError):
+    """``--now`` is not an ISO-8601 time."""
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+        super().__init__(f"--now {value!r}: 不是 ISO-8601 时间，例如 2026-03-02T15:00 或 2026-03-02T15:00+08:00 "
+                         f"(not an ISO-8601 time)")

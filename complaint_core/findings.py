@@ -29,6 +29,10 @@ CODES: dict[str, tuple[Severity, str, str]] = {
     "followup_before_resolved": ("error", "回访时间（{value}）早于解决时间（{resolved}）",
                                  "Follow-up ({value}) is before resolution ({resolved})"),
     "negative_amount": ("error", "“{header}”不能为负数（{value}）", "{header} cannot be negative ({value})"),
+    "foreign_shop": ("error", "本文件属于门店“{own}”，这一行的门店写的是“{value}”：已按“{own}”的投诉合并，"
+                     "不会替换其他门店的投诉；若是别的门店的投诉，请移到该门店自己的文件",
+                     "This file belongs to shop '{own}' but the row says '{value}': merged as '{own}', "
+                     "never replacing another shop's complaint; move it to that shop's own file"),
     "duplicate_id": ("error", "投诉编号“{value}”与第 {first} 行重复", "Complaint ID '{value}' repeats row {first}"),
     "responsible_missing": ("error", "投诉已成立，必须填写“{header}”", "The complaint is valid: {header} is required"),
     "status_needs_resolved": ("error", "处理状态为“{value}”，但没有解决时间",

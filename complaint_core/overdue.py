@@ -6,6 +6,7 @@ starts and every breach that happened meanwhile shows up (catch-up by constructi
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -70,24 +71,50 @@ def _fmt(d: datetime) -> str:
 
 
 def _rule_texts(settings: Settings) -> dict[str, str]:
-    return {"contact": f"+{settings.contact_hours:g}小时", "feedback": f"+{settings.feedback_days:g}日",
-            "followup": f"+{settings.followup_days:g}日"}
+    return _texts(settings.contact_hours, settings.feedback_days, settings.followup_days)
+
+
+@functools.lru_cache(maxsize=256)
+def _texts(contact_hours: float, feedback_days: float, followup_days: float) -> dict[str, str]:
+    # a scan of a million complaints asks this for every one: the shops have a few settings
+    return {"contact": f"+{contact_hours:g}小时", "feedback": f"+{feedback_days:g}日",
+            "followup": f"+{followup_days:g}日"}
+
+
+def feedback_given(rec: dict[str, Any]) -> datetime | None:
+    """When the customer got feedback: the 反馈时间, or the result itself (解决时间), whichever
+    came first. The rule asks for "progress or the result" within 3 days (seed 004), so a
+    complaint resolved on day 2 owes no separate feedback (`suggest` says the same)."""
+    times = [t for t in (_dt(rec.get("feedback_at")), _dt(rec.get("resolved_at"))) if t is not None]
+    return min(times) if times else None
+
+
+def _done(rec: dict[str, Any], kind: str) -> datetime | None:
+    return feedback_given(rec) if kind == "feedback" else _dt(rec.get(DONE_FIELD[kind]))
 
 
 def scan_record(rec: dict[str, Any], *, now: datetime, settings: Settings = DEFAULTS,
-                warn_hours: float | None = None, _rules: dict[str, str] | None = None) -> list[OverdueItem]:
-    """Every deadline of one complaint with its state; records not valid or deleted have none."""
+                warn_hours: float | None = None) -> list[OverdueItem]:
+    """Every deadline of one complaint with its state; records not valid or deleted have none.
+
+    A record from the store carries its own file's ``settings`` and the ``dues`` the engine
+    computed for its version with them; those win over ``settings`` (the fallback for a bare dict).
+    """
     if rec.get("deleted") or rec.get("validity") == "不成立" or rec.get("status") == "不成立":
         return []
-    d = deadlines(rec, settings)
+    settings = rec.get("settings") or settings
+    dues = rec.get("dues")
+    if dues is None:
+        d = deadlines(rec, settings)
+        dues = (d.contact_due, d.feedback_due, d.followup_due)
     warn = timedelta(hours=settings.due_soon_hours if warn_hours is None else warn_hours)
     received = _dt(rec.get("received_at"))
-    rules = _rules or _rule_texts(settings)   # scan() passes them once for all records
+    rules = _rule_texts(settings)
     out = []
-    for kind, due in (("contact", d.contact_due), ("feedback", d.feedback_due), ("followup", d.followup_due)):
+    for kind, due in zip(KINDS, dues, strict=True):
         if due is None:
             continue
-        done = _dt(rec.get(DONE_FIELD[kind]))
+        done = _done(rec, kind)
         if done is not None:
             state = "done" if done <= due else "done_late"
             late = max(done - due, timedelta(0))
@@ -110,9 +137,8 @@ def scan_record(rec: dict[str, Any], *, now: datetime, settings: Settings = DEFA
 def scan(records: Iterable[dict[str, Any]], *, now: datetime, settings: Settings = DEFAULTS,
          warn_hours: float | None = None) -> list[OverdueItem]:
     items: list[OverdueItem] = []
-    rules = _rule_texts(settings)
     for rec in records:
-        items.extend(scan_record(rec, now=now, settings=settings, warn_hours=warn_hours, _rules=rules))
+        items.extend(scan_record(rec, now=now, settings=settings, warn_hours=warn_hours))
     return items
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from complaint_core.errors import UnreadableWorkbook
 from complaint_core.isolate import read_many_isolated
 from complaint_core.reader import read_workbook
-from complaint_core.store.codec import prepare
+from complaint_core.store.codec import foreign_shop_findings, prepare
 from complaint_core.validate import validate_table
 from tests.support.workbooks import NOW, sample_rows, write_shop_workbook
 
@@ -30,7 +30,10 @@ def test_many_files_each_once_with_findings_and_failures(tmp_path: Path) -> None
         findings = validate_table(table, now=NOW)
         # what the store needs, made in the child: the same as made here
         assert got[p] == prepare(table, findings, p)
-        assert got[p].findings == len(findings) and len(got[p].rows) == len(table.rows)
+        # these rows name shop S<i> in a folder that is no shop: each is a foreign_shop finding too
+        own = len(foreign_shop_findings(table, p))
+        assert own == len(table.rows)
+        assert got[p].findings == len(findings) + own and len(got[p].rows) == len(table.rows)
     for p in (broken, *hostile):
         assert isinstance(got[p], UnreadableWorkbook) and p.name in str(got[p]) and "\n" not in str(got[p])
     assert len(got[big].rows) == 3000

@@ -26,6 +26,12 @@ def _shop(tmp: Path, n: int, **changes: object) -> Path:
     return folder
 
 
+def ref_of(store, shop: str, complaint_id: str) -> str:
+    """The 记录标识 of the complaint with this shop and id (managers' cells are kept by it)."""
+    return next(r["record_ref"] for r in store.current_records()
+                if r["shop"] == shop and r["complaint_id"] == complaint_id)
+
+
 def test_text_stays_text_and_every_sheet(tmp_path: Path) -> None:
     folder = _shop(tmp_path, 5, description="=HYPERLINK(\"http://x\",\"点\")", notes="http://evil.example")
     store = open_store(tmp_path / "s.sqlite")
@@ -81,7 +87,7 @@ def test_manager_edit_saved_while_writing_survives(tmp_path: Path) -> None:
     g = CalamineWorkbook.from_path(str(out)).get_sheet_by_name("全部投诉").to_python()
     col = g[1].index("主管批示")
     assert next(r for r in g[2:] if r[0] == target)[col] == "已批示：严肃处理"
-    assert store.manager_edits("全部投诉")[("SH01", target)] == {"manager_approval": "已批示：严肃处理"}
+    assert store.manager_edits("全部投诉")[(ref_of(store, "SH01", target),)] == {"manager_approval": "已批示：严肃处理"}
 
 
 def test_rows_beyond_excel_limit_are_announced_not_silently_dropped(tmp_path, monkeypatch):
@@ -152,4 +158,4 @@ def test_untouched_workbook_is_not_read_back(tmp_path: Path, monkeypatch) -> Non
     wb.save(out)
     render_merged(store, out, now=NOW)
     assert calls == [out]
-    assert store.manager_edits("全部投诉")[("SH01", target)] == {"manager_approval": "经理：已处理"}
+    assert store.manager_edits("全部投诉")[(ref_of(store, "SH01", target),)] == {"manager_approval": "经理：已处理"}

@@ -138,7 +138,7 @@ def test_conflict_copy_flagged_and_conflicts_listed(tmp_path: Path, state_url: s
     kept = next(r for r in merged if r["投诉编号"] == rows[0]["complaint_id"])
     assert kept["备注"] == "另一台电脑上改过" and kept["来源文件"] == "补录.xlsx"
     conflicts = grid(out, "冲突")[2:]
-    assert any("备注" in r[4] for r in conflicts)
+    assert any("备注" in r[5] for r in conflicts)
     statuses = {Path(r[1]).name: r[4] for r in grid(out, "来源")[2:]}
     assert statuses["投诉 (冲突副本 2026-11-20).xlsx"] == "同步冲突副本"
 

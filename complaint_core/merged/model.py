@@ -56,6 +56,7 @@ class SheetData:
     columns: list[Column] = field(default_factory=list)
     rows: list[list[Any]] = field(default_factory=list)
     key_columns: tuple[str, ...] = ()  # column keys that identify a row for manager-edit readback
+    legacy_key_columns: tuple[str, ...] = ()  # how a workbook of an older version identified rows
     as_table: bool = True              # an Excel Table with filters
     freeze_header: bool = True
     charts: list[ChartSpec] = field(default_factory=list)

@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..errors import MergedUnreadable
 from .model import Column, SheetData
 
 RENDERED_SHEET = "_rendered"
+STORE_MARK = "_store"      # a row of _rendered naming the store that wrote the workbook
+SENT_MARK = "_sent"        # a row of _rendered per reminder already sent
+LEGACY = "_legacy"         # first element of a key read by a sheet's legacy key columns
 
 
 def _cell_text(value: Any) -> Any:
@@ -36,12 +41,23 @@ def _key_text(value: Any) -> str:
     return "" if v is None else str(v)
 
 
+@dataclass
+class ReadBack:
+    """What the merged workbook on disk holds of managers' work."""
+
+    edits: dict[str, dict[tuple, dict[str, Any]]] = field(default_factory=dict)  # changed since written
+    cells: dict[str, dict[tuple, dict[str, Any]]] = field(default_factory=dict)  # every manager cell
+    store_id: str | None = None      # the store that wrote it (None: written before stores had ids)
+    sent: list[list[Any]] = field(default_factory=list)   # [channel key, recipient, sent at] of sent reminders
+    found: bool = False              # the file exists and could be read
+
+
 def read_manager_edits(path: Path, sheets: list[SheetData], *, attempts: int = 5,
-                       delay: float = 0.2) -> dict[str, dict[tuple, dict[str, Any]]]:
-    """sheet name -> {key tuple -> {column key -> value}} for every manager-owned column."""
+                       delay: float = 0.2) -> ReadBack:
+    """Every manager-owned column of ``sheets`` as the workbook at ``path`` holds it."""
     wanted = [s for s in sheets if s.key_columns and any(c.manager_owned for c in s.columns)]
-    if not wanted or not path.exists():
-        return {}
+    if not path.exists():
+        return ReadBack()
     from python_calamine import CalamineWorkbook
 
     last: Exception | None = None
@@ -49,50 +65,65 @@ def read_manager_edits(path: Path, sheets: list[SheetData], *, attempts: int = 5
         try:
             wb = CalamineWorkbook.from_path(str(path))
             names = set(wb.sheet_names)
-            written = _written(wb.get_sheet_by_name(RENDERED_SHEET).to_python()) \
-                if RENDERED_SHEET in names else None
-            out: dict[str, dict[tuple, dict[str, Any]]] = {}
+            back = ReadBack(found=True)
+            written = None
+            if RENDERED_SHEET in names:
+                written, back.store_id, back.sent = _written(wb.get_sheet_by_name(RENDERED_SHEET).to_python())
             for sheet in wanted:
                 if sheet.name in names:
                     got = _read_sheet(wb.get_sheet_by_name(sheet.name).to_python(), sheet)
-                    out[sheet.name] = got if written is None else _changed(got, written.get(sheet.name, {}))
-            return out
+                    back.cells[sheet.name] = got
+                    back.edits[sheet.name] = got if written is None else _changed(got, written.get(sheet.name, {}))
+            return back
         except Exception as exc:  # noqa: BLE001 - a half-saved file: try again shortly
             last = exc
             time.sleep(delay * (attempt + 1))
-    raise OSError(f"{path}: 合并工作簿暂时无法读取，主管批示未能读回 ({last})")
+    raise MergedUnreadable(path, str(last))
 
 
 def _read_sheet(grid: list[list[Any]], sheet: SheetData) -> dict[tuple, dict[str, Any]]:
     headers = {c.header: c.key for c in sheet.columns}
-    for h_row, cells in enumerate(grid[:5]):  # noqa: B007 - the header row is used below
-        index = {headers[str(v)]: i for i, v in enumerate(cells) if str(v) in headers}
-        if all(k in index for k in sheet.key_columns):
-            break
-    else:
-        return {}
+    for key_columns, tag in ((sheet.key_columns, ()), (sheet.legacy_key_columns, (LEGACY,))):
+        if not key_columns:
+            continue
+        for h_row, cells in enumerate(grid[:5]):  # noqa: B007 - the header row is used below
+            index = {headers[str(v)]: i for i, v in enumerate(cells) if str(v) in headers}
+            if all(k in index for k in key_columns):
+                return _rows(grid[h_row + 1:], sheet, index, key_columns, tag)
+    return {}
+
+
+def _rows(grid: list[list[Any]], sheet: SheetData, index: dict[str, int], key_columns: tuple[str, ...],
+          tag: tuple[str, ...]) -> dict[tuple, dict[str, Any]]:
     owned = [c.key for c in sheet.columns if c.manager_owned and c.key in index]
     out: dict[tuple, dict[str, Any]] = {}
-    for cells in grid[h_row + 1:]:
+    for cells in grid:
         def get(k: str, cells: list[Any] = cells) -> Any:
             i = index[k]
             return cells[i] if i < len(cells) else None
 
-        key = tuple(_key_text(get(k)) for k in sheet.key_columns)
+        key = tuple(_key_text(get(k)) for k in key_columns)
         if not any(key):
             continue
-        out[key] = {k: _cell_text(get(k)) for k in owned}
+        out[tag + key] = {k: _cell_text(get(k)) for k in owned}
     return out
 
 
-def _written(grid: list[list[Any]]) -> dict[str, dict[tuple, dict[str, Any]]]:
+def _written(grid: list[list[Any]]) -> tuple[dict[str, dict[tuple, dict[str, Any]]], str | None, list[list[Any]]]:
     out: dict[str, dict[tuple, dict[str, Any]]] = {}
+    store_id: str | None = None
+    sent: list[list[Any]] = []
     for cells in grid[1:]:
         if len(cells) < 4 or not cells[0]:
             continue
         sheet, key, column, value = cells[:4]
-        out.setdefault(str(sheet), {}).setdefault(tuple(json.loads(key)), {})[str(column)] = _cell_text(value)
-    return out
+        if sheet == STORE_MARK:
+            store_id = str(key)
+        elif sheet == SENT_MARK:
+            sent.append([str(key), str(column), _cell_text(value)])
+        else:
+            out.setdefault(str(sheet), {}).setdefault(tuple(json.loads(key)), {})[str(column)] = _cell_text(value)
+    return out, store_id, sent
 
 
 def _changed(got: dict[tuple, dict[str, Any]], written: dict[tuple, dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
@@ -106,9 +137,14 @@ def _changed(got: dict[tuple, dict[str, Any]], written: dict[tuple, dict[str, An
     return out
 
 
-def rendered_sheet(sheets: list[SheetData]) -> SheetData:
-    """The hidden record of every non-empty manager-owned cell as this rewrite writes it."""
+def rendered_sheet(sheets: list[SheetData], *, store_id: str = "",
+                   sent: list[tuple[str, str, Any]] = ()) -> SheetData:
+    """The hidden record of this rewrite: the store that wrote it, every non-empty manager-owned
+    cell as written, and the reminders already sent (so a new store never sends them again)."""
     rows: list[list[Any]] = []
+    if store_id:
+        rows.append([STORE_MARK, store_id, "", ""])
+    rows.extend([SENT_MARK, key, recipient, when] for key, recipient, when in sent)
     for sheet in sheets:
         owned = [(i, c.key) for i, c in enumerate(sheet.columns) if c.manager_owned]
         if not sheet.key_columns or not owned:

@@ -7,6 +7,7 @@ the target meanwhile, read back again and re-render before the atomic replace.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,14 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write, sweep_temp_files
+from ..errors import EmptyStoreRefused
 from ..gcpause import paused_gc
 from ..store import Store
+from ..store.codec import ALL_SHEET
 from ..store.db import View
 from .model import SHEET_ORDER, SheetData
-from .readback import _key_text, read_manager_edits, rendered_sheet
+from .readback import LEGACY, _key_text, read_manager_edits, rendered_sheet
 from .report import overdue_sheet, penalty_sheet, summary_sheet
-from .sheets import all_sheet, conflict_sheet, findings_sheet, sources_sheet
+from .sheets import REF_KEY, all_sheet, conflict_sheet, findings_sheet, orphan_edits, sources_sheet
 from .xlsx import write_workbook
+
+log = logging.getLogger("complaint_desk.merged")
 
 
 @dataclass
@@ -45,9 +50,9 @@ def build_sheets(store: Store, now: datetime) -> list[SheetData]:
             all_sheet(records),
             overdue_sheet(view, now),
             penalty_sheet(view, now),
-            conflict_sheet(view.conflicts()),
+            conflict_sheet(view.conflicts(), orphan_edits(records, view.manager_edits(ALL_SHEET))),
             findings_sheet(view.findings()),
-            sources_sheet(view.sources()),
+            sources_sheet(view.sources(), view.notes()),
         ]
     assert tuple(s.name for s in sheets) == SHEET_ORDER
     return sheets
@@ -75,6 +80,10 @@ def _overlay(sheets: list[SheetData], store: Any) -> int:
     return applied
 
 
+def _record(store: Store, sheets: list[SheetData], now: datetime) -> SheetData:
+    return rendered_sheet(sheets, store_id=store.store_id(), sent=store.recent_sent(now))
+
+
 def _stamp(path: Path) -> tuple[int, int] | None:
     try:
         st = path.stat()
@@ -83,11 +92,79 @@ def _stamp(path: Path) -> tuple[int, int] | None:
     return (st.st_mtime_ns, st.st_size)
 
 
-def _read_back(store: Any, out: Path, sheets: list[SheetData], now: datetime) -> int:
+def _read_back(store: Store, out: Path, sheets: list[SheetData], now: datetime) -> int:
+    """Save into the store what managers typed into ``out``; the number of cells saved.
+
+    A workbook this store did not write (a new, lost or mistyped store; the move to
+    PostgreSQL) is adopted whole: every manager cell that differs from what the shops' files
+    say is taken as the manager's, and the reminders it records as sent are not sent again.
+    """
+    back = read_manager_edits(out, sheets)
+    if not back.found:
+        return 0
+    ours = store.store_id()
+    foreign = store.written_stamp(out.resolve()) is None or (back.store_id not in (None, ours))
+    if foreign and not any(s.rows for s in sheets if s.name == ALL_SHEET):
+        rows = len(back.cells.get(ALL_SHEET, {}))
+        if rows:
+            raise EmptyStoreRefused(out, rows)
+    edits = back.cells if foreign else back.edits
+    built = {s.name: s for s in sheets}
+    refs = _ref_index(built[ALL_SHEET]) if ALL_SHEET in built else {}
+    aliases = store.aliases()
     changed = 0
-    for name, edits in read_manager_edits(out, sheets).items():
-        changed += store.save_manager_edits(name, edits, now=now)
+    for name, got in edits.items():
+        sheet = built[name]
+        if name == ALL_SHEET:
+            got = _by_ref(got, refs, aliases)
+        if foreign:
+            got = _differing(got, sheet)
+        changed += store.save_manager_edits(name, got, now=now)
+    if foreign:
+        sent = store.adopt_sent(back.sent, now=now)
+        store.note_adoption(out, cells=changed, sent=sent, now=now)
+        log.warning("%s 不是由当前存储写出的（新的或更换过的存储）：已采用其中 %d 个主管单元格，%d 条已发送的提醒不再重发",
+                    out, changed, sent)
     return changed
+
+
+def _ref_index(sheet: SheetData) -> dict[tuple[str, str], str]:
+    """(shop, complaint id) -> 记录标识, for a workbook written before records had references."""
+    cols = [c.key for c in sheet.columns]
+    i_shop, i_id, i_ref = cols.index("_shop"), cols.index("complaint_id"), cols.index(REF_KEY)
+    out: dict[tuple[str, str], str] = {}
+    for row in sheet.rows:
+        out.setdefault((_key_text(row[i_shop]), _key_text(row[i_id])), row[i_ref])
+    return out
+
+
+def _by_ref(got: dict[tuple, dict[str, Any]], refs: dict[tuple[str, str], str],
+            aliases: dict[str, str]) -> dict[tuple, dict[str, Any]]:
+    out: dict[tuple, dict[str, Any]] = {}
+    for key, cells in got.items():
+        if key and key[0] == LEGACY:
+            ref = refs.get((key[1], key[2])) if len(key) == 3 else None
+            if ref is None:
+                continue   # no complaint with that shop and id any more: nothing to attach it to
+        else:
+            ref = aliases.get(key[0], key[0])
+        out.setdefault((ref,), {}).update(cells)
+    return out
+
+
+def _differing(got: dict[tuple, dict[str, Any]], sheet: SheetData) -> dict[tuple, dict[str, Any]]:
+    """The cells of ``got`` that say something else than the sheet built from the shops' files."""
+    idx = [next(i for i, c in enumerate(sheet.columns) if c.key == k) for k in sheet.key_columns]
+    pos = {c.key: i for i, c in enumerate(sheet.columns)}
+    built = {tuple(_key_text(row[i]) for i in idx): row for row in sheet.rows}
+    out: dict[tuple, dict[str, Any]] = {}
+    for key, cells in got.items():
+        row = built.get(key)
+        diff = {c: v for c, v in cells.items() if v not in (None, "")
+                and (row is None or _key_text(v) != _key_text(row[pos[c]]))}
+        if diff:
+            out[key] = diff
+    return out
 
 
 _LOCKS: dict[Path, threading.Lock] = {}
@@ -111,6 +188,8 @@ def render_merged(store: Store, out_path: str | Path, *, now: datetime) -> Rende
 
 def _render(store: Store, out: Path, now: datetime) -> RenderReport:
     report = RenderReport(out)
+    if store.migrate_legacy_edits():
+        log.info("主管批示已改为按记录标识保存 (manager cells now kept by record reference)")
     sheets = build_sheets(store, now)
     before = _stamp(out)
     # Untouched since our last write (same mtime and size): nobody typed into it, and reading
@@ -122,14 +201,14 @@ def _render(store: Store, out: Path, now: datetime) -> RenderReport:
         sheets = build_sheets(store, now)
     report.manager_edits = _overlay(sheets, store)
     with atomic_write(out) as tmp:
-        write_workbook(tmp, [*sheets, rendered_sheet(sheets)])
+        write_workbook(tmp, [*sheets, _record(store, sheets, now)])
         if _stamp(out) != before:
             # The manager saved while we wrote: keep their typing, render again.
             report.rerendered = True
             sheets = build_sheets(store, now)
             _read_back(store, out, sheets, now)
             report.manager_edits = _overlay(sheets, store)
-            write_workbook(tmp, [*sheets, rendered_sheet(sheets)])
+            write_workbook(tmp, [*sheets, _record(store, sheets, now)])
         # the temp file's stamp, not the target's after the replace: a manager saving in
         # between must never be taken for our own write (the rename keeps mtime and size)
         ours = _stamp(tmp)

@@ -19,8 +19,8 @@ from .model import Block, ChartSpec, Column, SheetData
 
 def overdue_items(view: View, now: datetime) -> list[OverdueItem]:
     """Every deadline of every live complaint with its state as of ``now`` (once per render)."""
-    return view.memo(("overdue", now), lambda: scan(view.live_records(), now=now,
-                                                    settings=view.rules().settings))
+    # each record carries its own shop's settings and the deadlines stored for its version
+    return view.memo(("overdue", now), lambda: scan(view.live_records(), now=now))
 
 
 def overdue_sheet(view: View, now: datetime) -> SheetData:

@@ -23,8 +23,14 @@ _KIND = {"datetime": "datetime", "money": "money", "choice": "text", "text": "te
 def all_columns() -> list[Column]:
     cols = [Column(f.key, f.zh, _KIND[f.type], f.width, f.choices, f.manager_owned) for f in FIELDS]
     cols += [Column("_shop", "门店(来源)", width=10), Column("_file", "来源文件", width=24),
-             Column("_row", "来源行", "int", 8), Column("_deleted", "来源已删除", width=10)]
+             Column("_row", "来源行", "int", 8), Column("_deleted", "来源已删除", width=10),
+             Column(REF_KEY, "记录标识", width=14)]
     return cols
+
+
+# The column that tells the records apart, whatever the shop typed as id: managers' cells are
+# kept by it (docs/sync.md, "How a row is recognised").
+REF_KEY = "_ref"
 
 
 def all_sheet(records: list[dict[str, Any]]) -> SheetData:
@@ -39,23 +45,34 @@ def all_sheet(records: list[dict[str, Any]]) -> SheetData:
         row[1] = row[1] or r["shop"]
         row[0] = row[0] if row[0] is not None else ""
         rows.append(row + [r["shop"], file_name(r["source_file"]), r["source_row"],
-                           "是" if r["deleted"] else ""])
-    return SheetData("全部投诉", cols, rows, key_columns=("shop", "complaint_id"),
-                     note="所有门店的投诉；主管批示列由主管填写，重新汇总时保留")
+                           "是" if r["deleted"] else "", r["record_ref"]])
+    return SheetData("全部投诉", cols, rows, key_columns=(REF_KEY,), legacy_key_columns=("shop", "complaint_id"),
+                     note="所有门店的投诉；主管批示列由主管填写，重新汇总时保留（按“记录标识”对应，请勿修改该列）")
 
 
-def conflict_sheet(conflicts: list[dict[str, Any]]) -> SheetData:
-    cols = [Column("shop", "门店", width=10), Column("complaint_id", "投诉编号", width=18),
+def conflict_sheet(conflicts: list[dict[str, Any]], orphans: list[dict[str, Any]] = ()) -> SheetData:
+    """Complaints kept in two places with different content, and managers' cells whose complaint
+    has left the shop's file (deleted, or its id changed): kept in the store, shown here."""
+    cols = [Column("kind", "类型", width=14), Column("shop", "门店", width=10),
+            Column("complaint_id", "投诉编号", width=18),
             Column("kept", "采用的版本", width=30), Column("other", "另一版本", width=30),
             Column("fields", "不同的字段", width=30), Column("diff", "差异", width=60)]
     rows = []
     for c in conflicts:
         diff = "；".join(f"{FIELD_BY_KEY[k].zh if k in FIELD_BY_KEY else k}: {c['kept'].get(k)!s} ≠ "
                         f"{c['other'].get(k)!s}" for k in c["fields"])
-        rows.append([c["shop"], c["complaint_id"] or "", f"{file_name(c['kept_path'])} 第{c['kept_row']}行",
+        rows.append(["两处内容不同", c["shop"], c["complaint_id"] or "",
+                     f"{file_name(c['kept_path'])} 第{c['kept_row']}行",
                      f"{file_name(c['other_path'])} 第{c['other_row']}行",
                      "、".join(FIELD_BY_KEY[k].zh if k in FIELD_BY_KEY else k for k in c["fields"]), diff])
-    return SheetData("冲突", cols, rows, note="同一投诉在两处内容不同：按最后更新（再按文件时间）采用较新的版本")
+    for o in orphans:
+        where = (f"{file_name(o['source_file'])} 第{o['source_row']}行（已不在文件中）" if o.get("source_file")
+                 else f"记录标识 {o['ref']}（已无对应投诉）")
+        cells = "；".join(f"{FIELD_BY_KEY[k].zh if k in FIELD_BY_KEY else k}: {v}" for k, v in o["cells"].items())
+        rows.append(["主管批示无对应投诉", o.get("shop") or "", o.get("complaint_id") or "", where, "",
+                     "、".join(FIELD_BY_KEY[k].zh if k in FIELD_BY_KEY else k for k in o["cells"]), cells])
+    return SheetData("冲突", cols, rows, note="同一投诉在两处内容不同：按最后更新（再按文件时间）采用较新的版本；"
+                     "主管填写过的投诉若已从门店文件删除或改了编号，其批示保留在此，请核对")
 
 
 def findings_sheet(findings: list[tuple]) -> SheetData:
@@ -74,10 +91,32 @@ _STATUS = {"ok": "正常", "error": "读取失败", "retrying": "重试中", "co
            "missing": "文件已删除"}
 
 
-def sources_sheet(sources: list[dict[str, Any]]) -> SheetData:
+def sources_sheet(sources: list[dict[str, Any]], notes: list[dict[str, Any]] = ()) -> SheetData:
+    """Every source file, and the merged workbook itself when a new store adopted it."""
     cols = [Column("shop", "门店", width=10), Column("path", "文件", width=40), Column("rows", "行数", "int", 8),
             Column("last_read", "最后读取", "datetime", 17), Column("status", "状态", width=12),
             Column("error", "原因", width=60)]
     rows = [[s["shop"], s["path"], s["rows"] or 0, s["last_read"], _STATUS.get(s["status"], s["status"]),
              s["error"] or ""] for s in sources]
+    rows += [["（合并工作簿）", n["path"], n["cells"], n["at"], "已采用",
+              f"新的存储接管了这个工作簿：采用了其中 {n['cells']} 个主管单元格，{n['sent']} 条已发送的提醒不再重发"]
+             for n in notes]
     return SheetData("来源", cols, rows, note="每个来源文件：读取失败时保留其上次成功读取的行")
+
+
+def orphan_edits(records: list[dict[str, Any]], edits: dict[tuple, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Managers' cells on 全部投诉 whose complaint left its shop's file (deleted, or its id changed
+    so that it is no longer the same complaint): shown on 冲突, never silently kept on a ghost."""
+    by_ref = {r["record_ref"]: r for r in records}
+    out = []
+    for key, cells in edits.items():
+        typed = {k: v for k, v in cells.items() if v not in (None, "")}
+        if not typed or len(key) != 1:
+            continue
+        rec = by_ref.get(key[0])
+        if rec is not None and not rec["deleted"]:
+            continue
+        out.append({"ref": key[0], "cells": typed, "shop": rec["shop"] if rec else "",
+                    "complaint_id": (rec.get("complaint_id") or "") if rec else "",
+                    "source_file": rec["source_file"] if rec else "", "source_row": rec["source_row"] if rec else 0})
+    return out

@@ -13,8 +13,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..deadlines import deadlines
 from ..model import ComplaintTable, Finding, Invalid
 from ..schema import DATETIME_KEYS
+from ..settings import DEFAULTS, Settings
+from . import dcjson
 
 
 def _encode(value: Any) -> Any:
@@ -48,23 +51,30 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def record_key(shop: str, complaint_id: str | None, path: str, row: int) -> str:
-    # Rows without an id cannot be matched across files: they are keyed by where they are.
-    return f"{shop}\x1f{complaint_id}" if complaint_id else f"{shop}\x1f@{path}#{row}"
+# The merged workbook's sheet of every complaint: its manager cells are keyed by record_ref.
+ALL_SHEET = "全部投诉"
 
 
-def shop_of(table: ComplaintTable, row_values: dict[str, Any], path: Path) -> str:
-    # The row's own 门店 wins, then the workbook's settings, then the folder the shop saves into.
-    shop = row_values.get("shop")
-    if shop and not isinstance(shop, Invalid):
-        return str(shop).strip()
-    if table.shop_code:
-        return str(table.shop_code).strip()
-    return path.parent.name
+def record_ref(key: str) -> str:
+    """The short reference 全部投诉 shows for a record (column 记录标识): managers' cells are kept
+    by it, so a row without an id or with a repeated id keeps its own 主管批示."""
+    return "R" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:11].upper()
 
 
-# What the store needs of one row: (sheet row, shop, complaint id, 最后更新, JSON, hash).
-PreparedRow = tuple[int, str, "str | None", "datetime | None", str, str]
+def record_key(shop: str, complaint_id: str | None, path: str, anchor: str) -> str:
+    """Which complaint a stored row belongs to.
+
+    A row with an id is that shop's complaint wherever it is (two files holding it are one
+    complaint, shown on 冲突 if they differ). A row without an id cannot be matched across
+    files: it is keyed by its file and its anchor, so re-sorting the sheet does not change it.
+    """
+    return f"{shop}\x1f{complaint_id}" if complaint_id else f"{shop}\x1f@{path}#{anchor}"
+
+
+# What the store needs of one row: (sheet row, shop, complaint id, 最后更新, JSON, hash,
+# identity anchor, (contact due, feedback due, follow-up due) as the engine computed them).
+PreparedRow = tuple[int, str, "str | None", "datetime | None", str, str, str, "Dues"]
+Dues = tuple["datetime | None", "datetime | None", "datetime | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,22 +86,71 @@ class Prepared:
     rows: list[PreparedRow]
     findings_json: str
     findings: int
+    shop: str = ""            # the shop this file speaks for (its 设置 code, else its folder)
+    settings_json: str = ""   # the file's 设置 as dcjson (every deadline below used these)
 
 
-def prepare_rows(table: ComplaintTable, path: Path) -> list[PreparedRow]:
+def file_shop(table: ComplaintTable, path: Path) -> str:
+    """The shop a workbook speaks for: its 设置 shop code, else the folder the shop saves into.
+
+    A row's own 门店 never overrides it: a file cannot write another shop's complaints.
+    """
+    if table.shop_code:
+        return str(table.shop_code).strip()
+    return path.parent.name
+
+
+def foreign_shop(row_values: dict[str, Any], shop: str) -> str | None:
+    """The other shop a row claims in its 门店 cell, or None when it claims none or its own."""
+    claimed = row_values.get("shop")
+    if claimed is None or isinstance(claimed, Invalid):
+        return None
+    text = str(claimed).strip()
+    return text if text and text.casefold() != shop.casefold() else None
+
+
+_ANCHOR_KEYS = ("received_at", "customer_name", "customer_phone", "customer_email", "description")
+
+
+def anchor(values: dict[str, Any]) -> str:
+    """What a shop types first and rarely changes: recognises a row without an id (or with an id
+    used twice) after the shop re-sorts or inserts rows (docs/sync.md, "How a row is recognised")."""
+    raw = "\x1f".join(str(_encode(values.get(k)) or "").strip() for k in _ANCHOR_KEYS)
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:16]
+
+
+def foreign_shop_findings(table: ComplaintTable, path: Path) -> list[Finding]:
+    from ..findings import make_finding
+
+    own = file_shop(table, path)
+    return [make_finding(table, row.row, "shop", "foreign_shop", own=own, value=other)
+            for row in table.rows if (other := foreign_shop(row.values, own)) is not None]
+
+
+def engine_dues(values: dict[str, Any], settings: Settings) -> Dues:
+    d = deadlines(values, settings)
+    return (d.contact_due, d.feedback_due, d.followup_due)
+
+
+def prepare_rows(table: ComplaintTable, path: Path, settings: Settings | None = None) -> list[PreparedRow]:
+    settings = settings or table.settings or DEFAULTS
+    shop = file_shop(table, path)
     out: list[PreparedRow] = []
     for row in table.rows:
         data = encode_values(row.values, row.extras)
         cid = row.values.get("complaint_id")
         cid = str(cid).strip() if cid and not isinstance(cid, Invalid) else None
         upd = row.values.get("updated_at")
-        out.append((row.row, shop_of(table, row.values, path), cid, upd if isinstance(upd, datetime) else None,
-                    data, content_hash(data)))
+        out.append((row.row, shop, cid, upd if isinstance(upd, datetime) else None,
+                    data, content_hash(data), anchor(row.values), engine_dues(row.values, settings)))
     return out
 
 
 def prepare(table: ComplaintTable, findings: list[Finding], path: Path) -> Prepared:
-    return Prepared(table.sheet, prepare_rows(table, path), encode_findings(findings), len(findings))
+    settings = table.settings or DEFAULTS
+    findings = findings + foreign_shop_findings(table, path)
+    return Prepared(table.sheet, prepare_rows(table, path, settings), encode_findings(findings), len(findings),
+                    shop=file_shop(table, path), settings_json=dcjson.dumps(settings))
 
 
 def encode_findings(findings: list[Finding]) -> str:

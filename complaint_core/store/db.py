@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 from collections import defaultdict
@@ -14,21 +15,25 @@ from typing import Any
 
 from sqlalchemy import bindparam, create_engine, delete, event, insert, select, update
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
+from ..deadlines import deadlines
 from ..penalties import PenaltyEvent
 from ..rules_book import DEFAULT as DEFAULT_RULES
 from ..rules_book import Rules
 from ..schema import KEYS
+from ..settings import DEFAULTS, Settings
 from . import dcjson
 from . import sched_tables as st
 from . import tables as t
-from .codec import content_hash, decode_values, encode_values, record_key
+from .codec import ALL_SHEET, content_hash, decode_values, encode_values, record_key, record_ref
 
 _SCHEMA_KEYS = frozenset(KEYS)
 _EVENT_TEXT = frozenset({"shop", "complaint_id", "person", "dept", "head", "why"})
 _NO_VALUES = dict.fromkeys(KEYS)
 
-__all__ = ["Store", "View", "content_hash", "decode_values", "encode_values", "open_store", "record_key"]
+__all__ = ["Store", "View", "content_hash", "decode_values", "encode_values", "open_store", "record_key",
+           "record_ref"]
 
 
 @dataclass
@@ -66,14 +71,25 @@ class Store:
                     rows.sort(key=_winner_order)
                 yield key, rows
 
+    def source_settings(self, conn: Connection | None = None) -> dict[str, Settings]:
+        """Each shop file's own 设置 as the reader saw them (the defaults for a file without any)."""
+        out: dict[str, Settings] = {}
+        with self._conn(conn) as c:
+            for path, data in c.execute(select(t.sources.c.path, t.sources.c.settings)):
+                out[path] = _settings(data)
+        return out
+
     def snapshot(self, conn: Connection | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """(current records, conflicts) in one pass over the stored rows.
 
         A record is one dict per complaint: every schema key plus provenance, the winning
-        version. A conflict is a complaint present with different content in more than one place.
+        version, its file's settings and the deadlines the engine computed for that version
+        (which replace whatever the shop typed in 联系截止/反馈截止/回访截止).
+        A conflict is a complaint present with different content in more than one place.
         """
         records: list[dict[str, Any]] = []
         conflicts: list[dict[str, Any]] = []
+        settings = self.source_settings(conn)
         for key, rows in self._iter_groups(conn):
             live = [r for r in rows if not r["deleted"]]
             win = (live or rows)[0]
@@ -84,10 +100,17 @@ class Store:
                 rec.update(values)
             else:   # a key this version does not know (written by a later one): leave it out
                 rec = {k: values.get(k) for k in KEYS}
+            shop_settings = settings.get(win["source_path"], DEFAULTS)
+            if win["anchor"] is None:   # stored by a version before deadlines were kept
+                d = deadlines(rec, shop_settings)
+                dues = (d.contact_due, d.feedback_due, d.followup_due)
+            else:
+                dues = (win["due_contact"], win["due_feedback"], win["due_followup"])
+            rec["contact_due"], rec["feedback_due"], rec["followup_due"] = dues
             rec.update(shop=win["shop"], source_file=win["source_path"], source_sheet=win["sheet"],
                        source_row=win["row"], content_hash=win["content_hash"], first_seen=win["first_seen"],
-                       last_seen=win["last_seen"], deleted=not live, record_id=key,
-                       version=win["version"], extras=extras)
+                       last_seen=win["last_seen"], deleted=not live, record_id=key, record_ref=record_ref(key),
+                       version=win["version"], extras=extras, settings=shop_settings, dues=dues)
             records.append(rec)
             if len(live) > 1 and len({r["content_hash"] for r in live}) > 1:
                 conflicts.extend(_conflicts(key, live, values))
@@ -160,6 +183,108 @@ class Store:
             return [PenaltyEvent(**{n: ("" if r[n] is None and n in _EVENT_TEXT else r[n])
                                     for n in names if n in r}) for r in rows]
 
+    def _named(self, name: str, conn: Connection | None = None) -> str | None:
+        with self._conn(conn) as c:
+            row = c.execute(select(t.chain_rules.c.data).where(t.chain_rules.c.name == name)).first()
+        return row[0] if row else None
+
+    def store_id(self) -> str:
+        """This store's own identity, written into the merged workbook: a workbook another store
+        wrote is recognised and adopted instead of being taken for this store's own output."""
+        found = self._named("store_id")
+        if found:
+            return found
+        import uuid
+
+        new = uuid.uuid4().hex
+        try:
+            with self.begin() as c:
+                c.execute(insert(t.chain_rules).values(name="store_id", data=new, saved_at=datetime.now()))
+        except IntegrityError:   # another process named it first
+            pass
+        return self._named("store_id") or new
+
+    def notes(self, conn: Connection | None = None) -> list[dict[str, Any]]:
+        """Adoptions of a merged workbook by this store, for 来源."""
+        data = self._named("adopted", conn)
+        return json.loads(data) if data else []
+
+    def note_adoption(self, path: Path, *, cells: int, sent: int, now: datetime) -> None:
+        notes = [n for n in self.notes() if n["path"] != str(path)]
+        notes.append({"path": str(path), "cells": cells, "sent": sent, "at": now.isoformat(timespec="seconds")})
+        data = json.dumps(notes, ensure_ascii=False)
+        with self.begin() as c:
+            c.execute(delete(t.chain_rules).where(t.chain_rules.c.name == "adopted"))
+            c.execute(insert(t.chain_rules).values(name="adopted", data=data, saved_at=now))
+
+    def aliases(self) -> dict[str, str]:
+        """Old 记录标识 -> the current one, for records whose key changed (chains followed)."""
+        with self.engine.connect() as c:
+            pairs = dict(c.execute(select(t.record_aliases.c.old_ref, t.record_aliases.c.new_ref)).all())
+        out = {}
+        for old in pairs:
+            new, hops = pairs[old], 0
+            while new in pairs and hops < 100:
+                new, hops = pairs[new], hops + 1
+            out[old] = new
+        return out
+
+    def recent_sent(self, now: datetime, days: int = 7) -> list[tuple[str, str, Any]]:
+        """Reminders sent in the last ``days``: (dedupe key, recipient, sent at)."""
+        from datetime import timedelta
+
+        with self.engine.connect() as c:
+            rows = c.execute(select(st.outbox.c.dedupe_key, st.outbox.c.recipient, st.outbox.c.sent_at)
+                             .where(st.outbox.c.state == "sent")
+                             .where(st.outbox.c.sent_at >= now - timedelta(days=days))
+                             .order_by(st.outbox.c.id)).all()
+        return [(k, r, at) for k, r, at in rows]
+
+    def adopt_sent(self, sent: list[list[Any]], *, now: datetime) -> int:
+        """Record as sent the reminders a merged workbook says another store sent."""
+        if not sent:
+            return 0
+        with self.begin() as c:
+            have = {k for (k,) in c.execute(select(st.outbox.c.dedupe_key))}
+            rows = []
+            for key, recipient, when in sent:
+                if not key or key in have:
+                    continue
+                have.add(key)
+                at = when if isinstance(when, datetime) else _parse_time(when) or now
+                rows.append(dict(dedupe_key=key, message_id=f"<adopted-{content_hash(key)}@complaint-desk>",
+                                 recipient=recipient or "", subject="（由之前的存储发送）", body_text="",
+                                 body_html="", state="sent", attempts=0, next_at=at, created_at=at, sent_at=at,
+                                 last_error="adopted from the merged workbook"))
+            if rows:
+                c.execute(insert(st.outbox), rows)
+        return len(rows)
+
+    def migrate_legacy_edits(self) -> int:
+        """Managers' cells on 全部投诉 saved by shop + id (before records had references): keyed
+        again by the reference of the complaint with that shop and id, once."""
+        legacy = {k: v for k, v in self.manager_edits(ALL_SHEET).items() if len(k) == 2}
+        if not legacy:
+            return 0
+        refs: dict[tuple[str, str], str] = {}
+        for rec in self.current_records():
+            refs.setdefault((str(rec["shop"]), str(rec.get("complaint_id") or "")), rec["record_ref"])
+        with self.begin() as c:
+            for (shop, cid), cells in legacy.items():
+                old = json.dumps([shop, cid], ensure_ascii=False)
+                ref = refs.get((shop, cid))
+                if ref is not None:
+                    new = json.dumps([ref])
+                    for column, value in cells.items():
+                        c.execute(delete(t.manager_edits).where(
+                            (t.manager_edits.c.sheet == ALL_SHEET) & (t.manager_edits.c.row_key == new)
+                            & (t.manager_edits.c.column == column)))
+                        c.execute(insert(t.manager_edits).values(sheet=ALL_SHEET, row_key=new, column=column,
+                                                                 value=value, seen_at=datetime.now()))
+                c.execute(delete(t.manager_edits).where((t.manager_edits.c.sheet == ALL_SHEET)
+                                                        & (t.manager_edits.c.row_key == old)))
+        return len(legacy)
+
     def written_stamp(self, path: Path) -> tuple[int, int] | None:
         """(mtime_ns, size) of ``path`` right after the daemon last replaced it."""
         with self.engine.connect() as c:
@@ -181,6 +306,24 @@ class Store:
         from contextlib import nullcontext
 
         return nullcontext(conn) if conn is not None else self.engine.connect()
+
+
+def _parse_time(text: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(text))
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _settings(data: str | None) -> Settings:
+    # a few hundred shop files behind a million rows, most with the same 设置: decode each once
+    if not data:
+        return DEFAULTS
+    try:
+        return dcjson.loads(Settings, data)
+    except (TypeError, ValueError, KeyError):
+        return DEFAULTS   # written by a newer version in a shape this one cannot read
 
 
 def _conflicts(key: str, live: list[dict[str, Any]], kept: dict[str, Any]) -> list[dict[str, Any]]:
@@ -319,6 +462,9 @@ class View:
 
     def rules(self) -> Rules:
         return self.memo("rules", lambda: self.store.rules(self._conn))
+
+    def notes(self) -> list[dict[str, Any]]:
+        return self.memo("notes", lambda: self.store.notes(self._conn))
 
     def penalty_events(self) -> list[PenaltyEvent]:
         return self.memo("events", lambda: self.store.penalty_events(self._conn))

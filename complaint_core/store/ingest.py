@@ -7,6 +7,7 @@ content hash, so an unchanged row costs one dict lookup and no write.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,16 +18,19 @@ from sqlalchemy.engine import Connection
 from ..model import ComplaintTable, Finding
 from . import tables as t
 from .bulk import insert_rows
-from .codec import Prepared, prepare, record_key, shop_of
-
-__all__ = ["ingest_prepared", "ingest_table", "mark_missing", "record_failure", "shop_of", "upsert_source"]
+from .codec import ALL_SHEET, Prepared, PreparedRow, prepare, record_key, record_ref
 from .db import Store
+
+__all__ = ["assign_keys", "ingest_prepared", "ingest_table", "mark_missing", "move_manager_edits",
+           "record_failure", "upsert_source"]
 
 # the column order of the tuples ingest_prepared builds (one tuple per stored row)
 _ROW_COLUMNS = ("source_path", "sheet", "row", "shop", "complaint_id", "record_key", "content_hash", "data",
-                "updated_at", "file_mtime", "version", "first_seen", "last_seen", "deleted")
+                "updated_at", "file_mtime", "version", "first_seen", "last_seen", "deleted", "anchor",
+                "due_contact", "due_feedback", "due_followup")
 _VERSION_COLUMNS = ("source_path", "sheet", "row", "record_key", "version", "content_hash", "data", "deleted",
-                    "seen_at")
+                    "seen_at", "due_contact", "due_feedback", "due_followup")
+_NO_DUES = (None, None, None)
 
 
 def upsert_source(c: Connection, path: str, **values: Any) -> None:
@@ -45,48 +49,73 @@ def ingest_table(store: Store, path: Path, table: ComplaintTable, findings: list
                            mtime=mtime, now=now)
 
 
+def assign_keys(path: str, rows: list[PreparedRow]) -> list[str]:
+    """Each row's record key; an id used twice in the file (the validator reports it) and two
+    id-less rows typed alike each keep a key of their own, so each keeps its own manager edits."""
+    seen: set[str] = set()
+    keys: list[str] = []
+    for _row, shop, cid, _upd, _data, _h, anc, _dues in rows:
+        rkey = record_key(shop, cid, path, anc)
+        if rkey in seen:
+            base = rkey = record_key(shop, None, path, anc)
+            n = 2
+            while rkey in seen:
+                rkey, n = f"{base}~{n}", n + 1
+        seen.add(rkey)
+        keys.append(rkey)
+    return keys
+
+
 def ingest_prepared(store: Store, path: Path, prepared: Prepared, *, file_hash: str, size: int, mtime: float,
                     now: datetime) -> dict[str, int]:
     """Store a file ``codec.prepare`` made (in the reader's child): one transaction."""
     key = str(path)
     counts = {"new": 0, "changed": 0, "deleted": 0, "same": 0}
     sheet = prepared.sheet
+    shop = prepared.shop or path.parent.name
     with store.begin() as c:
         old = {r.record_key: r for r in c.execute(
             select(t.source_rows.c.id, t.source_rows.c.sheet, t.source_rows.c.row,
                    t.source_rows.c.content_hash, t.source_rows.c.version, t.source_rows.c.deleted,
-                   t.source_rows.c.record_key).where(t.source_rows.c.source_path == key))}
-        new_rows: list[dict[str, Any]] = []
+                   t.source_rows.c.record_key, t.source_rows.c.due_contact)
+            .where(t.source_rows.c.source_path == key))}
+        keys = assign_keys(key, prepared.rows)
+        seen = set(keys)
+        # A row edited in place (an id typed into it, its description corrected) gets a new key;
+        # a vanished key at the very row where a new one appears is that record, not a new one.
+        vanished = {r.row: r for k, r in old.items() if k not in seen and not r.deleted}
+        renamed: dict[str, Any] = {}
+        for rkey, prow in zip(keys, prepared.rows, strict=True):
+            if rkey not in old and prow[0] in vanished:
+                renamed[rkey] = vanished.pop(prow[0])
+        new_rows: list[tuple[Any, ...]] = []
         changed: list[dict[str, Any]] = []
-        versions: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        shop = None
-        for row_no, shop, cid, upd, data, h in prepared.rows:
-            rkey = record_key(shop, cid, key, row_no)
-            if rkey in seen:
-                # the same id twice in one file (the validator reports it): keep both rows
-                rkey = record_key(shop, None, key, row_no)
-            seen.add(rkey)
-            prev = old.get(rkey)
+        versions: list[tuple[Any, ...]] = []
+        for rkey, (row_no, _shop, cid, upd, data, h, anc, dues) in zip(keys, prepared.rows, strict=True):
+            prev = old.get(rkey) or renamed.get(rkey)
             if prev is None:
-                new_rows.append((key, sheet, row_no, shop, cid, rkey, h, data, upd, mtime, 1, now, now, False))
-                versions.append((key, sheet, row_no, rkey, 1, h, data, False, now))
+                new_rows.append((key, sheet, row_no, shop, cid, rkey, h, data, upd, mtime, 1, now, now, False, anc,
+                                 *dues))
+                versions.append((key, sheet, row_no, rkey, 1, h, data, False, now, *dues))
                 counts["new"] += 1
-            elif prev.content_hash != h or prev.deleted or prev.row != row_no:
+            elif (prev.content_hash != h or prev.deleted or prev.row != row_no or prev.record_key != rkey
+                  or (prev.due_contact is None and dues[0] is not None)):
                 v = prev.version + 1
                 changed.append(dict(shop=shop, complaint_id=cid, record_key=rkey, content_hash=h, data=data,
                                     updated_at=upd, file_mtime=mtime, last_seen=now, deleted=False,
-                                    b_id=prev.id, version=v, row=row_no, sheet=sheet))
-                versions.append((key, sheet, row_no, rkey, v, h, data, False, now))
+                                    b_id=prev.id, version=v, row=row_no, sheet=sheet, anchor=anc,
+                                    due_contact=dues[0], due_feedback=dues[1], due_followup=dues[2]))
+                versions.append((key, sheet, row_no, rkey, v, h, data, False, now, *dues))
                 counts["changed"] += 1
             else:
                 counts["same"] += 1
         # A row that vanished from the shop's file is marked deleted, never dropped: its
         # history stays and a manager can still see it.
-        gone = [r for k, r in old.items() if k not in seen and not r.deleted]
+        gone = list(vanished.values())
         _mark_deleted(c, gone, now)
         for r in gone:
-            versions.append((key, r.sheet, r.row, r.record_key, r.version + 1, r.content_hash, "{}", True, now))
+            versions.append((key, r.sheet, r.row, r.record_key, r.version + 1, r.content_hash, "{}", True, now,
+                             *_NO_DUES))
         counts["deleted"] = len(gone)
         insert_rows(c, t.source_rows, _ROW_COLUMNS, new_rows)
         if changed:
@@ -95,16 +124,38 @@ def ingest_prepared(store: Store, path: Path, prepared: Prepared, *, file_hash: 
                     .values({k: bindparam(k) for k in cols}))
             c.execute(stmt, changed)
         insert_rows(c, t.row_versions, _VERSION_COLUMNS, versions)
+        for rkey, prev in renamed.items():
+            move_manager_edits(c, prev.record_key, rkey, now=now)
         if counts["same"]:
             c.execute(update(t.source_rows).where(t.source_rows.c.source_path == key)
                       .where(t.source_rows.c.deleted.is_(False)).values(last_seen=now))
         c.execute(delete(t.file_findings).where(t.file_findings.c.source_path == key))
-        c.execute(insert(t.file_findings).values(source_path=key, shop=shop or path.parent.name,
-                                                 data=prepared.findings_json))
-        upsert_source(c, key, shop=shop or path.parent.name, content_hash=file_hash, size=size,
-                      mtime=mtime, rows=len(prepared.rows), status="ok", error=None, attempts=0,
-                      next_try=None, last_read=now)
+        c.execute(insert(t.file_findings).values(source_path=key, shop=shop, data=prepared.findings_json))
+        upsert_source(c, key, shop=shop, content_hash=file_hash, size=size, mtime=mtime, rows=len(prepared.rows),
+                      status="ok", error=None, attempts=0, next_try=None, last_read=now,
+                      settings=prepared.settings_json or None)
     return counts
+
+
+def move_manager_edits(c: Connection, old_key: str, new_key: str, *, now: datetime) -> None:
+    """A record's key changed: its managers' cells follow it, unless another file still holds
+    the old key (then they stay with that complaint)."""
+    still = c.execute(select(t.source_rows.c.id).where(t.source_rows.c.record_key == old_key)
+                      .where(t.source_rows.c.deleted.is_(False)).limit(1)).first()
+    if still is not None:
+        return
+    old_ref, new_ref = record_ref(old_key), record_ref(new_key)
+    old_row, new_row = json.dumps([old_ref]), json.dumps([new_ref])
+    sheet = t.manager_edits.c.sheet == ALL_SHEET
+    have = {r.column for r in c.execute(select(t.manager_edits.c.column)
+                                        .where(sheet & (t.manager_edits.c.row_key == new_row)))}
+    for r in c.execute(select(t.manager_edits).where(sheet & (t.manager_edits.c.row_key == old_row))).all():
+        if r.column not in have:
+            c.execute(insert(t.manager_edits).values(sheet=ALL_SHEET, row_key=new_row, column=r.column,
+                                                     value=r.value, seen_at=now))
+    c.execute(delete(t.manager_edits).where(sheet & (t.manager_edits.c.row_key == old_row)))
+    c.execute(delete(t.record_aliases).where(t.record_aliases.c.old_ref == old_ref))
+    c.execute(insert(t.record_aliases).values(old_ref=old_ref, new_ref=new_ref, seen_at=now))
 
 
 def record_failure(store: Store, path: Path, reason: str, *, status: str, attempts: int,
@@ -122,7 +173,8 @@ def mark_missing(store: Store, path: str, *, now: datetime) -> None:
                               .where(t.source_rows.c.deleted.is_(False))))
         _mark_deleted(c, rows, now)
         insert_rows(c, t.row_versions, _VERSION_COLUMNS, [
-            (path, r.sheet, r.row, r.record_key, r.version + 1, r.content_hash, "{}", True, now) for r in rows])
+            (path, r.sheet, r.row, r.record_key, r.version + 1, r.content_hash, "{}", True, now, *_NO_DUES)
+            for r in rows])
         upsert_source(c, path, status="missing", error="文件已不在文件夹中 (file removed)", last_read=now)
 
 

@@ -61,6 +61,12 @@ source_rows = Table(
     Column("first_seen", DateTime, nullable=False),
     Column("last_seen", DateTime, nullable=False),
     Column("deleted", Boolean, nullable=False, default=False),
+    # what recognises the row after the shop re-sorts its sheet (codec.anchor)
+    Column("anchor", String(32)),
+    # this version's deadlines as the engine computed them once, with the file's own 设置
+    Column("due_contact", DateTime),
+    Column("due_feedback", DateTime),
+    Column("due_followup", DateTime),
     # a row is matched across saves by its record key (rows move when a shop sorts or
     # deletes), so (path, row) is not unique over time: only an index
     Index("ix_source_rows_path", "source_path"),
@@ -78,6 +84,9 @@ row_versions = Table(
     Column("data", Text, nullable=False),
     Column("deleted", Boolean, nullable=False, default=False),
     Column("seen_at", DateTime, nullable=False),
+    Column("due_contact", DateTime),
+    Column("due_feedback", DateTime),
+    Column("due_followup", DateTime),
     Index("ix_row_versions_key", "source_path", "record_key"),
 )
 
@@ -103,6 +112,15 @@ findings = Table(
     Column("severity", String(8)),
     Column("code", String(64)),
     Column("message", Text),
+)
+
+# A record whose key changed while the shop edited it in place (an id typed into a row that had
+# none): a merged workbook written before still shows the old reference, whose edits follow.
+record_aliases = Table(
+    "record_aliases", metadata,
+    Column("old_ref", String(32), primary_key=True),
+    Column("new_ref", String(32), nullable=False),
+    Column("seen_at", DateTime, nullable=False),
 )
 
 manager_edits = Table(
