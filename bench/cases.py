@@ -262,7 +262,7 @@ def scan_ours(n: int) -> dict:
         r["record_id"] = f"R{i}"
         r["shop"] = f"S{i % 100:03d}"
     t = time.perf_counter()
-    items = scan(recs, now=NOW, settings=rules.settings)
+    items = scan(recs, now=NOW)
     events = events_for(items, {r["record_id"]: r for r in recs}, rules.penalties, rules.heads())
     return {"seconds": time.perf_counter() - t, "rows": n, "items": len(items), "penalties": len(events)}
 

@@ -198,7 +198,7 @@ def _daemon_setup(work: Path, *, now: datetime, scans: bool) -> tuple[list[str],
 
     staff = [Person(name, dept, head, f"{EMAILS[name]}@example.com") for dept, name, head in STAFF]
     staff += [Person(h, "门店管理", "", f"{EMAILS[h]}@example.com") for h in sorted({h for *_, h in STAFF})]
-    build_rules_template(work / "rules.xlsx", Rules(settings=DEFAULT.settings, penalties=DEFAULT.penalties,
+    build_rules_template(work / "rules.xlsx", Rules(penalties=DEFAULT.penalties,
                                                     reminder_times=DEFAULT.reminder_times, staff=tuple(staff)))
     q = lambda v: json.dumps(str(v), ensure_ascii=False)  # noqa: E731 - a TOML basic string
     (work / "desk.toml").write_text(

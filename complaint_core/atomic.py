@@ -77,3 +77,11 @@ def sweep_temp_files(folder: str | os.PathLike[str], *, older_than: float = 3600
         except OSError:
             continue   # locked on Windows or gone already: try again next time
     return removed
+
+
+def refuse_overwrite(path: Path, force: bool) -> None:
+    """A workbook a shop or a manager may have filled is never replaced without ``--force``."""
+    from .errors import FileExists
+
+    if not force and (path.exists() or path.is_symlink()):
+        raise FileExists(path)

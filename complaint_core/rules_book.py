@@ -1,4 +1,4 @@
-"""The rules workbook a manager edits: deadlines, hours, penalties, reminder times, staff.
+"""The rules workbook a manager edits: what is chain-wide (penalties, reminder times, staff).
 
 ``build_rules_template(path)`` writes it with today's defaults; ``load_rules(path)`` reads it
 back and raises ``BadSetting`` naming the sheet, cell and value of anything wrong.
@@ -6,6 +6,7 @@ back and raises ``BadSetting`` naming the sheet, cell and value of anything wron
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
@@ -13,9 +14,11 @@ from typing import Any
 
 from .errors import BadSetting
 from .penalties import DEFAULT_RULES, PenaltyRule
-from .settings import DEFAULTS, Settings
+from .settings import settings_from_rows
 
-S_DEADLINES, S_PENALTIES, S_REMINDERS, S_STAFF = "时限与工作时间", "处罚规则", "提醒时间", "人员"
+S_PENALTIES, S_REMINDERS, S_STAFF = "处罚规则", "提醒时间", "人员"
+S_DEADLINES = "时限与工作时间"   # only in rules workbooks of earlier versions (see load_rules)
+log = logging.getLogger("complaint_desk.rules")
 KINDS = ("contact", "feedback", "followup", "loss")
 
 
@@ -30,7 +33,8 @@ class Person:
 
 @dataclass(frozen=True, slots=True)
 class Rules:
-    settings: Settings = DEFAULTS
+    """What is chain-wide. Deadlines and business hours are each shop's own (its 设置 sheet)."""
+
     penalties: tuple[PenaltyRule, ...] = DEFAULT_RULES
     reminder_times: tuple[time, ...] = (time(9, 0), time(15, 0))
     staff: tuple[Person, ...] = field(default_factory=tuple)
@@ -44,36 +48,14 @@ class Rules:
 
 DEFAULT = Rules()
 
-# (label, settings key, kind) rows of the deadlines sheet, declared once.
-_DEADLINE_ROWS = (
-    ("联系时限（小时）", "contact_hours", "float"), ("反馈时限（天）", "feedback_days", "float"),
-    ("回访时限（天）", "followup_days", "float"), ("按工作时间计算", "business_hours", "bool"),
-    ("上班时间", "workday_start", "time"), ("下班时间", "workday_end", "time"),
-    ("休息日（0=周一…6=周日，逗号分隔）", "rest_weekdays", "days"),
-    ("国家法定节假日和调休", "cn_holidays", "bool"), ("提前预警（小时）", "due_soon_hours", "float"),
-)
-
-
 def build_rules_template(path: str | Path, rules: Rules = DEFAULT) -> None:
     from openpyxl import Workbook
 
     from .atomic import atomic_write
 
     wb = Workbook()
-    ws = wb.active
-    ws.title = S_DEADLINES
-    ws.append(["项目", "值"])
-    for label, key, kind in _DEADLINE_ROWS:
-        v = getattr(rules.settings, key)
-        if kind == "bool":
-            v = "是" if v else "否"
-        elif kind == "time":
-            v = v.strftime("%H:%M")
-        elif kind == "days":
-            v = ",".join(str(d) for d in v)
-        ws.append([label, v])
-    ws.column_dimensions["A"].width = 36
-    wp = wb.create_sheet(S_PENALTIES)
+    wp = wb.active
+    wp.title = S_PENALTIES
     wp.append(["规则编号", "类型(contact/feedback/followup/loss)", "每次金额", "每天金额", "损失比例", "说明"])
     for r in rules.penalties:
         wp.append([r.rule_id, r.kind, r.per_event, r.per_day, r.loss_share, r.description])
@@ -125,39 +107,15 @@ def load_rules(path: str | Path) -> Rules:
     from .safety import check_xlsx
     check_xlsx(path)
     wb = load_workbook(path, read_only=True, data_only=True)
-    for name in (S_DEADLINES, S_PENALTIES, S_REMINDERS, S_STAFF):
+    for name in (S_PENALTIES, S_REMINDERS, S_STAFF):
         if name not in wb.sheetnames:
             raise BadSetting(f"{path.name} [{name}]", None, "缺少工作表")
-    values: dict[str, Any] = {}
-    by_label = {label: (key, kind) for label, key, kind in _DEADLINE_ROWS}
-    for i, row in enumerate(wb[S_DEADLINES].iter_rows(min_row=2, values_only=True), start=2):
-        if not row or row[0] is None:
-            continue
-        label = str(row[0]).strip()
-        v = row[1] if len(row) > 1 else None
-        where = _where(path, S_DEADLINES, f"B{i}")
-        if label not in by_label:
-            raise BadSetting(_where(path, S_DEADLINES, f"A{i}"), label, "未知项目")
-        key, kind = by_label[label]
-        if kind == "float":
-            values[key] = _float(v, where)
-        elif kind == "bool":
-            if str(v).strip() not in ("是", "否", "True", "False"):
-                raise BadSetting(where, v, "应为 是 或 否")
-            values[key] = str(v).strip() in ("是", "True")
-        elif kind == "time":
-            values[key] = _time(v, where)
-        else:
-            try:
-                days = tuple(int(x) for x in str(v).replace("，", ",").split(",") if x.strip())
-            except ValueError:
-                raise BadSetting(where, v, "应为 0–6 的数字，逗号分隔") from None
-            if any(d < 0 or d > 6 for d in days):
-                raise BadSetting(where, v, "应为 0–6 的数字，逗号分隔")
-            values[key] = days
-    settings = DEFAULTS.with_(**values)
-    if settings.workday_start >= settings.workday_end:
-        raise BadSetting(_where(path, S_DEADLINES, "上班/下班时间"), settings.workday_end, "下班时间须晚于上班时间")
+    if S_DEADLINES in wb.sheetnames:
+        # A rules workbook from before deadlines were each shop's own: read with the same
+        # declaration as the 设置 sheet (so a typo is still named), then set aside.
+        rows = [list(r) for r in wb[S_DEADLINES].iter_rows(min_row=1, values_only=True)]
+        settings_from_rows(rows, sheet=f"{path.name}!{S_DEADLINES}")
+        log.warning("%s：“%s”表已不再使用，时限和工作时间按各门店工作簿的“设置”表计算", path.name, S_DEADLINES)
     rules = []
     for i, row in enumerate(wb[S_PENALTIES].iter_rows(min_row=2, values_only=True), start=2):
         if not row or row[0] is None:
@@ -185,4 +143,4 @@ def load_rules(path: str | Path) -> Rules:
                 raise BadSetting(_where(path, S_STAFF, f"{col}{i}"), v, "邮箱地址无效")
         staff.append(Person(row[0], row[1], row[2], row[3], row[4]))
     wb.close()
-    return Rules(settings, tuple(rules), times, tuple(staff))
+    return Rules(tuple(rules), times, tuple(staff))

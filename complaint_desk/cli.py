@@ -12,13 +12,14 @@ import logging
 import sys
 import tempfile
 import traceback
-from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from complaint_core import __version__
+from complaint_core.atomic import refuse_overwrite
+from complaint_core.clock import Clock, now_option
 from complaint_core.errors import ComplaintDeskError
 from excel_addin.commands import addin
 from scheduler.commands import mail_cmd, rules_cmd, run_cmd, scan_cmd
@@ -27,28 +28,17 @@ from sync.commands import sync_cmd
 log = logging.getLogger("complaint_desk")
 
 
-def parse_now(value: str | None) -> datetime:
-    """``--now`` as a naive local datetime (Excel times are naive shop-local times)."""
-    if not value:
-        return datetime.now().replace(microsecond=0)
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"不是 ISO-8601 时间 (not an ISO-8601 time): {value!r}") from None
-    if moment.tzinfo is not None:
-        from zoneinfo import ZoneInfo
-
-        moment = moment.astimezone(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None)
-    return moment
-
-
-NOW_OPTION = click.option("--now", "now_text", metavar="ISO",
-                          help="把此时间当作“现在”，结果可重现 / Treat this ISO-8601 time as now.")
+NOW_OPTION = now_option()
+FORCE_OPTION = click.option("--force", is_flag=True, help="覆盖已有文件 / Overwrite an existing file.")
 LANG_OPTION = click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True,
                            help="消息语言 / Message language.")
 
 
-def fail(message: str, code: int = 2) -> None:
+def _zone(table: Any) -> str | None:
+    return table.settings.timezone if table.settings is not None else None
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
     click.echo(message, err=True)
     sys.exit(code)
 
@@ -92,10 +82,12 @@ def main(ctx: click.Context, verbose: bool) -> None:
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--shop", default="", help="门店代码 / Shop code written to the settings sheet.")
 @LANG_OPTION
-def template(out: Path, shop: str, lang: str) -> None:
+@FORCE_OPTION
+def template(out: Path, shop: str, lang: str, force: bool) -> None:
     """写出一份新的投诉登记工作簿 / Write a fresh complaint workbook."""
     from complaint_core.template import build_template
 
+    refuse_overwrite(out, force)
     build_template(out, shop_code=shop, lang=lang)
     click.echo(f"已写出 {out}")
 
@@ -107,14 +99,13 @@ def template(out: Path, shop: str, lang: str) -> None:
               help="在文件中标出问题单元格并写入“校验结果”表 / Mark bad cells and list findings in the file.")
 @NOW_OPTION
 @LANG_OPTION
-def validate(files: tuple[Path, ...], as_json: bool, mark: bool, now_text: str | None, lang: str) -> None:
+def validate(files: tuple[Path, ...], as_json: bool, mark: bool, clock: Clock, lang: str) -> None:
     """检查投诉表的每一行 / Check every row of complaint workbooks."""
     from complaint_core.annotate import mark_file
     from complaint_core.errors import UnreadableWorkbook
     from complaint_core.reader import read_workbook
     from complaint_core.validate import validate_table
 
-    now = parse_now(now_text)
     results: list[dict[str, Any]] = []
     worst = 0
     for path in files:
@@ -126,7 +117,8 @@ def validate(files: tuple[Path, ...], as_json: bool, mark: bool, now_text: str |
             if not as_json:
                 click.echo(str(exc), err=True)
             continue
-        findings = validate_table(table, now=now, lang=lang)
+        # each shop's own zone: a --now with an offset means the same moment for every shop
+        findings = validate_table(table, now=clock.now(_zone(table)), lang=lang)
         if mark:
             mark_file(path, findings, sheet=table.sheet, lang=lang)
         results.append({"file": str(path), "findings": [f.as_json() for f in findings]})
@@ -147,15 +139,14 @@ def validate(files: tuple[Path, ...], as_json: bool, mark: bool, now_text: str |
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @NOW_OPTION
-def suggest(file: Path, now_text: str | None) -> None:
+def suggest(file: Path, clock: Clock) -> None:
     """按处理手册填写空白的编号、建议步骤和截止时间 / Fill empty ids, steps and deadlines."""
     from complaint_core.annotate import fill_file
     from complaint_core.reader import read_playbook, read_workbook
     from complaint_core.suggest import fills_for_table
 
-    now = parse_now(now_text)
     table = read_workbook(file)
-    fills = fills_for_table(table, read_playbook(file), now=now)
+    fills = fills_for_table(table, read_playbook(file), now=clock.now(_zone(table)))
     written = fill_file(file, table, fills)
     click.echo(f"{file}: 填写了 {len(fills)} 行、{written} 个单元格 (filled {written} cells in {len(fills)} rows)")
 

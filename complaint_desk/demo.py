@@ -97,7 +97,7 @@ def _demo_rules(path: Path) -> Path:
     staff = [Person(name, dept, head, f"{EMAILS[name]}@example.com") for dept, name, head in STAFF]
     heads = sorted({head for _dept, _name, head in STAFF})
     staff += [Person(head, "门店管理", "", f"{EMAILS[head]}@example.com") for head in heads]
-    build_rules_template(path, Rules(settings=DEFAULT.settings, penalties=DEFAULT.penalties,
+    build_rules_template(path, Rules(penalties=DEFAULT.penalties,
                                      reminder_times=DEFAULT.reminder_times, staff=tuple(staff)))
     return path
 

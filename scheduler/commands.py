@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
+from complaint_core.clock import Clock, now_option
 from complaint_core.errors import ComplaintDeskError
 
 
@@ -16,18 +16,18 @@ def _fail(e: Exception) -> NoReturn:
     raise SystemExit(2)
 
 
-def _clock(now: str | None) -> datetime:
-    try:
-        return datetime.fromisoformat(now) if now else datetime.now().replace(microsecond=0)
-    except ValueError:
-        _fail(ValueError(f"--now {now!r}: 时间格式应为 ISO，例如 2026-03-02T15:00"))
-
-
 @click.command("rules")
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
-def rules_cmd(out: Path) -> None:
+@click.option("--force", is_flag=True, help="覆盖已有文件 / Overwrite an existing file.")
+def rules_cmd(out: Path, force: bool) -> None:
     """写出规则工作簿模板 / write the rules workbook template."""
+    from complaint_core.atomic import refuse_overwrite
     from complaint_core.rules_book import build_rules_template
+
+    try:
+        refuse_overwrite(out, force)
+    except ComplaintDeskError as e:
+        _fail(e)
     build_rules_template(out)
     click.echo(f"已生成规则工作簿：{out}")
 
@@ -35,22 +35,22 @@ def rules_cmd(out: Path) -> None:
 @click.command("scan")
 @click.option("--state", "state", required=True, help="store URL or SQLite path")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--now", "now", default=None, help="ISO time to scan as of (default: the clock)")
+@now_option()
 @click.option("--rules", "rules_path", default=None, type=click.Path(exists=True, dir_okay=False))
-def scan_cmd(state: str, out: Path, now: str | None, rules_path: str | None) -> None:
+def scan_cmd(state: str, out: Path, clock: Clock, rules_path: str | None) -> None:
     """逾期扫描、处罚、汇总 / overdue scan, penalties, summary."""
     from complaint_core.merged.render import render_merged
     from complaint_core.rules_book import load_rules
-    from complaint_core.store import open_store
+    from complaint_core.store import open_existing_store
 
     from .api import scan_once
 
-    clock = _clock(now)
+    now = clock.now()
     try:
         rules = load_rules(rules_path) if rules_path else None
-        store = open_store(state)
-        rep = scan_once(store, now=clock, rules=rules)
-        render_merged(store, out, now=clock)
+        store = open_existing_store(state)
+        rep = scan_once(store, now=now, rules=rules)
+        render_merged(store, out, now=now)
     except ComplaintDeskError as e:
         _fail(e)
     click.echo(f"投诉 {rep.records} 条，需关注 {rep.flagged} 条（逾期 {rep.overdue}），新处罚 {rep.new_penalties} 条，"
@@ -69,7 +69,7 @@ def run_cmd(config: str) -> None:
 
 
 def _mail_store(config: str | None, store_url: str | None) -> Any:
-    from complaint_core.store import open_store
+    from complaint_core.store import open_existing_store
 
     from .api import ensure_tables
     from .config import load_config
@@ -77,7 +77,7 @@ def _mail_store(config: str | None, store_url: str | None) -> Any:
     if bool(config) == bool(store_url):
         _fail(click.UsageError("请给出 --config 或 --store 其中之一 / give --config or --store"))
     try:
-        store = open_store(load_config(config)["store"]["url"] if config else store_url)
+        store = open_existing_store(load_config(config)["store"]["url"] if config else store_url)
         ensure_tables(store)
     except ComplaintDeskError as e:
         _fail(e)
@@ -118,15 +118,14 @@ def mail_list_cmd(config: str | None, store_url: str | None, state: str | None) 
 @click.argument("mail_id", type=int)
 @CONFIG_OPTION
 @STORE_OPTION
-@click.option("--now", "now", default=None, help="ISO time the mail is due again from (default: the clock)")
-def mail_resend_cmd(mail_id: int, config: str | None, store_url: str | None, now: str | None) -> None:
+@now_option("邮件从此时间起重新到期 / ISO time the mail is due again from (default: the clock)")
+def mail_resend_cmd(mail_id: int, config: str | None, store_url: str | None, clock: Clock) -> None:
     """核对后重发一封 unknown/failed 邮件 / queue an unknown or failed mail again after checking."""
     from .outbox import resend
 
-    clock = _clock(now)
     store = _mail_store(config, store_url)
     try:
-        old = resend(store, mail_id, now=clock)
+        old = resend(store, mail_id, now=clock.now())
     except ValueError as e:
         click.echo(f"邮件 {mail_id} 的状态是 {e}，只有 unknown 或 failed 的邮件可以重发", err=True)
         raise SystemExit(1) from None

@@ -11,19 +11,12 @@ from pathlib import Path
 
 import click
 
+from complaint_core.clock import Clock, now_option
+
 from .api import merge_once
 from .daemon import Daemon
 
 log = logging.getLogger("complaint_desk.sync")
-
-
-def _now(text: str | None) -> datetime:
-    if not text:
-        return datetime.now().replace(microsecond=0)
-    try:
-        return datetime.fromisoformat(text).replace(tzinfo=None)
-    except ValueError:
-        raise click.BadParameter(f"不是 ISO-8601 时间 (not an ISO-8601 time): {text!r}") from None
 
 
 @click.command("sync")
@@ -39,9 +32,9 @@ def _now(text: str | None) -> datetime:
                    "A shop folder watched by polling (NAS/SMB share); repeatable.")
 @click.option("--once", "mode", flag_value="once", help="合并一次后退出 / Merge once and exit.")
 @click.option("--watch", "mode", flag_value="watch", help="持续监视 / Keep watching.")
-@click.option("--now", "now_text", metavar="ISO", help="把此时间当作“现在” / Treat as now.")
+@now_option()
 def sync_cmd(sources: tuple[Path, ...], out: Path, state_url: str | None, poll: bool,
-             poll_sources: tuple[Path, ...], mode: str | None, now_text: str | None) -> None:
+             poll_sources: tuple[Path, ...], mode: str | None, clock: Clock) -> None:
     """把各门店的投诉工作簿合并为一个 / Merge every shop's workbook into one."""
     if not sources and not poll_sources:
         raise click.UsageError("请至少指定一个 --source 或 --poll-source (give a shop folder)")
@@ -49,9 +42,9 @@ def sync_cmd(sources: tuple[Path, ...], out: Path, state_url: str | None, poll: 
         raise click.UsageError("请指定 --once 或 --watch (give --once or --watch)")
     if mode == "once":
         # how a folder is watched does not matter to a single merge: every folder is read
-        _once(list(dict.fromkeys([*sources, *poll_sources])), out, state_url, _now(now_text))
+        _once(list(dict.fromkeys([*sources, *poll_sources])), out, state_url, clock.now())
     else:
-        _watch(list(sources), list(poll_sources), out, state_url, poll, now_text)
+        _watch(list(sources), list(poll_sources), out, state_url, poll, clock)
 
 
 def _once(sources: list[Path], out: Path, state_url: str | None, now: datetime) -> None:
@@ -83,9 +76,8 @@ def _once(sources: list[Path], out: Path, state_url: str | None, now: datetime) 
 
 
 def _watch(sources: list[Path], poll_sources: list[Path], out: Path, state_url: str | None, poll: bool,
-           now_text: str | None) -> None:
-    clock = (lambda: _now(now_text)) if now_text else (lambda: datetime.now().replace(microsecond=0))
-    daemon = Daemon(sources, out, state_url, poll=poll, poll_sources=poll_sources, clock=clock)
+           clock: Clock) -> None:
+    daemon = Daemon(sources, out, state_url, poll=poll, poll_sources=poll_sources, clock=clock.now)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from ..deadlines import deadlines
+from ..errors import StoreMissing
 from ..penalties import PenaltyEvent
 from ..rules_book import DEFAULT as DEFAULT_RULES
 from ..rules_book import Rules
@@ -32,8 +33,8 @@ _SCHEMA_KEYS = frozenset(KEYS)
 _EVENT_TEXT = frozenset({"shop", "complaint_id", "person", "dept", "head", "why"})
 _NO_VALUES = dict.fromkeys(KEYS)
 
-__all__ = ["Store", "View", "content_hash", "decode_values", "encode_values", "open_store", "record_key",
-           "record_ref"]
+__all__ = ["Store", "View", "content_hash", "decode_values", "encode_values", "open_existing_store", "open_store",
+           "record_key", "record_ref"]
 
 
 @dataclass
@@ -372,6 +373,25 @@ def open_store(url_or_path: str | Path) -> Store:
     upgrade(engine)
     _move_old_findings(engine)
     return Store(engine=engine, url=url)
+
+
+def open_existing_store(url_or_path: str | Path) -> Store:
+    """The store for a command that only reads and scans it: a store that does not exist (a
+    typo in --state, a deleted file) is refused instead of silently created empty."""
+    url = store_url(url_or_path)
+    if url.startswith("sqlite:///"):
+        if not Path(url[len("sqlite:///"):]).is_file():
+            raise StoreMissing(url_or_path)
+    else:
+        from sqlalchemy import inspect
+
+        engine = create_engine(url, future=True)
+        try:
+            if not inspect(engine).has_table(t.sources.name):
+                raise StoreMissing(url_or_path)
+        finally:
+            engine.dispose()
+    return open_store(url)
 
 
 def upgrade(engine: Engine) -> list[str]:
