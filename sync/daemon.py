@@ -15,6 +15,7 @@ from complaint_core.merged.model import SheetProvider
 from complaint_core.store import open_store
 
 from .api import default_state_url, merge_into
+from .feedback import FeedbackWriter, safe_pass
 from .files import is_ignored
 from .pipeline import MergeReport, pending_retries
 from .watch import Watchers
@@ -36,7 +37,7 @@ class Daemon:
                  poll: bool = False, poll_sources: Iterable[Path] = (), poll_interval: float = 2.0,
                  providers: Iterable[SheetProvider] = (),
                  rescan_interval: float = 300.0, settle_seconds: float = 2.0, max_defer_seconds: float = 30.0,
-                 clock: Callable[[], datetime] = datetime.now) -> None:
+                 clock: Callable[[], datetime] = datetime.now, feedback: bool = False) -> None:
         polled = [Path(s).resolve() for s in poll_sources]
         # a polled folder is a source too; naming it under both options is not an error
         self.sources = list(dict.fromkeys([Path(s).resolve() for s in sources] + polled))
@@ -58,6 +59,7 @@ class Daemon:
         self.last_report: MergeReport | None = None
         self.retry_at: float | None = None   # time.monotonic() when the earliest failed file is due
         self.redo_at: float | None = None    # time.monotonic() to redo a full merge that raised
+        self.feedback = FeedbackWriter() if feedback else None   # the shops' _反馈 files
 
     def start(self) -> None:
         self.watchers.start()
@@ -145,6 +147,9 @@ class Daemon:
                 # the backoff of a failed file ended: a share that reports nothing would
                 # otherwise leave the fixed file unread until the next full rescan
                 self._safe(self.retry_now)
+            elif self.feedback is not None and self.feedback.due():
+                # no file changed, but a deadline may have turned due soon or overdue
+                safe_pass(self.feedback, self.sources, now=self.clock(), out=self.out)
 
     def _safe_merge(self) -> Any:
         return self._safe(self.merge_now)
@@ -152,6 +157,7 @@ class Daemon:
     def _safe(self, merge: Callable[[], MergeReport]) -> Any:
         try:
             report = merge()
+            safe_pass(self.feedback, self.sources, now=self.clock(), out=self.out)
             unstable = [r for r in report.skipped if r.outcome == "unstable"]
             if unstable:
                 # still being written: come back after another quiet period
