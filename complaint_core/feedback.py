@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from .model import Finding, Invalid
@@ -22,6 +22,7 @@ from .playbook import DEFAULT_PLAYBOOK, Playbook
 from .schema import FIELD_BY_KEY
 from .settings import DEFAULTS, Settings
 from .suggest import suggest_steps
+from .validate import CLOCK_SKEW
 
 FEEDBACK_DIR = "_反馈"
 FEEDBACK_SUFFIX = "_反馈"
@@ -64,6 +65,10 @@ class FeedbackBook:
     digest: str
     open_count: int
     findings_count: int
+    # The first moment after ``now`` at which the clock alone could change the content (a
+    # deadline turning due soon or overdue, a time no longer in the future); None: never.
+    # Until then a caller holding the same file need not build it again.
+    next_change: datetime | None = None
 
 
 def feedback_name(workbook_name: str) -> str:
@@ -106,13 +111,28 @@ def _finding_tuple(f: Finding | Sequence[Any] | dict[str, Any]) -> tuple[str, in
     return (sheet, row, cell, field, severity, code, message)
 
 
-def _deadline_cells(values: dict[str, Any], settings: Settings, now: datetime) -> dict[str, str]:
+def _deadline_cells(values: dict[str, Any], settings: Settings, now: datetime,
+                    changes: list[datetime]) -> dict[str, str]:
     states = {item.kind: item for item in scan_record(values, now=now, settings=settings)}
+    warn = timedelta(hours=settings.due_soon_hours)
     cells = {}
     for kind in KINDS:
         item = states.get(kind)
         cells[kind] = "" if item is None else f"{item.due:%m-%d %H:%M}\n{STATE_WORDS[item.state]}"
+        if item is not None and item.done_at is None:
+            # due soon from ``due - warn`` on, overdue once past ``due`` (overdue.scan_record)
+            changes += [item.due - warn, item.due + _TICK]
     return cells
+
+
+_TICK = timedelta(microseconds=1)
+
+
+def _clock_changes(values: dict[str, Any], changes: list[datetime]) -> None:
+    # validate calls a time "in the future" until now + CLOCK_SKEW reaches it
+    for v in values.values():
+        if isinstance(v, datetime):
+            changes.append(v - CLOCK_SKEW + _TICK)
 
 
 def build_feedback(workbook_name: str, records: Iterable[dict[str, Any]],
@@ -126,10 +146,12 @@ def build_feedback(workbook_name: str, records: Iterable[dict[str, Any]],
     file could not be read at all (then there are no records, and the summary says so).
     """
     opened: list[tuple[datetime, int, tuple[Any, ...]]] = []
+    changes: list[datetime] = []
     for i, rec in enumerate(records):
+        _clock_changes(rec, changes)
         if not is_open(rec):
             continue
-        due = _deadline_cells(rec, settings, now)
+        due = _deadline_cells(rec, settings, now, changes)
         steps = suggest_steps(rec, playbook, now=now, settings=settings)
         row = (_text(rec.get("complaint_id")), _text(rec.get("received_at")), _text(rec.get("customer_name")),
                _short(_text(rec.get("description"))), _text(rec.get("status")) or "新建",
@@ -167,7 +189,8 @@ def build_feedback(workbook_name: str, records: Iterable[dict[str, Any]],
     )
     blob = json.dumps([LAYOUT, [[s.name, s.header, s.rows] for s in sheets]], ensure_ascii=False, default=str)
     digest = hashlib.blake2b(blob.encode("utf-8"), digest_size=16).hexdigest()
-    return FeedbackBook(sheets, digest, len(open_rows), len(finding_rows))
+    later = [t for t in changes if t > now]
+    return FeedbackBook(sheets, digest, len(open_rows), len(finding_rows), min(later) if later else None)
 
 
 def _deadline_rule(settings: Settings) -> str:

@@ -36,6 +36,14 @@ log = logging.getLogger("complaint_desk.sync")
 TICK_SECONDS = 60.0   # deadlines change state by the minute at most: look again once a minute
 
 
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
 def feedback_path(source: Path) -> Path:
     return source.parent / FEEDBACK_DIR / feedback_name(source.name)
 
@@ -86,6 +94,9 @@ class _Read:
     table: ComplaintTable | None
     playbook: Playbook
     error: str | None
+    built_at: datetime | None = None      # ``now`` of the last build from this read
+    written: tuple[int, int] | None = None  # the feedback file's (size, mtime_ns) as we left it
+    next_change: datetime | None = None   # until then the clock changes nothing in it
 
 
 class FeedbackWriter:
@@ -143,6 +154,10 @@ class FeedbackWriter:
         got = self._read(source)
         if got is None:
             return None
+        target = feedback_path(source)
+        if got.built_at is not None and got.built_at <= now and (got.next_change is None or now < got.next_change) \
+                and _stamp(target) == got.written:
+            return None   # same file, and no deadline or time has changed state since the last build
         if got.table is None:
             book = build_feedback(source.name, [], [], now=now, error=got.error)
         else:
@@ -150,14 +165,20 @@ class FeedbackWriter:
             records = [{**r.values, "source_row": r.row} for r in table.rows]
             book = build_feedback(source.name, records, validate_table(table, now=now),
                                   settings=table.settings, playbook=got.playbook, now=now)
-        target = feedback_path(source)
         marker = _digest_path(target)
-        with contextlib.suppress(OSError):
-            if target.exists() and marker.read_text(encoding="ascii").strip() == book.digest:
+        with contextlib.suppress(OSError, ValueError):
+            # the digest of what we wrote, and the file as we left it: a copy someone edited or
+            # replaced is written again even when our content did not change
+            digest, size, mtime = marker.read_text(encoding="ascii").split()
+            if digest == book.digest and _stamp(target) == (int(size), int(mtime)):
+                got.built_at, got.next_change, got.written = now, book.next_change, _stamp(target)
                 return None
         write_book(book, target, now=now)
+        written = _stamp(target)
         with atomic_write(marker) as tmp:
-            tmp.write_text(book.digest, encoding="ascii")
+            tmp.write_text(f"{book.digest} {written[0]} {written[1]}", encoding="ascii")
+        # only once written: a failed write is tried again on the next pass
+        got.built_at, got.next_change, got.written = now, book.next_change, written
         log.info("已写入反馈 %s: 待办 %d 件，问题 %d 个", target, book.open_count, book.findings_count)
         return target
 

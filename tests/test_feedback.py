@@ -109,7 +109,7 @@ def test_sync_once_feedback_end_to_end(tmp_path):
     # a real spreadsheet program opens it; the customer's "=..." text stays text
     csv = libreoffice_opens(target, sheet=2)
     assert "SH01-B" in csv and "已逾期 overdue" in csv and "=店员态度差" in csv
-    assert "G5" in libreoffice_opens(target, sheet=3)
+    assert sheet(target, "校验问题 Findings")[1][1] == "G5"
     wb = load_workbook(target)
     opened = wb[OPEN_SHEET]
     assert wb.sheetnames[0] == "概要 Summary" and opened.freeze_panes == "A2"
@@ -195,3 +195,32 @@ def test_config_key_turns_feedback_on_in_the_service(tmp_path):
     with pytest.raises(BadSetting, match="feedback"):
         load_config(cfg_path)
 
+
+
+def test_a_tick_with_nothing_due_reads_and_checks_nothing(tmp_path, monkeypatch):
+    import sync.feedback as fb
+
+    shop = make_shop(tmp_path)
+    checked = []
+    real = fb.validate_table
+    monkeypatch.setattr(fb, "validate_table", lambda table, **kw: checked.append(1) or real(table, **kw))
+    writer = FeedbackWriter()
+    assert writer.run([shop.parent], now=NOW).written == [feedback_path(shop)]
+    # SH01-C's contact turns overdue just after 10:30; before that nothing is rebuilt
+    assert writer.run([shop.parent], now=NOW + timedelta(minutes=29)).unchanged and len(checked) == 1
+    assert writer.run([shop.parent], now=NOW + timedelta(minutes=31)).written and len(checked) == 2
+
+
+def test_an_edited_feedback_file_is_put_back(tmp_path):
+    shop = make_shop(tmp_path)
+    writer = FeedbackWriter()
+    writer.run([shop.parent], now=NOW)
+    target = feedback_path(shop)
+    wb = load_workbook(target)
+    wb[OPEN_SHEET]["A2"] = "店员改的"
+    wb.save(target)
+    # a fresh writer too (sync --once the next morning): the digest file remembers our copy
+    assert FeedbackWriter().run([shop.parent], now=NOW).written == [target]
+    assert sheet(target, OPEN_SHEET)[1][0] == "SH01-A"
+    # the first writer sees a file it did not leave that way, checks, and finds it right again
+    assert writer.run([shop.parent], now=NOW).unchanged == [target]
