@@ -47,6 +47,12 @@ CODES: dict[str, tuple[Severity, str, str]] = {
                      "First contact ({value}) was after the deadline ({due})"),
     "feedback_late": ("warning", "反馈（{value}）晚于反馈截止（{due}）", "Feedback ({value}) was after the deadline ({due})"),
     "followup_late": ("warning", "回访（{value}）晚于回访截止（{due}）", "Follow-up ({value}) was after the deadline ({due})"),
+    "holidays_unknown": ("warning", "{years} 年的法定节假日和调休上班日未知：内置日历 chinese-calendar {version} 只含 {known} 年，"
+                         "“节假日”表也没有这些年。按工作时间计算的截止时间在这些年只跳过每周休息日；"
+                         "请在“节假日”表填写放假和调休上班的日期",
+                         "Public holidays and make-up working days of {years} are unknown: the built-in "
+                         "chinese-calendar {version} knows {known} and the 节假日 sheet has none, so business-hour "
+                         "deadlines there skip weekly rest days only; enter the days on the 节假日 sheet"),
     "severe_not_escalated": ("warning", "严重投诉须上报主管，但“主管批示”为空且状态不是“待批示”",
                              "A severe complaint must go to the manager: no approval and status is not awaiting approval"),
 }

@@ -18,6 +18,7 @@ from python_calamine import CalamineWorkbook
 
 from .errors import BadSetting, NotAComplaintWorkbook, UnreadableWorkbook
 from .gcpause import paused_gc
+from .holidays import with_workbook_holidays
 from .model import ComplaintTable, SourceRow, is_blank
 from .playbook import DEFAULT_PLAYBOOK, Playbook, playbook_from_rows
 from .safety import check_xlsx
@@ -226,7 +227,7 @@ def read_workbook(path: str | Path) -> ComplaintTable:
             except NotAComplaintWorkbook as exc:
                 failure = failure or exc
                 continue
-            table.settings = _settings(wb, p)
+            table.settings = with_workbook_holidays(_settings(wb, p), wb, p)  # 设置 + 节假日
             table.shop_code = table.settings.shop_code or None
             return table
     except (UnreadableWorkbook, BadSetting):

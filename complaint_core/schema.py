@@ -164,6 +164,9 @@ SHEET_LISTS = "下拉列表"
 SHEET_PLAYBOOK = "处理手册"
 SHEET_HOWTO = "使用说明"
 SHEET_FINDINGS = "校验结果"
+# Hidden: the add-in writes 2 (error) / 1 (warning) at each bad cell's address; the template's
+# conditional formats colour the complaint table from it (no per-cell or COM formatting calls).
+SHEET_MARKS = "_校验标记"
 # Settings area: a two-column sheet (项目 | 值). Row "门店代码" / "Shop code" holds the shop code;
 # other rows may hold any key of complaint_core.settings.SETTINGS by its Chinese name.
 SHEET_SETTINGS = "设置"

@@ -7,7 +7,7 @@ these; a test checks that docs/config.md names every one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from datetime import time
+from datetime import date, time
 from typing import Any
 
 
@@ -57,6 +57,9 @@ class Settings:
     cn_holidays: bool = True
     due_soon_hours: float = 1
     extra: dict[str, Any] = field(default_factory=dict)
+    # The shop's own days from its 节假日 sheet: ((date, is_workday), ...) sorted by date; they
+    # win over the built-in calendar (complaint_core.holidays). Not a 设置 row, so not in SETTINGS.
+    holidays: tuple[tuple[date, bool], ...] = ()
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -65,7 +68,7 @@ class Settings:
 DEFAULTS = Settings()
 
 # The declared list and the dataclass must agree (checked again by a test).
-assert {s.key for s in SETTINGS} == {f.name for f in fields(Settings)} - {"extra"}
+assert {s.key for s in SETTINGS} == {f.name for f in fields(Settings)} - {"extra", "holidays"}
 
 
 _TRUE = {"是", "yes", "true", "1", "y", "对", "开"}

@@ -18,12 +18,14 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.table import Table, TableStyleInfo
 
 from .atomic import atomic_write
+from .holidays import SHEET_HOLIDAYS, holiday_rows_for_template
 from .playbook import DEFAULT_PLAYBOOK, Playbook, playbook_rows
 from .schema import (
     FIELDS,
     SHEET_COMPLAINTS,
     SHEET_HOWTO,
     SHEET_LISTS,
+    SHEET_MARKS,
     SHEET_PLAYBOOK,
     SHEET_SETTINGS,
     TABLE_NAME,
@@ -36,6 +38,10 @@ MONEY_FORMAT = '"¥"#,##0.00'
 HEADER_FILL = PatternFill("solid", fgColor="FF1F4E78")
 OVERDUE_FILL = PatternFill("solid", fgColor="FFFFC7CE")
 MISSING_FILL = PatternFill("solid", fgColor="FFFFEB9C")
+MARK_FILLS = ((2, PatternFill("solid", fgColor="FFFF9999")), (1, PatternFill("solid", fgColor="FFFFE699")))
+# The marks rules cover more columns than the schema has (shops add and reorder columns) and
+# every row Excel has, so a table that grew past the pre-sized rows is still coloured.
+MARK_COLUMNS = 80
 # Each deadline is overdue while its matching "done" time is still empty.
 DEADLINE_PAIRS = (("contact_due", "first_contact_at"), ("feedback_due", "feedback_at"),
                   ("followup_due", "followup_at"))
@@ -55,6 +61,7 @@ def _howto_rows(lang: str) -> list[list[str]]:
         ["4. 时限：受理后2小时内电话联系客户；3日内反馈处理进度或结果；解决后回访。截止时间变红表示已逾期。", ""],
         ["5. “处理手册”表中的规则可以按本店情况修改，建议会随之变化。", ""],
         ["6. 在“设置”表填写本店门店代码。", ""],
+        ["7. 按工作时间计算截止时间的门店：在“节假日”表逐日填写放假（休息）和调休上班（上班）的日期，优先于内置日历。", ""],
         ["", ""],
         ["列", "说明"],
     ]
@@ -68,6 +75,8 @@ def _howto_rows(lang: str) -> list[list[str]]:
          "resolution. A red deadline is overdue.", ""],
         ["5. Edit the 处理手册 playbook sheet to fit the shop; suggestions follow it.", ""],
         ["6. Put the shop code on the 设置 sheet.", ""],
+        ["7. Shops counting business hours: list days off (休息) and make-up working days (上班) on the "
+         "节假日 sheet, one per row; they win over the built-in calendar.", ""],
         ["", ""],
         ["Column", "Meaning"],
     ]
@@ -132,6 +141,11 @@ def build_workbook(*, shop_code: str = "", lang: str = "zh",
                 f"{c}2:{c}{last_row}",
                 FormulaRule(formula=[f'AND({started},LEN(TRIM(${c}2))=0)'], fill=MISSING_FILL))
 
+    marks_area = f"A2:{get_column_letter(MARK_COLUMNS)}1048576"
+    for level, fill in MARK_FILLS:
+        ws.conditional_formatting.add(marks_area, FormulaRule(
+            formula=[f"{quote_sheetname(SHEET_MARKS)}!A2={level}"], fill=fill, stopIfTrue=False))
+
     pb = wb.create_sheet(SHEET_PLAYBOOK)
     for row in playbook_rows(playbook):
         pb.append(row)
@@ -171,6 +185,23 @@ def build_workbook(*, shop_code: str = "", lang: str = "zh",
     st.column_dimensions["C"].width = 80
     for cell in st[1]:
         cell.font = Font(bold=True)
+
+    hol = wb.create_sheet(SHEET_HOLIDAYS)
+    for row in holiday_rows_for_template():
+        hol.append(row)
+    for r in range(2, 400):
+        hol.cell(row=r, column=1).number_format = "yyyy-mm-dd"
+    dv = DataValidation(type="list", formula1='"休息,上班"', allow_blank=True)
+    dv.add("B2:B400")
+    hol.add_data_validation(dv)
+    for col, width in zip("ABC", (14, 10, 80), strict=True):
+        hol.column_dimensions[col].width = width
+    for cell in hol[1]:
+        cell.font = Font(bold=True)
+    hol.freeze_panes = "A2"
+
+    marks = wb.create_sheet(SHEET_MARKS)
+    marks.sheet_state = "hidden"
     return wb
 
 

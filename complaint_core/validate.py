@@ -12,6 +12,7 @@ from typing import Any
 
 from .deadlines import deadlines
 from .findings import make_finding
+from .holidays import SHEET_HOLIDAYS, builtin_version, builtin_years, log_uncovered, uncovered_years
 from .model import ComplaintTable, Finding, Invalid
 from .schema import FIELDS
 from .settings import DEFAULTS, Settings
@@ -136,4 +137,34 @@ def validate_table(table: ComplaintTable, *, now: datetime, settings: Settings |
         found.sort(key=lambda f: (cols.get(f[0], 1_000 + _ORDER.get(f[0], 0))))
         for key, code, fmt in found:
             findings.append(make_finding(table, row.row, key, code, lang, **fmt))
+    unknown = holiday_gaps(table, settings)
+    if unknown:
+        # Once per workbook, ahead of the rows: it concerns every business-hour deadline there.
+        log_uncovered(unknown, str(table.path or table.sheet))
+        known = builtin_years()
+        findings.insert(0, make_finding(
+            SHEET_HOLIDAYS, 1, "holidays", "holidays_unknown", lang, cell="A1",
+            years="、".join(map(str, unknown)) if lang == "zh" else ", ".join(map(str, unknown)),
+            version=builtin_version(), known=f"{known[0]}–{known[1]}" if known else "—"))
     return findings
+
+
+def holiday_gaps(table: ComplaintTable, settings: Settings) -> list[int]:
+    """Years a business-hour deadline of this table falls in that no calendar knows.
+
+    Only when the shop counts business hours with public holidays: in clock time, or with
+    holidays switched off, weekends alone are what the shop asked for.
+    """
+    if not (settings.business_hours and settings.cn_holidays):
+        return []
+    # A deadline runs past its start by the limit in days plus any holiday week: a
+    # complaint of 30 December is due in the next year.
+    reach = timedelta(days=max(settings.feedback_days, settings.followup_days, 1) * 7 / 5 + 10)
+    years: set[int] = set()
+    for row in table.rows:
+        for key in ("received_at", "resolved_at"):
+            v = row.values.get(key)
+            if isinstance(v, datetime):
+                years.add(v.year)
+                years.add((v + reach).year)
+    return uncovered_years(years, settings.holidays)

@@ -1,5 +1,9 @@
 """Business hours, rest days and Chinese public holidays with make-up working days (调休).
 
+Which days are working days: the shop's own 节假日 sheet first (``Settings.holidays``), then
+the chinese-calendar package, then the weekly rest days for years neither knows (validate
+warns about those, see complaint_core.holidays).
+
 By default deadlines are plain clock time, as the handling rules state them ("2小时内",
 "3日内"). A shop that counts only working time switches ``business_hours`` on; then a
 complaint received on Friday evening is due on Monday morning, and the National Day week
@@ -12,10 +16,17 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 
 from .errors import BadSetting
+from .holidays import day_map
 from .settings import Settings
 
 
 def is_workday(day: date, settings: Settings) -> bool:
+    # The shop's 节假日 sheet first: it knows next year's days before the package does, and
+    # the shop's own closing days, which no public calendar has.
+    if settings.holidays:
+        own = day_map(settings.holidays).get(day)
+        if own is not None:
+            return own
     return _is_workday(day, tuple(settings.rest_weekdays), bool(settings.cn_holidays))
 
 

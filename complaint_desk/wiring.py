@@ -22,7 +22,7 @@ def start_watcher(sched: Any, cfg: dict[str, dict[str, Any]]) -> Any:
 
     daemon = Daemon([Path(s) for s in sources], Path(cfg["store"]["merged"]), cfg["store"]["url"],
                     poll=sync["poll"], poll_sources=[Path(s) for s in poll_sources],
-                    rescan_interval=cfg["sync"]["rescan_minutes"] * 60)
+                    rescan_interval=cfg["sync"]["rescan_minutes"] * 60, feedback=sync.get("feedback", False))
     daemon.start()
     atexit.register(daemon.stop)
     return daemon

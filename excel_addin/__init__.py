@@ -36,7 +36,7 @@ def run_button(port, button_id: str, *, vba_version: str | None, xlwings_version
     """Run one button on ``port``; returns the message shown to the user (never raises)."""
     from complaint_core.errors import ComplaintDeskError
 
-    from .actions import HANDLERS, about
+    from .actions import HANDLERS, about, wps_message
 
     log = logging.getLogger("excel_addin")
     if vba_version and vba_version != xlwings_version:
@@ -46,13 +46,20 @@ def run_button(port, button_id: str, *, vba_version: str | None, xlwings_version
     if handler is None:
         return f"未知按钮：{button_id}"
     try:
+        wps = wps_message(port)
+        if wps:
+            log.warning("%s: %s", button_id, wps)
+            return wps
         bad = [n for n in port.sheet_names() if n.lower().endswith(".py")]
         if bad:
             return f"工作表名“{bad[0]}”以 .py 结尾，xlwings 会把它当作代码运行；请改名后再试。"
         with port.quiet():
             if handler is about:
-                return about(port, log_path=str(log_path()), xlwings_version=xlwings_version)
-            return handler(port)
+                message = about(port, log_path=str(log_path()), xlwings_version=xlwings_version)
+            else:
+                message = handler(port)
+        # what this platform could not do (e.g. hide a sheet on a Mac) is said, not failed on
+        return "\n".join([message, *port.skipped()])
     except ComplaintDeskError as exc:
         log.warning("%s: %s", button_id, exc)
         return str(exc)

@@ -1,9 +1,10 @@
 """What each ribbon button does, on any ``WorkbookPort``: the same engine as the CLI.
 
 Each handler reads the whole table in one range read, computes in Python with
-complaint_core, and writes each changed column back in one range write. Marks are drawn
-by two conditional formats that read a hidden marks sheet, so colouring 10 or 10,000 bad
-cells costs the same two calls.
+complaint_core, and writes each changed column back in one range write. Marks are values
+(2 = error, 1 = warning) written in one block into the hidden marks sheet; the template's
+conditional formats colour the table from it. So colouring 10 or 10,000 bad cells costs the
+same calls, and nothing needs Windows-only COM: Excel for Mac colours them the same way.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from typing import Any
 
 from complaint_core import __version__
 from complaint_core.errors import NotAComplaintWorkbook
+from complaint_core.feedback import FEEDBACK_DIR, feedback_name
+from complaint_core.holidays import SHEET_HOLIDAYS, holidays_from_rows
 from complaint_core.ids import next_ids
-from complaint_core.model import ComplaintTable, Finding, column_letter
+from complaint_core.model import ComplaintTable, Finding
 from complaint_core.playbook import DEFAULT_PLAYBOOK, Playbook, playbook_from_rows
 from complaint_core.reader import table_from_grid
 from complaint_core.schema import (
@@ -23,6 +26,7 @@ from complaint_core.schema import (
     FILLED_KEYS,
     SHEET_COMPLAINTS,
     SHEET_FINDINGS,
+    SHEET_MARKS,
     SHEET_PLAYBOOK,
     SHEET_SETTINGS,
 )
@@ -32,16 +36,23 @@ from complaint_core.validate import validate_table
 
 from .port import WorkbookPort
 
-MARKS_SHEET = "_校验标记"
+MARKS_SHEET = SHEET_MARKS
 FINDINGS_HEADER = ["工作表", "行", "单元格", "字段", "级别", "代码", "说明"]
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
 
 
-def load_table(port: WorkbookPort) -> ComplaintTable:
-    names = port.sheet_names()
+NOT_TABLES = (SHEET_SETTINGS, SHEET_FINDINGS, MARKS_SHEET, SHEET_HOLIDAYS)
+
+
+def load_table(port: WorkbookPort, names: list[str] | None = None) -> ComplaintTable:
+    names = port.sheet_names() if names is None else names
     settings = _settings(port) if SHEET_SETTINGS in names else DEFAULTS
+    if SHEET_HOLIDAYS in names:
+        # the shop's own holidays and 调休, as the CLI and the daemon read them
+        grid, _r, _c = port.read_used_range(SHEET_HOLIDAYS)
+        settings = settings.with_(holidays=holidays_from_rows(grid, sheet=SHEET_HOLIDAYS))
     shop = settings.shop_code or None
-    order = sorted((n for n in names if n not in (SHEET_SETTINGS, SHEET_FINDINGS, MARKS_SHEET)),
+    order = sorted((n for n in names if n not in NOT_TABLES),
                    key=lambda n: n != SHEET_COMPLAINTS)
     for name in order:
         grid, first_row, first_col = port.read_used_range(name)
@@ -72,9 +83,18 @@ def findings_rows(findings: list[Finding]) -> list[list[Any]]:
 
 
 def validate(port: WorkbookPort) -> str:
-    table = load_table(port)
+    names = port.sheet_names()
+    table = load_table(port, names)
     findings = validate_table(table, now=port.now())
     port.replace_sheet(SHEET_FINDINGS, findings_rows(findings))
+    errors = sum(f.severity == "error" for f in findings)
+    done = f"校验完成：{len(table.rows)} 行，{errors} 个错误，{len(findings) - errors} 个提醒。详见“{SHEET_FINDINGS}”表。"
+    if MARKS_SHEET not in names:
+        # The colours come from conditional formats that only the template carries (with this
+        # hidden sheet); adding them would need Windows-only COM, so an older workbook is told.
+        return (done + f"\n本工作簿不是用新版模板建立的，没有标记颜色：问题单元格未上色，请看“{SHEET_FINDINGS}”表"
+                "（用 complaint-desk template 生成的新模板会自动上色）。 / No mark colours in this workbook: "
+                "see the findings sheet.")
     # The marks grid mirrors the table's cells: 2 = error, 1 = warning, empty = fine (fixed
     # cells lose their colour because the whole grid is rewritten every run).
     first_col = min(table.columns.values())
@@ -90,10 +110,7 @@ def validate(port: WorkbookPort) -> str:
         cell[col - first_col] = max(cell[col - first_col] or 0, level)
     port.replace_sheet(MARKS_SHEET, [], hidden=True)
     port.write_block(MARKS_SHEET, top, first_col, grid)
-    area = f"{column_letter(first_col)}{top}:{column_letter(last_col)}{bottom}"
-    port.set_mark_rules(table.sheet, area, MARKS_SHEET)
-    errors = sum(f.severity == "error" for f in findings)
-    return f"校验完成：{len(table.rows)} 行，{errors} 个错误，{len(findings) - errors} 个提醒。详见“{SHEET_FINDINGS}”表。"
+    return done
 
 
 def fill(port: WorkbookPort) -> str:
@@ -150,6 +167,35 @@ def about(port: WorkbookPort, *, log_path: str = "", xlwings_version: str = "") 
             f"门店代码：{shop or '未设置（在“设置”表填写）'}\n"
             "时限：受理后 2 小时内联系客户，3 日内反馈，解决后回访（可在“设置”表修改）。\n"
             f"日志：{log_path}")
+
+
+def wps_message(port: WorkbookPort) -> str | None:
+    """One line when the program xlwings reached is WPS 表格 rather than Excel, else None.
+
+    Installing WPS can register it as ``Excel.Application``, and xlwings then drives WPS, which
+    it does not support: instead of failing somewhere inside a button, say so and point the
+    shop to the feedback workbook the daemon writes for it.
+    """
+    version, path = port.app_identity()
+    if not is_wps(version, path):
+        return None
+    name = port.book_name()
+    return (f"检测到 WPS 表格（版本 {version or '未知'}），投诉台账加载项只能在 Microsoft Excel 中运行；"
+            f"请打开本工作簿所在文件夹里的 {FEEDBACK_DIR}/{feedback_name(name)} 查看校验问题和处理建议"
+            f"（总部服务自动更新）。 / WPS detected: open {FEEDBACK_DIR}/{feedback_name(name)} instead.")
+
+
+def is_wps(version: str, path: str) -> bool:
+    """WPS by where it is installed (Kingsoft) or by its version (11.1.0.x, 12.1.0.x; Excel says
+    12.0 for 2007, 14.0, 15.0, 16.0 on Windows and 16.x on a Mac)."""
+    folded = path.replace("\\", "/").lower()
+    if any(word in folded for word in ("kingsoft", "wps office", "/wps", "ksoffice")):
+        return True
+    parts = [p for p in version.strip().split(".") if p]
+    if not parts or not parts[0].isdigit():
+        return False
+    major = int(parts[0])
+    return major < 12 or (major == 12 and len(parts) >= 3)
 
 
 HANDLERS: dict[str, Callable[..., str]] = {

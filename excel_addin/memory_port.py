@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from openpyxl import load_workbook
-from openpyxl.formatting.rule import FormulaRule
-from openpyxl.styles import PatternFill
 
 from .port import NORMAL_APP_STATE, QUIET_APP_STATE
 
 
 class MemoryPort:
-    def __init__(self, path: str | Path, *, now: datetime, selection: list[int] | None = None) -> None:
+    def __init__(self, path: str | Path, *, now: datetime, selection: list[int] | None = None,
+                 app_version: str = "16.0", app_path: str = r"C:\Program Files\Microsoft Office\root\Office16") -> None:
         self.path = Path(path)
+        self.app_version, self.app_path = app_version, app_path
         self.wb = load_workbook(self.path)
         self._now = now
         self._selection = selection or []
@@ -71,14 +71,6 @@ class MemoryPort:
         if hidden:
             ws.sheet_state = "hidden"
 
-    def set_mark_rules(self, sheet: str, area: str, marks_sheet: str) -> None:
-        self.calls["set_mark_rules"] += 1
-        ws = self.wb[sheet]
-        top_left = area.split(":")[0]
-        for level, colour in ((2, "FFFF9999"), (1, "FFFFE699")):
-            ws.conditional_formatting.add(area, FormulaRule(
-                formula=[f"'{marks_sheet}'!{top_left}={level}"], fill=PatternFill("solid", fgColor=colour)))
-
     def selected_rows(self, sheet: str) -> list[int]:
         self.calls["selected_rows"] += 1
         return list(self._selection)
@@ -101,6 +93,17 @@ class MemoryPort:
 
     def now(self) -> datetime:
         return self._now
+
+    def app_identity(self) -> tuple[str, str]:
+        self.calls["app_identity"] += 2   # xlwings asks Excel twice: version, then path
+        return self.app_version, self.app_path
+
+    def book_name(self) -> str:
+        self.calls["book_name"] += 1
+        return self.path.name
+
+    def skipped(self) -> list[str]:
+        return []   # openpyxl can do everything the port asks
 
     def save(self, path: str | Path | None = None) -> Path:
         target = Path(path or self.path)

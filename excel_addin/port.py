@@ -3,6 +3,11 @@
 Every method is ONE call into Excel (one cross-process COM/AppleScript round trip in the
 real adapter), and none of them works cell by cell, so the number of Excel calls of a
 button press does not grow with the number of complaint rows.
+
+Every method exists on Excel for Windows and Excel for Mac alike (xlwings' own API, never
+the Windows-only COM names under ``.api``). Where a platform cannot do something optional
+(hide a sheet, read the selection, pause screen updating) the adapter carries on without it
+and ``skipped()`` returns one line per thing left out, which the button's message shows.
 """
 
 from __future__ import annotations
@@ -33,9 +38,6 @@ class WorkbookPort(Protocol):
     def replace_sheet(self, sheet: str, values: list[list[Any]], *, hidden: bool = False) -> None:
         """Create or clear ``sheet`` and write ``values`` at A1."""
 
-    def set_mark_rules(self, sheet: str, area: str, marks_sheet: str) -> None:
-        """Conditional formats on ``area`` coloured from the marks sheet (2 = error, 1 = warning)."""
-
     def selected_rows(self, sheet: str) -> list[int]: ...
 
     def alert(self, message: str, title: str = "投诉台账") -> None: ...
@@ -44,6 +46,14 @@ class WorkbookPort(Protocol):
         """Screen updating, calculation and events off; restored afterwards, also on error."""
 
     def now(self) -> datetime: ...
+
+    def app_identity(self) -> tuple[str, str]:
+        """(version, install path) of the program xlwings is talking to; "" where it gives none."""
+
+    def book_name(self) -> str: ...
+
+    def skipped(self) -> list[str]:
+        """One line per optional feature this platform could not do during the run (no Excel call)."""
 
 
 Rows = Iterator[list[Any]]

@@ -1,21 +1,24 @@
 """The real Excel adapter: a thin layer of whole-range xlwings calls (open-source xlwings only).
 
-Nothing here loops over cells. It cannot run without Excel, so everything it calls is
-tested through ``MemoryPort``, which has the same methods and counts the calls.
+Nothing here loops over cells, and nothing touches ``.api``: on Windows that is a COM object,
+on a Mac an AppleScript reference without the COM names (``FormatConditions``, ``Interior``
+…), so one call through it is enough to break a button on one of the two. The marks are
+coloured by conditional formats the template already holds (they read the hidden marks
+sheet), so the add-in only writes values. It cannot run without Excel, so everything it
+calls is tested through ``MemoryPort`` and through an xlwings stand-in in Windows and in Mac
+mode (tests/support/xlwings_standin.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from typing import Any
 
 from complaint_core.textsafe import is_dangerous
 
 from .port import QUIET_APP_STATE
-
-RED, YELLOW = 0x9999FF, 0x99E6FF  # BGR, as Excel's Interior.Color wants it
 
 
 def _safe(values: list[list[Any]]) -> list[list[Any]]:
@@ -26,6 +29,13 @@ def _safe(values: list[list[Any]]) -> list[list[Any]]:
 class XlwingsPort:
     def __init__(self, book: Any) -> None:
         self.book = book
+        self._skipped: list[str] = []
+
+    def _skip(self, line: str, exc: BaseException) -> None:
+        self._skipped.append(f"{line}（{type(exc).__name__}）")
+
+    def skipped(self) -> list[str]:
+        return list(self._skipped)
 
     def sheet_names(self) -> list[str]:
         return [s.name for s in self.book.sheets]
@@ -54,30 +64,45 @@ class XlwingsPort:
         if values:
             sht.range("A1").options(ndim=2).value = _safe(values)
         if hidden:
-            sht.visible = False
-
-    def set_mark_rules(self, sheet: str, area: str, marks_sheet: str) -> None:
-        rng = self.book.sheets[sheet].range(area)
-        top_left = area.split(":")[0]
-        conditions = rng.api.FormatConditions
-        conditions.Delete()  # our rules only live on this marks area; re-added below
-        for level, colour in ((2, RED), (1, YELLOW)):
-            rule = conditions.Add(2, None, f"='{marks_sheet}'!{top_left}={level}")  # 2 = xlExpression
-            rule.Interior.Color = colour
+            try:
+                sht.visible = False
+            except Exception as exc:  # noqa: BLE001 - cosmetic: the marks work from a visible sheet too
+                self._skip(f"本平台不能隐藏工作表“{sheet}”，已跳过（不影响校验） / could not hide the sheet", exc)
 
     def selected_rows(self, sheet: str) -> list[int]:
-        sel = self.book.app.selection
-        if sel is None or sel.sheet.name != sheet:
+        try:
+            sel = self.book.app.selection
+            if sel is None or sel.sheet.name != sheet:
+                return []
+            return list(range(sel.row, sel.row + sel.rows.count))
+        except Exception as exc:  # noqa: BLE001 - without the selection every row is filled
+            self._skip("本平台读不到选中的行，已按全部行处理 / selection unavailable: all rows", exc)
             return []
-        return list(range(sel.row, sel.row + sel.rows.count))
 
     def alert(self, message: str, title: str = "投诉台账") -> None:
         self.book.app.alert(message, title=title)
 
     @contextmanager
     def quiet(self) -> Iterator[None]:
-        with self.book.app.properties(**QUIET_APP_STATE):
+        with ExitStack() as stack:
+            try:
+                stack.enter_context(self.book.app.properties(**QUIET_APP_STATE))
+            except Exception as exc:  # noqa: BLE001 - slower, but the button still works
+                self._skip("本平台不能暂停屏幕刷新和自动计算，已跳过（只会慢一些） / could not pause updating", exc)
             yield
 
     def now(self) -> datetime:
         return datetime.now().replace(microsecond=0)
+
+    def app_identity(self) -> tuple[str, str]:
+        app = self.book.app
+        out = []
+        for attr in ("version", "path"):
+            try:
+                out.append(str(getattr(app, attr) or ""))
+            except Exception:  # noqa: BLE001 - a program that cannot say is judged on what it did say
+                out.append("")
+        return out[0], out[1]
+
+    def book_name(self) -> str:
+        return str(self.book.name)

@@ -39,6 +39,7 @@ KEYS: tuple[Key, ...] = (
     Key("sync", "poll", bool, False, "所有文件夹都用轮询代替系统事件（网络共享 SMB/NAS）"),
     Key("sync", "poll_sources", list, [], "用轮询监视的门店文件夹（NAS/SMB 共享）；其余文件夹用系统事件。也算作监视的文件夹"),
     Key("sync", "rescan_minutes", int, 5, "即使没有文件事件，也每隔多少分钟全量重扫一次"),
+    Key("sync", "feedback", bool, False, "为每个门店工作簿在其文件夹的 _反馈 子文件夹写一份只读的反馈工作簿（问题和待办）"),
 )
 
 

@@ -33,8 +33,10 @@ log = logging.getLogger("complaint_desk.sync")
 @click.option("--once", "mode", flag_value="once", help="合并一次后退出 / Merge once and exit.")
 @click.option("--watch", "mode", flag_value="watch", help="持续监视 / Keep watching.")
 @now_option()
+@click.option("--feedback", is_flag=True, help="为每个门店工作簿写 _反馈/<名>_反馈.xlsx / "
+                                                "Write each shop a feedback workbook in its folder's _反馈.")
 def sync_cmd(sources: tuple[Path, ...], out: Path, state_url: str | None, poll: bool,
-             poll_sources: tuple[Path, ...], mode: str | None, clock: Clock) -> None:
+             poll_sources: tuple[Path, ...], mode: str | None, clock: Clock, feedback: bool) -> None:
     """把各门店的投诉工作簿合并为一个 / Merge every shop's workbook into one."""
     if not sources and not poll_sources:
         raise click.UsageError("请至少指定一个 --source 或 --poll-source (give a shop folder)")
@@ -42,12 +44,12 @@ def sync_cmd(sources: tuple[Path, ...], out: Path, state_url: str | None, poll: 
         raise click.UsageError("请指定 --once 或 --watch (give --once or --watch)")
     if mode == "once":
         # how a folder is watched does not matter to a single merge: every folder is read
-        _once(list(dict.fromkeys([*sources, *poll_sources])), out, state_url, clock.now())
+        _once(list(dict.fromkeys([*sources, *poll_sources])), out, state_url, clock.now(), feedback)
     else:
-        _watch(list(sources), list(poll_sources), out, state_url, poll, clock)
+        _watch(list(sources), list(poll_sources), out, state_url, poll, clock, feedback)
 
 
-def _once(sources: list[Path], out: Path, state_url: str | None, now: datetime) -> None:
+def _once(sources: list[Path], out: Path, state_url: str | None, now: datetime, feedback: bool = False) -> None:
     tty = sys.stderr.isatty()
     count = [0]
 
@@ -71,13 +73,21 @@ def _once(sources: list[Path], out: Path, state_url: str | None, now: datetime) 
                    f"用时 {report.seconds:.1f} 秒")
     if report.write_error:
         click.echo(f"写入失败（下次重试）: {report.write_error}", err=True)
+    if feedback:
+        from .feedback import write_feedback
+
+        fed = write_feedback(sources, now=now, out=out)
+        click.echo(f"反馈文件：更新 {len(fed.written)} 个，未变 {len(fed.unchanged)} 个")
+        for path, reason in fed.failed:
+            click.echo(f"反馈文件未写入 {path}: {reason}", err=True)
     if report.failed or report.write_error:
         sys.exit(1)
 
 
 def _watch(sources: list[Path], poll_sources: list[Path], out: Path, state_url: str | None, poll: bool,
-           clock: Clock) -> None:
-    daemon = Daemon(sources, out, state_url, poll=poll, poll_sources=poll_sources, clock=clock.now)
+           clock: Clock, feedback: bool = False) -> None:
+    daemon = Daemon(sources, out, state_url, poll=poll, poll_sources=poll_sources, clock=clock.now,
+                    feedback=feedback)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

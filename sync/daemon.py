@@ -14,6 +14,7 @@ from typing import Any
 from complaint_core.store import open_store
 
 from .api import default_state_url, merge_into
+from .feedback import FeedbackWriter, safe_pass
 from .files import is_ignored
 from .pipeline import MergeReport, pending_retries
 from .watch import Watchers
@@ -34,7 +35,7 @@ class Daemon:
     def __init__(self, sources: list[Path], out: Path, state_url: str | None = None, *,
                  poll: bool = False, poll_sources: Iterable[Path] = (), poll_interval: float = 2.0,
                  rescan_interval: float = 300.0, settle_seconds: float = 2.0, max_defer_seconds: float = 30.0,
-                 clock: Callable[[], datetime] = datetime.now) -> None:
+                 clock: Callable[[], datetime] = datetime.now, feedback: bool = False) -> None:
         polled = [Path(s).resolve() for s in poll_sources]
         # a polled folder is a source too; naming it under both options is not an error
         self.sources = list(dict.fromkeys([Path(s).resolve() for s in sources] + polled))
@@ -55,6 +56,7 @@ class Daemon:
         self.last_report: MergeReport | None = None
         self.retry_at: float | None = None   # time.monotonic() when the earliest failed file is due
         self.redo_at: float | None = None    # time.monotonic() to redo a full merge that raised
+        self.feedback = FeedbackWriter() if feedback else None   # the shops' _反馈 files
 
     def start(self) -> None:
         self.watchers.start()
@@ -141,6 +143,9 @@ class Daemon:
                 # the backoff of a failed file ended: a share that reports nothing would
                 # otherwise leave the fixed file unread until the next full rescan
                 self._safe(self.retry_now)
+            elif self.feedback is not None and self.feedback.due():
+                # no file changed, but a deadline may have turned due soon or overdue
+                safe_pass(self.feedback, self.sources, now=self.clock(), out=self.out)
 
     def _safe_merge(self) -> Any:
         return self._safe(self.merge_now)
@@ -148,6 +153,7 @@ class Daemon:
     def _safe(self, merge: Callable[[], MergeReport]) -> Any:
         try:
             report = merge()
+            safe_pass(self.feedback, self.sources, now=self.clock(), out=self.out)
             unstable = [r for r in report.skipped if r.outcome == "unstable"]
             if unstable:
                 # still being written: come back after another quiet period

@@ -11,12 +11,15 @@ import re
 from pathlib import Path
 
 from complaint_core.atomic import TEMP_PREFIX
+from complaint_core.feedback import FEEDBACK_DIR
 
 
 def is_ignored(path: Path, *, out: Path | None = None) -> bool:
     name = path.name
     if out is not None and path.resolve() == out.resolve():
         return True  # the daemon's own merged workbook
+    if path.parent.name == FEEDBACK_DIR:
+        return True  # our feedback for the shop (sync/feedback.py), never a shop workbook
     if name.startswith(("~$", ".~lock.", TEMP_PREFIX, ".")) or name.endswith("#"):
         return True
     return path.suffix.lower() != ".xlsx"
