@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from complaint_core.rules_book import DEFAULT, Rules, load_rules
 from complaint_core.store.sched_tables import SCHED_TABLES, penalty_events, upgrade
 
 from . import outbox as ob
+from .escalate import queue_alerts_and_posts
 from .idempotent import insert_missing
 from .mail import digests
 from .outbox import SendReport
@@ -34,6 +36,7 @@ class ScanReport:
     new_penalties: int = 0
     queued_mails: int = 0
     states: dict[str, int] = field(default_factory=dict)
+    queued_posts: int = 0   # group robot posts (escalation alerts and the day's digests)
 
 
 def ensure_tables(store: Any) -> None:
@@ -56,7 +59,8 @@ def _items(store: Any, now: datetime, rules: Rules) -> list[Any]:
 
 
 @paused_gc()   # 1,000,000 records make 4 million penalty items: see complaint_core/gcpause.py
-def scan_once(store: Any, *, now: datetime, rules: Rules = DEFAULT, mail_transport: Any = None) -> ScanReport:
+def scan_once(store: Any, *, now: datetime, rules: Rules = DEFAULT, mail_transport: Any = None,
+              robots: Sequence[Any] = ()) -> ScanReport:
     """Scan as of ``now``; new penalty events and the day's digests land in one transaction."""
     ensure_tables(store)
     recs = _live(store)
@@ -80,6 +84,8 @@ def scan_once(store: Any, *, now: datetime, rules: Rules = DEFAULT, mail_transpo
         # insert: those are skipped, not an error (see scheduler/idempotent.py).
         rep.new_penalties = insert_missing(c, penalty_events, penalty_events.c.event_id, new)
         rep.queued_mails = ob.queue(c, mails, now=now)
+        more = queue_alerts_and_posts(c, recs, items, rules, robots, now=now, figures=figures)   # escalate.py
+        rep.queued_mails, rep.queued_posts = rep.queued_mails + more.mails, more.posts
     if mail_transport is not None:
         ob.send_due(store, mail_transport, now=now)
     return rep
