@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
@@ -56,9 +57,10 @@ def _store(cfg: Config) -> Iterator[Any]:
 
 
 def _log_send(rep: Any) -> None:
-    # The daemon has no terminal: a wrong password or a server without STARTTLS is only seen here.
+    # The daemon has no terminal: a wrong password, a server without STARTTLS or a robot's wrong
+    # key is only seen here.
     for error in rep.errors:
-        log.error("提醒邮件未发出：%s", error)
+        log.error("提醒未发出：%s", error)
 
 
 def transport_for(cfg: Config) -> Any:
@@ -71,27 +73,58 @@ def transport_for(cfg: Config) -> Any:
                          m["timeout_seconds"])
 
 
+def deliver(store: Any, cfg: Config, *, now: datetime) -> Any:
+    """Send what is due: the mails, then each robot's posts (a robot's trouble never holds up the
+    mails or the other robots). Returns one SendReport for both."""
+    from . import outbox as ob
+    from .api import ensure_tables
+    from .robots import PER_MINUTE
+    from .webhook import robot_transports
+
+    ensure_tables(store)
+    shop_zone = zone(cfg) if cfg["scan"]["timezone"] else None   # None: the computer's own zone
+    rep = ob.send_due(store, transport_for(cfg), now=now, sender=cfg["mail"]["sender"], zone=shop_zone)
+    robots = cfg.get("bot") or []
+    if robots or _has_posts(store):
+        transports = robot_transports(robots, cfg["mail"]["outbox_dir"])
+        try:
+            rep.add(ob.send_posts(store, transports, now=now, per_minute={r.name: PER_MINUTE[r.kind] for r in robots}))
+        finally:
+            for t in transports.values():
+                t.close()
+    return rep
+
+
+def _has_posts(store: Any) -> bool:
+    # Robot sections all removed while posts wait: send_posts marks those failed (and says why).
+    from sqlalchemy import select
+
+    from complaint_core.store.sched_tables import outbox
+
+    with store.begin() as c:
+        return c.execute(select(outbox.c.id).where(outbox.c.channel == "bot", outbox.c.state == "pending")
+                         .limit(1)).first() is not None
+
+
 def scan_job(config_path: str) -> None:
     """Scan, queue, send and re-render the merged workbook (when configured)."""
-    from .api import scan_once, send_due, sheet_providers
+    from .api import scan_once, sheet_providers
 
     cfg = load_config(config_path)
     rules = load_rules(cfg["rules"]["path"]) if cfg["rules"]["path"] else DEFAULT
     now = _now(cfg)
     with _store(cfg) as store:
-        scan_once(store, now=now, rules=rules)
-        _log_send(send_due(store, transport_for(cfg), now=now, sender=cfg["mail"]["sender"]))
+        scan_once(store, now=now, rules=rules, robots=cfg["bot"])
+        _log_send(deliver(store, cfg, now=now))
         if cfg["store"]["merged"]:
             from complaint_core.merged.render import render_merged
             render_merged(store, cfg["store"]["merged"], now=now, providers=sheet_providers(rules))
 
 
 def send_job(config_path: str) -> None:
-    from .api import send_due
-
     cfg = load_config(config_path)
     with _store(cfg) as store:
-        _log_send(send_due(store, transport_for(cfg), now=_now(cfg), sender=cfg["mail"]["sender"]))
+        _log_send(deliver(store, cfg, now=_now(cfg)))
 
 
 def configure(sched: Any, config_path: str | Path, extra_jobs: Iterable[ExtraJobs] = ()) -> list[str]:
@@ -178,6 +211,56 @@ def _threads_on_sigusr1() -> None:
 
     if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGUSR1"):
         faulthandler.register(signal.SIGUSR1, all_threads=True)
+
+
+@dataclass
+class OnceReport:
+    merged: dict[str, Any] | None
+    scan: Any
+    send: Any
+    render_error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Everything due went out (a robot's own per-minute limit only postpones)."""
+        return not (self.send.errors or self.send.unknown or self.send.failed or self.send.retry)
+
+
+def run_once(config_path: str | Path, extra_jobs: Iterable[Any] = (), *, now: datetime | None = None) -> OnceReport:
+    """One cycle for Task Scheduler or cron: merge the [sync] folders (through the CLI's hook),
+    scan, send the mails and robot posts, rewrite the merged workbook. Takes the daemon's lock,
+    so it never overlaps a running service or a previous run that is still busy."""
+    from complaint_core.errors import WorkbookLocked
+    from complaint_core.store import open_store
+
+    from .api import scan_once, sheet_providers
+    from .lock import DaemonLock
+
+    cfg = load_config(config_path)
+    rules = load_rules(cfg["rules"]["path"]) if cfg["rules"]["path"] else DEFAULT
+    clock = now or _now(cfg)
+    lock_store = open_store(cfg["store"]["url"])
+    try:
+        with DaemonLock(lock_store):
+            merged = None
+            for hook in extra_jobs:
+                once = getattr(hook, "once", None)   # the watcher hook also merges once, on request
+                if once is not None:
+                    merged = once(cfg, clock)
+            with _store(cfg) as store:
+                scanned = scan_once(store, now=clock, rules=rules, robots=cfg["bot"])
+                sent = deliver(store, cfg, now=clock)
+                _log_send(sent)
+                render_error = ""
+                if cfg["store"]["merged"]:
+                    from complaint_core.merged.render import render_merged
+                    try:
+                        render_merged(store, cfg["store"]["merged"], now=clock, providers=sheet_providers(rules))
+                    except WorkbookLocked as e:   # open in Excel: the next run writes it, nothing lost
+                        render_error = str(e)
+    finally:
+        lock_store.engine.dispose()
+    return OnceReport(merged, scanned, sent, render_error)
 
 
 def run(config_path: str | Path, extra_jobs: Iterable[ExtraJobs] = ()) -> None:
