@@ -20,7 +20,16 @@ from scheduler import outbox as ob
 from scheduler.api import ensure_tables
 from scheduler.config import load_config
 from scheduler.outbox import MAX_ATTEMPTS, queue_posts, send_posts
-from scheduler.robots import PER_MINUTE, Post, Robot, clip, dingtalk_sign, feishu_sign, md_safe, payload
+from scheduler.robots import (
+    PER_MINUTE,
+    Post,
+    Robot,
+    clip,
+    dingtalk_sign,
+    feishu_sign,
+    md_safe,
+    payload,
+)
 from scheduler.webhook import JsonFolderTransport, WebhookTransport, robot_transports
 
 NOW = datetime(2026, 3, 2, 15, 0)
