@@ -146,9 +146,11 @@ def mail_list_cmd(config: str | None, store_url: str | None, state: str | None) 
     rows = listing(_mail_store(config, store_url), state)
     for r in rows:
         when = r["sent_at"] or r["created_at"]
-        click.echo(f"{r['id']}\t{r['state']}\t{when:%Y-%m-%d %H:%M}\t{r['recipient']}\t{r['message_id']}\t"
+        # a robot post names its group robot, so a manager knows to check the chat group, not a mailbox
+        to = f"机器人:{r['recipient']}" if r.get("channel") == "bot" else r["recipient"]
+        click.echo(f"{r['id']}\t{r['state']}\t{when:%Y-%m-%d %H:%M}\t{to}\t{r['message_id']}\t"
                    f"{r['subject']}" + (f"\t{r['last_error']}" if r["last_error"] and r["state"] != "sent" else ""))
-    click.echo(f"共 {len(rows)} 封" + (f"（{state}）" if state else ""), err=True)
+    click.echo(f"共 {len(rows)} 条" + (f"（{state}）" if state else ""), err=True)
 
 
 @mail_cmd.command("resend")

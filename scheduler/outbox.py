@@ -256,16 +256,20 @@ def _attempt(store: Any, row: dict[str, Any], now: datetime, rep: SendReport,
     passed: list[bool] = []
     before = _before_data(store, row["id"], token, now, passed)
     attempts = row["attempts"] + 1
-    state, error, next_at, result = SENT, None, row["next_at"], None
+    state, error, next_at = SENT, None, row["next_at"]
     try:
         send(before)
     except ClaimLost:
         rep.lost_claims += 1
         return None
     except RateLimited as e:
-        # Never dropped: no attempt limit, only a longer wait each time.
-        state, error, result = PENDING, str(e), "rate"
-        next_at = now + BASE_DELAY * min(2 ** min(attempts - 1, 10), RATE_DELAY_CAP)
+        # Never dropped, and not counted as an attempt: only a longer wait each time.
+        hits = (row.get("rate_limited") or 0) + 1
+        next_at = now + BASE_DELAY * min(2 ** min(hits - 1, 10), RATE_DELAY_CAP)
+        _finish(store, row["id"], token, PENDING, str(e), next_at, None, attempts=row["attempts"], rate_limited=hits)
+        rep.errors.append(str(e))
+        rep.retry += 1
+        return "rate"
     except TemporaryFailure as e:
         state = PENDING if attempts < MAX_ATTEMPTS else FAILED
         error, next_at = str(e), now + BASE_DELAY * (2 ** (attempts - 1))
@@ -273,7 +277,8 @@ def _attempt(store: Any, row: dict[str, Any], now: datetime, rep: SendReport,
         state, error = UNKNOWN, str(e)
         _warn_unknown(row["id"], row["message_id"], row["recipient"], str(e))
     except SetupFailure as e:
-        _finish(store, row["id"], token, PENDING, str(e), row["next_at"], None)
+        # The setting's fault, not the message's: not counted as an attempt either.
+        _finish(store, row["id"], token, PENDING, str(e), row["next_at"], None, attempts=row["attempts"])
         rep.errors.append(str(e))
         return "setup"
     except PermanentFailure as e:
@@ -292,7 +297,7 @@ def _attempt(store: Any, row: dict[str, Any], now: datetime, rep: SendReport,
         rep.errors.append(error if row.get("channel") == CHANNEL_BOT else f"{row['recipient']}: {error}")
     attr = {SENT: "sent", PENDING: "retry", FAILED: "failed", UNKNOWN: "unknown"}[state]
     setattr(rep, attr, getattr(rep, attr) + 1)
-    return result
+    return None
 
 
 def _before_data(store: Any, row_id: int, token: str, now: datetime, passed: list[bool]) -> Any:
@@ -310,9 +315,9 @@ def _before_data(store: Any, row_id: int, token: str, now: datetime, passed: lis
 
 
 def _finish(store: Any, row_id: int, token: str, state: str, error: str | None, next_at: datetime,
-            sent_at: datetime | None) -> None:
+            sent_at: datetime | None, **more: Any) -> None:
     # Only the claim's owner records the outcome (a recovered row may already be someone else's).
-    values: dict[str, Any] = dict(state=state, last_error=error, next_at=next_at, sent_at=sent_at)
+    values: dict[str, Any] = dict(state=state, last_error=error, next_at=next_at, sent_at=sent_at, **more)
     if state != UNKNOWN:
         values.update(claim_token=None, claimed_at=None)
     with store.begin() as c:
@@ -327,7 +332,7 @@ def states(store: Any) -> dict[str, str]:
 def listing(store: Any, state: str | None = None) -> list[dict[str, Any]]:
     """Outbox rows for people (newest first), optionally of one state."""
     cols = [outbox.c.id, outbox.c.state, outbox.c.recipient, outbox.c.subject, outbox.c.message_id,
-            outbox.c.attempts, outbox.c.created_at, outbox.c.sent_at, outbox.c.last_error]
+            outbox.c.attempts, outbox.c.created_at, outbox.c.sent_at, outbox.c.last_error, outbox.c.channel]
     q = select(*cols).order_by(outbox.c.id.desc())
     if state:
         q = q.where(outbox.c.state == state)
@@ -345,6 +350,6 @@ def resend(store: Any, row_id: int, *, now: datetime) -> str | None:
         if row.state not in RESENDABLE:
             raise ValueError(row.state)
         c.execute(update(outbox).where(outbox.c.id == row_id, outbox.c.state == row.state).values(
-            state=PENDING, attempts=0, next_at=now, claim_token=None, claimed_at=None,
+            state=PENDING, attempts=0, rate_limited=None, next_at=now, claim_token=None, claimed_at=None,
             last_error=f"{now:%Y-%m-%d %H:%M} 由人工重新排队（原状态 {row.state}）"))
         return str(row.state)

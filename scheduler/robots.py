@@ -188,14 +188,19 @@ def feishu_sign(secret: str, timestamp_s: int) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
-def _with_mentions(text: str, mentions: Sequence[tuple[str, str]], *, by: str) -> str:
+def _mention_line(mentions: Sequence[tuple[str, str]], *, by: str) -> str:
     if not mentions:
-        return text
+        return ""
     if by == "name":
         tags = " ".join(f"@{name}" for name, _m in mentions)
     else:   # DingTalk shows the @ only when the mobile is in the text too; names without one stay plain
         tags = " ".join(f"@{m}" if m else name for name, m in mentions)
-    return f"{text}\n\n请 {tags} 处理"
+    return f"\n\n请 {tags} 处理"
+
+
+def _fit(text: str, tail: str, limit: int) -> str:
+    # The @ line goes last and is never the part that is cut off.
+    return clip(text, limit - len(tail.encode("utf-8"))) + tail
 
 
 def payload(kind: str, title: str, text: str, markdown: str,
@@ -204,17 +209,17 @@ def payload(kind: str, title: str, text: str, markdown: str,
     mobiles = [m for _n, m in mentions if m]
     if kind == "wecom":
         if mobiles:   # WeCom @s by mobile only in a text message
-            content = clip(_with_mentions(text, [(n, "") for n, _m in mentions], by="name"), TEXT_LIMIT[kind])
+            content = _fit(text, _mention_line(mentions, by="name"), TEXT_LIMIT[kind])
             return {"msgtype": "text", "text": {"content": content, "mentioned_mobile_list": mobiles}}
         return {"msgtype": "markdown", "markdown": {"content": clip(markdown, MARKDOWN_LIMIT[kind])}}
     if kind == "dingtalk":
-        body = clip(markdown, MARKDOWN_LIMIT[kind] - 400)
         return {"msgtype": "markdown",
-                "markdown": {"title": title, "text": _with_mentions(body, mentions, by="mobile")},
+                "markdown": {"title": title,
+                             "text": _fit(markdown, _mention_line(mentions, by="mobile"), MARKDOWN_LIMIT[kind])},
                 "at": {"atMobiles": mobiles, "isAtAll": False}}
     if kind == "feishu":
-        body = clip(text, TEXT_LIMIT[kind] - 400)
-        return {"msg_type": "text", "content": {"text": _with_mentions(body, mentions, by="name")}}
+        return {"msg_type": "text",
+                "content": {"text": _fit(text, _mention_line(mentions, by="name"), TEXT_LIMIT[kind])}}
     raise ValueError(kind)
 
 

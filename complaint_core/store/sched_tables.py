@@ -52,6 +52,9 @@ outbox = Table(
     # [name, mobile] to @ (see scheduler/robots.py)
     Column("channel", String(16)),
     Column("mentions", Text),
+    # how many times the platform said "too fast": the wait before the next try grows with it,
+    # and it is not an attempt (a rate-limited post is never given up)
+    Column("rate_limited", Integer),
 )
 
 SCHED_TABLES = (penalty_events, outbox)
