@@ -21,17 +21,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from complaint_core.escalation import escalation_reasons
 from complaint_core.overdue import OverdueItem
 from complaint_core.rules_book import Rules
+from complaint_core.store.sched_tables import outbox
 
 from . import outbox as ob
 from .mail import Mail
 from .robots import CHANNEL, Post, Robot, digest_posts, md_safe
 
 CLOSED = ("已解决", "已回访", "已关闭", "不成立")
+KEY = "escalate"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,22 +78,26 @@ def _fields(rec: Mapping[str, Any]) -> list[tuple[str, str]]:
             ("内容", str(rec.get("description") or "")[:300])]
 
 
-def alerts(recs: Sequence[Mapping[str, Any]], rules: Rules, robots: Sequence[Robot]) -> tuple[list[Mail], list[Post]]:
-    """The alerts for every open complaint that escalates: a mail to each manager, a post to each
-    managers' robot (``shops = []``), the managers @-ed by mobile (by name on Feishu)."""
+def alerts(recs: Sequence[Mapping[str, Any]], rules: Rules, robots: Sequence[Robot],
+           done: set[str] | frozenset[str] = frozenset()) -> tuple[list[Mail], list[Post]]:
+    """The alerts for every open complaint that escalates and is not in ``done`` (record ids
+    alerted before): a mail to each manager, a post to each managers' robot (``shops = []``), the
+    managers @-ed by mobile (by name on Feishu)."""
     bosses = managers(rules)
     groups = [r for r in robots if r.for_managers]
     mails: list[Mail] = []
     posts: list[Post] = []
+    if not bosses and not groups:
+        return mails, posts
     for rec in recs:
-        if not is_open(rec):
+        rid = str(rec.get("record_id") or "")
+        if rid in done or not is_open(rec):
             continue
         reasons = escalation_reasons(rec)
         if not reasons:
             continue
-        rid = str(rec.get("record_id") or "")
         cid = str(rec.get("complaint_id") or rid)
-        key = f"escalate|{rid}"
+        key = f"{KEY}|{rid}"
         title = f"【预警上报】{rec.get('shop') or ''} 投诉 {cid}：{'；'.join(reasons)}"
         fields = _fields(rec)
         text = "\n".join([title, *[f"{k}：{v}" for k, v in fields if v],
@@ -109,11 +116,24 @@ def alerts(recs: Sequence[Mapping[str, Any]], rules: Rules, robots: Sequence[Rob
     return mails, posts
 
 
+def alerted(conn: Connection) -> set[str]:
+    """Record ids alerted before: a scan of 100,000 complaints then builds only the new alerts."""
+    keys = conn.execute(select(outbox.c.dedupe_key).where(
+        outbox.c.dedupe_key.like(f"{KEY}|%") | outbox.c.dedupe_key.like(f"{CHANNEL}|%|{KEY}|%"))).scalars()
+    done: set[str] = set()
+    for k in keys:
+        if k.startswith(f"{KEY}|"):
+            done.add(k[len(KEY) + 1:].rsplit("|", 1)[0])   # escalate|<record>|<address>
+        else:
+            done.add(k.split(f"|{KEY}|", 1)[1])               # bot|<robot>|escalate|<record>
+    return done
+
+
 def queue_alerts_and_posts(conn: Connection, recs: Sequence[Mapping[str, Any]], items: Sequence[OverdueItem],
                            rules: Rules, robots: Sequence[Robot], *, now: datetime,
                            figures: dict[str, int]) -> Queued:
     """What the scan queues besides the day's mail digests (same transaction): the escalation
     alerts, and each robot group's digest for the day."""
-    mails, posts = alerts(recs, rules, robots)
+    mails, posts = alerts(recs, rules, robots, alerted(conn))
     posts += digest_posts(items, rules, robots, day=now.date(), figures=figures)
     return Queued(ob.queue(conn, mails, now=now), ob.queue_posts(conn, posts, now=now))
