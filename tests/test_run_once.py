@@ -152,3 +152,23 @@ def test_now_needs_once(tmp_path, smtp_server):
     cfg = chain(tmp_path, smtp_server().port)
     r = CliRunner().invoke(main, ["run", "--config", str(cfg), "--now", NOW.isoformat()])
     assert r.exit_code == 2 and "--once" in r.output
+
+
+def test_the_service_jobs_post_too(tmp_path, smtp_server, robot_server, monkeypatch):
+    """The daemon's own jobs (scan_job, send_job) queue and post the same way, each post once."""
+    from complaint_core.rules_book import load_rules
+    from complaint_desk.wiring import merge_once
+    from scheduler.config import load_config
+    from scheduler.daemon import scan_job, send_job
+
+    server = smtp_server()
+    cfg = chain(tmp_path, server.port)
+    robots_env(monkeypatch, robot_server)
+    merge_once(load_config(cfg), NOW)   # what the watcher does when a shop saves
+    assert load_rules(tmp_path / "rules.xlsx").person("李娜").mobile == "13800000001"
+    scan_job(str(cfg))
+    posted = len(robot_server.posts)
+    assert posted >= 7 and any(p.kind == "dingtalk" for p in robot_server.posts)
+    send_job(str(cfg))
+    scan_job(str(cfg))
+    assert len(robot_server.posts) == posted
