@@ -113,8 +113,14 @@ def test_markdown_without_mobiles_and_clipped_to_the_limit(store, robot_server):
     body = payload("wecom", long.title, long.text, long.markdown, long.mentions)
     assert body["msgtype"] == "markdown" and len(body["markdown"]["content"].encode()) <= 4096
     assert "另有" in body["markdown"]["content"]
-    enqueue(store, [long])
-    assert send_posts(store, transports(robot_server), now=NOW).sent == 1   # the server checks 4096 bytes
+    huge = Post(FEISHU.name, "bot|huge", "长", "\n".join(f"- 第 {i} 行 投诉内容较长较长较长" for i in range(2000)), "x",
+                MENTIONS)
+    ding = Post(DING.name, "bot|ding-huge", "长", "x", huge.text, MENTIONS)
+    enqueue(store, [long, huge, ding])
+    # the server checks WeCom's 4096 bytes and Feishu's 20 KB body
+    assert send_posts(store, transports(robot_server), now=NOW).sent == 3
+    fs = robot_server.posts_to("feishu", "fs")[0].body["content"]["text"]
+    assert fs.endswith("请 @张三 @李四 处理") and "另有" in fs   # the @ line survives the cut
     assert clip("短", 10) == "短"
 
 

@@ -135,7 +135,7 @@ class RobotServer:
             md = body.get("markdown") or {}
             return body.get("msgtype") == "markdown" and bool(md.get("title")) and bool(md.get("text"))
         return body.get("msg_type") == "text" and bool((body.get("content") or {}).get("text")) \
-            and len(json.dumps(body).encode()) <= 20 * 1024
+            and len(json.dumps(body, ensure_ascii=False).encode()) <= 20 * 1024
 
     # ---- the HTTP server ----
 
