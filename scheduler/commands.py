@@ -96,6 +96,8 @@ def _echo_once(rep: Any) -> None:
                f"新邮件 {s.queued_mails} 封，新机器人消息 {s.queued_posts} 条")
     click.echo(f"发送：已发出 {d.sent}，稍后重试 {d.retry}，失败 {d.failed}，结果未知 {d.unknown}"
                + (f"，按每分钟限额延后 {d.deferred}" if d.deferred else ""))
+    for line in d.notes:
+        click.echo(line)
     for line in d.errors:
         click.echo(f"未发出：{line}", err=True)
     if d.unknown:

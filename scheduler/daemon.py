@@ -61,6 +61,8 @@ def _log_send(rep: Any) -> None:
     # key is only seen here.
     for error in rep.errors:
         log.error("提醒未发出：%s", error)
+    for note in rep.notes:
+        log.warning("%s", note)
 
 
 def transport_for(cfg: Config) -> Any:
@@ -79,7 +81,7 @@ def deliver(store: Any, cfg: Config, *, now: datetime) -> Any:
     from . import outbox as ob
     from .api import ensure_tables
     from .robots import PER_MINUTE
-    from .webhook import robot_transports
+    from .webhook import JsonFolderTransport, robot_transports
 
     ensure_tables(store)
     shop_zone = zone(cfg) if cfg["scan"]["timezone"] else None   # None: the computer's own zone
@@ -87,6 +89,11 @@ def deliver(store: Any, cfg: Config, *, now: datetime) -> Any:
     robots = cfg.get("bot") or []
     if robots or _has_posts(store):
         transports = robot_transports(robots, cfg["mail"]["outbox_dir"])
+        # A robot whose variable is missing (a typo, or set for another Windows user) writes
+        # files instead of posting: said on every run, so it is not mistaken for silence.
+        rep.notes += [f"{r.label()}：环境变量 {r.url_env} 未设置，消息只写入 "
+                      f"{Path(cfg['mail']['outbox_dir']) / r.name}（未发到群里）"
+                      for r in robots if isinstance(transports[r.name], JsonFolderTransport)]
         try:
             rep.add(ob.send_posts(store, transports, now=now, per_minute={r.name: PER_MINUTE[r.kind] for r in robots}))
         finally:
@@ -249,8 +256,7 @@ def run_once(config_path: str | Path, extra_jobs: Iterable[Any] = (), *, now: da
                     merged = once(cfg, clock)
             with _store(cfg) as store:
                 scanned = scan_once(store, now=clock, rules=rules, robots=cfg["bot"])
-                sent = deliver(store, cfg, now=clock)
-                _log_send(sent)
+                sent = deliver(store, cfg, now=clock)   # the CLI prints its errors and notes
                 render_error = ""
                 if cfg["store"]["merged"]:
                     from complaint_core.merged.render import render_merged

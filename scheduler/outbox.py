@@ -74,11 +74,13 @@ class SendReport:
     lost_claims: int = 0    # our claim was taken over: stopped before DATA
     deferred: int = 0       # robot posts left pending this run (the robot's minute is full, or it said stop)
     errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)   # not errors, but a person should know (posts written as files)
 
     def add(self, other: SendReport) -> SendReport:
         for f in ("sent", "retry", "failed", "unknown", "recovered", "lost_claims", "deferred"):
             setattr(self, f, getattr(self, f) + getattr(other, f))
         self.errors += other.errors
+        self.notes += other.notes
         return self
 
 

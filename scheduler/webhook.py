@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import logging
 import os
 import threading
 import time
@@ -39,8 +38,6 @@ from .robots import (
     signed,
 )
 from .transport import PermanentFailure, RateLimited, SetupFailure, TemporaryFailure, UnknownOutcome
-
-log = logging.getLogger(__name__)
 
 BeforePost = Callable[[], None]
 
@@ -213,7 +210,6 @@ def robot_transports(robots: list[Robot], outbox_dir: str | Path, *, timeout: fl
     for r in robots:
         url = env.get(r.url_env, "").strip()
         if not url:
-            log.info("%s：环境变量 %s 未设置，消息写入 %s", r.label(), r.url_env, Path(outbox_dir) / r.name)
             out[r.name] = JsonFolderTransport(r, Path(outbox_dir))
         else:
             secret = env.get(r.secret_env, "").strip() if r.secret_env else ""

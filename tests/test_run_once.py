@@ -148,6 +148,16 @@ def test_run_once_refuses_while_the_service_runs(tmp_path, smtp_server):
     assert r.exit_code == 2 and "另一个后台进程" in r.output and "Traceback" not in r.output
 
 
+def test_unset_robot_variable_is_said_and_writes_json(tmp_path, smtp_server, robot_server, monkeypatch):
+    cfg = chain(tmp_path, smtp_server().port)
+    robots_env(monkeypatch, robot_server)
+    monkeypatch.delenv("T_BOT_SH01")   # a typo in the variable's name looks the same
+    r = run_once(cfg, NOW)
+    assert r.exit_code == 0, r.output
+    assert "人民路店群" in r.output and "T_BOT_SH01 未设置" in r.output
+    assert robot_server.posts_to("wecom", "wk") == [] and list((tmp_path / "outbox" / "人民路店群").glob("*.json"))
+
+
 def test_now_needs_once(tmp_path, smtp_server):
     cfg = chain(tmp_path, smtp_server().port)
     r = CliRunner().invoke(main, ["run", "--config", str(cfg), "--now", NOW.isoformat()])
