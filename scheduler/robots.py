@@ -128,7 +128,8 @@ def _item_line(i: OverdueItem, md: bool) -> str:
     state = STATE_ZH[i.state]
     if md and i.state == "overdue":
         state = f"**{state}**"
-    return f"- {cid}（{i.shop}）{KIND_ZH[i.kind]} 截止 {i.due:%m-%d %H:%M}：{state}"
+    shop = md_safe(i.shop) if md else i.shop
+    return f"- {cid}（{shop}）{KIND_ZH[i.kind]} 截止 {i.due:%m-%d %H:%M}：{state}"
 
 
 def _mentions(names: Iterable[str], rules: Rules) -> tuple[tuple[str, str], ...]:
@@ -203,9 +204,15 @@ def _fit(text: str, tail: str, limit: int) -> str:
     return clip(text, limit - len(tail.encode("utf-8"))) + tail
 
 
+_NO_TAGS = str.maketrans({"<": "＜", ">": "＞"})
+
+
 def payload(kind: str, title: str, text: str, markdown: str,
             mentions: Sequence[tuple[str, str]]) -> dict[str, Any]:
     """The JSON body a platform expects (without any signature)."""
+    # No angle brackets at all, whoever typed them: Feishu reads <at user_id="all"> in a text
+    # message as @everyone, WeCom reads <@userid> and <font>; our own messages use none.
+    title, text, markdown = title.translate(_NO_TAGS), text.translate(_NO_TAGS), markdown.translate(_NO_TAGS)
     mobiles = [m for _n, m in mentions if m]
     if kind == "wecom":
         if mobiles:   # WeCom @s by mobile only in a text message

@@ -126,6 +126,10 @@ def test_markdown_without_mobiles_and_clipped_to_the_limit(store, robot_server):
 
 def test_customer_text_cannot_mention_or_render():
     assert md_safe("@all <font>[点我](http://x)** \n 记者") == "＠all ＜font＞【点我】(http://x)＊＊ 记者"
+    evil = '顾客写了 <at user_id="all">所有人</at> 和 <@wangqing>'
+    for kind in ("wecom", "dingtalk", "feishu"):
+        body = json.dumps(payload(kind, "t", evil, evil, MENTIONS), ensure_ascii=False)
+        assert "<" not in body and ">" not in body and "所有人" in body
 
 
 def test_rate_limit_is_retried_later_never_dropped(store, robot_server):
