@@ -116,3 +116,27 @@ def test_sigkill_while_posting_never_doubles_a_post(tmp_path, robot_server):
             assert i in received
     assert by_state["pending"] == by_state["sending"] == by_state["in_data"] == 0
     assert any(r.attempts > 1 and r.state == "sent" for r in rows.values()), "no kill landed before the request"
+
+
+def test_killed_while_waiting_for_the_answer_is_unknown_never_reposted(tmp_path, robot_server):
+    robot_server.reply_delay = 30.0   # the platform has the post; its answer never comes in time
+    hook = robot_server.add("feishu", "fs", "fs-secret")
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    store = open_store(url)
+    ensure_tables(store)
+    with store.begin() as c:
+        queue_posts(c, [Post("主管群", "bot|主管群|digest|0", "提醒", "第 0 条", "第 0 条", ())], now=datetime.now())
+    child = start_child(url, hook)
+    give_up = time.monotonic() + 20
+    while not robot_server.posts and time.monotonic() < give_up:
+        time.sleep(0.01)
+    assert robot_server.posts, "the child never posted"
+    child.send_signal(signal.SIGKILL)   # between the platform taking it and its answer
+    child.communicate()
+    robot_server.reply_delay = 0.0
+    final = start_child(url, hook)
+    _out, err = final.communicate(timeout=60)
+    assert final.returncode == 0, err
+    with store.begin() as c:
+        row = c.execute(select(outbox)).one()
+    assert row.state == "unknown" and len(robot_server.posts) == 1
