@@ -7,6 +7,7 @@ back and raises ``BadSetting`` naming the sheet, cell and value of anything wron
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 from .errors import BadSetting
 from .penalties import DEFAULT_RULES, PenaltyRule
 from .settings import settings_from_rows
+from .values import fold_digits
 
 S_PENALTIES, S_REMINDERS, S_STAFF = "处罚规则", "提醒时间", "人员"
 S_DEADLINES = "时限与工作时间"   # only in rules workbooks of earlier versions (see load_rules)
@@ -29,6 +31,7 @@ class Person:
     head: str
     email: str
     manager_email: str = ""
+    mobile: str = ""   # 手机: group robots @ people by it (企业微信, 钉钉)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +67,9 @@ def build_rules_template(path: str | Path, rules: Rules = DEFAULT) -> None:
     for t in rules.reminder_times:
         wr.append([t.strftime("%H:%M")])
     wsf = wb.create_sheet(S_STAFF)
-    wsf.append(["姓名", "部门", "部门负责人", "邮箱", "主管邮箱"])
+    wsf.append(["姓名", "部门", "部门负责人", "邮箱", "主管邮箱", "手机"])
     for p in rules.staff:
-        wsf.append([p.name, p.dept, p.head, p.email, p.manager_email])
+        wsf.append([p.name, p.dept, p.head, p.email, p.manager_email, p.mobile])
     for sheet in wb.worksheets:
         for row in sheet.iter_rows():
             for c in row:
@@ -98,6 +101,23 @@ def _time(v: Any, where: str) -> time:
         return time(int(h), int(m))
     except (ValueError, TypeError):
         raise BadSetting(where, v, "应为时间，如 09:00") from None
+
+
+_MOBILE = re.compile(r"1[3-9]\d{9}")
+
+
+def _mobile(v: Any, where: str) -> str:
+    """A mainland mobile as the chat apps know it: 11 digits; spaces, dashes, +86 and full-width
+    digits tolerated, and the float Excel makes of a number typed into a number cell."""
+    if v is None or v == "":
+        return ""
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    text = re.sub(r"[\s\-()（）]", "", fold_digits(str(v)))
+    text = text.removeprefix("+86").removeprefix("0086")
+    if not _MOBILE.fullmatch(text):
+        raise BadSetting(where, v, "手机号应为 11 位中国大陆手机号，例如 13800138000")
+    return text
 
 
 def load_rules(path: str | Path) -> Rules:
@@ -134,13 +154,15 @@ def load_rules(path: str | Path) -> Rules:
                   for i, r in enumerate(wb[S_REMINDERS].iter_rows(min_row=2, values_only=True), start=2)
                   if r and r[0] is not None)
     staff = []
-    for i, row in enumerate(wb[S_STAFF].iter_rows(min_row=2, values_only=True), start=2):
-        if not row or row[0] is None:
+    for i, raw in enumerate(wb[S_STAFF].iter_rows(min_row=2, values_only=True), start=2):
+        if not raw or raw[0] is None:
             continue
-        row = tuple("" if v is None else str(v).strip() for v in tuple(row) + (None,) * 5)
+        raw = tuple(raw) + (None,) * 6
+        row = tuple("" if v is None else str(v).strip() for v in raw)
         for col, v in (("D", row[3]), ("E", row[4])):
             if v and ("@" not in v or " " in v):
                 raise BadSetting(_where(path, S_STAFF, f"{col}{i}"), v, "邮箱地址无效")
-        staff.append(Person(row[0], row[1], row[2], row[3], row[4]))
+        mobile = _mobile(raw[5], _where(path, S_STAFF, f"F{i}"))   # a sheet from before 手机 has no F
+        staff.append(Person(row[0], row[1], row[2], row[3], row[4], mobile))
     wb.close()
     return Rules(tuple(rules), times, tuple(staff))

@@ -16,7 +16,7 @@ from complaint_core.reader import read_playbook, read_workbook
 from complaint_core.suggest import fills_for_table
 from complaint_core.validate import validate_table
 
-from .demo_data import EMAILS, STAFF, inject_defects, sample_rows, write_rows
+from .demo_data import EMAILS, MOBILES, STAFF, inject_defects, sample_rows, write_rows
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,10 @@ def run_demo(folder: Path, *, echo: Callable[[str], object] = print, now: dateti
         echo("                  the managers' merged workbook (summary, all, overdue, penalties, sources)")
         echo("  merged/处罚与提醒规则.xlsx  处罚、提醒时间和人员邮箱 / penalty rules, reminder times, staff")
     if (folder / "outbox").is_dir():
-        echo("  outbox/         逾期提醒邮件（.eml，未真正发送） / reminder mails (.eml, not sent)")
+        echo("  outbox/         逾期提醒和预警上报邮件（.eml，未真正发送） / reminder and escalation mails (.eml, not sent)")
+        echo("  outbox/<群名>/  各群机器人将收到的消息（.json，未设置 Webhook 环境变量，未真正发送）")
+        echo("                  what each group robot would receive (.json: its webhook variable is not set)")
+        echo("  desk.toml       示例配置：complaint-desk run --config desk.toml --once（设置 CD_DEMO_BOT_* 后真正发到群里）")
     return summary
 
 
@@ -77,26 +80,95 @@ def _merge_and_scan(folder: Path, *, now: datetime, echo: Callable[[str], object
     echo(f"汇总 Merged: {getattr(report, 'rows', '?')} 条 rows, {len(getattr(report, 'read', []))} 个文件 files, "
          f"{getattr(report, 'conflicts', 0)} 个冲突 conflicts -> {merged_out}")
     log.info("merge report: %s", report)
-    if _available("scheduler.api"):
-        scheduler_api = importlib.import_module("scheduler.api")
+    if _available("scheduler.daemon"):
+        scheduler = importlib.import_module("scheduler.daemon")
         outbox = folder / "outbox"
         outbox.mkdir(parents=True, exist_ok=True)
-        rules_path = _demo_rules(folder / "merged" / "处罚与提醒规则.xlsx")
-        chain = scheduler_api.demo_chain(state_url, merged_out, now=now, outbox_dir=outbox,
-                                         rules_path=rules_path)
+        _demo_rules(folder / "merged" / "处罚与提醒规则.xlsx")
+        config = _demo_config(folder / "desk.toml")
+        # The same one cycle a shop's Task Scheduler runs (`run --once`): scan, escalation
+        # alerts, digests, mails and robot posts; the shops were merged just above.
+        cycle = scheduler.run_once(config, (), now=now)
         mails = sorted(outbox.glob("*.eml"))
-        echo(f"扫描、处罚、汇总、提醒 Scan, penalties, summary, reminders: {len(mails)} 封邮件 mails -> {outbox}")
-        log.info("demo chain report: %s", chain)
+        alerts = sum(1 for m in mails if _alert(m))
+        posts = sorted(outbox.glob("*/*.json"))
+        echo(f"扫描、处罚、汇总、提醒 Scan, penalties, summary, reminders: {len(mails)} 封邮件 mails"
+             f"（其中预警上报 {alerts} 封 escalation alerts） -> {outbox}")
+        echo(f"群机器人 Group robots: {len(posts)} 条消息 posts -> "
+             + "、".join(f"{d.name} {len(list(d.glob('*.json')))}" for d in sorted(p for p in outbox.iterdir() if p.is_dir())))
+        log.info("demo cycle report: %s", cycle)
     return True
+
+
+def _alert(path: Path) -> bool:
+    import email
+    import email.policy
+
+    return "预警上报" in str(email.message_from_bytes(path.read_bytes(), policy=email.policy.default)["Subject"])
+
+
+# The demo chain's robots: one group per shop on each platform, and the managers' group. Their
+# webhook URLs are read from these variables; unset, each post is written as a .json file.
+DEMO_CONFIG = """# 示例配置 Demo config: complaint-desk run --config desk.toml --once
+[store]
+url = "merged/state.db"
+merged = "merged/门店投诉汇总.xlsx"
+
+[rules]
+path = "merged/处罚与提醒规则.xlsx"
+
+[scan]
+timezone = "Asia/Shanghai"
+
+[mail]
+outbox_dir = "outbox"       # no host: mails are written as .eml files here
+
+[sync]
+sources = ["shops/SH01", "shops/SH02", "shops/SH03"]
+
+[[bot]]
+name = "人民路店群"
+kind = "wecom"
+url_env = "CD_DEMO_BOT_SH01"
+shops = ["SH01"]
+
+[[bot]]
+name = "滨江店群"
+kind = "dingtalk"
+url_env = "CD_DEMO_BOT_SH02"
+secret_env = "CD_DEMO_BOT_SH02_SECRET"
+shops = ["SH02"]
+
+[[bot]]
+name = "大学城店群"
+kind = "feishu"
+url_env = "CD_DEMO_BOT_SH03"
+secret_env = "CD_DEMO_BOT_SH03_SECRET"
+shops = ["SH03"]
+
+[[bot]]
+name = "主管群"
+kind = "wecom"
+url_env = "CD_DEMO_BOT_BOSS"
+shops = []
+"""
+
+
+def _demo_config(path: Path) -> Path:
+    from complaint_core.atomic import atomic_write
+
+    with atomic_write(path) as tmp:
+        Path(tmp).write_text(DEMO_CONFIG, encoding="utf-8")
+    return path
 
 
 def _demo_rules(path: Path) -> Path:
     """The scheduler's rules workbook with the demo staff, so reminders have someone to go to."""
     from complaint_core.rules_book import DEFAULT, Person, Rules, build_rules_template
 
-    staff = [Person(name, dept, head, f"{EMAILS[name]}@example.com") for dept, name, head in STAFF]
+    staff = [Person(name, dept, head, f"{EMAILS[name]}@example.com", mobile=MOBILES[name]) for dept, name, head in STAFF]
     heads = sorted({head for _dept, _name, head in STAFF})
-    staff += [Person(head, "门店管理", "", f"{EMAILS[head]}@example.com") for head in heads]
+    staff += [Person(head, "门店管理", "", f"{EMAILS[head]}@example.com", mobile=MOBILES[head]) for head in heads]
     build_rules_template(path, Rules(penalties=DEFAULT.penalties,
                                      reminder_times=DEFAULT.reminder_times, staff=tuple(staff)))
     return path

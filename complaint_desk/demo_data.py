@@ -13,6 +13,9 @@ from typing import Any
 
 from complaint_core.schema import CATEGORIES, CHANNELS, FIELDS, REQUESTS
 
+# Demo mobiles in a block no real subscriber has: group robots @ people by them (企业微信, 钉钉).
+MOBILES = {"李娜": "13800000001", "张强": "13800000002", "陈静": "13800000003", "刘洋": "13800000004",
+           "周杰": "13800000005", "王经理": "13800000011", "赵主管": "13800000012", "孙主管": "13800000013"}
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = ("伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "洋", "艳", "勇", "军", "杰", "娟", "涛", "明", "超", "秀英")
 STAFF = (("前台", "李娜", "王经理"), ("售后部", "张强", "赵主管"), ("收银", "陈静", "王经理"),

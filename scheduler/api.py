@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ from complaint_core.store.db import View
 from complaint_core.store.sched_tables import SCHED_TABLES, penalty_events
 
 from . import outbox as ob
+from .escalate import queue_alerts_and_posts
 from .idempotent import insert_missing
 from .mail import digests
 from .outbox import SendReport
@@ -36,6 +38,7 @@ class ScanReport:
     new_penalties: int = 0
     queued_mails: int = 0
     states: dict[str, int] = field(default_factory=dict)
+    queued_posts: int = 0   # group robot posts (escalation alerts and the day's digests)
 
 
 def ensure_tables(store: Store) -> None:
@@ -45,8 +48,9 @@ def ensure_tables(store: Store) -> None:
 
 @paused_gc()   # 1,000,000 records make 4 million penalty items: see complaint_core/gcpause.py
 def scan_once(store: Store, *, now: datetime, rules: Rules | None = None,
-              mail_transport: Any = None) -> ScanReport:
-    """Scan as of ``now``; new penalty events and the day's digests land in one transaction.
+              mail_transport: Any = None, robots: Sequence[Any] = ()) -> ScanReport:
+    """Scan as of ``now``; new penalty events, the day's digests and escalation alerts land in
+    one transaction.
 
     ``rules`` (a rules workbook just loaded) is used and saved into the store with the scan's
     results, so every later render uses them too; without it the rules last saved are used.
@@ -79,6 +83,8 @@ def scan_once(store: Store, *, now: datetime, rules: Rules | None = None,
         # insert: those are skipped, not an error (see scheduler/idempotent.py).
         rep.new_penalties = insert_missing(c, penalty_events, penalty_events.c.event_id, new)
         rep.queued_mails = ob.queue(c, mails, now=now)
+        more = queue_alerts_and_posts(c, recs, items, rules, robots, now=now, figures=figures)   # escalate.py
+        rep.queued_mails, rep.queued_posts = rep.queued_mails + more.mails, more.posts
         if given is not None:   # from now on every render (`sync --once` too) uses these rules
             store.save_rules(given, now=now, conn=c)
     if mail_transport is not None:

@@ -59,13 +59,51 @@ def scan_cmd(state: str, out: Path, clock: Clock, rules_path: str | None) -> Non
 
 @click.command("run")
 @click.option("--config", "config", required=True, type=click.Path(exists=True, dir_okay=False))
-def run_cmd(config: str) -> None:
-    """后台运行：定时扫描和提醒 / run the scheduler daemon."""
-    from .daemon import run
+@click.option("--once", is_flag=True,
+              help="只运行一轮（合并门店文件夹、扫描、发送邮件和机器人消息）后退出，供任务计划程序或 cron 调用；"
+                   "全部发出时退出码 0，有未能发出的为 1 / one cycle (merge, scan, send) and exit: 0, or 1 when "
+                   "something could not be sent")
+@now_option("--once 这一轮按此时间运行 / ISO time the --once cycle runs as of (default: the clock)")
+def run_cmd(config: str, once: bool, clock: Clock) -> None:
+    """后台运行：定时扫描和提醒 / run the scheduler daemon (or one cycle with --once)."""
+    hooks = click.get_current_context().obj or ()
+    if not once:
+        if clock.moment is not None:
+            _fail(click.UsageError("--now 只能与 --once 一起使用 / --now needs --once"))
+        from .daemon import run
+        try:
+            run(config, hooks)
+        except ComplaintDeskError as e:
+            _fail(e)
+        return
+    from .daemon import run_once
     try:
-        run(config, click.get_current_context().obj or ())
+        rep = run_once(config, hooks, now=clock)
     except ComplaintDeskError as e:
         _fail(e)
+    _echo_once(rep)
+    raise SystemExit(0 if rep.ok else 1)
+
+
+def _echo_once(rep: Any) -> None:
+    if rep.merged is not None:
+        click.echo(f"合并：读取 {rep.merged.get('read', 0)} 个文件")
+        for line in rep.merged.get("problems", []):
+            click.echo(f"  {line}", err=True)
+    s, d = rep.scan, rep.send
+    click.echo(f"扫描：投诉 {s.records} 条，需关注 {s.flagged} 条（逾期 {s.overdue}），新处罚 {s.new_penalties} 条，"
+               f"新邮件 {s.queued_mails} 封，新机器人消息 {s.queued_posts} 条")
+    click.echo(f"发送：已发出 {d.sent}，稍后重试 {d.retry}，失败 {d.failed}，结果未知 {d.unknown}"
+               + (f"，按每分钟限额延后 {d.deferred}" if d.deferred else ""))
+    for line in d.notes:
+        click.echo(line)
+    for line in d.errors:
+        click.echo(f"未发出：{line}", err=True)
+    if d.unknown:
+        click.echo("有结果未知的消息：complaint-desk mail list --state unknown 查看，核对后用 mail resend 重发",
+                   err=True)
+    if rep.render_error:
+        click.echo(f"汇总工作簿未写入（下次重试）：{rep.render_error}", err=True)
 
 
 def _mail_store(config: str | None, store_url: str | None) -> Any:
@@ -109,9 +147,11 @@ def mail_list_cmd(config: str | None, store_url: str | None, state: str | None) 
     rows = listing(_mail_store(config, store_url), state)
     for r in rows:
         when = r["sent_at"] or r["created_at"]
-        click.echo(f"{r['id']}\t{r['state']}\t{when:%Y-%m-%d %H:%M}\t{r['recipient']}\t{r['message_id']}\t"
+        # a robot post names its group robot, so a manager knows to check the chat group, not a mailbox
+        to = f"机器人:{r['recipient']}" if r.get("channel") == "bot" else r["recipient"]
+        click.echo(f"{r['id']}\t{r['state']}\t{when:%Y-%m-%d %H:%M}\t{to}\t{r['message_id']}\t"
                    f"{r['subject']}" + (f"\t{r['last_error']}" if r["last_error"] and r["state"] != "sent" else ""))
-    click.echo(f"共 {len(rows)} 封" + (f"（{state}）" if state else ""), err=True)
+    click.echo(f"共 {len(rows)} 条" + (f"（{state}）" if state else ""), err=True)
 
 
 @mail_cmd.command("resend")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,9 +51,10 @@ def load_config(path: str | Path) -> dict[str, dict[str, Any]]:
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise BadSetting(str(path), None, f"无法读取配置：{e}") from None
     known = {(k.section, k.name): k for k in KEYS}
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, Any] = {}
     for k in KEYS:
         out.setdefault(k.section, {})[k.name] = k.default
+    out["bot"] = robots_from(doc.pop("bot", []), path.name)
     for section, body in doc.items():
         if not isinstance(body, dict):
             raise BadSetting(f"{path.name} [{section}]", body, "应为一个表（[section]）")
@@ -86,6 +88,52 @@ def load_config(path: str | Path) -> dict[str, dict[str, Any]]:
     if "://" not in url:
         out["store"]["url"] = str((base / url).resolve())
     return out
+
+
+BOT_KEYS = {"name": str, "kind": str, "url_env": str, "secret_env": str, "shops": list}
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def robots_from(sections: Any, file: str) -> list[Any]:
+    """The ``[[bot]]`` sections as Robot objects, each checked; the URL and the secret stay in the
+    environment (only the variables' names are here, so desk.toml can be shown to anyone)."""
+    from .robots import KINDS, Robot
+
+    if not isinstance(sections, list):
+        raise BadSetting(f"{file} [bot]", sections, "机器人应写成 [[bot]]（每个机器人一节）")
+    robots: list[Robot] = []
+    for n, body in enumerate(sections, start=1):
+        where = f"{file} [[bot]] 第 {n} 节"
+        if not isinstance(body, dict):
+            raise BadSetting(where, body, "机器人应写成 [[bot]] 表")
+        for name, value in body.items():
+            want = BOT_KEYS.get(name)
+            if want is None:
+                raise BadSetting(f"{where} {name}", value, "未知配置项（可用：name, kind, url_env, secret_env, shops）")
+            if not isinstance(value, want):
+                raise BadSetting(f"{where} {name}", value, f"应为 {want.__name__}")
+        name = str(body.get("name", "")).strip()
+        if not name:
+            raise BadSetting(f"{where} name", body.get("name", ""), "必须填写机器人名称")
+        where = f"{file} [[bot]] {name}"
+        if any(r.name == name for r in robots):
+            raise BadSetting(f"{where} name", name, "机器人名称重复")
+        kind = body.get("kind", "")
+        if kind not in KINDS:
+            raise BadSetting(f"{where} kind", kind, "应为 wecom / dingtalk / feishu")
+        url_env, secret_env = body.get("url_env", ""), body.get("secret_env", "")
+        if not _ENV_NAME.fullmatch(url_env):
+            # a pasted URL here would put the key in a file: only the variable's name belongs here
+            raise BadSetting(f"{where} url_env", url_env, "应为环境变量名（如 CD_BOT_SH01），Webhook 地址放在该环境变量中")
+        if secret_env and not _ENV_NAME.fullmatch(secret_env):
+            raise BadSetting(f"{where} secret_env", secret_env, "应为环境变量名（如 CD_BOT_SH01_SECRET）")
+        if secret_env and kind == "wecom":
+            raise BadSetting(f"{where} secret_env", secret_env, "企业微信群机器人没有签名密钥，请删去此项")
+        shops = body.get("shops", [])
+        if not all(isinstance(s, str) and s.strip() for s in shops):
+            raise BadSetting(f"{where} shops", shops, "应为门店代码的列表，如 [\"SH01\"]；留空 [] 表示主管群（全部门店）")
+        robots.append(Robot(name, kind, url_env, secret_env, tuple(s.strip() for s in shops)))
+    return robots
 
 
 def _check_zone(where: str, name: str) -> None:

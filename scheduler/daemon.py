@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
+from complaint_core.clock import Clock
 from complaint_core.rules_book import DEFAULT, load_rules
 
 from .config import load_config
@@ -56,9 +58,12 @@ def _store(cfg: Config) -> Iterator[Any]:
 
 
 def _log_send(rep: Any) -> None:
-    # The daemon has no terminal: a wrong password or a server without STARTTLS is only seen here.
+    # The daemon has no terminal: a wrong password, a server without STARTTLS or a robot's wrong
+    # key is only seen here.
     for error in rep.errors:
-        log.error("提醒邮件未发出：%s", error)
+        log.error("提醒未发出：%s", error)
+    for note in rep.notes:
+        log.warning("%s", note)
 
 
 def transport_for(cfg: Config) -> Any:
@@ -71,27 +76,63 @@ def transport_for(cfg: Config) -> Any:
                          m["timeout_seconds"])
 
 
+def deliver(store: Any, cfg: Config, *, now: datetime) -> Any:
+    """Send what is due: the mails, then each robot's posts (a robot's trouble never holds up the
+    mails or the other robots). Returns one SendReport for both."""
+    from . import outbox as ob
+    from .api import ensure_tables
+    from .robots import PER_MINUTE
+    from .webhook import JsonFolderTransport, robot_transports
+
+    ensure_tables(store)
+    shop_zone = zone(cfg) if cfg["scan"]["timezone"] else None   # None: the computer's own zone
+    rep = ob.send_due(store, transport_for(cfg), now=now, sender=cfg["mail"]["sender"], zone=shop_zone)
+    robots = cfg.get("bot") or []
+    if robots or _has_posts(store):
+        transports = robot_transports(robots, cfg["mail"]["outbox_dir"])
+        # A robot whose variable is missing (a typo, or set for another Windows user) writes
+        # files instead of posting: said on every run, so it is not mistaken for silence.
+        rep.notes += [f"{r.label()}：环境变量 {r.url_env} 未设置，消息只写入 "
+                      f"{Path(cfg['mail']['outbox_dir']) / r.name}（未发到群里）"
+                      for r in robots if isinstance(transports[r.name], JsonFolderTransport)]
+        try:
+            rep.add(ob.send_posts(store, transports, now=now, per_minute={r.name: PER_MINUTE[r.kind] for r in robots}))
+        finally:
+            for t in transports.values():
+                t.close()
+    return rep
+
+
+def _has_posts(store: Any) -> bool:
+    # Robot sections all removed while posts wait: send_posts marks those failed (and says why).
+    from sqlalchemy import select
+
+    from complaint_core.store.sched_tables import outbox
+
+    with store.begin() as c:
+        return c.execute(select(outbox.c.id).where(outbox.c.channel == "bot", outbox.c.state == "pending")
+                         .limit(1)).first() is not None
+
+
 def scan_job(config_path: str) -> None:
     """Scan, queue, send and re-render the merged workbook (when configured)."""
-    from .api import scan_once, send_due
+    from .api import scan_once
 
     cfg = load_config(config_path)
     rules = load_rules(cfg["rules"]["path"]) if cfg["rules"]["path"] else None
     now = _now(cfg)
     with _store(cfg) as store:
-        scan_once(store, now=now, rules=rules)
-        _log_send(send_due(store, transport_for(cfg), now=now, sender=cfg["mail"]["sender"]))
+        scan_once(store, now=now, rules=rules, robots=cfg["bot"])
+        _log_send(deliver(store, cfg, now=now))
         if cfg["store"]["merged"]:
             from complaint_core.merged.render import render_merged
             render_merged(store, cfg["store"]["merged"], now=now)
 
 
 def send_job(config_path: str) -> None:
-    from .api import send_due
-
     cfg = load_config(config_path)
     with _store(cfg) as store:
-        _log_send(send_due(store, transport_for(cfg), now=_now(cfg), sender=cfg["mail"]["sender"]))
+        _log_send(deliver(store, cfg, now=_now(cfg)))
 
 
 def configure(sched: Any, config_path: str | Path, extra_jobs: Iterable[ExtraJobs] = ()) -> list[str]:
@@ -178,6 +219,59 @@ def _threads_on_sigusr1() -> None:
 
     if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGUSR1"):
         faulthandler.register(signal.SIGUSR1, all_threads=True)
+
+
+@dataclass
+class OnceReport:
+    merged: dict[str, Any] | None
+    scan: Any
+    send: Any
+    render_error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Everything due went out (a robot's own per-minute limit only postpones)."""
+        return not (self.send.errors or self.send.unknown or self.send.failed or self.send.retry)
+
+
+def run_once(config_path: str | Path, extra_jobs: Iterable[Any] = (), *,
+             now: datetime | Clock | None = None) -> OnceReport:
+    """One cycle for Task Scheduler or cron: merge the [sync] folders (through the CLI's hook),
+    scan, send the mails and robot posts, rewrite the merged workbook. Takes the daemon's lock,
+    so it never overlaps a running service or a previous run that is still busy."""
+    from complaint_core.errors import WorkbookLocked
+    from complaint_core.store import open_store
+
+    from .api import scan_once
+    from .lock import DaemonLock
+
+    cfg = load_config(config_path)
+    rules = load_rules(cfg["rules"]["path"]) if cfg["rules"]["path"] else None
+    # --now with an offset means that moment in the shops' zone ([scan] timezone)
+    if isinstance(now, Clock):
+        now = now.now(cfg["scan"]["timezone"] or None) if now.moment is not None else None
+    clock = now or _now(cfg)
+    lock_store = open_store(cfg["store"]["url"])
+    try:
+        with DaemonLock(lock_store):
+            merged = None
+            for hook in extra_jobs:
+                once = getattr(hook, "once", None)   # the watcher hook also merges once, on request
+                if once is not None:
+                    merged = once(cfg, clock)
+            with _store(cfg) as store:
+                scanned = scan_once(store, now=clock, rules=rules, robots=cfg["bot"])
+                sent = deliver(store, cfg, now=clock)   # the CLI prints its errors and notes
+                render_error = ""
+                if cfg["store"]["merged"]:
+                    from complaint_core.merged.render import render_merged
+                    try:
+                        render_merged(store, cfg["store"]["merged"], now=clock)
+                    except WorkbookLocked as e:   # open in Excel: the next run writes it, nothing lost
+                        render_error = str(e)
+    finally:
+        lock_store.engine.dispose()
+    return OnceReport(merged, scanned, sent, render_error)
 
 
 def run(config_path: str | Path, extra_jobs: Iterable[ExtraJobs] = ()) -> None:

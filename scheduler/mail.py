@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import html
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from email.message import EmailMessage
 from email.utils import format_datetime
 
@@ -80,13 +80,22 @@ def digests(items: list[OverdueItem], rules: Rules, *, day: date, figures: dict[
     return out
 
 
-def compose(mail: Mail, *, sender: str, now: datetime) -> EmailMessage:
+def mail_date(now: datetime, zone: tzinfo | None = None) -> str:
+    """The Date header: ``now`` is the shop's wall-clock time without a zone; a naive datetime
+    would be written as ``-0000`` (unknown zone) and mail clients would show it as UTC, 8 hours
+    off in China. ``zone`` is [scan] timezone; without it, the computer's own zone."""
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=zone) if zone is not None else now.astimezone()
+    return format_datetime(now)
+
+
+def compose(mail: Mail, *, sender: str, now: datetime, zone: tzinfo | None = None) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = mail.recipient
     msg["Subject"] = mail.subject
     msg["Message-ID"] = mail.message_id
-    msg["Date"] = format_datetime(now)
+    msg["Date"] = mail_date(now, zone)
     msg.set_content(mail.text, charset="utf-8")
     msg.add_alternative(f"<html><body>{mail.html}</body></html>", subtype="html", charset="utf-8")
     return msg

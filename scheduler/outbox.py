@@ -16,24 +16,41 @@ reminder to a shop is worse than asking a manager to check the mailbox once), on
 
 Each claim carries a token: a run whose claim went stale and was taken over finds out before
 DATA (``ClaimLost``) and stops, so two runs never both reach DATA for one mail.
+
+Group robot posts (``channel = "bot"``, ``recipient`` = the robot's name) go through the same
+states: ``in_data`` is committed just before the HTTP request. A platform's "too fast" puts the
+post back to pending with a growing wait and no attempt limit (never dropped); a wrong key or
+signature stops that robot for the run with one line, its posts pending for after the fix.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
 from complaint_core.store.sched_tables import outbox
 
 from .idempotent import insert_missing
 from .mail import Mail, compose
-from .transport import ClaimLost, PermanentFailure, SetupFailure, TemporaryFailure, UnknownOutcome
+from .robots import CHANNEL as CHANNEL_BOT
+from .robots import Post
+from .transport import (
+    ClaimLost,
+    PermanentFailure,
+    RateLimited,
+    SetupFailure,
+    TemporaryFailure,
+    UnknownOutcome,
+)
+from .webhook import OutgoingPost
 
 log = logging.getLogger(__name__)
 
@@ -55,28 +72,60 @@ class SendReport:
     unknown: int = 0
     recovered: int = 0      # dead senders' pre-DATA claims put back to pending this run
     lost_claims: int = 0    # our claim was taken over: stopped before DATA
+    deferred: int = 0       # robot posts left pending this run (the robot's minute is full, or it said stop)
     errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)   # not errors, but a person should know (posts written as files)
+
+    def add(self, other: SendReport) -> SendReport:
+        for f in ("sent", "retry", "failed", "unknown", "recovered", "lost_claims", "deferred"):
+            setattr(self, f, getattr(self, f) + getattr(other, f))
+        self.errors += other.errors
+        self.notes += other.notes
+        return self
+
+
+MAIL_ROWS = outbox.c.channel.is_(None) | (outbox.c.channel == "mail")
+BOT_ROWS = outbox.c.channel == CHANNEL_BOT
+RATE_DELAY_CAP = 16   # minutes: DingTalk throttles a robot for about 10 minutes after its 20th post
 
 
 def queue(conn: Connection, mails: list[Mail], *, now: datetime) -> int:
     """Insert mails not queued before (unique dedupe key); call inside the scan's transaction."""
-    have = {r[0] for r in conn.execute(select(outbox.c.dedupe_key).where(
-        outbox.c.dedupe_key.in_([m.dedupe_key for m in mails])))} if mails else set()
-    # Read first so a rescan does not even try (and, on PostgreSQL, leave no gaps in the ids that
-    # `mail list` shows); a concurrent scanner's rows are still skipped by insert_missing.
     rows = [dict(dedupe_key=m.dedupe_key, message_id=m.message_id, recipient=m.recipient, subject=m.subject,
                  body_text=m.text, body_html=m.html, state=PENDING, attempts=0, next_at=now, created_at=now)
-            for m in mails if m.dedupe_key not in have]
-    return insert_missing(conn, outbox, outbox.c.dedupe_key, rows)
+            for m in mails]
+    return _insert_new(conn, rows)
+
+
+def queue_posts(conn: Connection, posts: list[Post], *, now: datetime) -> int:
+    """Insert robot posts not queued before, in the same outbox as the mails (same states)."""
+    rows = [dict(dedupe_key=p.dedupe_key, message_id=p.message_id, recipient=p.robot, subject=p.title,
+                 body_text=p.text, body_html=p.markdown, state=PENDING, attempts=0, next_at=now,
+                 created_at=now, channel=CHANNEL_BOT, mentions=json.dumps([list(m) for m in p.mentions],
+                                                                         ensure_ascii=False))
+            for p in posts]
+    return _insert_new(conn, rows)
+
+
+def _insert_new(conn: Connection, rows: list[dict[str, Any]]) -> int:
+    keys = [r["dedupe_key"] for r in rows]
+    have: set[str] = set()
+    for i in range(0, len(keys), 500):   # in chunks: SQLite takes a limited number of parameters
+        have.update(r[0] for r in conn.execute(select(outbox.c.dedupe_key).where(
+            outbox.c.dedupe_key.in_(keys[i:i + 500]))))
+    # Read first so a rescan does not even try (and, on PostgreSQL, leave no gaps in the ids that
+    # `mail list` shows); a concurrent scanner's rows are still skipped by insert_missing.
+    return insert_missing(conn, outbox, outbox.c.dedupe_key, [r for r in rows if r["dedupe_key"] not in have])
 
 
 def _warn_unknown(row_id: int, message_id: str, recipient: str, why: str) -> None:
-    log.warning("邮件结果未知，不会自动重发（%s）：Message-ID %s 收件人 %s；请在邮件服务器上核对，"
+    log.warning("发送结果未知，不会自动重发（%s）：Message-ID %s 收件人 %s；请核对（邮件服务器或群聊），"
                 "确认未收到后用 complaint-desk mail resend %s", why, message_id, recipient, row_id)
 
 
-def recover(store: Any, transport: Any, *, now: datetime) -> tuple[int, int]:
-    """Settle claims left by dead senders; returns (put back to pending, marked unknown)."""
+def recover(store: Any, transport: Any, *, now: datetime, where: Any = None) -> tuple[int, int]:
+    """Settle claims left by dead senders (of the rows ``where`` selects, default: the mails);
+    returns (put back to pending, marked unknown)."""
     ttl: timedelta = getattr(transport, "claim_ttl", DEFAULT_CLAIM_TTL)
     redo_all = bool(getattr(transport, "idempotent", False))
     cutoff = now - ttl
@@ -84,6 +133,7 @@ def recover(store: Any, transport: Any, *, now: datetime) -> tuple[int, int]:
     with store.begin() as c:
         stale = c.execute(select(outbox.c.id, outbox.c.state, outbox.c.claim_token, outbox.c.message_id,
                                  outbox.c.recipient, outbox.c.claimed_at).where(
+            MAIL_ROWS if where is None else where,
             outbox.c.state.in_((SENDING, IN_DATA)),
             (outbox.c.claimed_at < cutoff) | outbox.c.claimed_at.is_(None))).all()
         for row in stale:
@@ -95,8 +145,8 @@ def recover(store: Any, transport: Any, *, now: datetime) -> tuple[int, int]:
             if past_data and not redo_all:
                 # Keep the token: should that sender still be alive and get its 250, it records `sent`.
                 if c.execute(update(outbox).where(same_claim).values(
-                        state=UNKNOWN, last_error="发送进程在 DATA 之后中断，服务器可能已收到")).rowcount:
-                    _warn_unknown(row.id, row.message_id, row.recipient, "发送进程在 DATA 之后中断")
+                        state=UNKNOWN, last_error="发送进程在发出之后中断，对方可能已收到")).rowcount:
+                    _warn_unknown(row.id, row.message_id, row.recipient, "发送进程在发出之后中断")
                     unknown += 1
             elif c.execute(update(outbox).where(same_claim).values(
                     state=PENDING, claim_token=None, claimed_at=None, next_at=now)).rowcount:
@@ -104,68 +154,172 @@ def recover(store: Any, transport: Any, *, now: datetime) -> tuple[int, int]:
     return back, unknown
 
 
-def send_due(store: Any, transport: Any, *, now: datetime, sender: str = "") -> SendReport:
+def _due(store: Any, where: Any, now: datetime) -> list[dict[str, Any]]:
+    with store.begin() as c:
+        return [dict(r._mapping) for r in c.execute(select(outbox).where(
+            where, outbox.c.state == PENDING, outbox.c.next_at <= now).order_by(outbox.c.id))]
+
+
+def send_due(store: Any, transport: Any, *, now: datetime, sender: str = "",
+             zone: tzinfo | None = None) -> SendReport:
+    """Send the due mails; ``zone`` is the shop's time zone for the Date header."""
     # The From a shop's mail server accepts: the configured sender, else the transport's own.
     sender = sender or getattr(transport, "sender", "") or DEFAULT_SENDER
     rep = SendReport()
     rep.recovered, rep.unknown = recover(store, transport, now=now)
-    with store.begin() as c:
-        rows = [dict(r._mapping) for r in c.execute(select(outbox).where(
-            outbox.c.state == PENDING, outbox.c.next_at <= now).order_by(outbox.c.id))]
-    for row in rows:
-        token = uuid.uuid4().hex
-        with store.begin() as c:   # the claim, committed before connecting: only one run owns it
-            claimed = c.execute(update(outbox).where(outbox.c.id == row["id"], outbox.c.state == PENDING)
-                                .values(state=SENDING, attempts=row["attempts"] + 1, claimed_at=now,
-                                        claim_token=token)).rowcount
-        if not claimed:
-            continue
+    for row in _due(store, MAIL_ROWS, now):
         mail = Mail(row["dedupe_key"], row["recipient"], row["subject"], row["body_text"], row["body_html"])
-        state, error, next_at = SENT, None, row["next_at"]
-        try:
-            transport.send(compose(mail, sender=sender, now=now), _before_data(store, row["id"], token, now))
-        except ClaimLost:
-            rep.lost_claims += 1
-            continue
-        except TemporaryFailure as e:
-            attempts = row["attempts"] + 1
-            state = PENDING if attempts < MAX_ATTEMPTS else FAILED
-            error, next_at = str(e), now + BASE_DELAY * (2 ** (attempts - 1))
-        except UnknownOutcome as e:
-            state, error = UNKNOWN, str(e)
-            _warn_unknown(row["id"], row["message_id"], row["recipient"], str(e))
-        except SetupFailure as e:
-            _finish(store, row["id"], token, PENDING, str(e), row["next_at"], None)
-            rep.errors.append(str(e))
+        msg = compose(mail, sender=sender, now=now, zone=zone)
+        outcome = _attempt(store, row, now, rep, lambda before, msg=msg: transport.send(msg, before))
+        if outcome == "setup":
             # Wrong password, no STARTTLS: every mail would fail alike. One clear error, no loop
             # over the rest; they all go out once desk.toml or the server is fixed.
             return rep
-        except PermanentFailure as e:
-            state, error = FAILED, str(e)
-        _finish(store, row["id"], token, state, error, next_at, now if state == SENT else None)
-        if error:
-            rep.errors.append(f"{row['recipient']}: {error}")
-        attr = {SENT: "sent", PENDING: "retry", FAILED: "failed", UNKNOWN: "unknown"}[state]
-        setattr(rep, attr, getattr(rep, attr) + 1)
     return rep
 
 
-def _before_data(store: Any, row_id: int, token: str, now: datetime) -> Any:
+def send_posts(store: Any, transports: Mapping[str, Any], *, now: datetime,
+               per_minute: Mapping[str, int] | None = None) -> SendReport:
+    """Post what is due to each robot's group (``transports``: robot name -> transport).
+
+    A robot that answers "too fast" or "wrong key" gets no more posts this run; the others and
+    the mails go on. At most ``per_minute[name]`` posts a minute per robot (the platforms' 20):
+    the rest wait, pending, for the next run.
+    """
+    rep = SendReport()
+    for name, tr in transports.items():
+        back, unknown = recover(store, tr, now=now, where=BOT_ROWS & (outbox.c.recipient == name))
+        rep.recovered += back
+        rep.unknown += unknown
+    blocked: set[str] = set()
+    posted: dict[str, int] = {}
+    for row in _due(store, BOT_ROWS, now):
+        name = row["recipient"]
+        tr = transports.get(name)
+        if tr is None:
+            _orphan(store, row, now, rep)
+            continue
+        if name in blocked:
+            rep.deferred += 1
+            continue
+        limit = (per_minute or {}).get(name)
+        if limit is not None:
+            if name not in posted:
+                posted[name] = _posted_last_minute(store, name, now)
+            if posted[name] >= limit:
+                blocked.add(name)
+                rep.deferred += 1
+                continue
+        post = OutgoingPost(_file_key(row["dedupe_key"]), row["subject"], row["body_text"], row["body_html"],
+                            tuple(tuple(m) for m in json.loads(row["mentions"] or "[]")))
+        outcome = _attempt(store, row, now, rep, lambda before, post=post, tr=tr: tr.send(post, before))
+        posted[name] = posted.get(name, 0) + 1
+        if outcome in ("setup", "rate"):
+            blocked.add(name)
+    return rep
+
+
+def _file_key(dedupe_key: str) -> str:
+    from .mail import safe_key
+    return safe_key(dedupe_key)
+
+
+def _posted_last_minute(store: Any, name: str, now: datetime) -> int:
+    with store.begin() as c:
+        return int(c.execute(select(func.count()).select_from(outbox).where(
+            BOT_ROWS, outbox.c.recipient == name, outbox.c.sent_at > now - timedelta(minutes=1))).scalar() or 0)
+
+
+def _orphan(store: Any, row: dict[str, Any], now: datetime, rep: SendReport) -> None:
+    # The robot's [[bot]] section was removed: nobody to post to. Failed, not deleted, so
+    # `mail list --state failed` shows it and `mail resend` can queue it once the section is back.
+    error = f"机器人“{row['recipient']}”已不在 desk.toml 的 [[bot]] 中，消息未发出"
+    with store.begin() as c:
+        c.execute(update(outbox).where(outbox.c.id == row["id"], outbox.c.state == PENDING)
+                  .values(state=FAILED, last_error=error))
+    rep.failed += 1
+    rep.errors.append(error)
+
+
+def _attempt(store: Any, row: dict[str, Any], now: datetime, rep: SendReport,
+             send: Callable[[Any], None]) -> str | None:
+    """Claim one row, send it, record the outcome in the row and in ``rep``.
+
+    Returns "setup" (the transport cannot work until a person fixes it), "rate" (the platform
+    said too fast) or None, so the caller knows whether to go on with this transport.
+    """
+    token = uuid.uuid4().hex
+    with store.begin() as c:   # the claim, committed before connecting: only one run owns it
+        claimed = c.execute(update(outbox).where(outbox.c.id == row["id"], outbox.c.state == PENDING)
+                            .values(state=SENDING, attempts=row["attempts"] + 1, claimed_at=now,
+                                    claim_token=token)).rowcount
+    if not claimed:
+        return None
+    passed: list[bool] = []
+    before = _before_data(store, row["id"], token, now, passed)
+    attempts = row["attempts"] + 1
+    state, error, next_at = SENT, None, row["next_at"]
+    try:
+        send(before)
+    except ClaimLost:
+        rep.lost_claims += 1
+        return None
+    except RateLimited as e:
+        # Never dropped, and not counted as an attempt: only a longer wait each time.
+        hits = (row.get("rate_limited") or 0) + 1
+        next_at = now + BASE_DELAY * min(2 ** min(hits - 1, 10), RATE_DELAY_CAP)
+        _finish(store, row["id"], token, PENDING, str(e), next_at, None, attempts=row["attempts"], rate_limited=hits)
+        rep.errors.append(str(e))
+        rep.retry += 1
+        return "rate"
+    except TemporaryFailure as e:
+        state = PENDING if attempts < MAX_ATTEMPTS else FAILED
+        error, next_at = str(e), now + BASE_DELAY * (2 ** (attempts - 1))
+    except UnknownOutcome as e:
+        state, error = UNKNOWN, str(e)
+        _warn_unknown(row["id"], row["message_id"], row["recipient"], str(e))
+    except SetupFailure as e:
+        # The setting's fault, not the message's: not counted as an attempt either.
+        _finish(store, row["id"], token, PENDING, str(e), row["next_at"], None, attempts=row["attempts"])
+        rep.errors.append(str(e))
+        return "setup"
+    except PermanentFailure as e:
+        state, error = FAILED, str(e)
+    except Exception as e:   # noqa: BLE001 - a surprise must not leave the row claimed or stop the run
+        log.exception("发送时出现意外错误（outbox %s）", row["id"])
+        error = f"意外错误：{type(e).__name__}: {e}"
+        if passed:   # it may have gone out: never again automatically
+            state = UNKNOWN
+            _warn_unknown(row["id"], row["message_id"], row["recipient"], error)
+        else:
+            state = PENDING if attempts < MAX_ATTEMPTS else FAILED
+            next_at = now + BASE_DELAY * (2 ** (attempts - 1))
+    _finish(store, row["id"], token, state, error, next_at, now if state == SENT else None)
+    if error:
+        rep.errors.append(error if row.get("channel") == CHANNEL_BOT else f"{row['recipient']}: {error}")
+    attr = {SENT: "sent", PENDING: "retry", FAILED: "failed", UNKNOWN: "unknown"}[state]
+    setattr(rep, attr, getattr(rep, attr) + 1)
+    return None
+
+
+def _before_data(store: Any, row_id: int, token: str, now: datetime, passed: list[bool]) -> Any:
     def commit_in_data() -> None:
-        # The point of no return: committed before DATA, so a crash after it is never resent.
+        # The point of no return: committed before DATA (or the robot's request), so a crash
+        # after it is never resent.
         with store.begin() as c:
             moved = c.execute(update(outbox).where(outbox.c.id == row_id, outbox.c.state == SENDING,
                                                    outbox.c.claim_token == token)
                               .values(state=IN_DATA, claimed_at=now)).rowcount
         if not moved:
             raise ClaimLost(f"outbox {row_id}")
+        passed.append(True)
     return commit_in_data
 
 
 def _finish(store: Any, row_id: int, token: str, state: str, error: str | None, next_at: datetime,
-            sent_at: datetime | None) -> None:
+            sent_at: datetime | None, **more: Any) -> None:
     # Only the claim's owner records the outcome (a recovered row may already be someone else's).
-    values: dict[str, Any] = dict(state=state, last_error=error, next_at=next_at, sent_at=sent_at)
+    values: dict[str, Any] = dict(state=state, last_error=error, next_at=next_at, sent_at=sent_at, **more)
     if state != UNKNOWN:
         values.update(claim_token=None, claimed_at=None)
     with store.begin() as c:
@@ -180,7 +334,7 @@ def states(store: Any) -> dict[str, str]:
 def listing(store: Any, state: str | None = None) -> list[dict[str, Any]]:
     """Outbox rows for people (newest first), optionally of one state."""
     cols = [outbox.c.id, outbox.c.state, outbox.c.recipient, outbox.c.subject, outbox.c.message_id,
-            outbox.c.attempts, outbox.c.created_at, outbox.c.sent_at, outbox.c.last_error]
+            outbox.c.attempts, outbox.c.created_at, outbox.c.sent_at, outbox.c.last_error, outbox.c.channel]
     q = select(*cols).order_by(outbox.c.id.desc())
     if state:
         q = q.where(outbox.c.state == state)
@@ -198,6 +352,6 @@ def resend(store: Any, row_id: int, *, now: datetime) -> str | None:
         if row.state not in RESENDABLE:
             raise ValueError(row.state)
         c.execute(update(outbox).where(outbox.c.id == row_id, outbox.c.state == row.state).values(
-            state=PENDING, attempts=0, next_at=now, claim_token=None, claimed_at=None,
+            state=PENDING, attempts=0, rate_limited=None, next_at=now, claim_token=None, claimed_at=None,
             last_error=f"{now:%Y-%m-%d %H:%M} 由人工重新排队（原状态 {row.state}）"))
         return str(row.state)

@@ -29,6 +29,10 @@ class TemporaryFailure(Exception):
     """4xx or connection trouble before DATA: the server has nothing, retry later with backoff."""
 
 
+class RateLimited(TemporaryFailure):
+    """The platform said "too fast" (a robot's 20 posts a minute): retried later, never dropped."""
+
+
 class PermanentFailure(Exception):
     """5xx: never retried."""
 
@@ -111,6 +115,11 @@ class SmtpTransport:
 
     def send(self, msg: EmailMessage, before_data: BeforeData | None = None) -> None:
         password = os.environ.get(PASSWORD_ENV, "")
+        if self.user and self.tls == "none" and not self.allow_plain_auth:
+            # A setting, not this mail's fault: every mail would be refused alike, so the run
+            # stops with one line and the mails wait, pending, for the fix.
+            raise SetupFailure("拒绝在未加密连接上发送密码（[mail] tls = \"none\" 且设置了 user）：请用 "
+                               "tls = \"starttls\" 或 \"ssl\"；本机中继可设 allow_plain_auth = true")
         try:
             s = self._connect()
         except ssl.SSLError as e:
@@ -119,13 +128,20 @@ class SmtpTransport:
             raise TemporaryFailure(f"无法连接邮件服务器 {self.host}:{self.port}：{e}") from None
         try:
             if self.user:
-                if self.tls == "none" and not self.allow_plain_auth:
-                    raise PermanentFailure("拒绝在未加密连接上发送密码（tls = \"none\"）")
                 try:
                     s.login(self.user, password)
                 except smtplib.SMTPAuthenticationError as e:
                     raise AuthFailure(f"邮件服务器拒绝登录（{e.smtp_code}）：请检查用户名和环境变量 "
                                       f"{PASSWORD_ENV}") from None
+                except smtplib.SMTPNotSupportedError:
+                    # The server offers no AUTH (a relay that trusts this computer): logging in
+                    # can never work, so stop with one line instead of failing each mail.
+                    raise SetupFailure(f"邮件服务器 {self.host}:{self.port} 不支持登录（未提供 AUTH）："
+                                       f"若它是免登录的中继，请删去 [mail] user；否则请检查端口和 tls 设置") from None
+                except (smtplib.SMTPServerDisconnected, OSError) as e:
+                    raise TemporaryFailure(f"登录时连接中断：{e}") from None
+                except smtplib.SMTPException as e:
+                    raise SetupFailure(f"登录邮件服务器 {self.host}:{self.port} 失败：{e}") from None
             try:
                 payload = self._envelope(s, msg)
             except smtplib.SMTPResponseException as e:

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.support.libreoffice",
     "tests.support.pg",
     "tests.support.smtp",
+    "tests.support.robots",
 ]

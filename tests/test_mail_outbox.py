@@ -108,7 +108,11 @@ def test_auth_refused_without_tls_unless_local_relay(db, smtp_server, monkeypatc
     monkeypatch.setenv("COMPLAINT_DESK_SMTP_PASSWORD", "right")
     scan_once(open_store(db), now=NOW, rules=RULES)
     rep = send_due(open_store(db), smtp(server, user="shop"), now=NOW)
-    assert rep.failed == 2 and "未加密" in rep.errors[0] and server.messages == []
+    # A setting, not a refusal of these mails: one error, the run stops, both wait for the fix.
+    assert rep.failed == 0 and len(rep.errors) == 1 and "未加密" in rep.errors[0] and server.messages == []
+    assert set(states(open_store(db)).values()) == {"pending"} and server.handler.attempts == 0
+    relay = send_due(open_store(db), smtp(server, user="shop", allow_plain_auth=True), now=NOW)
+    assert relay.sent == 2 and len(server.messages) == 2
 
 
 def test_starttls_verified_and_untrusted_cert_refused(db, smtp_server):

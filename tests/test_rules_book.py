@@ -63,3 +63,38 @@ def test_an_old_deadlines_sheet_is_read_by_the_settings_declaration_and_set_asid
     with pytest.raises(BadSetting) as e:
         load_rules(p)
     assert f"{S_DEADLINES}!B2" in str(e.value) and "两小时" in str(e.value)
+
+
+def test_staff_mobiles_round_trip_and_are_tolerant(tmp_path):
+    p = tmp_path / "rules.xlsx"
+    rules = Rules(staff=(Person("张三", "门店", "李店长", "zs@example.com", mobile="13800138000"),
+                         Person("李店长", "门店", "", "boss@example.com")))
+    build_rules_template(p, rules)
+    assert load_rules(p).staff == rules.staff
+    wb = load_workbook(p)
+    ws = wb[S_STAFF]
+    assert ws["F1"].value == "手机"
+    ws["F2"] = 13900139000.0            # typed into a number cell
+    ws["F3"] = "+86 １３７-0013-7000"    # full-width digits, spaces, dashes and the country code
+    wb.save(p)
+    assert [s.mobile for s in load_rules(p).staff] == ["13900139000", "13700137000"]
+
+
+def test_staff_sheet_without_the_mobile_column_still_loads(tmp_path):
+    p = tmp_path / "rules.xlsx"
+    build_rules_template(p, Rules(staff=(Person("张三", "门店", "李店长", "zs@example.com"),)))
+    wb = load_workbook(p)
+    wb[S_STAFF].delete_cols(6)
+    wb.save(p)
+    assert load_rules(p).staff[0].mobile == ""
+
+
+def test_bad_mobile_is_named(tmp_path):
+    p = tmp_path / "rules.xlsx"
+    build_rules_template(p, Rules(staff=(Person("张三", "门店", "李店长", "zs@example.com"),)))
+    wb = load_workbook(p)
+    wb[S_STAFF]["F2"] = "1380013"
+    wb.save(p)
+    with pytest.raises(BadSetting) as e:
+        load_rules(p)
+    assert "[人员] F2" in str(e.value) and "1380013" in str(e.value) and "手机" in str(e.value)

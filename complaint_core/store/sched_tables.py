@@ -1,4 +1,4 @@
-"""The scheduler's tables on the shared metadata: penalty events and the mail outbox."""
+"""The scheduler's tables on the shared metadata: penalty events and the outbox (mails and robot posts)."""
 
 from __future__ import annotations
 
@@ -46,6 +46,14 @@ outbox = Table(
     # a restart tells a dead sender's stale claim from a live one by these two
     Column("claimed_at", DateTime),
     Column("claim_token", String(32)),
+    # NULL or "mail": a mail to `recipient`; "bot": a group robot post, `recipient` is the robot's
+    # name, body_text its text form, body_html its markdown form, and `mentions` a JSON list of
+    # [name, mobile] to @ (see scheduler/robots.py)
+    Column("channel", String(16)),
+    Column("mentions", Text),
+    # how many times the platform said "too fast": the wait before the next try grows with it,
+    # and it is not an attempt (a rate-limited post is never given up)
+    Column("rate_limited", Integer),
 )
 
 SCHED_TABLES = (penalty_events, outbox)
