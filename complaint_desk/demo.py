@@ -44,50 +44,39 @@ def run_demo(folder: Path, *, echo: Callable[[str], object] = print, now: dateti
                          "filled": len(fills)}
         echo(f"{code} {name}: {len(table.rows)} 条投诉，{errors} 个错误，{len(findings) - errors} 个提醒，"
              f"{len(fills)} 行已填写建议 -> {path}")
-    merged = _merge_and_scan(folder, now=now, echo=echo)
+    _merge_and_scan(folder, now=now, echo=echo)
     echo("")
     echo(f"示例文件夹 Demo folder: {folder.resolve()}")
     echo("  shops/*/*.xlsx  各门店投诉登记（红色=错误，黄色=提醒，见“校验结果”表）")
     echo("                  shop workbooks: red = error, yellow = warning, see the 校验结果 sheet")
-    if merged:
-        echo("  merged/门店投诉汇总.xlsx  主管看的汇总表（汇总、全部投诉、逾期、处罚、冲突、来源）")
-        echo("                  the managers' merged workbook (summary, all, overdue, penalties, sources)")
-        echo("  merged/处罚与提醒规则.xlsx  处罚、提醒时间和人员邮箱 / penalty rules, reminder times, staff")
-    if (folder / "outbox").is_dir():
-        echo("  outbox/         逾期提醒邮件（.eml，未真正发送） / reminder mails (.eml, not sent)")
+    echo("  merged/门店投诉汇总.xlsx  主管看的汇总表（汇总、全部投诉、逾期、处罚、冲突、来源）")
+    echo("                  the managers' merged workbook (summary, all, overdue, penalties, sources)")
+    echo("  merged/处罚与提醒规则.xlsx  处罚、提醒时间和人员邮箱 / penalty rules, reminder times, staff")
+    echo("  outbox/         逾期提醒邮件（.eml，未真正发送） / reminder mails (.eml, not sent)")
     return summary
 
 
-def _merge_and_scan(folder: Path, *, now: datetime, echo: Callable[[str], object]) -> bool:
-    """Merge the shops and run the scheduler's chain, when those cards are installed.
+def _merge_and_scan(folder: Path, *, now: datetime, echo: Callable[[str], object]) -> None:
+    """Merge the shops and run the scheduler's chain (the CLI wires the cards; they never import
+    each other)."""
+    from scheduler.api import demo_chain
+    from sync.api import merge_once
 
-    The CLI wires the cards (they never import each other); a bare core install still gets
-    the per-shop part of the demo.
-    """
-    if not _available("sync.api"):
-        return False
-    import importlib
-
-    sync_api = importlib.import_module("sync.api")
     merged_out = folder / "merged" / "门店投诉汇总.xlsx"
     merged_out.parent.mkdir(parents=True, exist_ok=True)
     state_url = f"sqlite:///{(folder / 'merged' / 'state.db').resolve().as_posix()}"
     sources = sorted(p for p in (folder / "shops").iterdir() if p.is_dir())
-    report = sync_api.merge_once(sources, merged_out, state_url=state_url, now=now)
-    echo(f"汇总 Merged: {getattr(report, 'rows', '?')} 条 rows, {len(getattr(report, 'read', []))} 个文件 files, "
-         f"{getattr(report, 'conflicts', 0)} 个冲突 conflicts -> {merged_out}")
+    report = merge_once(sources, merged_out, state_url=state_url, now=now)
+    echo(f"汇总 Merged: {report.rows} 条 rows, {len(report.read)} 个文件 files, "
+         f"{report.conflicts} 个冲突 conflicts -> {merged_out}")
     log.info("merge report: %s", report)
-    if _available("scheduler.api"):
-        scheduler_api = importlib.import_module("scheduler.api")
-        outbox = folder / "outbox"
-        outbox.mkdir(parents=True, exist_ok=True)
-        rules_path = _demo_rules(folder / "merged" / "处罚与提醒规则.xlsx")
-        chain = scheduler_api.demo_chain(state_url, merged_out, now=now, outbox_dir=outbox,
-                                         rules_path=rules_path)
-        mails = sorted(outbox.glob("*.eml"))
-        echo(f"扫描、处罚、汇总、提醒 Scan, penalties, summary, reminders: {len(mails)} 封邮件 mails -> {outbox}")
-        log.info("demo chain report: %s", chain)
-    return True
+    outbox = folder / "outbox"
+    outbox.mkdir(parents=True, exist_ok=True)
+    rules_path = _demo_rules(folder / "merged" / "处罚与提醒规则.xlsx")
+    chain = demo_chain(state_url, merged_out, now=now, outbox_dir=outbox, rules_path=rules_path)
+    mails = sorted(outbox.glob("*.eml"))
+    echo(f"扫描、处罚、汇总、提醒 Scan, penalties, summary, reminders: {len(mails)} 封邮件 mails -> {outbox}")
+    log.info("demo chain report: %s", chain)
 
 
 def _demo_rules(path: Path) -> Path:
@@ -101,11 +90,3 @@ def _demo_rules(path: Path) -> Path:
                                      reminder_times=DEFAULT.reminder_times, staff=tuple(staff)))
     return path
 
-
-def _available(module_name: str) -> bool:
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec(module_name) is not None
-    except ModuleNotFoundError:
-        return False

@@ -116,3 +116,14 @@ def test_a_writer_that_changed_shape_fails_the_merge_in_one_line(tmp_path: Path,
     assert "xl/worksheets/sheet1.xml" in str(err.value) and "\n" not in str(err.value)
     # the managers keep the last good workbook, and no half-written file lies beside it
     assert out.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["m.xlsx"]
+
+
+def test_one_column_letter_function_agrees_with_both_writers() -> None:
+    # the merged workbook, the template and the marks all take their letters from model.py
+    from openpyxl.utils import get_column_letter
+    from xlsxwriter.utility import xl_col_to_name
+
+    from complaint_core.model import column_letter
+
+    for index in (*range(0, 800), 16_383):
+        assert column_letter(index) == xl_col_to_name(index) == get_column_letter(index + 1)
