@@ -1,4 +1,8 @@
-"""Write SheetData to xlsx with XlsxWriter: customer text stays text, never a formula or link."""
+"""Write SheetData to xlsx with XlsxWriter: customer text stays text, never a formula or link.
+
+Only XlsxWriter's public API is called here; what streaming the big sheets' rows assumes
+about its output lives in ``xlsxwriter_adapter.py``, checked on every write.
+"""
 
 from __future__ import annotations
 
