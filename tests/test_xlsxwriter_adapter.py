@@ -23,18 +23,27 @@ from complaint_core.merged.xlsx import NUMBER_FORMATS, write_workbook
 COLUMNS = [Column("t", "文本"), Column("d", "时间", "datetime"), Column("m", "金额", "money")]
 
 
+def _sheets() -> list[SheetData]:
+    """A sheet without a Table first, so Table parts and sheet parts are numbered apart."""
+    return [SheetData("来源", COLUMNS, [["a", None, 1.0]], as_table=False),
+            SheetData("全部投诉", COLUMNS, [[f"r{i}", None, i * 1.5] for i in range(5)], note="说明"),
+            SheetData("逾期", COLUMNS, [["x", None, 2.0]])]
+
+
 def _workbook(tmp_path: Path) -> Path:
-    """A summary sheet without a Table first, so Table parts and sheet parts are numbered apart."""
     out = tmp_path / "m.xlsx"
-    write_workbook(out, [SheetData("来源", COLUMNS, [["a", None, 1.0]], as_table=False),
-                         SheetData("全部投诉", COLUMNS, [[f"r{i}", None, i * 1.5] for i in range(5)], note="说明"),
-                         SheetData("逾期", COLUMNS, [["x", None, 2.0]])])
+    write_workbook(out, _sheets())
     return out
 
 
 def _part(path: Path, name: str) -> bytes:
     with zipfile.ZipFile(path) as zf:
         return zf.read(name)
+
+
+def _sheet_xml(path: Path, sheet: str) -> bytes:
+    with zipfile.ZipFile(path) as zf:
+        return zf.read(adapter.sheet_parts(zf)[sheet].part)
 
 
 def test_parts_come_from_the_relationships_not_from_file_names(tmp_path: Path) -> None:
@@ -56,7 +65,7 @@ def test_styles_are_checked_against_styles_xml(tmp_path: Path) -> None:
     wb = openpyxl.load_workbook(tmp_path / "m.xlsx")
     money = wb["全部投诉"]["C3"]
     assert money.number_format == NUMBER_FORMATS["money"]
-    index = int(_part(tmp_path / "m.xlsx", "xl/worksheets/sheet2.xml").split(b'<c r="C3" s="')[1].split(b'"')[0])
+    index = int(_sheet_xml(tmp_path / "m.xlsx", "全部投诉").split(b'<c r="C3" s="')[1].split(b'"')[0])
     adapter.check_styles(styles, {index: "#,##0.00"})
     with pytest.raises(adapter.WriterShapeChanged, match="number format"):
         adapter.check_styles(styles, {index: "yyyy-mm-dd"})
@@ -86,7 +95,7 @@ def test_table_ref_must_be_found_exactly_twice() -> None:
 
 
 def test_sheet_split_checks_dimension_sheetdata_and_rows(tmp_path: Path) -> None:
-    real = _part(_workbook(tmp_path), "xl/worksheets/sheet2.xml")
+    real = _sheet_xml(_workbook(tmp_path), "全部投诉")
     frame = real.split(b"<row r=\"3\"")[0] + real[real.index(b"</sheetData>"):]
     head, tail = adapter.split_sheet(frame, "A1:C7", 3)
     assert b'<dimension ref="A1:C7"/>' in head and head.endswith(b"</row>") and tail.startswith(b"</sheetData>")
@@ -111,9 +120,11 @@ def test_a_writer_that_changed_shape_fails_the_merge_in_one_line(tmp_path: Path,
     # a release that stopped writing <dimension>: the streamed range could not be declared
     monkeypatch.setattr(xlsxwriter.worksheet.Worksheet, "_write_dimension", lambda self: None)
     with pytest.raises(ComplaintDeskError) as err, atomic_write(out) as tmp:   # as render_merged writes
-        write_workbook(tmp, [SheetData("全部投诉", COLUMNS, [["a", None, 1.0]])])
+        write_workbook(tmp, _sheets())
     assert isinstance(err.value, adapter.WriterShapeChanged)
-    assert "xl/worksheets/sheet1.xml" in str(err.value) and "\n" not in str(err.value)
+    with zipfile.ZipFile(out) as zf:
+        part = adapter.sheet_parts(zf)["来源"].part   # the first streamed sheet, in the same layout
+    assert f"{part}: expected one <dimension" in str(err.value) and "\n" not in str(err.value)
     # the managers keep the last good workbook, and no half-written file lies beside it
     assert out.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["m.xlsx"]
 
