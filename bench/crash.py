@@ -100,7 +100,7 @@ def crash_runs(runs: int, *, rows: int = 1000, seed: int = 1, work: Path | None 
         if _cli(COMMANDS[cmd], path).wait() not in (0, 1) or state(path) != new:
             tally["bad: re-run differs from a clean run"] += 1
         path.unlink()
-        for debris in work.glob(".~cd-tmp-*"):  # a killed writer's temp file, never the target
+        for debris in _temps(work):  # a killed writer's temp file, never the target
             tally["temp file left by the kill"] += 1
             debris.unlink()
     shutil.rmtree(work, ignore_errors=True)

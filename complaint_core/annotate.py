@@ -16,11 +16,11 @@ from typing import Any
 from openpyxl import load_workbook
 from openpyxl.comments import Comment
 from openpyxl.styles import Alignment, Font, PatternFill
-from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.table import TableColumn
 
 from .atomic import atomic_write
-from .model import ComplaintTable, Finding, RowFill
+from .findings import FINDINGS_HEADER, FINDINGS_HEADER_EN
+from .model import ComplaintTable, Finding, RowFill, column_letter
 from .schema import FIELD_BY_KEY, FILLED_KEYS, KEYS, SHEET_FINDINGS
 from .template import number_format
 from .textsafe import clean_control
@@ -29,8 +29,6 @@ AUTHOR = "投诉台账"
 ERROR_FILL = PatternFill("solid", fgColor="FFFF9999")
 WARNING_FILL = PatternFill("solid", fgColor="FFFFE699")
 _OUR_COLOURS = {"FFFF9999", "FFFFE699"}
-FINDINGS_HEADER = ("工作表", "行", "单元格", "字段", "级别", "代码", "说明")
-FINDINGS_HEADER_EN = ("Sheet", "Row", "Cell", "Field", "Severity", "Code", "Message")
 
 
 def _load(path: Path) -> Any:
@@ -109,14 +107,14 @@ def fill_file(path: str | Path, table: ComplaintTable, fills: Iterable[RowFill])
             header = FIELD_BY_KEY[key].zh
             cell = ws.cell(row=table.header_row, column=next_col + 1)
             _set_text(cell, header)
-            ws.column_dimensions[get_column_letter(next_col + 1)].width = FIELD_BY_KEY[key].width
+            ws.column_dimensions[column_letter(next_col)].width = FIELD_BY_KEY[key].width
             if tbl is not None:
                 tbl.tableColumns.append(TableColumn(id=len(tbl.tableColumns) + 1, name=header))
             next_col += 1
         if tbl is not None:
             start, end = tbl.ref.split(":")
             end_row = int("".join(ch for ch in end if ch.isdigit()))
-            tbl.ref = f"{start}:{get_column_letter(next_col)}{end_row}"
+            tbl.ref = f"{start}:{column_letter(next_col - 1)}{end_row}"
             if tbl.autoFilter is not None:
                 tbl.autoFilter.ref = tbl.ref
     written = 0

@@ -57,6 +57,10 @@ CODES: dict[str, tuple[Severity, str, str]] = {
                              "A severe complaint must go to the manager: no approval and status is not awaiting approval"),
 }
 
+# The columns of the 校验结果 sheet (CLI --mark and the add-in write the same sheet).
+FINDINGS_HEADER = ("工作表", "行", "单元格", "字段", "级别", "代码", "说明")
+FINDINGS_HEADER_EN = ("Sheet", "Row", "Cell", "Field", "Severity", "Code", "Message")
+
 
 def _fmt(value: Any) -> str:
     if hasattr(value, "strftime"):

@@ -12,13 +12,14 @@ from pathlib import Path
 from openpyxl import Workbook
 from openpyxl.formatting.rule import FormulaRule
 from openpyxl.styles import Alignment, Font, PatternFill
-from openpyxl.utils import get_column_letter, quote_sheetname
+from openpyxl.utils import quote_sheetname
 from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.table import Table, TableStyleInfo
 
 from .atomic import atomic_write
 from .holidays import SHEET_HOLIDAYS, holiday_rows_for_template
+from .model import column_letter
 from .playbook import DEFAULT_PLAYBOOK, Playbook, playbook_rows
 from .schema import (
     FIELDS,
@@ -92,21 +93,21 @@ def build_workbook(*, shop_code: str = "", lang: str = "zh",
     ws = wb.active
     ws.title = SHEET_COMPLAINTS
     last_row = TABLE_ROWS + 1
-    letters = {f.key: get_column_letter(i + 1) for i, f in enumerate(FIELDS)}
+    letters = {f.key: column_letter(i) for i, f in enumerate(FIELDS)}
 
     for i, f in enumerate(FIELDS, start=1):
         cell = ws.cell(row=1, column=i, value=f.header(lang))
         cell.font = Font(bold=True, color="FFFFFFFF")
         cell.fill = HEADER_FILL
         cell.alignment = Alignment(wrap_text=True, vertical="center")
-        ws.column_dimensions[get_column_letter(i)].width = f.width
+        ws.column_dimensions[column_letter(i - 1)].width = f.width
         fmt = number_format(f.type if f.type != "choice" else "text")
         for r in range(2, last_row + 1):
             ws.cell(row=r, column=i).number_format = fmt
             if f.key == "suggested_steps":
                 ws.cell(row=r, column=i).alignment = Alignment(wrap_text=True, vertical="top")
     ws.freeze_panes = "A2"
-    table = Table(displayName=TABLE_NAME, ref=f"A1:{get_column_letter(len(FIELDS))}{last_row}")
+    table = Table(displayName=TABLE_NAME, ref=f"A1:{column_letter(len(FIELDS) - 1)}{last_row}")
     table.tableStyleInfo = TableStyleInfo(name="TableStyleMedium2", showRowStripes=True)
     ws.add_table(table)
 
@@ -114,7 +115,7 @@ def build_workbook(*, shop_code: str = "", lang: str = "zh",
     lists.sheet_state = "hidden"
     choice_fields = [f for f in FIELDS if f.choices]
     for j, f in enumerate(choice_fields, start=1):
-        col = get_column_letter(j)
+        col = column_letter(j - 1)
         lists.cell(row=1, column=j, value=f.zh)
         for r, value in enumerate(f.choices, start=2):
             lists.cell(row=r, column=j, value=value)
@@ -141,7 +142,7 @@ def build_workbook(*, shop_code: str = "", lang: str = "zh",
                 f"{c}2:{c}{last_row}",
                 FormulaRule(formula=[f'AND({started},LEN(TRIM(${c}2))=0)'], fill=MISSING_FILL))
 
-    marks_area = f"A2:{get_column_letter(MARK_COLUMNS)}1048576"
+    marks_area = f"A2:{column_letter(MARK_COLUMNS - 1)}1048576"
     for level, fill in MARK_FILLS:
         ws.conditional_formatting.add(marks_area, FormulaRule(
             formula=[f"{quote_sheetname(SHEET_MARKS)}!A2={level}"], fill=fill, stopIfTrue=False))

@@ -1,8 +1,8 @@
 """Customer text is data, never a formula or a link.
 
-A customer can type ``=HYPERLINK(...)`` or ``+86 138...`` into a complaint; Excel, a CSV
-viewer or a COM write would run it. Writers store such text as plain strings, and CSV
-output prefixes it with an apostrophe (OWASP "CSV injection").
+A customer can type ``=HYPERLINK(...)`` or ``+86 138...`` into a complaint; Excel would run
+it if it were written as a formula. The file writers store such text as plain strings; the
+add-in's COM writes, which Excel parses like typing, prefix it with an apostrophe.
 """
 
 from __future__ import annotations
@@ -12,10 +12,6 @@ DANGEROUS_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠"
 
 def is_dangerous(text: object) -> bool:
     return isinstance(text, str) and text.startswith(DANGEROUS_PREFIXES)
-
-
-def csv_safe(text: object) -> object:
-    return "'" + text if isinstance(text, str) and is_dangerous(text) else text
 
 
 def clean_control(text: str) -> str:

@@ -1,6 +1,6 @@
 """``complaint-desk``: one thin click CLI over the library.
 
-Exit codes (DESIGN.md): 0 ok; 1 findings in the data; 2 bad usage or unreadable input, with
+Exit codes (docs/contract.md): 0 ok; 1 findings in the data; 2 bad usage or unreadable input, with
 one line naming the file and the reason, never a traceback. Only this layer reads the clock
 (``--now`` overrides it), so every rule below stays a pure function.
 """

@@ -44,60 +44,50 @@ def run_demo(folder: Path, *, echo: Callable[[str], object] = print, now: dateti
                          "filled": len(fills)}
         echo(f"{code} {name}: {len(table.rows)} 条投诉，{errors} 个错误，{len(findings) - errors} 个提醒，"
              f"{len(fills)} 行已填写建议 -> {path}")
-    merged = _merge_and_scan(folder, now=now, echo=echo)
+    _merge_and_scan(folder, now=now, echo=echo)
     echo("")
     echo(f"示例文件夹 Demo folder: {folder.resolve()}")
     echo("  shops/*/*.xlsx  各门店投诉登记（红色=错误，黄色=提醒，见“校验结果”表）")
     echo("                  shop workbooks: red = error, yellow = warning, see the 校验结果 sheet")
-    if merged:
-        echo("  merged/门店投诉汇总.xlsx  主管看的汇总表（汇总、全部投诉、逾期、处罚、冲突、来源）")
-        echo("                  the managers' merged workbook (summary, all, overdue, penalties, sources)")
-        echo("  merged/处罚与提醒规则.xlsx  处罚、提醒时间和人员邮箱 / penalty rules, reminder times, staff")
-    if (folder / "outbox").is_dir():
-        echo("  outbox/         逾期提醒和预警上报邮件（.eml，未真正发送） / reminder and escalation mails (.eml, not sent)")
-        echo("  outbox/<群名>/  各群机器人将收到的消息（.json，未设置 Webhook 环境变量，未真正发送）")
-        echo("                  what each group robot would receive (.json: its webhook variable is not set)")
-        echo("  desk.toml       示例配置：complaint-desk run --config desk.toml --once（设置 CD_DEMO_BOT_* 后真正发到群里）")
+    echo("  merged/门店投诉汇总.xlsx  主管看的汇总表（汇总、全部投诉、逾期、处罚、冲突、来源）")
+    echo("                  the managers' merged workbook (summary, all, overdue, penalties, sources)")
+    echo("  merged/处罚与提醒规则.xlsx  处罚、提醒时间和人员邮箱 / penalty rules, reminder times, staff")
+    echo("  outbox/         逾期提醒和预警上报邮件（.eml，未真正发送） / reminder and escalation mails (.eml, not sent)")
+    echo("  outbox/<群名>/  各群机器人将收到的消息（.json，未设置 Webhook 环境变量，未真正发送）")
+    echo("                  what each group robot would receive (.json: its webhook variable is not set)")
+    echo("  desk.toml       示例配置：complaint-desk run --config desk.toml --once（设置 CD_DEMO_BOT_* 后真正发到群里）")
     return summary
 
 
-def _merge_and_scan(folder: Path, *, now: datetime, echo: Callable[[str], object]) -> bool:
-    """Merge the shops and run the scheduler's chain, when those cards are installed.
+def _merge_and_scan(folder: Path, *, now: datetime, echo: Callable[[str], object]) -> None:
+    """Merge the shops and run the scheduler's chain (the CLI wires the cards; they never import
+    each other)."""
+    from scheduler.daemon import run_once
+    from sync.api import merge_once
 
-    The CLI wires the cards (they never import each other); a bare core install still gets
-    the per-shop part of the demo.
-    """
-    if not _available("sync.api"):
-        return False
-    import importlib
-
-    sync_api = importlib.import_module("sync.api")
     merged_out = folder / "merged" / "门店投诉汇总.xlsx"
     merged_out.parent.mkdir(parents=True, exist_ok=True)
     state_url = f"sqlite:///{(folder / 'merged' / 'state.db').resolve().as_posix()}"
     sources = sorted(p for p in (folder / "shops").iterdir() if p.is_dir())
-    report = sync_api.merge_once(sources, merged_out, state_url=state_url, now=now)
-    echo(f"汇总 Merged: {getattr(report, 'rows', '?')} 条 rows, {len(getattr(report, 'read', []))} 个文件 files, "
-         f"{getattr(report, 'conflicts', 0)} 个冲突 conflicts -> {merged_out}")
+    report = merge_once(sources, merged_out, state_url=state_url, now=now)
+    echo(f"汇总 Merged: {report.rows} 条 rows, {len(report.read)} 个文件 files, "
+         f"{report.conflicts} 个冲突 conflicts -> {merged_out}")
     log.info("merge report: %s", report)
-    if _available("scheduler.daemon"):
-        scheduler = importlib.import_module("scheduler.daemon")
-        outbox = folder / "outbox"
-        outbox.mkdir(parents=True, exist_ok=True)
-        _demo_rules(folder / "merged" / "处罚与提醒规则.xlsx")
-        config = _demo_config(folder / "desk.toml")
-        # The same one cycle a shop's Task Scheduler runs (`run --once`): scan, escalation
-        # alerts, digests, mails and robot posts; the shops were merged just above.
-        cycle = scheduler.run_once(config, (), now=now)
-        mails = sorted(outbox.glob("*.eml"))
-        alerts = sum(1 for m in mails if _alert(m))
-        posts = sorted(outbox.glob("*/*.json"))
-        echo(f"扫描、处罚、汇总、提醒 Scan, penalties, summary, reminders: {len(mails)} 封邮件 mails"
-             f"（其中预警上报 {alerts} 封 escalation alerts） -> {outbox}")
-        echo(f"群机器人 Group robots: {len(posts)} 条消息 posts -> "
-             + "、".join(f"{d.name} {len(list(d.glob('*.json')))}" for d in sorted(p for p in outbox.iterdir() if p.is_dir())))
-        log.info("demo cycle report: %s", cycle)
-    return True
+    outbox = folder / "outbox"
+    outbox.mkdir(parents=True, exist_ok=True)
+    _demo_rules(folder / "merged" / "处罚与提醒规则.xlsx")
+    config = _demo_config(folder / "desk.toml")
+    # The same one cycle a shop's Task Scheduler runs (`run --once`): scan, escalation
+    # alerts, digests, mails and robot posts; the shops were merged just above.
+    cycle = run_once(config, (), now=now)
+    mails = sorted(outbox.glob("*.eml"))
+    alerts = sum(1 for m in mails if _alert(m))
+    posts = sorted(outbox.glob("*/*.json"))
+    echo(f"扫描、处罚、汇总、提醒 Scan, penalties, summary, reminders: {len(mails)} 封邮件 mails"
+         f"（其中预警上报 {alerts} 封 escalation alerts） -> {outbox}")
+    echo(f"群机器人 Group robots: {len(posts)} 条消息 posts -> "
+         + "、".join(f"{d.name} {len(list(d.glob('*.json')))}" for d in sorted(p for p in outbox.iterdir() if p.is_dir())))
+    log.info("demo cycle report: %s", cycle)
 
 
 def _alert(path: Path) -> bool:
@@ -173,11 +163,3 @@ def _demo_rules(path: Path) -> Path:
                                      reminder_times=DEFAULT.reminder_times, staff=tuple(staff)))
     return path
 
-
-def _available(module_name: str) -> bool:
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec(module_name) is not None
-    except ModuleNotFoundError:
-        return False

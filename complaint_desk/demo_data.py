@@ -111,9 +111,8 @@ def inject_defects(rows: list[dict[str, Any]], *, now: datetime) -> dict[int, st
 
 def write_rows(path: Path, rows: list[dict[str, Any]], *, shop: str, lang: str = "zh") -> Path:
     """Rows written into a fresh template, the way staff fill it in Excel."""
-    from openpyxl.utils import get_column_letter
-
     from complaint_core.atomic import atomic_write
+    from complaint_core.model import column_letter
     from complaint_core.template import build_workbook
 
     wb = build_workbook(shop_code=shop, lang=lang)
@@ -128,7 +127,7 @@ def write_rows(path: Path, rows: list[dict[str, Any]], *, shop: str, lang: str =
                 cell.data_type = "s"
     table = next(iter(ws.tables.values()))
     last = max(len(rows) + 1, int(table.ref.split(":")[1].lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")))
-    table.ref = f"A1:{get_column_letter(len(FIELDS))}{last}"
+    table.ref = f"A1:{column_letter(len(FIELDS) - 1)}{last}"
     with atomic_write(path) as tmp:
         wb.save(tmp)
     return path

@@ -10,12 +10,12 @@ same calls, and nothing needs Windows-only COM: Excel for Mac colours them the s
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from complaint_core import __version__
 from complaint_core.errors import NotAComplaintWorkbook
 from complaint_core.feedback import FEEDBACK_DIR, feedback_name
+from complaint_core.findings import FINDINGS_HEADER
 from complaint_core.holidays import SHEET_HOLIDAYS, holidays_from_rows
 from complaint_core.ids import next_ids
 from complaint_core.model import ComplaintTable, Finding
@@ -37,7 +37,6 @@ from complaint_core.validate import validate_table
 from .port import WorkbookPort
 
 MARKS_SHEET = SHEET_MARKS
-FINDINGS_HEADER = ["工作表", "行", "单元格", "字段", "级别", "代码", "说明"]
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
 
 
@@ -78,7 +77,7 @@ def _playbook(port: WorkbookPort) -> Playbook:
 
 
 def findings_rows(findings: list[Finding]) -> list[list[Any]]:
-    return [FINDINGS_HEADER] + [[f.sheet, f.row, f.cell, FIELD_BY_KEY[f.field].zh if f.field in FIELD_BY_KEY
+    return [list(FINDINGS_HEADER)] + [[f.sheet, f.row, f.cell, FIELD_BY_KEY[f.field].zh if f.field in FIELD_BY_KEY
                                  else f.field, f.severity, f.code, f.message] for f in findings]
 
 
@@ -204,7 +203,3 @@ HANDLERS: dict[str, Callable[..., str]] = {
     "cd_new": new_complaint,
     "cd_about": about,
 }
-
-
-def stamp(now: datetime) -> str:
-    return now.strftime("%Y-%m-%d %H:%M")

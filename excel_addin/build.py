@@ -69,7 +69,7 @@ def build_addin(out: str | Path | None = None) -> Path:
     try:
         from pyopenvba import ExcelFile
     except ImportError:
-        raise AddinBuildError("构建加载项需要 pyOpenVBA：pip install \"complaint-desk[addin-build]\"，"
+        raise AddinBuildError("构建加载项需要 pyOpenVBA：pip install \"complaint-desk[addin]\"，"
                               "或用 --file 安装已构建的 ComplaintDesk.xlam "
                               "(building the add-in needs pyopenvba)") from None
     target = Path(out or HERE.parent / "dist" / DEFAULT_NAME)

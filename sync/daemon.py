@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from complaint_core.atomic import TEMP_PREFIX
 from complaint_core.store import open_store
 
 from .api import default_state_url, merge_into
@@ -106,7 +107,7 @@ class Daemon:
     def _relevant(self, path: Path) -> bool:
         if path in self.sources:
             return True  # a folder-level hint (observer restarted)
-        if path.resolve() == self.out or path.name.startswith(".~cd-tmp-") or \
+        if path.resolve() == self.out or path.name.startswith(TEMP_PREFIX) or \
                 path.name.startswith(f".{self.out.stem}.state"):
             return False
         # Excel's extension-less temp names matter only through the rename that follows;

@@ -1,4 +1,4 @@
-"""The CLI contract of DESIGN.md: exit codes, JSON shape, one-line errors, --now."""
+"""The CLI contract of docs/contract.md: exit codes, JSON shape, one-line errors, --now."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import openpyxl
 from python_calamine import CalamineWorkbook
 
+from complaint_core.atomic import TEMP_PREFIX
 from complaint_core.merged.model import SHEET_ORDER, Column, SheetData
 from complaint_core.merged.render import render_merged
 from complaint_core.store import open_store
@@ -74,7 +75,7 @@ def test_manager_edit_saved_while_writing_survives(tmp_path: Path) -> None:
     def manager() -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if any(p.name.startswith(".~cd-tmp-") for p in tmp_path.iterdir()):
+            if any(p.name.startswith(TEMP_PREFIX) for p in tmp_path.iterdir()):
                 os.replace(edited, out)
                 return
             time.sleep(0.005)

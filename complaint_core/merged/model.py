@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 ColumnKind = Literal["text", "datetime", "date", "money", "int", "float", "percent"]
 
-# Contract order of the merged workbook's sheets (DESIGN.md).
+# Contract order of the merged workbook's sheets (docs/contract.md).
 SHEET_ORDER = ("汇总", "全部投诉", "逾期", "处罚", "冲突", "校验问题", "来源")
 
 

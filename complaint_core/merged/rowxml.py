@@ -18,7 +18,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from xlsxwriter.utility import xl_col_to_name
+from complaint_core.model import column_letter
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def row_xml(rows: Iterable[list[Any]], first_row: int, number_styles: list[int |
     ``number_styles[c]`` is the xf index numbers in column c wear (None: General);
     ``styles`` holds the xf indexes of the "datetime" and "date" formats.
     """
-    letters = [xl_col_to_name(c) for c in range(len(number_styles))]
+    letters = [column_letter(c) for c in range(len(number_styles))]
     opens = [f'<c r="{letter}' for letter in letters]
     num_attr = ["" if s is None else f' s="{s}"' for s in number_styles]
     stamp_attr = f'" s="{styles["datetime"]}"><v>'

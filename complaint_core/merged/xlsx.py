@@ -1,11 +1,14 @@
-"""Write SheetData to xlsx with XlsxWriter: customer text stays text, never a formula or link."""
+"""Write SheetData to xlsx with XlsxWriter: customer text stays text, never a formula or link.
+
+Only XlsxWriter's public API is called here; what streaming the big sheets' rows assumes
+about its output lives in ``xlsxwriter_adapter.py``, checked on every write.
+"""
 
 from __future__ import annotations
 
 import io
 import logging
 import queue
-import re
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -15,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import xlsxwriter
-from xlsxwriter.utility import xl_col_to_name
 
+from complaint_core.model import column_letter
+
+from . import xlsxwriter_adapter as adapter
 from .model import Block, ChartSpec, Column, SheetData
 from .rowxml import row_xml
 
@@ -25,19 +30,15 @@ EXCEL_MAX_ROWS = 1_048_576
 # zlib level 1: the deflate of a 100-shop sheet takes a third of level 6's time for a ~30%
 # larger file; the merged workbook is rewritten often and read over a LAN, not mailed.
 COMPRESS_LEVEL = 1
-_DIMENSION = re.compile(rb'<dimension ref="[^"]*"/>')
-_TABLE_REF = re.compile(rb'(\bref="[A-Z]+[0-9]+:[A-Z]+)[0-9]+"')
+# The number formats streamed cells wear, by column kind (the adapter checks styles.xml has them).
+NUMBER_FORMATS = {"datetime": "yyyy-mm-dd hh:mm", "date": "yyyy-mm-dd", "money": "#,##0.00", "int": "0",
+                  "float": "0.00", "percent": "0.0%"}
 log = logging.getLogger(__name__)
 
 
 def _formats(wb: Any) -> dict[str, Any]:
     return {
-        "datetime": wb.add_format({"num_format": "yyyy-mm-dd hh:mm"}),
-        "date": wb.add_format({"num_format": "yyyy-mm-dd"}),
-        "money": wb.add_format({"num_format": "#,##0.00"}),
-        "int": wb.add_format({"num_format": "0"}),
-        "float": wb.add_format({"num_format": "0.00"}),
-        "percent": wb.add_format({"num_format": "0.0%"}),
+        **{kind: wb.add_format({"num_format": code}) for kind, code in NUMBER_FORMATS.items()},
         "head": wb.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1}),
         "title": wb.add_format({"bold": True, "font_size": 12}),
         "note": wb.add_format({"italic": True, "font_color": "#666666"}),
@@ -60,7 +61,7 @@ def _write_cell(ws: Any, r: int, c: int, value: Any, col: Column, fmt: dict[str,
         ws.write_string(r, c, str(value))
 
 
-def _chart(wb: Any, ws: Any, name: str, spec: ChartSpec, first_row: int, n_cols: int) -> None:
+def _chart(wb: Any, ws: Any, name: str, spec: ChartSpec, first_row: int) -> None:
     chart = wb.add_chart({"type": spec.kind})
     r0, r1 = first_row + spec.first_row, first_row + spec.last_row
     for i, col in enumerate(spec.values_cols):
@@ -96,7 +97,7 @@ def _write_block(wb: Any, ws: Any, name: str, block: Block, r: int, fmt: dict[st
         for c, col in enumerate(block.columns):
             _write_cell(ws, first + i, c, row[c] if c < len(row) else None, col, fmt)
     for spec in block.charts:
-        _chart(wb, ws, name, spec, first, len(block.columns))
+        _chart(wb, ws, name, spec, first)
     if block.note:
         ws.write_string(first + len(block.rows), 0, block.note, fmt["note"])
     return first + len(block.rows)
@@ -110,11 +111,11 @@ TABLE_NAMES = {"全部投诉": "AllComplaints", "逾期": "Overdue", "处罚": "
 class _Rows:
     """Data rows of one table sheet, streamed into its XML after XlsxWriter wrote the frame."""
 
-    first_row: int
+    first_row: int                      # 0-based sheet row of rows[0]
     rows: list[list[Any]]
     columns: list[Column]
     last_ref: str
-    table_last_row: int | None = None   # 0-based last row of the sheet's Excel Table
+    table_refs: tuple[str, str] | None = None   # the Excel Table's range: as declared, as written
 
 
 def _write_table(wb: Any, ws: Any, sheet: SheetData, fmt: dict[str, Any],
@@ -143,12 +144,13 @@ def _write_table(wb: Any, ws: Any, sheet: SheetData, fmt: dict[str, Any],
         # A real Excel Table: banded rows, filter buttons, and it grows when a manager adds rows.
         # Declared over one data row: XlsxWriter keeps a dict entry per cell of a table's range
         # (4 million for 100 shops); _assemble stretches the table over every row afterwards.
-        table_last = last
+        end = column_letter(ncols - 1)
+        table_refs = (f"A{top + 1}:{end}{top + 2}", f"A{top + 1}:{end}{last + 1}")
         ws.add_table(top, 0, top + 1, ncols - 1, {
             "name": TABLE_NAMES.get(sheet.name, f"Table{index + 1}"), "style": "Table Style Light 9",
             "columns": [{"header": h, "header_format": fmt["head"]} for h in headers]})
     else:
-        table_last = None
+        table_refs = None
         for c, h in enumerate(headers):
             ws.write_string(top, c, h, fmt["head"])
         if sheet.as_table and ncols:
@@ -160,14 +162,14 @@ def _write_table(wb: Any, ws: Any, sheet: SheetData, fmt: dict[str, Any],
             continue
         lc = len(lists)
         lists.append(col.choices)
-        letter = xl_col_to_name(lc)
+        letter = column_letter(lc)
         ws.data_validation(top + 1, c, max(last, top + 1000), c, {
             "validate": "list", "source": f"={LISTS_SHEET}!${letter}$1:${letter}${len(col.choices)}",
             "ignore_blank": True, "error_type": "warning"})
     for spec in sheet.charts:
-        _chart(wb, ws, sheet.name, spec, top + 1, ncols)
+        _chart(wb, ws, sheet.name, spec, top + 1)
     end_row = top + len(rows)
-    return _Rows(top + 1, rows, sheet.columns, f"{xl_col_to_name(max(ncols, 1) - 1)}{end_row + 1}", table_last)
+    return _Rows(top + 1, rows, sheet.columns, f"{column_letter(max(ncols, 1) - 1)}{end_row + 1}", table_refs)
 
 
 def write_workbook(path: Path, sheets: list[SheetData]) -> None:
@@ -177,8 +179,7 @@ def write_workbook(path: Path, sheets: list[SheetData]) -> None:
         "strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False,
         "in_memory": True})
     fmt = _formats(wb)
-    for f in fmt.values():
-        f._get_xf_index()  # fix every style index now: streamed cells refer to them by number
+    adapter.fix_style_indexes(fmt.values())
     worksheets = [(wb.add_worksheet(s.name), s) for s in sheets]
     lists: list[tuple[str, ...]] = []
     streamed: dict[str, _Rows] = {}
@@ -188,47 +189,60 @@ def write_workbook(path: Path, sheets: list[SheetData]) -> None:
         if sheet.blocks:
             _write_blocks(wb, ws, sheet, fmt)
         else:
-            streamed[f"xl/worksheets/sheet{i + 1}.xml"] = _write_table(wb, ws, sheet, fmt, lists, i)
+            streamed[sheet.name] = _write_table(wb, ws, sheet, fmt, lists, i)
     # dropdown lists live on a hidden sheet
     hidden = wb.add_worksheet(LISTS_SHEET)
     hidden.hide()
     for c, choices in enumerate(lists):
         hidden.write_column(0, c, list(choices))
     wb.close()
-    styles = {k: fmt[k].xf_index for k in ("datetime", "date")}
-    # XlsxWriter numbers table parts in the order add_table was called: sheet order here.
-    tables = [r.table_last_row for r in streamed.values() if r.table_last_row is not None]
-    _assemble(buf, path, streamed, fmt, styles, {f"xl/tables/table{i + 1}.xml": last for i, last in enumerate(tables)})
+    indexes = {kind: adapter.style_index(fmt[kind]) for kind in NUMBER_FORMATS}
+    _assemble(buf, path, streamed, indexes)
 
 
-def _stretch_table(xml: bytes, last_row: int) -> bytes:
-    """Every ``ref="A2:AN3"`` of a table part now ends on the table's real last row."""
-    return _TABLE_REF.sub(lambda m: m.group(1) + str(last_row + 1).encode() + b'"', xml)
-
-
-def _assemble(buf: io.BytesIO, path: Path, streamed: dict[str, _Rows], fmt: dict[str, Any],
-              styles: dict[str, int], tables: dict[str, int]) -> None:
+def _assemble(buf: io.BytesIO, path: Path, streamed: dict[str, _Rows], indexes: dict[str, int]) -> None:
+    """Copy XlsxWriter's package into ``path``, streaming the big sheets' rows into their parts."""
     buf.seek(0)
-    with zipfile.ZipFile(buf) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED,
-                                                      compresslevel=COMPRESS_LEVEL) as out:
-        for info in src.infolist():
-            data = src.read(info)
-            job = streamed.get(info.filename)
-            if job is None:
-                if info.filename in tables:
-                    data = _stretch_table(data, tables[info.filename])
-                out.writestr(info, data, compresslevel=COMPRESS_LEVEL)
-                continue
-            head, tail = _split_sheet(data, job.last_ref)
-            number_styles = [fmt[c.kind].xf_index if c.kind in fmt and c.kind not in ("datetime", "date")
-                             else None for c in job.columns]
-            # Opened by name, not by ZipInfo: a ZipInfo brings no compression level of its own
-            # and zipfile would deflate the biggest parts at zlib's default 6, not at 1.
-            # ~1,000 bytes of XML per row: past ~2 million rows the part needs ZIP64
-            with out.open(info.filename, "w", force_zip64=len(job.rows) > 1_000_000) as fh:
-                fh.write(head)
-                _pump(fh, row_xml(job.rows, job.first_row, number_styles, styles))
-                fh.write(tail)
+    styles = {k: indexes[k] for k in ("datetime", "date")}
+    with zipfile.ZipFile(buf) as src:
+        adapter.check_styles(src.read("xl/styles.xml"), {indexes[k]: code for k, code in NUMBER_FORMATS.items()})
+        parts = adapter.sheet_parts(src)
+        jobs: dict[str, _Rows] = {}
+        tables: dict[str, tuple[str, str]] = {}
+        for name, job in streamed.items():
+            sheet = parts.get(name)
+            if sheet is None:
+                raise adapter.WriterShapeChanged(f"sheet {name!r} is not in the workbook part", "xl/workbook.xml")
+            jobs[sheet.part] = job
+            if job.table_refs is not None:
+                if len(sheet.tables) != 1:
+                    raise adapter.WriterShapeChanged(f"sheet {name!r} has {len(sheet.tables)} Table parts, "
+                                                     "not 1", sheet.part)
+                tables[sheet.tables[0]] = job.table_refs
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL) as out:
+            _copy(src, out, jobs, tables, indexes, styles)
+
+
+def _copy(src: zipfile.ZipFile, out: zipfile.ZipFile, jobs: dict[str, _Rows],
+          tables: dict[str, tuple[str, str]], indexes: dict[str, int], styles: dict[str, int]) -> None:
+    for info in src.infolist():
+        data = src.read(info)
+        job = jobs.get(info.filename)
+        if job is None:
+            if info.filename in tables:
+                data = adapter.stretch_table(data, *tables[info.filename], part=info.filename)
+            out.writestr(info, data, compresslevel=COMPRESS_LEVEL)
+            continue
+        head, tail = adapter.split_sheet(data, f"A1:{job.last_ref}", job.first_row + 1, part=info.filename)
+        number_styles = [indexes[c.kind] if c.kind in indexes and c.kind not in ("datetime", "date")
+                         else None for c in job.columns]
+        # Opened by name, not by ZipInfo: a ZipInfo brings no compression level of its own
+        # and zipfile would deflate the biggest parts at zlib's default 6, not at 1.
+        # ~1,000 bytes of XML per row: past ~2 million rows the part needs ZIP64
+        with out.open(info.filename, "w", force_zip64=len(job.rows) > 1_000_000) as fh:
+            fh.write(head)
+            _pump(fh, row_xml(job.rows, job.first_row, number_styles, styles))
+            fh.write(tail)
 
 
 def _pump(fh: Any, chunks: Iterator[bytes]) -> None:
@@ -261,13 +275,3 @@ def _pump(fh: Any, chunks: Iterator[bytes]) -> None:
         thread.join()
     if failed:
         raise failed[0]
-
-
-def _split_sheet(xml: bytes, last_ref: str) -> tuple[bytes, bytes]:
-    """The sheet XML before and after where the data rows go (after XlsxWriter's header row)."""
-    xml = _DIMENSION.sub(f'<dimension ref="A1:{last_ref}"/>'.encode(), xml, count=1)
-    if b"<sheetData/>" in xml:
-        head, tail = xml.split(b"<sheetData/>", 1)
-        return head + b"<sheetData>", b"</sheetData>" + tail
-    head, tail = xml.split(b"</sheetData>", 1)
-    return head, b"</sheetData>" + tail
