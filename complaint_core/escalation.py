@@ -4,7 +4,9 @@ Seed 004 makes "not exposed by the media" the highest rule and asks for an early
 escalation path; seed 001 names the customers with a social background. A clerk often leaves
 严重程度 at 一般 for a complaint passed on by 12315 or one that threatens the press, so the
 dropdown alone is not enough: the channel, the customer type and the words the customer used
-count too. The word list is the shop's to edit (the playbook sheet); these are the defaults.
+count too. The word list is the shop's to edit (the 风险词 row of the 处理手册 sheet:
+``Playbook.risk_words``); these are the defaults. A harassment call (骚扰来电) is not a complaint
+and never escalates, even when the clerk writes that the police were called.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ def escalation_reasons(values: Mapping[str, Any], words: Iterable[str] = DEFAULT
     Each reason is a short Chinese phrase a manager reads on the alert ("渠道：第三方转办").
     """
     reasons: list[str] = []
+    if values.get("category") == "骚扰来电":
+        return reasons
     if values.get("severity") == "严重":
         reasons.append("严重程度：严重")
     if values.get("channel") == THIRD_PARTY_CHANNEL:

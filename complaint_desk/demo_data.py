@@ -11,7 +11,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from complaint_core.schema import CATEGORIES, CHANNELS, FIELDS, REQUESTS
+from complaint_core.schema import CATEGORIES, CHANNELS, FIELDS, HARASSMENT, REQUESTS
+
+# Complaints only (the same seven categories as before, so seeded data stays what it was): a
+# harassment call is logged apart and has no deadlines.
+COMPLAINT_CATEGORIES = tuple(c for c in CATEGORIES if c != HARASSMENT)
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = ("伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "洋", "艳", "勇", "军", "杰", "娟", "涛", "明", "超", "秀英")
@@ -52,7 +56,7 @@ def sample_rows(n: int, *, seed: int, now: datetime, shop: str = "SH01") -> list
             "customer_name": rng.choice(SURNAMES) + rng.choice(GIVEN),
             "customer_phone": _phone(rng),
             "subject": subject,
-            "category": rng.choice(CATEGORIES),
+            "category": rng.choice(COMPLAINT_CATEGORIES),
             "description": rng.choice(STORIES).format(s=subject),
             "customer_request": rng.choice(REQUESTS),
             "customer_mood": rng.choice(("平静", "不满", "激动", "愤怒")),
@@ -79,6 +83,11 @@ def sample_rows(n: int, *, seed: int, now: datetime, shop: str = "SH01") -> list
                 row["followup_method"] = rng.choice(("电话", "短信", "上门"))
                 row["satisfaction"] = rng.choice(("非常满意", "满意", "一般"))
                 row["status"] = "已回访"
+        if row["channel"] == "第三方转办":
+            # passed on by 12315 / 消协: escalated at once (预警上报), as the handling rules ask
+            row["severity"] = "严重"
+            if row["status"] == "处理中":
+                row["status"] = "待批示"
         if rng.random() < 0.3:
             row["loss_amount"] = rng.choice((50, 120, 300, 880))
             row["compensation_amount"] = rng.choice((0, 20, 50, 100))

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from complaint_core import __version__
-from complaint_core.errors import NotAComplaintWorkbook
+from complaint_core.errors import BadSetting, NotAComplaintWorkbook
 from complaint_core.ids import next_ids
 from complaint_core.model import ComplaintTable, Finding, column_letter
 from complaint_core.playbook import DEFAULT_PLAYBOOK, Playbook, playbook_from_rows
@@ -66,6 +66,14 @@ def _playbook(port: WorkbookPort) -> Playbook:
     return playbook_from_rows(grid)
 
 
+def _risk_words(port: WorkbookPort) -> tuple[str, ...] | None:
+    # a playbook broken while editing must not stop the check; 填写建议 names the bad cell
+    try:
+        return _playbook(port).risk_words
+    except BadSetting:
+        return None
+
+
 def findings_rows(findings: list[Finding]) -> list[list[Any]]:
     return [FINDINGS_HEADER] + [[f.sheet, f.row, f.cell, FIELD_BY_KEY[f.field].zh if f.field in FIELD_BY_KEY
                                  else f.field, f.severity, f.code, f.message] for f in findings]
@@ -73,7 +81,7 @@ def findings_rows(findings: list[Finding]) -> list[list[Any]]:
 
 def validate(port: WorkbookPort) -> str:
     table = load_table(port)
-    findings = validate_table(table, now=port.now())
+    findings = validate_table(table, now=port.now(), risk_words=_risk_words(port))
     port.replace_sheet(SHEET_FINDINGS, findings_rows(findings))
     # The marks grid mirrors the table's cells: 2 = error, 1 = warning, empty = fine (fixed
     # cells lose their colour because the whole grid is rewritten every run).
