@@ -1,7 +1,9 @@
-"""The rules workbook a manager edits: deadlines, hours, penalties, reminder times, staff.
+"""The rules workbook a manager edits: deadlines, hours, penalties, loss tiers, reminder times, staff.
 
 ``build_rules_template(path)`` writes it with today's defaults; ``load_rules(path)`` reads it
-back and raises ``BadSetting`` naming the sheet, cell and value of anything wrong.
+back and raises ``BadSetting`` naming the sheet, cell and value of anything wrong. A workbook
+written by an earlier version (no 损失分级 sheet, no 扣款基数 column) still loads: the default
+tiers apply and every base is blank (the tiers' fixed amounts apply).
 """
 
 from __future__ import annotations
@@ -12,10 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BadSetting
-from .penalties import DEFAULT_RULES, PenaltyRule
+from .penalties import DEFAULT_RULES, DEFAULT_TIERS, LossTier, PenaltyRule
 from .settings import DEFAULTS, Settings
 
 S_DEADLINES, S_PENALTIES, S_REMINDERS, S_STAFF = "时限与工作时间", "处罚规则", "提醒时间", "人员"
+S_TIERS = "损失分级"
+TIER_HEADER = ("分级编号", "损失下限（元，不含）", "损失上限（元，含；空=不封顶）", "责任人比例", "责任人固定金额",
+               "部门负责人比例", "部门负责人固定金额", "说明")
+# The staff sheet's columns are found by their header, so columns added later (手机, 扣款基数)
+# can sit in any order; this one is appended at the end.
+BASE_HEADER = "扣款基数（元）"
 KINDS = ("contact", "feedback", "followup", "loss")
 
 
@@ -26,6 +34,7 @@ class Person:
     head: str
     email: str
     manager_email: str = ""
+    base: float = 0.0          # wage or bonus base the loss tiers take their share of (0: none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +43,14 @@ class Rules:
     penalties: tuple[PenaltyRule, ...] = DEFAULT_RULES
     reminder_times: tuple[time, ...] = (time(9, 0), time(15, 0))
     staff: tuple[Person, ...] = field(default_factory=tuple)
+    tiers: tuple[LossTier, ...] = DEFAULT_TIERS
 
     def heads(self) -> dict[str, str]:
         return {p.dept: p.head for p in self.staff if p.dept and p.head}
+
+    def bases(self) -> dict[str, float]:
+        """Person -> wage or bonus base (only those with one on the staff sheet)."""
+        return {p.name: p.base for p in self.staff if p.base > 0}
 
     def person(self, name: str) -> Person | None:
         return next((p for p in self.staff if p.name == name), None)
@@ -82,9 +96,15 @@ def build_rules_template(path: str | Path, rules: Rules = DEFAULT) -> None:
     for t in rules.reminder_times:
         wr.append([t.strftime("%H:%M")])
     wsf = wb.create_sheet(S_STAFF)
-    wsf.append(["姓名", "部门", "部门负责人", "邮箱", "主管邮箱"])
+    wsf.append(["姓名", "部门", "部门负责人", "邮箱", "主管邮箱", BASE_HEADER])
     for p in rules.staff:
-        wsf.append([p.name, p.dept, p.head, p.email, p.manager_email])
+        wsf.append([p.name, p.dept, p.head, p.email, p.manager_email, p.base or None])
+    wt = wb.create_sheet(S_TIERS)
+    wt.append(list(TIER_HEADER))
+    for t in rules.tiers:
+        wt.append([t.tier_id, t.min_loss, t.max_loss, t.person_share, t.person_fixed, t.head_share, t.head_fixed,
+                   t.description])
+    wt.column_dimensions["B"].width = wt.column_dimensions["C"].width = 24
     for sheet in wb.worksheets:
         for row in sheet.iter_rows():
             for c in row:
@@ -120,6 +140,7 @@ def _time(v: Any, where: str) -> time:
 
 def load_rules(path: str | Path) -> Rules:
     from openpyxl import load_workbook
+    from openpyxl.utils import get_column_letter
 
     path = Path(path)
     from .safety import check_xlsx
@@ -176,13 +197,45 @@ def load_rules(path: str | Path) -> Rules:
                   for i, r in enumerate(wb[S_REMINDERS].iter_rows(min_row=2, values_only=True), start=2)
                   if r and r[0] is not None)
     staff = []
+    header = next(wb[S_STAFF].iter_rows(max_row=1, values_only=True), ())
+    base_col = next((j for j, h in enumerate(header) if h is not None and str(h).strip().startswith("扣款基数")), None)
     for i, row in enumerate(wb[S_STAFF].iter_rows(min_row=2, values_only=True), start=2):
         if not row or row[0] is None:
             continue
-        row = tuple("" if v is None else str(v).strip() for v in tuple(row) + (None,) * 5)
+        raw = tuple(row)
+        row = tuple("" if v is None else str(v).strip() for v in raw + (None,) * 5)
         for col, v in (("D", row[3]), ("E", row[4])):
             if v and ("@" not in v or " " in v):
                 raise BadSetting(_where(path, S_STAFF, f"{col}{i}"), v, "邮箱地址无效")
-        staff.append(Person(row[0], row[1], row[2], row[3], row[4]))
+        base = 0.0
+        if base_col is not None and base_col < len(raw) and raw[base_col] not in (None, ""):
+            base = _float(raw[base_col], _where(path, S_STAFF, f"{get_column_letter(base_col + 1)}{i}"))
+        staff.append(Person(row[0], row[1], row[2], row[3], row[4], base))
+    tiers = _tiers(wb, path) if S_TIERS in wb.sheetnames else DEFAULT_TIERS
     wb.close()
-    return Rules(settings, tuple(rules), times, tuple(staff))
+    return Rules(settings, tuple(rules), times, tuple(staff), tiers)
+
+
+def _tiers(wb: Any, path: Path) -> tuple[LossTier, ...]:
+    """The 损失分级 sheet: one tier a row, in ascending order of loss, not overlapping."""
+    out: list[LossTier] = []
+    for i, row in enumerate(wb[S_TIERS].iter_rows(min_row=2, values_only=True), start=2):
+        if not row or all(v in (None, "") for v in row):
+            continue
+        row = tuple(row) + (None,) * 8
+        tid = str(row[0] or f"L{i - 1}").strip()
+        low = _float(row[1] or 0, _where(path, S_TIERS, f"B{i}"))
+        high = None if row[2] in (None, "") else _float(row[2], _where(path, S_TIERS, f"C{i}"))
+        if high is not None and high <= low:
+            raise BadSetting(_where(path, S_TIERS, f"C{i}"), row[2], "损失上限须大于下限")
+        shares = []
+        for col, j in (("D", 3), ("F", 5)):
+            share = _float(row[j] or 0, _where(path, S_TIERS, f"{col}{i}"))
+            if share > 1:
+                raise BadSetting(_where(path, S_TIERS, f"{col}{i}"), row[j], "比例应在 0 到 1 之间（如 0.1 = 10%）")
+            shares.append(share)
+        if out and (out[-1].max_loss is None or low < out[-1].max_loss):
+            raise BadSetting(_where(path, S_TIERS, f"B{i}"), row[1], "与上一级重叠：请按损失从小到大排列，下限不小于上一级上限")
+        out.append(LossTier(tid, low, high, shares[0], _float(row[4] or 0, _where(path, S_TIERS, f"E{i}")),
+                            shares[1], _float(row[6] or 0, _where(path, S_TIERS, f"G{i}")), str(row[7] or "")))
+    return tuple(out)

@@ -94,9 +94,10 @@ def _demo_rules(path: Path) -> Path:
     """The scheduler's rules workbook with the demo staff, so reminders have someone to go to."""
     from complaint_core.rules_book import DEFAULT, Person, Rules, build_rules_template
 
-    staff = [Person(name, dept, head, f"{EMAILS[name]}@example.com") for dept, name, head in STAFF]
+    # 扣款基数: the monthly bonus the loss tiers take their share of (demo figures)
+    staff = [Person(name, dept, head, f"{EMAILS[name]}@example.com", base=3000) for dept, name, head in STAFF]
     heads = sorted({head for _dept, _name, head in STAFF})
-    staff += [Person(head, "门店管理", "", f"{EMAILS[head]}@example.com") for head in heads]
+    staff += [Person(head, "门店管理", "", f"{EMAILS[head]}@example.com", base=5000) for head in heads]
     build_rules_template(path, Rules(settings=DEFAULT.settings, penalties=DEFAULT.penalties,
                                      reminder_times=DEFAULT.reminder_times, staff=tuple(staff)))
     return path
