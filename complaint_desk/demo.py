@@ -50,8 +50,8 @@ def run_demo(folder: Path, *, echo: Callable[[str], object] = print, now: dateti
     echo("  shops/*/*.xlsx  各门店投诉登记（红色=错误，黄色=提醒，见“校验结果”表）")
     echo("                  shop workbooks: red = error, yellow = warning, see the 校验结果 sheet")
     if merged:
-        echo("  merged/门店投诉汇总.xlsx  主管看的汇总表（汇总、全部投诉、逾期、处罚、冲突、来源）")
-        echo("                  the managers' merged workbook (summary, all, overdue, penalties, sources)")
+        echo("  merged/门店投诉汇总.xlsx  主管看的汇总表（汇总、全部投诉、逾期、处罚、案例手册、冲突、来源）")
+        echo("                  the managers' merged workbook (summary, all, overdue, penalties, case book, sources)")
         echo("  merged/处罚与提醒规则.xlsx  处罚、提醒时间和人员邮箱 / penalty rules, reminder times, staff")
     if (folder / "outbox").is_dir():
         echo("  outbox/         逾期提醒邮件（.eml，未真正发送） / reminder mails (.eml, not sent)")

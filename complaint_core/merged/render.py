@@ -19,7 +19,7 @@ from ..store import Store
 from ..store.db import View
 from .model import SHEET_ORDER, SheetData
 from .readback import _key_text, read_manager_edits, rendered_sheet
-from .report import overdue_sheet, penalty_sheet, summary_sheet
+from .report import case_book_sheet, overdue_sheet, penalty_sheet, summary_sheet
 from .sheets import all_sheet, conflict_sheet, findings_sheet, sources_sheet
 from .xlsx import write_workbook
 
@@ -45,6 +45,7 @@ def build_sheets(store: Store, now: datetime) -> list[SheetData]:
             all_sheet(records),
             overdue_sheet(view, now),
             penalty_sheet(view, now),
+            case_book_sheet(view, now),
             conflict_sheet(view.conflicts()),
             findings_sheet(view.findings()),
             sources_sheet(view.sources()),
