@@ -301,3 +301,16 @@ def playbook_from_rows(rows: list[list[Any]], *, sheet: str = SHEET_PLAYBOOK) ->
     if not any(r.kind in ("技巧", "方案", "上报", "骚扰") for r in rules):
         raise BadSetting(f"{sheet}!A2", "", "处理手册没有任何技巧 (the playbook has no technique)")
     return Playbook(tuple(rules))
+
+
+def playbook_markdown(playbook: Playbook = DEFAULT_PLAYBOOK) -> str:
+    """The built-in 处理手册 rows for docs/rules.md (a test checks the doc contains it)."""
+    def cell(text: str) -> str:
+        return text.replace("|", "｜").replace("\n", " ")
+
+    lines = ["| 类型 | 适用列 | 适用值 | 名称 | 做法 | 话术 | 依据 |", "|---|---|---|---|---|---|---|"]
+    for row in playbook_rows(playbook)[1:]:
+        kind, column, values, name, action, say, source = row[:7]
+        lines.append("| " + " | ".join(cell(x) for x in (kind, column or "（任何投诉）", values, name, action, say, source))
+                     + " |")
+    return "\n".join(lines)

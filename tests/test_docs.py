@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from complaint_core.findings import codes_markdown
+from complaint_core.playbook import playbook_markdown
 from complaint_core.schema import FIELDS
 from complaint_core.settings import SETTINGS
 from complaint_desk.cli import main
@@ -37,6 +38,8 @@ def test_every_command_and_option_is_in_cli_md():
 
 def test_rules_doc_lists_every_code():
     assert codes_markdown() in (DOCS / "rules.md").read_text(encoding="utf-8")
+    assert playbook_markdown() in (DOCS / "rules.md").read_text(encoding="utf-8"), \
+        "paste complaint_core.playbook.playbook_markdown() into docs/rules.md"
 
 
 def test_readme_opens_with_the_two_commands_and_ci_runs_the_second():
