@@ -25,6 +25,9 @@ TIER_HEADER = ("分级编号", "损失下限（元，不含）", "损失上限�
 # can sit in any order; this one is appended at the end.
 BASE_HEADER = "扣款基数（元）"
 KINDS = ("contact", "feedback", "followup", "loss")
+# A manager reads and types the kind in Chinese; earlier workbooks have the English words.
+KIND_ZH = {"contact": "首次联系", "feedback": "反馈", "followup": "回访", "loss": "损失（已停用）"}
+KIND_BY_TEXT = {**{k: k for k in KINDS}, **{v: k for k, v in KIND_ZH.items()}, "损失": "loss"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +91,9 @@ def build_rules_template(path: str | Path, rules: Rules = DEFAULT) -> None:
         ws.append([label, v])
     ws.column_dimensions["A"].width = 36
     wp = wb.create_sheet(S_PENALTIES)
-    wp.append(["规则编号", "类型(contact/feedback/followup/loss)", "每次金额", "每天金额", "损失比例", "说明"])
+    wp.append(["规则编号", "时限（首次联系/反馈/回访）", "每次金额", "每天金额", "损失比例（已停用，见损失分级）", "说明"])
     for r in rules.penalties:
-        wp.append([r.rule_id, r.kind, r.per_event, r.per_day, r.loss_share, r.description])
+        wp.append([r.rule_id, KIND_ZH[r.kind], r.per_event, r.per_day, r.loss_share, r.description])
     wr = wb.create_sheet(S_REMINDERS)
     wr.append(["提醒时间(HH:MM)"])
     for t in rules.reminder_times:
@@ -184,9 +187,9 @@ def load_rules(path: str | Path) -> Rules:
         if not row or row[0] is None:
             continue
         row = tuple(row) + (None,) * 6
-        kind = str(row[1] or "").strip()
-        if kind not in KINDS:
-            raise BadSetting(_where(path, S_PENALTIES, f"B{i}"), row[1], "类型应为 contact/feedback/followup/loss")
+        kind = KIND_BY_TEXT.get(str(row[1] or "").strip())
+        if kind is None:
+            raise BadSetting(_where(path, S_PENALTIES, f"B{i}"), row[1], "时限应为 首次联系、反馈 或 回访")
         share = _float(row[4] or 0, _where(path, S_PENALTIES, f"E{i}"))
         if share > 1:
             raise BadSetting(_where(path, S_PENALTIES, f"E{i}"), row[4], "损失比例应在 0 到 1 之间")

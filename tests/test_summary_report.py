@@ -136,3 +136,28 @@ def test_no_internal_words_in_what_people_read(sheets, tmp_path):
     # the check saw every part: suggestions, the case book, the ledger
     assert any("预警上报" in t for t in cells) and "当场更换新品并赠送内胆" in cells
     assert any(t.startswith("延误追究") for t in cells) and "待确认" in cells
+
+
+def test_a_stale_unreviewed_loss_line_leaves_the_ledger_a_decided_one_stays(tmp_path):
+    """A store scanned by a version that charged 10% of the loss (rule P4) keeps those rows:
+    nobody reviewed → not listed, not counted; a manager's decision → listed with it."""
+    from sqlalchemy import insert
+
+    from complaint_core.store.sched_tables import penalty_events
+    from scheduler.api import ensure_tables
+
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    put(url, [c("A-0", FEB, took=timedelta(hours=2), loss_amount=50_000, root_cause="外部原因",
+                responsible_person="张强", responsible_dept="售后部")])
+    store = open_store(url)
+    ensure_tables(store)
+    old = [dict(event_id=f"old{i}", record_id="x", shop="A", complaint_id="A-0", rule_id="P4", kind="loss",
+                day=FEB.date(), person="张强", dept="售后部", head="", amount=5000.0,
+                why="损失 50000 元 × 10%", first_seen=NOW) for i in (1, 2)]
+    with store.begin() as conn:
+        conn.execute(insert(penalty_events), old)
+    store.save_manager_edits("处罚", {("old2",): {"confirm": "免除"}}, now=NOW)
+    got = {s.name: s for s in build_sheets(open_store(url), NOW)}
+    listed = [(r[0], r[-2]) for r in got["处罚"].rows]
+    assert listed == [("old2", "已免除")]
+    assert block(got["汇总"], "处罚（按人）").rows == [["张强", 0, 0, 0]]
