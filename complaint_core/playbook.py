@@ -111,6 +111,13 @@ DEFAULT_PLAYBOOK = Playbook((
        "ask what they want.",
        "I quite agree with you, and we also need to consider … We can …, and you can … How would you "
        "like us to handle it?"),
+    _r("技巧", "satisfaction", "不满意、非常不满意", "深度回访",
+       "回访时客户仍不满意：再次联系，问清方案是否落实、是否有用、还有什么问题，重新商定方案并报主管批示。",
+       "上次的处理方案落实了吗？对您有用吗？还有其他问题吗？",
+       "六步法第6步：跟踪服务，了解解决方案是否得到执行、是否有用、是否还有其他问题；得到暂时解决后要深度回访和关注",
+       "Still dissatisfied at follow-up: call again, ask whether the plan was carried out, whether it helped, "
+       "what else is wrong; agree a new plan for approval.",
+       "Was the plan carried out? Did it help? Is anything else wrong?"),
     _r("技巧", "request_fit", "超出规定", "7+1说服法、三明治法",
        "分段说明商品或服务的规定，结合客户自己的体验取得认同；超出权限找有权限的人；"
        "不能满足的部分不说生硬的“不”，说我们能做什么、客户可以做什么。",
@@ -124,6 +131,14 @@ DEFAULT_PLAYBOOK = Playbook((
        "我理解您为什么会有这样的感受，其他客户也曾经有过同样的感受，不过经过说明后，"
        "他们发觉这种规定是保护他们的利益，您也考虑一下好吗？",
        "3F法：不完全了解产品和服务就投诉的客户（Feel、Felt、Found）",
+       "Misunderstood policy (feel, felt, found): acknowledge the feeling, then show how the rule protects them.",
+       "I understand why you feel this way; other customers have felt the same, but once it was explained "
+       "they found the rule protects them. Would you consider it too?"),
+    _r("技巧", "root_cause", "客户原因", "3F法",
+       "先认同客户的感受，再说明规定对客户的好处。",
+       "我理解您为什么会有这样的感受，其他客户也曾经有过同样的感受，不过经过说明后，"
+       "他们发觉这种规定是保护他们的利益，您也考虑一下好吗？",
+       "3F法：不完全了解产品和服务就投诉的客户；客户的原因：不正确地理解保修条款、对产品操作不当",
        "Misunderstood policy (feel, felt, found): acknowledge the feeling, then show how the rule protects them.",
        "I understand why you feel this way; other customers have felt the same, but once it was explained "
        "they found the rule protects them. Would you consider it too?"),
