@@ -28,24 +28,28 @@ THIRD_PARTY_CHANNEL = "第三方转办"
 CONNECTED_TYPE = "有社会背景型"
 
 
-def escalation_reasons(values: Mapping[str, Any], words: Iterable[str] = DEFAULT_RISK_WORDS) -> list[str]:
+def escalation_reasons(values: Mapping[str, Any], words: Iterable[str] = DEFAULT_RISK_WORDS, *,
+                       lang: str = "zh") -> list[str]:
     """Why this complaint must be reported upward at once; empty when it need not be.
 
-    Each reason is a short Chinese phrase a manager reads on the alert ("渠道：第三方转办").
+    Each reason is a short phrase a manager reads on the alert ("渠道：第三方转办"); ``lang="en"``
+    gives English (the customer's words stay as they were typed).
     """
+    en = lang == "en"
     reasons: list[str] = []
     if values.get("category") == "骚扰来电":
         return reasons
     if values.get("severity") == "严重":
-        reasons.append("严重程度：严重")
+        reasons.append("Severity: severe" if en else "严重程度：严重")
     if values.get("channel") == THIRD_PARTY_CHANNEL:
-        reasons.append(f"渠道：{THIRD_PARTY_CHANNEL}（消协/12315 等转来）")
+        reasons.append("Channel: passed on by a third party (consumer association, 12315)" if en
+                       else f"渠道：{THIRD_PARTY_CHANNEL}（消协/12315 等转来）")
     if values.get("customer_type") == CONNECTED_TYPE:
-        reasons.append(f"客户类型：{CONNECTED_TYPE}")
+        reasons.append("Customer type: connected" if en else f"客户类型：{CONNECTED_TYPE}")
     text = " ".join(str(values.get(k) or "") for k in TEXT_FIELDS)
     hits = [w for w in dict.fromkeys(w.strip() for w in words) if w and w in text]
     if hits:
-        reasons.append("提到：" + "、".join(hits[:5]))
+        reasons.append(("Mentions: " if en else "提到：") + "、".join(hits[:5]))
     return reasons
 
 

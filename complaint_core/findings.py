@@ -46,7 +46,7 @@ CODES: dict[str, tuple[Severity, str, str]] = {
     "severe_not_escalated": ("warning", "严重投诉须上报主管，但“主管批示”为空且状态不是“待批示”",
                              "A severe complaint must go to the manager: no approval and status is not awaiting approval"),
     "should_be_severe": ("warning", "须预警上报（{reasons}），“严重程度”应为“严重”",
-                         "Must be escalated ({reasons}): Severity should be 'Severe'"),
+                         "Must be escalated ({reasons_en}): Severity should be 'Severe'"),
 }
 
 

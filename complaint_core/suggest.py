@@ -125,7 +125,7 @@ def suggest_steps(values: dict[str, Any], playbook: Playbook = DEFAULT_PLAYBOOK,
         return _cut(_numbered([_line(rule, lang)]), limit)
     due = deadlines(values, settings)
     actions = _actions(values, due, now, lang)
-    why = escalation_reasons(values, playbook.risk_words)
+    why = escalation_reasons(values, playbook.risk_words, lang=lang)
     up = next(iter(playbook.of("上报")), None) if why else None
     tech = techniques(values, playbook)
     promise_ok = values.get("validity") != "不成立" and values.get("request_fit") not in _NO_PROMISE_FIT

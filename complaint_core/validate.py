@@ -114,7 +114,9 @@ def validate_row(values: dict[str, Any], *, now: datetime, settings: Settings = 
         # 预警上报 path (seed 004: media exposure is the worst outcome)
         reasons = escalation_reasons(values, risk_words)
         if reasons:
-            out.append(("severity", "should_be_severe", {"reasons": "；".join(reasons)}))
+            out.append(("severity", "should_be_severe", {
+                "reasons": "；".join(reasons),
+                "reasons_en": "; ".join(escalation_reasons(values, risk_words, lang="en"))}))
     return out
 
 

@@ -130,3 +130,13 @@ def test_validation_uses_the_shops_escalation_words():
     row = BASE | {"received_by": "李娜", "customer_name": "王", "description": "要发黑猫投诉"}
     assert not [f for f in validate_row(row, now=NOW) if f[1] == "should_be_severe"]
     assert [f for f in validate_row(row, now=NOW, risk_words=("黑猫投诉",)) if f[1] == "should_be_severe"]
+
+
+def test_the_escalation_warning_reads_in_both_languages():
+    from complaint_core.findings import message
+
+    row = BASE | {"received_by": "李娜", "customer_name": "王", "channel": "第三方转办", "description": "要找记者"}
+    ((key, code, fmt),) = [f for f in validate_row(row, now=NOW) if f[1] == "should_be_severe"]
+    zh, en = message(code, key, "zh", **fmt), message(code, key, "en", **fmt)
+    assert "第三方转办" in zh and "记者" in zh and "严重" in zh
+    assert "third party" in en and "记者" in en and "Severe" in en
