@@ -40,16 +40,15 @@ def escalation_reasons(values: Mapping[str, Any], words: Iterable[str] = DEFAULT
     if values.get("category") == "骚扰来电":
         return reasons
     if values.get("severity") == "严重":
-        reasons.append("Severity: severe" if en else "严重程度：严重")
+        reasons.append("severity severe" if en else "严重程度：严重")
     if values.get("channel") == THIRD_PARTY_CHANNEL:
-        reasons.append("Channel: passed on by a third party (consumer association, 12315)" if en
-                       else f"渠道：{THIRD_PARTY_CHANNEL}（消协/12315 等转来）")
+        reasons.append("third-party channel (12315)" if en else f"渠道：{THIRD_PARTY_CHANNEL}（消协/12315 等转来）")
     if values.get("customer_type") == CONNECTED_TYPE:
-        reasons.append("Customer type: connected" if en else f"客户类型：{CONNECTED_TYPE}")
+        reasons.append("connected customer" if en else f"客户类型：{CONNECTED_TYPE}")
     text = " ".join(str(values.get(k) or "") for k in TEXT_FIELDS)
     hits = [w for w in dict.fromkeys(w.strip() for w in words) if w and w in text]
     if hits:
-        reasons.append(("Mentions: " if en else "提到：") + "、".join(hits[:5]))
+        reasons.append(("mentions " if en else "提到：") + "、".join(hits[:5]))
     return reasons
 
 
