@@ -85,9 +85,9 @@ DEFAULT_RULES: tuple[PenaltyRule, ...] = (
 # The texts say "a share of wage or bonus by the size of the loss" and leave the shares to the
 # shop; these are starting values a manager changes on the 损失分级 sheet.
 DEFAULT_TIERS: tuple[LossTier, ...] = (
-    LossTier("L1", 0, 500, 0.05, 50, 0.02, 20, "小额损失"),
-    LossTier("L2", 500, 5000, 0.10, 200, 0.05, 100, "较大损失"),
-    LossTier("L3", 5000, None, 0.20, 500, 0.10, 200, "重大损失"),
+    LossTier("L1", 0.0, 500.0, 0.05, 50.0, 0.02, 20.0, "小额损失"),
+    LossTier("L2", 500.0, 5000.0, 0.10, 200.0, 0.05, 100.0, "较大损失"),
+    LossTier("L3", 5000.0, None, 0.20, 500.0, 0.10, 200.0, "重大损失"),
 )
 
 
