@@ -126,7 +126,8 @@ def suggest_steps(values: dict[str, Any], playbook: Playbook = DEFAULT_PLAYBOOK,
     due = deadlines(values, settings)
     actions = _actions(values, due, now, lang)
     why = escalation_reasons(values, playbook.risk_words, lang=lang)
-    up = next(iter(playbook.of("上报")), None) if why else None
+    # a shop that deleted the 上报 row still escalates: the path is the texts' rule, not a phrase
+    up = (next(iter(playbook.of("上报")), None) or next(iter(DEFAULT_PLAYBOOK.of("上报")))) if why else None
     tech = techniques(values, playbook)
     promise_ok = values.get("validity") != "不成立" and values.get("request_fit") not in _NO_PROMISE_FIT
     remedy = _first(playbook, "方案", values) if promise_ok else None
@@ -141,6 +142,9 @@ def suggest_steps(values: dict[str, Any], playbook: Playbook = DEFAULT_PLAYBOOK,
             text = up.action_en if lang == "en" and up.action_en else up.action
             if level >= 5:
                 text = text.split("；" if lang != "en" else ";")[0]
+            say = up.say_en if lang == "en" and up.say_en else up.say
+            if say and level < 1:
+                text += (" " if lang == "en" else "") + w["say"].format(s=say)
             items.append(head + text)
         items += actions
         for n, t in enumerate(tech):

@@ -140,3 +140,9 @@ def test_the_escalation_warning_reads_in_both_languages():
     zh, en = message(code, key, "zh", **fmt), message(code, key, "en", **fmt)
     assert "第三方转办" in zh and "记者" in zh and "严重" in zh
     assert "third-party" in en and "记者" in en and "Severe" in en
+
+
+def test_a_shop_that_deleted_the_escalation_row_still_escalates():
+    rows = [r for r in playbook_rows() if r[0] != "上报"]
+    text = suggest_steps(BASE | {"channel": "第三方转办"}, playbook_from_rows(rows), now=NOW)
+    assert text.startswith("1. 预警上报") and "立即报告主管" in text
