@@ -31,7 +31,7 @@ RECORDS = [
     c("A-0", FEB, took=timedelta(hours=2), subject="电饭煲", customer_name="王伟", customer_phone="13800138000",
       status="已回访", followup_at=FEB + timedelta(days=1), satisfaction="非常满意", root_cause="员工原因",
       resolution_plan="当场更换新品并赠送内胆"),
-    c("A-1", MAR, took=timedelta(hours=30), subject="电饭煲", customer_name="王伟", customer_phone="13800138000",
+    c("A-1", MAR, took=timedelta(hours=30), subject="电饭煲", customer_name="王先生", customer_phone="13800138000",
       satisfaction="满意", root_cause="企业原因", resolution_plan="退款"),
     c("A-2", FEB + timedelta(days=5), root_cause="外部原因"),                       # not resolved
     c("A-3", FEB, subject="电饭煲", validity="不成立", status="不成立", resolution_plan="已解释保修条款"),
@@ -80,6 +80,7 @@ def test_improvement_part_repeats_and_causes_by_month(sheets):
     s = sheets[0]["汇总"]
     # 冰箱; 电饭煲: and A-3 (judged 不成立, still a signal); most first, then by name
     assert block(s, "改进：重复被投诉的对象").rows == [["冰箱", 3], ["电饭煲", 3]]
+    # the same phone is the same customer, however the clerk wrote the name
     assert block(s, "改进：重复投诉的客户").rows == [["王伟（13800138000）", 2]]
     causes = block(s, "改进：每月投诉原因")
     assert [c.header for c in causes.columns] == ["月份", "员工原因", "企业原因", "外部原因", "客户原因", "待查", "未填"]

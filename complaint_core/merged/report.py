@@ -158,18 +158,33 @@ def estimates(recs: list[dict[str, Any]], *, now: datetime) -> list[list[Any]]:
     ]
 
 
-def _customer(r: dict[str, Any]) -> str:
-    name = str(r.get("customer_name") or "")
-    reach = str(r.get("customer_phone") or r.get("customer_email") or "")
-    return f"{name}（{reach}）" if name and reach else name or reach
+def _reach(r: dict[str, Any]) -> str:
+    # the same customer is the same phone (or email) however the clerk wrote the name
+    return str(r.get("customer_phone") or r.get("customer_email") or r.get("customer_name") or "").strip()
 
 
-def repeats(recs: list[dict[str, Any]], key: Any, *, top: int = 20) -> list[list[Any]]:
-    """[what, complaints] for what was complained about more than once, most first."""
-    counts = Counter(k for k in (key(r) for r in recs) if k)
-    rows = [[k, v] for k, v in counts.items() if v > 1]
+def repeats(recs: list[dict[str, Any]], key: Any, *, top: int = 20,
+            label: Any = None) -> list[list[Any]]:
+    """[what, complaints] for what was complained about more than once, most first.
+
+    ``label`` names a key for the reader (first record seen), e.g. a customer's name and phone.
+    """
+    counts: Counter = Counter()
+    names: dict[str, str] = {}
+    for r in recs:
+        k = key(r)
+        if k:
+            counts[k] += 1
+            names.setdefault(k, label(r) if label else k)
+    rows = [[names[k], v] for k, v in counts.items() if v > 1]
     rows.sort(key=lambda kv: (-kv[1], str(kv[0])))
     return rows[:top]
+
+
+def _customer_label(r: dict[str, Any]) -> str:
+    name = str(r.get("customer_name") or "").strip()
+    reach = str(r.get("customer_phone") or r.get("customer_email") or "").strip()
+    return f"{name}（{reach}）" if name and reach else name or reach
 
 
 CAUSE_COLUMNS = (*ROOT_CAUSES, "未填")
@@ -202,7 +217,7 @@ def summary_sheet(view: View, now: datetime) -> SheetData:
     followed = sum(1 for r in recs if isinstance(r.get("followup_at"), datetime))
     satisfied = sum(1 for r in recs if r.get("satisfaction") in ("满意", "非常满意"))
     invalid = sum(1 for r in recs if r.get("validity") == "不成立" or r.get("status") == "不成立")
-    repeat_customers = repeats(recs, _customer)
+    repeat_customers = repeats(recs, _reach, label=_customer_label)
 
     kpi = Block("关键指标", [Column("k", "指标", width=30), Column("v", "数值", "float")], [
         ["投诉总数（不含骚扰来电）", n], ["其中判定不成立", invalid],
