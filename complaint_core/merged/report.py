@@ -163,7 +163,7 @@ def _reach(r: dict[str, Any]) -> str:
     return str(r.get("customer_phone") or r.get("customer_email") or r.get("customer_name") or "").strip()
 
 
-def repeats(recs: list[dict[str, Any]], key: Any, *, top: int = 20,
+def repeats(recs: list[dict[str, Any]], key: Any, *, top: int | None = 20,
             label: Any = None) -> list[list[Any]]:
     """[what, complaints] for what was complained about more than once, most first.
 
@@ -178,7 +178,7 @@ def repeats(recs: list[dict[str, Any]], key: Any, *, top: int = 20,
             names.setdefault(k, label(r) if label else k)
     rows = [[names[k], v] for k, v in counts.items() if v > 1]
     rows.sort(key=lambda kv: (-kv[1], str(kv[0])))
-    return rows[:top]
+    return rows[:top] if top else rows
 
 
 def _customer_label(r: dict[str, Any]) -> str:
@@ -217,7 +217,7 @@ def summary_sheet(view: View, now: datetime) -> SheetData:
     followed = sum(1 for r in recs if isinstance(r.get("followup_at"), datetime))
     satisfied = sum(1 for r in recs if r.get("satisfaction") in ("满意", "非常满意"))
     invalid = sum(1 for r in recs if r.get("validity") == "不成立" or r.get("status") == "不成立")
-    repeat_customers = repeats(recs, _reach, label=_customer_label)
+    repeat_customers = repeats(recs, _reach, label=_customer_label, top=None)   # all of them for the count
 
     kpi = Block("关键指标", [Column("k", "指标", width=30), Column("v", "数值", "float")], [
         ["投诉总数（不含骚扰来电）", n], ["其中判定不成立", invalid],
@@ -259,7 +259,7 @@ def summary_sheet(view: View, now: datetime) -> SheetData:
     subjects = Block("改进：重复被投诉的对象", [Column("k", "投诉对象"), Column("n", "投诉次数", "int")],
                      repeats(recs, lambda r: str(r.get("subject") or "").strip()),
                      note="同一商品、服务或员工被投诉两次及以上（最多列20项）")
-    customers = Block("改进：重复投诉的客户", [Column("k", "客户"), Column("n", "投诉次数", "int")], repeat_customers,
+    customers = Block("改进：重复投诉的客户", [Column("k", "客户"), Column("n", "投诉次数", "int")], repeat_customers[:20],
                       note="同一客户（电话、邮箱或姓名）投诉两次及以上（最多列20位）")
     cause_rows = causes_by_month(recs)
     causes = Block("改进：每月投诉原因", [Column("k", "月份"), *(Column(f"c{i}", c, "int", 10)
