@@ -162,3 +162,11 @@ def test_a_stale_unreviewed_loss_line_leaves_the_ledger_a_decided_one_stays(tmp_
     listed = [(r[0], r[-2]) for r in got["处罚"].rows]
     assert listed == [("old2", "已免除")]
     assert block(got["汇总"], "处罚（按人）").rows == [["张强", 0, 0, 0]]
+
+
+def test_repeats_counts_everything_and_lists_the_top_twenty():
+    from complaint_core.merged.report import repeats
+
+    recs = [{"customer_phone": f"1380000{i:04d}"} for i in range(25)] * 2 + [{"customer_phone": "13900000000"}]
+    key = lambda r: r["customer_phone"]  # noqa: E731
+    assert len(repeats(recs, key, top=None)) == 25 and len(repeats(recs, key)) == 20
