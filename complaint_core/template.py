@@ -19,6 +19,7 @@ from openpyxl.worksheet.table import Table, TableStyleInfo
 
 from .atomic import atomic_write
 from .playbook import DEFAULT_PLAYBOOK, Playbook, playbook_rows
+from .playbook import KINDS as PLAYBOOK_KINDS
 from .schema import (
     FIELDS,
     SHEET_COMPLAINTS,
@@ -149,6 +150,10 @@ def build_workbook(*, shop_code: str = "", lang: str = "zh",
     for row in pb.iter_rows(min_row=2):
         for cell in row:
             cell.alignment = Alignment(wrap_text=True, vertical="top")
+    # 类型 from a list, so a shop adding a row cannot mistype it
+    kinds = DataValidation(type="list", formula1='"' + ",".join(PLAYBOOK_KINDS) + '"', allow_blank=True)
+    kinds.add(f"A2:A{pb.max_row + 100}")
+    pb.add_data_validation(kinds)
     for cell in pb[1]:
         cell.font = Font(bold=True)
     pb.freeze_panes = "A2"
