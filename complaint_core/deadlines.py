@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+from .schema import HARASSMENT
 from .settings import DEFAULTS, Settings
 from .workcal import add_business_days, add_business_time
 
@@ -24,7 +25,14 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
 
 
+NO_DEADLINES_ZH = "骚扰来电不是投诉：不计联系、反馈和回访时限，也不处罚。"
+NO_DEADLINES_EN = "A harassment call is not a complaint: no contact, feedback or follow-up deadline, no penalty."
+
+
 def deadlines(values: dict[str, Any], settings: Settings = DEFAULTS) -> Deadlines:
+    if values.get("category") == HARASSMENT:
+        # seed 001 第四篇 五: end the call, log it, trace the source; nobody owes the caller a reply
+        return Deadlines(None, None, None, NO_DEADLINES_ZH, NO_DEADLINES_EN)
     received = values.get("received_at")
     resolved = values.get("resolved_at")
     received = received if isinstance(received, datetime) else None

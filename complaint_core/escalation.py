@@ -4,7 +4,9 @@ Seed 004 makes "not exposed by the media" the highest rule and asks for an early
 escalation path; seed 001 names the customers with a social background. A clerk often leaves
 严重程度 at 一般 for a complaint passed on by 12315 or one that threatens the press, so the
 dropdown alone is not enough: the channel, the customer type and the words the customer used
-count too. The word list is the shop's to edit (the playbook sheet); these are the defaults.
+count too. The word list is the shop's to edit (the 风险词 row of the 处理手册 sheet:
+``Playbook.risk_words``); these are the defaults. A harassment call (骚扰来电) is not a complaint
+and never escalates, even when the clerk writes that the police were called.
 """
 
 from __future__ import annotations
@@ -26,22 +28,27 @@ THIRD_PARTY_CHANNEL = "第三方转办"
 CONNECTED_TYPE = "有社会背景型"
 
 
-def escalation_reasons(values: Mapping[str, Any], words: Iterable[str] = DEFAULT_RISK_WORDS) -> list[str]:
+def escalation_reasons(values: Mapping[str, Any], words: Iterable[str] = DEFAULT_RISK_WORDS, *,
+                       lang: str = "zh") -> list[str]:
     """Why this complaint must be reported upward at once; empty when it need not be.
 
-    Each reason is a short Chinese phrase a manager reads on the alert ("渠道：第三方转办").
+    Each reason is a short phrase a manager reads on the alert ("渠道：第三方转办"); ``lang="en"``
+    gives English (the customer's words stay as they were typed).
     """
+    en = lang == "en"
     reasons: list[str] = []
+    if values.get("category") == "骚扰来电":
+        return reasons
     if values.get("severity") == "严重":
-        reasons.append("严重程度：严重")
+        reasons.append("severity severe" if en else "严重程度：严重")
     if values.get("channel") == THIRD_PARTY_CHANNEL:
-        reasons.append(f"渠道：{THIRD_PARTY_CHANNEL}（消协/12315 等转来）")
+        reasons.append("third-party channel (12315)" if en else f"渠道：{THIRD_PARTY_CHANNEL}（消协/12315 等转来）")
     if values.get("customer_type") == CONNECTED_TYPE:
-        reasons.append(f"客户类型：{CONNECTED_TYPE}")
+        reasons.append("connected customer" if en else f"客户类型：{CONNECTED_TYPE}")
     text = " ".join(str(values.get(k) or "") for k in TEXT_FIELDS)
     hits = [w for w in dict.fromkeys(w.strip() for w in words) if w and w in text]
     if hits:
-        reasons.append("提到：" + "、".join(hits[:5]))
+        reasons.append(("mentions " if en else "提到：") + "、".join(hits[:5]))
     return reasons
 
 

@@ -55,6 +55,8 @@ CODES: dict[str, tuple[Severity, str, str]] = {
                          "deadlines there skip weekly rest days only; enter the days on the 节假日 sheet"),
     "severe_not_escalated": ("warning", "严重投诉须上报主管，但“主管批示”为空且状态不是“待批示”",
                              "A severe complaint must go to the manager: no approval and status is not awaiting approval"),
+    "should_be_severe": ("warning", "须预警上报（{reasons}），“严重程度”应为“严重”",
+                         "Must be escalated ({reasons_en}): Severity should be 'Severe'"),
 }
 
 # The columns of the 校验结果 sheet (CLI --mark and the add-in write the same sheet).

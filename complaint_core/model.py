@@ -66,6 +66,7 @@ class ComplaintTable:
     date1904: bool = False
     last_row: int = 0             # last Excel row of the table region (including blanks inside)
     settings: Any = None          # the workbook's own 设置 (complaint_core.settings.Settings), if any
+    risk_words: tuple[str, ...] | None = None  # the 处理手册 sheet's escalation words, if any
 
     def cell(self, key: str, row: int) -> str:
         """A1 reference of field ``key`` on Excel row ``row`` (column added when missing)."""

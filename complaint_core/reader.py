@@ -201,6 +201,20 @@ def _settings(wb: Any, path: Path) -> Settings:
     return settings_from_rows(rows, sheet=f"{path.name}!{SHEET_SETTINGS}")
 
 
+def _risk_words(wb: Any, path: Path) -> tuple[str, ...] | None:
+    """The shop's escalation words from its 处理手册 sheet (None: the built-in list).
+
+    A playbook the shop broke while editing must not make the complaints unreadable: validation
+    then uses the built-in words, and `suggest` names the bad cell.
+    """
+    if SHEET_PLAYBOOK not in wb.sheet_names:
+        return None
+    try:
+        return playbook_from_rows(wb.get_sheet_by_name(SHEET_PLAYBOOK).to_python(), sheet=SHEET_PLAYBOOK).risk_words
+    except BadSetting:
+        return None
+
+
 @paused_gc()   # a dict per row: the collector would walk them all again and again
 def read_workbook(path: str | Path) -> ComplaintTable:
     """Read the complaint table of a shop workbook, or raise UnreadableWorkbook with the reason."""
@@ -228,6 +242,7 @@ def read_workbook(path: str | Path) -> ComplaintTable:
                 failure = failure or exc
                 continue
             table.settings = with_workbook_holidays(_settings(wb, p), wb, p)  # 设置 + 节假日
+            table.risk_words = _risk_words(wb, p)
             table.shop_code = table.settings.shop_code or None
             return table
     except (UnreadableWorkbook, BadSetting):

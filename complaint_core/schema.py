@@ -38,11 +38,14 @@ class Field:
 
 CHANNELS = ("现场", "电话", "信函", "留言", "邮件", "网络平台", "第三方转办")
 CHANNELS_EN = ("On-site", "Phone", "Letter", "Message", "Email", "Online platform", "Third party")
-CATEGORIES = ("商品质量", "服务态度", "服务质量", "价格计费", "承诺未兑现", "售后维修", "其他")
+CATEGORIES = ("商品质量", "服务态度", "服务质量", "价格计费", "承诺未兑现", "售后维修", "骚扰来电", "其他")
 CATEGORIES_EN = (
     "Product quality", "Service attitude", "Service quality", "Price/billing",
-    "Broken promise", "After-sales repair", "Other",
+    "Broken promise", "After-sales repair", "Harassment call", "Other",
 )
+# A harassment call (骚扰电话, seed 001 第四篇 五) is logged but is not a complaint: no contact or
+# feedback deadline, no penalty, counted apart on 汇总.
+HARASSMENT = "骚扰来电"
 REQUESTS = ("解释说明", "纠正改进", "道歉", "退款", "维修更换", "赔偿补偿", "其他")
 REQUESTS_EN = ("Explanation", "Correction", "Apology", "Refund", "Repair/replace", "Compensation", "Other")
 MOODS = ("平静", "不满", "激动", "愤怒")
@@ -52,6 +55,13 @@ CUSTOMER_TYPES_EN = (
     "Ordinary", "Emotional", "Self-righteous", "Stubborn", "Self-absorbed", "Came prepared",
     "Connected",
 )
+# 诉求判断 picks the persuasion technique (seed 001 第四篇 三、): 超出规定 -> 7+1说服法 and 三明治法,
+# 误解政策 -> 3F法.
+REQUEST_FITS = ("合理", "部分合理", "超出规定", "误解政策")
+REQUEST_FITS_EN = ("Reasonable", "Partly reasonable", "Beyond policy", "Misunderstands policy")
+# 客户对方案: 不接受 -> 谅解法, 三明治法, 引导征询法.
+PLAN_RESPONSES = ("接受", "不接受", "待答复")
+PLAN_RESPONSES_EN = ("Accepted", "Rejected", "Awaiting reply")
 SEVERITIES = ("一般", "较重", "严重")
 SEVERITIES_EN = ("Minor", "Serious", "Severe")
 VALIDITIES = ("待判定", "成立", "不成立")
@@ -91,7 +101,9 @@ FIELDS: tuple[Field, ...] = (
     _f("subject", "投诉对象", "Subject", "text", width=14,
        help_zh="涉及的商品、服务或员工", help_en="Product, service or staff member concerned"),
     _f("category", "投诉类别", "Category", "choice", required=True, choices=CATEGORIES,
-       choices_en=CATEGORIES_EN, width=11, help_zh="投诉的类别", help_en="What the complaint is about"),
+       choices_en=CATEGORIES_EN, width=11,
+       help_zh="投诉的类别；骚扰来电只登记，不计时限、不处罚",
+       help_en="What the complaint is about; a harassment call is logged only: no deadlines, no penalty"),
     _f("description", "投诉内容", "Description", "text", required=True, width=36,
        help_zh="客户说了什么：何时、对谁、发生了什么", help_en="What happened, in the customer's words"),
     _f("customer_request", "客户诉求", "Customer request", "choice", choices=REQUESTS,
@@ -100,6 +112,10 @@ FIELDS: tuple[Field, ...] = (
        help_zh="受理时客户的情绪", help_en="The customer's mood when received"),
     _f("customer_type", "客户类型", "Customer type", "choice", choices=CUSTOMER_TYPES,
        choices_en=CUSTOMER_TYPES_EN, width=13, help_zh="难应付客户的类型", help_en="Difficult-customer type"),
+    _f("request_fit", "诉求判断", "Request assessment", "choice", choices=REQUEST_FITS,
+       choices_en=REQUEST_FITS_EN, width=11,
+       help_zh="客户的要求是否合理：超出规定用7+1说服法和三明治法，误解政策用3F法",
+       help_en="Is the request within policy: beyond policy picks 7+1 and sandwich, a misunderstanding picks 3F"),
     _f("severity", "严重程度", "Severity", "choice", choices=SEVERITIES, choices_en=SEVERITIES_EN, width=9,
        help_zh="严重：有媒体曝光、法律或安全风险，须上报主管",
        help_en="Severe: media, legal or safety risk; escalate to the manager"),
@@ -114,6 +130,10 @@ FIELDS: tuple[Field, ...] = (
     _f("resolution_plan", "处理方案", "Resolution plan", "text", width=30,
        help_zh="退款、维修更换、道歉、补偿等；不成立时写明给客户的答复",
        help_en="Refund, repair, apology, compensation; when not valid, the reply given"),
+    _f("plan_response", "客户对方案", "Response to the plan", "choice", choices=PLAN_RESPONSES,
+       choices_en=PLAN_RESPONSES_EN, width=11,
+       help_zh="客户是否接受处理方案：不接受时用谅解法、三明治法、引导征询法",
+       help_en="Did the customer accept the plan: rejected picks understanding, sandwich, guided asking"),
     _f("manager_approval", "主管批示", "Manager approval", "text", width=20, manager_owned=True,
        help_zh="主管在汇总表中填写，重新汇总时保留", help_en="Filled by managers in the merged workbook; kept"),
     _f("first_contact_at", "首次联系时间", "First contact at", "datetime", width=17,

@@ -1,4 +1,10 @@
-"""Suggested handling steps and deadlines for each row: only empty cells are ever filled."""
+"""Suggested handling steps and deadlines for each row: only empty cells are ever filled.
+
+A suggestion is what a clerk reads before picking up the phone: escalation when it applies, the
+deadlines with the channel the customer can be reached on, the one or two techniques that fit
+with a sentence to say, the remedy asked for, and the one wrong behaviour to watch for. The six
+steps and service recovery are on the 处理手册 sheet, referred to by name, never repeated.
+"""
 
 from __future__ import annotations
 
@@ -6,64 +12,160 @@ from datetime import datetime
 from typing import Any
 
 from .deadlines import Deadlines, deadlines
+from .escalation import escalation_reasons
 from .ids import next_ids
 from .model import ComplaintTable, RowFill
-from .playbook import DEFAULT_PLAYBOOK, Playbook
+from .playbook import DEFAULT_PLAYBOOK, Playbook, Rule
+from .schema import HARASSMENT
 from .settings import DEFAULTS, Settings
 
-# A cell shows about this much comfortably; longer text is cut back (outline rules first).
-MAX_CHARS = 600
-MAX_CHARS_EN = 1200               # English needs about twice the characters for the same advice
+# What a cell shows comfortably; the issue's limit for a clerk's reading before a call.
+MAX_CHARS = 400
+MAX_CHARS_EN = 800                # English needs about twice the characters for the same advice
+MAX_TECHNIQUES = 2
 _DONE = ("已关闭", "不成立")
-
+# The remedy hints promise something: not for a complaint judged 不成立, nor for a request that
+# goes beyond or misreads the rules (there the technique, not a promise, is the answer).
+_NO_PROMISE_FIT = ("超出规定", "误解政策")
 
 _WORDS = {
-    "zh": ("{t} 前", "（已超时，立即处理）", "（已超时，立即联系）", "电话联系客户", "向客户反馈处理进度或结果",
-           "回访客户：方案是否落实、是否满意、还有无其他问题", "："),
-    "en": ("by {t} ", " (overdue: act now)", " (overdue: call now)", "phone the customer",
-           "give the customer progress or the result", "follow up: was the plan carried out, is the "
-           "customer satisfied, anything else wrong", ":"),
+    "zh": {"by": "{t} 前", "late": "（已超时，立即处理）", "phone": "电话联系客户", "email": "发邮件联系客户（未留电话）",
+           "any": "电话联系客户", "feedback": "向客户反馈处理进度或结果",
+           "feedback_email": "发邮件向客户反馈处理进度或结果",
+           "followup": "回访客户：方案是否落实、是否满意、还有无其他问题",
+           "followup_email": "发邮件回访客户：方案是否落实、是否满意、还有无其他问题",
+           "say": "可说：“{s}”", "sep": "：", "escalate": "{name}（{why}）：", "avoid": "避免：",
+           "ref": "六步法、服务补救和全部错误行为见“处理手册”表。", "why_sep": "；"},
+    "en": {"by": "by {t} ", "late": " (overdue: act now)", "phone": "phone the customer",
+           "email": "email the customer (no phone given)",
+           "any": "phone the customer",
+           "feedback": "give the customer progress or the result",
+           "feedback_email": "email the customer progress or the result",
+           "followup": "follow up: was the plan carried out, is the customer satisfied, anything else wrong",
+           "followup_email": "follow up by email: was the plan carried out, is the customer satisfied",
+           "say": "Say: \u201c{s}\u201d", "sep": ": ", "escalate": "Escalate ({why}): ", "avoid": "Avoid: ",
+           "ref": "The six steps, service recovery and every wrong behaviour are on the 处理手册 sheet.",
+           "why_sep": "; "},
 }
+
+
+def _channel(values: dict[str, Any]) -> str:
+    """How the customer can be reached: phone first (the 2-hour rule says phone), else email.
+
+    Neither recorded: phone, as the rule says (validation already asks for one of them)."""
+    if values.get("customer_phone") not in (None, ""):
+        return "phone"
+    if values.get("customer_email") not in (None, ""):
+        return "email"
+    return "any"
 
 
 def _actions(values: dict[str, Any], due: Deadlines, now: datetime, lang: str = "zh") -> list[str]:
     """The next deadline-bound actions for this row, with their due times (overdue flagged)."""
     if values.get("status") in _DONE:
         return []
-    by, late_any, late_call, call, feedback, followup, _ = _WORDS["en" if lang == "en" else "zh"]
+    w = _WORDS["en" if lang == "en" else "zh"]
+    via = _channel(values)
 
-    def when(moment: datetime, late: str = late_any) -> str:
-        return by.format(t=f"{moment:%m-%d %H:%M}") + (late if now > moment else "")
+    def when(moment: datetime) -> str:
+        return w["by"].format(t=f"{moment:%m-%d %H:%M}")
+
+    def late(moment: datetime) -> str:
+        return w["late"] if now > moment else ""
 
     out: list[str] = []
     if due.contact_due and values.get("first_contact_at") is None:
-        out.append(f"{by.format(t=f'{due.contact_due:%m-%d %H:%M}')}{call}"
-                   f"{late_call if now > due.contact_due else ''}")
+        out.append(f"{when(due.contact_due)}{w[via]}{late(due.contact_due)}")
     if due.feedback_due and values.get("feedback_at") is None and values.get("resolved_at") is None:
-        out.append(f"{when(due.feedback_due)}{feedback}")
+        out.append(f"{when(due.feedback_due)}{w['feedback_email' if via == 'email' else 'feedback']}"
+                   f"{late(due.feedback_due)}")
     if due.followup_due and values.get("followup_at") is None:
-        out.append(f"{when(due.followup_due)}{followup}")
+        out.append(f"{when(due.followup_due)}{w['followup_email' if via == 'email' else 'followup']}"
+                   f"{late(due.followup_due)}")
     return out
+
+
+def _line(rule: Rule, lang: str, *, action: bool = True, say: bool = True) -> str:
+    w = _WORDS["en" if lang == "en" else "zh"]
+    if lang == "en" and rule.action_en:
+        head, text, sentence = "", rule.action_en, rule.say_en or rule.say
+    else:
+        head, text, sentence = rule.name + w["sep"], rule.action, rule.say
+    parts = [text] if action and text else []
+    if say and sentence:
+        parts.append(w["say"].format(s=sentence))
+    return head + (" " if lang == "en" else "").join(parts) if parts else rule.name
+
+
+def techniques(values: dict[str, Any], playbook: Playbook) -> list[Rule]:
+    """The one or two 技巧 rows that fit, in the sheet's order (the fallback when none fits)."""
+    fitting = [r for r in playbook.of("技巧") if r.field is not None and r.applies(values)]
+    if not fitting:
+        fitting = [r for r in playbook.of("技巧") if r.field is None]
+    out: list[Rule] = []
+    for r in fitting:
+        if r.name not in {o.name for o in out}:
+            out.append(r)
+    return out[:MAX_TECHNIQUES]
+
+
+def _first(playbook: Playbook, kind: str, values: dict[str, Any]) -> Rule | None:
+    specific = [r for r in playbook.of(kind) if r.field is not None and r.applies(values)]
+    return (specific or [r for r in playbook.of(kind) if r.field is None] or [None])[0]
 
 
 def suggest_steps(values: dict[str, Any], playbook: Playbook = DEFAULT_PLAYBOOK, *,
                   now: datetime, settings: Settings = DEFAULTS, lang: str = "zh") -> str:
-    """Numbered steps that fit the row (Chinese; ``lang="en"`` for English), ending with why the
-    deadlines are what they are."""
-    due = deadlines(values, settings)
-    why = due.why_en if lang == "en" else due.why_zh
-    sep = _WORDS["en" if lang == "en" else "zh"][-1]
-    fitting = [r for r in playbook.rules if r.applies(values)]
-    actions = _actions(values, due, now, lang)
+    """Numbered steps that fit the row (Chinese; ``lang="en"`` for English), at most MAX_CHARS."""
+    w = _WORDS["en" if lang == "en" else "zh"]
     limit = MAX_CHARS_EN if lang == "en" else MAX_CHARS
-    text = _numbered(actions + [r.text(lang) for r in fitting] + [why])
-    if len(text) > limit:
-        # Keep the situation-specific advice whole; the always-on outlines shrink to their names.
-        short = [r.text(lang).split(sep)[0] if r.field is None else r.text(lang) for r in fitting]
-        text = _numbered(actions + short + [why])
-    if len(text) > limit:
-        text = text[:limit - 1] + "…"
-    return text
+    if values.get("category") == HARASSMENT:
+        # not a complaint: no deadlines, no techniques, its own handling (seed 001 第四篇 五)
+        rule = next(iter(playbook.of("骚扰")), None) or next(iter(DEFAULT_PLAYBOOK.of("骚扰")))
+        return _cut(_numbered([_line(rule, lang)]), limit)
+    due = deadlines(values, settings)
+    actions = _actions(values, due, now, lang)
+    why = escalation_reasons(values, playbook.risk_words, lang=lang)
+    # a shop that deleted the 上报 row still escalates: the path is the texts' rule, not a phrase
+    up = (next(iter(playbook.of("上报")), None) or next(iter(DEFAULT_PLAYBOOK.of("上报")))) if why else None
+    tech = techniques(values, playbook)
+    promise_ok = values.get("validity") != "不成立" and values.get("request_fit") not in _NO_PROMISE_FIT
+    remedy = _first(playbook, "方案", values) if promise_ok else None
+    if remedy is not None and remedy.field is None:
+        remedy = None   # a remedy only for what the customer asked for
+    avoid = _first(playbook, "避免", values)
+
+    def build(level: int) -> str:
+        items: list[str] = []
+        if up is not None:
+            head = w["escalate"].format(name=up.name, why=w["why_sep"].join(why))
+            text = up.action_en if lang == "en" and up.action_en else up.action
+            if level >= 5:
+                text = text.split("；" if lang != "en" else ";")[0]
+            say = up.say_en if lang == "en" and up.say_en else up.say
+            if say and level < 1:
+                text += (" " if lang == "en" else "") + w["say"].format(s=say)
+            items.append(head + text)
+        items += actions
+        for n, t in enumerate(tech):
+            items.append(_line(t, lang, action=level < (3 if n else 4)))
+        if remedy is not None and level < 2:
+            items.append(_line(remedy, lang, say=level < 1))
+        if avoid is not None:
+            items.append(w["avoid"] + (avoid.action_en if lang == "en" and avoid.action_en else avoid.action))
+        text = _numbered(items)
+        return text + "\n" + w["ref"] if level < 6 else text
+
+    text = build(0)
+    for level in range(1, 7):
+        if len(text) <= limit:
+            break
+        text = build(level)
+    return _cut(text, limit)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _numbered(items: list[str]) -> str:

@@ -21,6 +21,7 @@ from .atomic import atomic_write
 from .holidays import SHEET_HOLIDAYS, holiday_rows_for_template
 from .model import column_letter
 from .playbook import DEFAULT_PLAYBOOK, Playbook, playbook_rows
+from .playbook import KINDS as PLAYBOOK_KINDS
 from .schema import (
     FIELDS,
     SHEET_COMPLAINTS,
@@ -60,9 +61,12 @@ def _howto_rows(lang: str) -> list[list[str]]:
         ["3. 点击 Excel 功能区“投诉处理”选项卡：校验 检查每一行并在“校验结果”表列出问题；"
          "填写建议 按“处理手册”填写建议处理步骤和截止时间；新建投诉 添加一行并生成编号。", ""],
         ["4. 时限：受理后2小时内电话联系客户；3日内反馈处理进度或结果；解决后回访。截止时间变红表示已逾期。", ""],
-        ["5. “处理手册”表中的规则可以按本店情况修改，建议会随之变化。", ""],
-        ["6. 在“设置”表填写本店门店代码。", ""],
-        ["7. 按工作时间计算截止时间的门店：在“节假日”表逐日填写放假（休息）和调休上班（上班）的日期，优先于内置日历。", ""],
+        ["5. “处理手册”表：每种情形用什么技巧、对客户说什么（话术）、要避免什么；六步法、服务补救和常见错误行为的全文"
+         "也在这张表。本店可改写话术和“风险词”（出现即须预警上报的词，如记者、曝光、12315），建议会随之变化。", ""],
+        ["6. 填好“诉求判断”（超出规定、误解政策）和“客户对方案”（不接受），建议会给出对应的技巧和话术。", ""],
+        ["7. 骚扰来电：投诉类别选“骚扰来电”，只登记、转单独处理，不计时限、不处罚，汇总表单独统计。", ""],
+        ["8. 按工作时间计算截止时间的门店：在“节假日”表逐日填写放假（休息）和调休上班（上班）的日期，优先于内置日历。", ""],
+        ["9. 在“设置”表填写本店门店代码。", ""],
         ["", ""],
         ["列", "说明"],
     ]
@@ -74,10 +78,16 @@ def _howto_rows(lang: str) -> list[list[str]]:
          "deadlines from the playbook; 新建投诉 adds a row with a fresh id.", ""],
         ["4. Deadlines: phone the customer within 2 hours, feed back within 3 days, follow up after "
          "resolution. A red deadline is overdue.", ""],
-        ["5. Edit the 处理手册 playbook sheet to fit the shop; suggestions follow it.", ""],
-        ["6. Put the shop code on the 设置 sheet.", ""],
-        ["7. Shops counting business hours: list days off (休息) and make-up working days (上班) on the "
+        ["5. The 处理手册 playbook sheet: for each situation the technique, what to say and what to avoid; the "
+         "six steps, service recovery and the wrong behaviours in full. Edit the phrases and the 风险词 "
+         "(escalation words such as 记者, 曝光, 12315) to fit the shop; suggestions follow it.", ""],
+        ["6. Fill Request assessment (beyond policy, misunderstands policy) and Response to the plan "
+         "(rejected): the suggestion gives the technique and the sentence for them.", ""],
+        ["7. Harassment calls: category 骚扰来电, logged and handled apart; no deadlines, no penalty, "
+         "counted apart on the summary.", ""],
+        ["8. Shops counting business hours: list days off (休息) and make-up working days (上班) on the "
          "节假日 sheet, one per row; they win over the built-in calendar.", ""],
+        ["9. Put the shop code on the 设置 sheet.", ""],
         ["", ""],
         ["Column", "Meaning"],
     ]
@@ -150,8 +160,15 @@ def build_workbook(*, shop_code: str = "", lang: str = "zh",
     pb = wb.create_sheet(SHEET_PLAYBOOK)
     for row in playbook_rows(playbook):
         pb.append(row)
-    for col, width in zip("ABCDE", (9, 12, 22, 70, 20), strict=True):
+    for col, width in zip("ABCDEFGHI", (8, 12, 20, 16, 60, 44, 30, 40, 40), strict=True):
         pb.column_dimensions[col].width = width
+    for row in pb.iter_rows(min_row=2):
+        for cell in row:
+            cell.alignment = Alignment(wrap_text=True, vertical="top")
+    # 类型 from a list, so a shop adding a row cannot mistype it
+    kinds = DataValidation(type="list", formula1='"' + ",".join(PLAYBOOK_KINDS) + '"', allow_blank=True)
+    kinds.add(f"A2:A{pb.max_row + 100}")
+    pb.add_data_validation(kinds)
     for cell in pb[1]:
         cell.font = Font(bold=True)
     pb.freeze_panes = "A2"

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .deadlines import deadlines
+from .escalation import DEFAULT_RISK_WORDS, escalation_reasons
 from .findings import make_finding
 from .holidays import SHEET_HOLIDAYS, builtin_version, builtin_years, log_uncovered, uncovered_years
 from .model import ComplaintTable, Finding, Invalid
@@ -39,8 +40,10 @@ def email_ok(text: str) -> bool:
 
 
 def validate_row(values: dict[str, Any], *, now: datetime, settings: Settings = DEFAULTS,
-                 present: frozenset[str] | None = None) -> list[tuple[str, str, dict[str, Any]]]:
-    """(field key, code, message args) for one row; ``present`` = columns the table has."""
+                 present: frozenset[str] | None = None,
+                 risk_words: tuple[str, ...] = DEFAULT_RISK_WORDS) -> list[tuple[str, str, dict[str, Any]]]:
+    """(field key, code, message args) for one row; ``present`` = columns the table has;
+    ``risk_words`` = the shop's escalation words (处理手册)."""
     out: list[tuple[str, str, dict[str, Any]]] = []
     cols = present if present is not None else frozenset(values)
     get = values.get
@@ -96,10 +99,10 @@ def validate_row(values: dict[str, Any], *, now: datetime, settings: Settings = 
     if received_ok:
         due = deadlines(values, settings)
         contact = get("first_contact_at")
-        if isinstance(contact, datetime) and contact > due.contact_due:
+        if isinstance(contact, datetime) and due.contact_due and contact > due.contact_due:
             out.append(("first_contact_at", "contact_late", {"value": contact, "due": due.contact_due}))
         feedback = get("feedback_at")
-        if isinstance(feedback, datetime) and feedback > due.feedback_due:
+        if isinstance(feedback, datetime) and due.feedback_due and feedback > due.feedback_due:
             out.append(("feedback_at", "feedback_late", {"value": feedback, "due": due.feedback_due}))
         followup = get("followup_at")
         if isinstance(followup, datetime) and due.followup_due and followup > due.followup_due:
@@ -107,17 +110,28 @@ def validate_row(values: dict[str, Any], *, now: datetime, settings: Settings = 
     if get("severity") == "严重" and get("manager_approval") is None and status not in (
             "待批示", "已解决", "已回访", "已关闭", "不成立"):
         out.append(("manager_approval", "severe_not_escalated", {}))
+    if get("severity") != "严重" and "severity" in cols:
+        # 12315, a threat of the press, a connected customer: left at 一般 they would skip the
+        # 预警上报 path (seed 004: media exposure is the worst outcome)
+        reasons = escalation_reasons(values, risk_words)
+        if reasons:
+            out.append(("severity", "should_be_severe", {
+                "reasons": "；".join(reasons),
+                "reasons_en": "; ".join(escalation_reasons(values, risk_words, lang="en"))}))
     return out
 
 
 def validate_table(table: ComplaintTable, *, now: datetime, settings: Settings | None = None,
-                   lang: str = "zh") -> list[Finding]:
+                   lang: str = "zh", risk_words: tuple[str, ...] | None = None) -> list[Finding]:
     """Every finding of every row, ordered by row then column, plus missing required columns.
 
     ``settings`` defaults to the workbook's own 设置 sheet (read with the table), so the add-in,
     the CLI and the daemon apply the same shop's deadlines and business hours.
     """
     settings = settings or table.settings or DEFAULTS
+    # the shop's own escalation words (处理手册) when the reader found them
+    if risk_words is None:
+        risk_words = table.risk_words if table.risk_words is not None else DEFAULT_RISK_WORDS
     findings: list[Finding] = []
     present = frozenset(table.columns)
     cols = table.columns
@@ -126,7 +140,7 @@ def validate_table(table: ComplaintTable, *, now: datetime, settings: Settings |
             findings.append(make_finding(table, table.header_row, key, "missing_column", lang, cell=""))
     first_seen: dict[tuple[str | None, str], int] = {}
     for row in table.rows:
-        found = validate_row(row.values, now=now, settings=settings, present=present)
+        found = validate_row(row.values, now=now, settings=settings, present=present, risk_words=risk_words)
         cid = row.values.get("complaint_id")
         if isinstance(cid, str):
             shop = row.values.get("shop") or table.shop_code

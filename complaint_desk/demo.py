@@ -49,8 +49,8 @@ def run_demo(folder: Path, *, echo: Callable[[str], object] = print, now: dateti
     echo(f"示例文件夹 Demo folder: {folder.resolve()}")
     echo("  shops/*/*.xlsx  各门店投诉登记（红色=错误，黄色=提醒，见“校验结果”表）")
     echo("                  shop workbooks: red = error, yellow = warning, see the 校验结果 sheet")
-    echo("  merged/门店投诉汇总.xlsx  主管看的汇总表（汇总、全部投诉、逾期、处罚、冲突、来源）")
-    echo("                  the managers' merged workbook (summary, all, overdue, penalties, sources)")
+    echo("  merged/门店投诉汇总.xlsx  主管看的汇总表（汇总、全部投诉、逾期、处罚、案例手册、冲突、来源）")
+    echo("                  the managers' merged workbook (summary, all, overdue, penalties, case book, sources)")
     echo("  merged/处罚与提醒规则.xlsx  处罚、提醒时间和人员邮箱 / penalty rules, reminder times, staff")
     echo("  outbox/         逾期提醒和预警上报邮件（.eml，未真正发送） / reminder and escalation mails (.eml, not sent)")
     echo("  outbox/<群名>/  各群机器人将收到的消息（.json，未设置 Webhook 环境变量，未真正发送）")
@@ -156,9 +156,12 @@ def _demo_rules(path: Path) -> Path:
     """The scheduler's rules workbook with the demo staff, so reminders have someone to go to."""
     from complaint_core.rules_book import DEFAULT, Person, Rules, build_rules_template
 
-    staff = [Person(name, dept, head, f"{EMAILS[name]}@example.com", mobile=MOBILES[name]) for dept, name, head in STAFF]
+    # 扣款基数: the monthly bonus the loss tiers take their share of (demo figures)
+    staff = [Person(name, dept, head, f"{EMAILS[name]}@example.com", mobile=MOBILES[name], base=3000)
+             for dept, name, head in STAFF]
     heads = sorted({head for _dept, _name, head in STAFF})
-    staff += [Person(head, "门店管理", "", f"{EMAILS[head]}@example.com", mobile=MOBILES[head]) for head in heads]
+    staff += [Person(head, "门店管理", "", f"{EMAILS[head]}@example.com", mobile=MOBILES[head], base=5000)
+              for head in heads]
     build_rules_template(path, Rules(penalties=DEFAULT.penalties,
                                      reminder_times=DEFAULT.reminder_times, staff=tuple(staff)))
     return path

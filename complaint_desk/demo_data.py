@@ -11,7 +11,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from complaint_core.schema import CATEGORIES, CHANNELS, FIELDS, REQUESTS
+from complaint_core.schema import CATEGORIES, CHANNELS, FIELDS, HARASSMENT, REQUESTS
+
+# Complaints only (the same seven categories as before, so seeded data stays what it was): a
+# harassment call is logged apart and has no deadlines.
+COMPLAINT_CATEGORIES = tuple(c for c in CATEGORIES if c != HARASSMENT)
 
 # Demo mobiles in a block no real subscriber has: group robots @ people by them (企业微信, 钉钉).
 MOBILES = {"李娜": "13800000001", "张强": "13800000002", "陈静": "13800000003", "刘洋": "13800000004",
@@ -55,7 +59,7 @@ def sample_rows(n: int, *, seed: int, now: datetime, shop: str = "SH01") -> list
             "customer_name": rng.choice(SURNAMES) + rng.choice(GIVEN),
             "customer_phone": _phone(rng),
             "subject": subject,
-            "category": rng.choice(CATEGORIES),
+            "category": rng.choice(COMPLAINT_CATEGORIES),
             "description": rng.choice(STORIES).format(s=subject),
             "customer_request": rng.choice(REQUESTS),
             "customer_mood": rng.choice(("平静", "不满", "激动", "愤怒")),
@@ -82,6 +86,11 @@ def sample_rows(n: int, *, seed: int, now: datetime, shop: str = "SH01") -> list
                 row["followup_method"] = rng.choice(("电话", "短信", "上门"))
                 row["satisfaction"] = rng.choice(("非常满意", "满意", "一般"))
                 row["status"] = "已回访"
+        if row["channel"] == "第三方转办":
+            # passed on by 12315 / 消协: escalated at once (预警上报), as the handling rules ask
+            row["severity"] = "严重"
+            if row["status"] == "处理中":
+                row["status"] = "待批示"
         if rng.random() < 0.3:
             row["loss_amount"] = rng.choice((50, 120, 300, 880))
             row["compensation_amount"] = rng.choice((0, 20, 50, 100))

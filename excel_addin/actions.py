@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from complaint_core import __version__
-from complaint_core.errors import NotAComplaintWorkbook
+from complaint_core.errors import BadSetting, NotAComplaintWorkbook
 from complaint_core.feedback import FEEDBACK_DIR, feedback_name
 from complaint_core.findings import FINDINGS_HEADER
 from complaint_core.holidays import SHEET_HOLIDAYS, holidays_from_rows
@@ -76,6 +76,14 @@ def _playbook(port: WorkbookPort) -> Playbook:
     return playbook_from_rows(grid)
 
 
+def _risk_words(port: WorkbookPort) -> tuple[str, ...] | None:
+    # a playbook broken while editing must not stop the check; 填写建议 names the bad cell
+    try:
+        return _playbook(port).risk_words
+    except BadSetting:
+        return None
+
+
 def findings_rows(findings: list[Finding]) -> list[list[Any]]:
     return [list(FINDINGS_HEADER)] + [[f.sheet, f.row, f.cell, FIELD_BY_KEY[f.field].zh if f.field in FIELD_BY_KEY
                                  else f.field, f.severity, f.code, f.message] for f in findings]
@@ -84,7 +92,7 @@ def findings_rows(findings: list[Finding]) -> list[list[Any]]:
 def validate(port: WorkbookPort) -> str:
     names = port.sheet_names()
     table = load_table(port, names)
-    findings = validate_table(table, now=port.now())
+    findings = validate_table(table, now=port.now(), risk_words=_risk_words(port))
     port.replace_sheet(SHEET_FINDINGS, findings_rows(findings))
     errors = sum(f.severity == "error" for f in findings)
     done = f"校验完成：{len(table.rows)} 行，{errors} 个错误，{len(findings) - errors} 个提醒。详见“{SHEET_FINDINGS}”表。"

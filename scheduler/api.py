@@ -64,7 +64,8 @@ def scan_once(store: Store, *, now: datetime, rules: Rules | None = None,
         rules = view.rules()
         recs = view.live_records()
         items = overdue_items(view, now)
-    evs = events_for(items, {r["record_id"]: r for r in recs}, rules.penalties, rules.heads())
+    evs = events_for(items, {r["record_id"]: r for r in recs}, rules.penalties, rules.heads(),
+                     tiers=rules.tiers, bases=rules.bases())
     states = Counter(i.state for i in items)
     figures = {"投诉": len(recs), "已逾期": states["overdue"], "即将到期": states["due_soon"]}
     mails = digests(items, rules, day=now.date(), figures=figures)

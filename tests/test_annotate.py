@@ -88,10 +88,15 @@ def test_fill_extends_the_excel_table(tmp_path):
     path = write_rows(tmp_path / "t.xlsx", rows, shop="SH01")
     wb = load_workbook(path)
     ws = wb.worksheets[0]
-    ws.delete_cols(31, 4)  # drop 建议处理步骤..回访截止 from sheet and table
+    from openpyxl.utils import get_column_letter
+
+    from complaint_core.schema import KEYS
+
+    first = KEYS.index("suggested_steps")          # 建议处理步骤..回访截止, wherever the schema puts them
+    ws.delete_cols(first + 1, 4)                   # drop them from sheet and table
     tbl = ws.tables[TABLE_NAME]
-    tbl.ref = tbl.ref.replace("AJ", "AF")
-    del tbl.tableColumns[30:34]
+    tbl.ref = tbl.ref.replace(get_column_letter(len(KEYS)), get_column_letter(len(KEYS) - 4))
+    del tbl.tableColumns[first:first + 4]
     for i, c in enumerate(tbl.tableColumns, start=1):
         c.id = i
     for i, c in enumerate(tbl.tableColumns):

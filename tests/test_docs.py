@@ -9,6 +9,7 @@ import click
 
 from complaint_core.findings import codes_markdown
 from complaint_core.merged.model import SHEET_ORDER
+from complaint_core.playbook import playbook_markdown
 from complaint_core.schema import FIELDS
 from complaint_core.settings import SETTINGS
 from complaint_desk.cli import main
@@ -77,6 +78,8 @@ def test_code_and_tests_point_to_the_contract_in_the_repository():
 
 def test_rules_doc_lists_every_code():
     assert codes_markdown() in (DOCS / "rules.md").read_text(encoding="utf-8")
+    assert playbook_markdown() in (DOCS / "rules.md").read_text(encoding="utf-8"), \
+        "paste complaint_core.playbook.playbook_markdown() into docs/rules.md"
 
 
 def test_readme_opens_with_the_two_commands_and_ci_runs_the_second():

@@ -24,7 +24,7 @@ def test_template_round_trip(tmp_path):
     rules = Rules(staff=(Person("张三", "门店", "李店长", "zs@example.com", "boss@example.com"),))
     build_rules_template(p, rules)
     got = load_rules(p)
-    assert load_workbook(p).sheetnames == ["处罚规则", "提醒时间", "人员"]   # deadlines are each shop's own
+    assert load_workbook(p).sheetnames == ["处罚规则", "提醒时间", "人员", "损失分级"]   # deadlines: each shop's own
     assert got.penalties == DEFAULT.penalties
     assert got.reminder_times == (time(9), time(15))
     assert got.staff == rules.staff and got.heads() == {"门店": "李店长"}

@@ -24,6 +24,14 @@ def summary_value(ws, label):
     raise AssertionError(label)
 
 
+def penalty_row(ws, person):
+    """(已确认, 待确认, 申诉中) of ``person`` in the 汇总 penalty block."""
+    for row in ws.iter_rows(values_only=True):
+        if row[0] == person:
+            return tuple(row[1:4])
+    raise AssertionError(person)
+
+
 def test_sheets_charts_and_confirmations(tmp_path, soffice_opens):
     url = f"sqlite:///{tmp_path / 'state.db'}"
     fill(open_store(url))
@@ -38,7 +46,8 @@ def test_sheets_charts_and_confirmations(tmp_path, soffice_opens):
     cols = {c.value: c.column for c in header_row}
     data = [r for r in pen.iter_rows(min_row=header_row[0].row + 1) if r[cols["事件编号"] - 1].value]
     assert len(data) == 12 and sum(r[cols["金额"] - 1].value for r in data) == 2 * (50 + 50 + 4 * 20)
-    assert summary_value(wb["汇总"], "张三") == 360
+    # nobody has reviewed them yet: 待确认, kept apart from what is owed
+    assert penalty_row(wb["汇总"], "张三") == (0, 360, 0)
     rate = next(r[1] for r in wb["汇总"].iter_rows() if r[0].value == "2小时内联系占比")
     assert 0 <= rate.value <= 1 and rate.number_format == "0.0%"   # shown as 76.0%, not 0.76
     overdue = [r for r in wb["逾期"].iter_rows(values_only=True) if r and r[0] in ("A-0", "A-1")]
@@ -59,7 +68,7 @@ def test_sheets_charts_and_confirmations(tmp_path, soffice_opens):
     render_merged(open_store(url), out, now=NOW)
     wb = load_workbook(out)
     assert [r for r in wb["处罚"].iter_rows(values_only=True) if "免除" in r]
-    assert summary_value(wb["汇总"], "张三") == 360 - amount
+    assert penalty_row(wb["汇总"], "张三") == (0, 360 - amount, 0)
     soffice_opens(out)
 
 

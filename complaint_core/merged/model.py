@@ -12,7 +12,8 @@ from typing import Any, Literal
 ColumnKind = Literal["text", "datetime", "date", "money", "int", "float", "percent"]
 
 # Contract order of the merged workbook's sheets (docs/contract.md).
-SHEET_ORDER = ("汇总", "全部投诉", "逾期", "处罚", "冲突", "校验问题", "来源")
+# 案例手册 (the case book of resolved complaints, seed 001 模块五) follows 处罚.
+SHEET_ORDER = ("汇总", "全部投诉", "逾期", "处罚", "案例手册", "冲突", "校验问题", "来源")
 
 
 @dataclass(slots=True)

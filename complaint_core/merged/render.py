@@ -22,7 +22,7 @@ from ..store.codec import ALL_SHEET
 from ..store.db import View
 from .model import SHEET_ORDER, SheetData
 from .readback import LEGACY, _key_text, read_manager_edits, rendered_sheet
-from .report import overdue_sheet, penalty_sheet, summary_sheet
+from .report import case_book_sheet, overdue_sheet, penalty_sheet, summary_sheet
 from .sheets import REF_KEY, all_sheet, conflict_sheet, findings_sheet, orphan_edits, sources_sheet
 from .xlsx import write_workbook
 
@@ -50,6 +50,7 @@ def build_sheets(store: Store, now: datetime) -> list[SheetData]:
             all_sheet(records),
             overdue_sheet(view, now),
             penalty_sheet(view, now),
+            case_book_sheet(view, now),
             conflict_sheet(view.conflicts(), orphan_edits(records, view.manager_edits(ALL_SHEET))),
             findings_sheet(view.findings()),
             sources_sheet(view.sources(), view.notes()),
