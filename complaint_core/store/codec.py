@@ -61,13 +61,16 @@ def record_ref(key: str) -> str:
     return "R" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:11].upper()
 
 
-def record_key(shop: str, complaint_id: str | None, path: str, anchor: str) -> str:
+def record_key(shop: str, complaint_id: str | None, path: str, anchor: str, repeated: bool = False) -> str:
     """Which complaint a stored row belongs to.
 
     A row with an id is that shop's complaint wherever it is (two files holding it are one
     complaint, shown on 冲突 if they differ). A row without an id cannot be matched across
     files: it is keyed by its file and its anchor, so re-sorting the sheet does not change it.
+    An id the file uses twice (``repeated``) cannot tell its rows apart: the anchor does.
     """
+    if complaint_id and repeated:
+        return f"{shop}\x1f{complaint_id}\x1f@{path}#{anchor}"
     return f"{shop}\x1f{complaint_id}" if complaint_id else f"{shop}\x1f@{path}#{anchor}"
 
 

@@ -8,6 +8,7 @@ content hash, so an unchanged row costs one dict lookup and no write.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -50,17 +51,17 @@ def ingest_table(store: Store, path: Path, table: ComplaintTable, findings: list
 
 
 def assign_keys(path: str, rows: list[PreparedRow]) -> list[str]:
-    """Each row's record key; an id used twice in the file (the validator reports it) and two
-    id-less rows typed alike each keep a key of their own, so each keeps its own manager edits."""
+    """Each row's record key. An id used twice in the file (the validator reports it) keys every
+    row that has it by the id and its anchor, so each keeps its own manager edits whatever the
+    order of the rows; two id-less rows typed alike are told apart by their order."""
+    repeated = {cid for cid, n in Counter(r[2] for r in rows if r[2]).items() if n > 1}
     seen: set[str] = set()
     keys: list[str] = []
     for _row, shop, cid, _upd, _data, _h, anc, _dues in rows:
-        rkey = record_key(shop, cid, path, anc)
-        if rkey in seen:
-            base = rkey = record_key(shop, None, path, anc)
-            n = 2
-            while rkey in seen:
-                rkey, n = f"{base}~{n}", n + 1
+        rkey = record_key(shop, cid, path, anc) if cid not in repeated else record_key(shop, cid, path, anc, True)
+        base, n = rkey, 2
+        while rkey in seen:
+            rkey, n = f"{base}~{n}", n + 1
         seen.add(rkey)
         keys.append(rkey)
     return keys
