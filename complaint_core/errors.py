@@ -49,3 +49,30 @@ class BadSetting(ComplaintDeskError):
 
 class StoreLocked(ComplaintDeskError):
     """Another daemon already runs against this store."""
+
+
+class FileNotWritable(ComplaintDeskError):
+    """A file or folder we must write is read-only, or the system refused the write."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class SourceFolderUnavailable(ComplaintDeskError):
+    """A shop folder given to ``sync`` is not there (a typo, an unmounted share) or not a folder."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class StoreUnavailable(ComplaintDeskError):
+    """The store cannot be opened or written: unreachable server, read-only file, unknown URL."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(f"存储 {url}: {reason}")

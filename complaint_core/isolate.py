@@ -60,18 +60,19 @@ def _child(path: str, memory_mb: int, conn: Any, now: datetime | None = None) ->
         pass
     # one file, then the child exits: the cycle collector would only walk the rows it just made
     gc.disable()
-    from .reader import read_workbook
+    from .reader import read_tables
 
     try:
-        table = read_workbook(path)
+        tables = read_tables(path)
         if now is None:
-            result: Any = ("ok", table)
+            result: Any = ("ok", tables)
         else:
             # validating and encoding here too: with several children, two shops' checks and
             # JSON run at once, and the daemon only stores the result
             from .store.codec import prepare
             from .validate import validate_table
-            result = ("ok", prepare(table, validate_table(table, now=now), Path(path)))
+            findings = [f for t in tables for f in validate_table(t, now=now)]
+            result = ("ok", prepare(tables, findings, Path(path)))
     except UnreadableWorkbook as exc:
         result = ("error", type(exc).__name__, exc.reason)
     except MemoryError:
@@ -143,17 +144,28 @@ class _Job:
         return cls(self.path, answer[2])
 
 
-def read_workbook_isolated(
+def read_tables_isolated(
     path: str | Path, *, timeout: float = 10.0, memory_mb: int = 2048
-) -> ComplaintTable:
-    """``reader.read_workbook`` in a killable child; hangs, crashes and memory runaways become
-    UnreadableWorkbook with the reason."""
+) -> list[ComplaintTable]:
+    """``reader.read_tables`` in a killable child; hangs, crashes and memory runaways become
+    UnreadableWorkbook with the reason. The CLI reads this way too: python-calamine aborts the
+    whole process on some hostile xls/ods/xlsb files, and a shop owner must see one line."""
+    from .safety import regular_file
+
+    regular_file(Path(path))   # a pipe or a missing file: said here, no child started
     job = _Job(Path(path), timeout, memory_mb, None)
     job.conn.poll(timeout)
     got = job.result()
     if isinstance(got, UnreadableWorkbook):
         raise got
     return got[0]
+
+
+def read_workbook_isolated(
+    path: str | Path, *, timeout: float = 10.0, memory_mb: int = 2048
+) -> ComplaintTable:
+    """The first complaint table of ``path`` (see read_tables_isolated)."""
+    return read_tables_isolated(path, timeout=timeout, memory_mb=memory_mb)[0]
 
 
 def read_many_isolated(

@@ -1,8 +1,13 @@
-"""Refuse hostile or foreign files before any parser touches them.
+"""Refuse hostile or foreign files before any parser touches them, and bound what it may allocate.
 
 A shop folder is shared: anything can land in it. An xlsx is a zip of XML, so a few
 hundred bytes can claim gigabytes (zip bomb) or expand entities without end (XML bomb).
 We look only at the zip directory and small prefixes, so refusing costs milliseconds.
+
+What a file *is* comes from its first bytes, never from its name: WPS saves ``.et`` files
+that are xls or xlsx inside, NAS shares keep ``.XLSX``, and a system's "Excel export" is
+often a CSV or a web page named ``.xls``. A pipe or device named ``*.xlsx`` is refused from
+``stat`` alone: opening it to read would wait for a writer forever.
 """
 
 from __future__ import annotations
@@ -10,9 +15,10 @@ from __future__ import annotations
 import encodings.cp437  # noqa: F401 - zipfile decodes part names with it; loaded once, not per file
 import os
 import re
+import stat
 import zipfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UnreadableWorkbook, UnsafeWorkbook
@@ -29,43 +35,110 @@ HEAD = 4 << 10
 _PROLOG_RE = re.compile(rb"(?:\xef\xbb\xbf)?(?:[ \t\r\n]+|<\?.*?\?>|<!--.*?-->)*", re.S)
 _ELEMENT_RE = re.compile(rb"<[^!?]")
 _DATE1904_RE = re.compile(rb"<(?:\w+:)?workbookPr\b[^>]*\bdate1904\s*=\s*[\"'](1|true)[\"']", re.I)
+ODS_MIME = b"application/vnd.oasis.opendocument.spreadsheet"
+
+# the formats python-calamine reads, as sniffed from the content
+KINDS = ("xlsx", "xlsb", "xls", "ods")
 
 
 @dataclass(frozen=True, slots=True)
-class XlsxFacts:
-    """What the check saw on its way through the zip, so the reader need not open it again."""
+class WorkbookFacts:
+    """What the check saw on its way through the file, so the reader need not look again."""
 
+    kind: str = "xlsx"          # xlsx (also xlsm, an .et saved as xlsx) | xlsb | xls (also .et) | ods
     date1904: bool = False      # dates count from 1904 (old Mac Excel), not from 1900
+    size: int = 0
+    parts: tuple[str, ...] = field(default=())   # the zip's part names (zip formats only)
 
 
-def check_xlsx(path: str | os.PathLike[str]) -> XlsxFacts:
-    """Raise UnreadableWorkbook/UnsafeWorkbook unless ``path`` looks like a sane xlsx/xlsm."""
-    p = Path(path)
+XlsxFacts = WorkbookFacts   # the name earlier callers import
+
+
+def regular_file(p: Path) -> int:
+    """The size of ``p`` once ``stat`` has shown it is a plain file; one line otherwise."""
     try:
-        size = p.stat().st_size
-        with p.open("rb") as fh:
-            head = fh.read(8)
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise UnreadableWorkbook(p, "文件不存在 (file not found)") from None
+    except OSError as exc:
+        raise UnreadableWorkbook(p, f"无法访问文件 (cannot access: {exc.strerror or exc})") from None
+    if not stat.S_ISREG(st.st_mode):
+        what = "文件夹" if stat.S_ISDIR(st.st_mode) else "管道或设备"
+        raise UnreadableWorkbook(p, f"这是{what}，不是普通文件，已拒绝 (not a regular file)")
+    return st.st_size
+
+
+def _head(p: Path, n: int = 8192) -> bytes:
+    try:
+        # O_NONBLOCK: if a pipe took the file's place since the stat, open returns at once
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
         raise UnreadableWorkbook(p, "文件不存在 (file not found)") from None
     except OSError as exc:
         raise UnreadableWorkbook(p, f"无法打开文件 (cannot open: {exc.strerror or exc})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UnreadableWorkbook(p, "这是管道或设备，不是普通文件，已拒绝 (not a regular file)")
+        return os.read(fd, n)
+    except OSError as exc:
+        raise UnreadableWorkbook(p, f"无法读取文件 (cannot read: {exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+
+
+def check_workbook(path: str | os.PathLike[str]) -> WorkbookFacts:
+    """Raise UnreadableWorkbook/UnsafeWorkbook unless ``path`` is a sane workbook of a kind we read."""
+    p = Path(path)
+    size = regular_file(p)
     if size == 0:
-        raise UnreadableWorkbook(p, "空文件 (empty file)")
+        raise UnreadableWorkbook(p, "空文件（可能保存未完成）(empty file: 0 bytes)")
+    head = _head(p)
     if head.startswith(OLE_MAGIC):
-        raise UnreadableWorkbook(p, _ole_reason(p))
+        reason = _ole_refusal(p)
+        if reason:
+            raise UnreadableWorkbook(p, reason)
+        return WorkbookFacts(kind="xls", size=size)
     if not head.startswith(b"PK"):
-        raise UnreadableWorkbook(p, "不是 xlsx 工作簿 (not an xlsx workbook: no zip signature)")
+        raise UnreadableWorkbook(p, _text_or_unknown(p, head))
+    return _check_zip(p, size)
+
+
+def check_xlsx(path: str | os.PathLike[str]) -> WorkbookFacts:
+    """``check_workbook`` for the places that edit with openpyxl, which reads only xlsx/xlsm."""
+    facts = check_workbook(path)
+    if facts.kind != "xlsx":
+        raise UnreadableWorkbook(path, f"这是 {facts.kind} 文件，此处只支持 .xlsx/.xlsm，请另存为 .xlsx "
+                                       f"({facts.kind} is not supported here: save as .xlsx)")
+    return facts
+
+
+def _text_or_unknown(p: Path, head: bytes) -> str:
+    if b"\0" not in head:
+        text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+        if text.startswith((b"<html", b"<!doctype html", b"<table", b"<?xml", b"<")):
+            return ("这是网页或 XML 格式的表格（某些系统导出的“xls”），不是工作簿：请在 Excel/WPS 中打开后另存为 .xlsx "
+                    "(HTML/XML export, not a workbook: save as .xlsx)")
+        return ("这是 CSV/文本文件，不是工作簿：请在 Excel/WPS 中打开后另存为 .xlsx "
+                "(CSV/text file, not a workbook: save it as .xlsx)")
+    return "不是 xlsx/xls/ods 工作簿，无法识别的文件格式 (not a workbook: unknown format)"
+
+
+def _check_zip(p: Path, size: int) -> WorkbookFacts:
     _check_entry_count(p, size)
     try:
         with zipfile.ZipFile(p) as zf:
             infos = zf.infolist()
             _check_members(p, infos)
             names = {i.filename.replace("\\", "/").lower() for i in infos}
-            if "xl/workbook.bin" in names:
-                raise UnreadableWorkbook(p, "xlsb 二进制工作簿不受支持，请另存为 .xlsx (xlsb is not supported)")
-            if "content.xml" in names and "mimetype" in names:
-                raise UnreadableWorkbook(p, "ODS 表格不受支持，请另存为 .xlsx (ods is not supported)")
-            if "xl/workbook.xml" not in names:
+            if "xl/workbook.xml" in names:
+                kind = "xlsx"
+            elif "xl/workbook.bin" in names:
+                kind = "xlsb"
+            elif "content.xml" in names and "mimetype" in names:
+                kind = "ods"
+                if not zf.read("mimetype").strip().startswith(ODS_MIME):
+                    raise UnreadableWorkbook(p, "这是 OpenDocument 文本或演示文稿，不是表格 (not an ODS spreadsheet)")
+            else:
                 raise UnreadableWorkbook(p, "zip 中没有 xl/workbook.xml，不是 Excel 工作簿 (no workbook part)")
             date1904 = False
             for info in infos:
@@ -76,10 +149,10 @@ def check_xlsx(path: str | os.PathLike[str]) -> XlsxFacts:
                     else:
                         _check_xml_prefix(p, zf, info)
     except zipfile.BadZipFile as exc:
-        raise UnreadableWorkbook(p, f"zip 文件已损坏或不完整 (corrupt zip: {exc})") from None
+        raise UnreadableWorkbook(p, f"zip 文件已损坏或不完整 (corrupt or truncated zip: {exc})") from None
     except (OSError, EOFError, ValueError, NotImplementedError, zlib.error) as exc:
         raise UnreadableWorkbook(p, f"zip 文件无法读取 (unreadable zip: {exc})") from None
-    return XlsxFacts(date1904=date1904)
+    return WorkbookFacts(kind=kind, date1904=date1904, size=size, parts=tuple(i.filename for i in infos))
 
 
 def _check_entry_count(p: Path, size: int) -> None:
@@ -95,7 +168,8 @@ def _check_entry_count(p: Path, size: int) -> None:
             raise UnsafeWorkbook(p, f"zip 内文件过多（{count} 个），已拒绝 (too many parts)")
 
 
-def _ole_reason(p: Path) -> str:
+def _ole_refusal(p: Path) -> str | None:
+    """Why an OLE file (xls, WPS et, or an encrypted xlsx) cannot be read; None when it can."""
     # An encrypted xlsx is an OLE container holding an EncryptionInfo stream; names are UTF-16.
     try:
         with p.open("rb") as fh:
@@ -104,7 +178,7 @@ def _ole_reason(p: Path) -> str:
         blob = b""
     if "EncryptionInfo".encode("utf-16-le") in blob or "EncryptedPackage".encode("utf-16-le") in blob:
         return "工作簿有密码保护（已加密），请去掉密码后另存为 .xlsx (encrypted workbook)"
-    return "这是旧版 .xls (Excel 97-2003) 文件，请另存为 .xlsx (legacy .xls is not supported)"
+    return None
 
 
 def _check_members(p: Path, infos: list[zipfile.ZipInfo]) -> None:
@@ -145,3 +219,198 @@ def _root_begins(head: bytes) -> bool:
     """
     at = _PROLOG_RE.match(head).end()    # type: ignore[union-attr]  # it matches even b""
     return _ELEMENT_RE.match(head, at) is not None
+
+
+# ---- the used range, bounded before python-calamine allocates it --------------------------
+#
+# calamine makes one 32-byte slot for every cell of a sheet's used range, empty or not: one
+# stray value at XFD1048576 asks for 512 GiB and aborts the process, one at AJ1048576 costs
+# 1.6 GB and seconds. So the cells of each sheet are located here first (the <dimension> the
+# saving program wrote when it is small, else the sheet's cells themselves), and cells far
+# away from everything else are cut out of what calamine sees, each one named to the shop.
+
+CELL_BUDGET = 4_000_000     # ~100,000 rows x 40 columns: far beyond a shop's complaint table
+ROW_GAP = 1_000             # empty rows between the table and a cell that make it a stray
+COL_GAP = 50                # empty columns likewise
+MAX_STRAYS = 1_000
+_DIM_RE = re.compile(rb'<(?:\w+:)?dimension\b[^>]*?\sref="([A-Z]{1,3})([0-9]{1,7})(?::([A-Z]{1,3})([0-9]{1,7}))?"')
+_DIM_REF_RE = re.compile(rb'(<(?:\w+:)?dimension\b[^>]*?\sref=")[^"]*(")')
+_CELL_RE = re.compile(rb'<(?:\w+:)?c\b[^>]*?\sr="([A-Z]{1,3})([0-9]{1,7})"[^>]*?(/?)>')
+_SHEET_RE = re.compile(rb'<(?:\w+:)?sheet\b[^>]*?\sname="([^"]*)"[^>]*?\s(?:\w+:)?id="([^"]*)"')
+_REL_RE = re.compile(rb'<(?:\w+:)?Relationship\b[^>]*?(?:\sId="([^"]*)"[^>]*?\sTarget="([^"]*)"'
+                     rb'|\sTarget="([^"]*)"[^>]*?\sId="([^"]*)")')
+
+
+def col_index(letters: bytes | str) -> int:
+    """0-based column of Excel letters (A -> 0, XFD -> 16383)."""
+    n = 0
+    for ch in letters if isinstance(letters, str) else letters.decode():
+        n = n * 26 + ord(ch) - 64
+    return n - 1
+
+
+def _letters(index: int) -> str:
+    from .model import column_letter
+
+    return column_letter(index)
+
+
+@dataclass(slots=True)
+class SheetBound:
+    """One sheet whose used range was too big: where its real block ends and what lies beyond."""
+
+    name: str
+    part: str
+    last_row: int                       # 1-based, inclusive
+    last_col: int                       # 0-based, inclusive
+    strays: list[str] = field(default_factory=list)   # A1 references of the cells cut out
+    values: dict[str, str] = field(default_factory=dict)   # A1 -> what the cell held (filled when cut)
+
+
+def _sheet_parts(zf: zipfile.ZipFile) -> dict[str, str]:
+    """Zip part name -> sheet name, from the workbook and its relationships."""
+    import html
+
+    try:
+        book = zf.read("xl/workbook.xml")
+        rels = zf.read("xl/_rels/workbook.xml.rels")
+    except KeyError:
+        return {}
+    targets: dict[str, str] = {}
+    for m in _REL_RE.finditer(rels):
+        rid, target = (m.group(1), m.group(2)) if m.group(1) is not None else (m.group(4), m.group(3))
+        t = target.decode("utf-8", "replace").lstrip("/")
+        targets[rid.decode()] = t if t.startswith("xl/") else f"xl/{t}"
+    return {targets[rid.decode()]: html.unescape(name.decode("utf-8", "replace"))
+            for name, rid in _SHEET_RE.findall(book) if rid.decode() in targets}
+
+
+def _scan_cells(zf: zipfile.ZipFile, part: str, visit: object) -> None:
+    """Call ``visit(col, row)`` for each cell of ``part`` that holds something, streaming."""
+    tail = b""
+    with zf.open(part) as fh:
+        while True:
+            chunk = fh.read(1 << 20)
+            buf = tail + chunk
+            cut = buf.rfind(b"<") if chunk else len(buf)
+            for m in _CELL_RE.finditer(buf, 0, cut):
+                if not m.group(3):   # <c r="B2" s="1"/> is only formatting: calamine makes no cell
+                    visit(m.group(1), int(m.group(2)))   # type: ignore[operator]
+            if not chunk:
+                return
+            tail = buf[cut:]
+
+
+def _block_end(values: list[int], gap: int) -> int:
+    values.sort()
+    end = values[0]
+    for v in values[1:]:
+        if v - end > gap:
+            break
+        end = v
+    return end
+
+
+def bound_sheets(path: str | os.PathLike[str], facts: WorkbookFacts) -> list[SheetBound]:
+    """The sheets of an xlsx whose used range is too big to hand to calamine as it is.
+
+    Raises UnreadableWorkbook when even the block without the far cells is too big.
+    """
+    if facts.kind != "xlsx":
+        return []
+    p = Path(path)
+    out: list[SheetBound] = []
+    with zipfile.ZipFile(p) as zf:
+        parts = _sheet_parts(zf)
+        for part, name in parts.items():
+            try:
+                info = zf.getinfo(part)
+            except KeyError:
+                continue
+            with zf.open(info) as fh:
+                head = fh.read(HEAD)
+            dim = _DIM_RE.search(head)
+            if dim is not None:
+                c1, r1, c2, r2 = dim.groups()
+                if c2 is None:
+                    c2, r2 = c1, r1
+                box = (abs(int(r2) - int(r1)) + 1) * (abs(col_index(c2) - col_index(c1)) + 1)
+                if box <= CELL_BUDGET:
+                    continue   # what the saving program says: the common case costs 4 KiB
+            rows: set[int] = set()
+            cols: set[bytes] = set()
+
+            def seen(col: bytes, row: int, rows: set[int] = rows, cols: set[bytes] = cols) -> None:
+                rows.add(row)
+                cols.add(col)
+
+            _scan_cells(zf, part, seen)
+            if not rows:
+                continue
+            col_nums = [col_index(c) for c in cols]
+            lo_r, lo_c = min(rows), min(col_nums)
+            if (max(rows) - lo_r + 1) * (max(col_nums) - lo_c + 1) <= CELL_BUDGET:
+                continue
+            last_row = _block_end(list(rows), ROW_GAP)
+            last_col = _block_end(col_nums, COL_GAP)
+            if (last_row - lo_r + 1) * (last_col - lo_c + 1) > CELL_BUDGET:
+                raise UnreadableWorkbook(p, f"工作表“{name}”的已用区域过大（约 {last_row - lo_r + 1} 行 × "
+                                            f"{last_col - lo_c + 1} 列），无法安全读取 (used range too large)")
+            bound = SheetBound(name, part, last_row, last_col)
+
+            def stray(col: bytes, row: int, bound: SheetBound = bound) -> None:
+                if row > bound.last_row or col_index(col) > bound.last_col:
+                    bound.strays.append(f"{col.decode()}{row}")
+
+            _scan_cells(zf, part, stray)
+            if len(bound.strays) > MAX_STRAYS:
+                raise UnreadableWorkbook(p, f"工作表“{name}”在表格之外有 {len(bound.strays)} 个零散单元格"
+                                            f"（如 {bound.strays[0]}），无法安全读取 (too many far cells)")
+            out.append(bound)
+    return out
+
+
+def trimmed_copy(path: str | os.PathLike[str], bounds: list[SheetBound]) -> bytes:
+    """The workbook as bytes with the stray cells of ``bounds`` cut out (the file is not touched)."""
+    import io
+
+    by_part = {b.part: b for b in bounds}
+    buf = io.BytesIO()
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as dst:
+        shared: list[str] | None = None
+        for info in src.infolist():
+            data = src.read(info)
+            bound = by_part.get(info.filename)
+            if bound is not None:
+                refs = b"|".join(re.escape(r.encode()) for r in bound.strays)
+                cut: list[tuple[str, bytes, bytes]] = []
+
+                def keep(m: re.Match[bytes], cut: list[tuple[str, bytes, bytes]] = cut) -> bytes:
+                    cut.append((m.group(1).decode(), m.group(0), m.group(2) or b""))
+                    return b""
+
+                data = re.sub(rb'<(?:\w+:)?c\b[^>]*?\sr="(' + refs + rb')"[^>]*?(?:/>|>(.*?)</(?:\w+:)?c>)',
+                              keep, data, flags=re.S)
+                for ref, elem, inner in cut:
+                    text = " ".join(t.decode("utf-8", "replace") for t in re.findall(rb">([^<]*)<", inner) if t)
+                    if re.search(rb'\st="s"', elem.split(b">", 1)[0]) and text.strip().isdigit():
+                        if shared is None:
+                            shared = _shared_strings(src)
+                        at = int(text.strip())
+                        text = shared[at] if at < len(shared) else text
+                    bound.values[ref] = text[:60]
+                last = f"{_letters(bound.last_col)}{bound.last_row}".encode()
+                data = _DIM_REF_RE.sub(rb"\g<1>A1:" + last + rb"\g<2>", data, count=1)
+            dst.writestr(info, data)
+    return buf.getvalue()
+
+
+def _shared_strings(zf: zipfile.ZipFile) -> list[str]:
+    import html
+
+    try:
+        data = zf.read("xl/sharedStrings.xml")
+    except KeyError:
+        return []
+    return [html.unescape("".join(t.decode("utf-8", "replace") for t in re.findall(rb"<(?:\w+:)?t\b[^>]*>([^<]*)<", si)))
+            for si in re.findall(rb"<(?:\w+:)?si\b[^>]*>(.*?)</(?:\w+:)?si>", data, flags=re.S)]

@@ -136,4 +136,7 @@ def validate_table(table: ComplaintTable, *, now: datetime, settings: Settings |
         found.sort(key=lambda f: (cols.get(f[0], 1_000 + _ORDER.get(f[0], 0))))
         for key, code, fmt in found:
             findings.append(make_finding(table, row.row, key, code, lang, **fmt))
+    for sheet, ref, value in table.stray_cells:   # cells the reader cut out as too far from any table
+        findings.append(make_finding(sheet, int(ref.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")), "", "stray_cell", lang,
+                                     cell=ref, where=ref, value=value))
     return findings

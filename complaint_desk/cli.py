@@ -111,7 +111,7 @@ def validate(files: tuple[Path, ...], as_json: bool, mark: bool, now_text: str |
     """检查投诉表的每一行 / Check every row of complaint workbooks."""
     from complaint_core.annotate import mark_file
     from complaint_core.errors import UnreadableWorkbook
-    from complaint_core.reader import read_workbook
+    from complaint_core.isolate import read_tables_isolated
     from complaint_core.validate import validate_table
 
     now = parse_now(now_text)
@@ -119,16 +119,19 @@ def validate(files: tuple[Path, ...], as_json: bool, mark: bool, now_text: str |
     worst = 0
     for path in files:
         try:
-            table = read_workbook(path)
+            # every table of the workbook, read in a child: a hostile file cannot abort us
+            tables = read_tables_isolated(path, timeout=60)
         except UnreadableWorkbook as exc:
             results.append({"file": str(path), "error": str(exc)})
             worst = 2
             if not as_json:
                 click.echo(str(exc), err=True)
             continue
-        findings = validate_table(table, now=now, lang=lang)
+        table = tables[0]
+        findings = [f for t in tables for f in validate_table(t, now=now, lang=lang)]
+        table.rows = [r for t in tables for r in t.rows]   # the row count printed below
         if mark:
-            mark_file(path, findings, sheet=table.sheet, lang=lang)
+            mark_file(path, findings, sheet=[t.sheet for t in tables], lang=lang)
         results.append({"file": str(path), "findings": [f.as_json() for f in findings]})
         if any(f.severity == "error" for f in findings):
             worst = max(worst, 1)
@@ -150,13 +153,18 @@ def validate(files: tuple[Path, ...], as_json: bool, mark: bool, now_text: str |
 def suggest(file: Path, now_text: str | None) -> None:
     """按处理手册填写空白的编号、建议步骤和截止时间 / Fill empty ids, steps and deadlines."""
     from complaint_core.annotate import fill_file
-    from complaint_core.reader import read_playbook, read_workbook
+    from complaint_core.isolate import read_tables_isolated
+    from complaint_core.reader import read_playbook
     from complaint_core.suggest import fills_for_table
 
     now = parse_now(now_text)
-    table = read_workbook(file)
-    fills = fills_for_table(table, read_playbook(file), now=now)
-    written = fill_file(file, table, fills)
+    tables = read_tables_isolated(file, timeout=60)
+    playbook = read_playbook(file)
+    fills, written = [], 0
+    for table in tables:   # every complaint table of the workbook, each with its own fills
+        table_fills = fills_for_table(table, playbook, now=now)
+        written += fill_file(file, table, table_fills)
+        fills += table_fills
     click.echo(f"{file}: 填写了 {len(fills)} 行、{written} 个单元格 (filled {written} cells in {len(fills)} rows)")
 
 

@@ -63,8 +63,8 @@ def shop_of(table: ComplaintTable, row_values: dict[str, Any], path: Path) -> st
     return path.parent.name
 
 
-# What the store needs of one row: (sheet row, shop, complaint id, 最后更新, JSON, hash).
-PreparedRow = tuple[int, str, "str | None", "datetime | None", str, str]
+# What the store needs of one row: (sheet row, shop, complaint id, 最后更新, JSON, hash, sheet).
+PreparedRow = tuple[int, str, "str | None", "datetime | None", str, str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +72,7 @@ class Prepared:
     """A shop file ready to store: made in the reader's child, small to send to the daemon
     (no cell dicts, no finding objects), so the daemon only runs SQL."""
 
-    sheet: str
+    sheet: str                   # the first table's sheet; each row carries its own
     rows: list[PreparedRow]
     findings_json: str
     findings: int
@@ -86,12 +86,15 @@ def prepare_rows(table: ComplaintTable, path: Path) -> list[PreparedRow]:
         cid = str(cid).strip() if cid and not isinstance(cid, Invalid) else None
         upd = row.values.get("updated_at")
         out.append((row.row, shop_of(table, row.values, path), cid, upd if isinstance(upd, datetime) else None,
-                    data, content_hash(data)))
+                    data, content_hash(data), table.sheet))
     return out
 
 
-def prepare(table: ComplaintTable, findings: list[Finding], path: Path) -> Prepared:
-    return Prepared(table.sheet, prepare_rows(table, path), encode_findings(findings), len(findings))
+def prepare(table: ComplaintTable | list[ComplaintTable], findings: list[Finding], path: Path) -> Prepared:
+    """One file's tables (a workbook may hold several) ready to store."""
+    tables = table if isinstance(table, list) else [table]
+    rows = [r for t in tables for r in prepare_rows(t, path)]
+    return Prepared(tables[0].sheet, rows, encode_findings(findings), len(findings))
 
 
 def encode_findings(findings: list[Finding]) -> str:

@@ -50,7 +50,6 @@ def ingest_prepared(store: Store, path: Path, prepared: Prepared, *, file_hash: 
     """Store a file ``codec.prepare`` made (in the reader's child): one transaction."""
     key = str(path)
     counts = {"new": 0, "changed": 0, "deleted": 0, "same": 0}
-    sheet = prepared.sheet
     with store.begin() as c:
         old = {r.record_key: r for r in c.execute(
             select(t.source_rows.c.id, t.source_rows.c.sheet, t.source_rows.c.row,
@@ -61,18 +60,22 @@ def ingest_prepared(store: Store, path: Path, prepared: Prepared, *, file_hash: 
         versions: list[dict[str, Any]] = []
         seen: set[str] = set()
         shop = None
-        for row_no, shop, cid, upd, data, h in prepared.rows:
-            rkey = record_key(shop, cid, key, row_no)
+        for row_no, shop, cid, upd, data, h, sheet in prepared.rows:
+            # a row without an id is keyed by where it is: on a second sheet, the sheet too
+            where = key if sheet == prepared.sheet else f"{key}!{sheet}"
+            rkey = record_key(shop, cid, where, row_no)
             if rkey in seen:
                 # the same id twice in one file (the validator reports it): keep both rows
-                rkey = record_key(shop, None, key, row_no)
+                rkey = record_key(shop, None, where, row_no)
+                if rkey in seen:   # two tables side by side on one sheet share their rows
+                    rkey = record_key(shop, None, f"{where}~{len(seen)}", row_no)
             seen.add(rkey)
             prev = old.get(rkey)
             if prev is None:
                 new_rows.append((key, sheet, row_no, shop, cid, rkey, h, data, upd, mtime, 1, now, now, False))
                 versions.append((key, sheet, row_no, rkey, 1, h, data, False, now))
                 counts["new"] += 1
-            elif prev.content_hash != h or prev.deleted or prev.row != row_no:
+            elif prev.content_hash != h or prev.deleted or prev.row != row_no or prev.sheet != sheet:
                 v = prev.version + 1
                 changed.append(dict(shop=shop, complaint_id=cid, record_key=rkey, content_hash=h, data=data,
                                     updated_at=upd, file_mtime=mtime, last_seen=now, deleted=False,
