@@ -67,9 +67,9 @@ def _keep_owner_and_mode(tmp: Path, target: Path) -> None:
 def atomic_write(path: str | os.PathLike[str], *, attempts: int = 6, delay: float = 0.5) -> Iterator[Path]:
     """Yield a temp path next to ``path``; on success it replaces ``path`` atomically."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f"{TEMP_PREFIX}{secrets.token_hex(4)}{target.suffix}")
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
@@ -83,8 +83,13 @@ def atomic_write(path: str | os.PathLike[str], *, attempts: int = 6, delay: floa
                     raise WorkbookLocked(target, attempts) from None
                 time.sleep(delay * attempt)
         _fsync_dir(target.parent)
+    except OSError as exc:
+        # a read-only folder or disk, a full disk, a share gone: one line naming the file
+        if exc.filename is not None and Path(exc.filename) not in (tmp, target, target.parent):
+            raise
+        raise FileNotWritable(target, f"无法写入 (cannot write: {exc.strerror or exc})") from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             tmp.unlink()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import tempfile
 import traceback
@@ -65,10 +66,43 @@ class Group(click.Group):
             raise
         except KeyboardInterrupt:
             fail("已中断 (interrupted)", 130)
+        except BrokenPipeError:
+            # `validate … | head` stopped reading: Python must not complain again at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            fail("输出管道已关闭，其余输出未显示 (output pipe closed)")
+        except OSError as exc:   # what a user can cause: a read-only folder, a full disk, a share gone
+            fail(f"{exc.filename or ''}: 文件操作失败 ({exc.strerror or exc})".lstrip(": "))
         except Exception as exc:  # noqa: BLE001 - a shop owner must never see a traceback
+            if type(exc).__module__.startswith("sqlalchemy"):
+                fail(_store_error(exc))
             log_path = Path(tempfile.gettempdir()) / "complaint-desk-error.log"
             log_path.write_text(traceback.format_exc(), encoding="utf-8")
             fail(f"内部错误 (internal error): {type(exc).__name__}: {exc}；详情见 {log_path}")
+
+
+def _store_error(exc: Exception) -> str:
+    """One line for a store that cannot be reached, opened or written, naming it."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    url = getattr(exc, "store_url", None)
+    if "sqlalchemy.dialects" in text or "Could not parse" in text:
+        return f"存储地址无法识别，应为 SQLite 文件路径或 postgresql+psycopg://… (unknown store URL): {text}"
+    return f"存储不可用 (store unavailable){f' {url}' if url else ''}: {text}"
+
+
+def _remember_store(context: Any) -> None:
+    # names the store in the one-line message: the driver's own error rarely does
+    engine = getattr(context, "engine", None)
+    if engine is not None and context.sqlalchemy_exception is not None:
+        context.sqlalchemy_exception.store_url = engine.url.render_as_string(hide_password=True)
+
+
+def _listen_store_errors() -> None:
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    if not event.contains(Engine, "handle_error", _remember_store):
+        event.listen(Engine, "handle_error", _remember_store)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -82,6 +116,7 @@ def main(ctx: click.Context, verbose: bool) -> None:
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _listen_store_errors()
     from .wiring import start_watcher
 
     # `run` hands these hooks to the scheduler: the watcher runs in the same process.

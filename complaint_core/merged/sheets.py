@@ -73,7 +73,7 @@ def findings_sheet(findings: list[tuple]) -> SheetData:
 
 
 _STATUS = {"ok": "正常", "error": "读取失败", "retrying": "重试中", "conflict_copy": "同步冲突副本",
-           "missing": "文件已删除"}
+           "missing": "文件已删除", "unavailable": "不可用"}
 
 
 def sources_sheet(sources: list[dict[str, Any]]) -> SheetData:
