@@ -129,8 +129,10 @@ class _Job:
                 answer = self.conn.recv()
             except EOFError:
                 self.proc.join(1)
+                from .safety import kind_hint
+
                 return UnreadableWorkbook(self.path, f"读取进程崩溃（退出码 {self.proc.exitcode}），"
-                                                     "文件可能已损坏 (reader crashed)")
+                                                     f"{kind_hint(self.path)} 文件可能已损坏 (reader crashed)")
         finally:
             if self.proc.is_alive():
                 self.proc.kill()

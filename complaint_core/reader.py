@@ -352,7 +352,8 @@ def read_tables(path: str | Path) -> list[ComplaintTable]:
     except BaseException as exc:  # noqa: BLE001 - pyo3 PanicException derives from BaseException
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
-        raise UnreadableWorkbook(p, f"工作簿无法解析 ({type(exc).__name__}: {str(exc)[:200]})") from None
+        raise UnreadableWorkbook(p, f"{facts.kind} 工作簿无法解析，文件可能已损坏 "
+                                    f"({type(exc).__name__}: {str(exc)[:200]})") from None
     if not tables:
         raise NotAComplaintWorkbook(
             p, "不是投诉台账：没有任何工作表含有投诉表的表头（投诉编号、受理时间、客户姓名、投诉内容…）"

@@ -86,6 +86,18 @@ def _head(p: Path, n: int = 8192) -> bytes:
         os.close(fd)
 
 
+def kind_hint(p: Path) -> str:
+    """A word for what ``p`` looks like, for a message after a parser crashed on it."""
+    try:
+        with p.open("rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        head = b""
+    if head.startswith(OLE_MAGIC):
+        return ".xls/.et"
+    return p.suffix.lower() or "工作簿"
+
+
 def check_workbook(path: str | os.PathLike[str]) -> WorkbookFacts:
     """Raise UnreadableWorkbook/UnsafeWorkbook unless ``path`` is a sane workbook of a kind we read."""
     p = Path(path)

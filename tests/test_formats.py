@@ -1,0 +1,115 @@
+"""Every format python-calamine reads is read by its content, whatever the file is called.
+
+The xls and ods files are written by LibreOffice headless in the test set-up (its own
+profile dir), from a workbook openpyxl wrote; each must give exactly the rows of the xlsx.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from complaint_core.errors import NotAComplaintWorkbook, UnreadableWorkbook
+from complaint_core.reader import read_tables, read_workbook
+from complaint_core.safety import check_workbook
+from complaint_desk.cli import main
+from tests.support.libreoffice import _LOCK
+from tests.support.workbooks import NOW, sample_rows, write_shop_workbook
+
+ODD = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "odd"
+
+
+def _soffice_convert(src: Path, fmt: str, outdir: Path) -> Path:
+    soffice = shutil.which("soffice") or shutil.which("libreoffice")
+    assert soffice, "LibreOffice (soffice) is not installed: run scripts/test.sh"
+    with tempfile.TemporaryDirectory() as profile, open(_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        proc = subprocess.run([soffice, "--headless", "--norestore", f"-env:UserInstallation=file://{profile}/p",
+                               "--convert-to", fmt, "--outdir", str(outdir), str(src)],
+                              capture_output=True, text=True, timeout=120)
+    made = outdir / f"{src.stem}.{fmt}"
+    assert proc.returncode == 0 and made.is_file(), proc.stdout + proc.stderr
+    return made
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("formats")
+    src = write_shop_workbook(root / "投诉.xlsx", sample_rows(12, seed=5, now=NOW), shop_code="SH09")
+    out = {"xlsx": src}
+    for fmt in ("xls", "ods"):
+        (root / fmt).mkdir()
+        out[fmt] = _soffice_convert(src, fmt, root / fmt)
+    return out
+
+
+def _values(path: Path) -> list[tuple[int, dict]]:
+    return [(r.row, r.values) for r in read_workbook(path).rows]
+
+
+@pytest.mark.parametrize("fmt", ["xls", "ods"])
+def test_libreoffice_formats_give_the_rows_of_the_xlsx(made: dict[str, Path], fmt: str) -> None:
+    assert check_workbook(made[fmt]).kind == fmt
+    table = read_workbook(made[fmt])
+    assert table.shop_code == "SH09"   # the 设置 sheet is read from these formats too
+    assert _values(made[fmt]) == _values(made["xlsx"])
+
+
+@pytest.mark.parametrize("fmt, name", [("xlsx", "投诉.XLSX"), ("xlsx", "投诉.et"), ("xls", "投诉.et"),
+                                       ("xls", "投诉.XLS"), ("ods", "投诉.ODS"), ("xlsx", "投诉.xls"),
+                                       ("ods", "投诉.xlsx"), ("xlsx", "投诉.xlsm")])
+def test_read_by_content_not_by_name(made: dict[str, Path], tmp_path: Path, fmt: str, name: str) -> None:
+    # WPS saves .et files that are xls or xlsx inside; shares keep upper-case names; people
+    # rename files: the name never decides how a file is read
+    copy = tmp_path / name
+    shutil.copy(made[fmt], copy)
+    assert _values(copy) == _values(made["xlsx"])
+
+
+def test_xlsb_and_wps_et_from_the_corpus_are_parsed() -> None:
+    # LibreOffice cannot write xlsb: the corpus's real ones are parsed (they hold no complaint
+    # table, which is the reason given, not "unsupported")
+    for name in ("calamine__date_1904.xlsb", "calamine__issue_666_lost_sheets.xlsb"):
+        with pytest.raises(NotAComplaintWorkbook):
+            read_tables(ODD / name)
+    assert check_workbook(ODD / "calamine__date_1904.xlsb").kind == "xlsb"
+    et = ODD.parent / "chinese" / "sheetjs__write.et"
+    assert check_workbook(et).kind in ("xls", "xlsx")
+
+
+@pytest.mark.parametrize("content, words", [
+    ("投诉编号,受理时间,客户姓名\nA-1,2026-11-01,张三\n", "另存为 .xlsx"),
+    ("<html><body><table><tr><td>投诉编号</td></tr></table></body></html>", "网页"),
+])
+def test_csv_and_web_page_exports_get_one_line(tmp_path: Path, content: str, words: str) -> None:
+    for name in ("投诉.csv", "投诉.xls"):   # a system's "Excel export" is often one of these
+        path = tmp_path / name
+        path.write_text(content, encoding="utf-8")
+        with pytest.raises(UnreadableWorkbook) as err:
+            read_workbook(path)
+        assert words in err.value.reason and str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_validate_reads_an_ods_and_refuses_a_csv(made: dict[str, Path], tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    csv = tmp_path / "投诉.csv"
+    csv.write_text("投诉编号,受理时间\n1,2\n", encoding="utf-8")
+    res = CliRunner().invoke(main, ["validate", str(made["ods"]), "--now", NOW.isoformat()])
+    assert res.exit_code in (0, 1) and "12 行" in res.output, res.output
+    res = CliRunner().invoke(main, ["validate", str(csv)])
+    assert res.exit_code == 2 and "另存为 .xlsx" in res.output and "Traceback" not in res.output
+
+
+def test_suggest_refuses_a_format_openpyxl_cannot_write(made: dict[str, Path]) -> None:
+    from click.testing import CliRunner
+
+    before = made["ods"].read_bytes()
+    res = CliRunner().invoke(main, ["suggest", str(made["ods"]), "--now", NOW.isoformat()])
+    assert res.exit_code == 2 and "另存为 .xlsx" in res.output, res.output
+    assert made["ods"].read_bytes() == before
