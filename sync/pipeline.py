@@ -155,16 +155,15 @@ def read_files(store: Store, paths: list[Path], *, known: dict[str, Any], now: d
             results[path] = _failed(store, path, prev, UnreadableWorkbook(
                 path, f"无法访问文件 (cannot access: {exc.strerror or exc})"), 0, 0.0, now)
             continue
-        if not stat.S_ISREG(st.st_mode):
-            # a pipe or device with a workbook's name: never opened, so never waited on
-            results[path] = _failed(store, path, prev, UnreadableWorkbook(
-                path, "这是管道或设备，不是普通文件，已拒绝 (not a regular file)"), 0, st.st_mtime, now)
-            continue
         same = prev is not None and not force and prev.size == st.st_size and prev.mtime == st.st_mtime
         if same and prev.status == "ok":
             results[path] = FileResult(path, "unchanged", rows=prev.rows or 0)  # not even hashed
         elif same and prev.status != "unavailable" and prev.next_try is not None and prev.next_try > now:
             results[path] = FileResult(path, "retry_later", prev.error or "")
+        elif not stat.S_ISREG(st.st_mode):
+            # a pipe or device with a workbook's name: never opened, so never waited on
+            results[path] = _failed(store, path, prev, UnreadableWorkbook(
+                path, "这是管道或设备，不是普通文件，已拒绝 (not a regular file)"), 0, st.st_mtime, now)
         else:
             first[path] = (st.st_size, st.st_mtime_ns)
     if first and settle:
