@@ -12,8 +12,6 @@ from .model import ComplaintTable, Finding, Severity
 from .schema import FIELD_BY_KEY
 
 CODES: dict[str, tuple[Severity, str, str]] = {
-    "stray_cell": ("warning", "单元格 {where} 远离投诉表，其内容“{value}”未读取；如是误输入请删除",
-                   "Cell {where} lies far outside the table; its value {value} was not read: delete it if typed by mistake"),
     "required": ("error", "“{header}”必须填写", "{header} is required"),
     "missing_column": ("error", "表中缺少必填列“{header}”", "The table has no {header} column"),
     "bad_choice": ("error", "“{header}”的值“{value}”不在下拉列表中（可选：{choices}）",
@@ -47,6 +45,8 @@ CODES: dict[str, tuple[Severity, str, str]] = {
     "followup_late": ("warning", "回访（{value}）晚于回访截止（{due}）", "Follow-up ({value}) was after the deadline ({due})"),
     "severe_not_escalated": ("warning", "严重投诉须上报主管，但“主管批示”为空且状态不是“待批示”",
                              "A severe complaint must go to the manager: no approval and status is not awaiting approval"),
+    "stray_cell": ("warning", "单元格 {where} 远离投诉表，其内容“{value}”未读取；如是误输入请删除",
+                   "Cell {where} lies far outside the table; its value {value} was not read: delete it if typed by mistake"),
 }
 
 
