@@ -22,9 +22,18 @@ from python_calamine import CalamineWorkbook
 
 from .errors import BadSetting, NotAComplaintWorkbook, UnreadableWorkbook
 from .gcpause import paused_gc
-from .model import ComplaintTable, SourceRow, is_blank
+from .model import ComplaintTable, SourceRow, column_letter, is_blank
 from .playbook import DEFAULT_PLAYBOOK, Playbook, playbook_from_rows
-from .safety import WorkbookFacts, bound_sheets, check_workbook, trimmed_copy
+from .safety import (
+    CELL_BUDGET,
+    COL_GAP,
+    ROW_GAP,
+    WorkbookFacts,
+    block_end,
+    bound_sheets,
+    check_workbook,
+    trimmed_copy,
+)
 from .schema import (
     FIELD_BY_KEY,
     FIELDS,
@@ -312,6 +321,40 @@ def _open(p: Path, facts: WorkbookFacts, bounds: list[Any]) -> Any:
             raise
 
 
+def _bounded_grid(sheet: Any, start: tuple[int, int]) -> tuple[list[list[Any]], list[tuple[str, str]]]:
+    """The sheet's cells without those far from the rest, row by row, and the far ones named.
+
+    For formats whose cells cannot be located before the parser runs (xls, xlsb, ods) the
+    parser's own range is already built; this keeps the Python side from doubling it (one
+    list per row, never a grid of a million rows) and names the far cells as for an xlsx.
+    """
+    kept: list[tuple[int, list[Any]]] = []
+    cols: set[int] = set()
+    for r, row in enumerate(sheet.iter_rows()):
+        if row.count("") == len(row):
+            continue   # an empty row of the used range: the common case, tested in C
+        used = [c for c, v in enumerate(row) if v != "" and v is not None]
+        if used:
+            kept.append((r, row))
+            cols.update(used)
+    if not kept:
+        return [], []
+    last_row = block_end([r for r, _ in kept], ROW_GAP)
+    last_col = block_end(list(cols), COL_GAP)
+    if (last_row + 1) * (last_col + 1) > CELL_BUDGET:
+        raise UnreadableWorkbook(sheet.name, f"工作表“{sheet.name}”的已用区域过大（约 {last_row + 1} 行 × {last_col + 1} 列），"
+                                             "无法安全读取 (used range too large)")
+    grid: list[list[Any]] = [[] for _ in range(last_row + 1)]
+    far: list[tuple[str, str]] = []
+    for r, row in kept:
+        for c, v in enumerate(row):
+            if v != "" and v is not None and (r > last_row or c > last_col):
+                far.append((f"{column_letter(start[1] + c)}{start[0] + r + 1}", str(v)[:60]))
+        if r <= last_row:
+            grid[r] = row[:last_col + 1]
+    return grid, far
+
+
 @paused_gc()   # a dict per row: the collector would walk them all again and again
 def read_tables(path: str | Path) -> list[ComplaintTable]:
     """Every complaint table of a shop workbook (every sheet whose header matches, each table on
@@ -326,15 +369,20 @@ def read_tables(path: str | Path) -> list[ComplaintTable]:
         order = sorted(names, key=lambda n: (n != SHEET_COMPLAINTS, names.index(n)))
         failure: NotAComplaintWorkbook | None = None
         tables: list[ComplaintTable] = []
+        strays: list[tuple[str, str, str]] = [(b.name, ref, b.values.get(ref, "")) for b in bounds for ref in b.strays]
         settings: Settings | None = None
         for name in order:
             if name in (SHEET_SETTINGS,) or name in _NOT_COMPLAINTS:
                 continue
             sheet = wb.get_sheet_by_name(name)
-            grid = sheet.to_python()
+            start = sheet.start or (0, 0)
+            if (sheet.height or 0) * (sheet.width or 0) > CELL_BUDGET:
+                grid, far = _bounded_grid(sheet, start)   # xls/xlsb/ods: not located beforehand
+                strays += [(name, ref, value) for ref, value in far]
+            else:
+                grid = sheet.to_python()
             if not grid:
                 continue
-            start = sheet.start or (0, 0)
             try:
                 found = tables_from_grid(grid, sheet=name, path=p, date1904=facts.date1904,
                                          first_row=start[0] + 1, first_col=start[1])
@@ -358,7 +406,7 @@ def read_tables(path: str | Path) -> list[ComplaintTable]:
         raise NotAComplaintWorkbook(
             p, "不是投诉台账：没有任何工作表含有投诉表的表头（投诉编号、受理时间、客户姓名、投诉内容…）"
             " (no sheet has a complaint table header)")
-    tables[0].stray_cells = [(b.name, ref, b.values.get(ref, "")) for b in bounds for ref in b.strays]
+    tables[0].stray_cells = strays
     return tables
 
 

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from openpyxl import load_workbook
 
 from complaint_core.errors import NotAComplaintWorkbook, UnreadableWorkbook
 from complaint_core.reader import read_tables, read_workbook
@@ -24,17 +25,25 @@ from tests.support.workbooks import NOW, sample_rows, write_shop_workbook
 ODD = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "odd"
 
 
-def _soffice_convert(src: Path, fmt: str, outdir: Path) -> Path:
+def _soffice_convert(sources: list[Path], fmt: str, outdir: Path) -> list[Path]:
     soffice = shutil.which("soffice") or shutil.which("libreoffice")
     assert soffice, "LibreOffice (soffice) is not installed: run scripts/test.sh"
     with tempfile.TemporaryDirectory() as profile, open(_LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         proc = subprocess.run([soffice, "--headless", "--norestore", f"-env:UserInstallation=file://{profile}/p",
-                               "--convert-to", fmt, "--outdir", str(outdir), str(src)],
+                               "--convert-to", fmt, "--outdir", str(outdir), *map(str, sources)],
                               capture_output=True, text=True, timeout=120)
-    made = outdir / f"{src.stem}.{fmt}"
-    assert proc.returncode == 0 and made.is_file(), proc.stdout + proc.stderr
+    made = [outdir / f"{src.stem}.{fmt}" for src in sources]
+    assert proc.returncode == 0 and all(m.is_file() for m in made), proc.stdout + proc.stderr
     return made
+
+
+def _with_stray(path: Path, ref: str) -> Path:
+    write_shop_workbook(path, sample_rows(6, seed=8, now=NOW))
+    wb = load_workbook(path)
+    wb["投诉登记"][ref] = "误输入"
+    wb.save(path)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +51,11 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("formats")
     src = write_shop_workbook(root / "投诉.xlsx", sample_rows(12, seed=5, now=NOW), shop_code="SH09")
     out = {"xlsx": src}
+    # a stray value at the last cell each format has (xls: IV65536) and at AJ1048576
+    far = {"xls": _with_stray(root / "远xls.xlsx", "IV65536"), "ods": _with_stray(root / "远ods.xlsx", "AJ1048576")}
     for fmt in ("xls", "ods"):
         (root / fmt).mkdir()
-        out[fmt] = _soffice_convert(src, fmt, root / fmt)
+        out[fmt], out[f"far_{fmt}"] = _soffice_convert([src, far[fmt]], fmt, root / fmt)
     return out
 
 
@@ -113,3 +124,17 @@ def test_suggest_refuses_a_format_openpyxl_cannot_write(made: dict[str, Path]) -
     res = CliRunner().invoke(main, ["suggest", str(made["ods"]), "--now", NOW.isoformat()])
     assert res.exit_code == 2 and "另存为 .xlsx" in res.output, res.output
     assert made["ods"].read_bytes() == before
+
+
+@pytest.mark.parametrize("fmt, ref, memory_mb", [("ods", "AJ1048576", 300), ("xls", "IV65536", 2048)])
+def test_far_cells_in_other_formats_are_named(made: dict[str, Path], fmt: str, ref: str, memory_mb: int) -> None:
+    import time
+
+    from complaint_core.isolate import read_tables_isolated
+
+    t = time.perf_counter()
+    # an ods is bounded before the parser runs (300 MiB is plenty; it would take 2.6 GB);
+    # an xls's range is at most 65,536 x 256, bounded after the parser, inside the child
+    tables = read_tables_isolated(made[f"far_{fmt}"], memory_mb=memory_mb, timeout=30)
+    assert time.perf_counter() - t < 10
+    assert len(tables[0].rows) == 6 and tables[0].stray_cells == [("投诉登记", ref, "误输入")]
