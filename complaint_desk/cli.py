@@ -190,9 +190,11 @@ def suggest(file: Path, now_text: str | None) -> None:
     from complaint_core.annotate import fill_file
     from complaint_core.isolate import read_tables_isolated
     from complaint_core.reader import read_playbook
+    from complaint_core.safety import check_xlsx
     from complaint_core.suggest import fills_for_table
 
     now = parse_now(now_text)
+    check_xlsx(file)   # suggestions are written with openpyxl: xlsx/xlsm only, said before any work
     tables = read_tables_isolated(file, timeout=60)
     playbook = read_playbook(file)
     fills, written = [], 0

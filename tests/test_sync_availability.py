@@ -149,3 +149,30 @@ def test_an_emptied_folder_keeps_its_rows_for_the_grace_time(tmp_path: Path) -> 
     merge_into(store, [a, b], out, now=NOW + timedelta(hours=4), empty_grace=grace)
     assert _live(out) == 5
     store.engine.dispose()
+
+
+def test_daemon_does_not_spin_on_a_zero_byte_file(tmp_path: Path) -> None:
+    """A 0-byte workbook is 读取失败 with its own backoff: the daemon neither re-reads it nor
+    rewrites the merged workbook every few seconds."""
+    import time
+
+    from sync.daemon import Daemon
+
+    a, b = _shops(tmp_path)
+    (a / "投诉2.xlsx").write_bytes(b"")
+    out = tmp_path / "merged.xlsx"
+    daemon = Daemon([a, b], out, str(tmp_path / "s.sqlite"), settle_seconds=0.2, rescan_interval=3600)
+    daemon.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not out.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        first = out.stat().st_mtime_ns
+        time.sleep(3)
+        # the backoff (5 s) may end once in this window; a spin would rewrite many times
+        assert daemon.merges == 1 and daemon.retries <= 1
+        assert out.stat().st_mtime_ns == first
+    finally:
+        daemon.stop()
+    src = _sources(out)
+    assert src["SH01/投诉2.xlsx"][0].startswith("读取失败") and "空文件" in src["SH01/投诉2.xlsx"][1]
