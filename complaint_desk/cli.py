@@ -198,8 +198,10 @@ def suggest(file: Path, now_text: str | None) -> None:
     tables = read_tables_isolated(file, timeout=60)
     playbook = read_playbook(file)
     fills, written = [], 0
+    taken = {v for t in tables for r in t.rows if isinstance(v := r.values.get("complaint_id"), str)}
     for table in tables:   # every complaint table of the workbook, each with its own fills
-        table_fills = fills_for_table(table, playbook, now=now)
+        table_fills = fills_for_table(table, playbook, now=now, taken=taken)
+        taken |= {f.values["complaint_id"] for f in table_fills if "complaint_id" in f.values}
         written += fill_file(file, table, table_fills)
         fills += table_fills
     click.echo(f"{file}: 填写了 {len(fills)} 行、{written} 个单元格 (filled {written} cells in {len(fills)} rows)")

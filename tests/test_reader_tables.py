@@ -147,3 +147,19 @@ def test_far_cell_in_the_merge_is_a_finding_not_a_refusal(tmp_path: Path) -> Non
     assert not report.failed and report.read[0].rows == 6
     found = list(load_workbook(out, read_only=True)["校验问题"].iter_rows(values_only=True))
     assert any("XFD1048576" in " ".join(str(v) for v in row) for row in found)
+
+
+def test_suggest_fills_every_table_with_distinct_ids(tmp_path: Path) -> None:
+    rows = sample_rows(3, seed=1, now=NOW, shop="SH01")
+    for r in rows:
+        r["complaint_id"] = None          # new complaints: the add-in would number them
+    wb = Workbook()
+    _put(wb.active, 1, 1, rows)
+    wb.active.title = "投诉登记"
+    _put(wb.create_sheet("投诉登记2025"), 1, 1, [dict(r) for r in rows])
+    path = tmp_path / "两表.xlsx"
+    wb.save(path)
+    res = CliRunner().invoke(main, ["suggest", str(path), "--now", NOW.isoformat()])
+    assert res.exit_code == 0, res.output
+    ids = [r.values["complaint_id"] for t in read_tables(path) for r in t.rows]
+    assert len(ids) == 6 and None not in ids and len(set(ids)) == 6
