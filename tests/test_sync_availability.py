@@ -176,3 +176,33 @@ def test_daemon_does_not_spin_on_a_zero_byte_file(tmp_path: Path) -> None:
         daemon.stop()
     src = _sources(out)
     assert src["SH01/投诉2.xlsx"][0].startswith("读取失败") and "空文件" in src["SH01/投诉2.xlsx"][1]
+
+
+def test_a_folder_that_cannot_be_listed_is_not_a_deleted_one(tmp_path: Path) -> None:
+    a, b = _shops(tmp_path)
+    for p in (tmp_path, a, b):
+        p.chmod(0o777)
+    out = tmp_path / "merged.xlsx"
+    cmd = [*NO_CAPS, sys.executable, "-m", "complaint_desk", "sync", "--source", str(a), "--source", str(b),
+           "--out", str(out), "--once"]
+    assert subprocess.run([*cmd, "--now", NOW.isoformat()], capture_output=True, timeout=120).returncode == 0
+    before = out.stat().st_mtime_ns
+    b.chmod(0o000)      # permission taken away on the share
+    try:
+        proc = subprocess.run([*cmd, "--now", (NOW + timedelta(hours=1)).isoformat()], capture_output=True,
+                              text=True, timeout=120)
+        # click's own check of --source says it (its usage format), exit 2, nothing rewritten
+        assert proc.returncode == 2 and str(b) in proc.stderr and "Traceback" not in proc.stderr
+        assert out.stat().st_mtime_ns == before
+        # the daemon's pass: 不可用, rows kept
+        code = ("import sys; from pathlib import Path; from datetime import datetime; "
+                "from complaint_core.store import open_store; from sync.api import merge_into, default_state_url; "
+                "out = Path(sys.argv[3]); s = open_store(default_state_url(out)); "
+                "merge_into(s, [Path(sys.argv[1]), Path(sys.argv[2])], out, now=datetime(2026, 12, 1))")
+        proc = subprocess.run([*NO_CAPS, sys.executable, "-c", code, str(a), str(b), str(out)], capture_output=True,
+                              text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        b.chmod(0o777)
+    assert _live(out) == 14
+    assert _sources(out)["SH02/投诉.xlsx"][0] == "不可用" and "Permission denied" in _sources(out)["SH02/投诉.xlsx"][1]
