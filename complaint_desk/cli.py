@@ -20,7 +20,7 @@ from typing import Any
 import click
 
 from complaint_core import __version__
-from complaint_core.errors import ComplaintDeskError
+from complaint_core.errors import ComplaintDeskError, StoreUnavailable
 from excel_addin.commands import addin
 from scheduler.commands import mail_cmd, rules_cmd, run_cmd, scan_cmd
 from sync.commands import sync_cmd
@@ -74,20 +74,20 @@ class Group(click.Group):
             fail(f"{exc.filename or ''}: 文件操作失败 ({exc.strerror or exc})".lstrip(": "))
         except Exception as exc:  # noqa: BLE001 - a shop owner must never see a traceback
             if type(exc).__module__.startswith("sqlalchemy"):
-                fail(_store_error(exc))
+                fail(str(_store_error(exc)))
             log_path = Path(tempfile.gettempdir()) / "complaint-desk-error.log"
             log_path.write_text(traceback.format_exc(), encoding="utf-8")
             fail(f"内部错误 (internal error): {type(exc).__name__}: {exc}；详情见 {log_path}")
 
 
-def _store_error(exc: Exception) -> str:
-    """One line for a store that cannot be reached, opened or written, naming it."""
+def _store_error(exc: Exception) -> StoreUnavailable:
+    """A store that cannot be reached, opened or written, as one line naming it."""
     orig = getattr(exc, "orig", None) or exc
     text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
-    url = getattr(exc, "store_url", None)
     if "sqlalchemy.dialects" in text or "Could not parse" in text:
-        return f"存储地址无法识别，应为 SQLite 文件路径或 postgresql+psycopg://… (unknown store URL): {text}"
-    return f"存储不可用 (store unavailable){f' {url}' if url else ''}: {text}"
+        return StoreUnavailable("?", f"地址无法识别，应为 SQLite 文件路径或 postgresql+psycopg://… "
+                                     f"(unknown store URL: {text})")
+    return StoreUnavailable(getattr(exc, "store_url", None) or "?", f"不可用 (store unavailable: {text})")
 
 
 def _remember_store(context: Any) -> None:
