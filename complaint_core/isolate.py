@@ -131,8 +131,9 @@ class _Job:
                 self.proc.join(1)
                 from .safety import kind_hint
 
-                return UnreadableWorkbook(self.path, f"读取进程崩溃（退出码 {self.proc.exitcode}），"
-                                                     f"{kind_hint(self.path)} 文件可能已损坏 (reader crashed)")
+                return UnreadableWorkbook(self.path, f"读取进程崩溃（退出码 {self.proc.exitcode}）：{kind_hint(self.path)} "
+                                                     "文件可能已损坏，或在表格之外很远处有内容（如 XFD1048576 单元格）"
+                                                     "(reader crashed)")
         finally:
             if self.proc.is_alive():
                 self.proc.kill()
