@@ -138,3 +138,63 @@ def test_far_cells_in_other_formats_are_named(made: dict[str, Path], fmt: str, r
     tables = read_tables_isolated(made[f"far_{fmt}"], memory_mb=memory_mb, timeout=30)
     assert time.perf_counter() - t < 10
     assert len(tables[0].rows) == 6 and tables[0].stray_cells == [("投诉登记", ref, "误输入")]
+
+
+def _record(typ: int, data: bytes) -> bytes:
+    """One xlsb record: type and size as 7-bit varints (MS-XLSB 2.1.4), then the data."""
+    head = bytes([typ & 0x7F | 0x80, typ >> 7]) if typ > 0x7F else bytes([typ])
+    size, n = b"", len(data)
+    while True:
+        size += bytes([n & 0x7F | (0x80 if n > 0x7F else 0)])
+        n >>= 7
+        if not n:
+            break
+    return head + size + data
+
+
+def _xlsb_with_table(path: Path, cells: dict[tuple[int, int], str], dim: tuple[int, int, int, int]) -> Path:
+    """A real xlsb (the corpus's, saved by Excel) whose sheet data is replaced by ``cells``
+    (0-based (row, col) -> text) and whose dimension record says ``dim``."""
+    import zipfile
+
+    from complaint_core.safety import _XLSB_DIM, _xlsb_records
+
+    src = ODD / "calamine__date_1904.xlsb"
+    with zipfile.ZipFile(src) as zf:
+        sheet = zf.read("xl/worksheets/sheet1.bin")
+        recs = list(_xlsb_records(sheet))
+        begin = next(r for r in recs if r[0] == 0x91)
+        end = next(r for r in recs if r[0] == 0x92)
+        row_hdr = next(sheet[a:e] for t, _s, a, e in recs if t == 0)
+        body = b""
+        for r in sorted({r for r, _ in cells}):
+            body += _record(0, r.to_bytes(4, "little") + row_hdr[4:])
+            for (rr, c), text in sorted(cells.items()):
+                if rr == r:
+                    body += _record(6, c.to_bytes(4, "little") + b"\0" * 4 + len(text).to_bytes(4, "little")
+                                    + text.encode("utf-16-le"))
+        new = sheet[:begin[3]] + body + sheet[end[1]:]
+        dim_rec = next(r for r in recs if r[0] == _XLSB_DIM)
+        new = new[:dim_rec[2]] + b"".join(v.to_bytes(4, "little") for v in dim) + new[dim_rec[3]:]
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+            for info in zf.infolist():
+                out.writestr(info, new if info.filename == "xl/worksheets/sheet1.bin" else zf.read(info))
+    return path
+
+
+def test_xlsb_table_read_and_far_cell_cut_out_before_allocation(tmp_path: Path) -> None:
+    from complaint_core.isolate import read_tables_isolated
+
+    head = ["投诉编号", "受理时间", "客户姓名", "投诉内容", "投诉渠道", "投诉类别"]
+    cells = {(0, c): h for c, h in enumerate(head)}
+    for r in (1, 2):
+        for c, v in enumerate([f"SH01-2026110{r}-001", f"2026-11-0{r} 10:00", "张三", "等太久", "电话", "服务态度"]):
+            cells[(r, c)] = v
+    plain = _xlsb_with_table(tmp_path / "投诉.xlsb", cells, (0, 2, 0, 5))
+    table = read_workbook(plain)
+    assert [r.values["complaint_id"] for r in table.rows] == ["SH01-20261101-001", "SH01-20261102-001"]
+    cells[(1048575, 16383)] = "误输入"        # Excel then says A1:XFD1048576
+    far = _xlsb_with_table(tmp_path / "远.xlsb", cells, (0, 1048575, 0, 16383))
+    # 300 MiB for the whole child: calamine would ask for 512 GiB
+    tables = read_tables_isolated(far, memory_mb=300, timeout=20)
+    assert len(tables[0].rows) == 2 and tables[0].stray_cells == [("Sheet1", "XFD1048576", "误输入")]
