@@ -50,6 +50,7 @@ class MergeReport:
     read: list[FileResult] = field(default_factory=list)
     skipped: list[FileResult] = field(default_factory=list)
     failed: list[FileResult] = field(default_factory=list)
+    unavailable: list[FileResult] = field(default_factory=list)   # rows kept: folder gone, unlisted or empty
     rows: int = 0
     conflicts: int = 0
     written: Path | None = None
@@ -103,16 +104,21 @@ def _conflict_copy(store: Store, path: Path, prev: Any, now: datetime, client: s
 
 
 def _unavailable(store: Store, path: str, prev: Any, reason: str, now: datetime,
-                 grace: timedelta | None) -> None:
-    """The file's folder cannot be seen: its rows stay; after ``grace`` (empty folder) they go."""
+                 grace: timedelta | None) -> bool:
+    """The file's folder cannot be seen: its rows stay; after ``grace`` (empty folder) they go.
+
+    Returns whether the rows are still kept.
+    """
     if prev.status == "unavailable" and prev.error == reason:
         if grace is not None and prev.next_try is not None and now >= prev.next_try:
             mark_missing(store, path, now=now)
             log.info("文件夹已空超过宽限期 %s: 其行标记为已删除", path)
-        return
+            return False
+        return True
     due = now + grace if grace is not None else None
     record_failure(store, Path(path), reason, status="unavailable", attempts=0, next_try=due, now=now)
     log.warning("来源不可用 %s: %s", path, reason)
+    return True
 
 
 def _failed(store: Store, path: Path, prev: Any, exc: UnreadableWorkbook, size: int, mtime: float,
@@ -283,9 +289,12 @@ def scan(store: Store, folders: list[Path], *, out: Path | None, now: datetime, 
             dark = next((w for w in blind if _under(path, _roots([w]))), None)
             if dark is not None:
                 _unavailable(store, path, row, blind[dark], now, None)
+                report.unavailable.append(FileResult(Path(path), "unavailable", blind[dark]))
             elif folder in empty:
-                _unavailable(store, path, row, "门店文件夹中突然没有任何工作簿（共享盘可能未挂载），暂时保留其行 "
-                             "(folder suddenly holds no workbook: rows kept for now)", now, empty_grace)
+                why = ("门店文件夹中突然没有任何工作簿（共享盘可能未挂载），暂时保留其行 "
+                       "(folder suddenly holds no workbook: rows kept for now)")
+                if _unavailable(store, path, row, why, now, empty_grace):
+                    report.unavailable.append(FileResult(Path(path), "unavailable", why))
             else:
                 mark_missing(store, path, now=now)
                 log.info("文件已删除 %s: 其行标记为已删除", path)

@@ -137,7 +137,8 @@ def test_an_emptied_folder_keeps_its_rows_for_the_grace_time(tmp_path: Path) -> 
     grace = timedelta(hours=2)
     merge_into(store, [a, b], out, now=NOW, empty_grace=grace)
     (b / "投诉.xlsx").unlink()                 # an unmounted share shows an empty mount point
-    merge_into(store, [a, b], out, now=NOW + timedelta(hours=1), empty_grace=grace)
+    report = merge_into(store, [a, b], out, now=NOW + timedelta(hours=1), empty_grace=grace)
+    assert [(r.path, r.outcome) for r in report.unavailable] == [(b / "投诉.xlsx", "unavailable")]
     merge_into(store, [a, b], out, now=NOW + timedelta(hours=2, minutes=30), empty_grace=grace)
     assert _live(out) == 14                   # still within two hours of being seen empty
     assert sum(s == "不可用" for s, _ in _sources(out).values()) == 1
@@ -206,3 +207,18 @@ def test_a_folder_that_cannot_be_listed_is_not_a_deleted_one(tmp_path: Path) -> 
         b.chmod(0o777)
     assert _live(out) == 14
     assert _sources(out)["SH02/投诉.xlsx"][0] == "不可用" and "Permission denied" in _sources(out)["SH02/投诉.xlsx"][1]
+
+
+def test_once_names_a_folder_that_went_empty(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from complaint_desk.cli import main
+
+    a, b = _shops(tmp_path)
+    out = tmp_path / "merged.xlsx"
+    args = ["sync", "--source", str(a), "--source", str(b), "--out", str(out), "--once"]
+    assert CliRunner().invoke(main, [*args, "--now", NOW.isoformat()]).exit_code == 0
+    (b / "投诉.xlsx").unlink()
+    res = CliRunner().invoke(main, [*args, "--now", (NOW + timedelta(hours=1)).isoformat()])
+    assert res.exit_code == 1 and f"不可用 {b / '投诉.xlsx'}" in res.output, res.output
+    assert _live(out) == 14
