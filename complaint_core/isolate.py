@@ -70,8 +70,8 @@ def _child(path: str, memory_mb: int, conn: Any, now: datetime | None = None) ->
             # validating and encoding here too: with several children, two shops' checks and
             # JSON run at once, and the daemon only stores the result
             from .store.codec import prepare
-            from .validate import validate_table
-            findings = [f for t in tables for f in validate_table(t, now=now)]
+            from .validate import validate_tables
+            findings = validate_tables(tables, now=now)
             result = ("ok", prepare(tables, findings, Path(path)))
     except UnreadableWorkbook as exc:
         result = ("error", type(exc).__name__, exc.reason)

@@ -147,7 +147,7 @@ def validate(files: tuple[Path, ...], as_json: bool, mark: bool, now_text: str |
     from complaint_core.annotate import mark_file
     from complaint_core.errors import UnreadableWorkbook
     from complaint_core.isolate import read_tables_isolated
-    from complaint_core.validate import validate_table
+    from complaint_core.validate import validate_tables
 
     now = parse_now(now_text)
     results: list[dict[str, Any]] = []
@@ -163,7 +163,7 @@ def validate(files: tuple[Path, ...], as_json: bool, mark: bool, now_text: str |
                 click.echo(str(exc), err=True)
             continue
         table = tables[0]
-        findings = [f for t in tables for f in validate_table(t, now=now, lang=lang)]
+        findings = validate_tables(tables, now=now, lang=lang)
         table.rows = [r for t in tables for r in t.rows]   # the row count printed below
         if mark:
             mark_file(path, findings, sheet=[t.sheet for t in tables], lang=lang)

@@ -163,3 +163,18 @@ def test_suggest_fills_every_table_with_distinct_ids(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     ids = [r.values["complaint_id"] for t in read_tables(path) for r in t.rows]
     assert len(ids) == 6 and None not in ids and len(set(ids)) == 6
+
+
+def test_an_id_repeated_on_a_copied_sheet_is_reported(tmp_path: Path) -> None:
+    from complaint_core.validate import validate_tables
+
+    rows = sample_rows(3, seed=1, now=NOW, shop="SH01")
+    wb = Workbook()
+    wb.active.title = "投诉登记"
+    _put(wb.active, 1, 1, rows)
+    _put(wb.create_sheet("投诉登记 (2)"), 1, 1, rows[:1])     # a sheet copied as a backup
+    path = tmp_path / "副本表.xlsx"
+    wb.save(path)
+    dup = [f for f in validate_tables(read_tables(path), now=NOW) if f.code == "duplicate_id"]
+    assert [(f.sheet, f.row) for f in dup] == [("投诉登记 (2)", 2)]
+    assert "投诉登记!2" in dup[0].message
