@@ -20,20 +20,12 @@ from typing import Any
 
 from python_calamine import CalamineWorkbook
 
+from .bounds import CELL_BUDGET, COL_GAP, ROW_GAP, block_end, bound_sheets, trimmed_copy
 from .errors import BadSetting, NotAComplaintWorkbook, UnreadableWorkbook
 from .gcpause import paused_gc
 from .model import ComplaintTable, SourceRow, column_letter, is_blank
 from .playbook import DEFAULT_PLAYBOOK, Playbook, playbook_from_rows
-from .safety import (
-    CELL_BUDGET,
-    COL_GAP,
-    ROW_GAP,
-    WorkbookFacts,
-    block_end,
-    bound_sheets,
-    check_workbook,
-    trimmed_copy,
-)
+from .safety import WorkbookFacts, check_workbook
 from .schema import (
     FIELD_BY_KEY,
     FIELDS,
