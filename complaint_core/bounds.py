@@ -621,9 +621,10 @@ def _xls_sst(stream: bytes) -> list[str]:
             text, wide, left = "", flags & 0x01, cch
             while left:
                 d = chunks[ci]
-                if pos >= len(d):   # the characters go on in the next CONTINUE, with new flags
+                if len(d) - pos < (2 if wide else 1):   # the text goes on in the next CONTINUE, new flags
                     ci, d = ci + 1, chunks[ci + 1]
                     wide, pos = d[0] & 0x01, 1
+                    continue
                 width = 2 if wide else 1
                 take = min(left, (len(d) - pos) // width)
                 raw = d[pos:pos + take * width]
