@@ -17,13 +17,14 @@ import threading
 import time
 import types
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from multiprocessing.connection import wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import UnreadableWorkbook
-from .model import ComplaintTable
+from .model import ComplaintTable, Finding
 
 if TYPE_CHECKING:
     from .store.codec import Prepared
@@ -44,7 +45,16 @@ def _context() -> Any:
     return _CTX
 
 
-def _child(path: str, memory_mb: int, conn: Any, now: datetime | None = None) -> None:
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """What ``validate`` needs of one file, made in the child: small to send back (no rows)."""
+
+    rows: int                   # complaint rows over every table
+    sheets: list[str]           # the sheets holding a complaint table, in reading order
+    findings: list[Finding]
+
+
+def _child(path: str, memory_mb: int, conn: Any, now: datetime | None = None, lang: str | None = None) -> None:
     try:
         import resource
 
@@ -66,6 +76,11 @@ def _child(path: str, memory_mb: int, conn: Any, now: datetime | None = None) ->
         tables = read_tables(path)
         if now is None:
             result: Any = ("ok", tables)
+        elif lang is not None:
+            from .validate import validate_tables
+
+            result = ("ok", Checked(sum(len(t.rows) for t in tables), list(dict.fromkeys(t.sheet for t in tables)),
+                                    validate_tables(tables, now=now, lang=lang)))
         else:
             # validating and encoding here too: with several children, two shops' checks and
             # JSON run at once, and the daemon only stores the result
@@ -110,12 +125,13 @@ def _start(proc: Any) -> None:
 class _Job:
     """One child reading one file, with its own deadline."""
 
-    def __init__(self, path: Path, timeout: float, memory_mb: int, now: datetime | None) -> None:
+    def __init__(self, path: Path, timeout: float, memory_mb: int, now: datetime | None,
+                 lang: str | None = None) -> None:
         ctx = _context()
         self.path = path
         self.timeout = timeout
         self.conn, child = ctx.Pipe(duplex=False)
-        self.proc = ctx.Process(target=_child, args=(str(path), memory_mb, child, now), daemon=True)
+        self.proc = ctx.Process(target=_child, args=(str(path), memory_mb, child, now, lang), daemon=True)
         _start(self.proc)
         child.close()
         self.deadline = time.monotonic() + timeout
@@ -183,13 +199,26 @@ def read_many_isolated(
     A merge of 100 shops is mostly waiting on the reader: on a 2-core shop PC two children
     halve it, while the parent stores what they return.
     """
+    yield from _many(paths, jobs, lambda p: _Job(p, timeout, memory_mb, now))
+
+
+def check_many_isolated(
+    paths: Iterable[Path], *, now: datetime, lang: str = "zh", jobs: int | None = None, timeout: float = 60.0,
+    memory_mb: int = 2048,
+) -> Iterator[tuple[Path, Checked | UnreadableWorkbook]]:
+    """``validate``'s reading: every table of each file read and checked in a child (several
+    at once), only the findings sent back; yields in completion order."""
+    yield from _many(paths, jobs, lambda p: _Job(p, timeout, memory_mb, now, lang))
+
+
+def _many(paths: Iterable[Path], jobs: int | None, start: Any) -> Iterator[tuple[Path, Any]]:
     todo = list(paths)[::-1]
     jobs = max(1, jobs or min(os.cpu_count() or 1, 4))
     running: list[_Job] = []
     try:
         while todo or running:
             while todo and len(running) < jobs:
-                running.append(_Job(todo.pop(), timeout, memory_mb, now))
+                running.append(start(todo.pop()))
             wait_for = max(0.0, min(j.deadline for j in running) - time.monotonic())
             ready = set(wait([j.conn for j in running], timeout=wait_for))
             now_m = time.monotonic()
@@ -202,7 +231,7 @@ def read_many_isolated(
             # start the next files before handing these over: the children read while the
             # caller stores what they returned
             while todo and len(running) < jobs:
-                running.append(_Job(todo.pop(), timeout, memory_mb, now))
+                running.append(start(todo.pop()))
             yield from results
     finally:
         for job in running:   # the caller stopped early: no child outlives the merge
