@@ -299,6 +299,9 @@ def _settings(wb: Any, path: Path) -> Settings:
     return settings_from_rows(rows, sheet=f"{path.name}!{SHEET_SETTINGS}")
 
 
+_SUFFIXES_OF = {"xlsx": (".xlsx", ".xlsm"), "xls": (".xls",), "xlsb": (".xlsb",), "ods": (".ods",)}
+
+
 def _open(p: Path, facts: WorkbookFacts, bounds: list[Any]) -> Any:
     """The workbook opened by its content; with far cells cut out when ``bounds`` names any."""
     if bounds:
@@ -306,9 +309,10 @@ def _open(p: Path, facts: WorkbookFacts, bounds: list[Any]) -> Any:
     with p.open("rb") as fh:
         try:
             return CalamineWorkbook.from_filelike(fh)
-        except Exception:  # noqa: BLE001 - the sniffing hides calamine's reason: ask by name when it fits
-            if p.suffix.lower().lstrip(".") in (facts.kind, "xlsm", "et") or facts.kind == "xls" and \
-                    p.suffix.lower() == ".et":
+        except Exception:  # noqa: BLE001 - the sniffing hides calamine's reason ("Cannot detect file format")
+            # opened by name, calamine tries only the format the name says: when that is what the
+            # content is, its error is the real reason (or it reads what sniffing gave up on)
+            if p.suffix.lower() in _SUFFIXES_OF[facts.kind]:
                 return CalamineWorkbook.from_path(str(p))
             raise
 
@@ -364,7 +368,7 @@ def read_tables(path: str | Path) -> list[ComplaintTable]:
         strays: list[tuple[str, str, str]] = [(b.name, ref, b.values.get(ref, "")) for b in bounds for ref in b.strays]
         settings: Settings | None = None
         for name in order:
-            if name in (SHEET_SETTINGS,) or name in _NOT_COMPLAINTS:
+            if name in _NOT_COMPLAINTS:
                 continue
             sheet = wb.get_sheet_by_name(name)
             start = sheet.start or (0, 0)
