@@ -38,7 +38,8 @@ def _context() -> Any:
         if sys.platform.startswith("linux"):
             ctx = mp.get_context("forkserver")
             ctx.set_forkserver_preload(["python_calamine", "complaint_core.reader", "complaint_core.validate",
-                                        "complaint_core.store.codec"])
+                                        "complaint_core.store.codec", "complaint_core.bounds_ods",
+                                        "complaint_core.bounds_xls", "complaint_core.bounds_xlsb"])
         else:
             ctx = mp.get_context("spawn")
         _CTX = ctx

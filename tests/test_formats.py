@@ -157,7 +157,7 @@ def _xlsb_with_table(path: Path, cells: dict[tuple[int, int], str], dim: tuple[i
     (0-based (row, col) -> text) and whose dimension record says ``dim``."""
     import zipfile
 
-    from complaint_core.bounds import _XLSB_DIM, _xlsb_records
+    from complaint_core.bounds_xlsb import _XLSB_DIM, _xlsb_records
 
     src = ODD / "calamine__date_1904.xlsb"
     with zipfile.ZipFile(src) as zf:
