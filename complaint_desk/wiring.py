@@ -7,6 +7,7 @@ scheduler, which calls it with its APScheduler instance and the loaded config.
 from __future__ import annotations
 
 import atexit
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,8 @@ def start_watcher(sched: Any, cfg: dict[str, dict[str, Any]]) -> Any:
 
     daemon = Daemon([Path(s) for s in sources], Path(cfg["store"]["merged"]), cfg["store"]["url"],
                     poll=sync["poll"], poll_sources=[Path(s) for s in poll_sources],
-                    rescan_interval=cfg["sync"]["rescan_minutes"] * 60, feedback=sync.get("feedback", False))
+                    rescan_interval=cfg["sync"]["rescan_minutes"] * 60, feedback=sync.get("feedback", False),
+                    empty_grace=timedelta(hours=cfg["sync"]["empty_folder_hours"]))
     daemon.start()
     atexit.register(daemon.stop)
     return daemon

@@ -149,11 +149,10 @@ def test_a_new_store_adopts_the_managers_cells_and_a_mistyped_one_is_refused(tmp
 
 
 def test_a_new_store_does_not_send_again_what_the_workbook_records_as_sent(tmp_path: Path) -> None:
-    from scheduler.api import scan_once, send_due
-    from scheduler.transport import EmlFolderTransport
-
     from complaint_core.merged.render import render_merged
     from complaint_core.rules_book import load_rules
+    from scheduler.api import scan_once, send_due
+    from scheduler.transport import EmlFolderTransport
 
     shops, out, outbox = tmp_path / "SH01", tmp_path / "汇总.xlsx", tmp_path / "outbox"
     shop_file(shops, [row(1, first_contact_at=None)])

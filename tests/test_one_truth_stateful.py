@@ -15,7 +15,7 @@ from typing import Any
 import hypothesis.strategies as st
 from click.testing import CliRunner
 from hypothesis import HealthCheck, settings
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
 from complaint_core.merged.render import render_merged
 from complaint_core.store import open_store
