@@ -15,7 +15,7 @@ from typing import Any
 import hypothesis.strategies as st
 from click.testing import CliRunner
 from hypothesis import HealthCheck, settings
-from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
 from complaint_core.merged.render import render_merged
 from complaint_core.store import open_store
@@ -62,11 +62,17 @@ class OneTruth(RuleBasedStateMachine):
         self.clock += timedelta(minutes=5)
         return self.clock.isoformat(timespec="minutes")
 
+    @initialize(kinds=st.lists(st.sampled_from(["id", "none", "dup"]), min_size=5, max_size=5),
+                order=st.randoms(use_true_random=False))
+    def a_shop_with_complaints_merged(self, kinds: list[str], order: Any) -> None:
+        self.shop_saves(5, kinds, order, 99)
+        self.merge()
+
     @rule(new=st.integers(0, 3), kinds=st.lists(st.sampled_from(["id", "none", "dup"]), min_size=3, max_size=3),
           order=st.randoms(use_true_random=False), drop=st.integers(0, 6))
     def shop_saves(self, new: int, kinds: list[str], order: Any, drop: int) -> None:
         for i in range(new):
-            n, kind = self.next, kinds[i % 3]
+            n, kind = self.next, kinds[i % len(kinds)]
             self.next += 1
             cid = {"id": f"SH01-{n:04d}", "none": None, "dup": "SH01-DUP"}[kind]
             self.rows.append(complaint(n, cid))
@@ -151,5 +157,5 @@ class OneTruth(RuleBasedStateMachine):
 
 
 TestOneTruth = OneTruth.TestCase
-TestOneTruth.settings = settings(max_examples=6, stateful_step_count=8, deadline=None,
+TestOneTruth.settings = settings(max_examples=12, stateful_step_count=12, deadline=None,
                                  suppress_health_check=[HealthCheck.too_slow])
