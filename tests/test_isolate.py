@@ -30,10 +30,9 @@ def test_many_files_each_once_with_findings_and_failures(tmp_path: Path) -> None
         findings = validate_table(table, now=NOW)
         # what the store needs, made in the child: the same as made here
         assert got[p] == prepare(table, findings, p)
-        # these rows name shop S<i> in a folder that is no shop: each is a foreign_shop finding too
-        own = len(foreign_shop_findings(table, p))
-        assert own == len(table.rows)
-        assert got[p].findings == len(findings) + own and len(got[p].rows) == len(table.rows)
+        # every row names shop S<i>: the file speaks for it (no 设置 code), no row is foreign
+        assert not foreign_shop_findings(table, p)
+        assert got[p].findings == len(findings) and len(got[p].rows) == len(table.rows)
     for p in (broken, *hostile):
         assert isinstance(got[p], UnreadableWorkbook) and p.name in str(got[p]) and "\n" not in str(got[p])
     assert len(got[big].rows) == 3000

@@ -257,3 +257,22 @@ def test_template_and_rules_never_overwrite_without_force(tmp_path: Path) -> Non
         assert target.read_bytes() == b"a filled workbook"
         assert cli(cmd, target, "--force").exit_code == 0
         assert openpyxl.load_workbook(target).sheetnames
+
+
+def test_files_without_a_shop_code_speak_for_the_shop_most_of_their_rows_name(tmp_path: Path) -> None:
+    # Several shops' home-made workbooks in one folder, no 设置 sheet: each is its rows' shop; a
+    # lone row naming another shop is still foreign and replaces nothing.
+    folder, out, state = tmp_path / "shops", tmp_path / "汇总.xlsx", tmp_path / "state.db"
+    folder.mkdir()
+    write_shop_workbook(folder / "一店.xlsx", [row(1), row(2), row(3)])
+    forged = row(1, shop="SH02", description="被篡改的内容", updated_at=datetime(2026, 11, 19, 9, 0))
+    write_shop_workbook(folder / "二店.xlsx", [row(7, shop="SH02", complaint_id="SH02-1"),
+                                               row(8, shop="SH02", complaint_id="SH02-2"),
+                                               dict(forged, shop="SH01")])
+    assert sync(folder, out, state).exit_code == 0
+    shown = rows_of(out, "全部投诉")
+    assert {r["门店(来源)"] for r in shown} == {"SH01", "SH02"}
+    assert next(r for r in shown if r["投诉编号"] == "SH01-20261110-001" and r["门店(来源)"] == "SH01")[
+        "投诉内容"] == "第1台洗衣机漏水"
+    foreign = [f for f in rows_of(out, "校验问题") if f["代码"] == "foreign_shop"]
+    assert [(f["门店"], f["来源文件"]) for f in foreign] == [("SH02", "二店.xlsx")]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -93,13 +94,23 @@ class Prepared:
     settings_json: str = ""   # the file's 设置 as dcjson (every deadline below used these)
 
 
-def file_shop(table: ComplaintTable, path: Path) -> str:
-    """The shop a workbook speaks for: its 设置 shop code, else the folder the shop saves into.
+def file_shop(table: ComplaintTable | list[ComplaintTable], path: Path) -> str:
+    """The shop a workbook speaks for: its 设置 shop code; without one (an old or home-made
+    workbook), the shop that most of its rows name in 门店, if more than half of them agree
+    (several shops' files may share one folder); else the folder the shop saves into.
 
-    A row's own 门店 never overrides it: a file cannot write another shop's complaints.
+    A single row's 门店 never overrides it: a file cannot write another shop's complaints.
     """
-    if table.shop_code:
-        return str(table.shop_code).strip()
+    tables = table if isinstance(table, list) else [table]
+    code = next((t.shop_code for t in tables if t.shop_code), None)
+    if code:
+        return str(code).strip()
+    named = Counter(str(v).strip() for t in tables for r in t.rows
+                    if (v := r.values.get("shop")) is not None and not isinstance(v, Invalid) and str(v).strip())
+    if named:
+        shop, n = named.most_common(1)[0]
+        if n * 2 > sum(named.values()):
+            return shop
     return path.parent.name
 
 
@@ -122,10 +133,10 @@ def anchor(values: dict[str, Any]) -> str:
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:16]
 
 
-def foreign_shop_findings(table: ComplaintTable, path: Path) -> list[Finding]:
+def foreign_shop_findings(table: ComplaintTable, path: Path, own: str | None = None) -> list[Finding]:
     from ..findings import make_finding
 
-    own = file_shop(table, path)
+    own = own or file_shop(table, path)
     return [make_finding(table, row.row, "shop", "foreign_shop", own=own, value=other)
             for row in table.rows if (other := foreign_shop(row.values, own)) is not None]
 
@@ -135,9 +146,10 @@ def engine_dues(values: dict[str, Any], settings: Settings) -> Dues:
     return (d.contact_due, d.feedback_due, d.followup_due)
 
 
-def prepare_rows(table: ComplaintTable, path: Path, settings: Settings | None = None) -> list[PreparedRow]:
+def prepare_rows(table: ComplaintTable, path: Path, settings: Settings | None = None,
+                 shop: str | None = None) -> list[PreparedRow]:
     settings = settings or table.settings or DEFAULTS
-    shop = file_shop(table, path)
+    shop = shop or file_shop(table, path)
     out: list[PreparedRow] = []
     for row in table.rows:
         data = encode_values(row.values, row.extras)
@@ -153,10 +165,11 @@ def prepare(table: ComplaintTable | list[ComplaintTable], findings: list[Finding
     """One file's tables (a workbook may hold several) ready to store, with its settings."""
     tables = table if isinstance(table, list) else [table]
     settings = tables[0].settings or DEFAULTS
-    findings = findings + [f for t in tables for f in foreign_shop_findings(t, path)]
-    rows = [r for t in tables for r in prepare_rows(t, path, settings)]
+    shop = file_shop(tables, path)
+    findings = findings + [f for t in tables for f in foreign_shop_findings(t, path, shop)]
+    rows = [r for t in tables for r in prepare_rows(t, path, settings, shop)]
     return Prepared(tables[0].sheet, rows, encode_findings(findings), len(findings),
-                    shop=file_shop(tables[0], path), settings_json=dcjson.dumps(settings))
+                    shop=shop, settings_json=dcjson.dumps(settings))
 
 
 def encode_findings(findings: list[Finding]) -> str:
