@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from multiprocessing.connection import wait
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .errors import UnreadableWorkbook
 from .model import ComplaintTable
@@ -119,13 +119,13 @@ class _Job:
         child.close()
         self.deadline = time.monotonic() + timeout
 
-    def result(self) -> Any:
+    def result(self) -> tuple[Any, ...] | UnreadableWorkbook:
         """The child's answer (call when ``conn`` is readable or the deadline passed)."""
         try:
             if not self.conn.poll(0):
                 return UnreadableWorkbook(self.path, f"读取超过 {self.timeout:g} 秒，已中止 (timed out)")
             try:
-                answer = self.conn.recv()
+                answer: tuple[Any, ...] = self.conn.recv()
             except EOFError:
                 self.proc.join(1)
                 return UnreadableWorkbook(self.path, f"读取进程崩溃（退出码 {self.proc.exitcode}），"
@@ -139,7 +139,7 @@ class _Job:
             return answer[1:]
         from . import errors
 
-        cls = getattr(errors, answer[1], UnreadableWorkbook)
+        cls: type[UnreadableWorkbook] = getattr(errors, answer[1], UnreadableWorkbook)
         return cls(self.path, answer[2])
 
 
@@ -153,7 +153,7 @@ def read_workbook_isolated(
     got = job.result()
     if isinstance(got, UnreadableWorkbook):
         raise got
-    return got[0]
+    return cast(ComplaintTable, got[0])   # unpickled from the child: what _child sent
 
 
 def read_many_isolated(
