@@ -1,17 +1,23 @@
 """What only the CLI may do: run the sync watcher and the scheduler in one process.
 
-The cards never import each other; ``complaint-desk run`` passes this hook to the
-scheduler, which calls it with its APScheduler instance and the loaded config.
+The cards never import each other; ``complaint-desk run`` passes ``SYNC`` (the scheduler's
+``SyncHook``) to the scheduler, which calls ``start`` with its APScheduler instance and the
+loaded config, or ``once`` for ``run --once``.
 """
 
 from __future__ import annotations
 
 import atexit
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from scheduler.config import Config
+    from sync.daemon import Daemon
 
 
-def start_watcher(sched: Any, cfg: dict[str, dict[str, Any]]) -> Any:
+def start_watcher(sched: object, cfg: Config) -> Daemon | None:
     """Start the shop-folder watcher when the config names folders; merge on start and on a timer."""
     sync = cfg.get("sync", {})
     sources = sync.get("sources") or []
@@ -28,7 +34,7 @@ def start_watcher(sched: Any, cfg: dict[str, dict[str, Any]]) -> Any:
     return daemon
 
 
-def merge_once(cfg: dict[str, dict[str, Any]], now: Any) -> dict[str, Any] | None:
+def merge_once(cfg: Config, now: datetime) -> dict[str, Any] | None:
     """`run --once`: read the [sync] folders into the store once (the scheduler rewrites the merged
     workbook right after its scan, so it is written once per cycle, not twice)."""
     sync = cfg.get("sync", {})
@@ -48,5 +54,14 @@ def merge_once(cfg: dict[str, dict[str, Any]], now: Any) -> dict[str, Any] | Non
     return {"read": len(report.read), "problems": problems}
 
 
-# `run --once` asks the same hook for a single merge instead of a watcher.
-start_watcher.once = merge_once  # type: ignore[attr-defined]
+class _Sync:
+    """``scheduler.daemon.SyncHook``: the watcher beside the daemon, one merge for ``run --once``."""
+
+    def start(self, sched: object, cfg: Config) -> Daemon | None:
+        return start_watcher(sched, cfg)
+
+    def once(self, cfg: Config, now: datetime) -> dict[str, Any] | None:
+        return merge_once(cfg, now)
+
+
+SYNC = _Sync()

@@ -175,6 +175,8 @@ class FeedbackWriter:
                 return None
         write_book(book, target, now=now)
         written = _stamp(target)
+        if written is None:   # moved or deleted the moment after we wrote it: run() reports it
+            raise FileNotFoundError(f"{target}: 反馈文件写入后立即消失 (gone right after it was written)")
         with atomic_write(marker) as tmp:
             tmp.write_text(f"{book.digest} {written[0]} {written[1]}", encoding="ascii")
         # only once written: a failed write is tried again on the next pass

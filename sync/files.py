@@ -34,7 +34,7 @@ def is_conflict_copy(path: Path) -> bool:
     # OneDrive keeps both versions as "name-PCNAME.xlsx" next to "name.xlsx": only a copy
     # when the original sits beside it (a shop may well call its file "投诉-SH01.xlsx")
     m = re.search(r"^(.+)-[A-Za-z][A-Za-z0-9-]{1,14}$", stem)
-    return bool(m) and (path.parent / f"{m.group(1)}{path.suffix}").exists()
+    return m is not None and (path.parent / f"{m.group(1)}{path.suffix}").exists()
 
 
 def list_sources(folders: list[Path], *, out: Path | None = None) -> list[Path]:

@@ -92,6 +92,7 @@ def read_files(store: Store, paths: list[Path], *, known: dict[str, Any], now: d
     """
     results: dict[Path, FileResult] = {}
     first: dict[Path, tuple[int, int]] = {}
+    st: os.stat_result | None
     for path in paths:
         prev = known.get(str(path))
         if is_conflict_copy(path):
@@ -103,9 +104,9 @@ def read_files(store: Store, paths: list[Path], *, known: dict[str, Any], now: d
             results[path] = FileResult(path, "unstable", "文件仍在写入")
             continue
         same = prev is not None and not force and prev.size == st.st_size and prev.mtime == st.st_mtime
-        if same and prev.status == "ok":
+        if same and prev is not None and prev.status == "ok":
             results[path] = FileResult(path, "unchanged", rows=prev.rows or 0)  # not even hashed
-        elif same and prev.next_try is not None and prev.next_try > now:
+        elif same and prev is not None and prev.next_try is not None and prev.next_try > now:
             results[path] = FileResult(path, "retry_later", prev.error or "")
         else:
             first[path] = (st.st_size, st.st_mtime_ns)
