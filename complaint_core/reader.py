@@ -193,7 +193,7 @@ def table_from_grid(
     )
 
 
-def _settings(wb: Any, path: Path) -> Settings:
+def _settings(wb: CalamineWorkbook, path: Path) -> Settings:
     """The shop's own deadlines and business hours from its 设置 sheet (defaults when absent)."""
     if SHEET_SETTINGS not in wb.sheet_names:
         return DEFAULTS
@@ -201,7 +201,7 @@ def _settings(wb: Any, path: Path) -> Settings:
     return settings_from_rows(rows, sheet=f"{path.name}!{SHEET_SETTINGS}")
 
 
-def _risk_words(wb: Any, path: Path) -> tuple[str, ...] | None:
+def _risk_words(wb: CalamineWorkbook, path: Path) -> tuple[str, ...] | None:
     """The shop's escalation words from its 处理手册 sheet (None: the built-in list).
 
     A playbook the shop broke while editing must not make the complaints unreadable: validation

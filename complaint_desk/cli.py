@@ -21,6 +21,7 @@ from complaint_core import __version__
 from complaint_core.atomic import refuse_overwrite
 from complaint_core.clock import Clock, now_option
 from complaint_core.errors import ComplaintDeskError
+from complaint_core.model import ComplaintTable
 from excel_addin.commands import addin
 from scheduler.commands import mail_cmd, rules_cmd, run_command, scan_cmd
 from sync.commands import sync_cmd
@@ -36,7 +37,7 @@ LANG_OPTION = click.option("--lang", type=click.Choice(["zh", "en"]), default="z
                            help="消息语言 / Message language.")
 
 
-def _zone(table: Any) -> str | None:
+def _zone(table: ComplaintTable) -> str | None:
     return table.settings.timezone if table.settings is not None else None
 
 

@@ -6,12 +6,14 @@ import hashlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.engine import Row
 
 from complaint_core.errors import UnreadableWorkbook
 from complaint_core.isolate import read_many_isolated
@@ -54,12 +56,12 @@ def file_hash(path: Path) -> str:
     return h.hexdigest()
 
 
-def _known(store: Store) -> dict[str, Any]:
+def _known(store: Store) -> dict[str, Row[Any]]:
     with store.engine.connect() as c:
         return {r.path: r for r in c.execute(select(t.sources))}
 
 
-def _conflict_copy(store: Store, path: Path, prev: Any, now: datetime) -> FileResult:
+def _conflict_copy(store: Store, path: Path, prev: Row[Any] | None, now: datetime) -> FileResult:
     reason = "同步软件产生的冲突副本，未合并，请主管核对后删除 (sync conflict copy, not merged)"
     if prev is None or prev.status != "conflict_copy":
         record_failure(store, path, reason, status="conflict_copy", attempts=0, next_try=None, now=now)
@@ -67,7 +69,7 @@ def _conflict_copy(store: Store, path: Path, prev: Any, now: datetime) -> FileRe
     return FileResult(path, "conflict_copy", reason)
 
 
-def _failed(store: Store, path: Path, prev: Any, exc: UnreadableWorkbook, size: int, mtime: float,
+def _failed(store: Store, path: Path, prev: Row[Any] | None, exc: UnreadableWorkbook, size: int, mtime: float,
             now: datetime) -> FileResult:
     attempts = (prev.attempts or 0) + 1 if prev is not None and prev.mtime == mtime else 1
     # back off 5 s, 20 s, 80 s… the file's last good rows stay in the merged workbook
@@ -80,8 +82,8 @@ def _failed(store: Store, path: Path, prev: Any, exc: UnreadableWorkbook, size: 
     return FileResult(path, "failed", exc.reason)
 
 
-def read_files(store: Store, paths: list[Path], *, known: dict[str, Any], now: datetime, settle: float = 0.0,
-               timeout: float = 20.0, force: bool = False, progress: Any = None,
+def read_files(store: Store, paths: list[Path], *, known: dict[str, Row[Any]], now: datetime, settle: float = 0.0,
+               timeout: float = 20.0, force: bool = False, progress: Callable[[Path], object] | None = None,
                jobs: int | None = None) -> list[FileResult]:
     """Read the files among ``paths`` that changed, several at once, and store their rows.
 
@@ -180,7 +182,7 @@ def pending_retries(store: Store, folders: list[Path]) -> dict[Path, datetime]:
 
 
 def scan(store: Store, folders: list[Path], *, out: Path | None, now: datetime, settle: float = 0.0,
-         only: set[Path] | None = None, progress: Any = None) -> MergeReport:
+         only: set[Path] | None = None, progress: Callable[[Path], object] | None = None) -> MergeReport:
     """Look at every workbook in ``folders`` (or only the hinted ones) and update the store."""
     report = MergeReport()
     known = _known(store)
