@@ -13,9 +13,12 @@ import re
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import BadSetting
+
+if TYPE_CHECKING:
+    from openpyxl import Workbook
 from .model import column_letter
 from .penalties import DEFAULT_RULES, DEFAULT_TIERS, LossTier, PenaltyRule
 from .settings import settings_from_rows
@@ -205,7 +208,7 @@ def _column(header: tuple[Any, ...], label: str) -> int | None:
     return next((j for j, h in enumerate(header) if h is not None and str(h).strip().startswith(label)), None)
 
 
-def _tiers(wb: Any, path: Path) -> tuple[LossTier, ...]:
+def _tiers(wb: Workbook, path: Path) -> tuple[LossTier, ...]:
     """The 损失分级 sheet: one tier a row, in ascending order of loss, not overlapping."""
     out: list[LossTier] = []
     for i, row in enumerate(wb[S_TIERS].iter_rows(min_row=2, values_only=True), start=2):
