@@ -18,9 +18,10 @@ from openpyxl.comments import Comment
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.worksheet.table import TableColumn
 
-from .atomic import atomic_write
+from .atomic import atomic_write, refuse_read_only
 from .findings import FINDINGS_HEADER, FINDINGS_HEADER_EN
 from .model import ComplaintTable, Finding, RowFill, column_letter
+from .safety import check_xlsx
 from .schema import FIELD_BY_KEY, FILLED_KEYS, KEYS, SHEET_FINDINGS
 from .template import number_format
 from .textsafe import clean_control
@@ -32,7 +33,16 @@ _OUR_COLOURS = {"FFFF9999", "FFFFE699"}
 
 
 def _load(path: Path) -> Any:
-    return load_workbook(path, keep_vba=path.suffix.lower() == ".xlsm", rich_text=True)
+    """The shop's workbook for editing, or one line saying why it cannot be edited.
+
+    openpyxl edits only xlsx/xlsm (by content: an .et or .XLSX that is an xlsx inside is
+    fine); a read-only file is the shop's way of saying "do not touch", so it is refused
+    before any work, and the rewrite keeps the file's owner, group and mode (atomic_write).
+    """
+    facts = check_xlsx(path)
+    refuse_read_only(path)
+    with path.open("rb") as fh:   # a file object: openpyxl would refuse an .et or .XLSX name
+        return load_workbook(fh, keep_vba="xl/vbaProject.bin" in facts.parts, rich_text=True)
 
 
 def _set_text(cell: Any, value: Any) -> None:
@@ -62,12 +72,22 @@ def _write_findings_sheet(wb: Any, findings: list[Finding], lang: str) -> None:
     ws.freeze_panes = "A2"
 
 
-def mark_file(path: str | Path, findings: Iterable[Finding], *, sheet: str, lang: str = "zh") -> None:
-    """Fill + note on each bad cell of ``sheet``, clear last run's fixed marks, list findings."""
+def mark_file(path: str | Path, findings: Iterable[Finding], *, sheet: str | Iterable[str],
+              lang: str = "zh") -> None:
+    """Fill + note on each bad cell of ``sheet`` (one name, or every sheet holding a complaint
+    table), clear last run's fixed marks, list findings."""
     p = Path(path)
     findings = list(findings)
+    sheets = list(dict.fromkeys([sheet] if isinstance(sheet, str) else sheet))
     wb = _load(p)
-    ws = wb[sheet]
+    for name in sheets:
+        _mark_sheet(wb[name], [f for f in findings if f.sheet == name and f.code != "stray_cell"])
+    _write_findings_sheet(wb, findings, lang)
+    with atomic_write(p) as tmp:
+        wb.save(tmp)
+
+
+def _mark_sheet(ws: Any, findings: list[Finding]) -> None:
     for row in ws.iter_rows():
         for cell in row:
             if cell.comment is not None and cell.comment.author == AUTHOR:
@@ -76,7 +96,7 @@ def mark_file(path: str | Path, findings: Iterable[Finding], *, sheet: str, lang
                     cell.fill = PatternFill(fill_type=None)
     by_cell: dict[str, list[Finding]] = {}
     for f in findings:
-        if f.cell and f.sheet == sheet:
+        if f.cell:
             by_cell.setdefault(f.cell, []).append(f)
     for ref, items in by_cell.items():
         cell = ws[ref]
@@ -84,9 +104,6 @@ def mark_file(path: str | Path, findings: Iterable[Finding], *, sheet: str, lang
         cell.fill = ERROR_FILL if worst == "error" else WARNING_FILL
         text = "\n".join(f"[{f.code}] {f.message}" for f in items)
         cell.comment = Comment(text[:2000], AUTHOR, width=300, height=120)
-    _write_findings_sheet(wb, findings, lang)
-    with atomic_write(p) as tmp:
-        wb.save(tmp)
 
 
 def fill_file(path: str | Path, table: ComplaintTable, fills: Iterable[RowFill]) -> int:

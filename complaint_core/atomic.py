@@ -2,7 +2,9 @@
 
 Write to a hidden temp file in the same folder, fsync, then ``os.replace``. On Windows the
 replace fails while Excel holds the target open; we retry with backoff and then report,
-never leaving a partial file at the target.
+never leaving a partial file at the target. The new file gets the old one's owner, group
+and mode: a shop folder shared by a group (0660) must not become world-readable (0644) or
+leave the group because we rewrote it.
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import WorkbookLocked
+from .errors import FileNotWritable, WorkbookLocked
 
 TEMP_PREFIX = ".~cd-tmp-"
 
@@ -29,16 +32,48 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def refuse_read_only(path: str | os.PathLike[str]) -> None:
+    """One line when ``path`` is marked read-only (no write bit) or we may not write it."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        return
+    if not st.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not os.access(p, os.W_OK):
+        raise FileNotWritable(p, "文件是只读的，未修改；如需写入请先取消只读 (read-only file, not changed)")
+
+
+def _keep_owner_and_mode(tmp: Path, target: Path) -> None:
+    """Give the temp file the target's mode, owner and group before it takes its place."""
+    try:
+        st = target.stat()
+    except FileNotFoundError:
+        return   # a new file: the process's umask decides, as for any file it creates
+    os.chmod(tmp, stat.S_IMODE(st.st_mode))
+    if not hasattr(os, "chown"):
+        return   # Windows: the new file inherits the folder's ACL
+    try:
+        os.chown(tmp, st.st_uid, st.st_gid)
+    except PermissionError:
+        # only root may give a file away; a member of the group may still keep the group
+        try:
+            os.chown(tmp, -1, st.st_gid)
+        except PermissionError:
+            raise FileNotWritable(target, "无法保持文件的所属组，未修改（请由文件所有者运行）"
+                                          "(cannot keep the file's group, not changed)") from None
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike[str], *, attempts: int = 6, delay: float = 0.5) -> Iterator[Path]:
     """Yield a temp path next to ``path``; on success it replaces ``path`` atomically."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f"{TEMP_PREFIX}{secrets.token_hex(4)}{target.suffix}")
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        _keep_owner_and_mode(tmp, target)
         for attempt in range(1, attempts + 1):
             try:
                 os.replace(tmp, target)
@@ -48,8 +83,13 @@ def atomic_write(path: str | os.PathLike[str], *, attempts: int = 6, delay: floa
                     raise WorkbookLocked(target, attempts) from None
                 time.sleep(delay * attempt)
         _fsync_dir(target.parent)
+    except OSError as exc:
+        # a read-only folder or disk, a full disk, a share gone: one line naming the file
+        if exc.filename is not None and Path(exc.filename) not in (tmp, target, target.parent):
+            raise
+        raise FileNotWritable(target, f"无法写入 (cannot write: {exc.strerror or exc})") from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             tmp.unlink()
 
 

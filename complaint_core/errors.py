@@ -61,6 +61,15 @@ class MergedUnreadable(ComplaintDeskError):
         super().__init__(f"{self.path}: 合并工作簿暂时无法读取，主管批示未能读回，本次不改写 ({reason})")
 
 
+class FileNotWritable(ComplaintDeskError):
+    """A file or folder we must write is read-only, or the system refused the write."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
 class StoreMissing(ComplaintDeskError):
     """A command that reads the store was given one that does not exist (a typo in --state)."""
 
@@ -96,3 +105,21 @@ class BadClock(ComplaintDeskError):
         self.value = value
         super().__init__(f"--now {value!r}: 不是 ISO-8601 时间，例如 2026-03-02T15:00 或 2026-03-02T15:00+08:00 "
                          f"(not an ISO-8601 time)")
+
+
+class SourceFolderUnavailable(ComplaintDeskError):
+    """A shop folder given to ``sync`` is not there (a typo, an unmounted share) or not a folder."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class StoreUnavailable(ComplaintDeskError):
+    """The store cannot be opened or written: unreachable server, read-only file, unknown URL."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(f"存储 {url}: {reason}")

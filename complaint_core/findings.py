@@ -58,6 +58,8 @@ CODES: dict[str, tuple[Severity, str, str]] = {
                              "A severe complaint must go to the manager: no approval and status is not awaiting approval"),
     "should_be_severe": ("warning", "须预警上报（{reasons}），“严重程度”应为“严重”",
                          "Must be escalated ({reasons_en}): Severity should be 'Severe'"),
+    "stray_cell": ("warning", "单元格 {where} 远离投诉表，其内容“{value}”未读取；如是误输入请删除",
+                   "Cell {where} lies far outside the table; its value {value} was not read: delete it if typed by mistake"),
 }
 
 # The columns of the 校验结果 sheet (CLI --mark and the add-in write the same sheet).

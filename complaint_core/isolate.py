@@ -17,15 +17,17 @@ import threading
 import time
 import types
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing.connection import wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from .errors import UnreadableWorkbook
-from .model import ComplaintTable
+from .model import ComplaintTable, Finding
 
 if TYPE_CHECKING:
+    from .clock import Clock
     from .store.codec import Prepared
 
 _CTX: Any = None
@@ -37,14 +39,27 @@ def _context() -> Any:
         if sys.platform.startswith("linux"):
             ctx = mp.get_context("forkserver")
             ctx.set_forkserver_preload(["python_calamine", "complaint_core.reader", "complaint_core.validate",
-                                        "complaint_core.store.codec"])
+                                        "complaint_core.store.codec", "complaint_core.bounds_ods",
+                                        "complaint_core.bounds_xls", "complaint_core.bounds_xlsb"])
         else:
             ctx = mp.get_context("spawn")
         _CTX = ctx
     return _CTX
 
 
-def _child(path: str, memory_mb: int, conn: Any, now: datetime | None = None) -> None:
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """What ``validate`` needs of one file, made in the child: small to send back (no rows)."""
+
+    rows: int                   # complaint rows over every table
+    sheets: list[str]           # the sheets holding a complaint table, in reading order
+    findings: list[Finding]
+    # years a business-hour deadline falls in that no calendar knows: the parent logs them (the
+    # child's log goes nowhere), naming the chinese-calendar release that would know them
+    uncovered: list[int] = field(default_factory=list)
+
+
+def _child(path: str, memory_mb: int, conn: Any, now: datetime | Clock | None = None, lang: str | None = None) -> None:
     try:
         import resource
 
@@ -60,18 +75,33 @@ def _child(path: str, memory_mb: int, conn: Any, now: datetime | None = None) ->
         pass
     # one file, then the child exits: the cycle collector would only walk the rows it just made
     gc.disable()
-    from .reader import read_workbook
+    from .reader import read_tables
 
     try:
-        table = read_workbook(path)
+        tables = read_tables(path)
         if now is None:
-            result: Any = ("ok", table)
+            result: Any = ("ok", tables)
+        elif lang is not None:
+            from .clock import Clock
+            from .validate import validate_tables
+
+            if isinstance(now, Clock):   # `validate --now`: that moment in this shop's own zone
+                first = tables[0].settings if tables else None
+                now = now.now(first.timezone if first is not None else None)
+
+            from .settings import DEFAULTS
+            from .validate import holiday_gaps
+
+            uncovered = sorted({y for t in tables for y in holiday_gaps(t, t.settings or DEFAULTS)})
+            result = ("ok", Checked(sum(len(t.rows) for t in tables), list(dict.fromkeys(t.sheet for t in tables)),
+                                    validate_tables(tables, now=now, lang=lang), uncovered))
         else:
             # validating and encoding here too: with several children, two shops' checks and
             # JSON run at once, and the daemon only stores the result
             from .store.codec import prepare
-            from .validate import validate_table
-            result = ("ok", prepare(table, validate_table(table, now=now), Path(path)))
+            from .validate import validate_tables
+            findings = validate_tables(tables, now=cast(datetime, now))   # a Clock only comes with lang
+            result = ("ok", prepare(tables, findings, Path(path)))
     except UnreadableWorkbook as exc:
         result = ("error", type(exc).__name__, exc.reason)
     except MemoryError:
@@ -109,12 +139,13 @@ def _start(proc: Any) -> None:
 class _Job:
     """One child reading one file, with its own deadline."""
 
-    def __init__(self, path: Path, timeout: float, memory_mb: int, now: datetime | None) -> None:
+    def __init__(self, path: Path, timeout: float, memory_mb: int, now: datetime | Clock | None,
+                 lang: str | None = None) -> None:
         ctx = _context()
         self.path = path
         self.timeout = timeout
         self.conn, child = ctx.Pipe(duplex=False)
-        self.proc = ctx.Process(target=_child, args=(str(path), memory_mb, child, now), daemon=True)
+        self.proc = ctx.Process(target=_child, args=(str(path), memory_mb, child, now, lang), daemon=True)
         _start(self.proc)
         child.close()
         self.deadline = time.monotonic() + timeout
@@ -128,8 +159,11 @@ class _Job:
                 answer: tuple[Any, ...] = self.conn.recv()
             except EOFError:
                 self.proc.join(1)
-                return UnreadableWorkbook(self.path, f"读取进程崩溃（退出码 {self.proc.exitcode}），"
-                                                     "文件可能已损坏 (reader crashed)")
+                from .safety import kind_hint
+
+                return UnreadableWorkbook(self.path, f"读取进程崩溃（退出码 {self.proc.exitcode}）：{kind_hint(self.path)} "
+                                                     "文件可能已损坏，或在表格之外很远处有内容（如 XFD1048576 单元格）"
+                                                     "(reader crashed)")
         finally:
             if self.proc.is_alive():
                 self.proc.kill()
@@ -143,17 +177,28 @@ class _Job:
         return cls(self.path, answer[2])
 
 
-def read_workbook_isolated(
+def read_tables_isolated(
     path: str | Path, *, timeout: float = 10.0, memory_mb: int = 2048
-) -> ComplaintTable:
-    """``reader.read_workbook`` in a killable child; hangs, crashes and memory runaways become
-    UnreadableWorkbook with the reason."""
+) -> list[ComplaintTable]:
+    """``reader.read_tables`` in a killable child; hangs, crashes and memory runaways become
+    UnreadableWorkbook with the reason. The CLI reads this way too: python-calamine aborts the
+    whole process on some hostile xls/ods/xlsb files, and a shop owner must see one line."""
+    from .safety import regular_file
+
+    regular_file(Path(path))   # a pipe or a missing file: said here, no child started
     job = _Job(Path(path), timeout, memory_mb, None)
     job.conn.poll(timeout)
     got = job.result()
     if isinstance(got, UnreadableWorkbook):
         raise got
-    return cast(ComplaintTable, got[0])   # unpickled from the child: what _child sent
+    return cast(list[ComplaintTable], got[0])   # unpickled from the child: what _child sent
+
+
+def read_workbook_isolated(
+    path: str | Path, *, timeout: float = 10.0, memory_mb: int = 2048
+) -> ComplaintTable:
+    """The first complaint table of ``path`` (see read_tables_isolated)."""
+    return read_tables_isolated(path, timeout=timeout, memory_mb=memory_mb)[0]
 
 
 def read_many_isolated(
@@ -168,13 +213,26 @@ def read_many_isolated(
     A merge of 100 shops is mostly waiting on the reader: on a 2-core shop PC two children
     halve it, while the parent stores what they return.
     """
+    yield from _many(paths, jobs, lambda p: _Job(p, timeout, memory_mb, now))
+
+
+def check_many_isolated(
+    paths: Iterable[Path], *, now: datetime | Clock, lang: str = "zh", jobs: int | None = None, timeout: float = 60.0,
+    memory_mb: int = 2048,
+) -> Iterator[tuple[Path, Checked | UnreadableWorkbook]]:
+    """``validate``'s reading: every table of each file read and checked in a child (several
+    at once), only the findings sent back; yields in completion order."""
+    yield from _many(paths, jobs, lambda p: _Job(p, timeout, memory_mb, now, lang))
+
+
+def _many(paths: Iterable[Path], jobs: int | None, start: Any) -> Iterator[tuple[Path, Any]]:
     todo = list(paths)[::-1]
     jobs = max(1, jobs or min(os.cpu_count() or 1, 4))
     running: list[_Job] = []
     try:
         while todo or running:
             while todo and len(running) < jobs:
-                running.append(_Job(todo.pop(), timeout, memory_mb, now))
+                running.append(start(todo.pop()))
             wait_for = max(0.0, min(j.deadline for j in running) - time.monotonic())
             ready = set(wait([j.conn for j in running], timeout=wait_for))
             now_m = time.monotonic()
@@ -187,7 +245,7 @@ def read_many_isolated(
             # start the next files before handing these over: the children read while the
             # caller stores what they returned
             while todo and len(running) < jobs:
-                running.append(_Job(todo.pop(), timeout, memory_mb, now))
+                running.append(start(todo.pop()))
             yield from results
     finally:
         for job in running:   # the caller stopped early: no child outlives the merge

@@ -70,6 +70,8 @@ class ComplaintTable:
     last_row: int = 0             # last Excel row of the table region (including blanks inside)
     settings: Settings | None = None   # the workbook's own 设置, if any
     risk_words: tuple[str, ...] | None = None  # the 处理手册 sheet's escalation words, if any
+    # (sheet, A1 cell, value) of cells far outside any table, not read (see safety.bound_sheets)
+    stray_cells: list[tuple[str, str, str]] = field(default_factory=list)
 
     def cell(self, key: str, row: int) -> str:
         """A1 reference of field ``key`` on Excel row ``row`` (column added when missing)."""

@@ -1,14 +1,18 @@
-"""Find and read the complaint table in a shop's workbook.
+"""Find and read the complaint tables in a shop's workbook.
 
 Shops add a title row above the header, reorder columns, type English headers, leave
-blank rows in the middle and add columns of their own. The reader copes with all of
-that, keeps every extra column, and refuses anything else with one line naming the file
-and the reason. Reading goes through python-calamine (about 8x faster than openpyxl) after
-``safety.check_xlsx`` has refused bombs and foreign formats.
+blank rows in the middle and add columns of their own; some keep a second complaint sheet
+(投诉登记2025 beside 投诉登记) or a second table below or beside the first. The reader copes
+with all of that, keeps every extra column, and refuses anything else with one line naming
+the file and the reason. Reading goes through python-calamine (about 8x faster than
+openpyxl), opened by the file's content (xlsx, xlsm, xls, WPS et, ods, xlsb in any case of
+name), after ``safety.check_workbook`` has refused bombs and foreign formats and
+``safety.bound_sheets`` has cut out cells far from any table.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -16,16 +20,22 @@ from typing import Any
 
 from python_calamine import CalamineWorkbook
 
+from .bounds import CELL_BUDGET, COL_GAP, ROW_GAP, block_end, bound_sheets, trimmed_copy
 from .errors import BadSetting, NotAComplaintWorkbook, UnreadableWorkbook
 from .gcpause import paused_gc
-from .holidays import with_workbook_holidays
-from .model import ComplaintTable, SourceRow, is_blank
+from .holidays import SHEET_HOLIDAYS, with_workbook_holidays
+from .model import ComplaintTable, SourceRow, column_letter, is_blank
 from .playbook import DEFAULT_PLAYBOOK, Playbook, playbook_from_rows
-from .safety import check_xlsx
+from .safety import WorkbookFacts, check_workbook
 from .schema import (
     FIELD_BY_KEY,
+    FIELDS,
     HEADER_ALIASES,
     SHEET_COMPLAINTS,
+    SHEET_FINDINGS,
+    SHEET_HOWTO,
+    SHEET_LISTS,
+    SHEET_MARKS,
     SHEET_PLAYBOOK,
     SHEET_SETTINGS,
     normalise_header,
@@ -36,6 +46,12 @@ from .values import normalise
 HEADER_SCAN_ROWS = 30
 MIN_MATCHES = 4
 CORE_KEYS = frozenset({"received_at", "customer_name", "description", "complaint_id", "category", "channel"})
+# Header texts exactly as the template and its English version write them: a row holding
+# several of them below a table starts a second table (one C-level set test per row).
+_HEADER_TEXTS = frozenset([f.zh for f in FIELDS] + [f.en for f in FIELDS])
+# The template's own sheets other than the complaint table: never read as complaints.
+_NOT_COMPLAINTS = frozenset({SHEET_SETTINGS, SHEET_PLAYBOOK, SHEET_HOWTO, SHEET_LISTS, SHEET_FINDINGS, SHEET_HOLIDAYS,
+                             SHEET_MARKS})
 
 
 def find_header(grid: list[list[Any]]) -> tuple[int, dict[str, int], dict[str, int]] | None:
@@ -143,18 +159,103 @@ def table_from_grid(
     first_row: int = 1,
     first_col: int = 0,
 ) -> ComplaintTable:
-    """The complaint table in a block of cells (the add-in passes what one range read gives).
+    """The (first) complaint table in a block of cells (the add-in passes what one range read gives).
 
     ``first_row``/``first_col`` say where the grid sits in the sheet (Excel row number,
     0-based column), so findings name the right cells.
     """
     found = find_header(grid)
     if found is None:
-        raise NotAComplaintWorkbook(
-            path or sheet,
-            f"工作表“{sheet}”中找不到投诉表的表头（需要至少 {MIN_MATCHES} 个已知列，如 投诉编号、受理时间、"
-            "客户姓名、投诉内容；中英文均可） (no complaint header row found)",
-        )
+        raise _no_header(path, sheet)
+    return _table(grid, found, len(grid), sheet=sheet, path=path, date1904=date1904, shop_code=shop_code,
+                  first_row=first_row, first_col=first_col)
+
+
+def _no_header(path: Path | None, sheet: str) -> NotAComplaintWorkbook:
+    return NotAComplaintWorkbook(
+        path or sheet,
+        f"工作表“{sheet}”中找不到投诉表的表头（需要至少 {MIN_MATCHES} 个已知列，如 投诉编号、受理时间、"
+        "客户姓名、投诉内容；中英文均可） (no complaint header row found)",
+    )
+
+
+def tables_from_grid(
+    grid: list[list[Any]],
+    *,
+    sheet: str,
+    path: Path | None = None,
+    date1904: bool = False,
+    first_row: int = 1,
+    first_col: int = 0,
+) -> list[ComplaintTable]:
+    """Every complaint table on one sheet: the first, any table below it that starts with its
+    own header row, and any table beside it (the same header fields repeated further right)."""
+    found = find_header(grid)
+    if found is None:
+        raise _no_header(path, sheet)
+    hr, keys, extras = found
+    split = _beside(keys, extras)
+    if split is not None:
+        left = [row[:split] for row in grid]
+        right = [row[split:] for row in grid]
+        out = tables_from_grid(left, sheet=sheet, path=path, date1904=date1904, first_row=first_row,
+                               first_col=first_col)
+        try:
+            out += tables_from_grid(right, sheet=sheet, path=path, date1904=date1904, first_row=first_row,
+                                    first_col=first_col + split)
+        except NotAComplaintWorkbook:
+            pass
+        return out
+    tables: list[ComplaintTable] = []
+    while found is not None:
+        hr = found[0]
+        nxt = _next_header(grid, hr + 1)
+        stop = nxt[0] if nxt is not None else len(grid)
+        tables.append(_table(grid, found, stop, sheet=sheet, path=path, date1904=date1904, shop_code=None,
+                             first_row=first_row, first_col=first_col))
+        found = nxt
+    return tables
+
+
+def _beside(keys: dict[str, int], extras: dict[str, int]) -> int | None:
+    """The column where a second table starts on the header row, when the fields repeat."""
+    again: dict[str, int] = {}
+    for text, c in extras.items():
+        key = HEADER_ALIASES.get(normalise_header(text))
+        if key is not None and key in keys and c > keys[key]:
+            again.setdefault(key, c)
+    if len(again) >= MIN_MATCHES and len(CORE_KEYS & again.keys()) >= 2:
+        return min(again.values())
+    return None
+
+
+def _next_header(grid: list[list[Any]], start: int) -> tuple[int, dict[str, int], dict[str, int]] | None:
+    """The next row at or after ``start`` that is a complaint header row itself."""
+    texts = _HEADER_TEXTS
+    for r in range(start, len(grid)):
+        line = grid[r]
+        if texts.isdisjoint(line):
+            continue
+        if sum(1 for v in line if type(v) is str and v in texts) < MIN_MATCHES:
+            continue
+        found = find_header([line])
+        if found is not None:
+            return (r, found[1], found[2])
+    return None
+
+
+def _table(
+    grid: list[list[Any]],
+    found: tuple[int, dict[str, int], dict[str, int]],
+    stop: int,
+    *,
+    sheet: str,
+    path: Path | None,
+    date1904: bool,
+    shop_code: str | None,
+    first_row: int,
+    first_col: int,
+) -> ComplaintTable:
     hr, keys, extras = found
     # Trailing header cells with no name and no data are Excel's used-range slack, not columns.
     extras = {h: c for h, c in extras.items() if h}
@@ -164,7 +265,7 @@ def table_from_grid(
     width = max(c for _, c in key_cols + extra_cols) + 1
     rows: list[SourceRow] = []
     last = hr
-    for r in range(hr + 1, len(grid)):
+    for r in range(hr + 1, stop):
         line = grid[r]
         if len(line) < width:   # a ragged row from a hand-made grid: its missing cells are empty
             line = list(line) + [None] * (width - len(line))
@@ -215,58 +316,134 @@ def _risk_words(wb: CalamineWorkbook, path: Path) -> tuple[str, ...] | None:
         return None
 
 
+_SUFFIXES_OF = {"xlsx": (".xlsx", ".xlsm"), "xls": (".xls",), "xlsb": (".xlsb",), "ods": (".ods",)}
+
+
+def _open(p: Path, facts: WorkbookFacts, bounds: list[Any]) -> Any:
+    """The workbook opened by its content; with far cells cut out when ``bounds`` names any."""
+    if bounds:
+        return CalamineWorkbook.from_filelike(io.BytesIO(trimmed_copy(p, bounds)))
+    with p.open("rb") as fh:
+        try:
+            return CalamineWorkbook.from_filelike(fh)
+        except Exception:  # noqa: BLE001 - the sniffing hides calamine's reason ("Cannot detect file format")
+            # opened by name, calamine tries only the format the name says: when that is what the
+            # content is, its error is the real reason (or it reads what sniffing gave up on)
+            if p.suffix.lower() in _SUFFIXES_OF[facts.kind]:
+                return CalamineWorkbook.from_path(str(p))
+            raise
+
+
+def _bounded_grid(sheet: Any, start: tuple[int, int]) -> tuple[list[list[Any]], list[tuple[str, str]]]:
+    """The sheet's cells without those far from the rest, row by row, and the far ones named.
+
+    For formats whose cells cannot be located before the parser runs (xls, xlsb, ods) the
+    parser's own range is already built; this keeps the Python side from doubling it (one
+    list per row, never a grid of a million rows) and names the far cells as for an xlsx.
+    """
+    kept: list[tuple[int, list[Any]]] = []
+    cols: set[int] = set()
+    for r, row in enumerate(sheet.iter_rows()):
+        if row.count("") == len(row):
+            continue   # an empty row of the used range: the common case, tested in C
+        used = [c for c, v in enumerate(row) if v != "" and v is not None]
+        if used:
+            kept.append((r, row))
+            cols.update(used)
+    if not kept:
+        return [], []
+    last_row = block_end([r for r, _ in kept], ROW_GAP)
+    last_col = block_end(list(cols), COL_GAP)
+    if (last_row + 1) * (last_col + 1) > CELL_BUDGET:
+        raise UnreadableWorkbook(sheet.name, f"工作表“{sheet.name}”的已用区域过大（约 {last_row + 1} 行 × {last_col + 1} 列），"
+                                             "无法安全读取 (used range too large)")
+    grid: list[list[Any]] = [[] for _ in range(last_row + 1)]
+    far: list[tuple[str, str]] = []
+    for r, row in kept:
+        for c, v in enumerate(row):
+            if v != "" and v is not None and (r > last_row or c > last_col):
+                far.append((f"{column_letter(start[1] + c)}{start[0] + r + 1}", str(v)[:60]))
+        if r <= last_row:
+            grid[r] = row[:last_col + 1]
+    return grid, far
+
+
 @paused_gc()   # a dict per row: the collector would walk them all again and again
-def read_workbook(path: str | Path) -> ComplaintTable:
-    """Read the complaint table of a shop workbook, or raise UnreadableWorkbook with the reason."""
+def read_tables(path: str | Path) -> list[ComplaintTable]:
+    """Every complaint table of a shop workbook (every sheet whose header matches, each table on
+    a sheet), or raise UnreadableWorkbook with the reason. The first table carries the
+    workbook's 设置 and the cells cut out as too far from any table."""
     p = Path(path)
-    facts = check_xlsx(p)
+    facts = check_workbook(p)
     try:
-        wb = CalamineWorkbook.from_path(str(p))
+        bounds = bound_sheets(p, facts)
+        wb = _open(p, facts, bounds)
         names = list(wb.sheet_names)
         order = sorted(names, key=lambda n: (n != SHEET_COMPLAINTS, names.index(n)))
         failure: NotAComplaintWorkbook | None = None
+        tables: list[ComplaintTable] = []
+        strays: list[tuple[str, str, str]] = [(b.name, ref, b.values.get(ref, "")) for b in bounds for ref in b.strays]
+        settings: Settings | None = None
+        risk_words: tuple[str, ...] | None = None
         for name in order:
-            if name in (SHEET_SETTINGS,):
+            if name in _NOT_COMPLAINTS:
                 continue
             sheet = wb.get_sheet_by_name(name)
-            grid = sheet.to_python()
+            start = sheet.start or (0, 0)
+            if (sheet.height or 0) * (sheet.width or 0) > CELL_BUDGET:
+                grid, far = _bounded_grid(sheet, start)   # xls/xlsb/ods: not located beforehand
+                strays += [(name, ref, value) for ref, value in far]
+            else:
+                grid = sheet.to_python()
             if not grid:
                 continue
-            start = sheet.start or (0, 0)
             try:
-                table = table_from_grid(
-                    grid, sheet=name, path=p, date1904=facts.date1904,
-                    first_row=start[0] + 1, first_col=start[1],
-                )
+                found = tables_from_grid(grid, sheet=name, path=p, date1904=facts.date1904,
+                                         first_row=start[0] + 1, first_col=start[1])
             except NotAComplaintWorkbook as exc:
                 failure = failure or exc
                 continue
-            table.settings = with_workbook_holidays(_settings(wb, p), wb, p)  # 设置 + 节假日
-            table.risk_words = _risk_words(wb, p)
-            table.shop_code = table.settings.shop_code or None
-            return table
+            if settings is None:
+                settings = with_workbook_holidays(_settings(wb, p), wb, p)  # 设置 + 节假日
+                risk_words = _risk_words(wb, p)
+            for table in found:
+                table.settings = settings
+                table.risk_words = risk_words
+                table.shop_code = settings.shop_code or None
+            tables += found
     except (UnreadableWorkbook, BadSetting):
         raise
     except BaseException as exc:  # noqa: BLE001 - pyo3 PanicException derives from BaseException
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
-        raise UnreadableWorkbook(p, f"工作簿无法解析 ({type(exc).__name__}: {str(exc)[:200]})") from None
-    raise NotAComplaintWorkbook(
-        p, "不是投诉台账：没有任何工作表含有投诉表的表头（投诉编号、受理时间、客户姓名、投诉内容…）"
-        " (no sheet has a complaint table header)")
+        raise UnreadableWorkbook(p, f"{facts.kind} 工作簿无法解析，文件可能已损坏 "
+                                    f"({type(exc).__name__}: {str(exc)[:200]})") from None
+    if not tables:
+        raise NotAComplaintWorkbook(
+            p, "不是投诉台账：没有任何工作表含有投诉表的表头（投诉编号、受理时间、客户姓名、投诉内容…）"
+            " (no sheet has a complaint table header)")
+    tables[0].stray_cells = strays
+    return tables
+
+
+def read_workbook(path: str | Path) -> ComplaintTable:
+    """The first complaint table of a shop workbook (``read_tables`` gives every one)."""
+    return read_tables(path)[0]
 
 
 def read_playbook(path: str | Path) -> Playbook:
     """The shop's own 处理手册 sheet when the workbook has one, else the default playbook."""
-    check_xlsx(path)
+    p = Path(path)
+    facts = check_workbook(p)
     try:
-        wb = CalamineWorkbook.from_path(str(path))
+        wb = _open(p, facts, bound_sheets(p, facts))
         if SHEET_PLAYBOOK not in wb.sheet_names:
             return DEFAULT_PLAYBOOK
         rows = wb.get_sheet_by_name(SHEET_PLAYBOOK).to_python()
-    except BaseException as exc:  # noqa: BLE001 - see read_workbook
+    except UnreadableWorkbook:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - see read_tables
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
         raise UnreadableWorkbook(path, f"处理手册无法读取 ({type(exc).__name__})") from None
-    return playbook_from_rows(rows, sheet=f"{Path(path).name}!{SHEET_PLAYBOOK}")
-
+    return playbook_from_rows(rows, sheet=f"{p.name}!{SHEET_PLAYBOOK}")

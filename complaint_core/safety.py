@@ -1,8 +1,13 @@
-"""Refuse hostile or foreign files before any parser touches them.
+"""Refuse hostile or foreign files before any parser touches them, and bound what it may allocate.
 
 A shop folder is shared: anything can land in it. An xlsx is a zip of XML, so a few
 hundred bytes can claim gigabytes (zip bomb) or expand entities without end (XML bomb).
 We look only at the zip directory and small prefixes, so refusing costs milliseconds.
+
+What a file *is* comes from its first bytes, never from its name: WPS saves ``.et`` files
+that are xls or xlsx inside, NAS shares keep ``.XLSX``, and a system's "Excel export" is
+often a CSV or a web page named ``.xls``. A pipe or device named ``*.xlsx`` is refused from
+``stat`` alone: opening it to read would wait for a writer forever.
 """
 
 from __future__ import annotations
@@ -10,9 +15,10 @@ from __future__ import annotations
 import encodings.cp437  # noqa: F401 - zipfile decodes part names with it; loaded once, not per file
 import os
 import re
+import stat
 import zipfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UnreadableWorkbook, UnsafeWorkbook
@@ -29,43 +35,122 @@ HEAD = 4 << 10
 _PROLOG_RE = re.compile(rb"(?:\xef\xbb\xbf)?(?:[ \t\r\n]+|<\?.*?\?>|<!--.*?-->)*", re.S)
 _ELEMENT_RE = re.compile(rb"<[^!?]")
 _DATE1904_RE = re.compile(rb"<(?:\w+:)?workbookPr\b[^>]*\bdate1904\s*=\s*[\"'](1|true)[\"']", re.I)
+ODS_MIME = b"application/vnd.oasis.opendocument.spreadsheet"
+
+# the formats python-calamine reads, as sniffed from the content
+KINDS = ("xlsx", "xlsb", "xls", "ods")
 
 
 @dataclass(frozen=True, slots=True)
-class XlsxFacts:
-    """What the check saw on its way through the zip, so the reader need not open it again."""
+class WorkbookFacts:
+    """What the check saw on its way through the file, so the reader need not look again."""
 
+    kind: str = "xlsx"          # xlsx (also xlsm, an .et saved as xlsx) | xlsb | xls (also .et) | ods
     date1904: bool = False      # dates count from 1904 (old Mac Excel), not from 1900
+    size: int = 0
+    parts: tuple[str, ...] = field(default=())   # the zip's part names (zip formats only)
 
 
-def check_xlsx(path: str | os.PathLike[str]) -> XlsxFacts:
-    """Raise UnreadableWorkbook/UnsafeWorkbook unless ``path`` looks like a sane xlsx/xlsm."""
-    p = Path(path)
+XlsxFacts = WorkbookFacts   # the name earlier callers import
+
+
+def regular_file(p: Path) -> int:
+    """The size of ``p`` once ``stat`` has shown it is a plain file; one line otherwise."""
     try:
-        size = p.stat().st_size
-        with p.open("rb") as fh:
-            head = fh.read(8)
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise UnreadableWorkbook(p, "文件不存在 (file not found)") from None
+    except OSError as exc:
+        raise UnreadableWorkbook(p, f"无法访问文件 (cannot access: {exc.strerror or exc})") from None
+    if not stat.S_ISREG(st.st_mode):
+        what = "文件夹" if stat.S_ISDIR(st.st_mode) else "管道或设备"
+        raise UnreadableWorkbook(p, f"这是{what}，不是普通文件，已拒绝 (not a regular file)")
+    return st.st_size
+
+
+def _head(p: Path, n: int = 8192) -> bytes:
+    try:
+        # O_NONBLOCK: if a pipe took the file's place since the stat, open returns at once
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
         raise UnreadableWorkbook(p, "文件不存在 (file not found)") from None
     except OSError as exc:
         raise UnreadableWorkbook(p, f"无法打开文件 (cannot open: {exc.strerror or exc})") from None
-    if size == 0:
-        raise UnreadableWorkbook(p, "空文件 (empty file)")
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UnreadableWorkbook(p, "这是管道或设备，不是普通文件，已拒绝 (not a regular file)")
+        return os.read(fd, n)
+    except OSError as exc:
+        raise UnreadableWorkbook(p, f"无法读取文件 (cannot read: {exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+
+
+def kind_hint(p: Path) -> str:
+    """A word for what ``p`` looks like, for a message after a parser crashed on it."""
+    try:
+        with p.open("rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        head = b""
     if head.startswith(OLE_MAGIC):
-        raise UnreadableWorkbook(p, _ole_reason(p))
+        return ".xls/.et"
+    return p.suffix.lower() or "工作簿"
+
+
+def check_workbook(path: str | os.PathLike[str]) -> WorkbookFacts:
+    """Raise UnreadableWorkbook/UnsafeWorkbook unless ``path`` is a sane workbook of a kind we read."""
+    p = Path(path)
+    size = regular_file(p)
+    if size == 0:
+        raise UnreadableWorkbook(p, "空文件（可能保存未完成）(empty file: 0 bytes)")
+    head = _head(p)
+    if head.startswith(OLE_MAGIC):
+        reason = _ole_refusal(p)
+        if reason:
+            raise UnreadableWorkbook(p, reason)
+        return WorkbookFacts(kind="xls", size=size)
     if not head.startswith(b"PK"):
-        raise UnreadableWorkbook(p, "不是 xlsx 工作簿 (not an xlsx workbook: no zip signature)")
+        raise UnreadableWorkbook(p, _text_or_unknown(p, head))
+    return _check_zip(p, size)
+
+
+def check_xlsx(path: str | os.PathLike[str]) -> WorkbookFacts:
+    """``check_workbook`` for the places that edit with openpyxl, which reads only xlsx/xlsm."""
+    facts = check_workbook(path)
+    if facts.kind != "xlsx":
+        raise UnreadableWorkbook(path, f"这是 {facts.kind} 文件，此处只支持 .xlsx/.xlsm，请另存为 .xlsx "
+                                       f"({facts.kind} is not supported here: save as .xlsx)")
+    return facts
+
+
+def _text_or_unknown(p: Path, head: bytes) -> str:
+    if b"\0" not in head:
+        text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+        if text.startswith((b"<html", b"<!doctype html", b"<table", b"<?xml", b"<")):
+            return ("这是网页或 XML 格式的表格（某些系统导出的“xls”），不是工作簿：请在 Excel/WPS 中打开后另存为 .xlsx "
+                    "(HTML/XML export, not a workbook: save as .xlsx)")
+        return ("这是 CSV/文本文件，不是工作簿：请在 Excel/WPS 中打开后另存为 .xlsx "
+                "(CSV/text file, not a workbook: save it as .xlsx)")
+    return "不是 xlsx/xls/ods 工作簿，无法识别的文件格式 (not a workbook: unknown format)"
+
+
+def _check_zip(p: Path, size: int) -> WorkbookFacts:
     _check_entry_count(p, size)
     try:
         with zipfile.ZipFile(p) as zf:
             infos = zf.infolist()
             _check_members(p, infos)
             names = {i.filename.replace("\\", "/").lower() for i in infos}
-            if "xl/workbook.bin" in names:
-                raise UnreadableWorkbook(p, "xlsb 二进制工作簿不受支持，请另存为 .xlsx (xlsb is not supported)")
-            if "content.xml" in names and "mimetype" in names:
-                raise UnreadableWorkbook(p, "ODS 表格不受支持，请另存为 .xlsx (ods is not supported)")
-            if "xl/workbook.xml" not in names:
+            if "xl/workbook.xml" in names:
+                kind = "xlsx"
+            elif "xl/workbook.bin" in names:
+                kind = "xlsb"
+            elif "content.xml" in names and "mimetype" in names:
+                kind = "ods"
+                if not zf.read("mimetype").strip().startswith(ODS_MIME):
+                    raise UnreadableWorkbook(p, "这是 OpenDocument 文本或演示文稿，不是表格 (not an ODS spreadsheet)")
+            else:
                 raise UnreadableWorkbook(p, "zip 中没有 xl/workbook.xml，不是 Excel 工作簿 (no workbook part)")
             date1904 = False
             for info in infos:
@@ -76,10 +161,10 @@ def check_xlsx(path: str | os.PathLike[str]) -> XlsxFacts:
                     else:
                         _check_xml_prefix(p, zf, info)
     except zipfile.BadZipFile as exc:
-        raise UnreadableWorkbook(p, f"zip 文件已损坏或不完整 (corrupt zip: {exc})") from None
+        raise UnreadableWorkbook(p, f"zip 文件已损坏或不完整 (corrupt or truncated zip: {exc})") from None
     except (OSError, EOFError, ValueError, NotImplementedError, zlib.error) as exc:
         raise UnreadableWorkbook(p, f"zip 文件无法读取 (unreadable zip: {exc})") from None
-    return XlsxFacts(date1904=date1904)
+    return WorkbookFacts(kind=kind, date1904=date1904, size=size, parts=tuple(i.filename for i in infos))
 
 
 def _check_entry_count(p: Path, size: int) -> None:
@@ -95,7 +180,8 @@ def _check_entry_count(p: Path, size: int) -> None:
             raise UnsafeWorkbook(p, f"zip 内文件过多（{count} 个），已拒绝 (too many parts)")
 
 
-def _ole_reason(p: Path) -> str:
+def _ole_refusal(p: Path) -> str | None:
+    """Why an OLE file (xls, WPS et, or an encrypted xlsx) cannot be read; None when it can."""
     # An encrypted xlsx is an OLE container holding an EncryptionInfo stream; names are UTF-16.
     try:
         with p.open("rb") as fh:
@@ -104,7 +190,7 @@ def _ole_reason(p: Path) -> str:
         blob = b""
     if "EncryptionInfo".encode("utf-16-le") in blob or "EncryptedPackage".encode("utf-16-le") in blob:
         return "工作簿有密码保护（已加密），请去掉密码后另存为 .xlsx (encrypted workbook)"
-    return "这是旧版 .xls (Excel 97-2003) 文件，请另存为 .xlsx (legacy .xls is not supported)"
+    return None
 
 
 def _check_members(p: Path, infos: list[zipfile.ZipInfo]) -> None:

@@ -8,6 +8,7 @@ steps and service recovery are on the 处理手册 sheet, referred to by name, n
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -173,11 +174,14 @@ def _numbered(items: list[str]) -> str:
 
 
 def fills_for_table(table: ComplaintTable, playbook: Playbook = DEFAULT_PLAYBOOK, *,
-                    now: datetime, settings: Settings | None = None) -> list[RowFill]:
-    """What to write into each row's EMPTY id, shop, suggestion and deadline cells."""
+                    now: datetime, settings: Settings | None = None, taken: Iterable[str] = ()) -> list[RowFill]:
+    """What to write into each row's EMPTY id, shop, suggestion and deadline cells.
+
+    ``taken``: ids used elsewhere in the workbook (its other complaint tables), never handed out again.
+    """
     settings = settings or table.settings or DEFAULTS
     shop = table.shop_code or settings.shop_code or ""
-    existing = [v for r in table.rows if isinstance(v := r.values.get("complaint_id"), str)]
+    existing = [v for r in table.rows if isinstance(v := r.values.get("complaint_id"), str)] + list(taken)
     need_id = [r for r in table.rows if r.values.get("complaint_id") is None]
     new_ids = iter(next_ids(
         shop, [r.values.get("received_at") if isinstance(r.values.get("received_at"), datetime)

@@ -159,6 +159,32 @@ def validate_table(table: ComplaintTable, *, now: datetime, settings: Settings |
             SHEET_HOLIDAYS, 1, "holidays", "holidays_unknown", lang, cell="A1",
             years="、".join(map(str, unknown)) if lang == "zh" else ", ".join(map(str, unknown)),
             version=builtin_version(), known=f"{known[0]}–{known[1]}" if known else "—"))
+    for sheet, ref, value in table.stray_cells:   # cells the reader cut out as too far from any table
+        findings.append(make_finding(sheet, int(ref.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")), "", "stray_cell", lang,
+                                     cell=ref, where=ref, value=value))
+    return findings
+
+
+def validate_tables(tables: list[ComplaintTable], *, now: datetime, lang: str = "zh") -> list[Finding]:
+    """``validate_table`` for every complaint table of one workbook, plus an id that repeats one
+    on another table of the same workbook (a sheet copied as a backup is merged twice otherwise)."""
+    findings: list[Finding] = []
+    first_seen: dict[tuple[str | None, str], str] = {}
+    for table in tables:
+        findings += validate_table(table, now=now, lang=lang)
+        here: dict[tuple[str | None, str], str] = {}
+        for row in table.rows:
+            cid = row.values.get("complaint_id")
+            if not isinstance(cid, str):
+                continue
+            key = (row.values.get("shop") or table.shop_code, cid)
+            first = first_seen.get(key)
+            if first is not None:
+                findings.append(make_finding(table, row.row, "complaint_id", "duplicate_id", lang, value=cid,
+                                             first=first))
+            here.setdefault(key, f"{table.sheet}!{row.row}")
+        for key, where in here.items():
+            first_seen.setdefault(key, where)
     return findings
 
 

@@ -8,6 +8,7 @@ validator can name the cell, and the value is never dropped.
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from datetime import date, datetime, time, timedelta
@@ -82,6 +83,8 @@ def parse_datetime(raw: Any, *, date1904: bool = False) -> datetime | None | Inv
     try:
         serial = float(text)
     except ValueError:
+        return Invalid(raw, "bad_datetime")
+    if not math.isfinite(serial):   # "NAN" or "inf" typed as text: kept as typed, not as a float
         return Invalid(raw, "bad_datetime")
     return parse_datetime(serial, date1904=date1904)
 

@@ -8,7 +8,7 @@ loaded config, or ``once`` for ``run --once``.
 from __future__ import annotations
 
 import atexit
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,8 @@ def start_watcher(sched: object, cfg: Config) -> Daemon | None:
 
     daemon = Daemon([Path(s) for s in sources], Path(cfg["store"]["merged"]), cfg["store"]["url"],
                     poll=sync["poll"], poll_sources=[Path(s) for s in poll_sources],
-                    rescan_interval=cfg["sync"]["rescan_minutes"] * 60, feedback=sync.get("feedback", False))
+                    rescan_interval=cfg["sync"]["rescan_minutes"] * 60, feedback=sync.get("feedback", False),
+                    empty_grace=timedelta(hours=cfg["sync"]["empty_folder_hours"]))
     daemon.start()
     atexit.register(daemon.stop)
     return daemon

@@ -44,6 +44,7 @@ KEYS: tuple[Key, ...] = (
     Key("sync", "poll_sources", list, [], "用轮询监视的门店文件夹（NAS/SMB 共享）；其余文件夹用系统事件。也算作监视的文件夹"),
     Key("sync", "rescan_minutes", int, 5, "即使没有文件事件，也每隔多少分钟全量重扫一次"),
     Key("sync", "feedback", bool, False, "为每个门店工作簿在其文件夹的 _反馈 子文件夹写一份只读的反馈工作簿（问题和待办）"),
+    Key("sync", "empty_folder_hours", int, 24, "门店文件夹突然没有任何工作簿（共享盘未挂载）时，保留其行并标为不可用的小时数；之后才标记为已删除"),
 )
 
 
@@ -63,7 +64,11 @@ class Config(TypedDict):
 def load_config(path: str | Path) -> Config:
     path = Path(path)
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: Windows Notepad saves UTF-8 with a byte-order mark; its CRLF line ends
+        # are plain TOML
+        doc = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError as e:
+        raise BadSetting(str(path), None, f"配置文件不是 UTF-8 编码，请用“UTF-8”另存 (not UTF-8: {e.reason})") from None
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise BadSetting(str(path), None, f"无法读取配置：{e}") from None
     known = {(k.section, k.name): k for k in KEYS}
@@ -95,6 +100,12 @@ def load_config(path: str | Path) -> Config:
         if not all(isinstance(s, str) and s for s in out["sync"][name]):
             raise BadSetting(f"{path.name} [sync] {name}", out["sync"][name], "应为文件夹路径的列表")
         out["sync"][name] = [str((base / s).resolve()) for s in out["sync"][name]]
+    for section, name in (("scan", "interval_minutes"), ("mail", "send_interval_minutes")):
+        if out[section][name] < 1:
+            # 0 or less would rewrite the merged workbook (or poll the mail server) every second
+            raise BadSetting(f"{path.name} [{section}] {name}", out[section][name], "应至少为 1（分钟）")
+    if out["sync"]["empty_folder_hours"] < 0:
+        raise BadSetting(f"{path.name} [sync] empty_folder_hours", out["sync"]["empty_folder_hours"], "不能为负数")
     if out["sync"]["rescan_minutes"] < 1:
         # 0 would rescan every shop file several times a second
         raise BadSetting(f"{path.name} [sync] rescan_minutes", out["sync"]["rescan_minutes"], "应至少为 1")

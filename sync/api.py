@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from complaint_core.gcpause import paused_gc
 from complaint_core.merged.render import render_merged
 from complaint_core.store import Store, open_store
 
-from .pipeline import MergeReport, scan
+from .pipeline import EMPTY_FOLDER_GRACE, MergeReport, check_folders, scan
 
 log = logging.getLogger("complaint_desk.sync")
 
@@ -28,14 +28,15 @@ def default_state_url(out: Path) -> str:
 def merge_into(store: Store, sources: list[Path], out: Path, *, now: datetime,
                settle: float = 0.0,
                only: set[Path] | None = None, progress: Callable[[Path], Any] | None = None,
-               render_when_idle: bool = True) -> MergeReport:
+               render_when_idle: bool = True, empty_grace: timedelta | None = EMPTY_FOLDER_GRACE) -> MergeReport:
     """Scan ``sources`` (or ``only`` those files) into ``store`` and rewrite ``out``.
 
     ``render_when_idle=False`` skips the rewrite when no file was read and no new failure was
     recorded (a retry that found the file still waiting): nothing on any sheet would change.
     """
     started = time.perf_counter()
-    report = scan(store, sources, out=out, now=now, settle=settle, only=only, progress=progress)
+    report = scan(store, sources, out=out, now=now, settle=settle, only=only, progress=progress,
+                  empty_grace=empty_grace)
     changed = report.read or any(r.outcome == "failed" for r in report.failed)
     if not render_when_idle and not changed:
         report.seconds = time.perf_counter() - started
@@ -63,6 +64,7 @@ def merge_once(sources: list[Path], out: Path, *, state_url: str | None = None, 
     ``poll`` only matters for the daemon (how folders are watched); a single merge rescans.
     """
     out = Path(out)
+    check_folders([Path(s) for s in sources])   # a typo or an unmounted share: one line, nothing rewritten
     store = open_store(state_url or default_state_url(out))
     try:
         return merge_into(store, [Path(s) for s in sources], out, now=now,

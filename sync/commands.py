@@ -68,6 +68,8 @@ def _once(sources: list[Path], out: Path, state_url: str | None, now: datetime, 
             click.echo(f"冲突副本（未合并）{r.path}")
     for r in report.failed:
         click.echo(f"读取失败 {r.path}: {r.reason}", err=True)
+    for r in report.unavailable:   # rows kept as they were; a manager should look at the share
+        click.echo(f"不可用 {r.path}: {r.reason}", err=True)
     if report.written:
         click.echo(f"已写入 {report.written}: {report.rows} 条投诉，{report.conflicts} 处冲突，"
                    f"用时 {report.seconds:.1f} 秒")
@@ -80,7 +82,7 @@ def _once(sources: list[Path], out: Path, state_url: str | None, now: datetime, 
         click.echo(f"反馈文件：更新 {len(fed.written)} 个，未变 {len(fed.unchanged)} 个")
         for path, reason in fed.failed:
             click.echo(f"反馈文件未写入 {path}: {reason}", err=True)
-    if report.failed or report.write_error:
+    if report.failed or report.unavailable or report.write_error:
         sys.exit(1)
 
 

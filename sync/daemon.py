@@ -7,7 +7,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from complaint_core.atomic import TEMP_PREFIX
@@ -16,7 +16,7 @@ from complaint_core.store import open_store
 from .api import default_state_url, merge_into
 from .feedback import FeedbackWriter, safe_pass
 from .files import is_ignored
-from .pipeline import MergeReport, pending_retries
+from .pipeline import EMPTY_FOLDER_GRACE, MergeReport, pending_retries
 from .watch import Watchers
 
 log = logging.getLogger("complaint_desk.sync")
@@ -35,7 +35,8 @@ class Daemon:
     def __init__(self, sources: list[Path], out: Path, state_url: str | None = None, *,
                  poll: bool = False, poll_sources: Iterable[Path] = (), poll_interval: float = 2.0,
                  rescan_interval: float = 300.0, settle_seconds: float = 2.0, max_defer_seconds: float = 30.0,
-                 clock: Callable[[], datetime] = datetime.now, feedback: bool = False) -> None:
+                 clock: Callable[[], datetime] = datetime.now, feedback: bool = False,
+                 empty_grace: timedelta | None = EMPTY_FOLDER_GRACE) -> None:
         polled = [Path(s).resolve() for s in poll_sources]
         # a polled folder is a source too; naming it under both options is not an error
         self.sources = list(dict.fromkeys([Path(s).resolve() for s in sources] + polled))
@@ -45,6 +46,7 @@ class Daemon:
         self.settle = settle_seconds
         self.max_defer = max_defer_seconds
         self.clock = clock
+        self.empty_grace = empty_grace   # how long a folder that went empty keeps its rows
         self.hints: queue.Queue[tuple[Path, float]] = queue.Queue()
         self.watchers = Watchers(self.sources, self.hints, poll=poll, poll_folders=polled,
                                  poll_interval=poll_interval)
@@ -74,7 +76,7 @@ class Daemon:
         """A full rescan and rewrite (start-up, schedule, or a job of the scheduler)."""
         with self._lock:
             report = merge_into(self.store, self.sources, self.out, now=self.clock(),
-                                settle=0.2)
+                                settle=0.2, empty_grace=self.empty_grace)
             self.merges += 1
             self.last_report = report
             self.redo_at = None

@@ -3,15 +3,47 @@
 Excel leaves ``~$name.xlsx`` owner files, LibreOffice ``.~lock.name.xlsx#``, Excel saves via
 an extension-less temp name, our own atomic writer uses ``.~cd-tmp-*``; sync clients make
 "conflicted copy" files that must be shown to a manager, never merged a second time.
+
+A conflict copy is recognised only by the names sync clients really give them (docs/sync.md
+lists each); any other name is a shop's own file and is merged: ``投诉登记-Q4.xlsx`` beside
+``投诉登记.xlsx`` is the fourth quarter, not a copy.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 from complaint_core.atomic import TEMP_PREFIX
 from complaint_core.feedback import FEEDBACK_DIR
+
+# Every format python-calamine reads (what a file *is* is decided from its content when read);
+# .csv is listed so that 来源 tells the shop to save it as .xlsx instead of ignoring it.
+WORKBOOK_SUFFIXES = frozenset({".xlsx", ".xlsm", ".xls", ".et", ".ods", ".xlsb", ".csv"})
+
+# Names a sync client gives the copy it keeps beside the original, whatever else is there.
+_COPY_PATTERNS = (
+    # Dropbox "投诉 (Wang's conflicted copy 2026-11-20).xlsx", Nextcloud/ownCloud desktop
+    # "投诉 (conflicted copy 2026-11-20 101500).xlsx" (also with the user's name inside)
+    re.compile(r"\([^()]*\bconflicted copy\b[^()]*\)", re.I),
+    # Dropbox and Nextcloud in Chinese: "投诉（王某的冲突副本 2026-11-20）.xlsx", "…冲突的副本…"
+    re.compile(r"冲突(?:的)?副本"),
+    # Dropbox name clashes: "(Case Conflict)", "(Unicode Encoding Conflict)"
+    re.compile(r"\((?:Case|Unicode Encoding) Conflict\)", re.I),
+    # ownCloud before 2.5: "投诉_conflict-20261120-101500.xlsx"
+    re.compile(r"_conflict-\d{8}-\d{6}$"),
+    # Synology Drive: "投诉_SHOP-PC_Nov-20-1015-2026_CaseConflict_1.xlsx"; Cloud Station "…_Conflict"
+    re.compile(r"_[A-Za-z]*Conflict(?:_\d+)?$"),
+)
+# OneDrive "投诉-DESKTOP-4K2JQ1B.xlsx" (also "…-1"): a Windows computer name is 1-15 letters,
+# digits and hyphens, never only digits. Period and version labels a shop gives its files are
+# not computer names.
+_COMPUTER = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,14}")
+_LABEL = re.compile(r"(?:q[1-4]|h[12]|v\d+|\d{4}(?:q[1-4]|h[12]|\d{2})?|\d{1,2}月?|final|new|old|bak|backup)",
+                    re.I)
+# WPS cloud sync keeps the other version as "投诉-副本.xlsx" (also "-副本(1)")
+_WPS = re.compile(r"^(?P<orig>.+)-副本(?:\s*[（(]\d+[）)])?$")
 
 
 def is_ignored(path: Path, *, out: Path | None = None) -> bool:
@@ -22,27 +54,58 @@ def is_ignored(path: Path, *, out: Path | None = None) -> bool:
         return True  # our feedback for the shop (sync/feedback.py), never a shop workbook
     if name.startswith(("~$", ".~lock.", TEMP_PREFIX, ".")) or name.endswith("#"):
         return True
-    return path.suffix.lower() != ".xlsx"
+    return path.suffix.lower() not in WORKBOOK_SUFFIXES
+
+
+def conflict_client(path: Path) -> str | None:
+    """Which sync client made ``path`` as a conflict copy (None: a shop's own file)."""
+    stem = path.stem
+    names = ("Dropbox/Nextcloud/ownCloud", "Dropbox", "Dropbox", "ownCloud", "Synology Drive")
+    for name, pattern in zip(names, _COPY_PATTERNS, strict=True):
+        if pattern.search(stem):
+            return name
+    m = _WPS.match(stem)
+    if m and _beside(path, m.group("orig")):
+        return "WPS 云同步"
+    # OneDrive: the original must sit beside the copy, named without the computer name
+    for at in [i for i, ch in enumerate(stem) if ch == "-" and i > 0]:
+        pc = re.sub(r"-\d+$", "", stem[at + 1:])
+        if _COMPUTER.fullmatch(pc) and not pc.isdigit() and not _LABEL.fullmatch(pc) and \
+                _beside(path, stem[:at]):
+            return "OneDrive"
+    return None
 
 
 def is_conflict_copy(path: Path) -> bool:
-    stem = path.stem
-    if re.search(r"(conflicted copy|冲突副本|\(conflict)", stem, re.IGNORECASE):
-        return True
-    if re.search(r"(-|\s)copy(\s*\(\d+\))?$|副本$", stem, re.IGNORECASE):
-        return True
-    # OneDrive keeps both versions as "name-PCNAME.xlsx" next to "name.xlsx": only a copy
-    # when the original sits beside it (a shop may well call its file "投诉-SH01.xlsx")
-    m = re.search(r"^(.+)-[A-Za-z][A-Za-z0-9-]{1,14}$", stem)
-    return m is not None and (path.parent / f"{m.group(1)}{path.suffix}").exists()
+    return conflict_client(path) is not None
+
+
+def _beside(path: Path, stem: str) -> bool:
+    return (path.parent / f"{stem}{path.suffix}").is_file()
 
 
 def list_sources(folders: list[Path], *, out: Path | None = None) -> list[Path]:
+    """Every workbook under ``folders`` (folders that cannot be listed add nothing)."""
+    return sorted(p for folder in folders for p in scan_folder(folder, out=out)[0])
+
+
+def scan_folder(folder: Path, *, out: Path | None = None) -> tuple[list[Path], dict[Path, str]]:
+    """(workbooks under ``folder``, folder -> reason for each folder that could not be listed).
+
+    A folder that cannot be listed (no permission, a share gone mid-walk) is reported, never
+    taken for an empty one: its files' rows must not be marked deleted. A pipe or device with
+    a workbook's name is listed too, so 来源 says why it is refused.
+    """
     found: list[Path] = []
-    for folder in folders:
-        if not folder.is_dir():
-            continue
-        for p in folder.rglob("*.xlsx"):
-            if p.is_file() and not is_ignored(p, out=out):
+    unreadable: dict[Path, str] = {}
+
+    def failed(exc: OSError) -> None:
+        unreadable[Path(exc.filename or folder)] = exc.strerror or str(exc)
+
+    for root, dirs, files in os.walk(folder, onerror=failed):
+        dirs[:] = [d for d in dirs if not d.startswith((".", "~$")) and d != "_反馈"]
+        for name in files:
+            p = Path(root) / name
+            if not is_ignored(p, out=out):
                 found.append(p)
-    return sorted(found)
+    return found, unreadable

@@ -1,10 +1,20 @@
-"""One pass over the shop folders: read what changed, keep what failed, update the store."""
+"""One pass over the shop folders: read what changed, keep what failed, update the store.
+
+No single file can stop the others: one that cannot be opened, vanishes, is 0 bytes, truncated
+or not a workbook is listed on 来源 with its reason (its last good rows stay) and retried with
+its own backoff. A folder that is not there or cannot be listed (a typo, an unmounted share)
+is 不可用, never "deleted": its rows stay as they were. A folder that suddenly holds no
+workbook (an unmounted share often shows an empty mount point) keeps its rows too, marked
+不可用, until it has been empty for ``empty_grace`` (a day by default); only then are they
+marked deleted.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import os
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,17 +25,18 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Row
 
-from complaint_core.errors import UnreadableWorkbook
+from complaint_core.errors import SourceFolderUnavailable, UnreadableWorkbook
 from complaint_core.isolate import read_many_isolated
 from complaint_core.store import Store
 from complaint_core.store import tables as t
 from complaint_core.store.ingest import ingest_prepared, mark_missing, record_failure
 
-from .files import is_conflict_copy, is_ignored, list_sources
+from .files import conflict_client, is_ignored, scan_folder
 
 log = logging.getLogger("complaint_desk.sync")
 
 MAX_ATTEMPTS = 3
+EMPTY_FOLDER_GRACE = timedelta(days=1)   # [sync] empty_folder_hours: an empty folder's rows stay this long
 
 
 @dataclass
@@ -41,6 +52,7 @@ class MergeReport:
     read: list[FileResult] = field(default_factory=list)
     skipped: list[FileResult] = field(default_factory=list)
     failed: list[FileResult] = field(default_factory=list)
+    unavailable: list[FileResult] = field(default_factory=list)   # rows kept: folder gone, unlisted or empty
     rows: int = 0
     conflicts: int = 0
     written: Path | None = None
@@ -61,12 +73,54 @@ def _known(store: Store) -> dict[str, Row[Any]]:
         return {r.path: r for r in c.execute(select(t.sources))}
 
 
-def _conflict_copy(store: Store, path: Path, prev: Row[Any] | None, now: datetime) -> FileResult:
-    reason = "同步软件产生的冲突副本，未合并，请主管核对后删除 (sync conflict copy, not merged)"
+def check_folders(folders: list[Path]) -> None:
+    """Raise SourceFolderUnavailable for the first folder that is not there or not a folder.
+
+    ``sync --once`` calls this before opening the store: a mistyped ``--source`` or an
+    unmounted share stops it with one line, and nothing is rewritten.
+    """
+    for folder in folders:
+        try:
+            st = os.stat(folder)
+        except FileNotFoundError:
+            raise SourceFolderUnavailable(folder, "门店文件夹不存在（路径写错或共享盘未挂载），未合并 "
+                                                  "(shop folder not found: typo or share not mounted)") from None
+        except OSError as exc:
+            raise SourceFolderUnavailable(folder, f"门店文件夹无法访问 (cannot access: {exc.strerror or exc})") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise SourceFolderUnavailable(folder, "这不是文件夹，请给出门店文件夹 (not a folder)")
+        try:
+            with os.scandir(folder):
+                pass
+        except OSError as exc:
+            raise SourceFolderUnavailable(folder, f"门店文件夹无法列出 (cannot list: {exc.strerror or exc})") from None
+
+
+def _conflict_copy(store: Store, path: Path, prev: Row[Any] | None, now: datetime, client: str = "") -> FileResult:
+    reason = (f"同步软件（{client}）产生的冲突副本，未合并，请主管核对后删除 "
+              f"(sync conflict copy made by {client}, not merged)")
     if prev is None or prev.status != "conflict_copy":
         record_failure(store, path, reason, status="conflict_copy", attempts=0, next_try=None, now=now)
         log.warning("冲突副本 %s: 未合并", path)
     return FileResult(path, "conflict_copy", reason)
+
+
+def _unavailable(store: Store, path: str, prev: Row[Any], reason: str, now: datetime,
+                 grace: timedelta | None) -> bool:
+    """The file's folder cannot be seen: its rows stay; after ``grace`` (empty folder) they go.
+
+    Returns whether the rows are still kept.
+    """
+    if prev.status == "unavailable" and prev.error == reason:
+        if grace is not None and prev.next_try is not None and now >= prev.next_try:
+            mark_missing(store, path, now=now)
+            log.info("文件夹已空超过宽限期 %s: 其行标记为已删除", path)
+            return False
+        return True
+    due = now + grace if grace is not None else None
+    record_failure(store, Path(path), reason, status="unavailable", attempts=0, next_try=due, now=now)
+    log.warning("来源不可用 %s: %s", path, reason)
+    return True
 
 
 def _failed(store: Store, path: Path, prev: Row[Any] | None, exc: UnreadableWorkbook, size: int, mtime: float,
@@ -97,19 +151,29 @@ def read_files(store: Store, paths: list[Path], *, known: dict[str, Row[Any]], n
     st: os.stat_result | None
     for path in paths:
         prev = known.get(str(path))
-        if is_conflict_copy(path):
-            results[path] = _conflict_copy(store, path, prev, now)
+        client = conflict_client(path)
+        if client is not None:
+            results[path] = _conflict_copy(store, path, prev, now, client)
             continue
         try:
             st = path.stat()
         except FileNotFoundError:
             results[path] = FileResult(path, "unstable", "文件仍在写入")
             continue
+        except OSError as exc:   # no permission on its folder, a share gone: this file only
+            results[path] = _failed(store, path, prev, UnreadableWorkbook(
+                path, f"无法访问文件 (cannot access: {exc.strerror or exc})"), 0, 0.0, now)
+            continue
         same = prev is not None and not force and prev.size == st.st_size and prev.mtime == st.st_mtime
         if same and prev is not None and prev.status == "ok":
             results[path] = FileResult(path, "unchanged", rows=prev.rows or 0)  # not even hashed
-        elif same and prev is not None and prev.next_try is not None and prev.next_try > now:
+        elif same and prev is not None and prev.status != "unavailable" and prev.next_try is not None \
+                and prev.next_try > now:
             results[path] = FileResult(path, "retry_later", prev.error or "")
+        elif not stat.S_ISREG(st.st_mode):
+            # a pipe or device with a workbook's name: never opened, so never waited on
+            results[path] = _failed(store, path, prev, UnreadableWorkbook(
+                path, "这是管道或设备，不是普通文件，已拒绝 (not a regular file)"), 0, st.st_mtime, now)
         else:
             first[path] = (st.st_size, st.st_mtime_ns)
     if first and settle:
@@ -120,11 +184,23 @@ def read_files(store: Store, paths: list[Path], *, known: dict[str, Row[Any]], n
             st = path.stat()
         except FileNotFoundError:
             st = None
-        if st is None or (st.st_size, st.st_mtime_ns) != before or st.st_size == 0:
+        if st is None or (st.st_size, st.st_mtime_ns) != before:
             log.info("跳过 %s: 文件仍在写入 (not stable yet)", path)
             results[path] = FileResult(path, "unstable", "文件仍在写入")
             continue
-        digest = file_hash(path)
+        if st.st_size == 0:
+            # held still at 0 bytes: a save that never finished, not one in progress
+            results[path] = _failed(store, path, known.get(str(path)), UnreadableWorkbook(
+                path, "空文件（0 字节，保存未完成），保留上次读取的行 (empty file: 0 bytes)"), 0, st.st_mtime, now)
+            continue
+        try:
+            digest = file_hash(path)
+        except OSError as exc:   # e.g. an antivirus or another user holds it, or it vanished
+            reason = ("文件在读取前被删除或移走 (file vanished)" if isinstance(exc, FileNotFoundError)
+                      else f"无法打开文件 (cannot open: {exc.strerror or exc})")
+            results[path] = _failed(store, path, known.get(str(path)), UnreadableWorkbook(path, reason),
+                                    st.st_size, st.st_mtime, now)
+            continue
         prev = known.get(str(path))
         if prev is not None and prev.content_hash == digest and prev.status == "ok" and not force:
             # saved again without a change (or copied by a sync client): remember the new
@@ -182,21 +258,58 @@ def pending_retries(store: Store, folders: list[Path]) -> dict[Path, datetime]:
 
 
 def scan(store: Store, folders: list[Path], *, out: Path | None, now: datetime, settle: float = 0.0,
-         only: set[Path] | None = None, progress: Callable[[Path], object] | None = None) -> MergeReport:
+         only: set[Path] | None = None, progress: Callable[[Path], object] | None = None,
+         empty_grace: timedelta | None = EMPTY_FOLDER_GRACE) -> MergeReport:
     """Look at every workbook in ``folders`` (or only the hinted ones) and update the store."""
     report = MergeReport()
     known = _known(store)
-    paths = list_sources(folders, out=out)
+    paths: list[Path] = []
+    blind: dict[Path, str] = {}     # folder -> why it cannot be seen
+    empty: set[Path] = set()
+    folder: Path | None
+    for folder in folders:
+        if not folder.is_dir():
+            blind[folder] = ("门店文件夹不存在或未挂载，保留其上次读取的行 (shop folder not found or not mounted; "
+                             "rows kept)")
+            continue
+        found, unreadable = scan_folder(folder, out=out)
+        for where, why in unreadable.items():
+            blind[where] = f"文件夹无法列出，保留其上次读取的行 (cannot list folder: {why}; rows kept)"
+        if not found and not unreadable:
+            empty.add(folder)
+        paths += found
+    paths.sort()
     if only is not None:
         paths = [p for p in paths if p in only]
     for res in read_files(store, paths, known=known, now=now, settle=settle, progress=progress):
         {"read": report.read, "failed": report.failed, "retry_later": report.failed}.get(res.outcome, report.skipped).append(res)
     if only is None:
         present = {str(p) for p in paths}
-        roots = _roots(folders)
         for path, row in known.items():
-            gone = path not in present and row.status != "missing"
-            if gone and _under(path, roots) and not is_ignored(Path(path), out=out):
+            if path in present or row.status == "missing" or is_ignored(Path(path), out=out):
+                continue
+            folder = _folder_of(path, folders)
+            if folder is None:
+                continue
+            dark = next((w for w in blind if _under(path, _roots([w]))), None)
+            if dark is not None:
+                _unavailable(store, path, row, blind[dark], now, None)
+                report.unavailable.append(FileResult(Path(path), "unavailable", blind[dark]))
+            elif folder in empty:
+                why = ("门店文件夹中突然没有任何工作簿（共享盘可能未挂载），暂时保留其行 "
+                       "(folder suddenly holds no workbook: rows kept for now)")
+                if _unavailable(store, path, row, why, now, empty_grace):
+                    report.unavailable.append(FileResult(Path(path), "unavailable", why))
+            else:
                 mark_missing(store, path, now=now)
                 log.info("文件已删除 %s: 其行标记为已删除", path)
     return report
+
+
+def _folder_of(path: str, folders: list[Path]) -> Path | None:
+    """The watched folder ``path`` lies in (the deepest, when folders nest)."""
+    best: Path | None = None
+    for folder in folders:
+        if _under(path, _roots([folder])) and (best is None or len(str(folder)) > len(str(best))):
+            best = folder
+    return best

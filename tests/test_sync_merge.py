@@ -247,7 +247,12 @@ def test_a_removed_file_marks_every_row_deleted_and_a_restored_one_brings_them_b
     shop_file = folders[0] / "投诉.xlsx"
     saved = shop_file.read_bytes()
     shop_file.unlink()
+    # the folder now holds no workbook at all: an unmounted share looks the same, so for a day
+    # its rows stay as they were, marked 不可用 on 来源
     merge_once(folders, out, state_url=state_url, now=NOW + timedelta(hours=1))
+    assert not any(r["来源已删除"] for r in all_rows(out))
+    assert any(row[4] == "不可用" for row in grid(out, "来源")[2:])
+    merge_once(folders, out, state_url=state_url, now=NOW + timedelta(hours=26))
     merged = all_rows(out)
     assert len(merged) == 40     # nothing dropped: the removed shop's rows stay, marked
     assert sum(r["来源已删除"] == "是" for r in merged) == 20
@@ -267,7 +272,7 @@ def test_a_removed_file_marks_every_row_deleted_and_a_restored_one_brings_them_b
                             .where(t.row_versions.c.deleted.is_(True))).scalar_one()
     assert history == 20
     shop_file.write_bytes(saved)
-    merge_once(folders, out, state_url=state_url, now=NOW + timedelta(hours=2))
+    merge_once(folders, out, state_url=state_url, now=NOW + timedelta(hours=27))
     assert versions() == {(3, False): 20}
     assert not any(r["来源已删除"] for r in all_rows(out))
     store.engine.dispose()

@@ -89,8 +89,8 @@ def findings_sheet(findings: list[FindingRow]) -> SheetData:
     return SheetData("校验问题", cols, rows, note="各门店文件中每一行的校验问题")
 
 
-_STATUS = {"ok": "正常", "error": "读取失败", "retrying": "重试中", "conflict_copy": "同步冲突副本",
-           "missing": "文件已删除"}
+_STATUS = {"ok": "正常", "error": "读取失败", "retrying": "读取失败（将重试）", "conflict_copy": "同步冲突副本",
+           "missing": "文件已删除", "unavailable": "不可用"}
 
 
 def sources_sheet(sources: Sequence[dict[str, Any]], notes: Sequence[dict[str, Any]] = ()) -> SheetData:

@@ -61,19 +61,22 @@ def record_ref(key: str) -> str:
     return "R" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:11].upper()
 
 
-def record_key(shop: str, complaint_id: str | None, path: str, anchor: str) -> str:
+def record_key(shop: str, complaint_id: str | None, path: str, anchor: str, repeated: bool = False) -> str:
     """Which complaint a stored row belongs to.
 
     A row with an id is that shop's complaint wherever it is (two files holding it are one
     complaint, shown on 冲突 if they differ). A row without an id cannot be matched across
     files: it is keyed by its file and its anchor, so re-sorting the sheet does not change it.
+    An id the file uses twice (``repeated``) cannot tell its rows apart: the anchor does.
     """
+    if complaint_id and repeated:
+        return f"{shop}\x1f{complaint_id}\x1f@{path}#{anchor}"
     return f"{shop}\x1f{complaint_id}" if complaint_id else f"{shop}\x1f@{path}#{anchor}"
 
 
 # What the store needs of one row: (sheet row, shop, complaint id, 最后更新, JSON, hash,
-# identity anchor, (contact due, feedback due, follow-up due) as the engine computed them).
-PreparedRow = tuple[int, str, "str | None", "datetime | None", str, str, str, "Dues"]
+# identity anchor, (contact due, feedback due, follow-up due) as the engine computed them, sheet).
+PreparedRow = tuple[int, str, "str | None", "datetime | None", str, str, str, "Dues", str]
 Dues = tuple["datetime | None", "datetime | None", "datetime | None"]
 
 
@@ -82,7 +85,7 @@ class Prepared:
     """A shop file ready to store: made in the reader's child, small to send to the daemon
     (no cell dicts, no finding objects), so the daemon only runs SQL."""
 
-    sheet: str
+    sheet: str                   # the first table's sheet; each row carries its own
     rows: list[PreparedRow]
     findings_json: str
     findings: int
@@ -142,15 +145,18 @@ def prepare_rows(table: ComplaintTable, path: Path, settings: Settings | None = 
         cid = str(cid).strip() if cid and not isinstance(cid, Invalid) else None
         upd = row.values.get("updated_at")
         out.append((row.row, shop, cid, upd if isinstance(upd, datetime) else None,
-                    data, content_hash(data), anchor(row.values), engine_dues(row.values, settings)))
+                    data, content_hash(data), anchor(row.values), engine_dues(row.values, settings), table.sheet))
     return out
 
 
-def prepare(table: ComplaintTable, findings: list[Finding], path: Path) -> Prepared:
-    settings = table.settings or DEFAULTS
-    findings = findings + foreign_shop_findings(table, path)
-    return Prepared(table.sheet, prepare_rows(table, path, settings), encode_findings(findings), len(findings),
-                    shop=file_shop(table, path), settings_json=dcjson.dumps(settings))
+def prepare(table: ComplaintTable | list[ComplaintTable], findings: list[Finding], path: Path) -> Prepared:
+    """One file's tables (a workbook may hold several) ready to store, with its settings."""
+    tables = table if isinstance(table, list) else [table]
+    settings = tables[0].settings or DEFAULTS
+    findings = findings + [f for t in tables for f in foreign_shop_findings(t, path)]
+    rows = [r for t in tables for r in prepare_rows(t, path, settings)]
+    return Prepared(tables[0].sheet, rows, encode_findings(findings), len(findings),
+                    shop=file_shop(tables[0], path), settings_json=dcjson.dumps(settings))
 
 
 def encode_findings(findings: list[Finding]) -> str:

@@ -8,6 +8,7 @@ content hash, so an unchanged row costs one dict lookup and no write.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -49,18 +50,20 @@ def ingest_table(store: Store, path: Path, table: ComplaintTable, findings: list
                            mtime=mtime, now=now)
 
 
-def assign_keys(path: str, rows: list[PreparedRow]) -> list[str]:
-    """Each row's record key; an id used twice in the file (the validator reports it) and two
-    id-less rows typed alike each keep a key of their own, so each keeps its own manager edits."""
+def assign_keys(path: str, rows: list[PreparedRow], first_sheet: str = "") -> list[str]:
+    """Each row's record key. An id used twice in the file (the validator reports it) keys every
+    row that has it by the id and its anchor, so each keeps its own manager edits whatever the
+    order of the rows; two id-less rows typed alike are told apart by their order. A row without
+    an id on a second complaint sheet is keyed with that sheet too."""
+    repeated = {cid for cid, n in Counter(r[2] for r in rows if r[2]).items() if n > 1}
     seen: set[str] = set()
     keys: list[str] = []
-    for _row, shop, cid, _upd, _data, _h, anc, _dues in rows:
-        rkey = record_key(shop, cid, path, anc)
-        if rkey in seen:
-            base = rkey = record_key(shop, None, path, anc)
-            n = 2
-            while rkey in seen:
-                rkey, n = f"{base}~{n}", n + 1
+    for _row, shop, cid, _upd, _data, _h, anc, _dues, sheet in rows:
+        where = path if sheet == first_sheet or not first_sheet else f"{path}!{sheet}"
+        rkey = record_key(shop, cid, where, anc, cid in repeated)
+        base, n = rkey, 2
+        while rkey in seen:
+            rkey, n = f"{base}~{n}", n + 1
         seen.add(rkey)
         keys.append(rkey)
     return keys
@@ -71,7 +74,6 @@ def ingest_prepared(store: Store, path: Path, prepared: Prepared, *, file_hash: 
     """Store a file ``codec.prepare`` made (in the reader's child): one transaction."""
     key = str(path)
     counts = {"new": 0, "changed": 0, "deleted": 0, "same": 0}
-    sheet = prepared.sheet
     shop = prepared.shop or path.parent.name
     with store.begin() as c:
         old = {r.record_key: r for r in c.execute(
@@ -79,27 +81,27 @@ def ingest_prepared(store: Store, path: Path, prepared: Prepared, *, file_hash: 
                    t.source_rows.c.content_hash, t.source_rows.c.version, t.source_rows.c.deleted,
                    t.source_rows.c.record_key, t.source_rows.c.due_contact)
             .where(t.source_rows.c.source_path == key))}
-        keys = assign_keys(key, prepared.rows)
+        keys = assign_keys(key, prepared.rows, prepared.sheet)
         seen = set(keys)
         # A row edited in place (an id typed into it, its description corrected) gets a new key;
-        # a vanished key at the very row where a new one appears is that record, not a new one.
-        vanished = {r.row: r for k, r in old.items() if k not in seen and not r.deleted}
+        # a vanished key at the very sheet and row where a new one appears is that record.
+        vanished = {(r.sheet, r.row): r for k, r in old.items() if k not in seen and not r.deleted}
         renamed: dict[str, Any] = {}
         for rkey, prow in zip(keys, prepared.rows, strict=True):
-            if rkey not in old and prow[0] in vanished:
-                renamed[rkey] = vanished.pop(prow[0])
+            if rkey not in old and (prow[8], prow[0]) in vanished:
+                renamed[rkey] = vanished.pop((prow[8], prow[0]))
         new_rows: list[tuple[Any, ...]] = []
         changed: list[dict[str, Any]] = []
         versions: list[tuple[Any, ...]] = []
-        for rkey, (row_no, _shop, cid, upd, data, h, anc, dues) in zip(keys, prepared.rows, strict=True):
+        for rkey, (row_no, _shop, cid, upd, data, h, anc, dues, sheet) in zip(keys, prepared.rows, strict=True):
             prev = old.get(rkey) or renamed.get(rkey)
             if prev is None:
                 new_rows.append((key, sheet, row_no, shop, cid, rkey, h, data, upd, mtime, 1, now, now, False, anc,
                                  *dues))
                 versions.append((key, sheet, row_no, rkey, 1, h, data, False, now, *dues))
                 counts["new"] += 1
-            elif (prev.content_hash != h or prev.deleted or prev.row != row_no or prev.record_key != rkey
-                  or (prev.due_contact is None and dues[0] is not None)):
+            elif (prev.content_hash != h or prev.deleted or prev.row != row_no or prev.sheet != sheet
+                  or prev.record_key != rkey or (prev.due_contact is None and dues[0] is not None)):
                 v = prev.version + 1
                 changed.append(dict(shop=shop, complaint_id=cid, record_key=rkey, content_hash=h, data=data,
                                     updated_at=upd, file_mtime=mtime, last_seen=now, deleted=False,

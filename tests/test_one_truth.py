@@ -1,0 +1,259 @@
+"""Issue 12, "One truth": one test per reproduced failure, through the real CLI on real files.
+
+Each test failed on main before the store became the one truth (see CHANGELOG 0.3).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+from click.testing import CliRunner
+
+from complaint_core.rules_book import Person, Rules, build_rules_template
+from complaint_core.schema import SHEET_SETTINGS
+from complaint_core.store import open_store
+from complaint_desk.cli import main
+from tests.support.merged import grid, rows_of, type_into
+from tests.support.workbooks import write_shop_workbook
+
+NOW = datetime(2026, 11, 20, 10, 0)      # a Friday
+
+
+def cli(*args: Any) -> Any:
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def row(i: int, **over: Any) -> dict[str, Any]:
+    base = {"complaint_id": f"SH01-20261110-{i:03d}", "shop": "SH01",
+            "received_at": datetime(2026, 11, 10, 9, 0) + timedelta(hours=i), "received_by": "李娜",
+            "channel": "电话", "customer_name": f"客户{i}", "customer_phone": f"1380013{i:04d}",
+            "subject": "洗衣机", "category": "商品质量", "description": f"第{i}台洗衣机漏水",
+            "customer_request": "维修更换", "customer_mood": "不满", "severity": "一般", "validity": "成立",
+            "responsible_dept": "售后部", "responsible_person": "张强", "root_cause": "企业原因",
+            "status": "处理中", "first_contact_at": datetime(2026, 11, 10, 9, 30) + timedelta(hours=i)}
+    base.update(over)
+    return base
+
+
+def shop_file(folder: Path, rows: list[dict[str, Any]], *, shop: str = "SH01", name: str = "投诉.xlsx",
+              settings: dict[str, Any] | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = write_shop_workbook(folder / name, rows, shop_code=shop)
+    if settings:
+        wb = openpyxl.load_workbook(path)
+        for label, value in settings.items():
+            wb[SHEET_SETTINGS].append([label, value])
+        wb.save(path)
+    return path
+
+
+def rules_file(path: Path) -> Path:
+    build_rules_template(path, Rules(staff=(Person("张强", "售后部", "赵主管", "zq@example.com"),
+                                            Person("赵主管", "售后部", "", "zhao@example.com"))))
+    return path
+
+
+def sync(folder: Path, out: Path, state: Path, now: str = "2026-11-20T10:00", *more: Any) -> Any:
+    return cli("sync", "--source", folder, "--out", out, "--state", state, "--once", "--now", now, *more)
+
+
+# 1 ------------------------------------------------------------------------------------------
+def test_a_plain_sync_writes_every_sheet_and_keeps_a_waiver_typed_since_the_scan(tmp_path: Path) -> None:
+    shops, out, state = tmp_path / "SH01", tmp_path / "汇总.xlsx", tmp_path / "state.db"
+    shop_file(shops, [row(1, first_contact_at=None), row(2)])
+    assert sync(shops, out, state).exit_code == 0
+    r = cli("scan", "--state", state, "--out", out, "--now", "2026-11-20T10:00", "--rules",
+            rules_file(tmp_path / "rules.xlsx"))
+    assert r.exit_code == 0, r.output
+    penalties = rows_of(out, "处罚", key="事件编号")
+    assert penalties
+    waived = penalties[0]["事件编号"]
+    type_into(out, "处罚", lambda v: v["事件编号"] == waived, "处罚确认", "免除", key="事件编号")
+    # the manager's waiver is read back by the merge alone, and the scan's sheets stay filled
+    assert sync(shops, out, state, "2026-11-20T10:05").exit_code == 0
+    after = {p["事件编号"]: p["处罚确认"] for p in rows_of(out, "处罚", key="事件编号")}
+    assert after[waived] == "免除"
+    assert rows_of(out, "逾期", key="投诉编号")
+    summary = [r for r in grid(out, "汇总") if any(v not in ("", None) for v in r)]
+    assert len(summary) > 10
+    # and it is in the store: a render from the store alone shows it again
+    store = open_store(state)
+    assert store.manager_edits("处罚")[(waived,)] == {"confirm": "免除"}
+
+
+# 2 ------------------------------------------------------------------------------------------
+def _approvals(out: Path) -> dict[str, str]:
+    return {r["投诉内容"]: r["主管批示"] for r in rows_of(out, "全部投诉") if r["主管批示"]}
+
+
+def test_approvals_on_rows_without_id_and_on_repeated_ids_stay_on_their_complaint(tmp_path: Path) -> None:
+    shops, out, state = tmp_path / "SH01", tmp_path / "汇总.xlsx", tmp_path / "state.db"
+    rows = [row(1, complaint_id=None), row(2, complaint_id=None), row(3, complaint_id="SH01-X"),
+            row(4, complaint_id="SH01-X"), row(5)]
+    shop_file(shops, rows)
+    assert sync(shops, out, state).exit_code == 0
+    for i in range(1, 6):
+        type_into(out, "全部投诉", lambda v, i=i: v["投诉内容"] == f"第{i}台洗衣机漏水", "主管批示", f"批示{i}")
+    assert sync(shops, out, state, "2026-11-20T10:05").exit_code == 0
+    want = {f"第{i}台洗衣机漏水": f"批示{i}" for i in range(1, 6)}
+    assert _approvals(out) == want
+    # the shop re-sorts its sheet and inserts a new complaint on top: every approval stays
+    shop_file(shops, [row(9, complaint_id=None), *reversed(rows)])
+    assert sync(shops, out, state, "2026-11-20T10:10").exit_code == 0
+    assert _approvals(out) == want
+    # the shop types an id into a row that had none (in place): its approval follows it
+    rows2 = [row(9, complaint_id=None), *reversed(rows)]
+    rows2[-1] = dict(rows2[-1], complaint_id="SH01-NEW")   # row(1), still at the bottom
+    shop_file(shops, rows2)
+    assert sync(shops, out, state, "2026-11-20T10:15").exit_code == 0
+    assert _approvals(out) == want
+    assert next(r for r in rows_of(out, "全部投诉") if r["投诉内容"] == "第1台洗衣机漏水")["投诉编号"] == "SH01-NEW"
+    # the shop deletes a complaint a manager wrote on: the approval is shown on 冲突, not lost
+    shop_file(shops, [r for r in rows2 if r["description"] != "第2台洗衣机漏水"])
+    assert sync(shops, out, state, "2026-11-20T10:20").exit_code == 0
+    orphans = [r for r in rows_of(out, "冲突", key="类型") if r["类型"] == "主管批示无对应投诉"]
+    assert len(orphans) == 1 and "批示2" in orphans[0]["差异"]
+
+
+# 3 ------------------------------------------------------------------------------------------
+def test_a_new_store_adopts_the_managers_cells_and_a_mistyped_one_is_refused(tmp_path: Path) -> None:
+    shops, out, state = tmp_path / "SH01", tmp_path / "汇总.xlsx", tmp_path / "state.db"
+    shop_file(shops, [row(1), row(2, complaint_id=None)])
+    assert sync(shops, out, state).exit_code == 0
+    type_into(out, "全部投诉", lambda v: v["投诉内容"] == "第2台洗衣机漏水", "主管批示", "同意退款")
+    before = out.read_bytes()
+    # a typo in --state: refused, nothing created, the workbook untouched
+    r = cli("scan", "--state", tmp_path / "stat.db", "--out", out, "--now", "2026-11-20T10:00")
+    assert r.exit_code == 2 and "stat.db" in r.output and len(r.output.strip().splitlines()) == 1
+    assert not (tmp_path / "stat.db").exists() and out.read_bytes() == before
+    r = cli("mail", "list", "--store", tmp_path / "stat.db")
+    assert r.exit_code == 2 and not (tmp_path / "stat.db").exists()
+    # the store is lost (deleted, or the move to PostgreSQL): the new one adopts the edits
+    for p in tmp_path.glob("state.db*"):
+        p.unlink()
+    assert sync(shops, out, tmp_path / "new.db", "2026-11-20T10:05").exit_code == 0
+    assert _approvals(out) == {"第2台洗衣机漏水": "同意退款"}
+    assert any(r["状态"] == "已采用" for r in rows_of(out, "来源"))
+    assert sync(shops, out, tmp_path / "new.db", "2026-11-20T10:10").exit_code == 0
+    assert _approvals(out) == {"第2台洗衣机漏水": "同意退款"}
+    # an empty store never rewrites a workbook that holds complaints
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    before = out.read_bytes()
+    r = sync(empty, out, tmp_path / "other.db", "2026-11-20T10:15")
+    assert r.exit_code == 2 and out.read_bytes() == before
+
+
+def test_a_new_store_does_not_send_again_what_the_workbook_records_as_sent(tmp_path: Path) -> None:
+    from complaint_core.merged.render import render_merged
+    from complaint_core.rules_book import load_rules
+    from scheduler.api import scan_once, send_due
+    from scheduler.transport import EmlFolderTransport
+
+    shops, out, outbox = tmp_path / "SH01", tmp_path / "汇总.xlsx", tmp_path / "outbox"
+    shop_file(shops, [row(1, first_contact_at=None)])
+    rules = load_rules(rules_file(tmp_path / "rules.xlsx"))
+    assert sync(shops, out, tmp_path / "a.db").exit_code == 0
+    store = open_store(tmp_path / "a.db")
+    scan_once(store, now=NOW, rules=rules)
+    assert send_due(store, EmlFolderTransport(outbox), now=NOW).sent
+    render_merged(store, out, now=NOW)
+    sent = sorted(outbox.glob("*.eml"))
+    assert sent
+    # the store is lost; a new one merges, adopts the workbook, scans the same day: no resend
+    assert sync(shops, out, tmp_path / "b.db").exit_code == 0
+    fresh = open_store(tmp_path / "b.db")
+    scan_once(fresh, now=NOW + timedelta(minutes=30), rules=rules)
+    send_due(fresh, EmlFolderTransport(outbox), now=NOW + timedelta(minutes=30))
+    assert sorted(outbox.glob("*.eml")) == sent
+
+
+# 4 ------------------------------------------------------------------------------------------
+def test_a_row_claiming_another_shop_never_replaces_that_shops_complaint(tmp_path: Path) -> None:
+    root, out, state = tmp_path / "shops", tmp_path / "汇总.xlsx", tmp_path / "state.db"
+    shop_file(root / "SH01", [row(1), row(2)])
+    forged = row(1, description="被篡改的内容", updated_at=datetime(2026, 11, 19, 9, 0))
+    shop_file(root / "SH02", [forged], shop="SH02")
+    assert sync(root, out, state).exit_code == 0
+    mine = [r for r in rows_of(out, "全部投诉") if r["投诉编号"] == "SH01-20261110-001"]
+    by_shop = {r["门店(来源)"]: r["投诉内容"] for r in mine}
+    assert by_shop == {"SH01": "第1台洗衣机漏水", "SH02": "被篡改的内容"}
+    findings = rows_of(out, "校验问题")
+    assert any(f["代码"] == "foreign_shop" and f["门店"] == "SH02" for f in findings)
+    assert not rows_of(out, "冲突", key="类型")
+
+
+# 5 ------------------------------------------------------------------------------------------
+def test_a_shop_on_business_hours_is_scanned_and_fined_by_its_own_settings(tmp_path: Path) -> None:
+    shops, out, state = tmp_path / "SH01", tmp_path / "汇总.xlsx", tmp_path / "state.db"
+    friday = datetime(2026, 11, 20, 17, 30)
+    shop_file(shops, [row(1, received_at=friday, first_contact_at=None)],
+              settings={"按工作时间计算": "是", "上班时间": "09:00", "下班时间": "18:00"})
+    assert sync(shops, out, state, "2026-11-21T12:00").exit_code == 0
+    got = rows_of(out, "全部投诉")[0]
+    # 30 minutes on Friday, 90 on Monday: due Monday 10:30, not Friday 19:30
+    assert got["联系截止"] == datetime(2026, 11, 23, 10, 30)
+    r = cli("scan", "--state", state, "--out", out, "--now", "2026-11-21T12:00", "--rules",
+            rules_file(tmp_path / "rules.xlsx"))
+    assert "逾期 0" in r.output and "新处罚 0" in r.output, r.output
+    assert not [p for p in rows_of(out, "逾期", key="投诉编号") if p["状态"] == "已逾期"]
+
+
+# 6 ------------------------------------------------------------------------------------------
+def test_a_result_within_the_feedback_deadline_is_the_feedback_owed(tmp_path: Path) -> None:
+    shops, out, state = tmp_path / "SH01", tmp_path / "汇总.xlsx", tmp_path / "state.db"
+    shop_file(shops, [row(1, resolved_at=datetime(2026, 11, 11, 15, 0), resolution_plan="上门维修",
+                          status="已解决")])
+    assert sync(shops, out, state).exit_code == 0
+    r = cli("scan", "--state", state, "--out", out, "--now", "2026-11-20T10:00", "--rules",
+            rules_file(tmp_path / "rules.xlsx"))
+    assert r.exit_code == 0
+    assert not [p for p in rows_of(out, "处罚", key="事件编号") if "反馈" in str(p.get("原因"))]
+    assert not [p for p in rows_of(out, "逾期", key="投诉编号") if p["时限"] == "反馈"]
+
+
+# 7 ------------------------------------------------------------------------------------------
+def test_now_with_a_zone_means_the_same_moment_on_every_command(tmp_path: Path) -> None:
+    shops = tmp_path / "SH01"
+    path = shop_file(shops, [row(1, first_contact_at=None), row(2)])
+    local, utc = "2026-11-20T10:00", "2026-11-20T02:00:00+00:00"
+    a = cli("validate", path, "--json", "--now", local)
+    b = cli("validate", path, "--json", "--now", utc)
+    assert json.loads(a.output) == json.loads(b.output)
+    outs = {}
+    for name, now in (("a", local), ("b", utc)):
+        out, state = tmp_path / f"{name}.xlsx", tmp_path / f"{name}.db"
+        assert sync(shops, out, state, now).exit_code == 0
+        r = cli("scan", "--state", state, "--out", out, "--now", now)
+        assert r.exit_code == 0, r.output
+        outs[name] = (grid(out, "逾期"), grid(out, "全部投诉"))
+    assert outs["a"] == outs["b"]
+
+
+def test_a_bad_now_is_one_line_at_start_on_every_command(tmp_path: Path) -> None:
+    shops = tmp_path / "SH01"
+    path = shop_file(shops, [row(1)])
+    for args in (["validate", path], ["suggest", path], ["scan", "--state", tmp_path / "s.db", "--out",
+                                                          tmp_path / "m.xlsx"],
+                 ["sync", "--source", shops, "--out", tmp_path / "m.xlsx", "--watch"],
+                 ["sync", "--source", shops, "--out", tmp_path / "m.xlsx", "--once"]):
+        r = cli(*args, "--now", "garbage")
+        assert r.exit_code == 2, (args, r.output)
+        assert len(r.output.strip().splitlines()) == 1 and "garbage" in r.output, (args, r.output)
+    assert not (tmp_path / "m.xlsx").exists()
+
+
+# 8 ------------------------------------------------------------------------------------------
+def test_template_and_rules_never_overwrite_without_force(tmp_path: Path) -> None:
+    for cmd in ("template", "rules"):
+        target = tmp_path / f"{cmd}.xlsx"
+        target.write_bytes(b"a filled workbook")
+        r = cli(cmd, target)
+        assert r.exit_code == 2 and "--force" in r.output and len(r.output.strip().splitlines()) == 1
+        assert target.read_bytes() == b"a filled workbook"
+        assert cli(cmd, target, "--force").exit_code == 0
+        assert openpyxl.load_workbook(target).sheetnames

@@ -1,0 +1,161 @@
+"""Issue 12: shop saves, manager edits, merges, scans, a lost store and a mistyped one, in any order.
+
+After every step that writes the merged workbook, no manager cell is lost or moved, and the
+workbook equals one render of the store (the store is the one truth).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import hypothesis.strategies as st
+from click.testing import CliRunner
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
+
+from complaint_core.merged.render import render_merged
+from complaint_core.store import open_store
+from complaint_desk.cli import main
+from tests.support.merged import grid, rows_of, type_into
+from tests.support.workbooks import write_shop_workbook
+
+NOW = datetime(2026, 11, 20, 10, 0)
+SHEETS = ("全部投诉", "逾期", "处罚", "冲突", "校验问题")
+
+
+def complaint(n: int, cid: str | None) -> dict[str, Any]:
+    return {"complaint_id": cid, "shop": "SH01", "received_at": datetime(2026, 11, 1, 9, 0) + timedelta(hours=n),
+            "received_by": "李娜", "channel": "电话", "customer_name": f"客户{n}",
+            "customer_phone": f"1380013{n:04d}", "subject": "洗衣机", "category": "商品质量",
+            "description": f"投诉{n}", "validity": "成立", "responsible_dept": "售后部",
+            "responsible_person": "张强", "root_cause": "企业原因", "status": "处理中"}
+
+
+class OneTruth(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.dir = Path(tempfile.mkdtemp(prefix="one-truth-"))
+        self.shop = self.dir / "SH01"
+        self.shop.mkdir()
+        self.out = self.dir / "汇总.xlsx"
+        self.state = self.dir / "state-0.db"
+        self.stores = 0
+        self.rows: list[dict[str, Any]] = []       # the shop's sheet, in its order
+        self.gone: set[str] = set()                # descriptions the shop deleted
+        self.edits: dict[str, str] = {}            # description -> what the manager typed
+        self.next = 1
+        self.clock = NOW
+        self.merged = False
+        self.stored = False                        # the current --state exists
+
+    def teardown(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _cli(self, *args: Any) -> Any:
+        return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+    def _tick(self) -> str:
+        self.clock += timedelta(minutes=5)
+        return self.clock.isoformat(timespec="minutes")
+
+    @initialize(kinds=st.lists(st.sampled_from(["id", "none", "dup"]), min_size=5, max_size=5),
+                order=st.randoms(use_true_random=False))
+    def a_shop_with_complaints_merged(self, kinds: list[str], order: Any) -> None:
+        self.shop_saves(5, kinds, order, 99)
+        self.merge()
+
+    @rule(new=st.integers(0, 3), kinds=st.lists(st.sampled_from(["id", "none", "dup"]), min_size=3, max_size=3),
+          order=st.randoms(use_true_random=False), drop=st.integers(0, 6))
+    def shop_saves(self, new: int, kinds: list[str], order: Any, drop: int) -> None:
+        for i in range(new):
+            n, kind = self.next, kinds[i % len(kinds)]
+            self.next += 1
+            cid = {"id": f"SH01-{n:04d}", "none": None, "dup": "SH01-DUP"}[kind]
+            self.rows.append(complaint(n, cid))
+        if drop < len(self.rows) and len(self.rows) > 3:
+            self.gone.add(self.rows.pop(drop)["description"])
+        order.shuffle(self.rows)
+        if self.rows:
+            write_shop_workbook(self.shop / "投诉.xlsx", self.rows, shop_code="SH01")
+
+    @precondition(lambda self: self.merged)
+    @rule(pick=st.integers(0, 50), text=st.sampled_from(["同意", "退款", "再核实"]))
+    def manager_types(self, pick: int, text: str) -> None:
+        shown = [r["投诉内容"] for r in rows_of(self.out, "全部投诉") if r["来源已删除"] != "是"]
+        if not shown:
+            return
+        target = shown[pick % len(shown)]
+        value = f"{text}-{target}"
+        assert type_into(self.out, "全部投诉", lambda v: v["投诉内容"] == target, "主管批示", value) == 1
+        self.edits[target] = value
+
+    @precondition(lambda self: bool(self.rows))
+    @rule()
+    def merge(self) -> None:
+        r = self._cli("sync", "--source", self.shop, "--out", self.out, "--state", self.state, "--once",
+                      "--now", self._tick())
+        assert r.exit_code == 0, r.output
+        self.merged = self.stored = True
+        self._check()
+
+    @precondition(lambda self: self.merged)
+    @rule()
+    def scan(self) -> None:
+        before = self.out.read_bytes()
+        r = self._cli("scan", "--state", self.state, "--out", self.out, "--now", self._tick())
+        if not self.stored:   # lost and not merged since: refused, nothing created or rewritten
+            assert r.exit_code == 2 and self.out.read_bytes() == before and not self.state.exists()
+            return
+        assert r.exit_code == 0, r.output
+        self._check()
+
+    @precondition(lambda self: self.merged)
+    @rule()
+    def store_is_lost(self) -> None:
+        for p in self.dir.glob(f"{self.state.name}*"):
+            p.unlink()
+        self.stores += 1
+        self.state = self.dir / f"state-{self.stores}.db"
+        self.stored = False
+
+    @precondition(lambda self: self.merged)
+    @rule()
+    def mistyped_store(self) -> None:
+        before = self.out.read_bytes()
+        r = self._cli("scan", "--state", self.dir / "typo.db", "--out", self.out, "--now", self._tick())
+        assert r.exit_code == 2 and self.out.read_bytes() == before
+        assert not (self.dir / "typo.db").exists()
+
+    def _check(self) -> None:
+        shown = rows_of(self.out, "全部投诉")
+        on_rows = {r["投诉内容"]: r["主管批示"] for r in shown if r["主管批示"]}
+        orphans = " ".join(str(r["差异"]) for r in rows_of(self.out, "冲突", key="类型")
+                           if r["类型"] == "主管批示无对应投诉")
+        # nothing moved: every approval shown is the one typed on that very complaint
+        for description, value in on_rows.items():
+            assert self.edits.get(description) == value, (description, value)
+        # nothing lost: every approval is on its complaint, or (complaint deleted) on 冲突
+        for description, value in self.edits.items():
+            if description in self.gone:
+                assert on_rows.get(description) == value or value in orphans, (description, value)
+            else:
+                assert on_rows.get(description) == value, (description, value)
+        # the workbook is one render of the store
+        again = self.dir / "again.xlsx"
+        again.unlink(missing_ok=True)
+        store = open_store(self.state)
+        try:
+            render_merged(store, again, now=self.clock)
+        finally:
+            store.engine.dispose()
+        for sheet in SHEETS:
+            assert grid(self.out, sheet) == grid(again, sheet), sheet
+
+
+TestOneTruth = OneTruth.TestCase
+TestOneTruth.settings = settings(max_examples=12, stateful_step_count=12, deadline=None,
+                                 suppress_health_check=[HealthCheck.too_slow])
