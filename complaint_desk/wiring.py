@@ -10,10 +10,11 @@ from __future__ import annotations
 import atexit
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from scheduler.config import Config
+    from scheduler.daemon import OnceMerge
     from sync.daemon import Daemon
 
 
@@ -35,7 +36,7 @@ def start_watcher(sched: object, cfg: Config) -> Daemon | None:
     return daemon
 
 
-def merge_once(cfg: Config, now: datetime) -> dict[str, Any] | None:
+def merge_once(cfg: Config, now: datetime) -> OnceMerge | None:
     """`run --once`: read the [sync] folders into the store once (the scheduler rewrites the merged
     workbook right after its scan, so it is written once per cycle, not twice)."""
     sync = cfg.get("sync", {})
@@ -43,6 +44,7 @@ def merge_once(cfg: Config, now: datetime) -> dict[str, Any] | None:
     if not folders:
         return None
     from complaint_core.store import open_store
+    from scheduler.daemon import OnceMerge
     from sync.pipeline import scan
 
     store = open_store(cfg["store"]["url"])
@@ -52,7 +54,7 @@ def merge_once(cfg: Config, now: datetime) -> dict[str, Any] | None:
         store.engine.dispose()
     problems = [f"读取失败 {r.path}: {r.reason}" for r in report.failed]
     problems += [f"冲突副本（未合并）{r.path}" for r in report.skipped if r.outcome == "conflict_copy"]
-    return {"read": len(report.read), "problems": problems}
+    return OnceMerge(len(report.read), problems)
 
 
 class _Sync:
@@ -61,7 +63,7 @@ class _Sync:
     def start(self, sched: object, cfg: Config) -> Daemon | None:
         return start_watcher(sched, cfg)
 
-    def once(self, cfg: Config, now: datetime) -> dict[str, Any] | None:
+    def once(self, cfg: Config, now: datetime) -> OnceMerge | None:
         return merge_once(cfg, now)
 
 

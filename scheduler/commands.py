@@ -101,8 +101,8 @@ run_cmd = run_command()   # without the folder watcher (the CLI mounts run_comma
 
 def _echo_once(rep: OnceReport) -> None:
     if rep.merged is not None:
-        click.echo(f"合并：读取 {rep.merged.get('read', 0)} 个文件")
-        for line in rep.merged.get("problems", []):
+        click.echo(f"合并：读取 {rep.merged.read} 个文件")
+        for line in rep.merged.problems:
             click.echo(f"  {line}", err=True)
     s, d = rep.scan, rep.send
     click.echo(f"扫描：投诉 {s.records} 条，需关注 {s.flagged} 条（逾期 {s.overdue}），新处罚 {s.new_penalties} 条，"

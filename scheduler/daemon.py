@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from complaint_core.clock import Clock
 from complaint_core.rules_book import DEFAULT, load_rules
@@ -31,6 +31,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class OnceMerge:
+    """What one merge of the ``[sync]`` folders did, for ``run --once`` to print."""
+
+    read: int                 # shop files read this time
+    problems: list[str]       # one line per file not merged (unreadable, a sync conflict copy)
+
+
 class SyncHook(Protocol):
     """What ``run`` asks of the shop-folder sync. The scheduler never imports ``sync`` (the cards
     never import each other): the CLI passes ``complaint_desk.wiring.SYNC``."""
@@ -38,9 +46,8 @@ class SyncHook(Protocol):
     def start(self, sched: BaseScheduler, cfg: Config) -> object:
         """Start watching the ``[sync]`` folders beside the scheduler (nothing when none are set)."""
 
-    def once(self, cfg: Config, now: datetime) -> dict[str, Any] | None:
-        """``run --once``: read the ``[sync]`` folders into the store once; ``{"read": n,
-        "problems": [line, ...]}``, or None when no folders are set."""
+    def once(self, cfg: Config, now: datetime) -> OnceMerge | None:
+        """``run --once``: read the ``[sync]`` folders into the store once (None: no folders set)."""
 
 
 def zone(cfg: Config) -> tzinfo:
@@ -241,7 +248,7 @@ def _threads_on_sigusr1() -> None:
 
 @dataclass
 class OnceReport:
-    merged: dict[str, Any] | None   # SyncHook.once's answer (None: no [sync] folders)
+    merged: OnceMerge | None   # SyncHook.once's answer (None: no [sync] folders)
     scan: ScanReport
     send: SendReport
     render_error: str = ""
