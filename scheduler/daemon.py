@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Protocol
 
 from complaint_core.clock import Clock
 from complaint_core.rules_book import DEFAULT, load_rules
-from complaint_core.store import Store
 
 from .config import Config, load_config
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.base import BaseScheduler
+
+    from complaint_core.store import Store
 
     from .api import ScanReport
     from .outbox import SendReport
