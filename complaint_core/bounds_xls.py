@@ -57,16 +57,17 @@ def _cfb_workbook(data: bytes) -> tuple[bytes, list[int], int]:
     nxt, guard = _u32(data, 0x44), 0
     while nxt < _FREE and guard < limit:
         at = sector(nxt)
-        entries = [_u32(data, at + 4 * i) for i in range(ssz // 4)]
-        difat += entries[:-1]
-        nxt, guard = entries[-1], guard + 1
+        links = [_u32(data, at + 4 * i) for i in range(ssz // 4)]
+        difat += links[:-1]
+        nxt, guard = links[-1], guard + 1
     fat: list[int] = []
     for n in [x for x in difat if x < _FREE][:_u32(data, 0x2C)]:
         at = sector(n)
         fat += [_u32(data, at + 4 * i) for i in range(ssz // 4)]
 
     def chain(start: int, table: list[int]) -> list[int]:
-        out, n = [], start
+        out: list[int] = []
+        n = start
         while n < _FREE:
             if n >= len(table) or len(out) > len(table):
                 raise ValueError("chain")
@@ -75,7 +76,7 @@ def _cfb_workbook(data: bytes) -> tuple[bytes, list[int], int]:
         return out
 
     dirs = b"".join(data[sector(n):sector(n) + ssz] for n in chain(_u32(data, 0x30), fat))
-    entries = []
+    entries: list[tuple[str, int, int, int]] = []
     for at in range(0, len(dirs) - 127, 128):
         size = min(_u16(dirs, at + 0x40), 64)
         name = dirs[at:at + max(size - 2, 0)].decode("utf-16-le", "replace")

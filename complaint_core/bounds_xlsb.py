@@ -9,7 +9,6 @@ from pathlib import Path
 from .bounds import (
     CELL_BUDGET,
     COL_GAP,
-    HEAD,
     MAX_STRAYS,
     REL_RE,
     ROW_GAP,
@@ -18,6 +17,7 @@ from .bounds import (
     letters,
 )
 from .errors import UnreadableWorkbook
+from .safety import HEAD
 
 # An xlsb sheet is a stream of binary records (MS-XLSB 2.1.4): a type and a size, each a
 # 7-bit varint, then the data. A row header (type 0) says the row; a cell record (types 2-11,
@@ -116,8 +116,8 @@ def _xlsb_parts(zf: zipfile.ZipFile) -> dict[str, str]:
         n = int.from_bytes(d[8:12], "little")
         rid = d[12:12 + 2 * n].decode("utf-16-le", "replace") if n != 0xFFFFFFFF else ""
         at2 = 12 + (2 * n if n != 0xFFFFFFFF else 0)
-        m = int.from_bytes(d[at2:at2 + 4], "little")
-        name = d[at2 + 4:at2 + 4 + 2 * m].decode("utf-16-le", "replace")
+        chars = int.from_bytes(d[at2:at2 + 4], "little")
+        name = d[at2 + 4:at2 + 4 + 2 * chars].decode("utf-16-le", "replace")
         if rid in targets:
             out[targets[rid]] = name
     return out

@@ -8,9 +8,10 @@ refused when the command starts (``sync --watch`` included), never an hour later
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
@@ -52,12 +53,20 @@ def parse_clock(text: str | None) -> Clock:
         raise BadClock(text) from None
 
 
-class ClockParam(click.ParamType):
+if TYPE_CHECKING:   # click 8.5 declares ParamType generic (value, input); older ones do not
+    _ParamBase = click.ParamType[Clock, Any]
+else:
+    _ParamBase = click.ParamType
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ClockParam(_ParamBase):
     """``--now`` for click: parsed once, when the command line is read."""
 
     name = "ISO"
 
-    def convert(self, value: Any, param: Any, ctx: Any) -> Clock:
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Clock:
         if isinstance(value, Clock):
             return value
         try:
@@ -76,6 +85,6 @@ CLOCK = ClockParam()
 
 
 def now_option(help_text: str = "把此时间当作“现在”，结果可重现（可带时区，如 +08:00）/ "
-                                "Treat this ISO-8601 time (optionally with a zone) as now.") -> Any:
+                                "Treat this ISO-8601 time (optionally with a zone) as now.") -> Callable[[F], F]:
     """The ``--now`` option every command shares (its value is a :class:`Clock`)."""
     return click.option("--now", "clock", type=CLOCK, default="", metavar="ISO", help=help_text)

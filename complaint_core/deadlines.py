@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -56,7 +56,7 @@ def explain(settings: Settings = DEFAULTS) -> tuple[str, str]:
 
 @lru_cache(maxsize=64)
 def _explain(contact_hours: float, feedback_days: float, followup_days: float, business_hours: bool,
-             workday_start: Any, workday_end: Any, cn_holidays: bool) -> tuple[str, str]:
+             workday_start: time, workday_end: time, cn_holidays: bool) -> tuple[str, str]:
     settings = Settings(contact_hours=contact_hours, feedback_days=feedback_days, followup_days=followup_days,
                         business_hours=business_hours, workday_start=workday_start, workday_end=workday_end,
                         cn_holidays=cn_holidays)

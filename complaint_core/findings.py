@@ -6,6 +6,7 @@ ones, never rename. Messages take the field's header and the bad value.
 
 from __future__ import annotations
 
+from datetime import date, time
 from typing import Any
 
 from .model import ComplaintTable, Finding, Severity
@@ -67,7 +68,7 @@ FINDINGS_HEADER_EN = ("Sheet", "Row", "Cell", "Field", "Severity", "Code", "Mess
 
 
 def _fmt(value: Any) -> str:
-    if hasattr(value, "strftime"):
+    if isinstance(value, (date, time)):   # datetimes too
         return value.strftime("%Y-%m-%d %H:%M")
     if isinstance(value, float) and value.is_integer():
         return str(int(value))

@@ -16,12 +16,15 @@ from dataclasses import replace
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import BadSetting
 from .schema import normalise_header
 from .settings import Settings
 from .values import parse_datetime
+
+if TYPE_CHECKING:
+    from python_calamine import CalamineWorkbook
 
 SHEET_HOLIDAYS = "节假日"
 HEADER = ("日期", "类型", "说明")
@@ -116,7 +119,7 @@ def log_uncovered(years: list[int], where: str) -> None:
         ", ".join(map(str, years)), builtin_version(), span, builtin_version(), SHEET_HOLIDAYS)
 
 
-def with_workbook_holidays(settings: Settings, wb: Any, path: Any) -> Settings:
+def with_workbook_holidays(settings: Settings, wb: CalamineWorkbook, path: str | Path) -> Settings:
     """``settings`` plus the 节假日 sheet of an open calamine workbook (unchanged without one)."""
     if SHEET_HOLIDAYS not in wb.sheet_names:
         return settings

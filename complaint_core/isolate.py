@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing.connection import wait
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .errors import UnreadableWorkbook
 from .model import ComplaintTable, Finding
@@ -59,7 +59,7 @@ class Checked:
     uncovered: list[int] = field(default_factory=list)
 
 
-def _child(path: str, memory_mb: int, conn: Any, now: datetime | None = None, lang: str | None = None) -> None:
+def _child(path: str, memory_mb: int, conn: Any, now: datetime | Clock | None = None, lang: str | None = None) -> None:
     try:
         import resource
 
@@ -100,7 +100,7 @@ def _child(path: str, memory_mb: int, conn: Any, now: datetime | None = None, la
             # JSON run at once, and the daemon only stores the result
             from .store.codec import prepare
             from .validate import validate_tables
-            findings = validate_tables(tables, now=now)
+            findings = validate_tables(tables, now=cast(datetime, now))   # a Clock only comes with lang
             result = ("ok", prepare(tables, findings, Path(path)))
     except UnreadableWorkbook as exc:
         result = ("error", type(exc).__name__, exc.reason)
@@ -139,7 +139,7 @@ def _start(proc: Any) -> None:
 class _Job:
     """One child reading one file, with its own deadline."""
 
-    def __init__(self, path: Path, timeout: float, memory_mb: int, now: datetime | None,
+    def __init__(self, path: Path, timeout: float, memory_mb: int, now: datetime | Clock | None,
                  lang: str | None = None) -> None:
         ctx = _context()
         self.path = path
@@ -150,13 +150,13 @@ class _Job:
         child.close()
         self.deadline = time.monotonic() + timeout
 
-    def result(self) -> Any:
+    def result(self) -> tuple[Any, ...] | UnreadableWorkbook:
         """The child's answer (call when ``conn`` is readable or the deadline passed)."""
         try:
             if not self.conn.poll(0):
                 return UnreadableWorkbook(self.path, f"读取超过 {self.timeout:g} 秒，已中止 (timed out)")
             try:
-                answer = self.conn.recv()
+                answer: tuple[Any, ...] = self.conn.recv()
             except EOFError:
                 self.proc.join(1)
                 from .safety import kind_hint
@@ -173,7 +173,7 @@ class _Job:
             return answer[1:]
         from . import errors
 
-        cls = getattr(errors, answer[1], UnreadableWorkbook)
+        cls: type[UnreadableWorkbook] = getattr(errors, answer[1], UnreadableWorkbook)
         return cls(self.path, answer[2])
 
 
@@ -191,7 +191,7 @@ def read_tables_isolated(
     got = job.result()
     if isinstance(got, UnreadableWorkbook):
         raise got
-    return got[0]
+    return cast(list[ComplaintTable], got[0])   # unpickled from the child: what _child sent
 
 
 def read_workbook_isolated(

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 Severity = Literal["error", "warning"]
 
@@ -65,7 +68,7 @@ class ComplaintTable:
     shop_code: str | None = None  # from the settings area, when present
     date1904: bool = False
     last_row: int = 0             # last Excel row of the table region (including blanks inside)
-    settings: Any = None          # the workbook's own 设置 (complaint_core.settings.Settings), if any
+    settings: Settings | None = None   # the workbook's own 设置, if any
     risk_words: tuple[str, ...] | None = None  # the 处理手册 sheet's escalation words, if any
     # (sheet, A1 cell, value) of cells far outside any table, not read (see safety.bound_sheets)
     stray_cells: list[tuple[str, str, str]] = field(default_factory=list)

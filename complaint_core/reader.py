@@ -219,7 +219,7 @@ def tables_from_grid(
 
 def _beside(keys: dict[str, int], extras: dict[str, int]) -> int | None:
     """The column where a second table starts on the header row, when the fields repeat."""
-    again = {}
+    again: dict[str, int] = {}
     for text, c in extras.items():
         key = HEADER_ALIASES.get(normalise_header(text))
         if key is not None and key in keys and c > keys[key]:
@@ -294,7 +294,7 @@ def _table(
     )
 
 
-def _settings(wb: Any, path: Path) -> Settings:
+def _settings(wb: CalamineWorkbook, path: Path) -> Settings:
     """The shop's own deadlines and business hours from its 设置 sheet (defaults when absent)."""
     if SHEET_SETTINGS not in wb.sheet_names:
         return DEFAULTS
@@ -302,7 +302,7 @@ def _settings(wb: Any, path: Path) -> Settings:
     return settings_from_rows(rows, sheet=f"{path.name}!{SHEET_SETTINGS}")
 
 
-def _risk_words(wb: Any, path: Path) -> tuple[str, ...] | None:
+def _risk_words(wb: CalamineWorkbook, path: Path) -> tuple[str, ...] | None:
     """The shop's escalation words from its 处理手册 sheet (None: the built-in list).
 
     A playbook the shop broke while editing must not make the complaints unreadable: validation

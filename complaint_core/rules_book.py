@@ -13,9 +13,12 @@ import re
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import BadSetting
+
+if TYPE_CHECKING:
+    from openpyxl import Workbook
 from .model import column_letter
 from .penalties import DEFAULT_RULES, DEFAULT_TIERS, LossTier, PenaltyRule
 from .settings import settings_from_rows
@@ -76,7 +79,7 @@ def build_rules_template(path: str | Path, rules: Rules = DEFAULT) -> None:
     from .atomic import atomic_write
 
     wb = Workbook()
-    wp = wb.active
+    wp = wb.worksheets[0]   # a new workbook's one sheet
     wp.title = S_PENALTIES
     wp.append(["规则编号", "时限（首次联系/反馈/回访）", "每次金额", "每天金额", "损失比例（已停用，见损失分级）", "说明"])
     for r in rules.penalties:
@@ -91,9 +94,9 @@ def build_rules_template(path: str | Path, rules: Rules = DEFAULT) -> None:
         wsf.append([p.name, p.dept, p.head, p.email, p.manager_email, p.mobile, p.base or None])
     wt = wb.create_sheet(S_TIERS)
     wt.append(list(TIER_HEADER))
-    for t in rules.tiers:
-        wt.append([t.tier_id, t.min_loss, t.max_loss, t.person_share, t.person_fixed, t.head_share, t.head_fixed,
-                   t.description])
+    for tier in rules.tiers:
+        wt.append([tier.tier_id, tier.min_loss, tier.max_loss, tier.person_share, tier.person_fixed,
+                   tier.head_share, tier.head_fixed, tier.description])
     wt.column_dimensions["B"].width = wt.column_dimensions["C"].width = 24
     for sheet in wb.worksheets:
         for row in sheet.iter_rows():
@@ -186,8 +189,8 @@ def load_rules(path: str | Path) -> Rules:
         if not raw or raw[0] is None:
             continue
         raw = tuple(raw) + (None,) * 7
-        row = tuple("" if v is None else str(v).strip() for v in raw)
-        for col, v in (("D", row[3]), ("E", row[4])):
+        text = tuple("" if v is None else str(v).strip() for v in raw)
+        for col, v in (("D", text[3]), ("E", text[4])):
             if v and ("@" not in v or " " in v):
                 raise BadSetting(_where(path, S_STAFF, f"{col}{i}"), v, "邮箱地址无效")
         mobile = "" if mobile_col is None else _mobile(
@@ -195,7 +198,7 @@ def load_rules(path: str | Path) -> Rules:
         base = 0.0
         if base_col is not None and raw[base_col] not in (None, ""):
             base = _float(raw[base_col], _where(path, S_STAFF, f"{column_letter(base_col)}{i}"))
-        staff.append(Person(row[0], row[1], row[2], row[3], row[4], mobile, base))
+        staff.append(Person(text[0], text[1], text[2], text[3], text[4], mobile, base))
     tiers = _tiers(wb, path) if S_TIERS in wb.sheetnames else DEFAULT_TIERS
     wb.close()
     return Rules(tuple(rules), times, tuple(staff), tiers)
@@ -205,7 +208,7 @@ def _column(header: tuple[Any, ...], label: str) -> int | None:
     return next((j for j, h in enumerate(header) if h is not None and str(h).strip().startswith(label)), None)
 
 
-def _tiers(wb: Any, path: Path) -> tuple[LossTier, ...]:
+def _tiers(wb: Workbook, path: Path) -> tuple[LossTier, ...]:
     """The 损失分级 sheet: one tier a row, in ascending order of loss, not overlapping."""
     out: list[LossTier] = []
     for i, row in enumerate(wb[S_TIERS].iter_rows(min_row=2, values_only=True), start=2):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 FieldType = Literal["text", "datetime", "choice", "money"]
 
@@ -76,7 +76,7 @@ STATUSES = ("新建", "处理中", "待批示", "已解决", "已回访", "已�
 STATUSES_EN = ("New", "In progress", "Awaiting approval", "Resolved", "Followed up", "Closed", "Not valid")
 
 
-def _f(key, zh, en, type_, **kw) -> Field:
+def _f(key: str, zh: str, en: str, type_: FieldType, **kw: Any) -> Field:
     return Field(key, zh, en, type_, **kw)
 
 

@@ -112,7 +112,7 @@ def techniques(values: dict[str, Any], playbook: Playbook) -> list[Rule]:
 
 def _first(playbook: Playbook, kind: str, values: dict[str, Any]) -> Rule | None:
     specific = [r for r in playbook.of(kind) if r.field is not None and r.applies(values)]
-    return (specific or [r for r in playbook.of(kind) if r.field is None] or [None])[0]
+    return next(iter(specific or [r for r in playbook.of(kind) if r.field is None]), None)
 
 
 def suggest_steps(values: dict[str, Any], playbook: Playbook = DEFAULT_PLAYBOOK, *,

@@ -100,7 +100,7 @@ def _howto_rows(lang: str) -> list[list[str]]:
 def build_workbook(*, shop_code: str = "", lang: str = "zh",
                    playbook: Playbook = DEFAULT_PLAYBOOK) -> Workbook:
     wb = Workbook()
-    ws = wb.active
+    ws = wb.worksheets[0]   # a new workbook's one sheet
     ws.title = SHEET_COMPLAINTS
     last_row = TABLE_ROWS + 1
     letters = {f.key: column_letter(i) for i, f in enumerate(FIELDS)}

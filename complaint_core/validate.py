@@ -65,19 +65,18 @@ def validate_row(values: dict[str, Any], *, now: datetime, settings: Settings = 
         out.append(("customer_email", "bad_email", {"value": email}))
     limit = now + CLOCK_SKEW
     received = get("received_at")
-    received_ok = isinstance(received, datetime)
     for key in ("received_at", "first_contact_at", "feedback_at", "resolved_at", "followup_at"):
         v = get(key)
         if isinstance(v, datetime):
             if v > limit:
                 out.append((key, "future_datetime", {"value": v}))
-            if key != "received_at" and key != "followup_at" and received_ok and v < received:
+            if key != "received_at" and key != "followup_at" and isinstance(received, datetime) and v < received:
                 out.append((key, "before_received", {"value": v, "received": received}))
     resolved, followup = get("resolved_at"), get("followup_at")
     if isinstance(followup, datetime):
         if isinstance(resolved, datetime) and followup < resolved:
             out.append(("followup_at", "followup_before_resolved", {"value": followup, "resolved": resolved}))
-        elif received_ok and followup < received:
+        elif isinstance(received, datetime) and followup < received:
             out.append(("followup_at", "before_received", {"value": followup, "received": received}))
     for key in ("loss_amount", "compensation_amount"):
         v = get(key)
@@ -96,7 +95,7 @@ def validate_row(values: dict[str, Any], *, now: datetime, settings: Settings = 
         out.append(("validity", "status_needs_invalid", {"value": status}))
     if validity == "不成立" and get("resolution_plan") is None:
         out.append(("resolution_plan", "invalid_needs_reply", {}))
-    if received_ok:
+    if isinstance(received, datetime):
         due = deadlines(values, settings)
         contact = get("first_contact_at")
         if isinstance(contact, datetime) and due.contact_due and contact > due.contact_due:

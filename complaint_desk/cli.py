@@ -22,9 +22,12 @@ from complaint_core import __version__
 from complaint_core.atomic import refuse_overwrite
 from complaint_core.clock import Clock, now_option
 from complaint_core.errors import ComplaintDeskError, StoreUnavailable
+from complaint_core.model import ComplaintTable
 from excel_addin.commands import addin
-from scheduler.commands import mail_cmd, rules_cmd, run_cmd, scan_cmd
+from scheduler.commands import mail_cmd, rules_cmd, run_command, scan_cmd
 from sync.commands import sync_cmd
+
+from .wiring import SYNC
 
 log = logging.getLogger("complaint_desk")
 
@@ -35,7 +38,7 @@ LANG_OPTION = click.option("--lang", type=click.Choice(["zh", "en"]), default="z
                            help="消息语言 / Message language.")
 
 
-def _zone(table: Any) -> str | None:
+def _zone(table: ComplaintTable) -> str | None:
     return table.settings.timezone if table.settings is not None else None
 
 
@@ -98,8 +101,7 @@ def _listen_store_errors() -> None:
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="complaint-desk")
 @click.option("-v", "--verbose", is_flag=True, help="输出详细日志 / Verbose logging.")
-@click.pass_context
-def main(ctx: click.Context, verbose: bool) -> None:
+def main(verbose: bool) -> None:
     """投诉台账 Complaint Desk：检查投诉表、填写处理建议、汇总各门店、提醒逾期。
 
     Complaint Desk: check complaint workbooks, fill handling steps, merge shops, flag overdue.
@@ -107,10 +109,6 @@ def main(ctx: click.Context, verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _listen_store_errors()
-    from .wiring import start_watcher
-
-    # `run` hands these hooks to the scheduler: the watcher runs in the same process.
-    ctx.obj = (start_watcher,)
 
 
 @main.command()
@@ -227,7 +225,8 @@ def demo(folder: Path | None) -> None:
 main.add_command(addin)
 
 # Each card ships its own commands; the CLI only mounts them (the cards never import each other).
-for _name, _command in (("sync", sync_cmd), ("scan", scan_cmd), ("run", run_cmd), ("rules", rules_cmd),
+# `run` gets the sync card's watcher explicitly: it runs in the same process as the scheduler.
+for _name, _command in (("sync", sync_cmd), ("scan", scan_cmd), ("run", run_command(SYNC)), ("rules", rules_cmd),
                         ("mail", mail_cmd)):
     main.add_command(_command, name=_name)
 

@@ -24,7 +24,7 @@ DEMO_NOW = datetime(2026, 11, 20, 10, 0)
 SHOPS = (("SH01", "人民路店", 30), ("SH02", "滨江店", 24), ("SH03", "大学城店", 18))
 
 
-def run_demo(folder: Path, *, echo: Callable[[str], object] = print, now: datetime = DEMO_NOW) -> dict:
+def run_demo(folder: Path, *, echo: Callable[[str], object] = print, now: datetime = DEMO_NOW) -> dict[str, dict[str, int]]:
     folder.mkdir(parents=True, exist_ok=True)
     summary: dict[str, dict[str, int]] = {}
     for seed, (code, name, n) in enumerate(SHOPS, start=1):
@@ -79,7 +79,7 @@ def _merge_and_scan(folder: Path, *, now: datetime, echo: Callable[[str], object
     config = _demo_config(folder / "desk.toml")
     # The same one cycle a shop's Task Scheduler runs (`run --once`): scan, escalation
     # alerts, digests, mails and robot posts; the shops were merged just above.
-    cycle = run_once(config, (), now=now)
+    cycle = run_once(config, None, now=now)
     mails = sorted(outbox.glob("*.eml"))
     alerts = sum(1 for m in mails if _alert(m))
     posts = sorted(outbox.glob("*/*.json"))

@@ -1,18 +1,24 @@
 """What only the CLI may do: run the sync watcher and the scheduler in one process.
 
-The cards never import each other; ``complaint-desk run`` passes this hook to the
-scheduler, which calls it with its APScheduler instance and the loaded config.
+The cards never import each other; ``complaint-desk run`` passes ``SYNC`` (the scheduler's
+``SyncHook``) to the scheduler, which calls ``start`` with its APScheduler instance and the
+loaded config, or ``once`` for ``run --once``.
 """
 
 from __future__ import annotations
 
 import atexit
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from scheduler.config import Config
+    from scheduler.daemon import OnceMerge
+    from sync.daemon import Daemon
 
 
-def start_watcher(sched: Any, cfg: dict[str, dict[str, Any]]) -> Any:
+def start_watcher(sched: object, cfg: Config) -> Daemon | None:
     """Start the shop-folder watcher when the config names folders; merge on start and on a timer."""
     sync = cfg.get("sync", {})
     sources = sync.get("sources") or []
@@ -30,7 +36,7 @@ def start_watcher(sched: Any, cfg: dict[str, dict[str, Any]]) -> Any:
     return daemon
 
 
-def merge_once(cfg: dict[str, dict[str, Any]], now: Any) -> dict[str, Any] | None:
+def merge_once(cfg: Config, now: datetime) -> OnceMerge | None:
     """`run --once`: read the [sync] folders into the store once (the scheduler rewrites the merged
     workbook right after its scan, so it is written once per cycle, not twice)."""
     sync = cfg.get("sync", {})
@@ -38,6 +44,7 @@ def merge_once(cfg: dict[str, dict[str, Any]], now: Any) -> dict[str, Any] | Non
     if not folders:
         return None
     from complaint_core.store import open_store
+    from scheduler.daemon import OnceMerge
     from sync.pipeline import scan
 
     store = open_store(cfg["store"]["url"])
@@ -47,8 +54,17 @@ def merge_once(cfg: dict[str, dict[str, Any]], now: Any) -> dict[str, Any] | Non
         store.engine.dispose()
     problems = [f"读取失败 {r.path}: {r.reason}" for r in report.failed]
     problems += [f"冲突副本（未合并）{r.path}" for r in report.skipped if r.outcome == "conflict_copy"]
-    return {"read": len(report.read), "problems": problems}
+    return OnceMerge(len(report.read), problems)
 
 
-# `run --once` asks the same hook for a single merge instead of a watcher.
-start_watcher.once = merge_once  # type: ignore[attr-defined]
+class _Sync:
+    """``scheduler.daemon.SyncHook``: the watcher beside the daemon, one merge for ``run --once``."""
+
+    def start(self, sched: object, cfg: Config) -> Daemon | None:
+        return start_watcher(sched, cfg)
+
+    def once(self, cfg: Config, now: datetime) -> OnceMerge | None:
+        return merge_once(cfg, now)
+
+
+SYNC = _Sync()

@@ -10,6 +10,10 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .port import WorkbookPort
 
 LOG_NAME = "complaintdesk-addin.log"
 
@@ -32,7 +36,7 @@ def _log_to_file() -> None:
     log.setLevel(logging.INFO)
 
 
-def run_button(port, button_id: str, *, vba_version: str | None, xlwings_version: str) -> str:
+def run_button(port: WorkbookPort, button_id: str, *, vba_version: str | None, xlwings_version: str) -> str:
     """Run one button on ``port``; returns the message shown to the user (never raises)."""
     from complaint_core.errors import ComplaintDeskError
 

@@ -14,7 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import xlwings
 
 from complaint_core.textsafe import is_dangerous
 
@@ -27,7 +30,7 @@ def _safe(values: list[list[Any]]) -> list[list[Any]]:
 
 
 class XlwingsPort:
-    def __init__(self, book: Any) -> None:
+    def __init__(self, book: xlwings.Book) -> None:
         self.book = book
         self._skipped: list[str] = []
 

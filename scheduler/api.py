@@ -19,13 +19,15 @@ from complaint_core.rules_book import Rules, load_rules
 from complaint_core.store import Store
 from complaint_core.store.db import View
 from complaint_core.store.sched_tables import SCHED_TABLES, penalty_events
+from complaint_core.store.view import StoreView
 
 from . import outbox as ob
 from .escalate import queue_alerts_and_posts
 from .idempotent import insert_missing
 from .mail import digests
 from .outbox import SendReport
-from .transport import EmlFolderTransport
+from .robots import Robot
+from .transport import EmlFolderTransport, MailTransport
 
 __all__ = ["ScanReport", "SendReport", "demo_chain", "scan_once", "send_due"]
 
@@ -48,7 +50,7 @@ def ensure_tables(store: Store) -> None:
 
 @paused_gc()   # 1,000,000 records make 4 million penalty items: see complaint_core/gcpause.py
 def scan_once(store: Store, *, now: datetime, rules: Rules | None = None,
-              mail_transport: Any = None, robots: Sequence[Any] = ()) -> ScanReport:
+              mail_transport: MailTransport | None = None, robots: Sequence[Robot] = ()) -> ScanReport:
     """Scan as of ``now``; new penalty events, the day's digests and escalation alerts land in
     one transaction.
 
@@ -58,7 +60,7 @@ def scan_once(store: Store, *, now: datetime, rules: Rules | None = None,
     ensure_tables(store)
     given = rules
     with store.engine.begin() as conn:
-        view = View(store, conn)
+        view: StoreView = View(store, conn)
         if given is not None:
             view.memo("rules", lambda: given)
         rules = view.rules()
@@ -93,7 +95,7 @@ def scan_once(store: Store, *, now: datetime, rules: Rules | None = None,
     return rep
 
 
-def send_due(store: Any, transport: Any, *, now: datetime, sender: str = "") -> SendReport:
+def send_due(store: Store, transport: MailTransport, *, now: datetime, sender: str = "") -> SendReport:
     """Send what is due; ``sender`` (the config's mail.sender) is the From of every mail."""
     ensure_tables(store)
     return ob.send_due(store, transport, now=now, sender=sender)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from complaint_core.clock import Clock, now_option
 from complaint_core.errors import ComplaintDeskError
+
+if TYPE_CHECKING:
+    from complaint_core.store import Store
+
+    from .daemon import OnceReport, SyncHook
 
 
 def _fail(e: Exception) -> NoReturn:
@@ -57,38 +62,47 @@ def scan_cmd(state: str, out: Path, clock: Clock, rules_path: str | None) -> Non
                f"新邮件 {rep.queued_mails} 封 -> {out}")
 
 
-@click.command("run")
-@click.option("--config", "config", required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--once", is_flag=True,
-              help="只运行一轮（合并门店文件夹、扫描、发送邮件和机器人消息）后退出，供任务计划程序或 cron 调用；"
-                   "全部发出时退出码 0，有未能发出的为 1 / one cycle (merge, scan, send) and exit: 0, or 1 when "
-                   "something could not be sent")
-@now_option("--once 这一轮按此时间运行 / ISO time the --once cycle runs as of (default: the clock)")
-def run_cmd(config: str, once: bool, clock: Clock) -> None:
-    """后台运行：定时扫描和提醒 / run the scheduler daemon (or one cycle with --once)."""
-    hooks = click.get_current_context().obj or ()
-    if not once:
-        if clock.moment is not None:
-            _fail(click.UsageError("--now 只能与 --once 一起使用 / --now needs --once"))
-        from .daemon import run
+def run_command(sync: SyncHook | None = None) -> click.Command:
+    """The ``run`` command. ``sync`` watches the shop folders beside the scheduler (and merges
+    them once for ``--once``): the CLI passes ``complaint_desk.wiring.SYNC``, since the scheduler
+    never imports the sync card itself."""
+
+    @click.command("run")
+    @click.option("--config", "config", required=True, type=click.Path(exists=True, dir_okay=False))
+    @click.option("--once", is_flag=True,
+                  help="只运行一轮（合并门店文件夹、扫描、发送邮件和机器人消息）后退出，供任务计划程序或 cron 调用；"
+                       "全部发出时退出码 0，有未能发出的为 1 / one cycle (merge, scan, send) and exit: 0, or 1 when "
+                       "something could not be sent")
+    @now_option("--once 这一轮按此时间运行 / ISO time the --once cycle runs as of (default: the clock)")
+    def run_cmd(config: str, once: bool, clock: Clock) -> None:
+        """后台运行：定时扫描和提醒 / run the scheduler daemon (or one cycle with --once)."""
+        if not once:
+            if clock.moment is not None:
+                _fail(click.UsageError("--now 只能与 --once 一起使用 / --now needs --once"))
+            from .daemon import run
+            try:
+                run(config, sync)
+            except ComplaintDeskError as e:
+                _fail(e)
+            return
+        from .daemon import run_once
         try:
-            run(config, hooks)
+            rep = run_once(config, sync, now=clock)
         except ComplaintDeskError as e:
             _fail(e)
-        return
-    from .daemon import run_once
-    try:
-        rep = run_once(config, hooks, now=clock)
-    except ComplaintDeskError as e:
-        _fail(e)
-    _echo_once(rep)
-    raise SystemExit(0 if rep.ok else 1)
+        _echo_once(rep)
+        raise SystemExit(0 if rep.ok else 1)
+
+    return run_cmd
 
 
-def _echo_once(rep: Any) -> None:
+run_cmd = run_command()   # without the folder watcher (the CLI mounts run_command(SYNC))
+
+
+def _echo_once(rep: OnceReport) -> None:
     if rep.merged is not None:
-        click.echo(f"合并：读取 {rep.merged.get('read', 0)} 个文件")
-        for line in rep.merged.get("problems", []):
+        click.echo(f"合并：读取 {rep.merged.read} 个文件")
+        for line in rep.merged.problems:
             click.echo(f"  {line}", err=True)
     s, d = rep.scan, rep.send
     click.echo(f"扫描：投诉 {s.records} 条，需关注 {s.flagged} 条（逾期 {s.overdue}），新处罚 {s.new_penalties} 条，"
@@ -106,7 +120,7 @@ def _echo_once(rep: Any) -> None:
         click.echo(f"汇总工作簿未写入（下次重试）：{rep.render_error}", err=True)
 
 
-def _mail_store(config: str | None, store_url: str | None) -> Any:
+def _mail_store(config: str | None, store_url: str | None) -> Store:
     from complaint_core.store import open_existing_store
 
     from .api import ensure_tables
@@ -115,7 +129,7 @@ def _mail_store(config: str | None, store_url: str | None) -> Any:
     if bool(config) == bool(store_url):
         _fail(click.UsageError("请给出 --config 或 --store 其中之一 / give --config or --store"))
     try:
-        store = open_existing_store(load_config(config)["store"]["url"] if config else store_url)
+        store = open_existing_store(load_config(config)["store"]["url"] if config else str(store_url))
         ensure_tables(store)
     except ComplaintDeskError as e:
         _fail(e)
@@ -163,13 +177,11 @@ def mail_resend_cmd(mail_id: int, config: str | None, store_url: str | None, clo
     """核对后重发一封 unknown/failed 邮件 / queue an unknown or failed mail again after checking."""
     from .outbox import resend
 
-    store = _mail_store(config, store_url)
-    try:
-        old = resend(store, mail_id, now=clock.now())
-    except ValueError as e:
-        click.echo(f"邮件 {mail_id} 的状态是 {e}，只有 unknown 或 failed 的邮件可以重发", err=True)
-        raise SystemExit(1) from None
-    if old is None:
+    done = resend(_mail_store(config, store_url), mail_id, now=clock.now())
+    if done.state is None:
         click.echo(f"发件箱中没有编号为 {mail_id} 的邮件", err=True)
         raise SystemExit(1)
-    click.echo(f"邮件 {mail_id}（原状态 {old}）已重新排队，后台进程下次发送时发出")
+    if not done.queued:
+        click.echo(f"邮件 {mail_id} 的状态是 {done.state}，只有 unknown 或 failed 的邮件可以重发", err=True)
+        raise SystemExit(1)
+    click.echo(f"邮件 {mail_id}（原状态 {done.state}）已重新排队，后台进程下次发送时发出")

@@ -6,9 +6,12 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from complaint_core.errors import BadSetting
+
+if TYPE_CHECKING:
+    from .robots import Robot
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +48,20 @@ KEYS: tuple[Key, ...] = (
 )
 
 
-def load_config(path: str | Path) -> dict[str, dict[str, Any]]:
+class Config(TypedDict):
+    """desk.toml as ``load_config`` gives it: every key of ``KEYS`` in its section (the default
+    where the file has none; a value's type is the one its ``Key`` declares), paths made
+    absolute, and the ``[[bot]]`` sections as checked robots."""
+
+    store: dict[str, Any]
+    rules: dict[str, Any]
+    scan: dict[str, Any]
+    mail: dict[str, Any]
+    sync: dict[str, Any]
+    bot: list[Robot]
+
+
+def load_config(path: str | Path) -> Config:
     path = Path(path)
     try:
         # utf-8-sig: Windows Notepad saves UTF-8 with a byte-order mark; its CRLF line ends
@@ -98,14 +114,15 @@ def load_config(path: str | Path) -> dict[str, dict[str, Any]]:
     url = out["store"]["url"]
     if "://" not in url:
         out["store"]["url"] = str((base / url).resolve())
-    return out
+    return Config(store=out["store"], rules=out["rules"], scan=out["scan"], mail=out["mail"], sync=out["sync"],
+                  bot=out["bot"])
 
 
 BOT_KEYS = {"name": str, "kind": str, "url_env": str, "secret_env": str, "shops": list}
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def robots_from(sections: Any, file: str) -> list[Any]:
+def robots_from(sections: object, file: str) -> list[Robot]:
     """The ``[[bot]]`` sections as Robot objects, each checked; the URL and the secret stay in the
     environment (only the variables' names are here, so desk.toml can be shown to anyone)."""
     from .robots import KINDS, Robot

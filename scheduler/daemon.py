@@ -8,22 +8,47 @@ was off into one, and every scan computes "as of now", so that one run catches u
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from complaint_core.clock import Clock
 from complaint_core.rules_book import DEFAULT, load_rules
 
-from .config import load_config
+from .config import Config, load_config
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.base import BaseScheduler
+
+    from complaint_core.store import Store
+
+    from .api import ScanReport
+    from .outbox import SendReport
+    from .transport import MailTransport
 
 log = logging.getLogger(__name__)
 
-ExtraJobs = Callable[[Any, dict[str, dict[str, Any]]], None]   # (scheduler, config) -> adds jobs
-Config = dict[str, dict[str, Any]]
+
+@dataclass(frozen=True)
+class OnceMerge:
+    """What one merge of the ``[sync]`` folders did, for ``run --once`` to print."""
+
+    read: int                 # shop files read this time
+    problems: list[str]       # one line per file not merged (unreadable, a sync conflict copy)
+
+
+class SyncHook(Protocol):
+    """What ``run`` asks of the shop-folder sync. The scheduler never imports ``sync`` (the cards
+    never import each other): the CLI passes ``complaint_desk.wiring.SYNC``."""
+
+    def start(self, sched: BaseScheduler, cfg: Config) -> object:
+        """Start watching the ``[sync]`` folders beside the scheduler (nothing when none are set)."""
+
+    def once(self, cfg: Config, now: datetime) -> OnceMerge | None:
+        """``run --once``: read the ``[sync]`` folders into the store once (None: no folders set)."""
 
 
 def zone(cfg: Config) -> tzinfo:
@@ -44,7 +69,7 @@ def _now(cfg: Config) -> datetime:
 
 
 @contextmanager
-def _store(cfg: Config) -> Iterator[Any]:
+def _store(cfg: Config) -> Iterator[Store]:
     """The store for one job run, its engine disposed at the end: the daemon runs a job every few
     minutes for months, and each run's pooled connections (SQLite file handles, PostgreSQL
     sessions) would otherwise stay open until the garbage collector found them."""
@@ -57,7 +82,7 @@ def _store(cfg: Config) -> Iterator[Any]:
         store.engine.dispose()
 
 
-def _log_send(rep: Any) -> None:
+def _log_send(rep: SendReport) -> None:
     # The daemon has no terminal: a wrong password, a server without STARTTLS or a robot's wrong
     # key is only seen here.
     for error in rep.errors:
@@ -66,7 +91,7 @@ def _log_send(rep: Any) -> None:
         log.warning("%s", note)
 
 
-def transport_for(cfg: Config) -> Any:
+def transport_for(cfg: Config) -> MailTransport:
     from .transport import EmlFolderTransport, SmtpTransport
 
     m = cfg["mail"]
@@ -76,7 +101,7 @@ def transport_for(cfg: Config) -> Any:
                          m["timeout_seconds"])
 
 
-def deliver(store: Any, cfg: Config, *, now: datetime) -> Any:
+def deliver(store: Store, cfg: Config, *, now: datetime) -> SendReport:
     """Send what is due: the mails, then each robot's posts (a robot's trouble never holds up the
     mails or the other robots). Returns one SendReport for both."""
     from . import outbox as ob
@@ -87,7 +112,7 @@ def deliver(store: Any, cfg: Config, *, now: datetime) -> Any:
     ensure_tables(store)
     shop_zone = zone(cfg) if cfg["scan"]["timezone"] else None   # None: the computer's own zone
     rep = ob.send_due(store, transport_for(cfg), now=now, sender=cfg["mail"]["sender"], zone=shop_zone)
-    robots = cfg.get("bot") or []
+    robots = cfg["bot"]
     if robots or _has_posts(store):
         transports = robot_transports(robots, cfg["mail"]["outbox_dir"])
         # A robot whose variable is missing (a typo, or set for another Windows user) writes
@@ -103,7 +128,7 @@ def deliver(store: Any, cfg: Config, *, now: datetime) -> Any:
     return rep
 
 
-def _has_posts(store: Any) -> bool:
+def _has_posts(store: Store) -> bool:
     # Robot sections all removed while posts wait: send_posts marks those failed (and says why).
     from sqlalchemy import select
 
@@ -135,8 +160,9 @@ def send_job(config_path: str) -> None:
         _log_send(deliver(store, cfg, now=_now(cfg)))
 
 
-def configure(sched: Any, config_path: str | Path, extra_jobs: Iterable[ExtraJobs] = ()) -> list[str]:
-    """Add the fixed-id jobs to ``sched`` (its job store already set) and return their ids."""
+def configure(sched: BaseScheduler, config_path: str | Path, sync: SyncHook | None = None) -> list[str]:
+    """Add the fixed-id jobs to ``sched`` (its job store already set) and return their ids; then
+    ``sync`` (the CLI's) starts the folder watcher beside them."""
     cfg = load_config(config_path)
     rules = load_rules(cfg["rules"]["path"]) if cfg["rules"]["path"] else DEFAULT
     common = dict(replace_existing=True, coalesce=True, max_instances=1,
@@ -156,12 +182,12 @@ def configure(sched: Any, config_path: str | Path, extra_jobs: Iterable[ExtraJob
     for job in sched.get_jobs():   # reminder times removed from the rules: drop their jobs
         if job.id.startswith("remind-") and job.id not in wanted:
             job.remove()
-    for hook in extra_jobs:
-        hook(sched, cfg)
+    if sync is not None:
+        sync.start(sched, cfg)
     return ids
 
 
-def make_scheduler(store_url: str, *, blocking: bool = True, timezone: tzinfo | None = None) -> Any:
+def make_scheduler(store_url: str, *, blocking: bool = True, timezone: tzinfo | None = None) -> BaseScheduler:
     """The scheduler over the store's job table; ``timezone`` (default: the machine's) is the zone
     the reminder times are in."""
     from apscheduler.executors.pool import ThreadPoolExecutor
@@ -181,11 +207,11 @@ def make_scheduler(store_url: str, *, blocking: bool = True, timezone: tzinfo | 
 
 
 def scheduler_for(config_path: str | Path, *, blocking: bool = True,
-                  extra_jobs: Iterable[ExtraJobs] = ()) -> Any:
+                  sync: SyncHook | None = None) -> BaseScheduler:
     """The daemon's scheduler for ``config_path``: in its [scan] timezone, with its jobs added."""
     cfg = load_config(config_path)
     sched = make_scheduler(cfg["store"]["url"], blocking=blocking, timezone=zone(cfg))
-    configure(sched, config_path, extra_jobs)
+    configure(sched, config_path, sync)
     return sched
 
 
@@ -202,7 +228,7 @@ def _stop_on_sigterm() -> None:
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
         return
 
-    def handler(signum: int, _frame: Any) -> None:
+    def handler(signum: int, _frame: object) -> None:
         signal.signal(signum, signal.SIG_IGN)   # a second SIGTERM must not cut the shutdown short
         log.info("收到 SIGTERM，正在停止（等待当前任务完成）")
         raise SystemExit(0)
@@ -223,9 +249,9 @@ def _threads_on_sigusr1() -> None:
 
 @dataclass
 class OnceReport:
-    merged: dict[str, Any] | None
-    scan: Any
-    send: Any
+    merged: OnceMerge | None   # SyncHook.once's answer (None: no [sync] folders)
+    scan: ScanReport
+    send: SendReport
     render_error: str = ""
 
     @property
@@ -234,9 +260,9 @@ class OnceReport:
         return not (self.send.errors or self.send.unknown or self.send.failed or self.send.retry)
 
 
-def run_once(config_path: str | Path, extra_jobs: Iterable[Any] = (), *,
+def run_once(config_path: str | Path, sync: SyncHook | None = None, *,
              now: datetime | Clock | None = None) -> OnceReport:
-    """One cycle for Task Scheduler or cron: merge the [sync] folders (through the CLI's hook),
+    """One cycle for Task Scheduler or cron: merge the [sync] folders (through the CLI's ``sync``),
     scan, send the mails and robot posts, rewrite the merged workbook. Takes the daemon's lock,
     so it never overlaps a running service or a previous run that is still busy."""
     from complaint_core.errors import WorkbookLocked
@@ -254,11 +280,7 @@ def run_once(config_path: str | Path, extra_jobs: Iterable[Any] = (), *,
     lock_store = open_store(cfg["store"]["url"])
     try:
         with DaemonLock(lock_store):
-            merged = None
-            for hook in extra_jobs:
-                once = getattr(hook, "once", None)   # the watcher hook also merges once, on request
-                if once is not None:
-                    merged = once(cfg, clock)
+            merged = sync.once(cfg, clock) if sync is not None else None
             with _store(cfg) as store:
                 scanned = scan_once(store, now=clock, rules=rules, robots=cfg["bot"])
                 sent = deliver(store, cfg, now=clock)   # the CLI prints its errors and notes
@@ -274,7 +296,7 @@ def run_once(config_path: str | Path, extra_jobs: Iterable[Any] = (), *,
     return OnceReport(merged, scanned, sent, render_error)
 
 
-def run(config_path: str | Path, extra_jobs: Iterable[ExtraJobs] = ()) -> None:
+def run(config_path: str | Path, sync: SyncHook | None = None) -> None:
     """Run until stopped; refuses to start when another copy holds the store's lock."""
     from complaint_core.store import open_store
 
@@ -282,7 +304,7 @@ def run(config_path: str | Path, extra_jobs: Iterable[ExtraJobs] = ()) -> None:
 
     cfg = load_config(config_path)
     with DaemonLock(open_store(cfg["store"]["url"])):
-        sched = scheduler_for(config_path, extra_jobs=extra_jobs)
+        sched = scheduler_for(config_path, sync=sync)
         _stop_on_sigterm()
         _threads_on_sigusr1()
         try:

@@ -16,18 +16,19 @@ from sqlalchemy import Column, Table, insert
 from sqlalchemy.engine import Connection
 
 
-def insert_missing(conn: Connection, table: Table, key: Column, rows: list[dict[str, Any]]) -> int:
+def insert_missing(conn: Connection, table: Table, key: Column[Any], rows: list[dict[str, Any]]) -> int:
     """Insert ``rows``, skipping any whose ``key`` (a unique column) is stored; returns how many went in."""
     if not rows:
         return 0
     dialect = conn.dialect.name
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+        stmt = pg_insert(table).on_conflict_do_nothing(index_elements=[key]).returning(key)
     elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+        stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=[key]).returning(key)
     else:   # the store supports SQLite and PostgreSQL only; elsewhere a plain insert
         conn.execute(insert(table), rows)
         return len(rows)
-    stmt = dialect_insert(table).on_conflict_do_nothing(index_elements=[key]).returning(key)
     # RETURNING lists only the rows really inserted: the count the scan reports as new.
     return len(conn.execute(stmt, rows).all())

@@ -2,42 +2,45 @@
 
 from __future__ import annotations
 
-import os
+import sys
 from pathlib import Path
-from typing import Any
+from typing import BinaryIO
 
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
 
 from complaint_core.errors import StoreLocked
+from complaint_core.store import Store
 
 PG_LOCK_ID = 0x43444553  # "CDES": any fixed number, the same for every copy
 
 
 class DaemonLock:
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
-        self._fh: Any = None
-        self._conn: Any = None
+        self._fh: BinaryIO | None = None
+        self._conn: Connection | None = None
 
     def acquire(self) -> DaemonLock:
         url = self.store.engine.url
         if url.get_backend_name() == "postgresql":
-            self._conn = self.store.engine.connect()
-            if not self._conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": PG_LOCK_ID}).scalar():
-                self._conn.close()
+            conn = self._conn = self.store.engine.connect()
+            if not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": PG_LOCK_ID}).scalar():
+                conn.close()
+                self._conn = None
                 raise StoreLocked(f"{url.render_as_string(hide_password=True)}: 另一个后台进程已在运行")
             return self
         path = Path(f"{url.database or 'memory'}.lock")
-        self._fh = open(path, "a+b")  # noqa: SIM115  (held open for the daemon's lifetime)
+        fh = self._fh = open(path, "a+b")  # noqa: SIM115  (held open for the daemon's lifetime)
         try:
-            if os.name == "nt":
+            if sys.platform == "win32":
                 import msvcrt
-                msvcrt.locking(self._fh.fileno(), msvcrt.LK_NBLCK, 1)
+                msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
             else:
                 import fcntl
-                fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            self._fh.close()
+            fh.close()
             self._fh = None
             raise StoreLocked(f"{path}: 另一个后台进程已在运行（锁文件被占用）") from None
         return self

@@ -62,8 +62,8 @@ def digests(items: list[OverdueItem], rules: Rules, *, day: date, figures: dict[
     heads: dict[str, tuple[str, str]] = {}
     for p in rules.staff:
         if p.dept and p.head:
-            head = rules.person(p.head)
-            email = p.manager_email or (head.email if head else "")
+            boss = rules.person(p.head)
+            email = p.manager_email or (boss.email if boss else "")
             if email:
                 heads[p.dept] = (p.head, email)
     by_head: dict[tuple[str, str], list[OverdueItem]] = {}

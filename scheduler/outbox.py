@@ -25,6 +25,7 @@ signature stops that robot for the run with one line, its posts pending for afte
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import uuid
@@ -33,9 +34,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.engine import Connection
 
+from complaint_core.store import Store
 from complaint_core.store.sched_tables import outbox
 
 from .idempotent import insert_missing
@@ -43,20 +45,22 @@ from .mail import Mail, compose
 from .robots import CHANNEL as CHANNEL_BOT
 from .robots import Post
 from .transport import (
+    BeforeData,
     ClaimLost,
+    Claims,
+    MailTransport,
     PermanentFailure,
     RateLimited,
     SetupFailure,
     TemporaryFailure,
     UnknownOutcome,
 )
-from .webhook import OutgoingPost
+from .webhook import OutgoingPost, PostTransport
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
 BASE_DELAY = timedelta(minutes=1)
-DEFAULT_CLAIM_TTL = timedelta(seconds=30)
 DEFAULT_SENDER = "complaint-desk@localhost"
 
 PENDING, SENDING, IN_DATA, SENT, FAILED, UNKNOWN = "pending", "sending", "in_data", "sent", "failed", "unknown"
@@ -123,11 +127,12 @@ def _warn_unknown(row_id: int, message_id: str, recipient: str, why: str) -> Non
                 "确认未收到后用 complaint-desk mail resend %s", why, message_id, recipient, row_id)
 
 
-def recover(store: Any, transport: Any, *, now: datetime, where: Any = None) -> tuple[int, int]:
+def recover(store: Store, transport: Claims, *, now: datetime,
+            where: ColumnElement[bool] | None = None) -> tuple[int, int]:
     """Settle claims left by dead senders (of the rows ``where`` selects, default: the mails);
     returns (put back to pending, marked unknown)."""
-    ttl: timedelta = getattr(transport, "claim_ttl", DEFAULT_CLAIM_TTL)
-    redo_all = bool(getattr(transport, "idempotent", False))
+    ttl = transport.claim_ttl
+    redo_all = transport.idempotent
     cutoff = now - ttl
     back = unknown = 0
     with store.begin() as c:
@@ -154,23 +159,23 @@ def recover(store: Any, transport: Any, *, now: datetime, where: Any = None) -> 
     return back, unknown
 
 
-def _due(store: Any, where: Any, now: datetime) -> list[dict[str, Any]]:
+def _due(store: Store, where: ColumnElement[bool], now: datetime) -> list[dict[str, Any]]:
     with store.begin() as c:
         return [dict(r._mapping) for r in c.execute(select(outbox).where(
             where, outbox.c.state == PENDING, outbox.c.next_at <= now).order_by(outbox.c.id))]
 
 
-def send_due(store: Any, transport: Any, *, now: datetime, sender: str = "",
+def send_due(store: Store, transport: MailTransport, *, now: datetime, sender: str = "",
              zone: tzinfo | None = None) -> SendReport:
     """Send the due mails; ``zone`` is the shop's time zone for the Date header."""
     # The From a shop's mail server accepts: the configured sender, else the transport's own.
-    sender = sender or getattr(transport, "sender", "") or DEFAULT_SENDER
+    sender = sender or str(getattr(transport, "sender", "")) or DEFAULT_SENDER   # only SMTP has one
     rep = SendReport()
     rep.recovered, rep.unknown = recover(store, transport, now=now)
     for row in _due(store, MAIL_ROWS, now):
         mail = Mail(row["dedupe_key"], row["recipient"], row["subject"], row["body_text"], row["body_html"])
         msg = compose(mail, sender=sender, now=now, zone=zone)
-        outcome = _attempt(store, row, now, rep, lambda before, msg=msg: transport.send(msg, before))
+        outcome = _attempt(store, row, now, rep, functools.partial(transport.send, msg))
         if outcome == "setup":
             # Wrong password, no STARTTLS: every mail would fail alike. One clear error, no loop
             # over the rest; they all go out once desk.toml or the server is fixed.
@@ -178,7 +183,7 @@ def send_due(store: Any, transport: Any, *, now: datetime, sender: str = "",
     return rep
 
 
-def send_posts(store: Any, transports: Mapping[str, Any], *, now: datetime,
+def send_posts(store: Store, transports: Mapping[str, PostTransport], *, now: datetime,
                per_minute: Mapping[str, int] | None = None) -> SendReport:
     """Post what is due to each robot's group (``transports``: robot name -> transport).
 
@@ -187,8 +192,8 @@ def send_posts(store: Any, transports: Mapping[str, Any], *, now: datetime,
     the rest wait, pending, for the next run.
     """
     rep = SendReport()
-    for name, tr in transports.items():
-        back, unknown = recover(store, tr, now=now, where=BOT_ROWS & (outbox.c.recipient == name))
+    for name, way in transports.items():
+        back, unknown = recover(store, way, now=now, where=BOT_ROWS & (outbox.c.recipient == name))
         rep.recovered += back
         rep.unknown += unknown
     blocked: set[str] = set()
@@ -212,7 +217,7 @@ def send_posts(store: Any, transports: Mapping[str, Any], *, now: datetime,
                 continue
         post = OutgoingPost(_file_key(row["dedupe_key"]), row["subject"], row["body_text"], row["body_html"],
                             tuple(tuple(m) for m in json.loads(row["mentions"] or "[]")))
-        outcome = _attempt(store, row, now, rep, lambda before, post=post, tr=tr: tr.send(post, before))
+        outcome = _attempt(store, row, now, rep, functools.partial(tr.send, post))
         posted[name] = posted.get(name, 0) + 1
         if outcome in ("setup", "rate"):
             blocked.add(name)
@@ -224,13 +229,13 @@ def _file_key(dedupe_key: str) -> str:
     return safe_key(dedupe_key)
 
 
-def _posted_last_minute(store: Any, name: str, now: datetime) -> int:
+def _posted_last_minute(store: Store, name: str, now: datetime) -> int:
     with store.begin() as c:
         return int(c.execute(select(func.count()).select_from(outbox).where(
             BOT_ROWS, outbox.c.recipient == name, outbox.c.sent_at > now - timedelta(minutes=1))).scalar() or 0)
 
 
-def _orphan(store: Any, row: dict[str, Any], now: datetime, rep: SendReport) -> None:
+def _orphan(store: Store, row: dict[str, Any], now: datetime, rep: SendReport) -> None:
     # The robot's [[bot]] section was removed: nobody to post to. Failed, not deleted, so
     # `mail list --state failed` shows it and `mail resend` can queue it once the section is back.
     error = f"机器人“{row['recipient']}”已不在 desk.toml 的 [[bot]] 中，消息未发出"
@@ -241,8 +246,8 @@ def _orphan(store: Any, row: dict[str, Any], now: datetime, rep: SendReport) -> 
     rep.errors.append(error)
 
 
-def _attempt(store: Any, row: dict[str, Any], now: datetime, rep: SendReport,
-             send: Callable[[Any], None]) -> str | None:
+def _attempt(store: Store, row: dict[str, Any], now: datetime, rep: SendReport,
+             send: Callable[[BeforeData], None]) -> str | None:
     """Claim one row, send it, record the outcome in the row and in ``rep``.
 
     Returns "setup" (the transport cannot work until a person fixes it), "rate" (the platform
@@ -302,7 +307,7 @@ def _attempt(store: Any, row: dict[str, Any], now: datetime, rep: SendReport,
     return None
 
 
-def _before_data(store: Any, row_id: int, token: str, now: datetime, passed: list[bool]) -> Any:
+def _before_data(store: Store, row_id: int, token: str, now: datetime, passed: list[bool]) -> BeforeData:
     def commit_in_data() -> None:
         # The point of no return: committed before DATA (or the robot's request), so a crash
         # after it is never resent.
@@ -316,7 +321,7 @@ def _before_data(store: Any, row_id: int, token: str, now: datetime, passed: lis
     return commit_in_data
 
 
-def _finish(store: Any, row_id: int, token: str, state: str, error: str | None, next_at: datetime,
+def _finish(store: Store, row_id: int, token: str, state: str, error: str | None, next_at: datetime,
             sent_at: datetime | None, **more: Any) -> None:
     # Only the claim's owner records the outcome (a recovered row may already be someone else's).
     values: dict[str, Any] = dict(state=state, last_error=error, next_at=next_at, sent_at=sent_at, **more)
@@ -326,12 +331,12 @@ def _finish(store: Any, row_id: int, token: str, state: str, error: str | None, 
         c.execute(update(outbox).where(outbox.c.id == row_id, outbox.c.claim_token == token).values(**values))
 
 
-def states(store: Any) -> dict[str, str]:
+def states(store: Store) -> dict[str, str]:
     with store.begin() as c:
         return {r.dedupe_key: r.state for r in c.execute(select(outbox.c.dedupe_key, outbox.c.state))}
 
 
-def listing(store: Any, state: str | None = None) -> list[dict[str, Any]]:
+def listing(store: Store, state: str | None = None) -> list[dict[str, Any]]:
     """Outbox rows for people (newest first), optionally of one state."""
     cols = [outbox.c.id, outbox.c.state, outbox.c.recipient, outbox.c.subject, outbox.c.message_id,
             outbox.c.attempts, outbox.c.created_at, outbox.c.sent_at, outbox.c.last_error, outbox.c.channel]
@@ -342,16 +347,26 @@ def listing(store: Any, state: str | None = None) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in c.execute(q)]
 
 
-def resend(store: Any, row_id: int, *, now: datetime) -> str | None:
-    """Put an ``unknown`` or ``failed`` mail back to pending after a person checked; the old state,
-    or None when there is no such mail. Raises ValueError for a mail in any other state."""
+@dataclass(frozen=True)
+class Resend:
+    """What ``mail resend ID`` did: ``state`` is the mail's state before (None: no such mail);
+    ``queued`` says whether it went back to pending (only ``unknown`` and ``failed`` ones do)."""
+
+    row_id: int
+    state: str | None
+    queued: bool
+
+
+def resend(store: Store, row_id: int, *, now: datetime) -> Resend:
+    """Put an ``unknown`` or ``failed`` mail back to pending after a person checked; a mail in
+    another state, or no mail with that id, is left as it is (``Resend.queued`` is False)."""
     with store.begin() as c:
         row = c.execute(select(outbox.c.state).where(outbox.c.id == row_id)).first()
         if row is None:
-            return None
+            return Resend(row_id, None, queued=False)
         if row.state not in RESENDABLE:
-            raise ValueError(row.state)
+            return Resend(row_id, str(row.state), queued=False)
         c.execute(update(outbox).where(outbox.c.id == row_id, outbox.c.state == row.state).values(
             state=PENDING, attempts=0, rate_limited=None, next_at=now, claim_token=None, claimed_at=None,
             last_error=f"{now:%Y-%m-%d %H:%M} 由人工重新排队（原状态 {row.state}）"))
-        return str(row.state)
+        return Resend(row_id, str(row.state), queued=True)

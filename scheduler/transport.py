@@ -5,6 +5,10 @@ the recipients and before the DATA command. Up to that point the server cannot h
 so a failure (or a crash) is safe to retry; from DATA on, a lost reply means the server may
 have it. The outbox commits that boundary in ``before_data`` so a restart knows which side of
 it a killed sender was on.
+
+Every failure is a ``DeliveryError`` (a ``ComplaintDeskError``): its message names the server
+or the robot and the setting to check, in one line; the outbox decides from its class whether
+the message is retried, failed, left ``unknown`` or the run stops (see outbox.py).
 """
 
 from __future__ import annotations
@@ -19,13 +23,46 @@ from dataclasses import dataclass
 from datetime import timedelta
 from email.generator import BytesGenerator
 from email.message import EmailMessage
+from email.policy import EmailPolicy
 from email.utils import getaddresses
 from pathlib import Path
+from typing import Protocol, TypeVar
+
+from complaint_core.errors import ComplaintDeskError
 
 BeforeData = Callable[[], None]
+Message = TypeVar("Message", contravariant=True)
 
 
-class TemporaryFailure(Exception):
+class Claims(Protocol):
+    """What the outbox needs of a way out to settle the claims a killed sender left."""
+
+    @property
+    def idempotent(self) -> bool:
+        """Sending the same message twice gives one result (a file): stale claims are redone."""
+
+    @property
+    def claim_ttl(self) -> timedelta:
+        """A claim older than this belongs to a dead sender (every step of ``send`` times out sooner)."""
+
+
+class Transport(Claims, Protocol[Message]):
+    """One way out for the outbox: SMTP or the .eml folder (mails), a robot's webhook or its .json
+    folder (posts, ``webhook.PostTransport``)."""
+
+    def send(self, message: Message, before_data: BeforeData | None = None, /) -> None:
+        """Deliver ``message``, calling ``before_data()`` at the point of no return; raises a
+        ``DeliveryError`` subclass saying which side of that point it failed on."""
+
+
+MailTransport = Transport[EmailMessage]
+
+
+class DeliveryError(ComplaintDeskError):
+    """A mail or a robot post did not get through; the message names the server or robot."""
+
+
+class TemporaryFailure(DeliveryError):
     """4xx or connection trouble before DATA: the server has nothing, retry later with backoff."""
 
 
@@ -33,7 +70,7 @@ class RateLimited(TemporaryFailure):
     """The platform said "too fast" (a robot's 20 posts a minute): retried later, never dropped."""
 
 
-class PermanentFailure(Exception):
+class PermanentFailure(DeliveryError):
     """5xx: never retried."""
 
 
@@ -50,25 +87,28 @@ class StartTlsMissing(SetupFailure):
     """``tls = "starttls"`` but the server does not offer STARTTLS: never send in the clear."""
 
 
-class UnknownOutcome(Exception):
+class UnknownOutcome(DeliveryError):
     """The reply after DATA was lost: the server may have the mail, so it is not resent."""
 
 
-class ClaimLost(Exception):
-    """Another send run took this mail over (our claim had gone stale): we stop before DATA."""
+class ClaimLost(DeliveryError):
+    """Another send run took this mail over (our claim had gone stale): we stop before DATA.
+    Never shown to a person: the outbox counts it (``SendReport.lost_claims``)."""
 
 
 PASSWORD_ENV = "COMPLAINT_DESK_SMTP_PASSWORD"
 
 
-def _refusal(code: int, what: str) -> Exception:
+def _refusal(code: int, what: str) -> DeliveryError:
     text = f"{code} {what}"
     return TemporaryFailure(text) if 400 <= code < 500 else PermanentFailure(text)
 
 
 def _flatten(msg: EmailMessage, utf8: bool) -> bytes:
     buf = io.BytesIO()
-    policy = msg.policy.clone(utf8=True) if utf8 else msg.policy
+    policy = msg.policy
+    if utf8 and isinstance(policy, EmailPolicy):   # compose() builds every mail with one
+        policy = policy.clone(utf8=True)
     BytesGenerator(buf, policy=policy).flatten(msg, linesep="\r\n")
     return buf.getvalue()
 

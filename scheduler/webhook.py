@@ -19,11 +19,11 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -37,7 +37,14 @@ from .robots import (
     reply_code,
     signed,
 )
-from .transport import PermanentFailure, RateLimited, SetupFailure, TemporaryFailure, UnknownOutcome
+from .transport import (
+    PermanentFailure,
+    RateLimited,
+    SetupFailure,
+    TemporaryFailure,
+    Transport,
+    UnknownOutcome,
+)
 
 BeforePost = Callable[[], None]
 
@@ -54,6 +61,12 @@ class OutgoingPost:
 
     def body(self, kind: str) -> dict[str, Any]:
         return payload(kind, self.title, self.text, self.markdown, self.mentions)
+
+
+class PostTransport(Transport[OutgoingPost], Protocol):
+    """A robot's way out (``WebhookTransport`` or ``JsonFolderTransport``), closed after the run."""
+
+    def close(self) -> None: ...
 
 
 def is_loopback(host: str) -> bool:
@@ -202,11 +215,11 @@ def _file_name(name: str) -> str:
 
 
 def robot_transports(robots: list[Robot], outbox_dir: str | Path, *, timeout: float = 10.0,
-                     environ: dict[str, str] | None = None) -> dict[str, Any]:
+                     environ: Mapping[str, str] | None = None) -> dict[str, PostTransport]:
     """One transport per robot, from the environment: the webhook when its URL variable is set,
     otherwise the .json folder beside the .eml outbox."""
     env = os.environ if environ is None else environ
-    out: dict[str, Any] = {}
+    out: dict[str, PostTransport] = {}
     for r in robots:
         url = env.get(r.url_env, "").strip()
         if not url:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs what the tests need (LibreOffice headless,
-# the PostgreSQL server, the Python packages), then runs ruff and pytest.
+# the PostgreSQL server, the Python packages), then runs ruff, mypy (strict, see [tool.mypy] in
+# pyproject.toml) and pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,4 +22,5 @@ command -v "$PY" >/dev/null 2>&1 || PY=python3
 .venv/bin/python -m pip install -q -e ".[test]"
 
 .venv/bin/ruff check .
+.venv/bin/mypy
 exec .venv/bin/python -m pytest -n 2 -q "$@"

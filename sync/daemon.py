@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from complaint_core.atomic import TEMP_PREFIX
 from complaint_core.store import open_store
@@ -150,10 +149,10 @@ class Daemon:
                 # no file changed, but a deadline may have turned due soon or overdue
                 safe_pass(self.feedback, self.sources, now=self.clock(), out=self.out)
 
-    def _safe_merge(self) -> Any:
+    def _safe_merge(self) -> MergeReport | None:
         return self._safe(self.merge_now)
 
-    def _safe(self, merge: Callable[[], MergeReport]) -> Any:
+    def _safe(self, merge: Callable[[], MergeReport]) -> MergeReport | None:
         try:
             report = merge()
             safe_pass(self.feedback, self.sources, now=self.clock(), out=self.out)

@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import xlsxwriter
 
@@ -27,6 +26,7 @@ from complaint_core.feedback import FEEDBACK_DIR, FeedbackBook, build_feedback, 
 from complaint_core.isolate import read_workbook_isolated
 from complaint_core.model import ComplaintTable
 from complaint_core.playbook import DEFAULT_PLAYBOOK, Playbook
+from complaint_core.settings import DEFAULTS
 from complaint_core.validate import validate_table
 
 from .files import is_conflict_copy, list_sources
@@ -164,7 +164,7 @@ class FeedbackWriter:
             table = got.table
             records = [{**r.values, "source_row": r.row} for r in table.rows]
             book = build_feedback(source.name, records, validate_table(table, now=now),
-                                  settings=table.settings, playbook=got.playbook, now=now)
+                                  settings=table.settings or DEFAULTS, playbook=got.playbook, now=now)
         marker = _digest_path(target)
         with contextlib.suppress(OSError, ValueError):
             # the digest of what we wrote, and the file as we left it: a copy someone edited or
@@ -175,6 +175,8 @@ class FeedbackWriter:
                 return None
         write_book(book, target, now=now)
         written = _stamp(target)
+        if written is None:   # moved or deleted the moment after we wrote it: run() reports it
+            raise FileNotFoundError(f"{target}: 反馈文件写入后立即消失 (gone right after it was written)")
         with atomic_write(marker) as tmp:
             tmp.write_text(f"{book.digest} {written[0]} {written[1]}", encoding="ascii")
         # only once written: a failed write is tried again on the next pass
@@ -200,7 +202,8 @@ def write_feedback(folders: list[Path], *, now: datetime, out: Path | None = Non
     return FeedbackWriter().run(folders, now=now, out=out)
 
 
-def safe_pass(writer: FeedbackWriter | None, folders: list[Path], *, now: datetime, out: Path | None) -> Any:
+def safe_pass(writer: FeedbackWriter | None, folders: list[Path], *, now: datetime,
+              out: Path | None) -> FeedbackReport | None:
     """The daemon's hook: a feedback pass that never stops the merging."""
     if writer is None:
         return None

@@ -16,12 +16,14 @@ import logging
 import os
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.engine import Row
 
 from complaint_core.errors import SourceFolderUnavailable, UnreadableWorkbook
 from complaint_core.isolate import read_many_isolated
@@ -66,7 +68,7 @@ def file_hash(path: Path) -> str:
     return h.hexdigest()
 
 
-def _known(store: Store) -> dict[str, Any]:
+def _known(store: Store) -> dict[str, Row[Any]]:
     with store.engine.connect() as c:
         return {r.path: r for r in c.execute(select(t.sources))}
 
@@ -94,7 +96,7 @@ def check_folders(folders: list[Path]) -> None:
             raise SourceFolderUnavailable(folder, f"门店文件夹无法列出 (cannot list: {exc.strerror or exc})") from None
 
 
-def _conflict_copy(store: Store, path: Path, prev: Any, now: datetime, client: str = "") -> FileResult:
+def _conflict_copy(store: Store, path: Path, prev: Row[Any] | None, now: datetime, client: str = "") -> FileResult:
     reason = (f"同步软件（{client}）产生的冲突副本，未合并，请主管核对后删除 "
               f"(sync conflict copy made by {client}, not merged)")
     if prev is None or prev.status != "conflict_copy":
@@ -103,7 +105,7 @@ def _conflict_copy(store: Store, path: Path, prev: Any, now: datetime, client: s
     return FileResult(path, "conflict_copy", reason)
 
 
-def _unavailable(store: Store, path: str, prev: Any, reason: str, now: datetime,
+def _unavailable(store: Store, path: str, prev: Row[Any], reason: str, now: datetime,
                  grace: timedelta | None) -> bool:
     """The file's folder cannot be seen: its rows stay; after ``grace`` (empty folder) they go.
 
@@ -121,7 +123,7 @@ def _unavailable(store: Store, path: str, prev: Any, reason: str, now: datetime,
     return True
 
 
-def _failed(store: Store, path: Path, prev: Any, exc: UnreadableWorkbook, size: int, mtime: float,
+def _failed(store: Store, path: Path, prev: Row[Any] | None, exc: UnreadableWorkbook, size: int, mtime: float,
             now: datetime) -> FileResult:
     attempts = (prev.attempts or 0) + 1 if prev is not None and prev.mtime == mtime else 1
     # back off 5 s, 20 s, 80 s… the file's last good rows stay in the merged workbook
@@ -134,8 +136,8 @@ def _failed(store: Store, path: Path, prev: Any, exc: UnreadableWorkbook, size: 
     return FileResult(path, "failed", exc.reason)
 
 
-def read_files(store: Store, paths: list[Path], *, known: dict[str, Any], now: datetime, settle: float = 0.0,
-               timeout: float = 20.0, force: bool = False, progress: Any = None,
+def read_files(store: Store, paths: list[Path], *, known: dict[str, Row[Any]], now: datetime, settle: float = 0.0,
+               timeout: float = 20.0, force: bool = False, progress: Callable[[Path], object] | None = None,
                jobs: int | None = None) -> list[FileResult]:
     """Read the files among ``paths`` that changed, several at once, and store their rows.
 
@@ -146,6 +148,7 @@ def read_files(store: Store, paths: list[Path], *, known: dict[str, Any], now: d
     """
     results: dict[Path, FileResult] = {}
     first: dict[Path, tuple[int, int]] = {}
+    st: os.stat_result | None
     for path in paths:
         prev = known.get(str(path))
         client = conflict_client(path)
@@ -162,9 +165,10 @@ def read_files(store: Store, paths: list[Path], *, known: dict[str, Any], now: d
                 path, f"无法访问文件 (cannot access: {exc.strerror or exc})"), 0, 0.0, now)
             continue
         same = prev is not None and not force and prev.size == st.st_size and prev.mtime == st.st_mtime
-        if same and prev.status == "ok":
+        if same and prev is not None and prev.status == "ok":
             results[path] = FileResult(path, "unchanged", rows=prev.rows or 0)  # not even hashed
-        elif same and prev.status != "unavailable" and prev.next_try is not None and prev.next_try > now:
+        elif same and prev is not None and prev.status != "unavailable" and prev.next_try is not None \
+                and prev.next_try > now:
             results[path] = FileResult(path, "retry_later", prev.error or "")
         elif not stat.S_ISREG(st.st_mode):
             # a pipe or device with a workbook's name: never opened, so never waited on
@@ -254,7 +258,7 @@ def pending_retries(store: Store, folders: list[Path]) -> dict[Path, datetime]:
 
 
 def scan(store: Store, folders: list[Path], *, out: Path | None, now: datetime, settle: float = 0.0,
-         only: set[Path] | None = None, progress: Any = None,
+         only: set[Path] | None = None, progress: Callable[[Path], object] | None = None,
          empty_grace: timedelta | None = EMPTY_FOLDER_GRACE) -> MergeReport:
     """Look at every workbook in ``folders`` (or only the hinted ones) and update the store."""
     report = MergeReport()
@@ -262,6 +266,7 @@ def scan(store: Store, folders: list[Path], *, out: Path | None, now: datetime, 
     paths: list[Path] = []
     blind: dict[Path, str] = {}     # folder -> why it cannot be seen
     empty: set[Path] = set()
+    folder: Path | None
     for folder in folders:
         if not folder.is_dir():
             blind[folder] = ("门店文件夹不存在或未挂载，保留其上次读取的行 (shop folder not found or not mounted; "

@@ -12,10 +12,10 @@ import queue
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 log = logging.getLogger("complaint_desk.sync")
@@ -55,7 +55,7 @@ class Watchers:
         self.poll = poll
         self.poll_folders = {Path(f).resolve() for f in poll_folders}
         self.poll_interval = poll_interval
-        self.observers: dict[Path, Any] = {}
+        self.observers: dict[Path, BaseObserver] = {}
         self.restarts = 0
 
     def polled(self, folder: Path) -> bool:
@@ -101,7 +101,7 @@ class Watchers:
                     self.hints.put((folder, time.monotonic()))
 
     @staticmethod
-    def _stop_one(obs: Any) -> None:
+    def _stop_one(obs: BaseObserver) -> None:
         try:
             obs.stop()
             obs.join(2)

@@ -239,7 +239,8 @@ def test_removed_robot_section_fails_its_posts_with_a_reason(store, robot_server
     enqueue(store, [post(WECOM)])
     rep = send_posts(store, {}, now=NOW)
     assert rep.failed == 1 and "已不在" in rep.errors[0]
-    assert ob.resend(store, by_state(store)[f"bot|{WECOM.name}|digest|0"].id, now=NOW) == "failed"
+    done = ob.resend(store, by_state(store)[f"bot|{WECOM.name}|digest|0"].id, now=NOW)
+    assert done.state == "failed" and done.queued
 
 
 def write_config(tmp_path, bots: str):

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ..errors import MergedUnreadable
+from ..store.view import RowKey
 from .model import Column, SheetData
 
 RENDERED_SHEET = "_rendered"
@@ -45,8 +47,8 @@ def _key_text(value: Any) -> str:
 class ReadBack:
     """What the merged workbook on disk holds of managers' work."""
 
-    edits: dict[str, dict[tuple, dict[str, Any]]] = field(default_factory=dict)  # changed since written
-    cells: dict[str, dict[tuple, dict[str, Any]]] = field(default_factory=dict)  # every manager cell
+    edits: dict[str, dict[RowKey, dict[str, Any]]] = field(default_factory=dict)  # changed since written
+    cells: dict[str, dict[RowKey, dict[str, Any]]] = field(default_factory=dict)  # every manager cell
     store_id: str | None = None      # the store that wrote it (None: written before stores had ids)
     sent: list[list[Any]] = field(default_factory=list)   # [channel key, recipient, sent at] of sent reminders
     found: bool = False              # the file exists and could be read
@@ -81,7 +83,7 @@ def read_manager_edits(path: Path, sheets: list[SheetData], *, attempts: int = 5
     raise MergedUnreadable(path, str(last))
 
 
-def _read_sheet(grid: list[list[Any]], sheet: SheetData) -> dict[tuple, dict[str, Any]]:
+def _read_sheet(grid: list[list[Any]], sheet: SheetData) -> dict[RowKey, dict[str, Any]]:
     headers = {c.header: c.key for c in sheet.columns}
     for key_columns, tag in ((sheet.key_columns, ()), (sheet.legacy_key_columns, (LEGACY,))):
         if not key_columns:
@@ -94,9 +96,9 @@ def _read_sheet(grid: list[list[Any]], sheet: SheetData) -> dict[tuple, dict[str
 
 
 def _rows(grid: list[list[Any]], sheet: SheetData, index: dict[str, int], key_columns: tuple[str, ...],
-          tag: tuple[str, ...]) -> dict[tuple, dict[str, Any]]:
+          tag: tuple[str, ...]) -> dict[RowKey, dict[str, Any]]:
     owned = [c.key for c in sheet.columns if c.manager_owned and c.key in index]
-    out: dict[tuple, dict[str, Any]] = {}
+    out: dict[RowKey, dict[str, Any]] = {}
     for cells in grid:
         def get(k: str, cells: list[Any] = cells) -> Any:
             i = index[k]
@@ -109,8 +111,8 @@ def _rows(grid: list[list[Any]], sheet: SheetData, index: dict[str, int], key_co
     return out
 
 
-def _written(grid: list[list[Any]]) -> tuple[dict[str, dict[tuple, dict[str, Any]]], str | None, list[list[Any]]]:
-    out: dict[str, dict[tuple, dict[str, Any]]] = {}
+def _written(grid: list[list[Any]]) -> tuple[dict[str, dict[RowKey, dict[str, Any]]], str | None, list[list[Any]]]:
+    out: dict[str, dict[RowKey, dict[str, Any]]] = {}
     store_id: str | None = None
     sent: list[list[Any]] = []
     for cells in grid[1:]:
@@ -126,9 +128,9 @@ def _written(grid: list[list[Any]]) -> tuple[dict[str, dict[tuple, dict[str, Any
     return out, store_id, sent
 
 
-def _changed(got: dict[tuple, dict[str, Any]], written: dict[tuple, dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
+def _changed(got: dict[RowKey, dict[str, Any]], written: dict[RowKey, dict[str, Any]]) -> dict[RowKey, dict[str, Any]]:
     """Only the cells a manager changed since the daemon wrote them."""
-    out: dict[tuple, dict[str, Any]] = {}
+    out: dict[RowKey, dict[str, Any]] = {}
     for key, columns in got.items():
         before = written.get(key, {})
         diff = {c: v for c, v in columns.items() if _key_text(v) != _key_text(before.get(c))}
@@ -138,7 +140,7 @@ def _changed(got: dict[tuple, dict[str, Any]], written: dict[tuple, dict[str, An
 
 
 def rendered_sheet(sheets: list[SheetData], *, store_id: str = "",
-                   sent: list[tuple[str, str, Any]] = ()) -> SheetData:
+                   sent: Sequence[tuple[str, str, datetime]] = ()) -> SheetData:
     """The hidden record of this rewrite: the store that wrote it, every non-empty manager-owned
     cell as written, and the reminders already sent (so a new store never sends them again)."""
     rows: list[list[Any]] = []

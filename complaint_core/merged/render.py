@@ -20,6 +20,7 @@ from ..gcpause import paused_gc
 from ..store import Store
 from ..store.codec import ALL_SHEET
 from ..store.db import View
+from ..store.view import RowKey, StoreView
 from .model import SHEET_ORDER, SheetData
 from .readback import LEGACY, _key_text, read_manager_edits, rendered_sheet
 from .report import case_book_sheet, overdue_sheet, penalty_sheet, summary_sheet
@@ -43,7 +44,7 @@ def build_sheets(store: Store, now: datetime) -> list[SheetData]:
     """Every sheet of the contract, from the store and the clock alone."""
     # one transaction: every sheet shows the same moment, even while a scan writes penalties
     with store.engine.begin() as conn:
-        view = View(store, conn)
+        view: StoreView = View(store, conn)
         records = view.current_records()
         sheets = [
             summary_sheet(view, now),
@@ -59,7 +60,7 @@ def build_sheets(store: Store, now: datetime) -> list[SheetData]:
     return sheets
 
 
-def _overlay(sheets: list[SheetData], store: Any) -> int:
+def _overlay(sheets: list[SheetData], store: Store) -> int:
     applied = 0
     for sheet in sheets:
         owned = [i for i, c in enumerate(sheet.columns) if c.manager_owned]
@@ -139,9 +140,9 @@ def _ref_index(sheet: SheetData) -> dict[tuple[str, str], str]:
     return out
 
 
-def _by_ref(got: dict[tuple, dict[str, Any]], refs: dict[tuple[str, str], str],
-            aliases: dict[str, str]) -> dict[tuple, dict[str, Any]]:
-    out: dict[tuple, dict[str, Any]] = {}
+def _by_ref(got: dict[RowKey, dict[str, Any]], refs: dict[tuple[str, str], str],
+            aliases: dict[str, str]) -> dict[RowKey, dict[str, Any]]:
+    out: dict[RowKey, dict[str, Any]] = {}
     for key, cells in got.items():
         if key and key[0] == LEGACY:
             ref = refs.get((key[1], key[2])) if len(key) == 3 else None
@@ -153,12 +154,12 @@ def _by_ref(got: dict[tuple, dict[str, Any]], refs: dict[tuple[str, str], str],
     return out
 
 
-def _differing(got: dict[tuple, dict[str, Any]], sheet: SheetData) -> dict[tuple, dict[str, Any]]:
+def _differing(got: dict[RowKey, dict[str, Any]], sheet: SheetData) -> dict[RowKey, dict[str, Any]]:
     """The cells of ``got`` that say something else than the sheet built from the shops' files."""
     idx = [next(i for i, c in enumerate(sheet.columns) if c.key == k) for k in sheet.key_columns]
     pos = {c.key: i for i, c in enumerate(sheet.columns)}
     built = {tuple(_key_text(row[i]) for i in idx): row for row in sheet.rows}
-    out: dict[tuple, dict[str, Any]] = {}
+    out: dict[RowKey, dict[str, Any]] = {}
     for key, cells in got.items():
         row = built.get(key)
         diff = {c: v for c, v in cells.items() if v not in (None, "")

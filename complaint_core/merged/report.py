@@ -8,6 +8,7 @@ left out would be rendered empty, and a manager's 处罚确认 on it would never
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,17 +16,17 @@ from ..overdue import KIND_ZH, STATE_ZH, OverdueItem, flagged, scan
 from ..penalties import CONFIRM_CHOICES, LOSS_KINDS, PenaltyEvent, loss_events, monthly_totals
 from ..penalties import STATE_ZH as PENALTY_STATE_ZH
 from ..schema import HARASSMENT, ROOT_CAUSES, SATISFACTION
-from ..store.db import View
+from ..store.view import Record, StoreView
 from .model import Block, ChartSpec, Column, SheetData
 
 
-def overdue_items(view: View, now: datetime) -> list[OverdueItem]:
+def overdue_items(view: StoreView, now: datetime) -> list[OverdueItem]:
     """Every deadline of every live complaint with its state as of ``now`` (once per render)."""
     # each record carries its own shop's settings and the deadlines stored for its version
     return view.memo(("overdue", now), lambda: scan(view.live_records(), now=now))
 
 
-def overdue_sheet(view: View, now: datetime) -> SheetData:
+def overdue_sheet(view: StoreView, now: datetime) -> SheetData:
     items = flagged(overdue_items(view, now))
     cols = [Column("complaint_id", "投诉编号", width=18), Column("shop", "门店", width=8),
             Column("kind", "时限"), Column("due", "截止时间", "datetime", 17), Column("state", "状态"),
@@ -36,7 +37,7 @@ def overdue_sheet(view: View, now: datetime) -> SheetData:
     return SheetData("逾期", cols, rows, note=f"截至 {now:%Y-%m-%d %H:%M} 的时限状态")
 
 
-def ledger_events(view: View) -> list[PenaltyEvent]:
+def ledger_events(view: StoreView) -> list[PenaltyEvent]:
     """The stored penalty events the 处罚 sheet lists.
 
     Scans only ever add events. A loss line the current rules no longer give (the loss, the
@@ -58,7 +59,7 @@ def _basis(e: PenaltyEvent) -> str:
     return f"延误追究：{KIND_ZH.get(e.kind, e.kind)}"
 
 
-def penalty_sheet(view: View, now: datetime) -> SheetData:
+def penalty_sheet(view: StoreView, now: datetime) -> SheetData:
     conf = view.confirmations()
     cols = [Column("event_id", "事件编号", width=26), Column("month", "月份"), Column("basis", "依据", width=22),
             Column("complaint_id", "投诉编号", width=18), Column("person", "被处罚人"),
@@ -73,7 +74,7 @@ def penalty_sheet(view: View, now: datetime) -> SheetData:
                           "损失处罚同时处罚直接责任人和部门负责人（培训材料：处理流程第7步）")
 
 
-def _count_block(title: str, counter: Counter, anchor: str) -> Block:
+def _count_block(title: str, counter: Counter[str], anchor: str) -> Block:
     rows = [[k or "（空）", v] for k, v in sorted(counter.items(), key=lambda kv: str(kv[0]))]
     charts = [ChartSpec("column", title, 0, (1,), 0, max(len(rows) - 1, 0), anchor)] if rows else []
     return Block(title, [Column("k", "项目"), Column("n", "数量", "int")], rows, charts)
@@ -163,20 +164,20 @@ def _reach(r: dict[str, Any]) -> str:
     return str(r.get("customer_phone") or r.get("customer_email") or r.get("customer_name") or "").strip()
 
 
-def repeats(recs: list[dict[str, Any]], key: Any, *, top: int | None = 20,
-            label: Any = None) -> list[list[Any]]:
+def repeats(recs: list[Record], key: Callable[[Record], str], *, top: int | None = 20,
+            label: Callable[[Record], str] | None = None) -> list[list[Any]]:
     """[what, complaints] for what was complained about more than once, most first.
 
     ``label`` names a key for the reader (first record seen), e.g. a customer's name and phone.
     """
-    counts: Counter = Counter()
+    counts: Counter[str] = Counter()
     names: dict[str, str] = {}
     for r in recs:
         k = key(r)
         if k:
             counts[k] += 1
             names.setdefault(k, label(r) if label else k)
-    rows = [[names[k], v] for k, v in counts.items() if v > 1]
+    rows: list[list[Any]] = [[names[k], v] for k, v in counts.items() if v > 1]
     rows.sort(key=lambda kv: (-kv[1], str(kv[0])))
     return rows[:top] if top else rows
 
@@ -192,7 +193,7 @@ CAUSE_COLUMNS = (*ROOT_CAUSES, "未填")
 
 def causes_by_month(recs: list[dict[str, Any]]) -> list[list[Any]]:
     """[month, one count per cause…] so a manager sees which causes grow."""
-    acc: dict[str, Counter] = defaultdict(Counter)
+    acc: dict[str, Counter[str]] = defaultdict(Counter)
     for r in recs:
         got = r.get("received_at")
         if isinstance(got, datetime):
@@ -201,7 +202,7 @@ def causes_by_month(recs: list[dict[str, Any]]) -> list[list[Any]]:
     return [[m, *(acc[m][c] for c in CAUSE_COLUMNS)] for m in sorted(acc)]
 
 
-def summary_sheet(view: View, now: datetime) -> SheetData:
+def summary_sheet(view: StoreView, now: datetime) -> SheetData:
     everything = view.live_records()
     # a harassment call is logged, not a complaint: counted apart (seed 001 第四篇 五)
     harassment = [r for r in everything if r.get("category") == HARASSMENT]
@@ -278,7 +279,7 @@ SATISFACTION_RANK = {v: i for i, v in enumerate(SATISFACTION)}
 DONE_STATUSES = ("已解决", "已回访", "已关闭")
 
 
-def case_book_sheet(view: View, now: datetime) -> SheetData:
+def case_book_sheet(view: StoreView, now: datetime) -> SheetData:
     """案例手册: resolved complaints by category, best outcome first, so a shop learns from its
     own best handling (seed 001 模块五: 客户投诉与抱怨分类整理为案例手册)."""
     cases = []
@@ -288,7 +289,7 @@ def case_book_sheet(view: View, now: datetime) -> SheetData:
         took = _resolved_within(r, now)
         if took is None or r.get("status") not in DONE_STATUSES:
             continue
-        cases.append((str(r.get("category") or "其他"), SATISFACTION_RANK.get(r.get("satisfaction"), 99),
+        cases.append((str(r.get("category") or "其他"), SATISFACTION_RANK.get(str(r.get("satisfaction")), 99),
                       -r["resolved_at"].timestamp(), r, took))
     cases.sort(key=lambda c: (c[0], c[1], c[2]))
     cols = [Column("category", "投诉类别", width=11), Column("satisfaction", "客户满意度", width=11),

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import functools
 import operator
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..schema import FIELD_BY_KEY, FIELDS
-from .model import Column, SheetData
+from ..store.view import FindingRow, ManagerCells, Record
+from .model import Column, ColumnKind, SheetData
 
 
 @functools.lru_cache(maxsize=4096)
@@ -17,7 +19,7 @@ def file_name(path: str) -> str:
     return Path(path).name
 
 
-_KIND = {"datetime": "datetime", "money": "money", "choice": "text", "text": "text"}
+_KIND: dict[str, ColumnKind] = {"datetime": "datetime", "money": "money", "choice": "text", "text": "text"}
 
 
 def all_columns() -> list[Column]:
@@ -33,7 +35,7 @@ def all_columns() -> list[Column]:
 REF_KEY = "_ref"
 
 
-def all_sheet(records: list[dict[str, Any]]) -> SheetData:
+def all_sheet(records: list[Record]) -> SheetData:
     cols = all_columns()
     # one C-level lookup of the 36 schema values per record (a merge of 100 shops shows
     # 100,000 of them; a Python loop per cell cost more than a second)
@@ -50,7 +52,7 @@ def all_sheet(records: list[dict[str, Any]]) -> SheetData:
                      note="所有门店的投诉；主管批示列由主管填写，重新汇总时保留（按“记录标识”对应，请勿修改该列）")
 
 
-def conflict_sheet(conflicts: list[dict[str, Any]], orphans: list[dict[str, Any]] = ()) -> SheetData:
+def conflict_sheet(conflicts: Sequence[dict[str, Any]], orphans: Sequence[dict[str, Any]] = ()) -> SheetData:
     """Complaints kept in two places with different content, and managers' cells whose complaint
     has left the shop's file (deleted, or its id changed): kept in the store, shown here."""
     cols = [Column("kind", "类型", width=14), Column("shop", "门店", width=10),
@@ -75,7 +77,7 @@ def conflict_sheet(conflicts: list[dict[str, Any]], orphans: list[dict[str, Any]
                      "主管填写过的投诉若已从门店文件删除或改了编号，其批示保留在此，请核对")
 
 
-def findings_sheet(findings: list[tuple]) -> SheetData:
+def findings_sheet(findings: list[FindingRow]) -> SheetData:
     """``findings``: (shop, source_path, sheet, row, cell, field, severity, code, message) as
     ``Store.findings()`` gives them."""
     cols = [Column("shop", "门店", width=10), Column("file", "来源文件", width=24),
@@ -91,7 +93,7 @@ _STATUS = {"ok": "正常", "error": "读取失败", "retrying": "读取失败（
            "missing": "文件已删除", "unavailable": "不可用"}
 
 
-def sources_sheet(sources: list[dict[str, Any]], notes: list[dict[str, Any]] = ()) -> SheetData:
+def sources_sheet(sources: Sequence[dict[str, Any]], notes: Sequence[dict[str, Any]] = ()) -> SheetData:
     """Every source file, and the merged workbook itself when a new store adopted it."""
     cols = [Column("shop", "门店", width=10), Column("path", "文件", width=40), Column("rows", "行数", "int", 8),
             Column("last_read", "最后读取", "datetime", 17), Column("status", "状态", width=12),
@@ -104,7 +106,7 @@ def sources_sheet(sources: list[dict[str, Any]], notes: list[dict[str, Any]] = (
     return SheetData("来源", cols, rows, note="每个来源文件：读取失败时保留其上次成功读取的行")
 
 
-def orphan_edits(records: list[dict[str, Any]], edits: dict[tuple, dict[str, Any]]) -> list[dict[str, Any]]:
+def orphan_edits(records: list[Record], edits: ManagerCells) -> list[dict[str, Any]]:
     """Managers' cells on 全部投诉 whose complaint left its shop's file (deleted, or its id changed
     so that it is no longer the same complaint): shown on 冲突, never silently kept on a ghost."""
     by_ref = {r["record_ref"]: r for r in records}

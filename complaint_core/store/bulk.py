@@ -17,18 +17,21 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.engine import Connection, Dialect
 
+# a column type's bind processor: a Python value in, what the DB-API driver takes out
+Converter = Callable[[Any], Any]
+
 _MARK = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
 
 @functools.lru_cache(maxsize=64)
-def _statement(table: Table, columns: tuple[str, ...], dialect: Dialect) -> tuple[str, list[Callable | None]]:
+def _statement(table: Table, columns: tuple[str, ...], dialect: Dialect) -> tuple[str, list[Converter | None]]:
     quote = dialect.identifier_preparer.quote
     mark = _MARK.get(dialect.paramstyle)
     if mark is None:   # numeric and named styles: none of the drivers we support use them
         raise ValueError(f"unsupported DB-API paramstyle {dialect.paramstyle!r}")
     sql = (f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
            f"({', '.join(quote(c) for c in columns)}) VALUES ({', '.join([mark] * len(columns))})")
-    convert = [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+    convert: list[Converter | None] = [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
     return sql, convert
 
 
@@ -50,7 +53,7 @@ def insert_rows(conn: Connection, table: Table, columns: tuple[str, ...], rows: 
     conn.exec_driver_sql(sql, rows if isinstance(rows, list) else list(rows))
 
 
-def _remember_last(convert: Callable) -> Callable:
+def _remember_last(convert: Converter) -> Converter:
     # every row of one file carries the same "seen at" moment: convert it once, not per row
     last: list[Any] = [object(), None]
 

@@ -39,7 +39,7 @@ def encode_values(values: dict[str, Any], extras: dict[str, Any] | None = None) 
 
 
 def decode_values(text: str) -> dict[str, Any]:
-    doc = json.loads(text)
+    doc: dict[str, Any] = json.loads(text)
     for key in DATETIME_KEYS & doc.keys():
         try:
             doc[key] = datetime.fromisoformat(doc[key])

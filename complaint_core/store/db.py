@@ -7,14 +7,15 @@ import functools
 import itertools
 import json
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, create_engine, delete, event, insert, select, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from ..deadlines import deadlines
@@ -28,7 +29,9 @@ from . import dcjson
 from . import sched_tables as st
 from . import tables as t
 from .codec import ALL_SHEET, content_hash, decode_values, encode_values, record_key, record_ref
+from .view import FindingRow, ManagerCells, Record
 
+T = TypeVar("T")
 _SCHEMA_KEYS = frozenset(KEYS)
 _EVENT_TEXT = frozenset({"shop", "complaint_id", "person", "dept", "head", "why"})
 _NO_VALUES = dict.fromkeys(KEYS)
@@ -42,24 +45,24 @@ class Store:
     engine: Engine
     url: str
 
-    def begin(self) -> Any:
+    def begin(self) -> AbstractContextManager[Connection]:
         return self.engine.begin()
 
     def sources(self, conn: Connection | None = None) -> list[dict[str, Any]]:
         with self._conn(conn) as c:
             return [dict(r._mapping) for r in c.execute(select(t.sources).order_by(t.sources.c.path))]
 
-    def findings(self, conn: Connection | None = None) -> list[tuple]:
+    def findings(self, conn: Connection | None = None) -> list[FindingRow]:
         """Every finding of every file: (shop, source_path, sheet, row, cell, field, severity,
         code, message), files in path order, each file's findings in row order."""
-        out: list[tuple] = []
+        out: list[FindingRow] = []
         with self._conn(conn) as c:
             q = select(t.file_findings.c.source_path, t.file_findings.c.shop, t.file_findings.c.data)
             for path, shop, data in c.execute(q.order_by(t.file_findings.c.source_path)):
                 out.extend((shop, path, *f) for f in json.loads(data))
         return out
 
-    def _iter_groups(self, conn: Connection | None) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    def _iter_groups(self, conn: Connection | None) -> Iterator[tuple[str, list[RowMapping]]]:
         # One record's rows at a time, in key order, straight from the cursor: a million-row
         # store is never held twice (stored JSON and decoded values) in memory.
         with self._conn(conn) as c:
@@ -124,14 +127,14 @@ class Store:
     def conflicts(self, conn: Connection | None = None) -> list[dict[str, Any]]:
         return self.snapshot(conn)[1]
 
-    def manager_edits(self, sheet: str, conn: Connection | None = None) -> dict[tuple, dict[str, Any]]:
-        out: dict[tuple, dict[str, Any]] = defaultdict(dict)
+    def manager_edits(self, sheet: str, conn: Connection | None = None) -> ManagerCells:
+        out: ManagerCells = defaultdict(dict)
         with self._conn(conn) as c:
             for r in c.execute(select(t.manager_edits).where(t.manager_edits.c.sheet == sheet)):
                 out[tuple(json.loads(r.row_key))][r.column] = r.value
         return dict(out)
 
-    def save_manager_edits(self, sheet: str, edits: dict[tuple, dict[str, Any]], *, now: datetime) -> int:
+    def save_manager_edits(self, sheet: str, edits: dict[tuple[str, ...], dict[str, Any]], *, now: datetime) -> int:
         """Upsert what managers typed (an emptied cell is saved as empty: they cleared it)."""
         if not edits:
             return 0
@@ -181,8 +184,7 @@ class Store:
         with self._conn(conn) as c:
             rows = c.execute(select(st.penalty_events).order_by(st.penalty_events.c.day,
                                                                 st.penalty_events.c.event_id)).mappings()
-            return [PenaltyEvent(**{n: ("" if r[n] is None and n in _EVENT_TEXT else r[n])
-                                    for n in names if n in r}) for r in rows]
+            return [PenaltyEvent(**_event_fields(r, names)) for r in rows]
 
     def _named(self, name: str, conn: Connection | None = None) -> str | None:
         with self._conn(conn) as c:
@@ -230,7 +232,7 @@ class Store:
             out[old] = new
         return out
 
-    def recent_sent(self, now: datetime, days: int = 7) -> list[tuple[str, str, Any]]:
+    def recent_sent(self, now: datetime, days: int = 7) -> list[tuple[str, str, datetime]]:
         """Reminders sent in the last ``days``: (dedupe key, recipient, sent at)."""
         from datetime import timedelta
 
@@ -298,15 +300,20 @@ class Store:
             c.execute(delete(t.merged_files).where(t.merged_files.c.path == str(path)))
             c.execute(insert(t.merged_files).values(path=str(path), mtime_ns=stamp[0], size=stamp[1]))
 
-    def _begin(self, conn: Connection | None) -> Any:
+    def _begin(self, conn: Connection | None) -> AbstractContextManager[Connection]:
         from contextlib import nullcontext
 
         return nullcontext(conn) if conn is not None else self.engine.begin()
 
-    def _conn(self, conn: Connection | None) -> Any:
+    def _conn(self, conn: Connection | None) -> AbstractContextManager[Connection]:
         from contextlib import nullcontext
 
         return nullcontext(conn) if conn is not None else self.engine.connect()
+
+
+def _event_fields(row: RowMapping, names: list[str]) -> dict[str, Any]:
+    # a text column left NULL by an older version reads as "" (the event's fields are text)
+    return {n: ("" if row[n] is None and n in _EVENT_TEXT else row[n]) for n in names if n in row}
 
 
 def _parse_time(text: Any) -> datetime | None:
@@ -327,7 +334,7 @@ def _settings(data: str | None) -> Settings:
         return DEFAULTS   # written by a newer version in a shape this one cannot read
 
 
-def _conflicts(key: str, live: list[dict[str, Any]], kept: dict[str, Any]) -> list[dict[str, Any]]:
+def _conflicts(key: str, live: list[RowMapping], kept: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for other in live[1:]:
         values = decode_values(other["data"])
@@ -339,7 +346,7 @@ def _conflicts(key: str, live: list[dict[str, Any]], kept: dict[str, Any]) -> li
     return out
 
 
-def _winner_order(row: dict[str, Any]) -> tuple:
+def _winner_order(row: RowMapping) -> tuple[bool, float, float, str, int]:
     # Newest updated_at wins, then the newer file; the path makes the order total, so the
     # result never depends on which file was read first.
     updated = row["updated_at"] or datetime.min
@@ -454,30 +461,31 @@ class View:
         self.store = store
         self.engine = store.engine
         self._conn = conn
-        self._memo: dict[Any, Any] = {}
+        self._memo: dict[Hashable, Any] = {}
 
-    def begin(self) -> Any:
+    def begin(self) -> AbstractContextManager[Connection]:
         from contextlib import nullcontext
         return nullcontext(self._conn)
 
-    def memo(self, key: Any, compute: Any) -> Any:
+    def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
         if key not in self._memo:
             self._memo[key] = compute()
-        return self._memo[key]
+        got: T = self._memo[key]
+        return got
 
-    def current_records(self) -> list[dict[str, Any]]:
+    def current_records(self) -> list[Record]:
         return self.memo("snapshot", lambda: self.store.snapshot(self._conn))[0]
 
     def conflicts(self) -> list[dict[str, Any]]:
         return self.memo("snapshot", lambda: self.store.snapshot(self._conn))[1]
 
-    def findings(self) -> list[dict[str, Any]]:
+    def findings(self) -> list[FindingRow]:
         return self.memo("findings", lambda: self.store.findings(self._conn))
 
     def sources(self) -> list[dict[str, Any]]:
         return self.memo("sources", lambda: self.store.sources(self._conn))
 
-    def manager_edits(self, sheet: str) -> dict[tuple, dict[str, Any]]:
+    def manager_edits(self, sheet: str) -> ManagerCells:
         return self.memo(("edits", sheet), lambda: self.store.manager_edits(sheet, self._conn))
 
     def rules(self) -> Rules:
@@ -494,6 +502,6 @@ class View:
         return self.memo("confirmations", lambda: {k[0]: v.get("confirm") or ""
                                                    for k, v in self.manager_edits("处罚").items()})
 
-    def live_records(self) -> list[dict[str, Any]]:
+    def live_records(self) -> list[Record]:
         """The complaints whose source row still exists (what 逾期, 处罚 and 汇总 count)."""
         return self.memo("live", lambda: [r for r in self.current_records() if not r["deleted"]])

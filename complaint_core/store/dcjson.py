@@ -53,7 +53,7 @@ def from_plain(tp: Any, value: Any) -> Any:
             except (TypeError, ValueError):
                 continue
         return value
-    if dataclasses.is_dataclass(tp) and isinstance(value, dict):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp) and isinstance(value, dict):
         hints = _hints(tp)
         known = {f.name for f in dataclasses.fields(tp) if f.init}
         return tp(**{k: from_plain(hints[k], v) for k, v in value.items() if k in known})

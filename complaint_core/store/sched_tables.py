@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import Column, Date, DateTime, Float, Integer, String, Table, Text
+from sqlalchemy.engine import Engine
 
 from .tables import metadata
 
@@ -59,7 +58,7 @@ outbox = Table(
 SCHED_TABLES = (penalty_events, outbox)
 
 
-def upgrade(engine: Any) -> list[str]:
+def upgrade(engine: Engine) -> list[str]:
     """Kept for callers of older versions: the store upgrades every table when it opens."""
     from .db import upgrade as upgrade_all
 
