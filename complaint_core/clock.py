@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
+from .cli_errors import OneLineError
 from .errors import BadClock
 
 DEFAULT_ZONE = "Asia/Shanghai"
@@ -71,14 +72,8 @@ class ClockParam(_ParamBase):
             return value
         try:
             return parse_clock(value)
-        except BadClock as exc:
-            raise _OneLine(str(exc)) from None
-
-
-class _OneLine(click.ClickException):
-    """Printed by click as one line (``Error: …``), exit 2 like every bad usage."""
-
-    exit_code = 2
+        except BadClock as exc:   # said when the command line is read, before any work
+            raise OneLineError(str(exc)) from None
 
 
 CLOCK = ClockParam()

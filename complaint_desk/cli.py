@@ -20,8 +20,9 @@ import click
 
 from complaint_core import __version__
 from complaint_core.atomic import refuse_overwrite
+from complaint_core.cli_errors import OneLineGroup
 from complaint_core.clock import Clock, now_option
-from complaint_core.errors import ComplaintDeskError, StoreUnavailable
+from complaint_core.errors import StoreUnavailable
 from complaint_core.model import ComplaintTable
 from excel_addin.commands import addin
 from scheduler.commands import mail_cmd, rules_cmd, run_command, scan_cmd
@@ -47,14 +48,14 @@ def fail(message: str, code: int = 2) -> NoReturn:
     sys.exit(code)
 
 
-class Group(click.Group):
-    """Turns any error into one line on stderr (exit 2), the full trace into a log file."""
+class Group(OneLineGroup):
+    """What only the top level can say in one line (the cards' own errors are one line already,
+    complaint_core/cli_errors.py): a closed pipe, an I/O or store failure, and an unexpected
+    error, whose full trace goes to a log file."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except ComplaintDeskError as exc:
-            fail(str(exc))
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
         except KeyboardInterrupt:

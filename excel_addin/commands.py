@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from complaint_core.cli_errors import OneLineGroup
 from complaint_core.errors import ComplaintDeskError
 
 # The add-in's own packages: a server that only merges and mails is installed without them.
@@ -32,7 +33,7 @@ def _need_extra() -> None:
                                 f"(the add-in commands need the [addin] extra)")
 
 
-@click.group()
+@click.group(cls=OneLineGroup)
 def addin() -> None:
     """Excel 加载项：构建和安装 / Build and install the Excel add-in."""
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 import click
 
+from complaint_core.cli_errors import OneLineCommand, OneLineError, OneLineGroup
 from complaint_core.clock import Clock, now_option
-from complaint_core.errors import ComplaintDeskError
 
 if TYPE_CHECKING:
     from complaint_core.store import Store
@@ -16,12 +16,7 @@ if TYPE_CHECKING:
     from .daemon import OnceReport, SyncHook
 
 
-def _fail(e: Exception) -> NoReturn:
-    click.echo(str(e), err=True)
-    raise SystemExit(2)
-
-
-@click.command("rules")
+@click.command("rules", cls=OneLineCommand)
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="覆盖已有文件 / Overwrite an existing file.")
 def rules_cmd(out: Path, force: bool) -> None:
@@ -29,15 +24,12 @@ def rules_cmd(out: Path, force: bool) -> None:
     from complaint_core.atomic import refuse_overwrite
     from complaint_core.rules_book import build_rules_template
 
-    try:
-        refuse_overwrite(out, force)
-    except ComplaintDeskError as e:
-        _fail(e)
+    refuse_overwrite(out, force)
     build_rules_template(out)
     click.echo(f"已生成规则工作簿：{out}")
 
 
-@click.command("scan")
+@click.command("scan", cls=OneLineCommand)
 @click.option("--state", "state", required=True, help="store URL or SQLite path")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @now_option()
@@ -51,13 +43,10 @@ def scan_cmd(state: str, out: Path, clock: Clock, rules_path: str | None) -> Non
     from .api import scan_once
 
     now = clock.now()
-    try:
-        rules = load_rules(rules_path) if rules_path else None
-        store = open_existing_store(state)
-        rep = scan_once(store, now=now, rules=rules)
-        render_merged(store, out, now=now)
-    except ComplaintDeskError as e:
-        _fail(e)
+    rules = load_rules(rules_path) if rules_path else None
+    store = open_existing_store(state)
+    rep = scan_once(store, now=now, rules=rules)
+    render_merged(store, out, now=now)
     click.echo(f"投诉 {rep.records} 条，需关注 {rep.flagged} 条（逾期 {rep.overdue}），新处罚 {rep.new_penalties} 条，"
                f"新邮件 {rep.queued_mails} 封 -> {out}")
 
@@ -67,7 +56,7 @@ def run_command(sync: SyncHook | None = None) -> click.Command:
     them once for ``--once``): the CLI passes ``complaint_desk.wiring.SYNC``, since the scheduler
     never imports the sync card itself."""
 
-    @click.command("run")
+    @click.command("run", cls=OneLineCommand)
     @click.option("--config", "config", required=True, type=click.Path(exists=True, dir_okay=False))
     @click.option("--once", is_flag=True,
                   help="只运行一轮（合并门店文件夹、扫描、发送邮件和机器人消息）后退出，供任务计划程序或 cron 调用；"
@@ -78,18 +67,14 @@ def run_command(sync: SyncHook | None = None) -> click.Command:
         """后台运行：定时扫描和提醒 / run the scheduler daemon (or one cycle with --once)."""
         if not once:
             if clock.moment is not None:
-                _fail(click.UsageError("--now 只能与 --once 一起使用 / --now needs --once"))
+                raise OneLineError("--now 只能与 --once 一起使用 / --now needs --once")
             from .daemon import run
-            try:
-                run(config, sync)
-            except ComplaintDeskError as e:
-                _fail(e)
+
+            run(config, sync)
             return
         from .daemon import run_once
-        try:
-            rep = run_once(config, sync, now=clock)
-        except ComplaintDeskError as e:
-            _fail(e)
+
+        rep = run_once(config, sync, now=clock)
         _echo_once(rep)
         raise SystemExit(0 if rep.ok else 1)
 
@@ -127,12 +112,9 @@ def _mail_store(config: str | None, store_url: str | None) -> Store:
     from .config import load_config
 
     if bool(config) == bool(store_url):
-        _fail(click.UsageError("请给出 --config 或 --store 其中之一 / give --config or --store"))
-    try:
-        store = open_existing_store(load_config(config)["store"]["url"] if config else str(store_url))
-        ensure_tables(store)
-    except ComplaintDeskError as e:
-        _fail(e)
+        raise OneLineError("请给出 --config 或 --store 其中之一 / give --config or --store")
+    store = open_existing_store(load_config(config)["store"]["url"] if config else str(store_url))
+    ensure_tables(store)
     return store
 
 
@@ -141,7 +123,7 @@ CONFIG_OPTION = click.option("--config", "config", default=None, type=click.Path
 STORE_OPTION = click.option("--store", "store_url", default=None, help="store URL or SQLite path")
 
 
-@click.group("mail")
+@click.group("mail", cls=OneLineGroup)
 def mail_cmd() -> None:
     """提醒邮件发件箱：查看、人工重发 / the reminder outbox: list, resend after checking."""
 
@@ -157,7 +139,7 @@ def mail_list_cmd(config: str | None, store_url: str | None, state: str | None) 
     from .outbox import STATES, listing
 
     if state and state not in STATES:
-        _fail(click.BadParameter(f"--state {state!r}: 应为 {' / '.join(STATES)}"))
+        raise OneLineError(f"--state {state!r}: 应为 {' / '.join(STATES)}")
     rows = listing(_mail_store(config, store_url), state)
     for r in rows:
         when = r["sent_at"] or r["created_at"]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from complaint_core.cli_errors import OneLineCommand, OneLineError
 from complaint_core.clock import Clock, now_option
 
 from .api import merge_once
@@ -19,7 +20,7 @@ from .daemon import Daemon
 log = logging.getLogger("complaint_desk.sync")
 
 
-@click.command("sync")
+@click.command("sync", cls=OneLineCommand)
 @click.option("--source", "sources", multiple=True,
               type=click.Path(file_okay=False, path_type=Path), help="门店文件夹 / Shop folder (repeatable).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
@@ -39,9 +40,9 @@ def sync_cmd(sources: tuple[Path, ...], out: Path, state_url: str | None, poll: 
              poll_sources: tuple[Path, ...], mode: str | None, clock: Clock, feedback: bool) -> None:
     """把各门店的投诉工作簿合并为一个 / Merge every shop's workbook into one."""
     if not sources and not poll_sources:
-        raise click.UsageError("请至少指定一个 --source 或 --poll-source (give a shop folder)")
+        raise OneLineError("请至少指定一个 --source 或 --poll-source (give a shop folder)")
     if mode is None:
-        raise click.UsageError("请指定 --once 或 --watch (give --once or --watch)")
+        raise OneLineError("请指定 --once 或 --watch (give --once or --watch)")
     if mode == "once":
         # how a folder is watched does not matter to a single merge: every folder is read
         _once(list(dict.fromkeys([*sources, *poll_sources])), out, state_url, clock.now(), feedback)
