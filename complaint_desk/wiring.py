@@ -13,12 +13,31 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from apscheduler.schedulers.base import BaseScheduler
+
     from scheduler.config import Config
     from scheduler.daemon import OnceMerge
     from sync.daemon import Daemon
+    from sync.pipeline import MergeReport
 
 
-def start_watcher(sched: object, cfg: Config) -> Daemon | None:
+def scan_soon(sched: BaseScheduler, cfg: Config) -> Callable[[MergeReport], None]:
+    """A callback that brings the scheduler's scan job forward to now: a complaint that must be
+    escalated (预警上报) alerts the managers at the first scan after it is merged, not at the next
+    interval. The scan job keeps its interval; APScheduler runs one instance at a time."""
+    def bring_forward(_report: MergeReport) -> None:
+        from scheduler.daemon import zone
+
+        job = sched.get_job("scan")
+        if job is not None:
+            job.modify(next_run_time=datetime.now(zone(cfg)))
+
+    return bring_forward
+
+
+def start_watcher(sched: BaseScheduler, cfg: Config) -> Daemon | None:
     """Start the shop-folder watcher when the config names folders; merge on start and on a timer."""
     sync = cfg.get("sync", {})
     sources = sync.get("sources") or []
@@ -30,7 +49,8 @@ def start_watcher(sched: object, cfg: Config) -> Daemon | None:
     daemon = Daemon([Path(s) for s in sources], Path(cfg["store"]["merged"]), cfg["store"]["url"],
                     poll=sync["poll"], poll_sources=[Path(s) for s in poll_sources],
                     rescan_interval=cfg["sync"]["rescan_minutes"] * 60, feedback=sync.get("feedback", False),
-                    empty_grace=timedelta(hours=cfg["sync"]["empty_folder_hours"]))
+                    empty_grace=timedelta(hours=cfg["sync"]["empty_folder_hours"]),
+                    on_read=scan_soon(sched, cfg))
     daemon.start()
     atexit.register(daemon.stop)
     return daemon
@@ -60,7 +80,7 @@ def merge_once(cfg: Config, now: datetime) -> OnceMerge | None:
 class _Sync:
     """``scheduler.daemon.SyncHook``: the watcher beside the daemon, one merge for ``run --once``."""
 
-    def start(self, sched: object, cfg: Config) -> Daemon | None:
+    def start(self, sched: BaseScheduler, cfg: Config) -> Daemon | None:
         return start_watcher(sched, cfg)
 
     def once(self, cfg: Config, now: datetime) -> OnceMerge | None:

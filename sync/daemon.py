@@ -36,7 +36,8 @@ class Daemon:
                  poll: bool = False, poll_sources: Iterable[Path] = (), poll_interval: float = 2.0,
                  rescan_interval: float = 300.0, settle_seconds: float = 2.0, max_defer_seconds: float = 30.0,
                  clock: Callable[[], datetime] = datetime.now, feedback: bool = False,
-                 empty_grace: timedelta | None = EMPTY_FOLDER_GRACE) -> None:
+                 empty_grace: timedelta | None = EMPTY_FOLDER_GRACE,
+                 on_read: Callable[[MergeReport], object] | None = None) -> None:
         polled = [Path(s).resolve() for s in poll_sources]
         # a polled folder is a source too; naming it under both options is not an error
         self.sources = list(dict.fromkeys([Path(s).resolve() for s in sources] + polled))
@@ -59,6 +60,7 @@ class Daemon:
         self.retry_at: float | None = None   # time.monotonic() when the earliest failed file is due
         self.redo_at: float | None = None    # time.monotonic() to redo a full merge that raised
         self.feedback = FeedbackWriter() if feedback else None   # the shops' _反馈 files
+        self.on_read = on_read   # called after a merge that read a changed file (run: scan at once)
 
     def start(self) -> None:
         self.watchers.start()
@@ -155,6 +157,10 @@ class Daemon:
     def _safe(self, merge: Callable[[], MergeReport]) -> MergeReport | None:
         try:
             report = merge()
+            if report.read and self.on_read is not None:
+                # new or changed complaints: whoever watches for escalations looks at once, not at
+                # its next interval (seed 004: a severe complaint is reported upward immediately)
+                self.on_read(report)
             safe_pass(self.feedback, self.sources, now=self.clock(), out=self.out)
             unstable = [r for r in report.skipped if r.outcome == "unstable"]
             if unstable:

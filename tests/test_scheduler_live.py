@@ -227,3 +227,38 @@ def test_postgres_advisory_lock_one_copy_and_released_on_sigkill(tmp_path, pg_ur
     finally:
         for d in daemons:
             d.kill()
+
+
+def test_a_complaint_to_escalate_alerts_the_managers_when_merged_not_at_the_next_interval(tmp_path):
+    # The service watches the shop folders; its scan runs every 10 hours. A shop saves a complaint
+    # that threatens the press: the managers' alert goes out within seconds of the merge.
+    cfg = prepare_shop_store(tmp_path)
+    shops = tmp_path / "shops"
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace("[rules]", "[scan]\ninterval_minutes = 600\n[rules]")
+                   + f'[sync]\nsources = ["{(shops / "SH01").as_posix()}", "{(shops / "SH02").as_posix()}"]\n',
+                   encoding="utf-8")
+    outbox, merged = tmp_path / "outbox", tmp_path / "汇总.xlsx"
+    daemon = Daemon(cfg, "watch")
+    try:
+        wait_for(lambda: merged.exists() and list(outbox.glob("*.eml")), "the first scan")
+
+        def alerts() -> list[Path]:
+            return [p for p in outbox.glob("*.eml") if "预警上报" in _subject(p)]
+
+        assert not alerts()
+        now = datetime.now().replace(second=0, microsecond=0)
+        rows = shop_rows("SH01", now - timedelta(hours=12), 6)
+        rows.append(dict(rows[0], complaint_id="SH01-NEW-001", received_at=now - timedelta(minutes=5),
+                         description="再不处理我就找电视台曝光", first_contact_at=None))
+        write_rows(shops / "SH01" / "SH01_投诉登记.xlsx", rows, shop="SH01")
+        wait_for(alerts, "the escalation alert", timeout=60)
+        assert daemon.alive(), daemon.stderr
+    finally:
+        daemon.kill()
+
+
+def _subject(path: Path) -> str:
+    import email
+    from email import policy
+
+    return str(email.message_from_bytes(path.read_bytes(), policy=policy.default)["Subject"])
