@@ -54,6 +54,13 @@ _NOT_COMPLAINTS = frozenset({SHEET_SETTINGS, SHEET_PLAYBOOK, SHEET_HOWTO, SHEET_
                              SHEET_MARKS})
 
 
+def complaint_sheet_order(names: list[str]) -> list[str]:
+    """The sheets that may hold a complaint table, 投诉登记 first, then the workbook's order (the
+    reader and the add-in look for the table the same way)."""
+    return sorted((n for n in names if n not in _NOT_COMPLAINTS),
+                  key=lambda n: (n != SHEET_COMPLAINTS, names.index(n)))
+
+
 def find_header(grid: list[list[Any]]) -> tuple[int, dict[str, int], dict[str, int]] | None:
     """(row index, field key -> column, extra header -> column) of the best header row."""
     best: tuple[int, dict[str, int], dict[str, int]] | None = None
@@ -379,15 +386,13 @@ def read_tables(path: str | Path) -> list[ComplaintTable]:
         bounds = bound_sheets(p, facts)
         wb = _open(p, facts, bounds)
         names = list(wb.sheet_names)
-        order = sorted(names, key=lambda n: (n != SHEET_COMPLAINTS, names.index(n)))
+        order = complaint_sheet_order(names)
         failure: NotAComplaintWorkbook | None = None
         tables: list[ComplaintTable] = []
         strays: list[tuple[str, str, str]] = [(b.name, ref, b.values.get(ref, "")) for b in bounds for ref in b.strays]
         settings: Settings | None = None
         risk_words: tuple[str, ...] | None = None
         for name in order:
-            if name in _NOT_COMPLAINTS:
-                continue
             sheet = wb.get_sheet_by_name(name)
             start = sheet.start or (0, 0)
             if (sheet.height or 0) * (sheet.width or 0) > CELL_BUDGET:

@@ -20,11 +20,10 @@ from complaint_core.holidays import SHEET_HOLIDAYS, holidays_from_rows
 from complaint_core.ids import next_ids
 from complaint_core.model import ComplaintTable, Finding
 from complaint_core.playbook import DEFAULT_PLAYBOOK, Playbook, playbook_from_rows
-from complaint_core.reader import table_from_grid
+from complaint_core.reader import complaint_sheet_order, table_from_grid
 from complaint_core.schema import (
     FIELD_BY_KEY,
     FILLED_KEYS,
-    SHEET_COMPLAINTS,
     SHEET_FINDINGS,
     SHEET_MARKS,
     SHEET_PLAYBOOK,
@@ -40,7 +39,6 @@ MARKS_SHEET = SHEET_MARKS
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
 
 
-NOT_TABLES = (SHEET_SETTINGS, SHEET_FINDINGS, MARKS_SHEET, SHEET_HOLIDAYS)
 
 
 def load_table(port: WorkbookPort, names: list[str] | None = None) -> ComplaintTable:
@@ -51,9 +49,7 @@ def load_table(port: WorkbookPort, names: list[str] | None = None) -> ComplaintT
         grid, _r, _c = port.read_used_range(SHEET_HOLIDAYS)
         settings = settings.with_(holidays=holidays_from_rows(grid, sheet=SHEET_HOLIDAYS))
     shop = settings.shop_code or None
-    order = sorted((n for n in names if n not in NOT_TABLES),
-                   key=lambda n: n != SHEET_COMPLAINTS)
-    for name in order:
+    for name in complaint_sheet_order(names):
         grid, first_row, first_col = port.read_used_range(name)
         try:
             table = table_from_grid(grid, sheet=name, shop_code=shop, first_row=first_row, first_col=first_col)
