@@ -67,6 +67,17 @@ source_rows = Table(
     Column("due_contact", DateTime),
     Column("due_feedback", DateTime),
     Column("due_followup", DateTime),
+    # what the overdue scan needs besides the deadlines, taken from the row at ingest: when each
+    # deadline was met (feedback: 反馈时间 or 解决时间, whichever came first) and whether the
+    # complaint has no deadlines at all (判定不成立). The scan is then an indexed query on these
+    # columns, not a decode of every stored row (docs/performance.md, section 5).
+    Column("done_contact", DateTime),
+    Column("done_feedback", DateTime),
+    Column("done_followup", DateTime),
+    Column("no_deadlines", Boolean),   # NULL: stored by a version before these columns (backfilled)
+    Index("ix_source_rows_open_contact", "done_contact", "due_contact"),
+    Index("ix_source_rows_open_feedback", "done_feedback", "due_feedback"),
+    Index("ix_source_rows_open_followup", "done_followup", "due_followup"),
     # a row is matched across saves by its record key (rows move when a shop sorts or
     # deletes), so (path, row) is not unique over time: only an index
     Index("ix_source_rows_path", "source_path"),
