@@ -33,6 +33,7 @@ def scenarios(quick: bool, size: dict | None = None) -> list[tuple[str, str, lis
     ishops, irows = size.get("incremental") or (shops, rows)
     lat = size.get("latency") or ((2, 100, 2) if quick else (10, 1_000, 20))
     scan_n = size.get("scan") or (3_000 if quick else 1_000_000)
+    scanq_n = size.get("scanq") or (3_000 if quick else 300_000)
     addin_n = size.get("addin") or (300 if quick else 10_000)
     big_shops, big_rows = size.get("million") or ((4, 500) if quick else (100, 10_000))
     read = []
@@ -58,6 +59,11 @@ def scenarios(quick: bool, size: dict | None = None) -> list[tuple[str, str, lis
             ("floor: one comparison per record", "scan_floor", [scan_n]),
             ("ours: complaint_core.deadlines per record", "scan_deadlines", [scan_n]),
             ("ours: overdue.scan + penalties.events_for", "scan_ours", [scan_n])]),
+        ("scanq", f"(5b) overdue scan as a query, stored chain of {scanq_n:,} records", [
+            ("floor: 3 indexed counts of deadlines past and not met", "scanq_floor", [scanq_n]),
+            ("ours: scan_once, first scan (every record)", "scanq_first", [scanq_n]),
+            ("ours: scan_once 15 min later, nothing changed", "scanq_rescan", [scanq_n, 15]),
+            ("ours: scan_once the next day (digests, per-day penalties)", "scanq_rescan", [scanq_n, 24 * 60])]),
         ("addin", "(6) add-in engine, validate + suggest", [
             (f"engine: table_from_grid+validate+fills ({addin_n:,})", "addin_engine", [addin_n]),
             ("Excel calls via MemoryPort (10)", "addin_calls", [10]),
@@ -150,7 +156,7 @@ def fmt_table(title: str, rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, 1 run each (< 60 s)")
-    ap.add_argument("--only", help="run one scenario: read, merge, incremental, latency, scan, million, addin")
+    ap.add_argument("--only", help="run one scenario: read, merge, incremental, latency, scan, scanq, million, addin")
     ap.add_argument("--runs", type=int, help="runs per case (default 3, quick 1)")
     ap.add_argument("--size", action="append", default=[], metavar="SCENARIO=N[xM[xK]]",
                     help="override a size, e.g. read=1000,10000 merge=100x1000 scan=100000")
@@ -159,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     for item in ns.size:
         key, _, val = item.partition("=")
         size[key] = ([int(v) for v in val.split(",")] if key == "read"
-                     else int(val) if key in ("scan", "addin") else tuple(int(v) for v in val.split("x")))
+                     else int(val) if key in ("scan", "scanq", "addin") else tuple(int(v) for v in val.split("x")))
     runs = ns.runs or (1 if ns.quick else 3)
     print(f"# command: python bench/run.py {' '.join(argv if argv is not None else sys.argv[1:])}")
     print(f"# Complaint Desk benchmarks  nproc={os.cpu_count()}  load={os.getloadavg()[0]:.2f} "

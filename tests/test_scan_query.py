@@ -82,3 +82,30 @@ def test_new_rules_rescan_everything(tmp_path: Path) -> None:
     assert scan_once(store, now=START + timedelta(minutes=30), rules=Rules()).full
     # a clock set back (a scan --now in the past) is never trusted to be incremental
     assert scan_once(store, now=START).full
+
+
+def test_a_render_with_nothing_new_leaves_the_workbook_as_it_is(tmp_path: Path) -> None:
+    from complaint_core.merged.render import render_merged
+
+    shop = write_shop(tmp_path / "shops" / "S001" / "S001.xlsx", rows_for(60, seed=6), shop="S001")
+    store = open_store(tmp_path / "s.sqlite")
+    _ingest(store, shop, START)
+    out = tmp_path / "汇总.xlsx"
+    scan_once(store, now=START, rules=RULES)
+    first = render_merged(store, out, now=START)
+    stamp = out.stat().st_mtime_ns
+    # the next quarter-hour's scan finds nothing new (what `run` does every 15 minutes)
+    assert scan_once(store, now=START + timedelta(seconds=30)).new_penalties == 0
+    again = render_merged(store, out, now=START + timedelta(seconds=30))
+    assert not first.unchanged and again.unchanged and again.rows == first.rows == 60
+    assert out.stat().st_mtime_ns == stamp
+    # a deadline passes (the earliest open one, plus a minute): the sheets change, so it is written
+    due = min(d for _k, _kind, d, _p in store.open_deadlines(START + timedelta(days=400)) if d > START)
+    later = render_merged(store, out, now=due + timedelta(minutes=1))
+    assert not later.unchanged and out.stat().st_mtime_ns != stamp
+    # a shop's save changes the store: written again
+    stamp = out.stat().st_mtime_ns
+    write_shop(shop, rows_for(61, seed=6), shop="S001")
+    _ingest(store, shop, due + timedelta(minutes=2))
+    assert not render_merged(store, out, now=due + timedelta(minutes=2)).unchanged
+    assert out.stat().st_mtime_ns != stamp

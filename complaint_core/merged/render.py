@@ -37,6 +37,7 @@ class RenderReport:
     manager_edits: int = 0
     rerendered: bool = False
     conflicts: int = 0
+    unchanged: bool = False   # nothing it shows changed since the last write: the file was left as it is
 
 
 def build_sheets(store: Store, now: datetime) -> list[SheetData]:
@@ -187,18 +188,54 @@ def render_merged(store: Store, out_path: str | Path, *, now: datetime) -> Rende
         return _render(store, out, now)
 
 
+def _rendered_name(out: Path) -> str:
+    from ..store.codec import content_hash
+
+    return f"rendered|{content_hash(str(out.resolve()))}"
+
+
+def _same_as_written(store: Store, out: Path, key: str, now: datetime) -> dict[str, Any] | None:
+    """What the last write recorded, when the workbook would come out the same now: the same
+    store content, the same day, and no deadline passed or came within its warning time since.
+    (逾期（小时） and the notes' "截至" time then stay as of the last write, which they say.)"""
+    import json
+    from datetime import timedelta
+
+    from ..settings import DEFAULTS
+
+    data = store._named(_rendered_name(out))
+    last = json.loads(data) if data else None
+    if not last or last.get("key") != key:
+        return None
+    at = datetime.fromisoformat(last["now"])
+    if now < at or now.date() != at.date():
+        return None
+    warn = max([s.due_soon_hours for s in store.source_settings().values()] + [DEFAULTS.due_soon_hours])
+    if store.open_deadlines(now + timedelta(hours=warn), after=at):
+        return None
+    return last
+
+
 def _render(store: Store, out: Path, now: datetime) -> RenderReport:
     report = RenderReport(out)
     if store.migrate_legacy_edits():
         log.info("主管批示已改为按记录标识保存 (manager cells now kept by record reference)")
-    sheets = build_sheets(store, now)
     before = _stamp(out)
     # Untouched since our last write (same mtime and size): nobody typed into it, and reading
     # 100,000 rows back would cost a third of the rewrite.
     untouched = before is not None and before == store.written_stamp(out.resolve())
+    key = store.content_marks(now)
+    if untouched and (last := _same_as_written(store, out, key, now)) is not None:
+        # A scan that changed nothing, a rescan of unchanged files: the file stays as it is
+        # (no rewrite, no new modification time for managers' Excel or OneDrive to react to).
+        report.unchanged = True
+        report.rows, report.conflicts, report.sheets = last["rows"], last["conflicts"], list(SHEET_ORDER)
+        return report
+    sheets = build_sheets(store, now)
     if not untouched and _read_back(store, out, sheets, now):
         # A manager's new 处罚确认 (确认/免除/申诉) changes the totals on 汇总: build again so the
         # figures respect it in this rewrite, not the next one.
+        key = store.content_marks(now)
         sheets = build_sheets(store, now)
     report.manager_edits = _overlay(sheets, store)
     with atomic_write(out) as tmp:
@@ -206,6 +243,7 @@ def _render(store: Store, out: Path, now: datetime) -> RenderReport:
         if _stamp(out) != before:
             # The manager saved while we wrote: keep their typing, render again.
             report.rerendered = True
+            key = ""   # what the manager saved is in the store now: the next render writes again
             sheets = build_sheets(store, now)
             _read_back(store, out, sheets, now)
             report.manager_edits = _overlay(sheets, store)
@@ -218,4 +256,9 @@ def _render(store: Store, out: Path, now: datetime) -> RenderReport:
     report.sheets = [s.name for s in sheets]
     report.rows = next((len(s.rows) for s in sheets if s.name == "全部投诉"), 0)
     report.conflicts = next((len(s.rows) for s in sheets if s.name == "冲突"), 0)
+    if ours is not None:
+        import json
+
+        store.save_named(_rendered_name(out), json.dumps({"key": key, "now": now.isoformat(), "rows": report.rows,
+                                                          "conflicts": report.conflicts}), now=now)
     return report

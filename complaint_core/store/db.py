@@ -164,6 +164,31 @@ class Store:
             return set(c.execute(select(t.source_rows.c.record_key)
                                  .where(t.source_rows.c.no_deadlines.is_(None))).scalars())
 
+    def content_marks(self, now: datetime) -> str:
+        """A short digest of everything the merged workbook shows besides the clock: stored rows,
+        files, findings, managers' cells, rules, penalties and the reminders it records as sent.
+        Equal digests (and no deadline passing in between) mean an identical workbook."""
+        import hashlib
+        from datetime import timedelta
+
+        with self.engine.connect() as c:
+            parts: list[Any] = [self.version_mark(c)]
+            parts += c.execute(select(func.count(), func.max(t.manager_edits.c.id), func.max(t.manager_edits.c.seen_at))
+                               .select_from(t.manager_edits)).first()
+            parts += c.execute(select(t.sources.c.path, t.sources.c.status, t.sources.c.error, t.sources.c.last_read,
+                                      t.sources.c.rows, t.sources.c.content_hash).order_by(t.sources.c.path)).all()
+            parts += c.execute(select(t.chain_rules.c.name, t.chain_rules.c.data)
+                               .where(t.chain_rules.c.name.in_(("rules", "adopted")))
+                               .order_by(t.chain_rules.c.name)).all()
+            parts += c.execute(select(func.count(), func.max(t.file_findings.c.source_path))
+                               .select_from(t.file_findings)).first()
+            if st.penalty_events.name in _tables(self.engine):
+                parts += c.execute(select(func.count()).select_from(st.penalty_events)).first()
+                parts += c.execute(select(func.count(), func.max(st.outbox.c.id), func.min(st.outbox.c.sent_at))
+                                   .where(st.outbox.c.state == "sent")
+                                   .where(st.outbox.c.sent_at >= now - timedelta(days=7))).first()
+        return hashlib.sha256(repr(parts).encode("utf-8")).hexdigest()[:32]
+
     def live_count(self, conn: Connection | None = None) -> int:
         """How many complaints still have a row in a shop's file."""
         with self._conn(conn) as c:
@@ -365,6 +390,12 @@ class Store:
         from contextlib import nullcontext
 
         return nullcontext(conn) if conn is not None else self.engine.connect()
+
+
+def _tables(engine: Engine) -> set[str]:
+    from sqlalchemy import inspect
+
+    return set(inspect(engine).get_table_names())
 
 
 def _parse_time(text: Any) -> datetime | None:
