@@ -103,16 +103,21 @@ def _plan(store: Store, conn: Any, *, now: datetime, rules: Rules, robots: Seque
     keys = store.changed_keys(int(state["mark"]), conn) | store.unfilled_keys(conn)
     warn = max([s.due_soon_hours for s in settings.values()] + [DEFAULTS.due_soon_hours])
     per_day = max([r.max_days for r in rules.penalties if r.per_day] + [0])
-    for key, _kind, due, _path in store.open_deadlines(now + timedelta(hours=warn),
+    for key, _kind, due in store.open_deadlines(now + timedelta(hours=warn),
                                                        after=last - per_day * DAY - DAY, conn=conn):
         if due > last or _late_days(now, due) > _late_days(last, due) and _late_days(last, due) < per_day:
             keys.add(key)
-    return _Plan(False, keys, now.date() != last.date(), mark, fp)
+    return _Plan(False, keys, now.date() != last.date() and _anyone_to_tell(rules, robots), mark, fp)
+
+
+def _anyone_to_tell(rules: Rules, robots: Sequence[Any]) -> bool:
+    # digests go to staff with an address and to robot groups: without either, none is built
+    return bool(robots) or any(p.email or p.manager_email for p in rules.staff)
 
 
 def _open_keys(store: Store, conn: Any, now: datetime, settings: dict[str, Any]) -> set[str]:
     warn = max([s.due_soon_hours for s in settings.values()] + [DEFAULTS.due_soon_hours])
-    return {k for k, _kind, _due, _path in store.open_deadlines(now + timedelta(hours=warn), conn=conn)}
+    return {k for k, _kind, _due in store.open_deadlines(now + timedelta(hours=warn), conn=conn)}
 
 
 def _digest_due(conn: Any, items: Sequence[Any], rules: Rules, robots: Sequence[Any], day: Any) -> bool:

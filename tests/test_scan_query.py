@@ -100,7 +100,7 @@ def test_a_render_with_nothing_new_leaves_the_workbook_as_it_is(tmp_path: Path) 
     assert not first.unchanged and again.unchanged and again.rows == first.rows == 60
     assert out.stat().st_mtime_ns == stamp
     # a deadline passes (the earliest open one, plus a minute): the sheets change, so it is written
-    due = min(d for _k, _kind, d, _p in store.open_deadlines(START + timedelta(days=400)) if d > START)
+    due = min(d for _k, _kind, d in store.open_deadlines(START + timedelta(days=400)) if d > START)
     later = render_merged(store, out, now=due + timedelta(minutes=1))
     assert not later.unchanged and out.stat().st_mtime_ns != stamp
     # a shop's save changes the store: written again
@@ -109,3 +109,21 @@ def test_a_render_with_nothing_new_leaves_the_workbook_as_it_is(tmp_path: Path) 
     _ingest(store, shop, due + timedelta(minutes=2))
     assert not render_merged(store, out, now=due + timedelta(minutes=2)).unchanged
     assert out.stat().st_mtime_ns != stamp
+
+
+def test_the_overdue_sheet_and_the_promise_rates_match_a_scan_of_every_record(tmp_path: Path) -> None:
+    from collections import Counter
+
+    from complaint_core.merged.report import flagged_items
+    from complaint_core.overdue import flagged, scan, state_counts
+    from complaint_core.store.db import View
+
+    shop = write_shop(tmp_path / "shops" / "S001" / "S001.xlsx", rows_for(200, seed=8), shop="S001")
+    store = open_store(tmp_path / "s.sqlite")
+    _ingest(store, shop, START)
+    for now in (START, START + timedelta(hours=5), START + timedelta(days=3), START + timedelta(days=90)):
+        with store.engine.begin() as conn:
+            view = View(store, conn)
+            every = scan(view.live_records(), now=now)
+            assert flagged_items(view, now) == flagged(every)
+            assert state_counts(view.live_records(), now=now) == Counter((i.kind, i.state) for i in every)

@@ -121,20 +121,20 @@ class Store:
 
     # ---- what the overdue scan asks of the store (indexed on the due and done columns) ----
     def open_deadlines(self, until: datetime, *, after: datetime | None = None,
-                       conn: Connection | None = None) -> list[tuple[str, int, datetime, str]]:
-        """(record key, kind index 0-2, due, source path) of every live stored row whose deadline
-        of that kind is not met and falls at or before ``until`` (and after ``after``)."""
-        out: list[tuple[str, int, datetime, str]] = []
+                       conn: Connection | None = None) -> list[tuple[str, int, datetime]]:
+        """(record key, kind index 0-2, due) of every live stored row whose deadline of that kind
+        is not met and falls at or before ``until`` (and after ``after``)."""
+        out: list[tuple[str, int, datetime]] = []
         sr = t.source_rows.c
         with self._conn(conn) as c:
             for k, (done, due) in enumerate(((sr.done_contact, sr.due_contact), (sr.done_feedback, sr.due_feedback),
                                              (sr.done_followup, sr.due_followup))):
-                q = (select(sr.record_key, due, sr.source_path)
+                q = (select(sr.record_key, due)
                      .where(done.is_(None)).where(due.is_not(None)).where(due <= until)
                      .where(sr.deleted.is_(False)).where(sr.no_deadlines.is_not(True)))
                 if after is not None:
                     q = q.where(due > after)
-                out.extend((key, k, when, path) for key, when, path in c.execute(q))
+                out.extend((key, k, when) for key, when in c.execute(q))
         return out
 
     def late_done_keys(self, conn: Connection | None = None) -> set[str]:
@@ -605,6 +605,7 @@ class View:
         self.store = store
         self.engine = store.engine
         self._conn = conn
+        self.conn = conn
         self._memo: dict[Any, Any] = {}
 
     def begin(self) -> Any:

@@ -75,9 +75,12 @@ source_rows = Table(
     Column("done_feedback", DateTime),
     Column("done_followup", DateTime),
     Column("no_deadlines", Boolean),   # NULL: stored by a version before these columns (backfilled)
-    Index("ix_source_rows_open_contact", "done_contact", "due_contact"),
-    Index("ix_source_rows_open_feedback", "done_feedback", "due_feedback"),
-    Index("ix_source_rows_open_followup", "done_followup", "due_followup"),
+    # covering: the scan's query of open deadlines reads the index alone, never the rows' JSON
+    Index("ix_source_rows_open_contact", "done_contact", "due_contact", "deleted", "no_deadlines", "record_key"),
+    Index("ix_source_rows_open_feedback", "done_feedback", "due_feedback", "deleted", "no_deadlines", "record_key"),
+    Index("ix_source_rows_open_followup", "done_followup", "due_followup", "deleted", "no_deadlines", "record_key"),
+    Index("ix_source_rows_unfilled", "no_deadlines"),
+    Index("ix_source_rows_live", "deleted", "record_key"),
     # a row is matched across saves by its record key (rows move when a shop sorts or
     # deletes), so (path, row) is not unique over time: only an index
     Index("ix_source_rows_path", "source_path"),
