@@ -127,3 +127,52 @@ def test_the_overdue_sheet_and_the_promise_rates_match_a_scan_of_every_record(tm
             every = scan(view.live_records(), now=now)
             assert flagged_items(view, now) == flagged(every)
             assert state_counts(view.live_records(), now=now) == Counter((i.kind, i.state) for i in every)
+
+
+def test_closed_complaints_of_older_years_go_to_yearly_archives(tmp_path: Path, monkeypatch) -> None:
+    from python_calamine import CalamineWorkbook
+
+    from complaint_core.merged import archive
+    from complaint_core.merged.render import render_merged
+
+    rows = rows_for(30, seed=9)
+    keys = [f.key for f in __import__("complaint_core.schema", fromlist=["FIELDS"]).FIELDS]
+    i_recv, i_res, i_status = keys.index("received_at"), keys.index("resolved_at"), keys.index("status")
+    for n, row in enumerate(rows):   # 10 closed in 2023, 10 closed in 2024, 10 open from 2026
+        if n < 20:
+            year = 2023 if n < 10 else 2024
+            row[i_recv], row[i_res], row[i_status] = datetime(year, 3, 1, 9), datetime(year, 3, 2, 9), "已关闭"
+        else:
+            row[i_res], row[i_status] = None, "处理中"
+    shop = write_shop(tmp_path / "shops" / "S001" / "S001.xlsx", rows, shop="S001")
+    store = open_store(tmp_path / "s.sqlite")
+    _ingest(store, shop, START)
+    out = tmp_path / "汇总.xlsx"
+    monkeypatch.setattr(archive, "ARCHIVE_MAX_ROWS", 6)   # Excel's limit, scaled down: 2023 splits in two
+    rep = render_merged(store, out, now=datetime(2026, 9, 20, 9, 0))
+
+    def refs(path: Path) -> list[str]:
+        grid = CalamineWorkbook.from_path(str(path)).get_sheet_by_name("全部投诉").to_python()
+        col = grid[1].index("记录标识")
+        return [r[col] for r in grid[2:] if r[col]]
+
+    parts = {p.name for p in rep.archives}
+    assert parts == {"汇总-2023.xlsx", "汇总-2023-2.xlsx", "汇总-2024.xlsx", "汇总-2024-2.xlsx"}
+    archived = refs(tmp_path / "汇总-2023.xlsx") + refs(tmp_path / "汇总-2023-2.xlsx")
+    archived += refs(tmp_path / "汇总-2024.xlsx") + refs(tmp_path / "汇总-2024-2.xlsx")
+    main = refs(out)
+    assert len(main) == 10 and len(archived) == 20 and not set(main) & set(archived)   # nothing dropped
+    sources = CalamineWorkbook.from_path(str(out)).get_sheet_by_name("来源").to_python()
+    assert any("2023 年已结案的投诉 10 条" in str(c) for r in sources for c in r)
+    # nothing changed in those years: the archives are not written again
+    stamps = {p: p.stat().st_mtime_ns for p in rep.archives}
+    write_shop(shop, rows[:29] + [rows[29][:i_status] + ["已受理"] + rows[29][i_status + 1:]], shop="S001")
+    _ingest(store, shop, START + timedelta(minutes=5))
+    again = render_merged(store, out, now=datetime(2026, 9, 20, 9, 5))
+    assert again.archives == [] and all(p.stat().st_mtime_ns == s for p, s in stamps.items())
+    # one of 2024's rows changes: only 2024's archive is written again
+    rows[15][keys.index("description")] = "补充说明：客户已来电确认"
+    write_shop(shop, rows, shop="S001")
+    _ingest(store, shop, START + timedelta(minutes=10))
+    third = render_merged(store, out, now=datetime(2026, 9, 20, 9, 10))
+    assert {p.name for p in third.archives} == {"汇总-2024.xlsx", "汇总-2024-2.xlsx"}

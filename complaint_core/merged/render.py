@@ -20,6 +20,7 @@ from ..gcpause import paused_gc
 from ..store import Store
 from ..store.codec import ALL_SHEET
 from ..store.db import View
+from .archive import archive_paths, closed_years_setting, split, write_archives
 from .model import SHEET_ORDER, SheetData
 from .readback import LEGACY, _key_text, read_manager_edits, rendered_sheet
 from .report import case_book_sheet, overdue_sheet, penalty_sheet, summary_sheet
@@ -38,23 +39,37 @@ class RenderReport:
     rerendered: bool = False
     conflicts: int = 0
     unchanged: bool = False   # nothing it shows changed since the last write: the file was left as it is
+    archives: list[Path] = field(default_factory=list)   # yearly archives (re)written by this render
 
 
-def build_sheets(store: Store, now: datetime) -> list[SheetData]:
-    """Every sheet of the contract, from the store and the clock alone."""
+def build_sheets(store: Store, now: datetime, archives: dict[int, list[dict[str, Any]]] | None = None,
+                 out: Path | None = None) -> list[SheetData]:
+    """Every sheet of the contract, from the store and the clock alone.
+
+    Closed complaints of years before [store] closed_years go to ``archives`` (year -> records),
+    not to 全部投诉, 逾期 or 案例手册; 汇总 and 处罚 still count them (merged/archive.py).
+    """
+    closed_years = closed_years_setting(store)
     # one transaction: every sheet shows the same moment, even while a scan writes penalties
     with store.engine.begin() as conn:
         view = View(store, conn)
         records = view.current_records()
+        kept, years = split(records, now, closed_years)
+        if archives is not None:
+            archives.clear()
+            archives.update(years)
+        only = {r["record_id"] for r in kept} if years else None
+        where = [(year, [p.name for p in archive_paths(out or Path("汇总.xlsx"), year, len(recs))], len(recs))
+                 for year, recs in years.items()]
         sheets = [
             summary_sheet(view, now),
-            all_sheet(records),
-            overdue_sheet(view, now),
+            all_sheet(kept),
+            overdue_sheet(view, now, only=only),
             penalty_sheet(view, now),
-            case_book_sheet(view, now),
+            case_book_sheet(view, now, only=only),
             conflict_sheet(view.conflicts(), orphan_edits(records, view.manager_edits(ALL_SHEET))),
             findings_sheet(view.findings()),
-            sources_sheet(view.sources(), view.notes()),
+            sources_sheet(view.sources(), view.notes(), archives=sorted(where)),
         ]
     assert tuple(s.name for s in sheets) == SHEET_ORDER
     return sheets
@@ -231,12 +246,13 @@ def _render(store: Store, out: Path, now: datetime) -> RenderReport:
         report.unchanged = True
         report.rows, report.conflicts, report.sheets = last["rows"], last["conflicts"], list(SHEET_ORDER)
         return report
-    sheets = build_sheets(store, now)
+    archives: dict[int, list[dict[str, Any]]] = {}
+    sheets = build_sheets(store, now, archives, out)
     if not untouched and _read_back(store, out, sheets, now):
         # A manager's new 处罚确认 (确认/免除/申诉) changes the totals on 汇总: build again so the
         # figures respect it in this rewrite, not the next one.
         key = store.content_marks(now)
-        sheets = build_sheets(store, now)
+        sheets = build_sheets(store, now, archives, out)
     report.manager_edits = _overlay(sheets, store)
     with atomic_write(out) as tmp:
         write_workbook(tmp, [*sheets, _record(store, sheets, now)])
@@ -244,7 +260,7 @@ def _render(store: Store, out: Path, now: datetime) -> RenderReport:
             # The manager saved while we wrote: keep their typing, render again.
             report.rerendered = True
             key = ""   # what the manager saved is in the store now: the next render writes again
-            sheets = build_sheets(store, now)
+            sheets = build_sheets(store, now, archives, out)
             _read_back(store, out, sheets, now)
             report.manager_edits = _overlay(sheets, store)
             write_workbook(tmp, [*sheets, _record(store, sheets, now)])
@@ -253,6 +269,8 @@ def _render(store: Store, out: Path, now: datetime) -> RenderReport:
         ours = _stamp(tmp)
     if ours is not None:
         store.save_written_stamp(out.resolve(), ours)
+    # after the merged workbook: a manager's cell saved by its read-back shows in the archive too
+    report.archives = [w.path for w in write_archives(store, out, archives, now) if w.rewritten]
     report.sheets = [s.name for s in sheets]
     report.rows = next((len(s.rows) for s in sheets if s.name == "全部投诉"), 0)
     report.conflicts = next((len(s.rows) for s in sheets if s.name == "冲突"), 0)

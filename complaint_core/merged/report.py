@@ -40,8 +40,11 @@ def flagged_items(view: View, now: datetime) -> list[OverdueItem]:
     return view.memo(("flagged", now), build)
 
 
-def overdue_sheet(view: View, now: datetime) -> SheetData:
+def overdue_sheet(view: View, now: datetime, only: set[str] | None = None) -> SheetData:
+    """``only``: the record ids the merged workbook holds (closed ones of older years are archived)."""
     items = flagged_items(view, now)
+    if only is not None:
+        items = [i for i in items if i.record_id in only]
     cols = [Column("complaint_id", "投诉编号", width=18), Column("shop", "门店", width=8),
             Column("kind", "时限"), Column("due", "截止时间", "datetime", 17), Column("state", "状态"),
             Column("late_h", "逾期（小时）", "float"), Column("person", "责任人"), Column("dept", "责任部门"),
@@ -293,11 +296,13 @@ SATISFACTION_RANK = {v: i for i, v in enumerate(SATISFACTION)}
 DONE_STATUSES = ("已解决", "已回访", "已关闭")
 
 
-def case_book_sheet(view: View, now: datetime) -> SheetData:
+def case_book_sheet(view: View, now: datetime, only: set[str] | None = None) -> SheetData:
     """案例手册: resolved complaints by category, best outcome first, so a shop learns from its
-    own best handling (seed 001 模块五: 客户投诉与抱怨分类整理为案例手册)."""
+    own best handling (seed 001 模块五: 客户投诉与抱怨分类整理为案例手册). ``only``: as for 逾期."""
     cases = []
     for r in view.live_records():
+        if only is not None and r["record_id"] not in only:
+            continue
         if r.get("category") == HARASSMENT or r.get("validity") == "不成立" or r.get("status") == "不成立":
             continue
         took = _resolved_within(r, now)
