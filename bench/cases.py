@@ -328,9 +328,12 @@ def scan_store(n: int, *, scanned: bool) -> Path:
 
 
 def _scan_copy(n: int, scanned: bool) -> Any:
+    import atexit
+
     from complaint_core.store import open_store
 
     work = Path(tempfile.mkdtemp()) / "state.sqlite"
+    atexit.register(shutil.rmtree, work.parent, True)   # a million-record copy is gigabytes
     shutil.copyfile(scan_store(n, scanned=scanned), work)
     return open_store(work)
 
