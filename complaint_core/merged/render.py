@@ -19,7 +19,7 @@ from ..errors import EmptyStoreRefused
 from ..gcpause import paused_gc
 from ..store import Store
 from ..store.codec import ALL_SHEET
-from ..store.db import View
+from ..store.db import View, backfill_scan_fields
 from .archive import archive_paths, closed_years_setting, split, write_archives
 from .model import SHEET_ORDER, SheetData
 from .readback import LEGACY, _key_text, read_manager_edits, rendered_sheet
@@ -235,6 +235,8 @@ def _render(store: Store, out: Path, now: datetime) -> RenderReport:
     report = RenderReport(out)
     if store.migrate_legacy_edits():
         log.info("主管批示已改为按记录标识保存 (manager cells now kept by record reference)")
+    if filled := backfill_scan_fields(store.engine):
+        log.info("已为 %d 行补存扫描所需的字段 (scan columns filled for rows stored by an older version)", filled)
     before = _stamp(out)
     # Untouched since our last write (same mtime and size): nobody typed into it, and reading
     # 100,000 rows back would cost a third of the rewrite.

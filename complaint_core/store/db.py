@@ -495,7 +495,6 @@ def open_store(url_or_path: str | Path) -> Store:
     for index in t.source_rows.indexes:   # create_all adds no index to a table an older version made
         index.create(engine, checkfirst=True)
     _move_old_findings(engine)
-    _backfill_scan_fields(engine)
     return Store(engine=engine, url=url)
 
 
@@ -548,9 +547,13 @@ def upgrade(engine: Engine) -> list[str]:
     return added
 
 
-def _backfill_scan_fields(engine: Engine) -> None:
+def backfill_scan_fields(engine: Engine) -> int:
     """Rows stored before the scan's columns existed: fill them once from the stored JSON (and
-    the deadlines too, with the file's own 设置, for rows stored before deadlines were kept)."""
+    the deadlines too, with the file's own 设置, for rows stored before deadlines were kept).
+
+    Run by the render (a writer anyway), not by ``open_store``: a scan that only reads must
+    not wait for another writer. Until then the scan decodes such rows (``unfilled_keys``).
+    """
     from .codec import engine_dues, scan_fields
 
     with engine.begin() as c:
@@ -559,7 +562,7 @@ def _backfill_scan_fields(engine: Engine) -> None:
                                 t.source_rows.c.due_feedback, t.source_rows.c.due_followup)
                          .where(t.source_rows.c.no_deadlines.is_(None))).all()
         if not todo:
-            return
+            return 0
         settings = {p: _settings(d) for p, d in c.execute(select(t.sources.c.path, t.sources.c.settings))}
         params = []
         for row_id, data, anchor, path, *dues in todo:
@@ -573,6 +576,7 @@ def _backfill_scan_fields(engine: Engine) -> None:
                  "due_followup")
         c.execute(update(t.source_rows).where(t.source_rows.c.id == bindparam("b_id"))
                   .values({n: bindparam(n) for n in names}), params)
+    return len(params)
 
 
 def _move_old_findings(engine: Engine) -> None:
