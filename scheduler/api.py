@@ -183,6 +183,15 @@ def scan_once(store: Store, *, now: datetime, rules: Rules | None = None,
     mails = digests(digest_items, rules, day=now.date(), figures=figures) if plan.digests else []
     rep = ScanReport(count, len(flagged(items)), states["overdue"], states=dict(states),
                      scanned=len(recs), full=plan.full)
+    if not plan.full and not recs and not plan.digests:
+        # Nothing changed and no deadline moved: nothing to write, not even this scan's time
+        # (the next scan's window then starts at the last scan that found something: the same
+        # outcome, since nothing happened in between).
+        if given is not None:
+            store.save_rules(given, now=now)   # writes only rules that differ from the stored ones
+        if mail_transport is not None:
+            ob.send_due(store, mail_transport, now=now)
+        return rep
     with store.begin() as c:
         have = {r[0] for r in c.execute(select(penalty_events.c.event_id))} if evs else set()
         new = []

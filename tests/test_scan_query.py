@@ -69,8 +69,14 @@ def test_rescans_give_what_full_scans_give_and_a_quiet_rescan_writes_nothing(tmp
     assert all(s.scanned < 150 for i, s in enumerate(scans[1:], 1) if i != 7)
     assert any(s.new_penalties for s in scans[1:])   # time alone made new per-day penalties
     # nothing changed and no deadline passed: nothing is decoded, nothing written
+    def written() -> list:
+        with inc.engine.connect() as c:
+            return c.execute(select(t.chain_rules)).all()
+
+    before = written()
     quiet = scan_once(inc, now=times[-1] + timedelta(seconds=1), rules=RULES)
     assert (quiet.scanned, quiet.new_penalties, quiet.queued_mails, quiet.queued_posts) == (0, 0, 0, 0)
+    assert written() == before and _outcome(inc) == _outcome(full)
 
 
 def test_new_rules_rescan_everything(tmp_path: Path) -> None:
