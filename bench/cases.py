@@ -171,6 +171,23 @@ def render_only(shops: int, rows: int) -> dict:
     return {"seconds": time.perf_counter() - t, "rows": rendered.rows}
 
 
+def render_unchanged(shops: int, rows: int) -> dict:
+    """render_merged again with nothing changed since the last write (a quiet scan's render)."""
+    from datetime import timedelta
+
+    render_merged = _need("complaint_core.merged.render", "render_merged")
+    open_store = _need("complaint_core.store", "open_store")
+    merge_once, folder, out, url = _merge_env(shops, rows)
+    _call_merge(merge_once, folder, out, url)
+    store = open_store(url)
+    stamp = out.stat().st_mtime_ns
+    t = time.perf_counter()
+    rendered = render_merged(store, out, now=NOW + timedelta(seconds=1))
+    secs = time.perf_counter() - t
+    return {"seconds": secs, "rows": rendered.rows, "unchanged": rendered.unchanged,
+            "file_untouched": out.stat().st_mtime_ns == stamp}
+
+
 # ---- (4) save-to-merged latency ----------------------------------------------------------
 def latency_floor(shops: int, rows: int) -> dict:
     """What a full re-merge costs per save with the floor pipeline (no daemon)."""

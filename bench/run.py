@@ -52,7 +52,8 @@ def scenarios(quick: bool, size: dict | None = None) -> list[tuple[str, str, lis
         ("incremental", f"(3) incremental merge, 1 of {ishops} files x {irows:,} rows changed", [
             ("floor: re-read the changed file", "incremental_floor", [ishops, irows]),
             ("ours: merge_once after one file changed", "incremental_ours", [ishops, irows]),
-            ("ours: render_merged alone (no file read)", "render_only", [ishops, irows])]),
+            ("ours: render_merged alone (no file read)", "render_only", [ishops, irows]),
+            ("ours: render_merged, nothing changed since the last write", "render_unchanged", [ishops, irows])]),
         ("latency", f"(4) save-to-merged latency, {lat[0]} shops x {lat[1]:,} rows, {lat[2]} saves", [
             ("floor: full re-merge per save (no daemon)", "latency_floor", lat[:2]),
             ("ours: sync.daemon.Daemon (median; worst in notes)", "latency_ours", list(lat)),
