@@ -182,3 +182,30 @@ def test_closed_complaints_of_older_years_go_to_yearly_archives(tmp_path: Path, 
     _ingest(store, shop, START + timedelta(minutes=10))
     third = render_merged(store, out, now=datetime(2026, 9, 20, 9, 10))
     assert {p.name for p in third.archives} == {"汇总-2024.xlsx", "汇总-2024-2.xlsx"}
+
+
+def test_rows_stored_before_the_scan_columns_are_scanned_and_filled_by_the_next_render(tmp_path: Path) -> None:
+    from complaint_core.merged.render import render_merged
+    from complaint_core.overdue import flagged, scan
+
+    shop = write_shop(tmp_path / "shops" / "S001" / "S001.xlsx", rows_for(40, seed=10), shop="S001")
+    store = open_store(tmp_path / "s.sqlite")
+    _ingest(store, shop, START)
+    with store.begin() as c:   # as an older version stored them: no done columns, no deadlines
+        c.execute(t.source_rows.update().values(done_contact=None, done_feedback=None, done_followup=None,
+                                                no_deadlines=None, due_contact=None, due_feedback=None,
+                                                due_followup=None, anchor=None))
+    rep = scan_once(store, now=START, rules=RULES)
+    assert rep.full
+    later = START + timedelta(days=2)
+    again = scan_once(store, now=later, rules=RULES)   # incremental: the unfilled rows are decoded
+    assert not again.full and again.scanned == 40
+    render_merged(store, tmp_path / "汇总.xlsx", now=later)
+    with store.engine.connect() as c:
+        assert c.execute(select(t.source_rows.c.id).where(t.source_rows.c.no_deadlines.is_(None))).first() is None
+    with store.engine.begin() as conn:
+        from complaint_core.store.db import View
+
+        view = View(store, conn)
+        assert len(flagged(scan(view.live_records(), now=later))) > 0
+    assert scan_once(store, now=later + timedelta(minutes=1), rules=RULES).scanned < 40
