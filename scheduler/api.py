@@ -101,11 +101,14 @@ def _plan(store: Store, conn: Any, *, now: datetime, rules: Rules, robots: Seque
     if state is None or state.get("fingerprint") != fp or last is None or now < last:
         return _Plan(True, set(), True, mark, fp)
     keys = store.changed_keys(int(state["mark"]), conn) | store.unfilled_keys(conn)
-    warn = max([s.due_soon_hours for s in settings.values()] + [DEFAULTS.due_soon_hours])
+    warns = [s.due_soon_hours for s in settings.values()] or [DEFAULTS.due_soon_hours]
+    soon = last + timedelta(hours=min(warns))
     per_day = max([r.max_days for r in rules.penalties if r.per_day] + [0])
-    for key, _kind, due in store.open_deadlines(now + timedelta(hours=warn),
-                                                       after=last - per_day * DAY - DAY, conn=conn):
-        if due > last or _late_days(now, due) > _late_days(last, due) and _late_days(last, due) < per_day:
+    for key, _kind, due in store.open_deadlines(now + timedelta(hours=max(warns)),
+                                                after=last - per_day * DAY - DAY, conn=conn):
+        # passed since the last scan; came within its warning time since; or one more day late
+        if (last < due <= now or due > soon
+                or _late_days(now, due) > _late_days(last, due) and _late_days(last, due) < per_day):
             keys.add(key)
     return _Plan(False, keys, now.date() != last.date() and _anyone_to_tell(rules, robots), mark, fp)
 

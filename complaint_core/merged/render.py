@@ -225,8 +225,10 @@ def _same_as_written(store: Store, out: Path, key: str, now: datetime) -> dict[s
     at = datetime.fromisoformat(last["now"])
     if now < at or now.date() != at.date():
         return None
-    warn = max([s.due_soon_hours for s in store.source_settings().values()] + [DEFAULTS.due_soon_hours])
-    if store.open_deadlines(now + timedelta(hours=warn), after=at):
+    warns = [s.due_soon_hours for s in store.source_settings().values()] or [DEFAULTS.due_soon_hours]
+    # an open deadline that passed since, or came within its shop's warning time since
+    if store.open_deadlines(now, after=at) or store.open_deadlines(now + timedelta(hours=max(warns)),
+                                                                    after=at + timedelta(hours=min(warns))):
         return None
     return last
 
