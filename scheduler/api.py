@@ -120,7 +120,8 @@ def _anyone_to_tell(rules: Rules, robots: Sequence[Any]) -> bool:
 
 def _open_keys(store: Store, conn: Any, now: datetime, settings: dict[str, Any]) -> set[str]:
     warn = max([s.due_soon_hours for s in settings.values()] + [DEFAULTS.due_soon_hours])
-    return {k for k, _kind, _due in store.open_deadlines(now + timedelta(hours=warn), conn=conn)}
+    return {k for k, _kind, _due in store.open_deadlines(now + timedelta(hours=warn), conn=conn)} | \
+        store.unfilled_keys(conn)
 
 
 def _digest_due(conn: Any, items: Sequence[Any], rules: Rules, robots: Sequence[Any], day: Any) -> bool:

@@ -123,15 +123,15 @@ class Store:
     def open_deadlines(self, until: datetime, *, after: datetime | None = None,
                        conn: Connection | None = None) -> list[tuple[str, int, datetime]]:
         """(record key, kind index 0-2, due) of every live stored row whose deadline of that kind
-        is not met and falls at or before ``until`` (and after ``after``)."""
+        is not met and falls at or before ``until`` (and after ``after``). Rows without the scan's
+        columns (``unfilled_keys``) are not among them."""
         out: list[tuple[str, int, datetime]] = []
         sr = t.source_rows.c
         with self._conn(conn) as c:
-            for k, (done, due) in enumerate(((sr.done_contact, sr.due_contact), (sr.done_feedback, sr.due_feedback),
-                                             (sr.done_followup, sr.due_followup))):
-                q = (select(sr.record_key, due)
-                     .where(done.is_(None)).where(due.is_not(None)).where(due <= until)
-                     .where(sr.deleted.is_(False)).where(sr.no_deadlines.is_not(True)))
+            for k, kind in enumerate(("contact", "feedback", "followup")):
+                due = sr[f"due_{kind}"]
+                # the partial index's own predicate, so that the database uses it
+                q = select(sr.record_key, due).where(t.open_predicate(kind)).where(due <= until)
                 if after is not None:
                     q = q.where(due > after)
                 out.extend((key, k, when) for key, when in c.execute(q))
