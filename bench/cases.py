@@ -171,6 +171,23 @@ def render_only(shops: int, rows: int) -> dict:
     return {"seconds": time.perf_counter() - t, "rows": rendered.rows}
 
 
+def render_unchanged(shops: int, rows: int) -> dict:
+    """render_merged again with nothing changed since the last write (a quiet scan's render)."""
+    from datetime import timedelta
+
+    render_merged = _need("complaint_core.merged.render", "render_merged")
+    open_store = _need("complaint_core.store", "open_store")
+    merge_once, folder, out, url = _merge_env(shops, rows)
+    _call_merge(merge_once, folder, out, url)
+    store = open_store(url)
+    stamp = out.stat().st_mtime_ns
+    t = time.perf_counter()
+    rendered = render_merged(store, out, now=NOW + timedelta(seconds=1))
+    secs = time.perf_counter() - t
+    return {"seconds": secs, "rows": rendered.rows, "unchanged": rendered.unchanged,
+            "file_untouched": out.stat().st_mtime_ns == stamp}
+
+
 # ---- (4) save-to-merged latency ----------------------------------------------------------
 def latency_floor(shops: int, rows: int) -> dict:
     """What a full re-merge costs per save with the floor pipeline (no daemon)."""
@@ -267,6 +284,118 @@ def scan_ours(n: int) -> dict:
     return {"seconds": time.perf_counter() - t, "rows": n, "items": len(items), "penalties": len(events)}
 
 
+# ---- (5b) the scan as a query over a stored chain ----------------------------------------
+SHOP_ROWS = 10_000
+
+
+def _store_path(n: int, scanned: bool) -> Path:
+    from bench.data import OUT
+
+    return OUT / f"scanstore_{n}{'_scanned' if scanned else ''}.sqlite"
+
+
+def scan_store(n: int, *, scanned: bool) -> Path:
+    """A SQLite store of n complaints (n / 10,000 shop files), stored the way the daemon stores
+    them (codec + ingest_prepared, no xlsx); ``scanned``: after a first scan at NOW. Cached."""
+    from complaint_core.settings import DEFAULTS
+    from complaint_core.store import dcjson, open_store
+    from complaint_core.store.codec import (
+        Prepared,
+        anchor,
+        content_hash,
+        encode_values,
+        engine_dues,
+        scan_fields,
+    )
+    from complaint_core.store.ingest import ingest_prepared
+
+    path = _store_path(n, scanned)
+    if path.exists():
+        return path
+    raw = _store_path(n, False)
+    if not raw.exists():
+        base = _records(1000)
+        tmp = raw.with_suffix(".tmp")
+        tmp.unlink(missing_ok=True)
+        store = open_store(tmp)
+        settings_json = dcjson.dumps(DEFAULTS)
+        for k in range(max(n // SHOP_ROWS, 1)):
+            shop = f"S{k + 1:03d}"
+            rows = []
+            for j in range(min(SHOP_ROWS, n)):
+                values = dict(base[j % 1000], complaint_id=f"{shop}-{j:05d}", shop=shop)
+                data = encode_values(values)
+                rows.append((j + 2, shop, values["complaint_id"], None, data, content_hash(data), anchor(values),
+                             engine_dues(values, DEFAULTS), scan_fields(values)))
+            ingest_prepared(store, Path(f"/bench/{shop}/{shop}.xlsx"),
+                            Prepared("投诉登记", rows, "[]", 0, shop=shop, settings_json=settings_json),
+                            file_hash=shop, size=1, mtime=1.0, now=NOW)
+        store.engine.dispose()
+        tmp.replace(raw)
+    if scanned:
+        from scheduler.api import scan_once
+
+        tmp = path.with_suffix(".tmp")
+        shutil.copyfile(raw, tmp)
+        store = open_store(tmp)
+        scan_once(store, now=NOW)
+        store.engine.dispose()
+        tmp.replace(path)
+    return path
+
+
+def _scan_copy(n: int, scanned: bool) -> Any:
+    import atexit
+
+    from complaint_core.store import open_store
+
+    work = Path(tempfile.mkdtemp()) / "state.sqlite"
+    atexit.register(shutil.rmtree, work.parent, True)   # a million-record copy is gigabytes
+    shutil.copyfile(scan_store(n, scanned=scanned), work)
+    return open_store(work)
+
+
+def scanq_floor(n: int) -> dict:
+    """The least a scan as a query does: count the stored deadlines past and not met (3 indexed counts)."""
+    from sqlalchemy import func, select
+
+    from complaint_core.store import tables as t
+
+    store = _scan_copy(n, False)
+    sr = t.source_rows.c
+    t0 = time.perf_counter()
+    with store.engine.connect() as c:
+        late = sum(c.execute(select(func.count()).where(done.is_(None)).where(due <= NOW)).scalar()
+                   for done, due in ((sr.done_contact, sr.due_contact), (sr.done_feedback, sr.due_feedback),
+                                     (sr.done_followup, sr.due_followup)))
+    return {"seconds": time.perf_counter() - t0, "rows": n, "overdue": late}
+
+
+def _scan_report(rep: Any) -> dict:
+    return {"scanned": rep.scanned, "full": rep.full, "new_penalties": rep.new_penalties,
+            "queued": rep.queued_mails + rep.queued_posts}
+
+
+def scanq_first(n: int) -> dict:
+    """scheduler.api.scan_once on a store never scanned: every record is looked at."""
+    scan_once = _need("scheduler.api", "scan_once")
+    store = _scan_copy(n, False)
+    t0 = time.perf_counter()
+    rep = scan_once(store, now=NOW)
+    return {"seconds": time.perf_counter() - t0, "rows": n, **_scan_report(rep)}
+
+
+def scanq_rescan(n: int, minutes: int = 15) -> dict:
+    """scan_once ``minutes`` after the last scan, nothing stored changed in between."""
+    from datetime import timedelta
+
+    scan_once = _need("scheduler.api", "scan_once")
+    store = _scan_copy(n, True)
+    t0 = time.perf_counter()
+    rep = scan_once(store, now=NOW + timedelta(minutes=minutes))
+    return {"seconds": time.perf_counter() - t0, "rows": n, **_scan_report(rep)}
+
+
 # ---- (6) add-in engine -------------------------------------------------------------------
 def addin_engine(n: int) -> dict:
     from python_calamine import CalamineWorkbook
@@ -295,4 +424,4 @@ def addin_calls(n: int) -> dict:
 
 CASES = {name: fn for name, fn in globals().items()
          if callable(fn) and name.split("_")[0] in
-         ("read", "merge", "incremental", "render", "latency", "scan", "addin")}
+         ("read", "merge", "incremental", "render", "latency", "scan", "scanq", "addin")}

@@ -33,7 +33,9 @@ def scenarios(quick: bool, size: dict | None = None) -> list[tuple[str, str, lis
     ishops, irows = size.get("incremental") or (shops, rows)
     lat = size.get("latency") or ((2, 100, 2) if quick else (10, 1_000, 20))
     scan_n = size.get("scan") or (3_000 if quick else 1_000_000)
+    scanq_n = size.get("scanq") or (3_000 if quick else 300_000)
     addin_n = size.get("addin") or (300 if quick else 10_000)
+    mem_sizes = size.get("memory") or ([(2, 100), (2, 300)] if quick else [(100, 1_000), (100, 3_000)])
     big_shops, big_rows = size.get("million") or ((4, 500) if quick else (100, 10_000))
     read = []
     for n in sizes:
@@ -50,18 +52,30 @@ def scenarios(quick: bool, size: dict | None = None) -> list[tuple[str, str, lis
         ("incremental", f"(3) incremental merge, 1 of {ishops} files x {irows:,} rows changed", [
             ("floor: re-read the changed file", "incremental_floor", [ishops, irows]),
             ("ours: merge_once after one file changed", "incremental_ours", [ishops, irows]),
-            ("ours: render_merged alone (no file read)", "render_only", [ishops, irows])]),
+            ("ours: render_merged alone (no file read)", "render_only", [ishops, irows]),
+            ("ours: render_merged, nothing changed since the last write", "render_unchanged", [ishops, irows])]),
         ("latency", f"(4) save-to-merged latency, {lat[0]} shops x {lat[1]:,} rows, {lat[2]} saves", [
             ("floor: full re-merge per save (no daemon)", "latency_floor", lat[:2]),
-            ("ours: sync.daemon.Daemon (median; worst in notes)", "latency_ours", list(lat))]),
+            ("ours: sync.daemon.Daemon (median; worst in notes)", "latency_ours", list(lat)),
+            ("ours: a full merge of the same shops, for the ratio", "merge_ours", lat[:2])]),
         ("scan", f"(5) overdue scan of {scan_n:,} records", [
             ("floor: one comparison per record", "scan_floor", [scan_n]),
             ("ours: complaint_core.deadlines per record", "scan_deadlines", [scan_n]),
             ("ours: overdue.scan + penalties.events_for", "scan_ours", [scan_n])]),
+        ("scanq", f"(5b) overdue scan as a query, stored chain of {scanq_n:,} records", [
+            ("floor: 3 indexed counts of deadlines past and not met", "scanq_floor", [scanq_n]),
+            ("ours: scan_once, first scan (every record)", "scanq_first", [scanq_n]),
+            ("ours: scan_once 15 min later, nothing changed", "scanq_rescan", [scanq_n, 15]),
+            ("ours: scan_once the next day (digests, per-day penalties)", "scanq_rescan", [scanq_n, 24 * 60])]),
         ("addin", "(6) add-in engine, validate + suggest", [
             (f"engine: table_from_grid+validate+fills ({addin_n:,})", "addin_engine", [addin_n]),
             ("Excel calls via MemoryPort (10)", "addin_calls", [10]),
             (f"Excel calls via MemoryPort ({addin_n:,})", "addin_calls", [addin_n])]),
+        ("memory", "(7a) peak memory of a full merge, by size (each beside its floor)", [
+            row for shops_, rows_ in mem_sizes for row in (
+                (f"floor: calamine read + XlsxWriter constant_memory ({shops_ * rows_:,})", "merge_floor",
+                 [shops_, rows_]),
+                (f"ours: sync.api.merge_once ({shops_ * rows_:,})", "merge_ours", [shops_, rows_]))]),
         ("million", f"(7) merge of {big_shops * big_rows:,} rows ({big_shops} shops x {big_rows:,}): time and peak memory", [
             ("floor: calamine read + XlsxWriter constant_memory", "merge_floor", [big_shops, big_rows]),
             ("ours: sync.api.merge_once (fresh SQLite)", "merge_ours", [big_shops, big_rows])]),
@@ -150,16 +164,17 @@ def fmt_table(title: str, rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, 1 run each (< 60 s)")
-    ap.add_argument("--only", help="run one scenario: read, merge, incremental, latency, scan, million, addin")
+    ap.add_argument("--only", help="run one scenario: read, merge, incremental, latency, scan, scanq, memory, million, addin")
     ap.add_argument("--runs", type=int, help="runs per case (default 3, quick 1)")
     ap.add_argument("--size", action="append", default=[], metavar="SCENARIO=N[xM[xK]]",
-                    help="override a size, e.g. read=1000,10000 merge=100x1000 scan=100000")
+                    help="override a size, e.g. read=1000,10000 merge=100x1000 scan=100000 memory=100x1000,100x3000")
     ns = ap.parse_args(argv)
     size: dict = {}
     for item in ns.size:
         key, _, val = item.partition("=")
         size[key] = ([int(v) for v in val.split(",")] if key == "read"
-                     else int(val) if key in ("scan", "addin") else tuple(int(v) for v in val.split("x")))
+                     else [tuple(int(x) for x in v.split("x")) for v in val.split(",")] if key == "memory"
+                     else int(val) if key in ("scan", "scanq", "addin") else tuple(int(v) for v in val.split("x")))
     runs = ns.runs or (1 if ns.quick else 3)
     print(f"# command: python bench/run.py {' '.join(argv if argv is not None else sys.argv[1:])}")
     print(f"# Complaint Desk benchmarks  nproc={os.cpu_count()}  load={os.getloadavg()[0]:.2f} "

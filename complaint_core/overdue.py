@@ -142,6 +142,34 @@ def scan(records: Iterable[dict[str, Any]], *, now: datetime, settings: Settings
     return items
 
 
+def state_counts(records: Iterable[dict[str, Any]], *, now: datetime) -> dict[tuple[str, str], int]:
+    """(kind, state) -> how many deadlines, as ``scan`` would classify them, without building an
+    item per deadline (汇总's promise rates count a million complaints' deadlines)."""
+    counts: dict[tuple[str, str], int] = {}
+    for rec in records:
+        if rec.get("deleted") or rec.get("validity") == "不成立" or rec.get("status") == "不成立":
+            continue
+        settings = rec.get("settings") or DEFAULTS
+        dues = rec.get("dues")
+        if dues is None:
+            d = deadlines(rec, settings)
+            dues = (d.contact_due, d.feedback_due, d.followup_due)
+        for kind, due in zip(KINDS, dues, strict=True):
+            if due is None:
+                continue
+            done = _done(rec, kind)
+            if done is not None:
+                state = "done" if done <= due else "done_late"
+            elif now > due:
+                state = "overdue"
+            elif now >= due - timedelta(hours=settings.due_soon_hours):
+                state = "due_soon"
+            else:
+                state = "ok"
+            counts[(kind, state)] = counts.get((kind, state), 0) + 1
+    return counts
+
+
 def flagged(items: Iterable[OverdueItem]) -> list[OverdueItem]:
     """What the 逾期 sheet lists: due soon, overdue, done late."""
     return [i for i in items if i.state in ("due_soon", "overdue", "done_late")]

@@ -26,6 +26,8 @@ class Key:
 KEYS: tuple[Key, ...] = (
     Key("store", "url", str, "", "存储地址：SQLite 文件路径或 postgresql+psycopg://… 地址"),
     Key("store", "merged", str, "", "汇总工作簿路径（扫描后重写，含 汇总/逾期/处罚 表）"),
+    Key("store", "closed_years", int, 2, "汇总工作簿保留几年内（含今年）已结案的投诉；更早结案的按年移到归档工作簿"
+        "（<汇总名>-2024.xlsx，只读）"),
     Key("rules", "path", str, "", "规则工作簿路径（complaint-desk rules 生成）；留空用默认规则"),
     Key("scan", "interval_minutes", int, 15, "逾期扫描间隔（分钟）"),
     Key("scan", "misfire_grace_seconds", int, 3600, "错过的任务在多少秒内仍补跑（之后合并为一次）"),
@@ -106,6 +108,8 @@ def load_config(path: str | Path) -> Config:
             raise BadSetting(f"{path.name} [{section}] {name}", out[section][name], "应至少为 1（分钟）")
     if out["sync"]["empty_folder_hours"] < 0:
         raise BadSetting(f"{path.name} [sync] empty_folder_hours", out["sync"]["empty_folder_hours"], "不能为负数")
+    if out["store"]["closed_years"] < 1:
+        raise BadSetting(f"{path.name} [store] closed_years", out["store"]["closed_years"], "应至少为 1（今年）")
     if out["sync"]["rescan_minutes"] < 1:
         # 0 would rescan every shop file several times a second
         raise BadSetting(f"{path.name} [sync] rescan_minutes", out["sync"]["rescan_minutes"], "应至少为 1")

@@ -73,10 +73,13 @@ def _store(cfg: Config) -> Iterator[Store]:
     """The store for one job run, its engine disposed at the end: the daemon runs a job every few
     minutes for months, and each run's pooled connections (SQLite file handles, PostgreSQL
     sessions) would otherwise stay open until the garbage collector found them."""
+    from complaint_core.merged.archive import save_closed_years
     from complaint_core.store import open_store
 
     store = open_store(cfg["store"]["url"])
     try:
+        # every render (the watcher's, `sync --once`) keeps as many years as the config says
+        save_closed_years(store, cfg["store"]["closed_years"], now=datetime.now())
         yield store
     finally:
         store.engine.dispose()

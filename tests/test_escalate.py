@@ -37,6 +37,11 @@ def add(store, shop, n, version=1, **values):
         if version > 1:
             c.execute(update(t.source_rows).where(t.source_rows.c.complaint_id == f"{shop}-{n}")
                       .values(content_hash=content_hash(data), data=data, version=version, last_seen=NOW))
+            # as ingest does: every change is a row version (what the next scan looks for)
+            c.execute(insert(t.row_versions).values(
+                source_path=f"/shops/{shop}.xlsx", sheet="投诉登记", row=n + 2,
+                record_key=record_key(shop, f"{shop}-{n}", "", 0), version=version, content_hash=content_hash(data),
+                data=data, deleted=False, seen_at=NOW))
             return
         c.execute(insert(t.source_rows).values(
             source_path=f"/shops/{shop}.xlsx", sheet="投诉登记", row=n + 2, shop=shop, complaint_id=f"{shop}-{n}",

@@ -19,8 +19,9 @@ from ..errors import EmptyStoreRefused
 from ..gcpause import paused_gc
 from ..store import Store
 from ..store.codec import ALL_SHEET
-from ..store.db import View
+from ..store.db import View, backfill_scan_fields
 from ..store.view import RowKey, StoreView
+from .archive import archive_paths, closed_years_setting, split, write_archives
 from .model import SHEET_ORDER, SheetData
 from .readback import LEGACY, _key_text, read_manager_edits, rendered_sheet
 from .report import case_book_sheet, overdue_sheet, penalty_sheet, summary_sheet
@@ -38,23 +39,38 @@ class RenderReport:
     manager_edits: int = 0
     rerendered: bool = False
     conflicts: int = 0
+    unchanged: bool = False   # nothing it shows changed since the last write: the file was left as it is
+    archives: list[Path] = field(default_factory=list)   # yearly archives (re)written by this render
 
 
-def build_sheets(store: Store, now: datetime) -> list[SheetData]:
-    """Every sheet of the contract, from the store and the clock alone."""
+def build_sheets(store: Store, now: datetime, archives: dict[int, list[dict[str, Any]]] | None = None,
+                 out: Path | None = None) -> list[SheetData]:
+    """Every sheet of the contract, from the store and the clock alone.
+
+    Closed complaints of years before [store] closed_years go to ``archives`` (year -> records),
+    not to 全部投诉, 逾期 or 案例手册; 汇总 and 处罚 still count them (merged/archive.py).
+    """
+    closed_years = closed_years_setting(store)
     # one transaction: every sheet shows the same moment, even while a scan writes penalties
     with store.engine.begin() as conn:
         view: StoreView = View(store, conn)
         records = view.current_records()
+        kept, years = split(records, now, closed_years)
+        if archives is not None:
+            archives.clear()
+            archives.update(years)
+        only = {r["record_id"] for r in kept} if years else None
+        where = [(year, [p.name for p in archive_paths(out or Path("汇总.xlsx"), year, len(recs))], len(recs))
+                 for year, recs in years.items()]
         sheets = [
             summary_sheet(view, now),
-            all_sheet(records),
-            overdue_sheet(view, now),
+            all_sheet(kept),
+            overdue_sheet(view, now, only=only),
             penalty_sheet(view, now),
-            case_book_sheet(view, now),
+            case_book_sheet(view, now, only=only),
             conflict_sheet(view.conflicts(), orphan_edits(records, view.manager_edits(ALL_SHEET))),
             findings_sheet(view.findings()),
-            sources_sheet(view.sources(), view.notes()),
+            sources_sheet(view.sources(), view.notes(), archives=sorted(where)),
         ]
     assert tuple(s.name for s in sheets) == SHEET_ORDER
     return sheets
@@ -188,26 +204,68 @@ def render_merged(store: Store, out_path: str | Path, *, now: datetime) -> Rende
         return _render(store, out, now)
 
 
+def _rendered_name(out: Path) -> str:
+    from ..store.codec import content_hash
+
+    return f"rendered|{content_hash(str(out.resolve()))}"
+
+
+def _same_as_written(store: Store, out: Path, key: str, now: datetime) -> dict[str, Any] | None:
+    """What the last write recorded, when the workbook would come out the same now: the same
+    store content, the same day, and no deadline passed or came within its warning time since.
+    (逾期（小时） and the notes' "截至" time then stay as of the last write, which they say.)"""
+    import json
+    from datetime import timedelta
+
+    from ..settings import DEFAULTS
+
+    data = store._named(_rendered_name(out))
+    last: dict[str, Any] | None = json.loads(data) if data else None
+    if not last or last.get("key") != key:
+        return None
+    at = datetime.fromisoformat(last["now"])
+    if now < at or now.date() != at.date():
+        return None
+    warns = [s.due_soon_hours for s in store.source_settings().values()] or [DEFAULTS.due_soon_hours]
+    # an open deadline that passed since, or came within its shop's warning time since
+    if store.open_deadlines(now, after=at) or store.open_deadlines(now + timedelta(hours=max(warns)),
+                                                                    after=at + timedelta(hours=min(warns))):
+        return None
+    return last
+
+
 def _render(store: Store, out: Path, now: datetime) -> RenderReport:
     report = RenderReport(out)
     if store.migrate_legacy_edits():
         log.info("主管批示已改为按记录标识保存 (manager cells now kept by record reference)")
-    sheets = build_sheets(store, now)
+    if filled := backfill_scan_fields(store.engine):
+        log.info("已为 %d 行补存扫描所需的字段 (scan columns filled for rows stored by an older version)", filled)
     before = _stamp(out)
     # Untouched since our last write (same mtime and size): nobody typed into it, and reading
     # 100,000 rows back would cost a third of the rewrite.
     untouched = before is not None and before == store.written_stamp(out.resolve())
+    key = store.content_marks(now)
+    if untouched and (last := _same_as_written(store, out, key, now)) is not None:
+        # A scan that changed nothing, a rescan of unchanged files: the file stays as it is
+        # (no rewrite, no new modification time for managers' Excel or OneDrive to react to).
+        report.unchanged = True
+        report.rows, report.conflicts, report.sheets = last["rows"], last["conflicts"], list(SHEET_ORDER)
+        return report
+    archives: dict[int, list[dict[str, Any]]] = {}
+    sheets = build_sheets(store, now, archives, out)
     if not untouched and _read_back(store, out, sheets, now):
         # A manager's new 处罚确认 (确认/免除/申诉) changes the totals on 汇总: build again so the
         # figures respect it in this rewrite, not the next one.
-        sheets = build_sheets(store, now)
+        key = store.content_marks(now)
+        sheets = build_sheets(store, now, archives, out)
     report.manager_edits = _overlay(sheets, store)
     with atomic_write(out) as tmp:
         write_workbook(tmp, [*sheets, _record(store, sheets, now)])
         if _stamp(out) != before:
             # The manager saved while we wrote: keep their typing, render again.
             report.rerendered = True
-            sheets = build_sheets(store, now)
+            key = ""   # what the manager saved is in the store now: the next render writes again
+            sheets = build_sheets(store, now, archives, out)
             _read_back(store, out, sheets, now)
             report.manager_edits = _overlay(sheets, store)
             write_workbook(tmp, [*sheets, _record(store, sheets, now)])
@@ -216,7 +274,14 @@ def _render(store: Store, out: Path, now: datetime) -> RenderReport:
         ours = _stamp(tmp)
     if ours is not None:
         store.save_written_stamp(out.resolve(), ours)
+    # after the merged workbook: a manager's cell saved by its read-back shows in the archive too
+    report.archives = [w.path for w in write_archives(store, out, archives, now) if w.rewritten]
     report.sheets = [s.name for s in sheets]
     report.rows = next((len(s.rows) for s in sheets if s.name == "全部投诉"), 0)
     report.conflicts = next((len(s.rows) for s in sheets if s.name == "冲突"), 0)
+    if ours is not None:
+        import json
+
+        store.save_named(_rendered_name(out), json.dumps({"key": key, "now": now.isoformat(), "rows": report.rows,
+                                                          "conflicts": report.conflicts}), now=now)
     return report

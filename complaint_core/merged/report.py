@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..overdue import KIND_ZH, STATE_ZH, OverdueItem, flagged, scan
+from ..overdue import KIND_ZH, STATE_ZH, OverdueItem, flagged, scan, state_counts
 from ..penalties import CONFIRM_CHOICES, LOSS_KINDS, PenaltyEvent, loss_events, monthly_totals
 from ..penalties import STATE_ZH as PENALTY_STATE_ZH
 from ..schema import HARASSMENT, ROOT_CAUSES, SATISFACTION
@@ -26,8 +26,21 @@ def overdue_items(view: StoreView, now: datetime) -> list[OverdueItem]:
     return view.memo(("overdue", now), lambda: scan(view.live_records(), now=now))
 
 
-def overdue_sheet(view: StoreView, now: datetime) -> SheetData:
-    items = flagged(overdue_items(view, now))
+def flagged_items(view: StoreView, now: datetime) -> list[OverdueItem]:
+    """What 逾期 lists, from the records the store's indexed query names (a deadline past, due
+    soon or met late), not from a scan of every complaint's three deadlines."""
+    def build() -> list[OverdueItem]:
+        keys = view.flagged_keys(now + timedelta(hours=view.warn_hours()))
+        recs = [r for r in view.live_records() if r["record_id"] in keys]
+        return flagged(scan(recs, now=now))
+    return view.memo(("flagged", now), build)
+
+
+def overdue_sheet(view: StoreView, now: datetime, only: set[str] | None = None) -> SheetData:
+    """``only``: the record ids the merged workbook holds (closed ones of older years are archived)."""
+    items = flagged_items(view, now)
+    if only is not None:
+        items = [i for i in items if i.record_id in only]
     cols = [Column("complaint_id", "投诉编号", width=18), Column("shop", "门店", width=8),
             Column("kind", "时限"), Column("due", "截止时间", "datetime", 17), Column("state", "状态"),
             Column("late_h", "逾期（小时）", "float"), Column("person", "责任人"), Column("dept", "责任部门"),
@@ -207,7 +220,7 @@ def summary_sheet(view: StoreView, now: datetime) -> SheetData:
     # a harassment call is logged, not a complaint: counted apart (seed 001 第四篇 五)
     harassment = [r for r in everything if r.get("category") == HARASSMENT]
     recs = [r for r in everything if r.get("category") != HARASSMENT]
-    items = overdue_items(view, now)
+    counts = view.memo(("state_counts", now), lambda: state_counts(view.live_records(), now=now))
     n = len(recs)
     by = {k: Counter(str(r.get(k) or "") for r in recs)
           for k in ("category", "channel", "shop", "root_cause", "status")}
@@ -228,8 +241,8 @@ def summary_sheet(view: StoreView, now: datetime) -> SheetData:
 
     def rate(kind: str) -> float:
         # of the deadlines already passed or met: how many were met in time
-        due = [i for i in items if i.kind == kind and i.state in ("done", "done_late", "overdue")]
-        return round(sum(1 for i in due if i.state == "done") / len(due), 3) if due else 0.0
+        due = sum(counts.get((kind, state), 0) for state in ("done", "done_late", "overdue"))
+        return round(counts.get((kind, "done"), 0) / due, 3) if due else 0.0
 
     # the two promises of the handling rules, shown as 76.0%, not 0.76
     promise = Block("时限达成率", [Column("k", "承诺", width=30), Column("v", "达成率", "percent")], [
@@ -279,11 +292,13 @@ SATISFACTION_RANK = {v: i for i, v in enumerate(SATISFACTION)}
 DONE_STATUSES = ("已解决", "已回访", "已关闭")
 
 
-def case_book_sheet(view: StoreView, now: datetime) -> SheetData:
+def case_book_sheet(view: StoreView, now: datetime, only: set[str] | None = None) -> SheetData:
     """案例手册: resolved complaints by category, best outcome first, so a shop learns from its
-    own best handling (seed 001 模块五: 客户投诉与抱怨分类整理为案例手册)."""
+    own best handling (seed 001 模块五: 客户投诉与抱怨分类整理为案例手册). ``only``: as for 逾期."""
     cases = []
     for r in view.live_records():
+        if only is not None and r["record_id"] not in only:
+            continue
         if r.get("category") == HARASSMENT or r.get("validity") == "不成立" or r.get("status") == "不成立":
             continue
         took = _resolved_within(r, now)

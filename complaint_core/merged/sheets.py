@@ -93,8 +93,10 @@ _STATUS = {"ok": "正常", "error": "读取失败", "retrying": "读取失败（
            "missing": "文件已删除", "unavailable": "不可用"}
 
 
-def sources_sheet(sources: Sequence[dict[str, Any]], notes: Sequence[dict[str, Any]] = ()) -> SheetData:
-    """Every source file, and the merged workbook itself when a new store adopted it."""
+def sources_sheet(sources: Sequence[dict[str, Any]], notes: Sequence[dict[str, Any]] = (),
+                  archives: Sequence[tuple[int, list[str], int]] = ()) -> SheetData:
+    """Every source file, the merged workbook itself when a new store adopted it, and the yearly
+    archives that hold the closed complaints of older years: (year, file names, complaints)."""
     cols = [Column("shop", "门店", width=10), Column("path", "文件", width=40), Column("rows", "行数", "int", 8),
             Column("last_read", "最后读取", "datetime", 17), Column("status", "状态", width=12),
             Column("error", "原因", width=60)]
@@ -103,6 +105,9 @@ def sources_sheet(sources: Sequence[dict[str, Any]], notes: Sequence[dict[str, A
     rows += [["（合并工作簿）", n["path"], n["cells"], n["at"], "已采用",
               f"新的存储接管了这个工作簿：采用了其中 {n['cells']} 个主管单元格，{n['sent']} 条已发送的提醒不再重发"]
              for n in notes]
+    rows += [["（归档）", "、".join(names), count, None, "已归档",
+              f"{year} 年已结案的投诉 {count} 条在归档工作簿中（只读），不在本工作簿的 全部投诉 表"]
+             for year, names, count in archives]
     return SheetData("来源", cols, rows, note="每个来源文件：读取失败时保留其上次成功读取的行")
 
 

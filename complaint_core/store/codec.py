@@ -76,9 +76,11 @@ def record_key(shop: str, complaint_id: str | None, path: str, anchor: str, repe
 
 
 # What the store needs of one row: (sheet row, shop, complaint id, 最后更新, JSON, hash,
-# identity anchor, (contact due, feedback due, follow-up due) as the engine computed them, sheet).
-PreparedRow = tuple[int, str, "str | None", "datetime | None", str, str, str, "Dues", str]
+# identity anchor, (contact due, feedback due, follow-up due) as the engine computed them, sheet,
+# (contact done, feedback done, follow-up done, no deadlines) for the scan's query).
+PreparedRow = tuple[int, str, "str | None", "datetime | None", str, str, str, "Dues", str, "ScanFields"]
 Dues = tuple["datetime | None", "datetime | None", "datetime | None"]
+ScanFields = tuple["datetime | None", "datetime | None", "datetime | None", bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +148,17 @@ def engine_dues(values: dict[str, Any], settings: Settings) -> Dues:
     return (d.contact_due, d.feedback_due, d.followup_due)
 
 
+def scan_fields(values: dict[str, Any]) -> ScanFields:
+    """When each deadline was met, and whether the complaint has none (判定不成立): the columns
+    the overdue scan queries (tables.source_rows), computed as ``overdue.scan_record`` reads them."""
+    from ..overdue import feedback_given
+
+    contact, followup = values.get("first_contact_at"), values.get("followup_at")
+    return (contact if isinstance(contact, datetime) else None, feedback_given(values),
+            followup if isinstance(followup, datetime) else None,
+            values.get("validity") == "不成立" or values.get("status") == "不成立")
+
+
 def prepare_rows(table: ComplaintTable, path: Path, settings: Settings | None = None,
                  shop: str | None = None) -> list[PreparedRow]:
     settings = settings or table.settings or DEFAULTS
@@ -157,7 +170,8 @@ def prepare_rows(table: ComplaintTable, path: Path, settings: Settings | None = 
         cid = str(cid).strip() if cid and not isinstance(cid, Invalid) else None
         upd = row.values.get("updated_at")
         out.append((row.row, shop, cid, upd if isinstance(upd, datetime) else None,
-                    data, content_hash(data), anchor(row.values), engine_dues(row.values, settings), table.sheet))
+                    data, content_hash(data), anchor(row.values), engine_dues(row.values, settings), table.sheet,
+                    scan_fields(row.values)))
     return out
 
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, create_engine, delete, event, insert, select, update
+from sqlalchemy import bindparam, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.exc import IntegrityError
 
@@ -95,31 +95,108 @@ class Store:
         conflicts: list[dict[str, Any]] = []
         settings = self.source_settings(conn)
         for key, rows in self._iter_groups(conn):
-            live = [r for r in rows if not r["deleted"]]
-            win = (live or rows)[0]
-            values = decode_values(win["data"])
-            extras = values.pop("_extras", {})
-            if _SCHEMA_KEYS.issuperset(values):
-                rec = dict(_NO_VALUES)   # every schema key, None where the shop left it empty
-                rec.update(values)
-            else:   # a key this version does not know (written by a later one): leave it out
-                rec = {k: values.get(k) for k in KEYS}
-            shop_settings = settings.get(win["source_path"], DEFAULTS)
-            if win["anchor"] is None:   # stored by a version before deadlines were kept
-                d = deadlines(rec, shop_settings)
-                dues = (d.contact_due, d.feedback_due, d.followup_due)
-            else:
-                dues = (win["due_contact"], win["due_feedback"], win["due_followup"])
-            rec["contact_due"], rec["feedback_due"], rec["followup_due"] = dues
-            rec.update(shop=win["shop"], source_file=win["source_path"], source_sheet=win["sheet"],
-                       source_row=win["row"], content_hash=win["content_hash"], first_seen=win["first_seen"],
-                       last_seen=win["last_seen"], deleted=not live, record_id=key, record_ref=record_ref(key),
-                       version=win["version"], extras=extras, settings=shop_settings, dues=dues)
+            rec, more = _record(key, rows, settings)
             records.append(rec)
-            if len(live) > 1 and len({r["content_hash"] for r in live}) > 1:
-                conflicts.extend(_conflicts(key, live, values))
-        records.sort(key=lambda r: (r["shop"], str(r["received_at"] or ""), r["record_id"]))
+            conflicts.extend(more)
+        records.sort(key=_record_order)
         return records, conflicts
+
+    def records_for(self, keys: Any, conn: Connection | None = None) -> list[dict[str, Any]]:
+        """The current records of ``keys`` (record keys), built exactly as ``snapshot`` builds them,
+        in the same order: what the overdue scan decodes instead of every stored row."""
+        wanted = sorted(set(keys))
+        out: list[dict[str, Any]] = []
+        if not wanted:
+            return out
+        with self._conn(conn) as c:
+            settings = self.source_settings(c)
+            for i in range(0, len(wanted), 500):   # SQLite's bound-parameter limit
+                chunk = wanted[i:i + 500]
+                q = (select(t.source_rows).where(t.source_rows.c.record_key.in_(chunk))
+                     .order_by(t.source_rows.c.record_key, t.source_rows.c.source_path, t.source_rows.c.row))
+                for key, grp in itertools.groupby(c.execute(q).mappings(), key=lambda r: r["record_key"]):
+                    rows = list(grp)
+                    if len(rows) > 1:
+                        rows.sort(key=_winner_order)
+                    out.append(_record(key, rows, settings)[0])
+        out.sort(key=_record_order)
+        return out
+
+    # ---- what the overdue scan asks of the store (indexed on the due and done columns) ----
+    def open_deadlines(self, until: datetime, *, after: datetime | None = None,
+                       conn: Connection | None = None) -> list[tuple[str, int, datetime]]:
+        """(record key, kind index 0-2, due) of every live stored row whose deadline of that kind
+        is not met and falls at or before ``until`` (and after ``after``). Rows without the scan's
+        columns (``unfilled_keys``) are not among them."""
+        out: list[tuple[str, int, datetime]] = []
+        sr = t.source_rows.c
+        with self._conn(conn) as c:
+            for k, kind in enumerate(("contact", "feedback", "followup")):
+                due = sr[f"due_{kind}"]
+                # the partial index's own predicate, so that the database uses it
+                q = select(sr.record_key, due).where(t.open_predicate(kind)).where(due <= until)
+                if after is not None:
+                    q = q.where(due > after)
+                out.extend((key, k, when) for key, when in c.execute(q))
+        return out
+
+    def late_done_keys(self, conn: Connection | None = None) -> set[str]:
+        """Record keys with a deadline met late (逾期完成): they stay on 逾期 whatever the clock says."""
+        sr = t.source_rows.c
+        cond = ((sr.done_contact > sr.due_contact) | (sr.done_feedback > sr.due_feedback)
+                | (sr.done_followup > sr.due_followup))
+        with self._conn(conn) as c:
+            return set(c.execute(select(sr.record_key).where(cond).where(sr.deleted.is_(False))
+                                 .where(sr.no_deadlines.is_not(True))).scalars())
+
+    def version_mark(self, conn: Connection | None = None) -> int:
+        """The newest stored row version: every change to a shop's rows adds one (never removed)."""
+        with self._conn(conn) as c:
+            return int(c.execute(select(func.max(t.row_versions.c.id))).scalar() or 0)
+
+    def changed_keys(self, since: int, conn: Connection | None = None) -> set[str]:
+        """Record keys with a stored row version newer than ``since`` (a ``version_mark``)."""
+        with self._conn(conn) as c:
+            return set(c.execute(select(t.row_versions.c.record_key).where(t.row_versions.c.id > since)
+                                 .distinct()).scalars())
+
+    def unfilled_keys(self, conn: Connection | None = None) -> set[str]:
+        """Record keys of rows written without the scan's columns (by hand, or by an older version
+        since this store was opened): the scan decodes these rather than trusting empty columns."""
+        with self._conn(conn) as c:
+            return set(c.execute(select(t.source_rows.c.record_key)
+                                 .where(t.source_rows.c.no_deadlines.is_(None))).scalars())
+
+    def content_marks(self, now: datetime) -> str:
+        """A short digest of everything the merged workbook shows besides the clock: stored rows,
+        files, findings, managers' cells, rules, penalties and the reminders it records as sent.
+        Equal digests (and no deadline passing in between) mean an identical workbook."""
+        import hashlib
+        from datetime import timedelta
+
+        with self.engine.connect() as c:
+            parts: list[Any] = [self.version_mark(c)]
+            parts += c.execute(select(func.count(), func.max(t.manager_edits.c.id), func.max(t.manager_edits.c.seen_at))
+                               .select_from(t.manager_edits)).one()
+            parts += c.execute(select(t.sources.c.path, t.sources.c.status, t.sources.c.error, t.sources.c.last_read,
+                                      t.sources.c.rows, t.sources.c.content_hash).order_by(t.sources.c.path)).all()
+            parts += c.execute(select(t.chain_rules.c.name, t.chain_rules.c.data)
+                               .where(t.chain_rules.c.name.in_(("rules", "adopted")))
+                               .order_by(t.chain_rules.c.name)).all()
+            parts += c.execute(select(func.count(), func.max(t.file_findings.c.source_path))
+                               .select_from(t.file_findings)).one()
+            if st.penalty_events.name in _tables(self.engine):
+                parts += c.execute(select(func.count()).select_from(st.penalty_events)).one()
+                parts += c.execute(select(func.count(), func.max(st.outbox.c.id), func.min(st.outbox.c.sent_at))
+                                   .where(st.outbox.c.state == "sent")
+                                   .where(st.outbox.c.sent_at >= now - timedelta(days=7))).one()
+        return hashlib.sha256(repr(parts).encode("utf-8")).hexdigest()[:32]
+
+    def live_count(self, conn: Connection | None = None) -> int:
+        """How many complaints still have a row in a shop's file."""
+        with self._conn(conn) as c:
+            return int(c.execute(select(func.count(func.distinct(t.source_rows.c.record_key)))
+                                 .where(t.source_rows.c.deleted.is_(False))).scalar() or 0)
 
     def current_records(self, conn: Connection | None = None) -> list[dict[str, Any]]:
         return self.snapshot(conn)[0]
@@ -190,6 +267,12 @@ class Store:
         with self._conn(conn) as c:
             row = c.execute(select(t.chain_rules.c.data).where(t.chain_rules.c.name == name)).first()
         return row[0] if row else None
+
+    def save_named(self, name: str, data: str, *, now: datetime, conn: Connection | None = None) -> None:
+        """Keep one small named document (chain_rules), replacing the one before."""
+        with self._begin(conn) as c:
+            c.execute(delete(t.chain_rules).where(t.chain_rules.c.name == name))
+            c.execute(insert(t.chain_rules).values(name=name, data=data, saved_at=now))
 
     def store_id(self) -> str:
         """This store's own identity, written into the merged workbook: a workbook another store
@@ -316,6 +399,12 @@ def _event_fields(row: RowMapping, names: list[str]) -> dict[str, Any]:
     return {n: ("" if row[n] is None and n in _EVENT_TEXT else row[n]) for n in names if n in row}
 
 
+def _tables(engine: Engine) -> set[str]:
+    from sqlalchemy import inspect
+
+    return set(inspect(engine).get_table_names())
+
+
 def _parse_time(text: Any) -> datetime | None:
     try:
         return datetime.fromisoformat(str(text))
@@ -332,6 +421,38 @@ def _settings(data: str | None) -> Settings:
         return dcjson.loads(Settings, data)
     except (TypeError, ValueError, KeyError):
         return DEFAULTS   # written by a newer version in a shape this one cannot read
+
+
+def _record(key: str, rows: list[Any], settings: dict[str, Settings]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One complaint from its stored rows (winner first): the record and its conflicts."""
+    live = [r for r in rows if not r["deleted"]]
+    win = (live or rows)[0]
+    values = decode_values(win["data"])
+    extras = values.pop("_extras", {})
+    if _SCHEMA_KEYS.issuperset(values):
+        rec = dict(_NO_VALUES)   # every schema key, None where the shop left it empty
+        rec.update(values)
+    else:   # a key this version does not know (written by a later one): leave it out
+        rec = {k: values.get(k) for k in KEYS}
+    shop_settings = settings.get(win["source_path"], DEFAULTS)
+    if win["anchor"] is None:   # stored by a version before deadlines were kept
+        d = deadlines(rec, shop_settings)
+        dues = (d.contact_due, d.feedback_due, d.followup_due)
+    else:
+        dues = (win["due_contact"], win["due_feedback"], win["due_followup"])
+    rec["contact_due"], rec["feedback_due"], rec["followup_due"] = dues
+    rec.update(shop=win["shop"], source_file=win["source_path"], source_sheet=win["sheet"],
+               source_row=win["row"], content_hash=win["content_hash"], first_seen=win["first_seen"],
+               last_seen=win["last_seen"], deleted=not live, record_id=key, record_ref=record_ref(key),
+               version=win["version"], extras=extras, settings=shop_settings, dues=dues)
+    conflicts = []
+    if len(live) > 1 and len({r["content_hash"] for r in live}) > 1:
+        conflicts = _conflicts(key, live, values)
+    return rec, conflicts
+
+
+def _record_order(r: dict[str, Any]) -> tuple[str, str, str]:
+    return (r["shop"], str(r["received_at"] or ""), r["record_id"])
 
 
 def _conflicts(key: str, live: list[RowMapping], kept: dict[str, Any]) -> list[dict[str, Any]]:
@@ -378,6 +499,8 @@ def open_store(url_or_path: str | Path) -> Store:
             cur.close()
     t.metadata.create_all(engine)
     upgrade(engine)
+    for index in t.source_rows.indexes:   # create_all adds no index to a table an older version made
+        index.create(engine, checkfirst=True)
     _move_old_findings(engine)
     return Store(engine=engine, url=url)
 
@@ -431,6 +554,38 @@ def upgrade(engine: Engine) -> list[str]:
     return added
 
 
+def backfill_scan_fields(engine: Engine) -> int:
+    """Rows stored before the scan's columns existed: fill them once from the stored JSON (and
+    the deadlines too, with the file's own 设置, for rows stored before deadlines were kept).
+
+    Run by the render (a writer anyway), not by ``open_store``: a scan that only reads must
+    not wait for another writer. Until then the scan decodes such rows (``unfilled_keys``).
+    """
+    from .codec import engine_dues, scan_fields
+
+    with engine.begin() as c:
+        todo = c.execute(select(t.source_rows.c.id, t.source_rows.c.data, t.source_rows.c.anchor,
+                                t.source_rows.c.source_path, t.source_rows.c.due_contact,
+                                t.source_rows.c.due_feedback, t.source_rows.c.due_followup)
+                         .where(t.source_rows.c.no_deadlines.is_(None))).all()
+        if not todo:
+            return 0
+        settings = {p: _settings(d) for p, d in c.execute(select(t.sources.c.path, t.sources.c.settings))}
+        params = []
+        for row_id, data, anchor, path, *dues in todo:
+            values = decode_values(data)
+            if anchor is None:
+                dues = list(engine_dues(values, settings.get(path, DEFAULTS)))
+            done_c, done_f, done_fu, none = scan_fields(values)
+            params.append(dict(b_id=row_id, done_contact=done_c, done_feedback=done_f, done_followup=done_fu,
+                               no_deadlines=none, due_contact=dues[0], due_feedback=dues[1], due_followup=dues[2]))
+        names = ("done_contact", "done_feedback", "done_followup", "no_deadlines", "due_contact", "due_feedback",
+                 "due_followup")
+        c.execute(update(t.source_rows).where(t.source_rows.c.id == bindparam("b_id"))
+                  .values({n: bindparam(n) for n in names}), params)
+    return len(params)
+
+
 def _move_old_findings(engine: Engine) -> None:
     """A store written before findings were kept per file: move them, once, in one transaction."""
     with engine.begin() as c:
@@ -461,6 +616,7 @@ class View:
         self.store = store
         self.engine = store.engine
         self._conn = conn
+        self.conn = conn
         self._memo: dict[Hashable, Any] = {}
 
     def begin(self) -> AbstractContextManager[Connection]:
@@ -505,3 +661,17 @@ class View:
     def live_records(self) -> list[Record]:
         """The complaints whose source row still exists (what 逾期, 处罚 and 汇总 count)."""
         return self.memo("live", lambda: [r for r in self.current_records() if not r["deleted"]])
+
+    def flagged_keys(self, until: datetime) -> set[str]:
+        """Record ids the overdue sheet may list: an open deadline before ``until``, a deadline met
+        late, or a row not yet given its scan columns (the store's indexed query)."""
+        def keys() -> set[str]:
+            found = {k for k, _kind, _due in self.store.open_deadlines(until, conn=self._conn)}
+            return found | self.store.late_done_keys(self._conn) | self.store.unfilled_keys(self._conn)
+        return self.memo(("flagged_keys", until), keys)
+
+    def warn_hours(self) -> float:
+        """The longest 提前预警 of any shop: how far ahead the overdue query must look."""
+        return self.memo("warn_hours", lambda: max([s.due_soon_hours for s in
+                                                     self.store.source_settings(self._conn).values()]
+                                                    + [DEFAULTS.due_soon_hours]))

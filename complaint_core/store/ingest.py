@@ -28,7 +28,8 @@ __all__ = ["assign_keys", "ingest_prepared", "ingest_table", "mark_missing", "mo
 # the column order of the tuples ingest_prepared builds (one tuple per stored row)
 _ROW_COLUMNS = ("source_path", "sheet", "row", "shop", "complaint_id", "record_key", "content_hash", "data",
                 "updated_at", "file_mtime", "version", "first_seen", "last_seen", "deleted", "anchor",
-                "due_contact", "due_feedback", "due_followup")
+                "due_contact", "due_feedback", "due_followup", "done_contact", "done_feedback", "done_followup",
+                "no_deadlines")
 _VERSION_COLUMNS = ("source_path", "sheet", "row", "record_key", "version", "content_hash", "data", "deleted",
                     "seen_at", "due_contact", "due_feedback", "due_followup")
 _NO_DUES = (None, None, None)
@@ -58,7 +59,7 @@ def assign_keys(path: str, rows: list[PreparedRow], first_sheet: str = "") -> li
     repeated = {cid for cid, n in Counter(r[2] for r in rows if r[2]).items() if n > 1}
     seen: set[str] = set()
     keys: list[str] = []
-    for _row, shop, cid, _upd, _data, _h, anc, _dues, sheet in rows:
+    for _row, shop, cid, _upd, _data, _h, anc, _dues, sheet, _scan in rows:
         where = path if sheet == first_sheet or not first_sheet else f"{path}!{sheet}"
         rkey = record_key(shop, cid, where, anc, cid in repeated)
         base, n = rkey, 2
@@ -93,11 +94,11 @@ def ingest_prepared(store: Store, path: Path, prepared: Prepared, *, file_hash: 
         new_rows: list[tuple[Any, ...]] = []
         changed: list[dict[str, Any]] = []
         versions: list[tuple[Any, ...]] = []
-        for rkey, (row_no, _shop, cid, upd, data, h, anc, dues, sheet) in zip(keys, prepared.rows, strict=True):
+        for rkey, (row_no, _shop, cid, upd, data, h, anc, dues, sheet, scan) in zip(keys, prepared.rows, strict=True):
             prev = old.get(rkey) or renamed.get(rkey)
             if prev is None:
                 new_rows.append((key, sheet, row_no, shop, cid, rkey, h, data, upd, mtime, 1, now, now, False, anc,
-                                 *dues))
+                                 *dues, *scan))
                 versions.append((key, sheet, row_no, rkey, 1, h, data, False, now, *dues))
                 counts["new"] += 1
             elif (prev.content_hash != h or prev.deleted or prev.row != row_no or prev.sheet != sheet
@@ -106,7 +107,9 @@ def ingest_prepared(store: Store, path: Path, prepared: Prepared, *, file_hash: 
                 changed.append(dict(shop=shop, complaint_id=cid, record_key=rkey, content_hash=h, data=data,
                                     updated_at=upd, file_mtime=mtime, last_seen=now, deleted=False,
                                     b_id=prev.id, version=v, row=row_no, sheet=sheet, anchor=anc,
-                                    due_contact=dues[0], due_feedback=dues[1], due_followup=dues[2]))
+                                    due_contact=dues[0], due_feedback=dues[1], due_followup=dues[2],
+                                    done_contact=scan[0], done_feedback=scan[1], done_followup=scan[2],
+                                    no_deadlines=scan[3]))
                 versions.append((key, sheet, row_no, rkey, v, h, data, False, now, *dues))
                 counts["changed"] += 1
             else:

@@ -11,6 +11,7 @@ The add-in's ``excel_addin.port.WorkbookPort`` is the same idea on the Excel sid
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from datetime import datetime
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from ..penalties import PenaltyEvent
@@ -67,6 +68,12 @@ class StoreView(Protocol):
 
     def notes(self) -> list[dict[str, Any]]:
         """Adoptions of a merged workbook by this store (path, cells, sent, at), for 来源."""
+
+    def flagged_keys(self, until: datetime) -> set[str]:
+        """Record ids with an open deadline before ``until``, met late, or not yet scanned."""
+
+    def warn_hours(self) -> float:
+        """The longest 提前预警 of any shop."""
 
     def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
         """``compute()`` once per view under ``key``: sheets share derived results (the overdue scan)."""
