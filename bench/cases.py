@@ -367,9 +367,9 @@ def scanq_floor(n: int) -> dict:
     sr = t.source_rows.c
     t0 = time.perf_counter()
     with store.engine.connect() as c:
-        late = sum(c.execute(select(func.count()).where(done.is_(None)).where(due <= NOW)).scalar()
-                   for done, due in ((sr.done_contact, sr.due_contact), (sr.done_feedback, sr.due_feedback),
-                                     (sr.done_followup, sr.due_followup)))
+        late = sum(c.execute(select(func.count()).select_from(t.source_rows).where(t.open_predicate(kind))
+                             .where(sr[f"due_{kind}"] <= NOW)).scalar()
+                   for kind in ("contact", "feedback", "followup"))
     return {"seconds": time.perf_counter() - t0, "rows": n, "overdue": late}
 
 
