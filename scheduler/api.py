@@ -45,6 +45,9 @@ class ScanReport:
     queued_mails: int = 0
     states: dict[str, int] = field(default_factory=dict)
     queued_posts: int = 0   # group robot posts (escalation alerts and the day's digests)
+    # ``flagged`` and ``overdue`` are the whole store's: in a full scan every flagged deadline (met
+    # late too), in a rescan the open ones due soon or overdue, counted on the indexes;
+    # ``states`` counts the deadlines this scan looked at
     scanned: int = 0        # records decoded by this scan (all of them only when ``full``)
     full: bool = True       # a first scan, new rules or settings: every record looked at
 
@@ -189,6 +192,16 @@ def scan_once(store: Store, *, now: datetime, rules: Rules | None = None,
     mails = digests(digest_items, rules, day=now.date(), figures=figures) if plan.digests else []
     rep = ScanReport(count, len(flagged(items)), states["overdue"], states=dict(states),
                      scanned=len(recs), full=plan.full)
+    if not plan.full:
+        # the whole store's figures, not only what this scan looked at: counted on the indexes
+        # (plus the rows not yet given the scan's columns, which this scan did look at)
+        with store.engine.connect() as conn:
+            overdue, soon = store.open_counts(now, max(s.due_soon_hours for s in settings.values())
+                                              if settings else DEFAULTS.due_soon_hours, conn)
+            unfilled = store.unfilled_keys(conn)
+        extra = Counter(i.state for i in items if i.record_id in unfilled)
+        rep.overdue = overdue + extra["overdue"]
+        rep.flagged = overdue + soon + extra["overdue"] + extra["due_soon"]
     if not plan.full and not recs and not plan.digests:
         # Nothing changed and no deadline moved: nothing to write, not even this scan's time
         # (the next scan's window then starts at the last scan that found something: the same

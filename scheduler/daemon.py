@@ -150,11 +150,15 @@ def scan_job(config_path: str) -> None:
     rules = load_rules(cfg["rules"]["path"]) if cfg["rules"]["path"] else None
     now = _now(cfg)
     with _store(cfg) as store:
-        scan_once(store, now=now, rules=rules, robots=cfg["bot"])
+        rep = scan_once(store, now=now, rules=rules, robots=cfg["bot"])
         _log_send(deliver(store, cfg, now=now))
+        written = ""
         if cfg["store"]["merged"]:
             from complaint_core.merged.render import render_merged
-            render_merged(store, cfg["store"]["merged"], now=now)
+            unchanged = render_merged(store, cfg["store"]["merged"], now=now).unchanged
+            written = "；汇总工作簿无变化，未重写 (workbook unchanged)" if unchanged else "；汇总工作簿已更新 (workbook written)"
+        log.info("扫描完成 (scan done)：查看 %d 条投诉，新处罚 %d 条，新邮件 %d 封，新机器人消息 %d 条%s",
+                 rep.scanned, rep.new_penalties, rep.queued_mails, rep.queued_posts, written)
 
 
 def send_job(config_path: str) -> None:

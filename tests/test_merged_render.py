@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import openpyxl
@@ -82,7 +83,8 @@ def test_manager_edit_saved_while_writing_survives(tmp_path: Path) -> None:
 
     t = threading.Thread(target=manager)
     t.start()
-    report = render_merged(store, out, now=NOW)
+    # the next day: the workbook changes (a render with nothing new would leave the file alone)
+    report = render_merged(store, out, now=NOW + timedelta(days=1))
     t.join()
     assert report.rerendered
     g = CalamineWorkbook.from_path(str(out)).get_sheet_by_name("全部投诉").to_python()

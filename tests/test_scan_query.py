@@ -63,8 +63,8 @@ def test_rescans_give_what_full_scans_give_and_a_quiet_rescan_writes_nothing(tmp
         ref = scan_once(full, now=now, rules=RULES)
         scans.append(rep)
         assert ref.full and rep.full == (i == 0)
-        assert (rep.records, rep.new_penalties, rep.queued_mails) == (ref.records, ref.new_penalties,
-                                                                      ref.queued_mails), now
+        assert (rep.records, rep.new_penalties, rep.queued_mails, rep.overdue) == (
+            ref.records, ref.new_penalties, ref.queued_mails, ref.overdue), now
         assert _outcome(inc) == _outcome(full), now
     assert all(s.scanned < 150 for i, s in enumerate(scans[1:], 1) if i != 7)
     assert any(s.new_penalties for s in scans[1:])   # time alone made new per-day penalties

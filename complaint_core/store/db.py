@@ -140,6 +140,22 @@ class Store:
                 out.extend((key, k, when) for key, when in c.execute(q))
         return out
 
+    def open_counts(self, now: datetime, warn_hours: float,
+                    conn: Connection | None = None) -> tuple[int, int]:
+        """(overdue, due within ``warn_hours``) among the open deadlines of filled rows: two
+        counts per kind on the open-deadline indexes, for a scan's report."""
+        from datetime import timedelta
+
+        sr = t.source_rows.c
+        overdue = soon = 0
+        with self._conn(conn) as c:
+            for kind in ("contact", "feedback", "followup"):
+                due = sr[f"due_{kind}"]
+                base = select(func.count()).select_from(t.source_rows).where(t.open_predicate(kind))
+                overdue += c.execute(base.where(due < now)).scalar() or 0
+                soon += c.execute(base.where(due >= now).where(due <= now + timedelta(hours=warn_hours))).scalar() or 0
+        return overdue, soon
+
     def late_done_keys(self, conn: Connection | None = None) -> set[str]:
         """Record keys with a deadline met late (逾期完成): they stay on 逾期 whatever the clock says."""
         sr = t.source_rows.c
