@@ -144,12 +144,14 @@ class OneTruth(RuleBasedStateMachine):
                 assert on_rows.get(description) == value or value in orphans, (description, value)
             else:
                 assert on_rows.get(description) == value, (description, value)
-        # the workbook is one render of the store
+        # the workbook is one render of the store, at the clock it was written with (a pass that
+        # changes nothing leaves the workbook as it was; its notes say as of when)
         again = self.dir / "again.xlsx"
         again.unlink(missing_ok=True)
+        written = datetime.strptime(str(grid(self.out, "逾期")[0][0])[3:19], "%Y-%m-%d %H:%M")
         store = open_store(self.state)
         try:
-            render_merged(store, again, now=self.clock)
+            render_merged(store, again, now=written)
         finally:
             store.engine.dispose()
         for sheet in SHEETS:
