@@ -93,6 +93,25 @@ def _done(rec: dict[str, Any], kind: str) -> datetime | None:
     return feedback_given(rec) if kind == "feedback" else _dt(rec.get(DONE_FIELD[kind]))
 
 
+def record_dues(rec: dict[str, Any], settings: Settings) -> tuple[datetime | None, ...]:
+    """The deadlines stored for the record's version (computed once in the reader); a bare dict
+    gets them computed here."""
+    dues = rec.get("dues")
+    if dues is None:
+        d = deadlines(rec, settings)
+        return (d.contact_due, d.feedback_due, d.followup_due)
+    return tuple(dues)
+
+
+def deadline_state(due: datetime, done: datetime | None, now: datetime, warn: timedelta) -> str:
+    """done / done_late when it was met, else overdue / due_soon / ok as of ``now``."""
+    if done is not None:
+        return "done" if done <= due else "done_late"
+    if now > due:
+        return "overdue"
+    return "due_soon" if now >= due - warn else "ok"
+
+
 def scan_record(rec: dict[str, Any], *, now: datetime, settings: Settings = DEFAULTS,
                 warn_hours: float | None = None) -> list[OverdueItem]:
     """Every deadline of one complaint with its state; records not valid or deleted have none.
@@ -103,10 +122,7 @@ def scan_record(rec: dict[str, Any], *, now: datetime, settings: Settings = DEFA
     if rec.get("deleted") or rec.get("validity") == "不成立" or rec.get("status") == "不成立":
         return []
     settings = rec.get("settings") or settings
-    dues = rec.get("dues")
-    if dues is None:
-        d = deadlines(rec, settings)
-        dues = (d.contact_due, d.feedback_due, d.followup_due)
+    dues = record_dues(rec, settings)
     warn = timedelta(hours=settings.due_soon_hours if warn_hours is None else warn_hours)
     received = _dt(rec.get("received_at"))
     rules = _rule_texts(settings)
@@ -115,15 +131,9 @@ def scan_record(rec: dict[str, Any], *, now: datetime, settings: Settings = DEFA
         if due is None:
             continue
         done = _done(rec, kind)
-        if done is not None:
-            state = "done" if done <= due else "done_late"
-            late = max(done - due, timedelta(0))
-        elif now > due:
-            state, late = "overdue", now - due
-        elif now >= due - warn:
-            state, late = "due_soon", timedelta(0)
-        else:
-            state, late = "ok", timedelta(0)
+        state = deadline_state(due, done, now, warn)
+        late = max(done - due, timedelta(0)) if done is not None else (now - due if state == "overdue"
+                                                                          else timedelta(0))
         basis = ("受理", received, rules[kind], settings.business_hours, now) if kind != "followup" and received \
             else ("解决", _dt(rec.get("resolved_at")), rules[kind], settings.business_hours, now)
         out.append(OverdueItem(str(rec.get("record_id") or ""), str(rec.get("shop") or ""),
@@ -150,22 +160,11 @@ def state_counts(records: Iterable[dict[str, Any]], *, now: datetime) -> dict[tu
         if rec.get("deleted") or rec.get("validity") == "不成立" or rec.get("status") == "不成立":
             continue
         settings = rec.get("settings") or DEFAULTS
-        dues = rec.get("dues")
-        if dues is None:
-            d = deadlines(rec, settings)
-            dues = (d.contact_due, d.feedback_due, d.followup_due)
-        for kind, due in zip(KINDS, dues, strict=True):
+        warn = timedelta(hours=settings.due_soon_hours)
+        for kind, due in zip(KINDS, record_dues(rec, settings), strict=True):
             if due is None:
                 continue
-            done = _done(rec, kind)
-            if done is not None:
-                state = "done" if done <= due else "done_late"
-            elif now > due:
-                state = "overdue"
-            elif now >= due - timedelta(hours=settings.due_soon_hours):
-                state = "due_soon"
-            else:
-                state = "ok"
+            state = deadline_state(due, _done(rec, kind), now, warn)
             counts[(kind, state)] = counts.get((kind, state), 0) + 1
     return counts
 
