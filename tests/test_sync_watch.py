@@ -158,8 +158,11 @@ def test_failed_file_retried_when_backoff_ends(tmp_path: Path) -> None:
         arrived = datetime.now()
         # not before the 5 s backoff ended, and within a couple of loop turns after it
         assert due_at <= arrived < due_at + timedelta(seconds=5), (due_at, arrived)
-        assert daemon.merges == merges and daemon.retries >= 1  # the retry did it, not a rescan
-        assert not pending_retries(store, [shop]) and daemon.retry_at is None
+        # the workbook lands inside the retry pass; its bookkeeping (counter, next timer) follows
+        # right after, in the daemon's thread
+        wait_for(lambda: daemon.retries >= 1 and daemon.retry_at is None, timeout=5)
+        assert daemon.merges == merges  # the retry did it, not a rescan
+        assert not pending_retries(store, [shop])
         store.engine.dispose()
     finally:
         daemon.stop()
