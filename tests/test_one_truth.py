@@ -276,3 +276,24 @@ def test_files_without_a_shop_code_speak_for_the_shop_most_of_their_rows_name(tm
         "投诉内容"] == "第1台洗衣机漏水"
     foreign = [f for f in rows_of(out, "校验问题") if f["代码"] == "foreign_shop"]
     assert [(f["门店"], f["来源文件"]) for f in foreign] == [("SH02", "二店.xlsx")]
+
+
+def test_a_new_complaint_where_a_deleted_one_stood_inherits_nothing(tmp_path: Path) -> None:
+    # The shop deletes its last complaint and types a new one in the same row, in one save: the
+    # manager's approval of the deleted complaint must not land on the new one.
+    shops, out, state = tmp_path / "SH01", tmp_path / "汇总.xlsx", tmp_path / "state.db"
+    shop_file(shops, [row(1), row(2, complaint_id=None)])
+    assert sync(shops, out, state).exit_code == 0
+    type_into(out, "全部投诉", lambda v: v["投诉内容"] == "第2台洗衣机漏水", "主管批示", "同意退款")
+    shop_file(shops, [row(1), row(3, complaint_id=None)])
+    assert sync(shops, out, state, "2026-11-20T10:05").exit_code == 0
+    assert _approvals(out) == {"第2台洗衣机漏水": "同意退款"}   # on its (deleted) row, not on 第3台
+    deleted = next(r for r in rows_of(out, "全部投诉") if r["投诉内容"] == "第2台洗衣机漏水")
+    assert deleted["来源已删除"] == "是"
+    orphans = [r for r in rows_of(out, "冲突", key="类型") if r["类型"] == "主管批示无对应投诉"]
+    assert len(orphans) == 1 and "同意退款" in orphans[0]["差异"]
+    # a description corrected in place (same 受理时间 and 客户姓名) keeps its approval
+    type_into(out, "全部投诉", lambda v: v["投诉内容"] == "第3台洗衣机漏水", "主管批示", "先核实")
+    shop_file(shops, [row(1), row(3, complaint_id=None, description="第3台洗衣机漏水，地板泡坏")])
+    assert sync(shops, out, state, "2026-11-20T10:10").exit_code == 0
+    assert _approvals(out)["第3台洗衣机漏水，地板泡坏"] == "先核实"

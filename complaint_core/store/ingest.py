@@ -80,17 +80,15 @@ def ingest_prepared(store: Store, path: Path, prepared: Prepared, *, file_hash: 
         old = {r.record_key: r for r in c.execute(
             select(t.source_rows.c.id, t.source_rows.c.sheet, t.source_rows.c.row,
                    t.source_rows.c.content_hash, t.source_rows.c.version, t.source_rows.c.deleted,
-                   t.source_rows.c.record_key, t.source_rows.c.due_contact)
+                   t.source_rows.c.record_key, t.source_rows.c.due_contact, t.source_rows.c.anchor,
+                   t.source_rows.c.complaint_id)
             .where(t.source_rows.c.source_path == key))}
         keys = assign_keys(key, prepared.rows, prepared.sheet)
+        renamed = _continued(c, old, keys, prepared.rows)
         seen = set(keys)
-        # A row edited in place (an id typed into it, its description corrected) gets a new key;
-        # a vanished key at the very sheet and row where a new one appears is that record.
-        vanished = {(r.sheet, r.row): r for k, r in old.items() if k not in seen and not r.deleted}
-        renamed: dict[str, Any] = {}
-        for rkey, prow in zip(keys, prepared.rows, strict=True):
-            if rkey not in old and (prow[8], prow[0]) in vanished:
-                renamed[rkey] = vanished.pop((prow[8], prow[0]))
+        vanished = {r.record_key: r for k, r in old.items() if k not in seen and not r.deleted}
+        for prev in renamed.values():
+            vanished.pop(prev.record_key, None)
         new_rows: list[tuple[Any, ...]] = []
         changed: list[dict[str, Any]] = []
         versions: list[tuple[Any, ...]] = []
@@ -140,6 +138,45 @@ def ingest_prepared(store: Store, path: Path, prepared: Prepared, *, file_hash: 
                       status="ok", error=None, attempts=0, next_try=None, last_read=now,
                       settings=prepared.settings_json or None)
     return counts
+
+
+_SAME_PERSON = ("received_at", "customer_name")
+
+
+def _continued(c: Connection, old: dict[str, Any], keys: list[str], rows: list[PreparedRow]) -> dict[str, Any]:
+    """New key -> the stored row it continues, for rows whose key changed while the shop edited
+    them: the same anchor anywhere in the file (an id typed into a row that had none, even after
+    a re-sort), or, at the very sheet and row, the same id or the same 受理时间 and 客户姓名 (its
+    description corrected). A new complaint that merely lands where a deleted one stood matches
+    none of these and continues nothing, so it never inherits another complaint's 主管批示."""
+    seen = set(keys)
+    vanished = [r for k, r in old.items() if k not in seen and not r.deleted]
+    fresh = [(k, p) for k, p in zip(keys, rows, strict=True) if k not in old]
+    if not vanished or not fresh:
+        return {}
+    out: dict[str, Any] = {}
+    by_anchor: dict[str, list[Any]] = {}
+    for r in vanished:
+        if r.anchor:
+            by_anchor.setdefault(r.anchor, []).append(r)
+    for k, p in fresh:
+        same = by_anchor.get(p[6], [])
+        if len(same) == 1:
+            out[k] = same[0]
+    taken = {id(r) for r in out.values()}
+    at = {(r.sheet, r.row): r for r in vanished if id(r) not in taken}
+    left = [(k, p) for k, p in fresh if k not in out and (p[8], p[0]) in at]
+    if left:
+        data = dict(c.execute(select(t.source_rows.c.id, t.source_rows.c.data)
+                              .where(t.source_rows.c.id.in_([at[(p[8], p[0])].id for _k, p in left]))).all())
+        for k, p in left:
+            prev = at[(p[8], p[0])]
+            was, now = json.loads(data.get(prev.id) or "{}"), json.loads(p[4])
+            same_id = bool(prev.complaint_id) and prev.complaint_id == p[2]
+            same_person = all(was.get(f) for f in _SAME_PERSON) and all(was.get(f) == now.get(f) for f in _SAME_PERSON)
+            if same_id or same_person:
+                out[k] = prev
+    return out
 
 
 def move_manager_edits(c: Connection, old_key: str, new_key: str, *, now: datetime) -> None:
