@@ -61,6 +61,14 @@ class SheetBound:
     patches: list[tuple[int, bytes]] = field(default_factory=list)   # xls: (offset in the stream, new bytes)
 
 
+def refuse_too_many(path: object, bound: SheetBound) -> None:
+    """Past MAX_STRAYS far cells the sheet is not a table with a few typos beside it: refused,
+    naming the first cell (the same answer for every format)."""
+    if len(bound.strays) > MAX_STRAYS:
+        raise UnreadableWorkbook(path, f"工作表“{bound.name}”在表格之外有 {len(bound.strays)} 个零散单元格"
+                                       f"（如 {bound.strays[0]}），无法安全读取 (too many far cells)")
+
+
 def _sheet_parts(zf: zipfile.ZipFile) -> dict[str, str]:
     """Zip part name -> sheet name, from the workbook and its relationships."""
     import html
@@ -180,9 +188,7 @@ def bound_sheets(path: str | os.PathLike[str], facts: WorkbookFacts) -> list[She
                     bound.strays.append(f"{col.decode()}{row}")
 
             _scan_cells(zf, part, stray)
-            if len(bound.strays) > MAX_STRAYS:
-                raise UnreadableWorkbook(p, f"工作表“{name}”在表格之外有 {len(bound.strays)} 个零散单元格"
-                                            f"（如 {bound.strays[0]}），无法安全读取 (too many far cells)")
+            refuse_too_many(p, bound)
             out.append(bound)
     return out
 

@@ -10,11 +10,11 @@ from pathlib import Path
 from .bounds import (
     CELL_BUDGET,
     COL_GAP,
-    MAX_STRAYS,
     ROW_GAP,
     SheetBound,
     interval_end,
     letters,
+    refuse_too_many,
 )
 from .errors import UnreadableWorkbook
 
@@ -90,9 +90,7 @@ def bound_ods(p: Path) -> list[SheetBound]:
                 text = b" ".join(re.findall(rb">([^<]+)<", data[start:end]))
                 bound.values[ref] = html.unescape(text.decode("utf-8", "replace"))[:60]
                 bound.spans.append((start, end, c2 - c1 + 1))
-        if len(bound.strays) > MAX_STRAYS:
-            raise UnreadableWorkbook(p, f"工作表“{name}”在表格之外有 {len(bound.strays)} 个零散单元格"
-                                        f"（如 {bound.strays[0]}），无法安全读取 (too many far cells)")
+        refuse_too_many(p, bound)
         out.append(bound)
     return out
 

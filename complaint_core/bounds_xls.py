@@ -9,12 +9,12 @@ from pathlib import Path
 from .bounds import (
     CELL_BUDGET,
     COL_GAP,
-    MAX_STRAYS,
     ROW_GAP,
     SheetBound,
     block_end,
     interval_end,
     letters,
+    refuse_too_many,
 )
 from .errors import UnreadableWorkbook
 
@@ -244,9 +244,7 @@ def bound_xls(p: Path) -> list[SheetBound]:
         if (last_row + 1) * (last_col + 1) > CELL_BUDGET:
             raise UnreadableWorkbook(p, f"工作表“{name}”的已用区域过大（约 {last_row + 1} 行 × {last_col + 1} 列），"
                                         "无法安全读取 (used range too large)")
-        if len(bound.strays) > MAX_STRAYS:
-            raise UnreadableWorkbook(p, f"工作表“{name}”在表格之外有 {len(bound.strays)} 个零散单元格"
-                                        f"（如 {bound.strays[0]}），无法安全读取 (too many far cells)")
+        refuse_too_many(p, bound)
         if dim_at >= 0:   # the dimension of what is left: calamine reserves room for it
             bound.patches.append((dim_at + 4, (0).to_bytes(4, "little") + (last_row + 1).to_bytes(4, "little")
                                   + (0).to_bytes(2, "little") + (last_col + 1).to_bytes(2, "little")))

@@ -9,12 +9,12 @@ from pathlib import Path
 from .bounds import (
     CELL_BUDGET,
     COL_GAP,
-    MAX_STRAYS,
     REL_RE,
     ROW_GAP,
     SheetBound,
     block_end,
     letters,
+    refuse_too_many,
 )
 from .errors import UnreadableWorkbook
 from .safety import HEAD
@@ -162,9 +162,7 @@ def bound_xlsb(p: Path) -> list[SheetBound]:
                     bound.strays.append(ref)
                     bound.values[ref] = _xlsb_text(data[at:end], typ, shared)[:60]
                     bound.spans.append((start, end, 0))
-            if len(bound.strays) > MAX_STRAYS:
-                raise UnreadableWorkbook(p, f"工作表“{name}”在表格之外有 {len(bound.strays)} 个零散单元格"
-                                            f"（如 {bound.strays[0]}），无法安全读取 (too many far cells)")
+            refuse_too_many(p, bound)
             out.append(bound)
     return out
 

@@ -21,8 +21,8 @@ from complaint_core.settings import DEFAULTS
 from complaint_core.store import Store, dcjson
 from complaint_core.store.codec import content_hash
 from complaint_core.store.db import View
-from complaint_core.store.sched_tables import SCHED_TABLES, penalty_events
 from complaint_core.store.sched_tables import outbox as outbox_table
+from complaint_core.store.sched_tables import penalty_events
 from complaint_core.store.view import StoreView
 
 from . import outbox as ob
@@ -50,11 +50,6 @@ class ScanReport:
     # ``states`` counts the deadlines this scan looked at
     scanned: int = 0        # records decoded by this scan (all of them only when ``full``)
     full: bool = True       # a first scan, new rules or settings: every record looked at
-
-
-def ensure_tables(store: Store) -> None:
-    # open_store creates and upgrades every table; a store opened by an older caller may not have
-    SCHED_TABLES[0].metadata.create_all(store.engine, tables=list(SCHED_TABLES))
 
 
 SCAN_STATE = "scan_state"   # chain_rules row: what the last scan saw (see _plan)
@@ -160,7 +155,6 @@ def scan_once(store: Store, *, now: datetime, rules: Rules | None = None,
     Only the records whose outcome can have changed since the last scan are decoded (``_plan``):
     a rescan that finds nothing new reads a few indexed columns and writes nothing.
     """
-    ensure_tables(store)
     given = rules
     with store.engine.begin() as conn:
         view: StoreView = View(store, conn)
@@ -239,7 +233,6 @@ def scan_once(store: Store, *, now: datetime, rules: Rules | None = None,
 
 def send_due(store: Store, transport: MailTransport, *, now: datetime, sender: str = "") -> SendReport:
     """Send what is due; ``sender`` (the config's mail.sender) is the From of every mail."""
-    ensure_tables(store)
     return ob.send_due(store, transport, now=now, sender=sender)
 
 

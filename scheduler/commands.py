@@ -108,13 +108,11 @@ def _echo_once(rep: OnceReport) -> None:
 def _mail_store(config: str | None, store_url: str | None) -> Store:
     from complaint_core.store import open_existing_store
 
-    from .api import ensure_tables
     from .config import load_config
 
     if bool(config) == bool(store_url):
         raise OneLineError("请给出 --config 或 --store 其中之一 / give --config or --store")
     store = open_existing_store(load_config(config)["store"]["url"] if config else str(store_url))
-    ensure_tables(store)
     return store
 
 

@@ -108,11 +108,9 @@ def deliver(store: Store, cfg: Config, *, now: datetime) -> SendReport:
     """Send what is due: the mails, then each robot's posts (a robot's trouble never holds up the
     mails or the other robots). Returns one SendReport for both."""
     from . import outbox as ob
-    from .api import ensure_tables
     from .robots import PER_MINUTE
     from .webhook import JsonFolderTransport, robot_transports
 
-    ensure_tables(store)
     shop_zone = zone(cfg) if cfg["scan"]["timezone"] else None   # None: the computer's own zone
     rep = ob.send_due(store, transport_for(cfg), now=now, sender=cfg["mail"]["sender"], zone=shop_zone)
     robots = cfg["bot"]

@@ -22,7 +22,6 @@ from sqlalchemy import select
 import scheduler.api  # noqa: F401  (registers the scheduler tables before the store opens)
 from complaint_core.store import open_store
 from complaint_core.store.sched_tables import outbox
-from scheduler.api import ensure_tables
 from scheduler.mail import Mail
 from scheduler.outbox import queue
 
@@ -74,7 +73,6 @@ def test_sigkill_at_random_moments_never_loses_or_doubles_a_mail(tmp_path, smtp_
     server = smtp_server(envelope_delay=0.006, data_delay=0.002)
     url = f"sqlite:///{tmp_path / 'state.db'}"
     store = open_store(url)
-    ensure_tables(store)
     now = datetime.now()
     mails = [Mail(f"staff{i:02d}|person|2026-03-02", f"staff{i:02d}@example.com", f"投诉时限提醒 {i}",
                   f"第 {i} 封", f"<p>第 {i} 封</p>") for i in range(MAILS)]

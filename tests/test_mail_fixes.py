@@ -16,7 +16,6 @@ from email.utils import parsedate_to_datetime
 from zoneinfo import ZoneInfo
 
 from complaint_core.store import open_store
-from scheduler.api import ensure_tables
 from scheduler.mail import Mail, compose, mail_date
 from scheduler.outbox import queue, send_due, states
 from scheduler.transport import EmlFolderTransport, SmtpTransport
@@ -27,7 +26,6 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 def store_with_mails(tmp_path, n=3):
     store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
-    ensure_tables(store)
     with store.begin() as c:
         queue(c, [Mail(f"p{i}|person|2026-03-02", f"p{i}@example.com", f"提醒 {i}", "正文", "<p>正文</p>")
                   for i in range(n)], now=NOW)
@@ -65,7 +63,6 @@ def test_date_header_carries_the_shop_zone(tmp_path, smtp_server):
     assert "-0000" not in eml["Date"] and parsedate_to_datetime(eml["Date"]).utcoffset().total_seconds() == 8 * 3600
     server = smtp_server()
     store2 = open_store(f"sqlite:///{tmp_path / 'two.db'}")
-    ensure_tables(store2)
     with store2.begin() as c:
         queue(c, [Mail("k2", "b@example.com", "s", "t", "<p>t</p>")], now=NOW)
     send_due(store2, SmtpTransport("127.0.0.1", server.port, tls="none", timeout=5), now=NOW, zone=SHANGHAI)

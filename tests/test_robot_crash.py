@@ -25,7 +25,6 @@ from sqlalchemy import select
 import scheduler.api  # noqa: F401  (registers the scheduler tables before the store opens)
 from complaint_core.store import open_store
 from complaint_core.store.sched_tables import outbox
-from scheduler.api import ensure_tables
 from scheduler.outbox import queue_posts
 from scheduler.robots import Post
 
@@ -80,7 +79,6 @@ def test_sigkill_while_posting_never_doubles_a_post(tmp_path, robot_server):
     hook = robot_server.add("feishu", "fs", "fs-secret")
     url = f"sqlite:///{tmp_path / 'state.db'}"
     store = open_store(url)
-    ensure_tables(store)
     now = datetime.now()
     with store.begin() as c:
         assert queue_posts(c, [Post("主管群", f"bot|主管群|digest|{i}", f"提醒 {i}", f"第 {i} 条", f"第 {i} 条", ())
@@ -123,7 +121,6 @@ def test_killed_while_waiting_for_the_answer_is_unknown_never_reposted(tmp_path,
     hook = robot_server.add("feishu", "fs", "fs-secret")
     url = f"sqlite:///{tmp_path / 'state.db'}"
     store = open_store(url)
-    ensure_tables(store)
     with store.begin() as c:
         queue_posts(c, [Post("主管群", "bot|主管群|digest|0", "提醒", "第 0 条", "第 0 条", ())], now=datetime.now())
     child = start_child(url, hook)

@@ -17,7 +17,6 @@ from complaint_core.errors import BadSetting
 from complaint_core.store import open_store
 from complaint_core.store.sched_tables import outbox
 from scheduler import outbox as ob
-from scheduler.api import ensure_tables
 from scheduler.config import load_config
 from scheduler.outbox import MAX_ATTEMPTS, queue_posts, send_posts
 from scheduler.robots import (
@@ -42,7 +41,6 @@ MENTIONS = (("张三", "13800138000"), ("李四", ""))
 @pytest.fixture
 def store(tmp_path):
     s = open_store(f"sqlite:///{tmp_path / 'state.db'}")
-    ensure_tables(s)
     return s
 
 
@@ -306,7 +304,6 @@ def test_an_older_state_db_gains_the_robot_columns_and_keeps_its_mails(tmp_path,
                   "'k@example.com', 's', 't', 'h', 'pending', 0, '2026-03-02 15:00:00', NULL, "
                   "'2026-03-02 15:00:00', NULL, NULL, NULL)")
     store = open_store(f"sqlite:///{path}")
-    ensure_tables(store)
     enqueue(store, [post(WECOM)])
     assert send_posts(store, transports(robot_server), now=NOW).sent == 1   # the old mail is not a post
     assert ob.send_due(store, EmlFolderTransport(tmp_path / "eml"), now=NOW).sent == 1

@@ -89,9 +89,7 @@ def test_the_transports_fit_the_protocols_the_outbox_uses(tmp_path):
 
 def test_resend_answers_with_a_state_instead_of_raising(tmp_path):
     store = open_store(tmp_path / "state.db")
-    from scheduler.api import ensure_tables
 
-    ensure_tables(store)
     assert resend(store, 999, now=NOW) == Resend(999, None, queued=False)
 
 

@@ -145,13 +145,11 @@ def test_a_stale_unreviewed_loss_line_leaves_the_ledger_a_decided_one_stays(tmp_
     from sqlalchemy import insert
 
     from complaint_core.store.sched_tables import penalty_events
-    from scheduler.api import ensure_tables
 
     url = f"sqlite:///{tmp_path / 'state.db'}"
     put(url, [c("A-0", FEB, took=timedelta(hours=2), loss_amount=50_000, root_cause="外部原因",
                 responsible_person="张强", responsible_dept="售后部")])
     store = open_store(url)
-    ensure_tables(store)
     old = [dict(event_id=f"old{i}", record_id="x", shop="A", complaint_id="A-0", rule_id="P4", kind="loss",
                 day=FEB.date(), person="张强", dept="售后部", head="", amount=5000.0,
                 why="损失 50000 元 × 10%", first_seen=NOW) for i in (1, 2)]

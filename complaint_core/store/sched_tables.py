@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from sqlalchemy import Column, Date, DateTime, Float, Integer, String, Table, Text
-from sqlalchemy.engine import Engine
 
 from .tables import metadata
 
@@ -55,11 +54,3 @@ outbox = Table(
     Column("rate_limited", Integer),
 )
 
-SCHED_TABLES = (penalty_events, outbox)
-
-
-def upgrade(engine: Engine) -> list[str]:
-    """Kept for callers of older versions: the store upgrades every table when it opens."""
-    from .db import upgrade as upgrade_all
-
-    return upgrade_all(engine)
