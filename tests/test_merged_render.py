@@ -7,6 +7,7 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import openpyxl
 from python_calamine import CalamineWorkbook
@@ -117,24 +118,28 @@ def test_two_threads_render_one_workbook_in_turn(tmp_path: Path, monkeypatch) ->
     inside: list[int] = []
     overlaps: list[int] = []
 
-    build = render.build_sheets
+    write = render._write
+    done: list[int] = []
 
-    def slow(store: object, now: object) -> list[SheetData]:
+    def slow(*args: Any) -> Any:
         inside.append(1)
         if len(inside) > 1:
             overlaps.append(len(inside))
         time.sleep(0.3)
         inside.pop()
-        return build(store, now)
+        got = write(*args)
+        done.append(1)
+        return got
 
-    monkeypatch.setattr(render, "build_sheets", slow)
-    threads = [threading.Thread(target=render_merged, args=(store, out), kwargs={"now": NOW})
-               for _ in range(3)]
+    monkeypatch.setattr(render, "_write", slow)
+    # a day apart: each render has something new on 逾期 and 汇总, so none is skipped as unchanged
+    threads = [threading.Thread(target=render_merged, args=(store, out), kwargs={"now": NOW + timedelta(days=i + 1)})
+               for i in range(3)]
     for th in threads:
         th.start()
     for th in threads:
         th.join()
-    assert overlaps == []
+    assert overlaps == [] and len(done) == 3   # all three wrote, one at a time
     assert openpyxl.load_workbook(out, read_only=True).sheetnames[0] == "汇总"
 
 

@@ -25,7 +25,7 @@ from ..atomic import atomic_write
 from ..store import Store
 from ..store.codec import ALL_SHEET, content_hash
 from .model import SheetData
-from .sheets import all_sheet
+from .sheets import AllRows, all_sheet
 from .xlsx import EXCEL_MAX_ROWS, write_workbook
 
 log = logging.getLogger("complaint_desk.merged")
@@ -50,21 +50,6 @@ def closed_year(rec: dict[str, Any]) -> int | None:
     return when.year if isinstance(when, datetime) else None
 
 
-def split(records: list[dict[str, Any]], now: datetime,
-          closed_years: int) -> tuple[list[dict[str, Any]], dict[int, list[dict[str, Any]]]]:
-    """(what the merged workbook shows, {year: the closed complaints its archive holds})."""
-    first_kept = now.year - max(closed_years, 1) + 1
-    keep: list[dict[str, Any]] = []
-    years: dict[int, list[dict[str, Any]]] = {}
-    for rec in records:
-        year = closed_year(rec)
-        if year is None or year >= first_kept:
-            keep.append(rec)
-        else:
-            years.setdefault(year, []).append(rec)
-    return keep, years
-
-
 def archive_paths(out: Path, year: int, rows: int) -> list[Path]:
     parts = max((rows + ARCHIVE_MAX_ROWS - 1) // ARCHIVE_MAX_ROWS, 1)
     return [out.with_name(f"{out.stem}-{year}{'' if k == 1 else f'-{k}'}{out.suffix}") for k in range(1, parts + 1)]
@@ -78,20 +63,33 @@ class Written:
     rewritten: bool
 
 
-def _fingerprint(recs: list[dict[str, Any]], edits: dict[tuple[str, ...], dict[str, Any]]) -> str:
-    h = hashlib.sha256()
-    for r in recs:
-        h.update(f"{r['record_id']}\x1f{r['content_hash']}\x1f{r['version']}\x1f{r['deleted']}\x1f"
-                 f"{r['source_file']}\x1f{r['source_row']}\x1e".encode())
+class Year:
+    """One closed year's complaints as the render walks past them: their keys, in the sheet's
+    order, and a fingerprint of what its archive shows (kept small: the archive is rewritten
+    only when the fingerprint changes, and only then are its complaints decoded again)."""
+
+    def __init__(self, year: int) -> None:
+        self.year = year
+        self.keys: list[str] = []
+        self._hash = hashlib.sha256()
+
+    def add(self, r: dict[str, Any], edits: dict[tuple[str, ...], dict[str, Any]]) -> None:
+        self.keys.append(r["record_id"])
+        self._hash.update(f"{r['record_id']}\x1f{r['content_hash']}\x1f{r['version']}\x1f{r['deleted']}\x1f"
+                          f"{r['source_file']}\x1f{r['source_row']}\x1e".encode())
         cells = edits.get((r["record_ref"],))
         if cells:
-            h.update(json.dumps(cells, ensure_ascii=False, sort_keys=True, default=str).encode())
-    return h.hexdigest()[:32]
+            self._hash.update(json.dumps(cells, ensure_ascii=False, sort_keys=True, default=str).encode())
+
+    @property
+    def fingerprint(self) -> str:
+        return self._hash.hexdigest()[:32]
 
 
 def _overlay(sheet: SheetData, edits: dict[tuple[str, ...], dict[str, Any]]) -> None:
     owned = [(i, c.key) for i, c in enumerate(sheet.columns) if c.manager_owned]
     ref = next(i for i, c in enumerate(sheet.columns) if c.key == "_ref")
+    assert isinstance(sheet.rows, list)
     for row in sheet.rows:
         got = edits.get((row[ref],))
         if got:
@@ -100,23 +98,24 @@ def _overlay(sheet: SheetData, edits: dict[tuple[str, ...], dict[str, Any]]) -> 
                     row[i] = got[key]
 
 
-def write_archives(store: Store, out: Path, years: dict[int, list[dict[str, Any]]],
-                   now: datetime) -> list[Written]:
+def write_archives(store: Store, out: Path, years: dict[int, Year], now: datetime) -> list[Written]:
     """Write each year's archive whose rows changed since it was last written (or is missing)."""
     done: list[Written] = []
     if not years:
         return done
     edits = store.manager_edits(ALL_SHEET)
     for year in sorted(years):
-        recs = years[year]
-        paths = archive_paths(out, year, len(recs))
+        keys = years[year].keys
+        paths = archive_paths(out, year, len(keys))
         name = f"archive|{content_hash(str(out.resolve()))}|{year}"
-        stamp = _fingerprint(recs, edits) + f"|{len(paths)}"
+        stamp = years[year].fingerprint + f"|{len(paths)}"
         rewrite = store._named(name) != stamp or not all(p.exists() for p in paths)
         for k, path in enumerate(paths):
-            part = recs[k * ARCHIVE_MAX_ROWS:(k + 1) * ARCHIVE_MAX_ROWS]
+            part = keys[k * ARCHIVE_MAX_ROWS:(k + 1) * ARCHIVE_MAX_ROWS]
             if rewrite:
-                sheet = all_sheet(part)
+                # the store's order is the walk's: (shop, received, record)
+                make = AllRows()
+                sheet = all_sheet([make(r) for r in store.records_for(part)])
                 sheet.note = NOTE.format(year=year) + (f"（第 {k + 1}/{len(paths)} 部分）" if len(paths) > 1 else "")
                 sheet.key_columns = ()   # nothing is read back from an archive
                 _overlay(sheet, edits)
@@ -125,7 +124,7 @@ def write_archives(store: Store, out: Path, years: dict[int, list[dict[str, Any]
             done.append(Written(year, path, len(part), rewrite))
         if rewrite:
             store.save_named(name, stamp, now=now)
-            log.info("%d 年已结案的投诉 %d 条已写入归档 %s", year, len(recs), ", ".join(p.name for p in paths))
+            log.info("%d 年已结案的投诉 %d 条已写入归档 %s", year, len(keys), ", ".join(p.name for p in paths))
     return done
 
 

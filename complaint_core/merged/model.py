@@ -7,7 +7,7 @@ renderer writes them in the contract order and keeps the columns managers own.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 ColumnKind = Literal["text", "datetime", "date", "money", "int", "float", "percent"]
 
@@ -51,11 +51,22 @@ class Block:
     note: str = ""
 
 
+@runtime_checkable
+class Spooled(Protocol):
+    """Rows already encoded for the writer as they were made (``xlsx.RowSpool``): a big sheet
+    is never held in memory as values."""
+
+    first_row: int
+    count: int
+
+    def __len__(self) -> int: ...
+
+
 @dataclass(slots=True)
 class SheetData:
     name: str
     columns: list[Column] = field(default_factory=list)
-    rows: list[list[Any]] = field(default_factory=list)
+    rows: list[list[Any]] | Spooled = field(default_factory=list)
     key_columns: tuple[str, ...] = ()  # column keys that identify a row for manager-edit readback
     legacy_key_columns: tuple[str, ...] = ()  # how a workbook of an older version identified rows
     as_table: bool = True              # an Excel Table with filters

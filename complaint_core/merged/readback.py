@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import MergedUnreadable
 from ..store.view import RowKey
-from .model import Column, SheetData
+from .model import Column, SheetData, Spooled
 
 RENDERED_SHEET = "_rendered"
 STORE_MARK = "_store"      # a row of _rendered naming the store that wrote the workbook
@@ -139,23 +139,31 @@ def _changed(got: dict[RowKey, dict[str, Any]], written: dict[RowKey, dict[str, 
     return out
 
 
-def rendered_sheet(sheets: list[SheetData], *, store_id: str = "",
-                   sent: Sequence[tuple[str, str, datetime]] = ()) -> SheetData:
-    """The hidden record of this rewrite: the store that wrote it, every non-empty manager-owned
-    cell as written, and the reminders already sent (so a new store never sends them again)."""
+RENDERED_COLUMNS = [Column("sheet", "sheet"), Column("key", "key"), Column("column", "column"),
+                    Column("value", "value")]
+
+
+def rendered_head(*, store_id: str = "", sent: Sequence[tuple[str, str, datetime]] = ()) -> list[list[Any]]:
+    """The first rows of ``_rendered``: the store that wrote the workbook, the reminders sent."""
     rows: list[list[Any]] = []
     if store_id:
         rows.append([STORE_MARK, store_id, "", ""])
     rows.extend([SENT_MARK, key, recipient, when] for key, recipient, when in sent)
-    for sheet in sheets:
-        owned = [(i, c.key) for i, c in enumerate(sheet.columns) if c.manager_owned]
-        if not sheet.key_columns or not owned:
-            continue
-        idx = [next(i for i, c in enumerate(sheet.columns) if c.key == k) for k in sheet.key_columns]
-        for row in sheet.rows:
-            cells = [(k, row[i]) for i, k in owned if i < len(row) and row[i] not in (None, "")]
-            if cells:
-                key = json.dumps([_key_text(row[i]) for i in idx], ensure_ascii=False)
-                rows.extend([sheet.name, key, k, _cell_text(v)] for k, v in cells)
-    cols = [Column("sheet", "sheet"), Column("key", "key"), Column("column", "column"), Column("value", "value")]
-    return SheetData(RENDERED_SHEET, cols, rows, as_table=False, freeze_header=False, hidden=True)
+    return rows
+
+
+def rendered_rows(sheet: str, key: Sequence[Any], cells: dict[str, Any]) -> list[list[Any]]:
+    """The rows of ``_rendered`` for one row of ``sheet``: each non-empty manager-owned cell as
+    written, under the row's key."""
+    typed = [(k, v) for k, v in cells.items() if v not in (None, "")]
+    if not typed:
+        return []
+    text = json.dumps([_key_text(v) for v in key], ensure_ascii=False)
+    return [[sheet, text, k, _cell_text(v)] for k, v in typed]
+
+
+def rendered_sheet(rows: list[list[Any]] | Spooled) -> SheetData:
+    """The hidden record of this rewrite (``rendered_head``, then ``rendered_rows`` of every
+    sheet with manager columns): a new store never sends a reminder twice, and a shop's own
+    value shown in a manager column is never taken for a manager's typing."""
+    return SheetData(RENDERED_SHEET, RENDERED_COLUMNS, rows, as_table=False, freeze_header=False, hidden=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -17,16 +18,42 @@ from typing import Any
 from ..atomic import atomic_write, sweep_temp_files
 from ..errors import EmptyStoreRefused
 from ..gcpause import paused_gc
+from ..penalties import LOSS_KINDS
 from ..store import Store
 from ..store.codec import ALL_SHEET
 from ..store.db import View, backfill_scan_fields
 from ..store.view import RowKey, StoreView
-from .archive import archive_paths, closed_years_setting, split, write_archives
-from .model import SHEET_ORDER, SheetData
-from .readback import LEGACY, _key_text, read_manager_edits, rendered_sheet
-from .report import case_book_sheet, overdue_sheet, penalty_sheet, summary_sheet
-from .sheets import REF_KEY, all_sheet, conflict_sheet, findings_sheet, orphan_edits, sources_sheet
-from .xlsx import write_workbook
+from .archive import archive_paths, closed_years_setting, write_archives
+from .model import SHEET_ORDER, Column, SheetData, Spooled
+from .readback import (
+    LEGACY,
+    RENDERED_COLUMNS,
+    _key_text,
+    read_manager_edits,
+    rendered_head,
+    rendered_rows,
+    rendered_sheet,
+)
+from .report import (
+    CASE_COLUMNS,
+    OVERDUE_COLUMNS,
+    case_book_sheet,
+    ledger,
+    overdue_sheet,
+    penalty_sheet,
+)
+from .sheets import (
+    FINDING_COLUMNS,
+    AllRows,
+    all_columns,
+    all_sheet,
+    conflict_sheet,
+    finding_rows,
+    findings_sheet,
+    sources_sheet,
+)
+from .walk import ListSink, Sink, Walked, walk
+from .xlsx import Book, first_data_row
 
 log = logging.getLogger("complaint_desk.merged")
 
@@ -43,63 +70,85 @@ class RenderReport:
     archives: list[Path] = field(default_factory=list)   # yearly archives (re)written by this render
 
 
-def build_sheets(store: Store, now: datetime, archives: dict[int, list[dict[str, Any]]] | None = None,
-                 out: Path | None = None) -> list[SheetData]:
-    """Every sheet of the contract, from the store and the clock alone.
+SinkFactory = Callable[[list[Column], int], Sink]
 
-    Closed complaints of years before [store] closed_years go to ``archives`` (year -> records),
-    not to 全部投诉, 逾期 or 案例手册; 汇总 and 处罚 still count them (merged/archive.py).
+
+def _compose(view: StoreView, now: datetime, out: Path, *, closed_years: int, sink: SinkFactory,
+             head: list[list[Any]]) -> tuple[list[SheetData], Walked]:
+    """Every sheet of the contract from one walk over the store, then ``_rendered``.
+
+    The big sheets' rows go into ``sink``s as they are made (the writer's spools when
+    rendering); closed complaints of years before ``closed_years`` go to the walk's ``years``
+    (merged/archive.py), not to 全部投诉, 逾期 or 案例手册; 汇总 and 处罚 still count them.
     """
-    closed_years = closed_years_setting(store)
+    all_rows = sink(all_columns(), first_data_row(all_sheet()))
+    overdue_rows = sink(OVERDUE_COLUMNS, first_data_row(overdue_sheet([], now)))
+    rendered = sink(RENDERED_COLUMNS, first_data_row(rendered_sheet([])))
+    for line in head:
+        rendered.add(line)
+    events = view.penalty_events()
+    walked = walk(view, now, closed_years=closed_years, all_rows=all_rows, overdue_rows=overdue_rows,
+                  rendered=rendered, need_loss=any(e.kind in LOSS_KINDS for e in events))
+    conf = view.confirmations()
+    listed = ledger(events, walked.loss_ids, conf)
+    penalties = penalty_sheet(listed, conf)
+    typed = view.manager_edits("处罚")
+    assert isinstance(penalties.rows, list)
+    for row in penalties.rows:
+        walked.applied += 1 if "confirm" in typed.get((row[0],), {}) else 0
+        for line in rendered_rows("处罚", [row[0]], {"confirm": row[-1]}):
+            rendered.add(line)
+    cases = sink(CASE_COLUMNS, first_data_row(case_book_sheet([])))
+    try:
+        for row in walked.cases.rows():
+            cases.add(row)
+    finally:
+        walked.cases.close()
+    findings = sink(FINDING_COLUMNS, first_data_row(findings_sheet([])))
+    for row in finding_rows(view.iter_findings()):
+        findings.add(row)
+    where = [(year, [p.name for p in archive_paths(out, year, len(y.keys))], len(y.keys))
+             for year, y in walked.years.items()]
+    sheets = [
+        walked.summary.sheet(listed, conf),
+        all_sheet(_spooled(all_rows)),
+        overdue_sheet(_spooled(overdue_rows), now),
+        penalties,
+        case_book_sheet(_spooled(cases)),
+        conflict_sheet(walked.conflicts, walked.orphans),
+        findings_sheet(_spooled(findings)),
+        sources_sheet(view.sources(), view.notes(), archives=sorted(where)),
+    ]
+    assert tuple(s.name for s in sheets) == SHEET_ORDER
+    return [*sheets, rendered_sheet(_spooled(rendered))], walked
+
+
+def _spooled(rows: Sink) -> list[list[Any]] | Spooled:
+    # a sink is the writer's spool or a list of values (ListSink): either is a sheet's rows
+    assert isinstance(rows, list | Spooled), type(rows)
+    return rows
+
+
+def build_sheets(store: Store, now: datetime) -> list[SheetData]:
+    """Every sheet of the contract with its rows as values (for a test or a look inside);
+    the render itself writes the same rows through the writer's spools."""
+    with store.engine.begin() as conn:
+        sheets, _walked = _compose(View(store, conn), now, Path("汇总.xlsx"), closed_years=closed_years_setting(store),
+                                   sink=lambda _cols, _first: ListSink(), head=[])
+    return sheets[:len(SHEET_ORDER)]
+
+
+def _write(store: Store, path: Path, out: Path, now: datetime) -> Walked:
+    """Write the merged workbook to ``path`` (a temp file beside ``out``) in one walk."""
+    book = Book()
+    head = rendered_head(store_id=store.store_id(), sent=store.recent_sent(now))
     # one transaction: every sheet shows the same moment, even while a scan writes penalties
     with store.engine.begin() as conn:
-        view: StoreView = View(store, conn)
-        records = view.current_records()
-        kept, years = split(records, now, closed_years)
-        if archives is not None:
-            archives.clear()
-            archives.update(years)
-        only = {r["record_id"] for r in kept} if years else None
-        where = [(year, [p.name for p in archive_paths(out or Path("汇总.xlsx"), year, len(recs))], len(recs))
-                 for year, recs in years.items()]
-        sheets = [
-            summary_sheet(view, now),
-            all_sheet(kept),
-            overdue_sheet(view, now, only=only),
-            penalty_sheet(view, now),
-            case_book_sheet(view, now, only=only),
-            conflict_sheet(view.conflicts(), orphan_edits(records, view.manager_edits(ALL_SHEET))),
-            findings_sheet(view.findings()),
-            sources_sheet(view.sources(), view.notes(), archives=sorted(where)),
-        ]
-    assert tuple(s.name for s in sheets) == SHEET_ORDER
-    return sheets
-
-
-def _overlay(sheets: list[SheetData], store: Store) -> int:
-    applied = 0
-    for sheet in sheets:
-        owned = [i for i, c in enumerate(sheet.columns) if c.manager_owned]
-        if not sheet.key_columns or not owned:
-            continue
-        edits = store.manager_edits(sheet.name)
-        if not edits:
-            continue
-        idx = [next(i for i, c in enumerate(sheet.columns) if c.key == k) for k in sheet.key_columns]
-        for row in sheet.rows:
-            got = edits.get(tuple(_key_text(row[i]) for i in idx))
-            if not got:
-                continue
-            for i in owned:
-                key = sheet.columns[i].key
-                if key in got:
-                    row[i] = got[key]
-                    applied += 1
-    return applied
-
-
-def _record(store: Store, sheets: list[SheetData], now: datetime) -> SheetData:
-    return rendered_sheet(sheets, store_id=store.store_id(), sent=store.recent_sent(now))
+        sheets, walked = _compose(View(store, conn), now, out, closed_years=closed_years_setting(store),
+                                  sink=book.spool, head=head)
+        book.write(path, sheets)
+    walked.conflicts_shown = next(len(s.rows) for s in sheets if s.name == "冲突")
+    return walked
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:
@@ -110,33 +159,33 @@ def _stamp(path: Path) -> tuple[int, int] | None:
     return (st.st_mtime_ns, st.st_size)
 
 
-def _read_back(store: Store, out: Path, sheets: list[SheetData], now: datetime) -> int:
+def _read_back(store: Store, out: Path, now: datetime) -> int:
     """Save into the store what managers typed into ``out``; the number of cells saved.
 
     A workbook this store did not write (a new, lost or mistyped store; the move to
     PostgreSQL) is adopted whole: every manager cell that differs from what the shops' files
     say is taken as the manager's, and the reminders it records as sent are not sent again.
     """
-    back = read_manager_edits(out, sheets)
+    back = read_manager_edits(out, [all_sheet(), penalty_sheet([], {})])
     if not back.found:
         return 0
     ours = store.store_id()
     foreign = store.written_stamp(out.resolve()) is None or (back.store_id not in (None, ours))
-    if foreign and not any(s.rows for s in sheets if s.name == ALL_SHEET):
+    if foreign and not store.has_records():
         rows = len(back.cells.get(ALL_SHEET, {}))
         if rows:
             raise EmptyStoreRefused(out, rows)
     edits = back.cells if foreign else back.edits
-    built = {s.name: s for s in sheets}
-    refs = _ref_index(built[ALL_SHEET]) if ALL_SHEET in built else {}
     aliases = store.aliases()
     changed = 0
     for name, got in edits.items():
-        sheet = built[name]
         if name == ALL_SHEET:
-            got = _by_ref(got, refs, aliases)
-        if foreign:
-            got = _differing(got, sheet)
+            legacy = any(key and key[0] == LEGACY for key in got)
+            got = _by_ref(got, _legacy_refs(store) if legacy else {}, aliases)
+            if foreign:
+                got = _differing(got, _shop_values(store, {key[0] for key in got}))
+        elif foreign:
+            got = _differing(got, {key: cells for key, cells in store.manager_edits(name).items() if key in got})
         changed += store.save_manager_edits(name, got, now=now)
     if foreign:
         sent = store.adopt_sent(back.sent, now=now)
@@ -146,13 +195,25 @@ def _read_back(store: Store, out: Path, sheets: list[SheetData], now: datetime) 
     return changed
 
 
-def _ref_index(sheet: SheetData) -> dict[tuple[str, str], str]:
+def _legacy_refs(store: Store) -> dict[tuple[str, str], str]:
     """(shop, complaint id) -> 记录标识, for a workbook written before records had references."""
-    cols = [c.key for c in sheet.columns]
-    i_shop, i_id, i_ref = cols.index("_shop"), cols.index("complaint_id"), cols.index(REF_KEY)
     out: dict[tuple[str, str], str] = {}
-    for row in sheet.rows:
-        out.setdefault((_key_text(row[i_shop]), _key_text(row[i_id])), row[i_ref])
+    for records, _conflicts in store.iter_shops():
+        for r in records:
+            out.setdefault((_key_text(r["shop"]), _key_text(r.get("complaint_id") or "")), r["record_ref"])
+    return out
+
+
+def _shop_values(store: Store, refs: set[str]) -> dict[RowKey, dict[str, Any]]:
+    """记录标识 -> what the shops' files say in the manager columns of 全部投诉, for ``refs``."""
+    make = AllRows()
+    owned = [(i, c.key) for i, c in enumerate(make.columns) if c.manager_owned]
+    out: dict[RowKey, dict[str, Any]] = {}
+    for records, _conflicts in store.iter_shops():
+        for r in records:
+            if r["record_ref"] in refs:
+                row = make(r)
+                out[(r["record_ref"],)] = {k: row[i] for i, k in owned}
     return out
 
 
@@ -170,16 +231,14 @@ def _by_ref(got: dict[RowKey, dict[str, Any]], refs: dict[tuple[str, str], str],
     return out
 
 
-def _differing(got: dict[RowKey, dict[str, Any]], sheet: SheetData) -> dict[RowKey, dict[str, Any]]:
-    """The cells of ``got`` that say something else than the sheet built from the shops' files."""
-    idx = [next(i for i, c in enumerate(sheet.columns) if c.key == k) for k in sheet.key_columns]
-    pos = {c.key: i for i, c in enumerate(sheet.columns)}
-    built = {tuple(_key_text(row[i]) for i in idx): row for row in sheet.rows}
+def _differing(got: dict[RowKey, dict[str, Any]], built: dict[RowKey, dict[str, Any]]) -> dict[RowKey, dict[str, Any]]:
+    """The cells of ``got`` that say something else than ``built`` (what the workbook shows
+    without any manager: the shops' values, or the decisions the store already holds)."""
     out: dict[RowKey, dict[str, Any]] = {}
     for key, cells in got.items():
         row = built.get(key)
         diff = {c: v for c, v in cells.items() if v not in (None, "")
-                and (row is None or _key_text(v) != _key_text(row[pos[c]]))}
+                and (row is None or _key_text(v) != _key_text(row.get(c)))}
         if diff:
             out[key] = diff
     return out
@@ -244,41 +303,37 @@ def _render(store: Store, out: Path, now: datetime) -> RenderReport:
     # Untouched since our last write (same mtime and size): nobody typed into it, and reading
     # 100,000 rows back would cost a third of the rewrite.
     untouched = before is not None and before == store.written_stamp(out.resolve())
+    if untouched:
+        if (last := _same_as_written(store, out, store.content_marks(now), now)) is not None:
+            # A scan that changed nothing, a rescan of unchanged files: the file stays as it is
+            # (no rewrite, no new modification time for managers' Excel or OneDrive to react to).
+            report.unchanged = True
+            report.rows, report.conflicts, report.sheets = last["rows"], last["conflicts"], list(SHEET_ORDER)
+            return report
+    else:
+        # what managers typed goes into the store first: the walk then lays it over the rows,
+        # and a new 处罚确认 already counts in 汇总's totals
+        _read_back(store, out, now)
     key = store.content_marks(now)
-    if untouched and (last := _same_as_written(store, out, key, now)) is not None:
-        # A scan that changed nothing, a rescan of unchanged files: the file stays as it is
-        # (no rewrite, no new modification time for managers' Excel or OneDrive to react to).
-        report.unchanged = True
-        report.rows, report.conflicts, report.sheets = last["rows"], last["conflicts"], list(SHEET_ORDER)
-        return report
-    archives: dict[int, list[dict[str, Any]]] = {}
-    sheets = build_sheets(store, now, archives, out)
-    if not untouched and _read_back(store, out, sheets, now):
-        # A manager's new 处罚确认 (确认/免除/申诉) changes the totals on 汇总: build again so the
-        # figures respect it in this rewrite, not the next one.
-        key = store.content_marks(now)
-        sheets = build_sheets(store, now, archives, out)
-    report.manager_edits = _overlay(sheets, store)
     with atomic_write(out) as tmp:
-        write_workbook(tmp, [*sheets, _record(store, sheets, now)])
+        walked = _write(store, tmp, out, now)
         if _stamp(out) != before:
             # The manager saved while we wrote: keep their typing, render again.
             report.rerendered = True
             key = ""   # what the manager saved is in the store now: the next render writes again
-            sheets = build_sheets(store, now, archives, out)
-            _read_back(store, out, sheets, now)
-            report.manager_edits = _overlay(sheets, store)
-            write_workbook(tmp, [*sheets, _record(store, sheets, now)])
+            _read_back(store, out, now)
+            walked = _write(store, tmp, out, now)
         # the temp file's stamp, not the target's after the replace: a manager saving in
         # between must never be taken for our own write (the rename keeps mtime and size)
         ours = _stamp(tmp)
     if ours is not None:
         store.save_written_stamp(out.resolve(), ours)
     # after the merged workbook: a manager's cell saved by its read-back shows in the archive too
-    report.archives = [w.path for w in write_archives(store, out, archives, now) if w.rewritten]
-    report.sheets = [s.name for s in sheets]
-    report.rows = next((len(s.rows) for s in sheets if s.name == "全部投诉"), 0)
-    report.conflicts = next((len(s.rows) for s in sheets if s.name == "冲突"), 0)
+    report.archives = [w.path for w in write_archives(store, out, walked.years, now) if w.rewritten]
+    report.sheets = list(SHEET_ORDER)
+    report.rows = walked.rows
+    report.conflicts = walked.conflicts_shown
+    report.manager_edits = walked.applied
     if ours is not None:
         import json
 

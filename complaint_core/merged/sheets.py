@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..schema import FIELD_BY_KEY, FIELDS
+from ..store.codec import ALL_SHEET
 from ..store.view import FindingRow, ManagerCells, Record
-from .model import Column, ColumnKind, SheetData
+from .model import Column, ColumnKind, SheetData, Spooled
 
 
 @functools.lru_cache(maxsize=4096)
@@ -35,21 +36,31 @@ def all_columns() -> list[Column]:
 REF_KEY = "_ref"
 
 
-def all_sheet(records: list[Record]) -> SheetData:
-    cols = all_columns()
-    # one C-level lookup of the 36 schema values per record (a merge of 100 shops shows
-    # 100,000 of them; a Python loop per cell cost more than a second)
-    values = operator.itemgetter(*(c.key for c in cols[:len(FIELDS)]))
-    rows = []
-    for r in records:
-        row = list(values(r))
+class AllRows:
+    """Makes the 全部投诉 row of each record: the 36 schema values and the provenance columns."""
+
+    def __init__(self) -> None:
+        self.columns = all_columns()
+        # one C-level lookup of the 36 schema values per record (a merge of 100 shops shows
+        # 100,000 of them; a Python loop per cell cost more than a second)
+        self._values = operator.itemgetter(*(c.key for c in self.columns[:len(FIELDS)]))
+
+    def __call__(self, r: Record) -> list[Any]:
+        row = list(self._values(r))
         # the 门店 column shows the record's shop even when the shop left it empty
         row[1] = row[1] or r["shop"]
         row[0] = row[0] if row[0] is not None else ""
-        rows.append(row + [r["shop"], file_name(r["source_file"]), r["source_row"],
-                           "是" if r["deleted"] else "", r["record_ref"]])
-    return SheetData("全部投诉", cols, rows, key_columns=(REF_KEY,), legacy_key_columns=("shop", "complaint_id"),
-                     note="所有门店的投诉；主管批示列由主管填写，重新汇总时保留（按“记录标识”对应，请勿修改该列）")
+        return row + [r["shop"], file_name(r["source_file"]), r["source_row"], "是" if r["deleted"] else "",
+                      r["record_ref"]]
+
+
+ALL_NOTE = "所有门店的投诉；主管批示列由主管填写，重新汇总时保留（按“记录标识”对应，请勿修改该列）"
+
+
+def all_sheet(rows: list[list[Any]] | Spooled | None = None) -> SheetData:
+    """全部投诉 with ``rows`` (``AllRows`` made them; None: the sheet's shape only)."""
+    return SheetData(ALL_SHEET, all_columns(), [] if rows is None else rows, key_columns=(REF_KEY,),
+                     legacy_key_columns=("shop", "complaint_id"), note=ALL_NOTE)
 
 
 def conflict_sheet(conflicts: Sequence[dict[str, Any]], orphans: Sequence[dict[str, Any]] = ()) -> SheetData:
@@ -77,16 +88,22 @@ def conflict_sheet(conflicts: Sequence[dict[str, Any]], orphans: Sequence[dict[s
                      "主管填写过的投诉若已从门店文件删除或改了编号，其批示保留在此，请核对")
 
 
-def findings_sheet(findings: list[FindingRow]) -> SheetData:
+FINDING_COLUMNS = [Column("shop", "门店", width=10), Column("file", "来源文件", width=24),
+                   Column("sheet", "工作表", width=10), Column("row", "行", "int", 6), Column("cell", "单元格", width=8),
+                   Column("severity", "级别", width=8), Column("code", "代码", width=16),
+                   Column("message", "说明", width=60)]
+
+
+def finding_rows(findings: Iterable[FindingRow]) -> Iterator[list[Any]]:
     """``findings``: (shop, source_path, sheet, row, cell, field, severity, code, message) as
-    ``Store.findings()`` gives them."""
-    cols = [Column("shop", "门店", width=10), Column("file", "来源文件", width=24),
-            Column("sheet", "工作表", width=10), Column("row", "行", "int", 6), Column("cell", "单元格", width=8),
-            Column("severity", "级别", width=8), Column("code", "代码", width=16),
-            Column("message", "说明", width=60)]
-    rows = [[shop, file_name(path), sheet, row, cell, "错误" if severity == "error" else "提醒", code, message]
-            for shop, path, sheet, row, cell, _field, severity, code, message in findings]
-    return SheetData("校验问题", cols, rows, note="各门店文件中每一行的校验问题")
+    ``Store.iter_findings()`` gives them."""
+    for shop, path, sheet, row, cell, _field, severity, code, message in findings:
+        yield [shop, file_name(path), sheet, row, cell, "错误" if severity == "error" else "提醒", code, message]
+
+
+def findings_sheet(rows: list[list[Any]] | Spooled) -> SheetData:
+    """校验问题 with ``rows`` (``finding_rows`` made them)."""
+    return SheetData("校验问题", FINDING_COLUMNS, rows, note="各门店文件中每一行的校验问题")
 
 
 _STATUS = {"ok": "正常", "error": "读取失败", "retrying": "读取失败（将重试）", "conflict_copy": "同步冲突副本",
@@ -111,19 +128,20 @@ def sources_sheet(sources: Sequence[dict[str, Any]], notes: Sequence[dict[str, A
     return SheetData("来源", cols, rows, note="每个来源文件：读取失败时保留其上次成功读取的行")
 
 
-def orphan_edits(records: list[Record], edits: ManagerCells) -> list[dict[str, Any]]:
-    """Managers' cells on 全部投诉 whose complaint left its shop's file (deleted, or its id changed
-    so that it is no longer the same complaint): shown on 冲突, never silently kept on a ghost."""
-    by_ref = {r["record_ref"]: r for r in records}
-    out = []
+def orphan(ref: str, cells: dict[str, Any], rec: Record | None) -> dict[str, Any]:
+    """A manager's cells on 全部投诉 whose complaint left its shop's file (deleted, or its id
+    changed so that it is no longer the same complaint): shown on 冲突, never silently kept on
+    a ghost. ``rec``: the deleted complaint, None when the store has no complaint of that 记录标识."""
+    return {"ref": ref, "cells": cells, "shop": rec["shop"] if rec else "",
+            "complaint_id": (rec.get("complaint_id") or "") if rec else "",
+            "source_file": rec["source_file"] if rec else "", "source_row": rec["source_row"] if rec else 0}
+
+
+def typed_cells(edits: ManagerCells) -> dict[str, dict[str, Any]]:
+    """记录标识 -> the non-empty cells managers typed on 全部投诉."""
+    out: dict[str, dict[str, Any]] = {}
     for key, cells in edits.items():
         typed = {k: v for k, v in cells.items() if v not in (None, "")}
-        if not typed or len(key) != 1:
-            continue
-        rec = by_ref.get(key[0])
-        if rec is not None and not rec["deleted"]:
-            continue
-        out.append({"ref": key[0], "cells": typed, "shop": rec["shop"] if rec else "",
-                    "complaint_id": (rec.get("complaint_id") or "") if rec else "",
-                    "source_file": rec["source_file"] if rec else "", "source_row": rec["source_row"] if rec else 0})
+        if typed and len(key) == 1:
+            out[key[0]] = typed
     return out

@@ -9,9 +9,10 @@ from __future__ import annotations
 import io
 import logging
 import queue
+import tempfile
 import threading
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -107,37 +108,106 @@ TABLE_NAMES = {"全部投诉": "AllComplaints", "逾期": "Overdue", "处罚": "
                "校验问题": "Findings", "来源": "Sources"}
 
 
+class RowSpool:
+    """The data rows of one table sheet, encoded as worksheet XML into a temporary file as they
+    come, so that a sheet of a million complaints is never held in memory (issue 17).
+
+    Rows past Excel's 1,048,576 are counted, not written; ``finish`` adds the line that says how
+    many complaints are only in the store.
+    """
+
+    def __init__(self, columns: list[Column], first_row: int, indexes: dict[str, int]) -> None:
+        self.columns = columns
+        self.first_row = first_row          # 0-based sheet row of the first data row
+        self.count = 0                      # data rows written
+        self.overflow = 0                   # rows past Excel's limit, counted only
+        self._capacity = EXCEL_MAX_ROWS - first_row - 1   # one row left for the overflow line
+        self._number_styles = [indexes[c.kind] if c.kind in indexes and c.kind not in ("datetime", "date")
+                               else None for c in columns]
+        self._styles = {k: indexes[k] for k in ("datetime", "date")}
+        self._pending: list[list[Any]] = []
+        self._written = 0                   # rows already encoded into the file
+        self._file: Any = tempfile.TemporaryFile(prefix="complaint-desk-rows-")  # noqa: SIM115 - closed by close()
+        self._finished = False
+
+    def add(self, row: list[Any]) -> None:
+        if self.count >= self._capacity:
+            self.overflow += 1
+            return
+        self._pending.append(row)
+        self.count += 1
+        if len(self._pending) >= 2000:
+            self._flush()
+
+    def extend(self, rows: Iterable[list[Any]]) -> None:
+        for row in rows:
+            self.add(row)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def _flush(self) -> None:
+        if self._pending:
+            for chunk in row_xml(self._pending, self.first_row + self._written, self._number_styles, self._styles):
+                self._file.write(chunk)
+            self._written += len(self._pending)
+            self._pending = []
+
+    def finish(self, sheet: str) -> None:
+        """Encode what is pending and, past Excel's limit, the line that says so (once)."""
+        if self._finished:
+            return
+        self._finished = True
+        self._flush()
+        if self.overflow:
+            log.warning("%s: %d rows exceed Excel's row limit and are not in the workbook", sheet, self.overflow)
+            line = [f"另有 {self.overflow} 条记录超出 Excel 的 1,048,576 行上限，未写入本表，"
+                    f"仍保存在数据库中 ({self.overflow} more rows exceed Excel's row limit; they are in the store)"]
+            for chunk in row_xml([line], self.first_row + self._written, [None], self._styles):
+                self._file.write(chunk)
+
+    @property
+    def lines(self) -> int:
+        """Sheet rows the data takes: the rows, and the overflow line if there is one."""
+        return self.count + (1 if self.overflow else 0)
+
+    def chunks(self, size: int = 1 << 20) -> Iterator[bytes]:
+        self._file.flush()
+        self._file.seek(0)
+        while block := self._file.read(size):
+            yield block
+
+    def close(self) -> None:
+        self._file.close()
+
+
 @dataclass(slots=True)
 class _Rows:
     """Data rows of one table sheet, streamed into its XML after XlsxWriter wrote the frame."""
 
-    first_row: int                      # 0-based sheet row of rows[0]
-    rows: list[list[Any]]
-    columns: list[Column]
+    first_row: int                      # 0-based sheet row of the first data row
+    spool: RowSpool
     last_ref: str
     table_refs: tuple[str, str] | None = None   # the Excel Table's range: as declared, as written
 
 
-def _write_table(wb: Any, ws: Any, sheet: SheetData, fmt: dict[str, Any],
+def first_data_row(sheet: SheetData) -> int:
+    """0-based sheet row of a table sheet's first data row: after its note line and header."""
+    return 2 if sheet.note else 1
+
+
+def _write_table(wb: Any, ws: Any, sheet: SheetData, spool: RowSpool, fmt: dict[str, Any],
                  lists: list[tuple[str, ...]], index: int) -> _Rows:
-    top = 0
+    top = first_data_row(sheet) - 1
     if sheet.note:
         ws.write_string(0, 0, sheet.note, fmt["note"])
-        top = 1
     headers = [c.header for c in sheet.columns]
     for c, col in enumerate(sheet.columns):
         ws.set_column(c, c, col.width, fmt.get(col.kind) if col.kind != "text" else None)
-    rows = sheet.rows
-    # Excel stops at 1,048,576 rows: write what fits and say on the last row how many
-    # complaints are only in the store.
-    capacity = EXCEL_MAX_ROWS - (top + 1) - 1
-    overflow = len(rows) - capacity if len(rows) > capacity else 0
-    if overflow:
-        rows = rows[:capacity]
-        log.warning("%s: %d rows exceed Excel's row limit and are not in the workbook", sheet.name, overflow)
-        rows = rows + [[f"另有 {overflow} 条记录超出 Excel 的 1,048,576 行上限，未写入本表，"
-                        f"仍保存在数据库中 ({overflow} more rows exceed Excel's row limit; they are in the store)"]]
-    last = top + max(len(rows) - (1 if overflow else 0), 1)
+    # Excel stops at 1,048,576 rows: the spool wrote what fits and says on its last line how
+    # many complaints are only in the store.
+    spool.finish(sheet.name)
+    last = top + max(spool.count, 1)
     ncols = len(sheet.columns)
     unique = len({h.lower() for h in headers}) == len(headers) and all(headers)
     if sheet.as_table and ncols and unique:
@@ -168,42 +238,79 @@ def _write_table(wb: Any, ws: Any, sheet: SheetData, fmt: dict[str, Any],
             "ignore_blank": True, "error_type": "warning"})
     for spec in sheet.charts:
         _chart(wb, ws, sheet.name, spec, top + 1)
-    end_row = top + len(rows)
-    return _Rows(top + 1, rows, sheet.columns, f"{column_letter(max(ncols, 1) - 1)}{end_row + 1}", table_refs)
+    end_row = top + spool.lines
+    return _Rows(top + 1, spool, f"{column_letter(max(ncols, 1) - 1)}{end_row + 1}", table_refs)
+
+
+class Book:
+    """One merged workbook being written: XlsxWriter's frame, and a spool per big sheet.
+
+    The render fills the spools (``spool``) while it walks the store, then ``write`` puts
+    every sheet in the order given. A sheet whose rows are a plain list is spooled here.
+    """
+
+    def __init__(self) -> None:
+        self._buf = io.BytesIO()
+        self._wb = xlsxwriter.Workbook(self._buf, {
+            "strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False,
+            "in_memory": True})
+        self._fmt = _formats(self._wb)
+        adapter.fix_style_indexes(self._fmt.values())
+        self._indexes = {kind: adapter.style_index(self._fmt[kind]) for kind in NUMBER_FORMATS}
+        self._spools: list[RowSpool] = []
+
+    def spool(self, columns: list[Column], first_row: int) -> RowSpool:
+        """An empty spool for a table sheet whose first data row is ``first_row`` (0-based)."""
+        spool = RowSpool(columns, first_row, self._indexes)
+        self._spools.append(spool)
+        return spool
+
+    def write(self, path: Path, sheets: list[SheetData]) -> None:
+        try:
+            self._write(path, sheets)
+        finally:
+            for spool in self._spools:
+                spool.close()
+
+    def _write(self, path: Path, sheets: list[SheetData]) -> None:
+        wb, fmt = self._wb, self._fmt
+        worksheets = [(wb.add_worksheet(s.name), s) for s in sheets]
+        lists: list[tuple[str, ...]] = []
+        streamed: dict[str, _Rows] = {}
+        for i, (ws, sheet) in enumerate(worksheets):
+            if sheet.hidden:
+                ws.hide()
+            if sheet.blocks:
+                _write_blocks(wb, ws, sheet, fmt)
+                continue
+            data = sheet.rows
+            if isinstance(data, RowSpool):
+                spool = data
+                if spool.first_row != first_data_row(sheet):
+                    raise ValueError(f"{sheet.name}: rows spooled for row {spool.first_row}, "
+                                     f"the sheet's first data row is {first_data_row(sheet)}")
+            else:
+                assert isinstance(data, list), type(data)
+                spool = self.spool(sheet.columns, first_data_row(sheet))
+                spool.extend(data)
+            streamed[sheet.name] = _write_table(wb, ws, sheet, spool, fmt, lists, i)
+        # dropdown lists live on a hidden sheet
+        hidden = wb.add_worksheet(LISTS_SHEET)
+        hidden.hide()
+        for c, choices in enumerate(lists):
+            hidden.write_column(0, c, list(choices))
+        wb.close()
+        _assemble(self._buf, path, streamed, self._indexes)
 
 
 def write_workbook(path: Path, sheets: list[SheetData]) -> None:
     """XlsxWriter writes each sheet's frame in memory; big row sets are streamed into the file."""
-    buf = io.BytesIO()
-    wb = xlsxwriter.Workbook(buf, {
-        "strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False,
-        "in_memory": True})
-    fmt = _formats(wb)
-    adapter.fix_style_indexes(fmt.values())
-    worksheets = [(wb.add_worksheet(s.name), s) for s in sheets]
-    lists: list[tuple[str, ...]] = []
-    streamed: dict[str, _Rows] = {}
-    for i, (ws, sheet) in enumerate(worksheets):
-        if sheet.hidden:
-            ws.hide()
-        if sheet.blocks:
-            _write_blocks(wb, ws, sheet, fmt)
-        else:
-            streamed[sheet.name] = _write_table(wb, ws, sheet, fmt, lists, i)
-    # dropdown lists live on a hidden sheet
-    hidden = wb.add_worksheet(LISTS_SHEET)
-    hidden.hide()
-    for c, choices in enumerate(lists):
-        hidden.write_column(0, c, list(choices))
-    wb.close()
-    indexes = {kind: adapter.style_index(fmt[kind]) for kind in NUMBER_FORMATS}
-    _assemble(buf, path, streamed, indexes)
+    Book().write(path, sheets)
 
 
 def _assemble(buf: io.BytesIO, path: Path, streamed: dict[str, _Rows], indexes: dict[str, int]) -> None:
     """Copy XlsxWriter's package into ``path``, streaming the big sheets' rows into their parts."""
     buf.seek(0)
-    styles = {k: indexes[k] for k in ("datetime", "date")}
     with zipfile.ZipFile(buf) as src:
         adapter.check_styles(src.read("xl/styles.xml"), {indexes[k]: code for k, code in NUMBER_FORMATS.items()})
         parts = adapter.sheet_parts(src)
@@ -220,11 +327,11 @@ def _assemble(buf: io.BytesIO, path: Path, streamed: dict[str, _Rows], indexes: 
                                                      "not 1", sheet.part)
                 tables[sheet.tables[0]] = job.table_refs
         with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL) as out:
-            _copy(src, out, jobs, tables, indexes, styles)
+            _copy(src, out, jobs, tables)
 
 
 def _copy(src: zipfile.ZipFile, out: zipfile.ZipFile, jobs: dict[str, _Rows],
-          tables: dict[str, tuple[str, str]], indexes: dict[str, int], styles: dict[str, int]) -> None:
+          tables: dict[str, tuple[str, str]]) -> None:
     for info in src.infolist():
         data = src.read(info)
         job = jobs.get(info.filename)
@@ -234,14 +341,12 @@ def _copy(src: zipfile.ZipFile, out: zipfile.ZipFile, jobs: dict[str, _Rows],
             out.writestr(info, data, compresslevel=COMPRESS_LEVEL)
             continue
         head, tail = adapter.split_sheet(data, f"A1:{job.last_ref}", job.first_row + 1, part=info.filename)
-        number_styles = [indexes[c.kind] if c.kind in indexes and c.kind not in ("datetime", "date")
-                         else None for c in job.columns]
         # Opened by name, not by ZipInfo: a ZipInfo brings no compression level of its own
         # and zipfile would deflate the biggest parts at zlib's default 6, not at 1.
         # ~1,000 bytes of XML per row: past ~2 million rows the part needs ZIP64
-        with out.open(info.filename, "w", force_zip64=len(job.rows) > 1_000_000) as fh:
+        with out.open(info.filename, "w", force_zip64=job.spool.count > 1_000_000) as fh:
             fh.write(head)
-            _pump(fh, row_xml(job.rows, job.first_row, number_styles, styles))
+            _pump(fh, job.spool.chunks())
             fh.write(tail)
 
 

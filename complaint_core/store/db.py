@@ -55,25 +55,17 @@ class Store:
     def findings(self, conn: Connection | None = None) -> list[FindingRow]:
         """Every finding of every file: (shop, source_path, sheet, row, cell, field, severity,
         code, message), files in path order, each file's findings in row order."""
-        out: list[FindingRow] = []
+        return list(self.iter_findings(conn))
+
+    def iter_findings(self, conn: Connection | None = None) -> Iterator[FindingRow]:
+        """``findings`` one file at a time, for a sheet of a few hundred thousand of them."""
         with self._conn(conn) as c:
             q = select(t.file_findings.c.source_path, t.file_findings.c.shop, t.file_findings.c.data)
-            for path, shop, data in c.execute(q.order_by(t.file_findings.c.source_path)):
-                out.extend((shop, path, *f) for f in json.loads(data))
-        return out
-
-    def _iter_groups(self, conn: Connection | None) -> Iterator[tuple[str, list[RowMapping]]]:
-        # One record's rows at a time, in key order, straight from the cursor: a million-row
-        # store is never held twice (stored JSON and decoded values) in memory.
-        with self._conn(conn) as c:
-            q = select(t.source_rows).order_by(t.source_rows.c.record_key, t.source_rows.c.source_path,
-                                               t.source_rows.c.row)
-            result = c.execution_options(stream_results=True, yield_per=5000).execute(q)
-            for key, grp in itertools.groupby(result.mappings(), key=lambda r: r["record_key"]):
-                rows = list(grp)   # read-only row mappings: no dict per stored row
-                if len(rows) > 1:
-                    rows.sort(key=_winner_order)
-                yield key, rows
+            result = c.execution_options(stream_results=True, yield_per=50).execute(
+                q.order_by(t.file_findings.c.source_path))
+            for path, shop, data in result:
+                for f in json.loads(data):
+                    yield (shop, path, *f)
 
     def source_settings(self, conn: Connection | None = None) -> dict[str, Settings]:
         """Each shop file's own 设置 as the reader saw them (the defaults for a file without any)."""
@@ -82,6 +74,33 @@ class Store:
             for path, data in c.execute(select(t.sources.c.path, t.sources.c.settings)):
                 out[path] = _settings(data)
         return out
+
+    def iter_shops(self, conn: Connection | None = None) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+        """(records, conflicts) of one shop at a time, shops in order, each shop's records in
+        the sheet's order (received, then record): what the render streams, so that it never
+        holds more than one shop's complaints (a record key starts with its shop, so a record's
+        stored rows all carry the same shop)."""
+        settings = self.source_settings(conn)
+        with self._conn(conn) as c:
+            shop = t.source_rows.c.shop
+            # code-point order on every database (Python's, and SQLite's default), not the
+            # PostgreSQL locale's, so that the sheet's order does not depend on the server
+            by_shop = shop.collate("C") if c.dialect.name == "postgresql" else shop
+            q = select(t.source_rows).order_by(by_shop, t.source_rows.c.record_key, t.source_rows.c.source_path,
+                                               t.source_rows.c.row)
+            result = c.execution_options(stream_results=True, yield_per=5000).execute(q)
+            for _shop, rows in itertools.groupby(result.mappings(), key=lambda r: r["shop"]):
+                records: list[dict[str, Any]] = []
+                conflicts: list[dict[str, Any]] = []
+                for key, grp in itertools.groupby(rows, key=lambda r: r["record_key"]):
+                    got = list(grp)   # read-only row mappings: no dict per stored row
+                    if len(got) > 1:
+                        got.sort(key=_winner_order)
+                    rec, more = _record(key, got, settings)
+                    records.append(rec)
+                    conflicts.extend(more)
+                records.sort(key=_record_order)
+                yield records, conflicts
 
     def snapshot(self, conn: Connection | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """(current records, conflicts) in one pass over the stored rows.
@@ -93,12 +112,9 @@ class Store:
         """
         records: list[dict[str, Any]] = []
         conflicts: list[dict[str, Any]] = []
-        settings = self.source_settings(conn)
-        for key, rows in self._iter_groups(conn):
-            rec, more = _record(key, rows, settings)
-            records.append(rec)
+        for recs, more in self.iter_shops(conn):
+            records.extend(recs)
             conflicts.extend(more)
-        records.sort(key=_record_order)
         return records, conflicts
 
     def records_for(self, keys: Any, conn: Connection | None = None) -> list[dict[str, Any]]:
@@ -207,6 +223,11 @@ class Store:
                                    .where(st.outbox.c.state == "sent")
                                    .where(st.outbox.c.sent_at >= now - timedelta(days=7))).one()
         return hashlib.sha256(repr(parts).encode("utf-8")).hexdigest()[:32]
+
+    def has_records(self, conn: Connection | None = None) -> bool:
+        """Whether any shop file ever gave a complaint (deleted ones count)."""
+        with self._conn(conn) as c:
+            return c.execute(select(t.source_rows.c.id).limit(1)).first() is not None
 
     def live_count(self, conn: Connection | None = None) -> int:
         """How many complaints still have a row in a shop's file."""
@@ -653,6 +674,12 @@ class View:
 
     def findings(self) -> list[FindingRow]:
         return self.memo("findings", lambda: self.store.findings(self._conn))
+
+    def shop_batches(self) -> Iterator[tuple[list[Record], list[dict[str, Any]]]]:
+        return self.store.iter_shops(self._conn)
+
+    def iter_findings(self) -> Iterator[FindingRow]:
+        return self.store.iter_findings(self._conn)
 
     def sources(self) -> list[dict[str, Any]]:
         return self.memo("sources", lambda: self.store.sources(self._conn))

@@ -10,7 +10,7 @@ The add-in's ``excel_addin.port.WorkbookPort`` is the same idea on the Excel sid
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from datetime import datetime
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -41,6 +41,13 @@ class StoreView(Protocol):
 
     def current_records(self) -> list[Record]:
         """Every complaint ever seen, deleted ones too, in (shop, received, id) order."""
+
+    def shop_batches(self) -> Iterator[tuple[list[Record], list[dict[str, Any]]]]:
+        """(records, conflicts) one shop at a time, in ``current_records``' order, decoded as
+        they come: what the render walks so that it never holds every complaint."""
+
+    def iter_findings(self) -> Iterator[FindingRow]:
+        """``findings`` one at a time, read from the store as they are asked for."""
 
     def live_records(self) -> list[Record]:
         """The complaints whose source row still exists (what 逾期, 处罚 and 汇总 count)."""
