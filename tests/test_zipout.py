@@ -217,10 +217,9 @@ def test_names_stream_and_empty_parts(tmp_path: Path) -> None:
 
 def test_bad_parts_are_refused_with_the_name(tmp_path: Path) -> None:
     path = tmp_path / "dup.xlsx"
-    with pytest.raises(DuplicatePart, match=r"dup\.xlsx.*'xl/workbook\.xml'.*重复"):
-        with ZipOut(path) as out:
-            out.write("xl/workbook.xml", b"<workbook/>")
-            out.write_parts("xl/workbook.xml", [b"<workbook/>"])
+    with pytest.raises(DuplicatePart, match=r"dup\.xlsx.*'xl/workbook\.xml'.*重复"), ZipOut(path) as out:
+        out.write("xl/workbook.xml", b"<workbook/>")
+        out.write_parts("xl/workbook.xml", [b"<workbook/>"])
     # the error left the package without its central directory: never mistaken for a whole one
     with pytest.raises(zipfile.BadZipFile):
         zipfile.ZipFile(path)
