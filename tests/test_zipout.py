@@ -84,8 +84,7 @@ def test_spool_is_a_file_of_segments(tmp_path: Path) -> None:
         spool.add(first)
         spool.add_chunks(iter(body))
         spool.add(first)
-        whole = first_text = b"head " * 100
-        whole = first_text + b"".join(body) + first_text
+        whole = b"head " * 100 + b"".join(body) + b"head " * 100
         assert (spool.crc, spool.size) == (zlib.crc32(whole), len(whole))
         sink = io.BytesIO()
         spool.copy_to(sink)

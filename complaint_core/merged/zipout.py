@@ -102,7 +102,8 @@ def _check_name(where: object, name: str) -> bytes:
 class ZipOut:
     """Write a zip package part by part; ``close()`` (or leaving the ``with``) writes the
     central directory. After an error inside the ``with`` the central directory is NOT written,
-    so a half-made package can never pass for a complete one."""
+    so a half-made package can never pass for a complete one. The merged workbook is written
+    to the temporary path of ``complaint_core.atomic.atomic_write``, never over the old file."""
 
     def __init__(self, target: str | os.PathLike[str] | BinaryIO) -> None:
         if isinstance(target, str | os.PathLike):
