@@ -262,8 +262,55 @@ def test_zip64_when_the_limits_are_passed(tmp_path: Path, monkeypatch: pytest.Mo
                 assert (csize, size, local_extra) == (0xFFFFFFFF, 0xFFFFFFFF, 20)
             else:
                 assert (csize, size, local_extra) == (info.compress_size, info.file_size, 0)
+    _central_records_say_zip64(raw, limit=2000)
     assert _openpyxl_values(big) == _openpyxl_values(source)
     assert _calamine_values(big) == _calamine_values(source)
+
+
+def _central_records_say_zip64(raw: bytes, *, limit: int) -> None:
+    """Read the end records and the central directory by hand: zipfile would also accept a
+    small real value in place of the 0xFFFFFFFF that says "look in the ZIP64 field"."""
+    end = raw.rindex(b"PK\x05\x06")
+    _, _, _, count16, total16, cd_size32, cd_start32, _ = struct.unpack_from("<4s4H2LH", raw, end)
+    sig, _, end64, disks = struct.unpack_from("<4sLQL", raw, end - 20)
+    assert (sig, disks) == (b"PK\x06\x07", 1)
+    sig, rest, made, need, _, _, count, total, cd_size, cd_start = struct.unpack_from("<4sQ2H2L4Q", raw, end64)
+    assert (sig, rest, made, need, count) == (b"PK\x06\x06", 44, 45, 45, total)
+    assert end64 == cd_start + cd_size and count16 == total16 == 0xFFFF
+    assert cd_size32 == (cd_size if cd_size < limit else 0xFFFFFFFF)
+    assert cd_start32 == (cd_start if cd_start < limit else 0xFFFFFFFF)
+    at = cd_start
+    for _ in range(count):
+        fields = struct.unpack_from("<4s6H3L5H2L", raw, at)
+        sig, made, need, csize, size, name_len, extra_len, offset = (fields[0], *fields[1:3], *fields[8:12],
+                                                                     fields[16])
+        assert sig == b"PK\x01\x02"
+        extra = raw[at + 46 + name_len: at + 46 + name_len + extra_len]
+        local = struct.unpack_from("<2L", raw, offset + 18) if offset != 0xFFFFFFFF else None
+        wide = [v == 0xFFFFFFFF for v in (size, csize, offset)]
+        if any(wide):
+            tag, length = struct.unpack_from("<2H", extra)
+            values = struct.unpack_from(f"<{sum(wide)}Q", extra, 4)
+            assert tag == 1 and length == 8 * sum(wide) and all(v >= limit for v in values)
+            assert made == need == 45
+        else:
+            assert extra == b"" and made == need == 20 and local == (csize, size)
+        at += 46 + name_len + extra_len
+    assert at == cd_start + cd_size
+
+
+def test_zip64_for_more_than_65535_parts(tmp_path: Path) -> None:
+    path = tmp_path / "many.zip"
+    with ZipOut(path) as out:
+        for i in range(65_537):
+            out.write(f"p/{i}.xml", b"<a/>")
+    raw = path.read_bytes()
+    assert raw.count(b"PK\x06\x06") == 1
+    with zipfile.ZipFile(path) as z:
+        infos = z.infolist()
+        assert len(infos) == 65_537 and z.read("p/65536.xml") == b"<a/>"
+        assert {i.extract_version for i in infos} == {20}      # no part needs ZIP64 itself
+        assert z.testzip() is None
 
 
 # --- un-numbered rows ----------------------------------------------------------------------
