@@ -329,6 +329,45 @@ def _sheet_rows(n: int, seed: int = 3) -> list[list[Any]]:
     return rows
 
 
+_VALUES = st.one_of(st.none(), st.just(""), st.text(max_size=12), st.integers(-10**6, 10**6),
+                    st.floats(allow_nan=True, allow_infinity=True), st.booleans(), st.decimals(places=2, allow_nan=False),
+                    st.datetimes(min_value=datetime(1890, 1, 1), max_value=datetime(2100, 1, 1)),
+                    st.dates(min_value=date(1890, 1, 1), max_value=date(2100, 1, 1)))
+
+
+def _placed(xml: bytes) -> list[dict[int, bytes]]:
+    """Each row as {column: the cell's XML without r}, columns as a reader places them."""
+    from xml.etree import ElementTree as ET
+
+    from openpyxl.utils import column_index_from_string
+
+    rows = []
+    for row in ET.fromstring(b"<sheetData>" + xml + b"</sheetData>"):
+        cells, following = {}, 0
+        for cell in row:
+            ref = cell.attrib.pop("r", None)
+            column = column_index_from_string(ref.rstrip("0123456789")) - 1 if ref else following
+            following = column + 1
+            if len(cell) or cell.attrib:        # <c/> only holds a place
+                cells[column] = ET.tostring(cell)
+        rows.append(cells)
+    return rows
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(_VALUES, max_size=9), max_size=8))
+def test_unnumbered_rows_hold_the_numbered_cells(rows: list[list[Any]]) -> None:
+    number_styles: list[int | None] = [None, 3] * 5
+    styles = {"datetime": 1, "date": 2}
+    numbered = b"".join(row_xml(rows, 4, number_styles, styles))
+    bare = b"".join(row_xml(rows, 4, number_styles, styles, numbered=False))
+    assert b' r="' not in bare and bare.count(b"<row") == len(rows)
+    assert _placed(bare) == _placed(numbered)
+    for row, xml in zip(rows, re.findall(rb"<row/>|<row>.*?</row>", bare, re.S), strict=True):
+        assert (xml == b"<row/>") == all(v is None or v == "" for v in row)
+        assert not xml.endswith(b"<c/></row>")                 # no trailing place-holders
+
+
 def _frame(path: Path) -> tuple[dict[str, bytes], list[int | None], dict[str, int]]:
     """An XlsxWriter workbook with the numbered header row; its parts, number styles and styles."""
     wb = xlsxwriter.Workbook(str(path))
