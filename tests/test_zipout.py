@@ -99,6 +99,36 @@ def test_spool_is_a_file_of_segments(tmp_path: Path) -> None:
         spool.copy_to(io.BytesIO())                                     # closed with the with
 
 
+def test_chunks_that_break_off_leave_the_spool_as_it_was(tmp_path: Path) -> None:
+    def broken():
+        yield b"<row>1</row>" * 50_000
+        raise OSError("the store went away")
+
+    with Spool(dir=str(tmp_path)) as spool:
+        spool.add_chunks([b"<row>0</row>"])
+        before = (spool.crc, spool.size, spool.csize)
+        with pytest.raises(OSError, match="went away"):
+            spool.add_chunks(broken())
+        assert (spool.crc, spool.size, spool.csize) == before
+        spool.add_chunks([b"<row>2</row>"])
+        sink = io.BytesIO()
+        spool.copy_to(sink)
+        assert zlib.decompress(sink.getvalue() + FINAL, -15) == b"<row>0</row><row>2</row>"
+    # a part that breaks off half-written ends the package: no central directory, no more parts
+    with Spool(dir=str(tmp_path)) as spool:
+        spool.add_chunks([b"x" * 1000])
+        spool.close()
+        out = ZipOut(tmp_path / "broken.xlsx")
+        out.write("first.xml", b"<a/>")
+        with pytest.raises(ValueError):
+            out.write_parts("sheet.xml", [b"<head/>", spool])
+        with pytest.raises(ZipOutClosed, match="after.xml"):
+            out.write("after.xml", b"<b/>")
+        out.close()
+    with pytest.raises(zipfile.BadZipFile):
+        zipfile.ZipFile(tmp_path / "broken.xlsx")
+
+
 # --- the zip writer ------------------------------------------------------------------------
 def _build_reference(path: Path) -> None:
     """A workbook with what the merged one has: shared and Chinese strings, dates, numbers,

@@ -161,22 +161,38 @@ class Spool:
 
     def add(self, segment: Segment) -> None:
         """Append a segment as it is (e.g. an unchanged shop's rows from the last render)."""
-        self._file.write(segment.data)
+        try:
+            self._file.write(segment.data)
+        except BaseException:
+            self._back_to(self._csize)
+            raise
         self._crc = crc32_combine(self._crc, segment.crc, segment.size)
         self._size += segment.size
         self._csize += len(segment.data)
 
     def add_chunks(self, chunks: Iterable[bytes]) -> None:
         """Compress ``chunks`` as one new segment and append it, streaming: neither the chunks
-        nor their compressed bytes are held together in memory."""
+        nor their compressed bytes are held together in memory. If the chunks fail half-way
+        (a store read breaks off), the spool is left as it was before the call."""
         crc = size = 0
-        for chunk, packed in _compressed(chunks, self.level):
-            crc = zlib.crc32(chunk, crc)
-            size += len(chunk)
-            self._file.write(packed)
-            self._csize += len(packed)
+        start = self._csize
+        try:
+            for chunk, packed in _compressed(chunks, self.level):
+                crc = zlib.crc32(chunk, crc)
+                size += len(chunk)
+                self._file.write(packed)
+                self._csize += len(packed)
+        except BaseException:
+            self._back_to(start)
+            raise
         self._crc = crc32_combine(self._crc, crc, size)
         self._size += size
+
+    def _back_to(self, csize: int) -> None:
+        # a write that failed half-way (a full disk) must not leave bytes the counters don't know
+        self._file.seek(csize)
+        self._file.truncate()
+        self._csize = csize
 
     def copy_to(self, fh: BinaryIO) -> None:
         """Write the compressed bytes to ``fh``; the spool can still be added to and copied again."""

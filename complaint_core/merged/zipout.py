@@ -20,7 +20,8 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import BinaryIO
@@ -127,8 +128,9 @@ class ZipOut:
         encoded = self._claim(name)
         packer = zlib.compressobj(level, zlib.DEFLATED, -15)
         packed = packer.compress(data) + packer.flush(zlib.Z_FINISH)
-        self._header(encoded, zlib.crc32(data), len(packed), len(data))
-        self._put(packed)
+        with self._all_or_nothing():
+            self._header(encoded, zlib.crc32(data), len(packed), len(data))
+            self._put(packed)
 
     def write_parts(self, name: str, parts: Sequence[bytes | Segment | Spool], level: int = 1) -> None:
         """A part whose content is the concatenation of ``parts``, in order. Bytes are compressed
@@ -141,14 +143,15 @@ class ZipOut:
             crc = crc32_combine(crc, piece.crc, piece.size)
             size += piece.size
             csize += len(piece.data) if isinstance(piece, Segment) else piece.csize
-        self._header(encoded, crc, csize + len(FINAL), size)
-        for piece in pieces:
-            if isinstance(piece, Segment):
-                self._put(piece.data)
-            else:
-                piece.copy_to(self._fh)
-                self._offset += piece.csize
-        self._put(FINAL)
+        with self._all_or_nothing():
+            self._header(encoded, crc, csize + len(FINAL), size)
+            for piece in pieces:
+                if isinstance(piece, Segment):
+                    self._put(piece.data)
+                else:
+                    piece.copy_to(self._fh)
+                    self._offset += piece.csize
+            self._put(FINAL)
 
     # --- the package ---------------------------------------------------------------------
     def close(self) -> None:
@@ -190,6 +193,16 @@ class ZipOut:
             raise DuplicatePart(self._where, name)
         self._names.add(encoded)
         return encoded
+
+    @contextmanager
+    def _all_or_nothing(self) -> Iterator[None]:
+        # a part that broke off half-written (a full disk, a spool read error) leaves the offsets
+        # wrong: nothing more may be added, and no central directory may make it look whole
+        try:
+            yield
+        except BaseException:
+            self.abandon()
+            raise
 
     def _put(self, data: bytes) -> None:
         self._fh.write(data)
