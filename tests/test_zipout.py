@@ -258,10 +258,15 @@ def test_bad_parts_are_refused_with_the_name(tmp_path: Path) -> None:
                 out.write(bad, b"x")
             assert repr(bad) in str(caught.value) and isinstance(caught.value, ComplaintDeskError)
         out.write("ok.xml", b"x")
+        with pytest.raises(DuplicatePart, match="OK.xml"):
+            out.write_parts("OK.xml", [b"y"])                  # one part to Excel: names ignore case
+        with pytest.raises(ValueError):
+            out.write("retry.xml", b"x", level=42)
+        out.write("retry.xml", b"x")                           # a failed compression claims no name
     with pytest.raises(ZipOutClosed, match="late.xml"):
         out.write("late.xml", b"x")
     with zipfile.ZipFile(tmp_path / "names.zip") as z:
-        assert z.namelist() == ["ok.xml"]
+        assert z.namelist() == ["ok.xml", "retry.xml"]
 
 
 def test_zip64_when_the_limits_are_passed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -59,7 +59,8 @@ class ZipPartError(ComplaintDeskError):
 
 
 class DuplicatePart(ZipPartError):
-    """Two parts with one name: readers disagree on which one counts, Excel calls the file corrupt."""
+    """Two parts with one name (ASCII case aside, as the package format compares names):
+    readers disagree on which one counts, Excel calls the file corrupt."""
 
     def __init__(self, path: object, name: str) -> None:
         super().__init__(path, name, "重复写入，工作簿中每个部件只能有一个 (duplicate part name)")
@@ -189,9 +190,8 @@ class ZipOut:
         if self._closed:
             raise ZipOutClosed(self._where, name)
         encoded = _check_name(self._where, name)
-        if encoded in self._names:
+        if encoded.lower() in self._names:
             raise DuplicatePart(self._where, name)
-        self._names.add(encoded)
         return encoded
 
     @contextmanager
@@ -210,6 +210,7 @@ class ZipOut:
 
     def _header(self, name: bytes, crc: int, csize: int, size: int) -> None:
         entry = _Entry(name, 0 if name.isascii() else _UTF8_NAME, crc, csize, size, self._offset)
+        self._names.add(name.lower())     # part names are equal regardless of ASCII case (OPC)
         big_sizes = size >= _ZIP64_LIMIT or csize >= _ZIP64_LIMIT
         # the local header carries both sizes in ZIP64 or neither (APPNOTE 4.5.3)
         extra = struct.pack("<2H2Q", 1, 16, size, csize) if big_sizes else b""
