@@ -1,0 +1,215 @@
+"""Compressed pieces of a zip part that can be reused as they are, in any order.
+
+When one shop of a hundred saves, the merged workbook's big sheets change only in that shop's
+rows. Compressing the rows of each shop on their own, as a deflate *segment* that ends on a
+byte boundary and refers to nothing before it, lets the next render copy the 99 unchanged
+shops' bytes straight into the new file: no re-encoding of XML, no re-deflating. A zip part is
+then ``segment + segment + ... + FINAL``, and its CRC follows from the segments' CRCs and
+lengths (``crc32_combine``) without reading the rows again.
+
+Why it is valid deflate: every segment comes from a fresh compressor (so it never points back
+into bytes it did not see) and ends with a full flush (an empty stored block, which leaves the
+stream byte-aligned and not finished). ``FINAL`` is an empty last block that finishes it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import BinaryIO
+
+# An empty block with the "last block" bit set, fixed Huffman codes: BFINAL=1, BTYPE=01, then
+# the 7-bit end-of-block code 0000000, padded to the byte. What zlib writes for Z_FINISH after
+# a full flush.
+FINAL = b"\x03\x00"
+_WBITS = -15          # raw deflate: the zip container carries the CRC and lengths itself
+_BLOCK = 1 << 20      # copy spooled bytes 1 MiB at a time: a sheet never sits in memory
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """Raw deflate bytes that decompress to ``size`` bytes whose CRC-32 is ``crc``; byte-aligned,
+    not final, and independent of whatever precedes it in the stream."""
+
+    data: bytes
+    crc: int
+    size: int
+
+
+def _compressed(chunks: Iterable[bytes], level: int) -> Iterator[tuple[bytes, bytes]]:
+    """(input chunk, compressed output) pairs; the last pair is (b"", the full flush)."""
+    packer = zlib.compressobj(level, zlib.DEFLATED, _WBITS)
+    for chunk in chunks:
+        yield chunk, packer.compress(chunk)
+    yield b"", packer.flush(zlib.Z_FULL_FLUSH)
+
+
+def compress(chunks: Iterable[bytes], level: int = 1) -> Segment:
+    """One segment from the concatenation of ``chunks`` (e.g. the rows of one shop)."""
+    out: list[bytes] = []
+    crc = size = 0
+    for chunk, packed in _compressed(chunks, level):
+        crc = zlib.crc32(chunk, crc)
+        size += len(chunk)
+        out.append(packed)
+    return Segment(b"".join(out), crc, size)
+
+
+# --- CRC-32 of a concatenation -------------------------------------------------------------
+# CRC-32 is linear over GF(2): appending n zero bytes to a message maps its CRC register through
+# a fixed 32x32 bit matrix M(n). Then crc(A + B) = M(len B) . crc(A)  xor  crc(B). A matrix is
+# kept as its 32 columns (column i = the image of bit i); M(2^(k+1)) = M(2^k) squared, so any
+# length is a product of at most 64 of those. Each M(2^k) is made once, on first need, and kept
+# as four 256-entry tables (one per byte of the register), so applying it is four look-ups: a
+# render combines a hundred segments' CRCs per sheet.
+_POLY = 0xEDB88320    # zlib's CRC-32 polynomial, bit-reversed
+
+
+def _apply(matrix: tuple[int, ...], vector: int) -> int:
+    result = 0
+    bit = 0
+    while vector:
+        if vector & 1:
+            result ^= matrix[bit]
+        vector >>= 1
+        bit += 1
+    return result
+
+
+def _square(matrix: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(_apply(matrix, column) for column in matrix)
+
+
+def _byte_tables(matrix: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+    tables = []
+    for first in (0, 8, 16, 24):
+        columns = matrix[first:first + 8]
+        table = [0] * 256
+        for byte in range(1, 256):
+            low = byte & -byte            # linear: the image of a byte is the xor of its bits' images
+            table[byte] = table[byte ^ low] ^ columns[low.bit_length() - 1]
+        tables.append(tuple(table))
+    return tuple(tables)
+
+
+def _first_matrix() -> tuple[int, ...]:
+    # one zero bit shifts the register right; the bit falling out feeds the polynomial back in
+    op = (_POLY, *(1 << (i - 1) for i in range(1, 32)))
+    for _ in range(3):                    # 1 bit -> 2 -> 4 -> 8 bits: M(1 byte)
+        op = _square(op)
+    return op
+
+
+_MATRICES: list[tuple[int, ...]] = []                 # M(2^k bytes)
+_TABLES: list[tuple[tuple[int, ...], ...]] = []       # the same, as byte tables
+
+
+def _zero_bytes(k: int) -> tuple[tuple[int, ...], ...]:
+    while len(_TABLES) <= k:
+        matrix = _square(_MATRICES[-1]) if _MATRICES else _first_matrix()
+        _MATRICES.append(matrix)
+        _TABLES.append(_byte_tables(matrix))
+    return _TABLES[k]
+
+
+def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
+    """``zlib.crc32(a + b)`` from ``crc1 = zlib.crc32(a)``, ``crc2 = zlib.crc32(b)``, ``len2 = len(b)``."""
+    if len2 < 0:
+        raise ValueError(f"len2 must not be negative: {len2}")
+    crc = crc1 & 0xFFFFFFFF
+    k = 0
+    while len2 and crc:
+        if len2 & 1:
+            t0, t1, t2, t3 = _zero_bytes(k)
+            crc = t0[crc & 0xFF] ^ t1[(crc >> 8) & 0xFF] ^ t2[(crc >> 16) & 0xFF] ^ t3[crc >> 24]
+        len2 >>= 1
+        k += 1
+    return crc ^ (crc2 & 0xFFFFFFFF)
+
+
+class Spool:
+    """The compressed content of one zip part, built segment by segment in a temporary file.
+
+    A sheet of a million rows is ~60 MB compressed: it goes to disk as it is made and is copied
+    into the zip in 1 MiB blocks, so the render's memory does not grow with the sheet.
+    """
+
+    def __init__(self, *, level: int = 1, dir: str | None = None) -> None:
+        self.level = level
+        self._file: BinaryIO = tempfile.TemporaryFile(dir=dir)  # noqa: SIM115 (closed by close())
+        self._crc = 0
+        self._size = 0
+        self._csize = 0
+
+    @property
+    def crc(self) -> int:
+        """CRC-32 of everything added so far, uncompressed."""
+        return self._crc
+
+    @property
+    def size(self) -> int:
+        """Uncompressed length of everything added so far."""
+        return self._size
+
+    @property
+    def csize(self) -> int:
+        """Compressed length (what ``copy_to`` writes)."""
+        return self._csize
+
+    def add(self, segment: Segment) -> None:
+        """Append a segment as it is (e.g. an unchanged shop's rows from the last render)."""
+        try:
+            self._file.write(segment.data)
+        except BaseException:
+            self._back_to(self._csize)
+            raise
+        self._crc = crc32_combine(self._crc, segment.crc, segment.size)
+        self._size += segment.size
+        self._csize += len(segment.data)
+
+    def add_chunks(self, chunks: Iterable[bytes]) -> None:
+        """Compress ``chunks`` as one new segment and append it, streaming: neither the chunks
+        nor their compressed bytes are held together in memory. If the chunks fail half-way
+        (a store read breaks off), the spool is left as it was before the call."""
+        crc = size = 0
+        start = self._csize
+        try:
+            for chunk, packed in _compressed(chunks, self.level):
+                crc = zlib.crc32(chunk, crc)
+                size += len(chunk)
+                self._file.write(packed)
+                self._csize += len(packed)
+        except BaseException:
+            self._back_to(start)
+            raise
+        self._crc = crc32_combine(self._crc, crc, size)
+        self._size += size
+
+    def _back_to(self, csize: int) -> None:
+        # a write that failed half-way (a full disk) must not leave bytes the counters don't know
+        self._file.seek(csize)
+        self._file.truncate()
+        self._csize = csize
+
+    def copy_to(self, fh: BinaryIO) -> None:
+        """Write the compressed bytes to ``fh``; the spool can still be added to and copied again."""
+        self._file.flush()
+        self._file.seek(0)
+        try:
+            while block := self._file.read(_BLOCK):
+                fh.write(block)
+        finally:
+            self._file.seek(0, 2)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.close()
