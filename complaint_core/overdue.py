@@ -169,6 +169,17 @@ def state_counts(records: Iterable[dict[str, Any]], *, now: datetime) -> dict[tu
     return counts
 
 
+def open_deadlines(rec: dict[str, Any]) -> list[tuple[str, datetime, timedelta]]:
+    """(kind, due, warning time) of each deadline of the record not met yet, as ``state_counts``
+    sees them (none for a deleted record or one judged 不成立)."""
+    if rec.get("deleted") or rec.get("validity") == "不成立" or rec.get("status") == "不成立":
+        return []
+    settings = rec.get("settings") or DEFAULTS
+    warn = timedelta(hours=settings.due_soon_hours)
+    return [(kind, due, warn) for kind, due in zip(KINDS, record_dues(rec, settings), strict=True)
+            if due is not None and _done(rec, kind) is None]
+
+
 def flagged(items: Iterable[OverdueItem]) -> list[OverdueItem]:
     """What the 逾期 sheet lists: due soon, overdue, done late."""
     return [i for i in items if i.state in ("due_soon", "overdue", "done_late")]

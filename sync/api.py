@@ -46,7 +46,8 @@ def merge_into(store: Store, sources: list[Path], out: Path, *, now: datetime,
         report.written = rendered.path
         report.rows = rendered.rows
         report.conflicts = rendered.conflicts
-        log.info("已写入 %s: %d 条投诉", out, rendered.rows)
+        report.reused = rendered.reused
+        log.info("已写入 %s: %d 条投诉（%d 个门店沿用上次写出的内容）", out, rendered.rows, rendered.reused)
     except WorkbookLocked as exc:
         # the store has everything: the next cycle writes it; nothing is lost
         report.write_error = str(exc)

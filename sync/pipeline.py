@@ -55,6 +55,7 @@ class MergeReport:
     unavailable: list[FileResult] = field(default_factory=list)   # rows kept: folder gone, unlisted or empty
     rows: int = 0
     conflicts: int = 0
+    reused: int = 0          # shops whose part of the workbook was taken from the last write
     written: Path | None = None
     write_error: str = ""
     seconds: float = 0.0

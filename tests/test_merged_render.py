@@ -121,13 +121,13 @@ def test_two_threads_render_one_workbook_in_turn(tmp_path: Path, monkeypatch) ->
     write = render._write
     done: list[int] = []
 
-    def slow(*args: Any) -> Any:
+    def slow(*args: Any, **kwargs: Any) -> Any:
         inside.append(1)
         if len(inside) > 1:
             overlaps.append(len(inside))
         time.sleep(0.3)
         inside.pop()
-        got = write(*args)
+        got = write(*args, **kwargs)
         done.append(1)
         return got
 

@@ -81,6 +81,11 @@ class Year:
         if cells:
             self._hash.update(json.dumps(cells, ensure_ascii=False, sort_keys=True, default=str).encode())
 
+    def extend(self, keys: list[str], digest: str) -> None:
+        """Add a shop's complaints of this year (its own ``Year``'s keys and fingerprint)."""
+        self.keys += keys
+        self._hash.update(digest.encode())
+
     @property
     def fingerprint(self) -> str:
         return self._hash.hexdigest()[:32]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -18,13 +17,13 @@ from typing import Any
 from ..atomic import atomic_write, sweep_temp_files
 from ..errors import EmptyStoreRefused
 from ..gcpause import paused_gc
-from ..penalties import LOSS_KINDS
 from ..store import Store
 from ..store.codec import ALL_SHEET
 from ..store.db import View, backfill_scan_fields
 from ..store.view import RowKey, StoreView
 from .archive import archive_paths, closed_years_setting, write_archives
-from .model import SHEET_ORDER, Column, SheetData, Spooled
+from .model import SHEET_ORDER, SheetData
+from .pieces import PieceCache, namespace
 from .readback import (
     LEGACY,
     RENDERED_COLUMNS,
@@ -52,7 +51,7 @@ from .sheets import (
     findings_sheet,
     sources_sheet,
 )
-from .walk import ListSink, Sink, Walked, walk
+from .walk import Sinks, Walked, walk
 from .xlsx import Book, first_data_row
 
 log = logging.getLogger("complaint_desk.merged")
@@ -68,87 +67,92 @@ class RenderReport:
     conflicts: int = 0
     unchanged: bool = False   # nothing it shows changed since the last write: the file was left as it is
     archives: list[Path] = field(default_factory=list)   # yearly archives (re)written by this render
+    reused: int = 0           # shops whose rows were taken from the last write (merged/pieces.py)
 
 
-SinkFactory = Callable[[list[Column], int], Sink]
-
-
-def _compose(view: StoreView, now: datetime, out: Path, *, closed_years: int, sink: SinkFactory,
-             head: list[list[Any]]) -> tuple[list[SheetData], Walked]:
+def _compose(view: StoreView, store: Store, book: Book, now: datetime, out: Path, *, head: list[list[Any]],
+             cache: PieceCache | None) -> tuple[list[SheetData], Walked]:
     """Every sheet of the contract from one walk over the store, then ``_rendered``.
 
-    The big sheets' rows go into ``sink``s as they are made (the writer's spools when
-    rendering); closed complaints of years before ``closed_years`` go to the walk's ``years``
-    (merged/archive.py), not to 全部投诉, 逾期 or 案例手册; 汇总 and 处罚 still count them.
+    The big sheets' rows go into the book's spools as they are made; closed complaints of
+    years before [store] closed_years go to the walk's ``years`` (merged/archive.py), not to
+    全部投诉, 逾期 or 案例手册; 汇总 and 处罚 still count them.
     """
-    all_rows = sink(all_columns(), first_data_row(all_sheet()))
-    overdue_rows = sink(OVERDUE_COLUMNS, first_data_row(overdue_sheet([], now)))
-    rendered = sink(RENDERED_COLUMNS, first_data_row(rendered_sheet([])))
-    for line in head:
-        rendered.add(line)
-    events = view.penalty_events()
-    walked = walk(view, now, closed_years=closed_years, all_rows=all_rows, overdue_rows=overdue_rows,
-                  rendered=rendered, need_loss=any(e.kind in LOSS_KINDS for e in events))
+    closed_years = closed_years_setting(store)
+    sinks = Sinks(all_rows=book.spool(all_columns(), first_data_row(all_sheet())),
+                  overdue=book.spool(OVERDUE_COLUMNS, first_data_row(overdue_sheet([], now))),
+                  rendered=book.spool(RENDERED_COLUMNS, first_data_row(rendered_sheet([]))),
+                  cases=book.spool(CASE_COLUMNS, first_data_row(case_book_sheet([]))))
+    sinks.rendered.extend(head)
+    walked = walk(view, now, closed_years=closed_years, sinks=sinks, cache=cache,
+                  namespace=namespace(store, closed_years=closed_years, styles=book.indexes))
     conf = view.confirmations()
-    listed = ledger(events, walked.loss_ids, conf)
+    listed = ledger(view.penalty_events(), walked.loss_ids, conf)
     penalties = penalty_sheet(listed, conf)
     typed = view.manager_edits("处罚")
     assert isinstance(penalties.rows, list)
     for row in penalties.rows:
         walked.applied += 1 if "confirm" in typed.get((row[0],), {}) else 0
-        for line in rendered_rows("处罚", [row[0]], {"confirm": row[-1]}):
-            rendered.add(line)
-    cases = sink(CASE_COLUMNS, first_data_row(case_book_sheet([])))
+        sinks.rendered.extend(rendered_rows("处罚", [row[0]], {"confirm": row[-1]}))
     try:
-        for row in walked.cases.rows():
-            cases.add(row)
+        for xml in walked.cases.rows():
+            sinks.cases.add_xml(xml)
     finally:
         walked.cases.close()
-    findings = sink(FINDING_COLUMNS, first_data_row(findings_sheet([])))
-    for row in finding_rows(view.iter_findings()):
-        findings.add(row)
+    findings = book.spool(FINDING_COLUMNS, first_data_row(findings_sheet([])))
+    findings.extend(finding_rows(view.iter_findings()))
     where = [(year, [p.name for p in archive_paths(out, year, len(y.keys))], len(y.keys))
              for year, y in walked.years.items()]
+    conflicts = conflict_sheet(walked.conflicts, walked.orphans)
+    walked.conflicts_shown = len(conflicts.rows)
     sheets = [
         walked.summary.sheet(listed, conf),
-        all_sheet(_spooled(all_rows)),
-        overdue_sheet(_spooled(overdue_rows), now),
+        all_sheet(sinks.all_rows),
+        overdue_sheet(sinks.overdue, now),
         penalties,
-        case_book_sheet(_spooled(cases)),
-        conflict_sheet(walked.conflicts, walked.orphans),
-        findings_sheet(_spooled(findings)),
+        case_book_sheet(sinks.cases),
+        conflicts,
+        findings_sheet(findings),
         sources_sheet(view.sources(), view.notes(), archives=sorted(where)),
     ]
     assert tuple(s.name for s in sheets) == SHEET_ORDER
-    return [*sheets, rendered_sheet(_spooled(rendered))], walked
-
-
-def _spooled(rows: Sink) -> list[list[Any]] | Spooled:
-    # a sink is the writer's spool or a list of values (ListSink): either is a sheet's rows
-    assert isinstance(rows, list | Spooled), type(rows)
-    return rows
+    return [*sheets, rendered_sheet(sinks.rendered)], walked
 
 
 def build_sheets(store: Store, now: datetime) -> list[SheetData]:
-    """Every sheet of the contract with its rows as values (for a test or a look inside);
-    the render itself writes the same rows through the writer's spools."""
-    with store.engine.begin() as conn:
-        sheets, _walked = _compose(View(store, conn), now, Path("汇总.xlsx"), closed_years=closed_years_setting(store),
-                                   sink=lambda _cols, _first: ListSink(), head=[])
+    """Every sheet of the contract as the workbook shows it (rows as values, read back from a
+    workbook written the render's way, without reusing any piece): for a test or a look inside."""
+    import tempfile
+
+    from openpyxl import load_workbook
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "汇总.xlsx"
+        sheets, _walked = _write(store, path, path, now, cache=None)
+        wb = load_workbook(path, read_only=True)
+        try:
+            for sheet in sheets:
+                if sheet.blocks or sheet.name not in wb.sheetnames:
+                    continue
+                skip = first_data_row(sheet)
+                values = [list(r) for r in wb[sheet.name].iter_rows(min_row=skip + 1, values_only=True)]
+                width = len(sheet.columns)
+                sheet.rows = [(r + [None] * width)[:width] for r in values]
+        finally:
+            wb.close()
     return sheets[:len(SHEET_ORDER)]
 
 
-def _write(store: Store, path: Path, out: Path, now: datetime) -> Walked:
+def _write(store: Store, path: Path, out: Path, now: datetime, *,
+           cache: PieceCache | None) -> tuple[list[SheetData], Walked]:
     """Write the merged workbook to ``path`` (a temp file beside ``out``) in one walk."""
     book = Book()
     head = rendered_head(store_id=store.store_id(), sent=store.recent_sent(now))
     # one transaction: every sheet shows the same moment, even while a scan writes penalties
     with store.engine.begin() as conn:
-        sheets, walked = _compose(View(store, conn), now, out, closed_years=closed_years_setting(store),
-                                  sink=book.spool, head=head)
+        sheets, walked = _compose(View(store, conn), store, book, now, out, head=head, cache=cache)
         book.write(path, sheets)
-    walked.conflicts_shown = next(len(s.rows) for s in sheets if s.name == "冲突")
-    return walked
+    return sheets, walked
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:
@@ -315,14 +319,15 @@ def _render(store: Store, out: Path, now: datetime) -> RenderReport:
         # and a new 处罚确认 already counts in 汇总's totals
         _read_back(store, out, now)
     key = store.content_marks(now)
+    cache = PieceCache.beside(store, out)
     with atomic_write(out) as tmp:
-        walked = _write(store, tmp, out, now)
+        _sheets, walked = _write(store, tmp, out, now, cache=cache)
         if _stamp(out) != before:
             # The manager saved while we wrote: keep their typing, render again.
             report.rerendered = True
             key = ""   # what the manager saved is in the store now: the next render writes again
             _read_back(store, out, now)
-            walked = _write(store, tmp, out, now)
+            _sheets, walked = _write(store, tmp, out, now, cache=cache)
         # the temp file's stamp, not the target's after the replace: a manager saving in
         # between must never be taken for our own write (the rename keeps mtime and size)
         ours = _stamp(tmp)
@@ -334,6 +339,7 @@ def _render(store: Store, out: Path, now: datetime) -> RenderReport:
     report.rows = walked.rows
     report.conflicts = walked.conflicts_shown
     report.manager_edits = walked.applied
+    report.reused = walked.reused
     if ours is not None:
         import json
 

@@ -205,8 +205,14 @@ def _reach(r: dict[str, Any]) -> str:
     return str(r.get("customer_phone") or r.get("customer_email") or r.get("customer_name") or "").strip()
 
 
+def _subject(r: Record) -> str:
+    return str(r.get("subject") or "").strip()
+
+
 class Repeats:
-    """What was complained about more than once, counted record by record."""
+    """What was complained about more than once, counted record by record (or shop by shop:
+    ``merge``). Its key and label functions are module-level, so a shop's counts can be kept
+    between renders (merged/pieces.py)."""
 
     def __init__(self, key: Callable[[Record], str], label: Callable[[Record], str] | None = None) -> None:
         self._key, self._label = key, label
@@ -226,6 +232,24 @@ class Repeats:
             self._first[k] = self._label(r)
         elif self.counts[k] == 2:
             self._names[k] = self._first.pop(k)
+
+    def merge(self, later: Repeats) -> None:
+        """Add the counts of records that come after this one's (the next shop's): a key seen
+        first here keeps its label from here."""
+        for k, n in later.counts.items():
+            before = self.counts[k]
+            self.counts[k] = before + n
+            if self._label is None:
+                continue
+            label = (self._first.get(k) or self._names.get(k)) if before else \
+                (later._first.get(k) or later._names.get(k))
+            if label is None:
+                continue
+            if before + n == 1:
+                self._first[k] = label
+            else:
+                self._first.pop(k, None)
+                self._names[k] = label
 
     def rows(self, top: int | None = 20) -> list[list[Any]]:
         """[what, complaints], most first (``label`` names a key by the first record seen)."""
@@ -288,7 +312,7 @@ class Summary:
         self.buckets: Counter[str] = Counter()
         self.handled: Counter[str] = Counter()
         self.customers = Repeats(_reach, _customer_label)
-        self.subjects = Repeats(lambda r: str(r.get("subject") or "").strip())
+        self.subjects = Repeats(_subject)
         self.causes: dict[str, Counter[str]] = defaultdict(Counter)
 
     def add(self, live: list[Record]) -> None:
@@ -325,6 +349,27 @@ class Summary:
                 self.handled[h2] += 1
             self.customers.add(r)
             self.subjects.add(r)
+
+    def merge(self, later: Summary) -> None:
+        """Add the counts of a later shop (``later`` counted with the same ``now``, or with an
+        earlier one nothing in that shop's complaints changed with since)."""
+        self.n += later.n
+        self.harassment += later.harassment
+        self.followed += later.followed
+        self.satisfied += later.satisfied
+        self.invalid += later.invalid
+        self.hours_sum += later.hours_sum
+        self.hours_n += later.hours_n
+        self.states.update(later.states)
+        for k in _BY:
+            self.by[k].update(later.by[k])
+        self.months.update(later.months)
+        self.buckets.update(later.buckets)
+        self.handled.update(later.handled)
+        self.customers.merge(later.customers)
+        self.subjects.merge(later.subjects)
+        for month, counts in later.causes.items():
+            self.causes[month].update(counts)
 
     def sheet(self, events: Iterable[PenaltyEvent], confirmations: dict[str, str]) -> SheetData:
         now, counts = self.now, self.states

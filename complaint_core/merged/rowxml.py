@@ -152,15 +152,40 @@ def row_xml(rows: Iterable[list[Any]], first_row: int, number_styles: list[int |
 def _unnumbered(rows: Iterable[list[Any]], number_styles: list[int | None], styles: dict[str, int],
                 chunk: int) -> Iterator[bytes]:
     """``row_xml(numbered=False)``: the same cells as the numbered loop, without ``r``."""
-    num_attr = ["" if s is None else f' s="{s}"' for s in number_styles]
-    stamp_open = f'<c s="{styles["datetime"]}"><v>'
-    needs_escape = _NEEDS_ESCAPE.search
-    half = EXCEL_MAX_STRING // 2
-    modern, epoch = _MODERN, _EPOCH
+    cells = Cells(number_styles, styles)
     out: list[str] = []
     for row in rows:
-        cells = ["<row>"]
-        add = cells.append
+        inner = cells.xml(row)
+        out.append(f"<row>{inner}</row>" if inner else "<row/>")
+        if len(out) >= chunk:
+            yield "".join(out).encode("utf-8", "replace")
+            out = []
+    if out:
+        yield "".join(out).encode("utf-8", "replace")
+
+
+class Cells:
+    """Un-numbered cells (no ``r``) for one sheet's columns: ``row_xml(numbered=False)`` and the
+    pieces of rows the render keeps between writes (a 逾期 row's fixed cells, e.g.)."""
+
+    def __init__(self, number_styles: list[int | None], styles: dict[str, int]) -> None:
+        self._num_attr = ["" if s is None else f' s="{s}"' for s in number_styles]
+        self._stamp_open = f'<c s="{styles["datetime"]}"><v>'
+        self._styles = styles
+
+    def number(self, column: int, value: float) -> str:
+        """One number cell in ``column``'s format."""
+        return _cell("", value, self._num_attr[column], self._styles)
+
+    def xml(self, row: list[Any], *, pad: bool = False, first: int = 0) -> str:
+        """The cells of ``row`` (its first value in column ``first``); an empty cell between two
+        values is ``<c/>`` so that later cells keep their column, and with ``pad`` trailing
+        empty cells are ``<c/>`` too (a piece of a row that more cells follow)."""
+        needs_escape = _NEEDS_ESCAPE.search
+        half = EXCEL_MAX_STRING // 2
+        modern, epoch = _MODERN, _EPOCH
+        out: list[str] = []
+        add = out.append
         following = 0               # the column a cell without ``r`` lands in
         for c, value in enumerate(row):
             kind = type(value)
@@ -176,22 +201,20 @@ def _unnumbered(rows: Iterable[list[Any]], number_styles: list[int | None], styl
                     cell = f'<c t="inlineStr"><is><t xml:space="preserve">{text}</t></is></c>'
             elif kind is datetime and value.tzinfo is None and value >= modern:
                 d = value - epoch
-                cell = f'{stamp_open}{d.days + (d.seconds + d.microseconds / 1e6) / 86400!r}</v></c>'
+                cell = f'{self._stamp_open}{d.days + (d.seconds + d.microseconds / 1e6) / 86400!r}</v></c>'
             elif value is None:
                 continue
             else:
-                cell = _cell("", value, num_attr[c], styles)
+                cell = _cell("", value, self._num_attr[first + c], self._styles)
             if c != following:      # empty cells before this one keep it in its column
                 add("<c/>" * (c - following))
             following = c + 1
             add(cell)
-        if following:
-            add("</row>")
-            out.append("".join(cells))
-        else:
-            out.append("<row/>")
-        if len(out) >= chunk:
-            yield "".join(out).encode("utf-8", "replace")
-            out = []
-    if out:
-        yield "".join(out).encode("utf-8", "replace")
+        if pad and following < len(row):
+            add("<c/>" * (len(row) - following))
+        return "".join(out)
+
+
+def text_cell(text: str) -> str:
+    """One text cell without ``r``: always text, never a formula."""
+    return _text_cell("", text)

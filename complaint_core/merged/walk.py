@@ -2,51 +2,44 @@
 
 Decoding a stored complaint costs more than anything done with it afterwards, and a chain's
 million complaints do not fit a shop PC's memory. So each shop's complaints are decoded once,
-handed to every sheet that needs them (全部投诉's rows, 逾期's items, 汇总's counts,
-案例手册's cases, the yearly archives, the managers' cells to keep) and dropped before the next
-shop's (issue 17). The rows go into sinks as they are made: the writer's spools, which encode
-them to worksheet XML on disk, or plain lists when a test wants to look at the values.
+turned into that shop's ``Piece`` (全部投诉's rows encoded and compressed, 逾期's lines,
+汇总's counts, 案例手册's cases, its archived complaints, the managers' cells it keeps) and
+dropped before the next shop's (issue 17). A shop whose rows, managers' cells and clock
+horizon have not moved since the last write is not decoded at all: its piece is reused
+(merged/pieces.py), so one shop's save costs that shop's work.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
+from ..overdue import OverdueItem, deadline_state, open_deadlines
+from ..rules_book import Rules
 from ..store.codec import ALL_SHEET
-from ..store.view import ManagerCells, StoreView
+from ..store.view import ManagerCells, Record, StoreView
 from .archive import Year, closed_year
+from .pieces import Line, Piece, PieceCache, edits_hash, shop_mark, state_cell, year_end
 from .readback import rendered_rows
 from .report import CaseKey, Summary, case_of, current_loss_ids, flagged_in, overdue_row
+from .rowxml import text_cell
 from .sheets import AllRows, orphan, typed_cells
-
-
-class Sink(Protocol):
-    """Where a sheet's rows go as they are made."""
-
-    def add(self, row: list[Any]) -> None: ...
-
-
-class ListSink(list[list[Any]]):
-    """Rows kept as values (a test, or a small sheet)."""
-
-    def add(self, row: list[Any]) -> None:
-        self.append(row)
+from .xlsx import RowSpool
 
 
 class CaseSorter:
     """案例手册's rows in their order (category, outcome, latest first) without holding them:
-    each row goes to a temporary file as it comes, only its place stays in memory."""
+    each encoded row goes to a temporary file as it comes, only its place stays in memory."""
 
     def __init__(self) -> None:
         self._file: Any = tempfile.TemporaryFile(prefix="complaint-desk-cases-")  # noqa: SIM115 - closed by close()
         self._places: list[tuple[CaseKey, int, int, int]] = []   # (order, arrival, offset, length)
 
-    def add(self, key: CaseKey, row: list[Any]) -> None:
+    def add(self, key: CaseKey, row: Any) -> None:
         data = pickle.dumps(row, protocol=pickle.HIGHEST_PROTOCOL)
         self._places.append((key, len(self._places), self._file.tell(), len(data)))
         self._file.write(data)
@@ -54,13 +47,12 @@ class CaseSorter:
     def __len__(self) -> int:
         return len(self._places)
 
-    def rows(self) -> Iterator[list[Any]]:
+    def rows(self) -> Any:
         # arrival breaks ties: equal cases keep the sheet's order, as a stable sort would
         self._places.sort()
         for _key, _n, offset, length in self._places:
             self._file.seek(offset)
-            row: list[Any] = pickle.loads(self._file.read(length))   # noqa: S301 - our own temp file
-            yield row
+            yield pickle.loads(self._file.read(length))   # noqa: S301 - our own temp file
         self._file.seek(0, 2)
 
     def close(self) -> None:
@@ -68,13 +60,24 @@ class CaseSorter:
 
 
 @dataclass
+class Sinks:
+    """The spools the walk fills, one per big sheet (``_rendered`` included)."""
+
+    all_rows: RowSpool
+    overdue: RowSpool
+    rendered: RowSpool
+    cases: RowSpool
+
+
+@dataclass
 class Walked:
-    """What the walk found besides the rows it put into the sinks."""
+    """What the walk found besides the rows it put into the spools."""
 
     now: datetime
     rows: int = 0                         # rows of 全部投诉
     conflicts_shown: int = 0              # rows of 冲突 (conflicts and orphaned manager cells)
     applied: int = 0                      # managers' cells laid over the shops' values
+    reused: int = 0                       # shops whose piece of the last write was reused
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     orphans: list[dict[str, Any]] = field(default_factory=list)
     loss_ids: set[str] = field(default_factory=set)
@@ -86,53 +89,141 @@ class Walked:
         self.summary = Summary(self.now)
 
 
-def walk(view: StoreView, now: datetime, *, closed_years: int, all_rows: Sink, overdue_rows: Sink,
-         rendered: Sink, need_loss: bool) -> Walked:
-    """Walk every stored complaint once. ``need_loss``: the store holds loss penalty lines,
-    whose rules must be re-applied to know which are still current (处罚)."""
+@dataclass
+class _Context:
+    now: datetime
+    namespace: str
+    edits: ManagerCells
+    typed: dict[str, dict[str, Any]]
+    rules: Rules
+    first_kept: int
+    flagged: set[str] | None = None       # asked of the store once, when a shop is decoded
+
+
+def walk(view: StoreView, now: datetime, *, closed_years: int, sinks: Sinks, namespace: str,
+         cache: PieceCache | None) -> Walked:
+    """Walk every shop once, reusing the pieces ``cache`` holds that are still good."""
     out = Walked(now)
-    edits: ManagerCells = view.manager_edits(ALL_SHEET)
-    typed = typed_cells(edits)
+    edits = view.manager_edits(ALL_SHEET)
+    ctx = _Context(now, namespace, edits, typed_cells(edits), view.rules(), now.year - max(closed_years, 1) + 1)
     seen: set[str] = set()
-    make = AllRows()
-    owned = [(i, c.key) for i, c in enumerate(make.columns) if c.manager_owned]
-    rules = view.rules()
-    keys = view.flagged_keys(now + timedelta(hours=view.warn_hours()))
-    first_kept = now.year - max(closed_years, 1) + 1
-    for records, conflicts in view.shop_batches():
-        out.conflicts.extend(conflicts)
-        live = [r for r in records if not r["deleted"]]
-        out.summary.add(live)
-        if need_loss:
-            out.loss_ids |= current_loss_ids(live, rules)
-        kept = []
-        for r in records:
-            ref = r["record_ref"]
-            if ref in typed:
-                seen.add(ref)
-                if r["deleted"]:
-                    out.orphans.append(orphan(ref, typed[ref], r))
-            year = closed_year(r)
-            if year is not None and year < first_kept:
-                out.years.setdefault(year, Year(year)).add(r, edits)
-            else:
-                kept.append(r)
-        for r in kept:
-            row = make(r)
-            cells = edits.get((r["record_ref"],))
-            if cells:
-                for i, key in owned:
-                    if key in cells:
-                        row[i] = cells[key]
-                        out.applied += 1
-            all_rows.add(row)
-            out.rows += 1
-            for line in rendered_rows(ALL_SHEET, [r["record_ref"]], {k: row[i] for i, k in owned}):
-                rendered.add(line)
-            if not r["deleted"] and (case := case_of(r, now)) is not None:
-                out.cases.add(*case)
-        for item in flagged_in([r for r in kept if not r["deleted"]], keys, now):
-            overdue_rows.add(overdue_row(item))
-    out.orphans += [orphan(ref, cells, None) for ref, cells in typed.items() if ref not in seen]
+    marks = view.shop_marks()
+    for shop in sorted(marks):
+        mark = shop_mark(namespace, marks[shop])
+        piece = cache.load(shop) if cache is not None else None
+        if piece is not None and piece.usable(mark, edits, now) and sinks.all_rows.room(piece.rows):
+            out.reused += 1
+        else:
+            if ctx.flagged is None:
+                ctx.flagged = view.flagged_keys(now + timedelta(hours=view.warn_hours()))
+            records, conflicts = view.shop_records(shop)
+            piece = _make(records, conflicts, mark, ctx, sinks)
+            if cache is not None:
+                cache.save(shop, piece)
+        _lay(piece, out, sinks, seen)
+    out.orphans += [orphan(ref, cells, None) for ref, cells in ctx.typed.items() if ref not in seen]
+    if cache is not None:
+        cache.forget(set(marks))
     return out
 
+
+def _make(records: list[Record], conflicts: list[dict[str, Any]], mark: str, ctx: _Context, sinks: Sinks) -> Piece:
+    """One shop's piece, from its decoded complaints, as of ``ctx.now``."""
+    now = ctx.now
+    live = [r for r in records if not r["deleted"]]
+    summary = Summary(now)
+    summary.add(live)
+    dyn: list[tuple[str, datetime, timedelta]] = []
+    until = year_end(now)
+    for r in live:
+        for kind, due, warn in open_deadlines(r):
+            if deadline_state(due, None, now, warn) == "ok":
+                until = min(until, due - warn)    # it comes within its warning time then
+            else:
+                dyn.append((kind, due, warn))     # due soon or overdue: worked out at each write
+        done = r.get("resolved_at")
+        if isinstance(done, datetime) and done > now:
+            until = min(until, done)              # resolved later than now: 未解决 until then
+    summary.states.subtract((kind, deadline_state(due, None, now, warn)) for kind, due, warn in dyn)
+    summary.states = +summary.states
+    make = AllRows()
+    owned = [(i, c.key) for i, c in enumerate(make.columns) if c.manager_owned]
+    rows: list[list[Any]] = []
+    rendered: list[list[Any]] = []
+    applied = 0
+    orphans: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    years: dict[int, Year] = {}
+    cases: list[tuple[CaseKey, str]] = []
+    kept: list[Record] = []
+    for r in records:
+        ref = r["record_ref"]
+        if ref in ctx.typed:
+            seen.add(ref)
+            if r["deleted"]:
+                orphans.append(orphan(ref, ctx.typed[ref], r))
+        year = closed_year(r)
+        if year is not None and year < ctx.first_kept:
+            years.setdefault(year, Year(year)).add(r, ctx.edits)
+            continue
+        kept.append(r)
+        row = make(r)
+        cells = ctx.edits.get((ref,))
+        if cells:
+            for i, key in owned:
+                if key in cells:
+                    row[i] = cells[key]
+                    applied += 1
+        rows.append(row)
+        rendered += rendered_rows(ALL_SHEET, [ref], {k: row[i] for i, k in owned})
+        if not r["deleted"] and (case := case_of(r, now)) is not None:
+            cases.append((case[0], f"<row>{sinks.cases.cells.xml(case[1])}</row>"))
+    assert ctx.flagged is not None
+    warns = {r["record_id"]: timedelta(hours=r["settings"].due_soon_hours) for r in kept}
+    lines = [_line(item, warns[item.record_id], sinks.overdue)
+             for item in flagged_in([r for r in kept if not r["deleted"]], ctx.flagged, now)]
+    return Piece(mark=mark, refs=[r["record_ref"] for r in records], edits=edits_hash([r["record_ref"] for r in records],
+                                                                                         ctx.edits),
+                 made=now, until=until, rows=len(rows), all_xml=sinks.all_rows.encode(rows),
+                 rendered_rows=len(rendered), rendered_xml=sinks.rendered.encode(rendered), applied=applied,
+                 summary=summary, dyn=dyn, lines=lines, cases=cases, loss_ids=current_loss_ids(live, ctx.rules),
+                 conflicts=conflicts, orphans=orphans, seen=seen,
+                 years={y: (v.keys, v.fingerprint) for y, v in years.items()})
+
+
+def _line(item: OverdueItem, warn: timedelta, sink: RowSpool) -> Line:
+    row = overdue_row(item)
+    if item.state == "done_late":   # met, late: it reads the same from now on
+        return Line(f"<row>{sink.cells.xml(row)}</row>")
+    base = dataclasses.replace(item, state="due_soon").why   # without "截至 … 仍未完成"
+    return Line(None, item.due, warn, pre=sink.cells.xml(row[:4], pad=True),
+                post=sink.cells.xml(row[6:8], pad=True, first=6), why=base)
+
+
+def _lay(piece: Piece, out: Walked, sinks: Sinks, seen: set[str]) -> None:
+    """Put one shop's piece into the spools and the walk's totals."""
+    now = out.now
+    sinks.all_rows.add_segment(piece.all_xml, piece.rows)
+    sinks.rendered.add_segment(piece.rendered_xml, piece.rendered_rows)
+    out.rows += piece.rows
+    out.applied += piece.applied
+    out.summary.merge(piece.summary)   # its states are those that no longer change…
+    out.summary.states.update((kind, deadline_state(due, None, now, warn)) for kind, due, warn in piece.dyn)
+    for line in piece.lines:
+        if line.fixed is not None:
+            sinks.overdue.add_xml(line.fixed)
+            continue
+        assert line.due is not None
+        state = deadline_state(line.due, None, now, line.warn)
+        late = round((now - line.due).total_seconds() / 3600, 1) if state == "overdue" else 0.0
+        why = line.why + (f"；截至 {now.isoformat(sep=' ', timespec='minutes')} 仍未完成" if state == "overdue" else "")
+        sinks.overdue.add_xml(f"<row>{line.pre}{state_cell(state)}{sinks.overdue.cells.number(5, late)}"
+                              f"{line.post}{text_cell(why)}</row>")
+    for key, xml in piece.cases:
+        out.cases.add(key, xml)
+    out.loss_ids |= piece.loss_ids
+    out.conflicts += piece.conflicts
+    out.orphans += piece.orphans
+    seen |= piece.seen
+    for year, (keys, digest) in piece.years.items():
+        out.years.setdefault(year, Year(year)).extend(keys, digest)

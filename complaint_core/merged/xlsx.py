@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import io
 import logging
-import queue
-import tempfile
-import threading
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -23,8 +20,10 @@ import xlsxwriter
 from complaint_core.model import column_letter
 
 from . import xlsxwriter_adapter as adapter
+from .deflate import Segment, Spool, compress
 from .model import Block, ChartSpec, Column, SheetData
-from .rowxml import row_xml
+from .rowxml import Cells, row_xml
+from .zipout import ZipOut
 
 LISTS_SHEET = "_lists"
 EXCEL_MAX_ROWS = 1_048_576
@@ -109,11 +108,15 @@ TABLE_NAMES = {"全部投诉": "AllComplaints", "逾期": "Overdue", "处罚": "
 
 
 class RowSpool:
-    """The data rows of one table sheet, encoded as worksheet XML into a temporary file as they
-    come, so that a sheet of a million complaints is never held in memory (issue 17).
+    """The data rows of one table sheet, encoded as worksheet XML and compressed into a
+    temporary file as they come (``deflate.Spool``), so that a sheet of a million complaints
+    is never held in memory (issue 17).
 
-    Rows past Excel's 1,048,576 are counted, not written; ``finish`` adds the line that says how
-    many complaints are only in the store.
+    Rows are written without row numbers (``row_xml(numbered=False)``): a shop's rows encoded
+    and compressed once (``encode``) can be laid into the next write as they are
+    (``add_segment``), wherever the other shops' rows put them. Rows past Excel's 1,048,576
+    are counted, not written; ``finish`` adds the line that says how many complaints are only
+    in the store.
     """
 
     def __init__(self, columns: list[Column], first_row: int, indexes: dict[str, int]) -> None:
@@ -125,33 +128,66 @@ class RowSpool:
         self._number_styles = [indexes[c.kind] if c.kind in indexes and c.kind not in ("datetime", "date")
                                else None for c in columns]
         self._styles = {k: indexes[k] for k in ("datetime", "date")}
-        self._pending: list[list[Any]] = []
-        self._written = 0                   # rows already encoded into the file
-        self._file: Any = tempfile.TemporaryFile(prefix="complaint-desk-rows-")  # noqa: SIM115 - closed by close()
+        self.cells = Cells(self._number_styles, self._styles)
+        self._rows: list[list[Any]] = []
+        self._xml: list[str] = []
+        self.spool = Spool(level=COMPRESS_LEVEL)
         self._finished = False
+
+    def room(self, rows: int) -> bool:
+        """Whether ``rows`` more rows fit under Excel's limit."""
+        return self.count + rows <= self._capacity
 
     def add(self, row: list[Any]) -> None:
         if self.count >= self._capacity:
             self.overflow += 1
             return
-        self._pending.append(row)
+        if self._xml:
+            self._flush()
+        self._rows.append(row)
         self.count += 1
-        if len(self._pending) >= 2000:
+        if len(self._rows) >= 2000:
+            self._flush()
+
+    def add_xml(self, row: str) -> None:
+        """One row already encoded (``<row>…</row>`` without numbers)."""
+        if self.count >= self._capacity:
+            self.overflow += 1
+            return
+        if self._rows:
+            self._flush()
+        self._xml.append(row)
+        self.count += 1
+        if len(self._xml) >= 2000:
             self._flush()
 
     def extend(self, rows: Iterable[list[Any]]) -> None:
         for row in rows:
             self.add(row)
 
+    def encode(self, rows: list[list[Any]]) -> Segment:
+        """``rows`` as one compressed segment in this sheet's styles, for ``add_segment`` now or
+        in a later write of the same sheet."""
+        return compress(row_xml(rows, 0, self._number_styles, self._styles, numbered=False), COMPRESS_LEVEL)
+
+    def add_segment(self, segment: Segment, rows: int) -> None:
+        """Rows ``encode`` made (check ``room`` first: a segment is never cut)."""
+        if not self.room(rows):
+            raise ValueError(f"{rows} rows do not fit under Excel's row limit")
+        self._flush()
+        self.spool.add(segment)
+        self.count += rows
+
     def __len__(self) -> int:
         return self.count
 
     def _flush(self) -> None:
-        if self._pending:
-            for chunk in row_xml(self._pending, self.first_row + self._written, self._number_styles, self._styles):
-                self._file.write(chunk)
-            self._written += len(self._pending)
-            self._pending = []
+        if self._rows:
+            self.spool.add_chunks(row_xml(self._rows, 0, self._number_styles, self._styles, numbered=False))
+            self._rows = []
+        if self._xml:
+            self.spool.add_chunks(["".join(self._xml).encode("utf-8", "replace")])
+            self._xml = []
 
     def finish(self, sheet: str) -> None:
         """Encode what is pending and, past Excel's limit, the line that says so (once)."""
@@ -163,22 +199,15 @@ class RowSpool:
             log.warning("%s: %d rows exceed Excel's row limit and are not in the workbook", sheet, self.overflow)
             line = [f"另有 {self.overflow} 条记录超出 Excel 的 1,048,576 行上限，未写入本表，"
                     f"仍保存在数据库中 ({self.overflow} more rows exceed Excel's row limit; they are in the store)"]
-            for chunk in row_xml([line], self.first_row + self._written, [None], self._styles):
-                self._file.write(chunk)
+            self.spool.add_chunks(row_xml([line], 0, [None], self._styles, numbered=False))
 
     @property
     def lines(self) -> int:
         """Sheet rows the data takes: the rows, and the overflow line if there is one."""
         return self.count + (1 if self.overflow else 0)
 
-    def chunks(self, size: int = 1 << 20) -> Iterator[bytes]:
-        self._file.flush()
-        self._file.seek(0)
-        while block := self._file.read(size):
-            yield block
-
     def close(self) -> None:
-        self._file.close()
+        self.spool.close()
 
 
 @dataclass(slots=True)
@@ -256,12 +285,12 @@ class Book:
             "in_memory": True})
         self._fmt = _formats(self._wb)
         adapter.fix_style_indexes(self._fmt.values())
-        self._indexes = {kind: adapter.style_index(self._fmt[kind]) for kind in NUMBER_FORMATS}
+        self.indexes = {kind: adapter.style_index(self._fmt[kind]) for kind in NUMBER_FORMATS}
         self._spools: list[RowSpool] = []
 
     def spool(self, columns: list[Column], first_row: int) -> RowSpool:
         """An empty spool for a table sheet whose first data row is ``first_row`` (0-based)."""
-        spool = RowSpool(columns, first_row, self._indexes)
+        spool = RowSpool(columns, first_row, self.indexes)
         self._spools.append(spool)
         return spool
 
@@ -300,7 +329,7 @@ class Book:
         for c, choices in enumerate(lists):
             hidden.write_column(0, c, list(choices))
         wb.close()
-        _assemble(self._buf, path, streamed, self._indexes)
+        _assemble(self._buf, path, streamed, self.indexes)
 
 
 def write_workbook(path: Path, sheets: list[SheetData]) -> None:
@@ -309,7 +338,7 @@ def write_workbook(path: Path, sheets: list[SheetData]) -> None:
 
 
 def _assemble(buf: io.BytesIO, path: Path, streamed: dict[str, _Rows], indexes: dict[str, int]) -> None:
-    """Copy XlsxWriter's package into ``path``, streaming the big sheets' rows into their parts."""
+    """Copy XlsxWriter's package into ``path``, laying the big sheets' spooled rows into their parts."""
     buf.seek(0)
     with zipfile.ZipFile(buf) as src:
         adapter.check_styles(src.read("xl/styles.xml"), {indexes[k]: code for k, code in NUMBER_FORMATS.items()})
@@ -326,57 +355,14 @@ def _assemble(buf: io.BytesIO, path: Path, streamed: dict[str, _Rows], indexes: 
                     raise adapter.WriterShapeChanged(f"sheet {name!r} has {len(sheet.tables)} Table parts, "
                                                      "not 1", sheet.part)
                 tables[sheet.tables[0]] = job.table_refs
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL) as out:
-            _copy(src, out, jobs, tables)
-
-
-def _copy(src: zipfile.ZipFile, out: zipfile.ZipFile, jobs: dict[str, _Rows],
-          tables: dict[str, tuple[str, str]]) -> None:
-    for info in src.infolist():
-        data = src.read(info)
-        job = jobs.get(info.filename)
-        if job is None:
-            if info.filename in tables:
-                data = adapter.stretch_table(data, *tables[info.filename], part=info.filename)
-            out.writestr(info, data, compresslevel=COMPRESS_LEVEL)
-            continue
-        head, tail = adapter.split_sheet(data, f"A1:{job.last_ref}", job.first_row + 1, part=info.filename)
-        # Opened by name, not by ZipInfo: a ZipInfo brings no compression level of its own
-        # and zipfile would deflate the biggest parts at zlib's default 6, not at 1.
-        # ~1,000 bytes of XML per row: past ~2 million rows the part needs ZIP64
-        with out.open(info.filename, "w", force_zip64=job.spool.count > 1_000_000) as fh:
-            fh.write(head)
-            _pump(fh, job.spool.chunks())
-            fh.write(tail)
-
-
-def _pump(fh: Any, chunks: Iterator[bytes]) -> None:
-    """Write ``chunks`` to ``fh`` from a second thread.
-
-    zlib and crc32 release the GIL, so the deflate of one chunk runs while this thread builds
-    the XML of the next: on a 2-core shop PC the two halves of the work overlap.
-    """
-    q: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
-    failed: list[BaseException] = []
-
-    def writer() -> None:
-        try:
-            while (chunk := q.get()) is not None:
-                fh.write(chunk)
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
-            failed.append(exc)
-            while q.get() is not None:   # keep taking chunks so the producer never blocks
-                pass
-
-    thread = threading.Thread(target=writer, name="xlsx-deflate", daemon=True)
-    thread.start()
-    try:
-        for chunk in chunks:
-            if failed:
-                break
-            q.put(chunk)
-    finally:
-        q.put(None)
-        thread.join()
-    if failed:
-        raise failed[0]
+        with ZipOut(path) as out:
+            for info in src.infolist():
+                data = src.read(info)
+                part = jobs.get(info.filename)
+                if part is None:
+                    if info.filename in tables:
+                        data = adapter.stretch_table(data, *tables[info.filename], part=info.filename)
+                    out.write(info.filename, data, COMPRESS_LEVEL)
+                    continue
+                head, tail = adapter.split_sheet(data, f"A1:{part.last_ref}", part.first_row + 1, part=info.filename)
+                out.write_parts(info.filename, [head, part.spool.spool, tail], COMPRESS_LEVEL)

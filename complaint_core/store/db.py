@@ -7,7 +7,7 @@ import functools
 import itertools
 import json
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -75,6 +75,23 @@ class Store:
                 out[path] = _settings(data)
         return out
 
+    def shop_marks(self, conn: Connection | None = None) -> dict[str, tuple[int, int, int]]:
+        """shop -> (stored rows, sum of their versions, highest row id): changes exactly when one
+        of the shop's stored rows is added or changed (rows are never removed; every change,
+        a deletion or a move to another row included, raises the row's version)."""
+        c = t.source_rows.c
+        with self._conn(conn) as cx:
+            q = select(c.shop, func.count(), func.sum(c.version), func.max(c.id)).group_by(c.shop)
+            return {shop: (int(n), int(v or 0), int(i or 0)) for shop, n, v, i in cx.execute(q)}
+
+    def shop_records(self, shop: str, conn: Connection | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(records, conflicts) of one shop, as ``iter_shops`` gives them."""
+        settings = self.source_settings(conn)
+        with self._conn(conn) as c:
+            q = (select(t.source_rows).where(t.source_rows.c.shop == shop)
+                 .order_by(t.source_rows.c.record_key, t.source_rows.c.source_path, t.source_rows.c.row))
+            return _shop_batch(c.execute(q).mappings(), settings)
+
     def iter_shops(self, conn: Connection | None = None) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
         """(records, conflicts) of one shop at a time, shops in order, each shop's records in
         the sheet's order (received, then record): what the render streams, so that it never
@@ -90,17 +107,7 @@ class Store:
                                                t.source_rows.c.row)
             result = c.execution_options(stream_results=True, yield_per=5000).execute(q)
             for _shop, rows in itertools.groupby(result.mappings(), key=lambda r: r["shop"]):
-                records: list[dict[str, Any]] = []
-                conflicts: list[dict[str, Any]] = []
-                for key, grp in itertools.groupby(rows, key=lambda r: r["record_key"]):
-                    got = list(grp)   # read-only row mappings: no dict per stored row
-                    if len(got) > 1:
-                        got.sort(key=_winner_order)
-                    rec, more = _record(key, got, settings)
-                    records.append(rec)
-                    conflicts.extend(more)
-                records.sort(key=_record_order)
-                yield records, conflicts
+                yield _shop_batch(rows, settings)
 
     def snapshot(self, conn: Connection | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """(current records, conflicts) in one pass over the stored rows.
@@ -488,6 +495,22 @@ def _record(key: str, rows: list[Any], settings: dict[str, Settings]) -> tuple[d
     return rec, conflicts
 
 
+def _shop_batch(rows: Iterable[RowMapping], settings: dict[str, Settings]) -> tuple[list[dict[str, Any]],
+                                                                                   list[dict[str, Any]]]:
+    """One shop's records (in the sheet's order) and conflicts from its stored rows, in key order."""
+    records: list[dict[str, Any]] = []
+    conflicts: list[dict[str, Any]] = []
+    for key, grp in itertools.groupby(rows, key=lambda r: r["record_key"]):
+        got = list(grp)   # read-only row mappings: no dict per stored row
+        if len(got) > 1:
+            got.sort(key=_winner_order)
+        rec, more = _record(key, got, settings)
+        records.append(rec)
+        conflicts.extend(more)
+    records.sort(key=_record_order)
+    return records, conflicts
+
+
 def _record_order(r: dict[str, Any]) -> tuple[str, str, str]:
     return (r["shop"], str(r["received_at"] or ""), r["record_id"])
 
@@ -677,6 +700,12 @@ class View:
 
     def shop_batches(self) -> Iterator[tuple[list[Record], list[dict[str, Any]]]]:
         return self.store.iter_shops(self._conn)
+
+    def shop_marks(self) -> dict[str, tuple[int, int, int]]:
+        return self.store.shop_marks(self._conn)
+
+    def shop_records(self, shop: str) -> tuple[list[Record], list[dict[str, Any]]]:
+        return self.store.shop_records(shop, self._conn)
 
     def iter_findings(self) -> Iterator[FindingRow]:
         return self.store.iter_findings(self._conn)

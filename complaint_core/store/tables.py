@@ -103,6 +103,11 @@ Index("ix_source_rows_live", source_rows.c.record_key, sqlite_where=source_rows.
 Index("ix_source_rows_unfilled", source_rows.c.record_key, sqlite_where=source_rows.c.no_deadlines.is_(None),
       postgresql_where=source_rows.c.no_deadlines.is_(None))
 
+# what each shop's rows are now, from the index alone (Store.shop_marks): rows are never
+# removed and every change to one raises its version, so (rows, sum of versions, last id) moves
+# whenever anything a sheet shows of that shop's complaints moves, and only then
+Index("ix_source_rows_shop_version", source_rows.c.shop, source_rows.c.version)
+
 row_versions = Table(
     "row_versions", metadata,
     Column("id", Integer, primary_key=True),

@@ -46,6 +46,12 @@ class StoreView(Protocol):
         """(records, conflicts) one shop at a time, in ``current_records``' order, decoded as
         they come: what the render walks so that it never holds every complaint."""
 
+    def shop_marks(self) -> dict[str, tuple[int, int, int]]:
+        """shop -> a mark that moves whenever one of the shop's stored rows is added or changed."""
+
+    def shop_records(self, shop: str) -> tuple[list[Record], list[dict[str, Any]]]:
+        """(records, conflicts) of one shop, as ``shop_batches`` gives them."""
+
     def iter_findings(self) -> Iterator[FindingRow]:
         """``findings`` one at a time, read from the store as they are asked for."""
 

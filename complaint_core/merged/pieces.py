@@ -1,0 +1,168 @@
+"""What one shop contributes to the merged workbook, kept between writes (issue 17).
+
+When one shop of a hundred saves, the other ninety-nine shops' rows have not changed: their
+全部投诉 rows, already encoded and compressed, their 汇总 counts, their 逾期 lines and their
+cases are taken from the last write instead of being decoded from the store and encoded again.
+A piece is used only when everything it was made from is the same:
+
+- the shop's stored rows (``Store.shop_marks``: any added or changed row moves the mark);
+- the managers' cells on the shop's complaints (a hash over their 记录标识);
+- everything chain-wide that a row can show: the rules, every file's 设置, [store] closed_years,
+  the store, the cell styles and this module's format (``namespace``);
+- the clock: a piece made at T holds until the first moment something in it would read
+  differently (a deadline coming within its warning time, a resolved time still ahead, the
+  new year that moves closed complaints to their archive). 逾期's hours late and the state of
+  a deadline already due soon or overdue are worked out at each write from the piece.
+
+Pieces are files in a folder of their own beside the store (one per shop, written whole and
+renamed into place), loaded one at a time: memory stays one shop's worth.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import pickle
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ..overdue import STATE_ZH
+from ..store import Store
+from ..store.view import ManagerCells
+from .deflate import Segment
+from .report import CaseKey, Summary
+
+log = logging.getLogger("complaint_desk.merged")
+
+FORMAT = 1   # raise when a piece's shape or the rows it encodes change
+
+
+@dataclass(slots=True)
+class Line:
+    """One 逾期 line: whole when it no longer changes (a deadline met late), else the cells that
+    stay and what the state, the hours late and the explanation are worked out from."""
+
+    fixed: str | None
+    due: datetime | None = None
+    warn: timedelta = timedelta(0)
+    pre: str = ""        # 投诉编号, 门店, 时限, 截止时间
+    post: str = ""       # 责任人, 责任部门
+    why: str = ""        # how the deadline was computed, without "截至 … 仍未完成"
+
+
+@dataclass
+class Piece:
+    """One shop's part of the merged workbook as of ``made``."""
+
+    mark: str                         # the shop's rows and the namespace it was made in
+    refs: list[str]                   # 记录标识 of the shop's complaints
+    edits: str                        # hash of the managers' cells on them
+    made: datetime
+    until: datetime                   # first moment something in it reads differently
+    rows: int                         # 全部投诉 rows (complaints not archived)
+    all_xml: Segment
+    rendered_rows: int
+    rendered_xml: Segment
+    applied: int                      # managers' cells laid over the shop's values
+    summary: Summary                  # 汇总's counts; the states of ``dyn`` deadlines left out
+    dyn: list[tuple[str, datetime, timedelta]]   # open deadlines due soon or overdue at ``made``
+    lines: list[Line]                 # 逾期
+    cases: list[tuple[CaseKey, str]]  # 案例手册 rows, encoded
+    loss_ids: set[str]
+    conflicts: list[dict[str, Any]]
+    orphans: list[dict[str, Any]]     # managers' cells on the shop's deleted complaints
+    seen: set[str]                    # 记录标识 with managers' cells among the shop's complaints
+    years: dict[int, tuple[list[str], str]] = field(default_factory=dict)   # archived: keys, digest
+
+    def usable(self, mark: str, edits: ManagerCells, now: datetime) -> bool:
+        return self.mark == mark and self.made <= now < self.until and self.edits == edits_hash(self.refs, edits)
+
+
+def edits_hash(refs: list[str], edits: ManagerCells) -> str:
+    h = hashlib.sha256()
+    for ref in refs:
+        cells = edits.get((ref,))
+        if cells:
+            h.update(json.dumps([ref, cells], ensure_ascii=False, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def namespace(store: Store, *, closed_years: int, styles: dict[str, int]) -> str:
+    """What every piece depends on besides its own shop's rows (see the module's docstring)."""
+    from ..store import dcjson
+
+    settings = sorted((p, dcjson.dumps(s)) for p, s in store.source_settings().items())
+    parts = [FORMAT, store.store_id(), closed_years, sorted(styles.items()), settings,
+             dcjson.dumps(store.rules())]
+    return hashlib.sha256(json.dumps(parts, ensure_ascii=False, default=str).encode()).hexdigest()
+
+
+def shop_mark(namespace: str, mark: tuple[int, int, int]) -> str:
+    return f"{namespace}|{mark[0]}|{mark[1]}|{mark[2]}"
+
+
+def year_end(now: datetime) -> datetime:
+    return datetime(now.year + 1, 1, 1, tzinfo=now.tzinfo)
+
+
+class PieceCache:
+    """The pieces of one merged workbook, one file per shop in ``folder``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    @classmethod
+    def beside(cls, store: Store, out: Path) -> PieceCache:
+        """The folder for ``out``'s pieces: beside a SQLite store file, else in the user's cache
+        folder (PostgreSQL); private to the user (pieces are loaded with pickle)."""
+        name = hashlib.sha256(f"{store.url}|{out.resolve()}".encode()).hexdigest()[:16]
+        if store.url.startswith("sqlite:///") and store.url != "sqlite:///:memory:":
+            db = Path(store.url[len("sqlite:///"):])
+            folder = db.parent / f".{db.name}.pieces" / name
+        else:
+            base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+            folder = base / "complaint-desk" / "pieces" / name
+        return cls(folder)
+
+    def _path(self, shop: str) -> Path:
+        return self.folder / f"{hashlib.sha256(shop.encode()).hexdigest()[:24]}.piece"
+
+    def load(self, shop: str) -> Piece | None:
+        try:
+            with open(self._path(shop), "rb") as fh:
+                piece = pickle.load(fh)   # noqa: S301 - our own file, in a folder only this user writes
+        except FileNotFoundError:
+            return None
+        except Exception as exc:  # noqa: BLE001 - a torn or foreign file is only a cache miss
+            log.info("门店 %s 的缓存无法读取，重新生成 (piece unreadable: %s)", shop, exc)
+            return None
+        return piece if isinstance(piece, Piece) else None
+
+    def save(self, shop: str, piece: Piece) -> None:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".piece-")
+            with os.fdopen(fd, "wb") as fh:
+                pickle.dump(piece, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, self._path(shop))
+        except OSError as exc:
+            # a full or read-only disk costs the next write its speed, never its content
+            log.warning("门店 %s 的缓存未能保存 (piece not saved: %s)", shop, exc)
+
+    def forget(self, keep: set[str]) -> None:
+        """Remove the pieces of shops the store no longer has."""
+        if not self.folder.is_dir():
+            return
+        wanted = {self._path(shop).name for shop in keep}
+        for path in self.folder.glob("*.piece"):
+            if path.name not in wanted:
+                path.unlink(missing_ok=True)
+
+
+def state_cell(state: str) -> str:
+    return f'<c t="inlineStr"><is><t>{STATE_ZH[state]}</t></is></c>'

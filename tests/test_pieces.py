@@ -1,0 +1,126 @@
+"""One shop's save costs that shop's work (issue 17): the other shops' parts of the merged
+workbook are reused from the last write, and a workbook written that way is, cell for cell,
+the workbook a fresh render of the store writes: whatever the clock, the managers' cells,
+the rules or the cache folder say."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from python_calamine import CalamineWorkbook
+
+from bench.data import BASE, rows_for, write_shop
+from complaint_core.merged.pieces import PieceCache
+from complaint_core.merged.render import render_merged
+from complaint_core.rules_book import Person, Rules
+from complaint_core.schema import KEYS
+from complaint_core.store import open_store
+from complaint_core.store.db import Store
+from sync.api import merge_into
+
+T0 = BASE + timedelta(days=60)   # the bench's complaints are received over 80 days from BASE
+SHOPS = ("S01", "S02", "S03", "S04")
+
+
+def _grids(path: Path) -> dict[str, list[list[object]]]:
+    wb = CalamineWorkbook.from_path(str(path))
+    return {name: wb.get_sheet_by_name(name).to_python() for name in wb.sheet_names}
+
+
+def _fresh(store: Store, tmp_path: Path, now: datetime) -> dict[str, list[list[object]]]:
+    """What a render with no piece to reuse writes (a workbook of its own: its own cache)."""
+    path = tmp_path / f"fresh-{now:%Y%m%d%H%M%S}.xlsx"
+    rep = render_merged(store, path, now=now)
+    assert rep.reused == 0
+    return _grids(path)
+
+
+def _same(out: Path, store: Store, tmp_path: Path, now: datetime) -> None:
+    got, want = _grids(out), _fresh(store, tmp_path, now)
+    assert list(got) == list(want)
+    for name in want:
+        assert got[name] == want[name], name
+
+
+def _touch(path: Path) -> None:
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+
+
+@pytest.fixture
+def chain(tmp_path: Path) -> tuple[Store, Path, Path]:
+    folder = tmp_path / "shops"
+    for n, shop in enumerate(SHOPS):
+        write_shop(folder / shop / f"{shop}.xlsx", rows_for(30, shop=shop, seed=n), shop=shop)
+    store = open_store(tmp_path / "state.sqlite")
+    out = tmp_path / "汇总.xlsx"
+    merge_into(store, [folder], out, now=T0)
+    return store, folder, out
+
+
+def test_a_shops_save_reuses_the_other_shops_and_writes_what_a_fresh_render_writes(chain, tmp_path: Path) -> None:
+    store, folder, out = chain
+    write_shop(folder / "S02" / "S02.xlsx", rows_for(33, shop="S02", seed=77), shop="S02")
+    rep = merge_into(store, [folder], out, now=T0 + timedelta(minutes=5))
+    assert rep.reused == len(SHOPS) - 1
+    _same(out, store, tmp_path, T0 + timedelta(minutes=5))
+
+
+# how many shops' pieces still hold (seeded data): none after a year (closed complaints move
+# to their archive at the new year), some after minutes and hours
+EXPECT_REUSED = {timedelta(minutes=7): 4, timedelta(hours=5): 4, timedelta(days=3): 2, timedelta(days=45): 0,
+                 timedelta(days=400): 0}
+
+
+@pytest.mark.parametrize("later", list(EXPECT_REUSED))
+def test_the_clock_moves_on_and_the_reused_parts_move_with_it(chain, tmp_path: Path, later: timedelta) -> None:
+    # hours late, due soon turning overdue, deadlines coming within their warning time,
+    # resolved times still ahead, a new year archiving closed complaints
+    store, _folder, out = chain
+    _touch(out)   # a render with nothing new since the last write is skipped: this one must write
+    reused = render_merged(store, out, now=T0 + later).reused
+    assert reused == EXPECT_REUSED[later]
+    _same(out, store, tmp_path, T0 + later)
+
+
+def test_a_managers_cell_is_kept_and_only_its_shop_is_made_again(chain, tmp_path: Path) -> None:
+    store, _folder, out = chain
+    grid = _grids(out)["全部投诉"]
+    ref_col, note_col = grid[1].index("记录标识"), grid[1].index("主管批示")
+    row = next(r for r in grid[2:] if r[grid[1].index("门店(来源)")] == "S03")
+    store.save_manager_edits("全部投诉", {(row[ref_col],): {"manager_approval": "请店长当天回电"}}, now=T0)
+    rep = render_merged(store, out, now=T0 + timedelta(minutes=1))
+    assert rep.reused == len(SHOPS) - 1
+    shown = next(r for r in _grids(out)["全部投诉"][2:] if r[ref_col] == row[ref_col])
+    assert shown[note_col] == "请店长当天回电"
+    _same(out, store, tmp_path, T0 + timedelta(minutes=1))
+
+
+def test_new_rules_or_a_broken_cache_make_every_shop_again(chain, tmp_path: Path) -> None:
+    store, _folder, out = chain
+    store.save_rules(Rules(staff=(Person("张强", "售后部", "张强", "zq@example.cn"),)), now=T0)
+    _touch(out)
+    assert render_merged(store, out, now=T0 + timedelta(minutes=1)).reused == 0
+    _touch(out)
+    assert render_merged(store, out, now=T0 + timedelta(minutes=2)).reused == len(SHOPS)
+    cache = PieceCache.beside(store, out)
+    pieces = sorted(cache.folder.glob("*.piece"))
+    assert len(pieces) == len(SHOPS)
+    pieces[0].write_bytes(pieces[0].read_bytes()[:100])    # a torn file: a miss, never a wrong sheet
+    pieces[1].write_bytes(b"not a piece")
+    _touch(out)
+    assert render_merged(store, out, now=T0 + timedelta(minutes=3)).reused == len(SHOPS) - 2
+    _same(out, store, tmp_path, T0 + timedelta(minutes=3))
+
+
+def test_a_shop_that_leaves_takes_its_piece_with_it(chain, tmp_path: Path) -> None:
+    store, folder, out = chain
+    keys = KEYS
+    assert keys[0] == "complaint_id"
+    for path in (folder / "S04").glob("*.xlsx"):
+        path.unlink()
+    merge_into(store, [folder], out, now=T0 + timedelta(hours=1))
+    _same(out, store, tmp_path, T0 + timedelta(hours=1))

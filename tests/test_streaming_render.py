@@ -1,0 +1,92 @@
+"""The render walks the store shop by shop (issue 17): it never asks for every complaint at
+once, and what it counts on the way equals what a pass over every complaint gives."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from python_calamine import CalamineWorkbook
+
+from bench.data import rows_for, write_shop
+from complaint_core.merged import report
+from complaint_core.merged.render import build_sheets, render_merged
+from complaint_core.merged.walk import CaseSorter
+from complaint_core.reader import read_workbook
+from complaint_core.store import open_store
+from complaint_core.store.db import Store, View
+from complaint_core.store.ingest import ingest_table
+
+NOW = datetime(2026, 9, 20, 9, 0)
+# code-point order: "A" < "A-1" < "B" < "甲"; a record key "A|…" sorts after "A-1|…", so a walk
+# that followed the keys instead of the shops would put shop A's rows in the wrong place
+SHOPS = ("甲", "B", "A-1", "A")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    folder = tmp_path_factory.mktemp("shops")
+    st = open_store(folder / "s.sqlite")
+    for n, shop in enumerate(SHOPS):
+        path = write_shop(folder / shop / f"{shop}.xlsx", rows_for(40, shop=shop, seed=n), shop=shop)
+        stat = path.stat()
+        ingest_table(st, path, read_workbook(path), [], file_hash=str(stat.st_mtime_ns), size=stat.st_size,
+                     mtime=stat.st_mtime, now=NOW - timedelta(days=1))
+    return st
+
+
+def _grid(path: Path, sheet: str) -> list[list[object]]:
+    return CalamineWorkbook.from_path(str(path)).get_sheet_by_name(sheet).to_python()
+
+
+def _shown(rows: list[list[object]]) -> list[list[object]]:
+    """Rows as the workbook shows them: an empty text is an empty cell."""
+    return [[None if v == "" else v for v in row] for row in rows]
+
+
+def test_the_walk_counts_what_a_pass_over_every_complaint_counts(store: Store) -> None:
+    sheets = {s.name: s for s in build_sheets(store, NOW)}
+    with store.engine.begin() as conn:
+        view = View(store, conn)
+        records = view.current_records()
+        whole = report.summary_sheet(view, NOW)
+        overdue = [report.overdue_row(i) for i in report.flagged_items(view, NOW)]
+        cases = sorted((c for r in view.live_records() if (c := report.case_of(r, NOW)) is not None),
+                       key=lambda c: c[0])
+    assert [(b.title, b.rows) for b in sheets["汇总"].blocks] == [(b.title, b.rows) for b in whole.blocks]
+    assert sheets["逾期"].rows == _shown(overdue) and overdue
+    assert sheets["案例手册"].rows == _shown([row for _key, row in cases]) and cases
+    refs = [row[-1] for row in sheets["全部投诉"].rows]
+    in_order = sorted(records, key=lambda r: (r["shop"], str(r["received_at"] or ""), r["record_id"]))
+    assert refs == [r["record_ref"] for r in in_order] == [r["record_ref"] for r in records]
+    shops = [r["shop"] for r in records]
+    assert list(dict.fromkeys(shops)) == sorted(SHOPS)   # shops in code-point order, each in one run
+
+
+def test_a_render_never_holds_every_complaint(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with store.engine.begin() as conn:
+        expected = [r["record_ref"] for r in View(store, conn).current_records()]
+
+    def refuse(*_args: object) -> None:
+        raise AssertionError("the render asked for every complaint at once")
+
+    for name in ("current_records", "live_records"):
+        monkeypatch.setattr(View, name, refuse)
+    monkeypatch.setattr(Store, "snapshot", refuse)
+    out = tmp_path / "汇总.xlsx"
+    rep = render_merged(store, out, now=NOW)
+    grid = _grid(out, "全部投诉")
+    col = grid[1].index("记录标识")
+    assert [row[col] for row in grid[2:]] == expected and rep.rows == len(expected) == 160
+
+
+def test_equal_cases_keep_the_order_they_came_in() -> None:
+    sorter = CaseSorter()
+    try:
+        for n, key in enumerate([("B", 1, -5.0), ("A", 2, -1.0), ("A", 1, -3.0), ("A", 1, -3.0), ("A", 1, -9.0)]):
+            sorter.add(key, [n, "客户说：“太慢了”", None, 3.5])
+        assert [row[0] for row in sorter.rows()] == [4, 2, 3, 1, 0]
+        assert next(iter(sorter.rows())) == [4, "客户说：“太慢了”", None, 3.5]   # read back whole, again
+    finally:
+        sorter.close()
