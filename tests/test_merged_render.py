@@ -96,7 +96,6 @@ def test_manager_edit_saved_while_writing_survives(tmp_path: Path) -> None:
 
 def test_rows_beyond_excel_limit_are_announced_not_silently_dropped(tmp_path, monkeypatch):
     from complaint_core.merged import xlsx
-    from complaint_core.merged.model import SheetData
 
     monkeypatch.setattr(xlsx, "EXCEL_MAX_ROWS", 12)  # the real limit, scaled down
     sheet = SheetData(name="全部投诉", columns=[Column("a", "A")], rows=[[f"r{i}"] for i in range(20)])
