@@ -115,6 +115,7 @@ class PieceCache:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        self._warned = False
 
     @classmethod
     def beside(cls, store: Store, out: Path) -> PieceCache:
@@ -152,7 +153,9 @@ class PieceCache:
             os.replace(tmp, self._path(shop))
         except OSError as exc:
             # a full or read-only disk costs the next write its speed, never its content
-            log.warning("门店 %s 的缓存未能保存 (piece not saved: %s)", shop, exc)
+            if not self._warned:
+                self._warned = True
+                log.warning("缓存未能保存，下次写出将完整重做 (pieces not saved in %s: %s)", self.folder, exc)
 
     def forget(self, keep: set[str]) -> None:
         """Remove the pieces of shops the store no longer has."""
