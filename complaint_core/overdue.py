@@ -180,6 +180,22 @@ def open_deadlines(rec: dict[str, Any]) -> list[tuple[str, datetime, timedelta]]
             if due is not None and _done(rec, kind) is None]
 
 
+def may_be_listed(rec: dict[str, Any], now: datetime) -> bool:
+    """Whether 逾期 lists one of the record's deadlines as of ``now`` (due soon, overdue or met
+    late): a cheap test on its stored deadlines before building its items."""
+    if rec.get("deleted") or rec.get("validity") == "不成立" or rec.get("status") == "不成立":
+        return False
+    settings = rec.get("settings") or DEFAULTS
+    soon = now + timedelta(hours=settings.due_soon_hours)
+    for kind, due in zip(KINDS, record_dues(rec, settings), strict=True):
+        if due is None:
+            continue
+        done = _done(rec, kind)
+        if (due <= soon) if done is None else (done > due):
+            return True
+    return False
+
+
 def flagged(items: Iterable[OverdueItem]) -> list[OverdueItem]:
     """What the 逾期 sheet lists: due soon, overdue, done late."""
     return [i for i in items if i.state in ("due_soon", "overdue", "done_late")]

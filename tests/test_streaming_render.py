@@ -13,6 +13,7 @@ from bench.data import rows_for, write_shop
 from complaint_core.merged import report
 from complaint_core.merged.render import build_sheets, render_merged
 from complaint_core.merged.walk import CaseSorter
+from complaint_core.overdue import flagged, scan
 from complaint_core.reader import read_workbook
 from complaint_core.store import open_store
 from complaint_core.store.db import Store, View
@@ -48,10 +49,13 @@ def _shown(rows: list[list[object]]) -> list[list[object]]:
 def test_the_walk_counts_what_a_pass_over_every_complaint_counts(store: Store) -> None:
     sheets = {s.name: s for s in build_sheets(store, NOW)}
     with store.engine.begin() as conn:
+        # the oracle: every complaint at once, as the render did before it walked shop by shop
         view = View(store, conn)
         records = view.current_records()
-        whole = report.summary_sheet(view, NOW)
-        overdue = [report.overdue_row(i) for i in report.flagged_items(view, NOW)]
+        acc = report.Summary(NOW)
+        acc.add(view.live_records())
+        whole = acc.sheet([], {})
+        overdue = [report.overdue_row(i) for i in flagged(scan(view.live_records(), now=NOW))]
         cases = sorted((c for r in view.live_records() if (c := report.case_of(r, NOW)) is not None),
                        key=lambda c: c[0])
     assert [(b.title, b.rows) for b in sheets["汇总"].blocks] == [(b.title, b.rows) for b in whole.blocks]
@@ -71,7 +75,7 @@ def test_a_render_never_holds_every_complaint(store: Store, tmp_path: Path, monk
     def refuse(*_args: object) -> None:
         raise AssertionError("the render asked for every complaint at once")
 
-    for name in ("current_records", "live_records"):
+    for name in ("current_records", "live_records", "conflicts"):
         monkeypatch.setattr(View, name, refuse)
     monkeypatch.setattr(Store, "snapshot", refuse)
     out = tmp_path / "汇总.xlsx"
@@ -84,9 +88,27 @@ def test_a_render_never_holds_every_complaint(store: Store, tmp_path: Path, monk
 def test_equal_cases_keep_the_order_they_came_in() -> None:
     sorter = CaseSorter()
     try:
-        for n, key in enumerate([("B", 1, -5.0), ("A", 2, -1.0), ("A", 1, -3.0), ("A", 1, -3.0), ("A", 1, -9.0)]):
-            sorter.add(key, [n, "客户说：“太慢了”", None, 3.5])
-        assert [row[0] for row in sorter.rows()] == [4, 2, 3, 1, 0]
-        assert next(iter(sorter.rows())) == [4, "客户说：“太慢了”", None, 3.5]   # read back whole, again
+        keys = [("B", 1, -5.0), ("A", 2, -1.0), ("甲", 0, 0.0), ("A", 1, -3.0), ("A", 1, -3.0), ("A", 1, -9.0)]
+        for n, key in enumerate(keys):
+            sorter.add(key, f"<row>{n}：“太慢了”</row>")
+        assert [int(row[5]) for row in sorter.rows()] == [5, 3, 4, 1, 0, 2]
+        assert [int(row[5]) for row in sorter.rows()] == [5, 3, 4, 1, 0, 2]   # read again, same order
+        assert next(iter(sorter.rows())) == "<row>5：“太慢了”</row>"
     finally:
         sorter.close()
+
+
+def test_a_big_shop_is_decoded_a_chunk_at_a_time(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from complaint_core.store import db
+
+    whole = build_sheets(store, NOW)
+    monkeypatch.setattr(db, "SHOP_CHUNK", 7)
+    chunks = list(store.shop_records("A"))
+    assert len(chunks) == 6 and all(len(records) <= 7 for records, _c in chunks)
+    with store.engine.begin() as conn:
+        expected = [r["record_ref"] for r in View(store, conn).current_records() if r["shop"] == "A"]
+    assert [r["record_ref"] for records, _c in chunks for r in records] == expected
+    # typed dates (2026年13月40日) and empty ones sort as the sheet sorts them, chunk or not
+    chunked = build_sheets(store, NOW)
+    for a, b in zip(whole, chunked, strict=True):
+        assert (a.name, a.rows, [(x.title, x.rows) for x in a.blocks]) == (b.name, b.rows, [(x.title, x.rows) for x in b.blocks])

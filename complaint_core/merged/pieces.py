@@ -65,9 +65,9 @@ class Piece:
     made: datetime
     until: datetime                   # first moment something in it reads differently
     rows: int                         # 全部投诉 rows (complaints not archived)
-    all_xml: Segment
+    all_xml: list[tuple[Segment, int]]          # (rows encoded and compressed, how many)
     rendered_rows: int
-    rendered_xml: Segment
+    rendered_xml: list[tuple[Segment, int]]
     applied: int                      # managers' cells laid over the shop's values
     summary: Summary                  # 汇总's counts; the states of ``dyn`` deadlines left out
     dyn: list[tuple[str, datetime, timedelta]]   # open deadlines due soon or overdue at ``made``

@@ -17,6 +17,7 @@ from typing import Any
 from ..atomic import atomic_write, sweep_temp_files
 from ..errors import EmptyStoreRefused
 from ..gcpause import paused_gc
+from ..penalties import LOSS_KINDS
 from ..store import Store
 from ..store.codec import ALL_SHEET
 from ..store.db import View, backfill_scan_fields
@@ -84,10 +85,16 @@ def _compose(view: StoreView, store: Store, book: Book, now: datetime, out: Path
                   rendered=book.spool(RENDERED_COLUMNS, first_data_row(rendered_sheet([]))),
                   cases=book.spool(CASE_COLUMNS, first_data_row(case_book_sheet([]))))
     sinks.rendered.extend(head)
+    events = view.penalty_events()
     walked = walk(view, now, closed_years=closed_years, sinks=sinks, cache=cache,
-                  namespace=namespace(store, closed_years=closed_years, styles=book.indexes))
+                  namespace=namespace(store, closed_years=closed_years, styles=book.indexes),
+                  stored_loss={e.event_id for e in events if e.kind in LOSS_KINDS})
     conf = view.confirmations()
-    listed = ledger(view.penalty_events(), walked.loss_ids, conf)
+    listed = ledger(events, walked.loss_ids, conf)
+    try:
+        summary = walked.summary.sheet(listed, conf)
+    finally:
+        walked.summary.close()
     penalties = penalty_sheet(listed, conf)
     typed = view.manager_edits("处罚")
     assert isinstance(penalties.rows, list)
@@ -106,7 +113,7 @@ def _compose(view: StoreView, store: Store, book: Book, now: datetime, out: Path
     conflicts = conflict_sheet(walked.conflicts, walked.orphans)
     walked.conflicts_shown = len(conflicts.rows)
     sheets = [
-        walked.summary.sheet(listed, conf),
+        summary,
         all_sheet(sinks.all_rows),
         overdue_sheet(sinks.overdue, now),
         penalties,

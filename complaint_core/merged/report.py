@@ -7,12 +7,15 @@ left out would be rendered empty, and a manager's 处罚确认 on it would never
 
 from __future__ import annotations
 
+import sqlite3
+import tempfile
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from ..overdue import KIND_ZH, STATE_ZH, OverdueItem, flagged, scan, state_counts
+from ..overdue import KIND_ZH, STATE_ZH, OverdueItem, scan, state_counts
 from ..penalties import CONFIRM_CHOICES, LOSS_KINDS, PenaltyEvent, loss_events, monthly_totals
 from ..penalties import STATE_ZH as PENALTY_STATE_ZH
 from ..rules_book import Rules
@@ -25,19 +28,6 @@ def overdue_items(view: StoreView, now: datetime) -> list[OverdueItem]:
     """Every deadline of every live complaint with its state as of ``now`` (once per render)."""
     # each record carries its own shop's settings and the deadlines stored for its version
     return view.memo(("overdue", now), lambda: scan(view.live_records(), now=now))
-
-
-def flagged_in(records: Iterable[Record], keys: set[str], now: datetime) -> list[OverdueItem]:
-    """The items 逾期 lists for ``records``, scanning only those the store's indexed query named."""
-    return flagged(scan([r for r in records if r["record_id"] in keys], now=now))
-
-
-def flagged_items(view: StoreView, now: datetime) -> list[OverdueItem]:
-    """What 逾期 lists, from the records the store's indexed query names (a deadline past, due
-    soon or met late), not from a scan of every complaint's three deadlines."""
-    def build() -> list[OverdueItem]:
-        return flagged_in(view.live_records(), view.flagged_keys(now + timedelta(hours=view.warn_hours())), now)
-    return view.memo(("flagged", now), build)
 
 
 OVERDUE_COLUMNS = [Column("complaint_id", "投诉编号", width=18), Column("shop", "门店", width=8),
@@ -70,13 +60,6 @@ def current_loss_ids(records: Iterable[Record], rules: Rules) -> set[str]:
     """The loss events the current rules give ``records`` (live ones), by id."""
     return {e.event_id for e in loss_events({r["record_id"]: r for r in records}, rules.tiers, rules.heads(),
                                              rules.bases())}
-
-
-def ledger_events(view: StoreView) -> list[PenaltyEvent]:
-    """``ledger`` over the whole store (the scan's view of the 处罚 sheet)."""
-    def build() -> list[PenaltyEvent]:
-        return ledger(view.penalty_events(), current_loss_ids(view.live_records(), view.rules()), view.confirmations())
-    return view.memo("ledger", build)
 
 
 def _basis(e: PenaltyEvent) -> str:
@@ -259,6 +242,45 @@ class Repeats:
         return rows[:top] if top else rows
 
 
+    def labelled(self) -> Iterator[tuple[str, int, str]]:
+        """(key, complaints, label) of every key counted here."""
+        for k, n in self.counts.items():
+            yield k, n, (self._first.get(k) or self._names.get(k) or k) if self._label else k
+
+    def repeated(self) -> int:
+        """How many keys were complained about more than once."""
+        return sum(1 for n in self.counts.values() if n > 1)
+
+
+class RepeatsOnDisk:
+    """``Repeats`` over a whole chain, kept in a temporary SQLite file instead of memory: every
+    customer's phone of a million complaints would otherwise be held until the end of a write.
+    Shops are added in the sheet's order (``merge``); a key keeps the label it had first."""
+
+    def __init__(self) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="complaint-desk-tally-")
+        self._db = sqlite3.connect(Path(self._dir.name) / "tally.sqlite")
+        self._db.execute("PRAGMA journal_mode=OFF")
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute("CREATE TABLE tally (k TEXT PRIMARY KEY, n INTEGER NOT NULL, label TEXT NOT NULL)")
+
+    def merge(self, later: Repeats) -> None:
+        self._db.executemany("INSERT INTO tally (k, n, label) VALUES (?, ?, ?) "
+                             "ON CONFLICT (k) DO UPDATE SET n = n + excluded.n", later.labelled())
+
+    def rows(self, top: int | None = 20) -> list[list[Any]]:
+        # code-point order on ties, as Python sorts the labels (SQLite's BINARY collation)
+        q = "SELECT label, n FROM tally WHERE n > 1 ORDER BY n DESC, label"
+        return [[label, n] for label, n in self._db.execute(q + (f" LIMIT {int(top)}" if top else ""))]
+
+    def repeated(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM tally WHERE n > 1").fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()
+        self._dir.cleanup()
+
+
 def repeats(recs: Iterable[Record], key: Callable[[Record], str], *, top: int | None = 20,
             label: Callable[[Record], str] | None = None) -> list[list[Any]]:
     """[what, complaints] for what was complained about more than once, most first.
@@ -302,7 +324,9 @@ class Summary:
     """汇总's figures, counted shop by shop as the render walks the store (one pass, a few
     counters in memory, whatever the number of complaints)."""
 
-    def __init__(self, now: datetime) -> None:
+    def __init__(self, now: datetime, *, on_disk: bool = False) -> None:
+        """``on_disk``: the chain's totals, whose repeat counts go to a temporary file (a shop's
+        own counts stay in memory and are kept with its piece)."""
         self.now = now
         self.n = self.harassment = self.followed = self.satisfied = self.invalid = 0
         self.hours_sum, self.hours_n = 0.0, 0
@@ -311,8 +335,8 @@ class Summary:
         self.months: Counter[str] = Counter()
         self.buckets: Counter[str] = Counter()
         self.handled: Counter[str] = Counter()
-        self.customers = Repeats(_reach, _customer_label)
-        self.subjects = Repeats(_subject)
+        self.customers: Repeats | RepeatsOnDisk = RepeatsOnDisk() if on_disk else Repeats(_reach, _customer_label)
+        self.subjects: Repeats | RepeatsOnDisk = RepeatsOnDisk() if on_disk else Repeats(_subject)
         self.causes: dict[str, Counter[str]] = defaultdict(Counter)
 
     def add(self, live: list[Record]) -> None:
@@ -347,6 +371,7 @@ class Summary:
                 self.buckets[b] += 1
             if (h2 := _handled(r, now)) is not None:
                 self.handled[h2] += 1
+            assert isinstance(self.customers, Repeats) and isinstance(self.subjects, Repeats)
             self.customers.add(r)
             self.subjects.add(r)
 
@@ -366,19 +391,24 @@ class Summary:
         self.months.update(later.months)
         self.buckets.update(later.buckets)
         self.handled.update(later.handled)
+        assert isinstance(later.customers, Repeats) and isinstance(later.subjects, Repeats)
         self.customers.merge(later.customers)
         self.subjects.merge(later.subjects)
         for month, counts in later.causes.items():
             self.causes[month].update(counts)
 
+    def close(self) -> None:
+        for tally in (self.customers, self.subjects):
+            if isinstance(tally, RepeatsOnDisk):
+                tally.close()
+
     def sheet(self, events: Iterable[PenaltyEvent], confirmations: dict[str, str]) -> SheetData:
         now, counts = self.now, self.states
-        repeat_customers = self.customers.rows(top=None)   # all of them for the count
         kpi = Block("关键指标", [Column("k", "指标", width=30), Column("v", "数值", "float")], [
             ["投诉总数（不含骚扰来电）", self.n], ["其中判定不成立", self.invalid],
             ["平均解决用时（小时）", round(self.hours_sum / self.hours_n, 1) if self.hours_n else 0.0],
             ["已回访数", self.followed], ["满意数（满意/非常满意）", self.satisfied],
-            ["重复投诉客户数", len(repeat_customers)],
+            ["重复投诉客户数", self.customers.repeated()],
             ["骚扰来电（单独统计，不计入投诉）", self.harassment]])
 
         def rate(kind: str) -> float:
@@ -415,7 +445,7 @@ class Summary:
         subjects = Block("改进：重复被投诉的对象", [Column("k", "投诉对象"), Column("n", "投诉次数", "int")],
                          self.subjects.rows(), note="同一商品、服务或员工被投诉两次及以上（最多列20项）")
         customers = Block("改进：重复投诉的客户", [Column("k", "客户"), Column("n", "投诉次数", "int")],
-                          repeat_customers[:20], note="同一客户（电话、邮箱或姓名）投诉两次及以上（最多列20位）")
+                          self.customers.rows(), note="同一客户（电话、邮箱或姓名）投诉两次及以上（最多列20位）")
         cause_rows = _cause_rows(self.causes)
         causes = Block("改进：每月投诉原因", [Column("k", "月份"), *(Column(f"c{i}", c, "int", 10)
                                                             for i, c in enumerate(CAUSE_COLUMNS))], cause_rows)
@@ -427,13 +457,6 @@ class Summary:
                   _count_block("按门店", self.by["shop"], "P18"), _count_block("按原因", self.by["root_cause"], "X2"),
                   _count_block("按状态", self.by["status"], "X18"), pen, est, subjects, customers, causes]
         return SheetData("汇总", blocks=blocks, as_table=False, note=f"截至 {now:%Y-%m-%d %H:%M}")
-
-
-def summary_sheet(view: StoreView, now: datetime) -> SheetData:
-    """汇总 over the whole store in one go (the render counts it shop by shop instead)."""
-    acc = Summary(now)
-    acc.add(view.live_records())
-    return acc.sheet(ledger_events(view), view.confirmations())
 
 
 SATISFACTION_RANK = {v: i for i, v in enumerate(SATISFACTION)}

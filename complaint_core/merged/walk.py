@@ -12,51 +12,59 @@ horizon have not moved since the last write is not decoded at all: its piece is 
 from __future__ import annotations
 
 import dataclasses
-import pickle
+import sqlite3
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from ..overdue import OverdueItem, deadline_state, open_deadlines
+from ..overdue import OverdueItem, deadline_state, flagged, may_be_listed, open_deadlines, scan
 from ..rules_book import Rules
 from ..store.codec import ALL_SHEET
 from ..store.view import ManagerCells, Record, StoreView
 from .archive import Year, closed_year
 from .pieces import Line, Piece, PieceCache, edits_hash, shop_mark, state_cell, year_end
 from .readback import rendered_rows
-from .report import CaseKey, Summary, case_of, current_loss_ids, flagged_in, overdue_row
+from .report import CaseKey, Summary, case_of, current_loss_ids, overdue_row
 from .rowxml import text_cell
 from .sheets import AllRows, orphan, typed_cells
 from .xlsx import RowSpool
 
 
 class CaseSorter:
-    """案例手册's rows in their order (category, outcome, latest first) without holding them:
-    each encoded row goes to a temporary file as it comes, only its place stays in memory."""
+    """案例手册's rows in their order (category, outcome, latest first) without holding them: the
+    encoded rows and their places go to a temporary SQLite file, which sorts them at the end."""
 
     def __init__(self) -> None:
-        self._file: Any = tempfile.TemporaryFile(prefix="complaint-desk-cases-")  # noqa: SIM115 - closed by close()
-        self._places: list[tuple[CaseKey, int, int, int]] = []   # (order, arrival, offset, length)
+        self._dir = tempfile.TemporaryDirectory(prefix="complaint-desk-cases-")
+        self._db = sqlite3.connect(Path(self._dir.name) / "cases.sqlite")
+        self._db.execute("PRAGMA journal_mode=OFF")
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute("CREATE TABLE cases (cat TEXT, rank INTEGER, t REAL, arrival INTEGER, row TEXT)")
+        self._n = 0
 
-    def add(self, key: CaseKey, row: Any) -> None:
-        data = pickle.dumps(row, protocol=pickle.HIGHEST_PROTOCOL)
-        self._places.append((key, len(self._places), self._file.tell(), len(data)))
-        self._file.write(data)
+    def add(self, key: CaseKey, row: str) -> None:
+        self.extend([(key, row)])
+
+    def extend(self, cases: list[tuple[CaseKey, str]]) -> None:
+        start, self._n = self._n, self._n + len(cases)
+        self._db.executemany("INSERT INTO cases VALUES (?, ?, ?, ?, ?)",
+                             ((*key, start + i, row) for i, (key, row) in enumerate(cases)))
 
     def __len__(self) -> int:
-        return len(self._places)
+        return self._n
 
-    def rows(self) -> Any:
-        # arrival breaks ties: equal cases keep the sheet's order, as a stable sort would
-        self._places.sort()
-        for _key, _n, offset, length in self._places:
-            self._file.seek(offset)
-            yield pickle.loads(self._file.read(length))   # noqa: S301 - our own temp file
-        self._file.seek(0, 2)
+    def rows(self) -> Iterator[str]:
+        # arrival breaks ties: equal cases keep the sheet's order, as a stable sort would; the
+        # categories in code-point order, as Python sorts them (SQLite's BINARY collation)
+        for (row,) in self._db.execute("SELECT row FROM cases ORDER BY cat, rank, t, arrival"):
+            yield row
 
     def close(self) -> None:
-        self._file.close()
+        self._db.close()
+        self._dir.cleanup()
 
 
 @dataclass
@@ -86,7 +94,7 @@ class Walked:
     cases: CaseSorter = field(default_factory=CaseSorter)
 
     def __post_init__(self) -> None:
-        self.summary = Summary(self.now)
+        self.summary = Summary(self.now, on_disk=True)
 
 
 @dataclass
@@ -97,12 +105,13 @@ class _Context:
     typed: dict[str, dict[str, Any]]
     rules: Rules
     first_kept: int
-    flagged: set[str] | None = None       # asked of the store once, when a shop is decoded
 
 
 def walk(view: StoreView, now: datetime, *, closed_years: int, sinks: Sinks, namespace: str,
-         cache: PieceCache | None) -> Walked:
-    """Walk every shop once, reusing the pieces ``cache`` holds that are still good."""
+         cache: PieceCache | None, stored_loss: set[str]) -> Walked:
+    """Walk every shop once, reusing the pieces ``cache`` holds that are still good.
+    ``stored_loss``: the loss penalty lines the store holds (only those are looked up in the
+    walk's ``loss_ids``: the lines the current rules still give)."""
     out = Walked(now)
     edits = view.manager_edits(ALL_SHEET)
     ctx = _Context(now, namespace, edits, typed_cells(edits), view.rules(), now.year - max(closed_years, 1) + 1)
@@ -111,84 +120,82 @@ def walk(view: StoreView, now: datetime, *, closed_years: int, sinks: Sinks, nam
     for shop in sorted(marks):
         mark = shop_mark(namespace, marks[shop])
         piece = cache.load(shop) if cache is not None else None
-        if piece is not None and piece.usable(mark, edits, now) and sinks.all_rows.room(piece.rows):
+        if piece is not None and piece.usable(mark, edits, now):
             out.reused += 1
         else:
-            if ctx.flagged is None:
-                ctx.flagged = view.flagged_keys(now + timedelta(hours=view.warn_hours()))
-            records, conflicts = view.shop_records(shop)
-            piece = _make(records, conflicts, mark, ctx, sinks)
+            piece = _make(view.shop_records(shop), mark, ctx, sinks)
             if cache is not None:
                 cache.save(shop, piece)
-        _lay(piece, out, sinks, seen)
+        _lay(piece, out, sinks, seen, stored_loss)
     out.orphans += [orphan(ref, cells, None) for ref, cells in ctx.typed.items() if ref not in seen]
     if cache is not None:
         cache.forget(set(marks))
     return out
 
 
-def _make(records: list[Record], conflicts: list[dict[str, Any]], mark: str, ctx: _Context, sinks: Sinks) -> Piece:
-    """One shop's piece, from its decoded complaints, as of ``ctx.now``."""
+def _make(chunks: Iterator[tuple[list[Record], list[dict[str, Any]]]], mark: str, ctx: _Context,
+          sinks: Sinks) -> Piece:
+    """One shop's piece, from its decoded complaints (a chunk at a time), as of ``ctx.now``."""
     now = ctx.now
-    live = [r for r in records if not r["deleted"]]
-    summary = Summary(now)
-    summary.add(live)
-    dyn: list[tuple[str, datetime, timedelta]] = []
-    until = year_end(now)
-    for r in live:
-        for kind, due, warn in open_deadlines(r):
-            if deadline_state(due, None, now, warn) == "ok":
-                until = min(until, due - warn)    # it comes within its warning time then
-            else:
-                dyn.append((kind, due, warn))     # due soon or overdue: worked out at each write
-        done = r.get("resolved_at")
-        if isinstance(done, datetime) and done > now:
-            until = min(until, done)              # resolved later than now: 未解决 until then
-    summary.states.subtract((kind, deadline_state(due, None, now, warn)) for kind, due, warn in dyn)
-    summary.states = +summary.states
     make = AllRows()
     owned = [(i, c.key) for i, c in enumerate(make.columns) if c.manager_owned]
-    rows: list[list[Any]] = []
-    rendered: list[list[Any]] = []
-    applied = 0
-    orphans: list[dict[str, Any]] = []
-    seen: set[str] = set()
+    piece = Piece(mark=mark, refs=[], edits="", made=now, until=year_end(now), rows=0, all_xml=[], rendered_rows=0,
+                  rendered_xml=[], applied=0, summary=Summary(now), dyn=[], lines=[], cases=[], loss_ids=set(),
+                  conflicts=[], orphans=[], seen=set())
     years: dict[int, Year] = {}
-    cases: list[tuple[CaseKey, str]] = []
-    kept: list[Record] = []
-    for r in records:
-        ref = r["record_ref"]
-        if ref in ctx.typed:
-            seen.add(ref)
-            if r["deleted"]:
-                orphans.append(orphan(ref, ctx.typed[ref], r))
-        year = closed_year(r)
-        if year is not None and year < ctx.first_kept:
-            years.setdefault(year, Year(year)).add(r, ctx.edits)
-            continue
-        kept.append(r)
-        row = make(r)
-        cells = ctx.edits.get((ref,))
-        if cells:
-            for i, key in owned:
-                if key in cells:
-                    row[i] = cells[key]
-                    applied += 1
-        rows.append(row)
-        rendered += rendered_rows(ALL_SHEET, [ref], {k: row[i] for i, k in owned})
-        if not r["deleted"] and (case := case_of(r, now)) is not None:
-            cases.append((case[0], f"<row>{sinks.cases.cells.xml(case[1])}</row>"))
-    assert ctx.flagged is not None
-    warns = {r["record_id"]: timedelta(hours=r["settings"].due_soon_hours) for r in kept}
-    lines = [_line(item, warns[item.record_id], sinks.overdue)
-             for item in flagged_in([r for r in kept if not r["deleted"]], ctx.flagged, now)]
-    return Piece(mark=mark, refs=[r["record_ref"] for r in records], edits=edits_hash([r["record_ref"] for r in records],
-                                                                                         ctx.edits),
-                 made=now, until=until, rows=len(rows), all_xml=sinks.all_rows.encode(rows),
-                 rendered_rows=len(rendered), rendered_xml=sinks.rendered.encode(rendered), applied=applied,
-                 summary=summary, dyn=dyn, lines=lines, cases=cases, loss_ids=current_loss_ids(live, ctx.rules),
-                 conflicts=conflicts, orphans=orphans, seen=seen,
-                 years={y: (v.keys, v.fingerprint) for y, v in years.items()})
+    for records, conflicts in chunks:
+        piece.conflicts += conflicts
+        piece.refs += [r["record_ref"] for r in records]
+        live = [r for r in records if not r["deleted"]]
+        piece.summary.add(live)
+        piece.loss_ids |= current_loss_ids(live, ctx.rules)
+        for r in live:
+            for kind, due, warn in open_deadlines(r):
+                if deadline_state(due, None, now, warn) == "ok":
+                    piece.until = min(piece.until, due - warn)    # it comes within its warning time then
+                else:
+                    piece.dyn.append((kind, due, warn))           # due soon or overdue: worked out at each write
+            done = r.get("resolved_at")
+            if isinstance(done, datetime) and done > now:
+                piece.until = min(piece.until, done)              # resolved later than now: 未解决 until then
+        rows: list[list[Any]] = []
+        rendered: list[list[Any]] = []
+        kept: list[Record] = []
+        for r in records:
+            ref = r["record_ref"]
+            if ref in ctx.typed:
+                piece.seen.add(ref)
+                if r["deleted"]:
+                    piece.orphans.append(orphan(ref, ctx.typed[ref], r))
+            year = closed_year(r)
+            if year is not None and year < ctx.first_kept:
+                years.setdefault(year, Year(year)).add(r, ctx.edits)
+                continue
+            kept.append(r)
+            row = make(r)
+            cells = ctx.edits.get((ref,))
+            if cells:
+                for i, key in owned:
+                    if key in cells:
+                        row[i] = cells[key]
+                        piece.applied += 1
+            rows.append(row)
+            rendered += rendered_rows(ALL_SHEET, [ref], {k: row[i] for i, k in owned})
+            if not r["deleted"] and (case := case_of(r, now)) is not None:
+                piece.cases.append((case[0], f"<row>{sinks.cases.cells.xml(case[1])}</row>"))
+        piece.rows += len(rows)
+        piece.all_xml.append((sinks.all_rows.encode(rows), len(rows)))
+        piece.rendered_rows += len(rendered)
+        piece.rendered_xml.append((sinks.rendered.encode(rendered), len(rendered)))
+        listed = [r for r in kept if may_be_listed(r, now)]
+        warns = {r["record_id"]: timedelta(hours=r["settings"].due_soon_hours) for r in listed}
+        piece.lines += [_line(item, warns[item.record_id], sinks.overdue) for item in flagged(scan(listed, now=now))]
+    # …and the states of the deadlines worked out at each write are left out of the fixed counts
+    piece.summary.states.subtract((kind, deadline_state(due, None, now, warn)) for kind, due, warn in piece.dyn)
+    piece.summary.states = +piece.summary.states
+    piece.edits = edits_hash(piece.refs, ctx.edits)
+    piece.years = {y: (v.keys, v.fingerprint) for y, v in years.items()}
+    return piece
 
 
 def _line(item: OverdueItem, warn: timedelta, sink: RowSpool) -> Line:
@@ -200,11 +207,13 @@ def _line(item: OverdueItem, warn: timedelta, sink: RowSpool) -> Line:
                 post=sink.cells.xml(row[6:8], pad=True, first=6), why=base)
 
 
-def _lay(piece: Piece, out: Walked, sinks: Sinks, seen: set[str]) -> None:
+def _lay(piece: Piece, out: Walked, sinks: Sinks, seen: set[str], stored_loss: set[str]) -> None:
     """Put one shop's piece into the spools and the walk's totals."""
     now = out.now
-    sinks.all_rows.add_segment(piece.all_xml, piece.rows)
-    sinks.rendered.add_segment(piece.rendered_xml, piece.rendered_rows)
+    for segment, rows in piece.all_xml:
+        sinks.all_rows.add_segment(segment, rows)
+    for segment, rows in piece.rendered_xml:
+        sinks.rendered.add_segment(segment, rows)
     out.rows += piece.rows
     out.applied += piece.applied
     out.summary.merge(piece.summary)   # its states are those that no longer change…
@@ -219,9 +228,8 @@ def _lay(piece: Piece, out: Walked, sinks: Sinks, seen: set[str]) -> None:
         why = line.why + (f"；截至 {now.isoformat(sep=' ', timespec='minutes')} 仍未完成" if state == "overdue" else "")
         sinks.overdue.add_xml(f"<row>{line.pre}{state_cell(state)}{sinks.overdue.cells.number(5, late)}"
                               f"{line.post}{text_cell(why)}</row>")
-    for key, xml in piece.cases:
-        out.cases.add(key, xml)
-    out.loss_ids |= piece.loss_ids
+    out.cases.extend(piece.cases)
+    out.loss_ids |= piece.loss_ids & stored_loss
     out.conflicts += piece.conflicts
     out.orphans += piece.orphans
     seen |= piece.seen

@@ -171,9 +171,11 @@ class RowSpool:
         return compress(row_xml(rows, 0, self._number_styles, self._styles, numbered=False), COMPRESS_LEVEL)
 
     def add_segment(self, segment: Segment, rows: int) -> None:
-        """Rows ``encode`` made (check ``room`` first: a segment is never cut)."""
+        """Rows ``encode`` made. A segment is never cut: one that does not fit under Excel's
+        limit is counted with the rows that are only in the store."""
         if not self.room(rows):
-            raise ValueError(f"{rows} rows do not fit under Excel's row limit")
+            self.overflow += rows
+            return
         self._flush()
         self.spool.add(segment)
         self.count += rows

@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import itertools
 import json
+import re
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import AbstractContextManager
@@ -40,6 +41,10 @@ __all__ = ["Store", "View", "content_hash", "decode_values", "encode_values", "o
            "record_key", "record_ref"]
 
 
+# complaints of one shop decoded at a time by a write of the merged workbook
+SHOP_CHUNK = 1000
+
+
 @dataclass
 class Store:
     engine: Engine
@@ -61,7 +66,8 @@ class Store:
         """``findings`` one file at a time, for a sheet of a few hundred thousand of them."""
         with self._conn(conn) as c:
             q = select(t.file_findings.c.source_path, t.file_findings.c.shop, t.file_findings.c.data)
-            result = c.execution_options(stream_results=True, yield_per=50).execute(
+            # one file's findings at a time: a 3,000-row file's are a megabyte of JSON
+            result = c.execution_options(stream_results=True, yield_per=1).execute(
                 q.order_by(t.file_findings.c.source_path))
             for path, shop, data in result:
                 for f in json.loads(data):
@@ -84,13 +90,38 @@ class Store:
             q = select(c.shop, func.count(), func.sum(c.version), func.max(c.id)).group_by(c.shop)
             return {shop: (int(n), int(v or 0), int(i or 0)) for shop, n, v, i in cx.execute(q)}
 
-    def shop_records(self, shop: str, conn: Connection | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """(records, conflicts) of one shop, as ``iter_shops`` gives them."""
+    def shop_records(self, shop: str, conn: Connection | None = None, *,
+                     size: int | None = None) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+        """(records, conflicts) of one shop, as ``iter_shops`` gives them, in chunks of at most
+        ``size`` complaints in the sheet's order: a shop of 30,000 complaints is decoded a
+        thousand at a time, so a write's memory does not grow with the size of a shop."""
+        size = size or SHOP_CHUNK
         settings = self.source_settings(conn)
+        sr = t.source_rows.c
+        by_key = (sr.record_key, sr.source_path, sr.row)
         with self._conn(conn) as c:
-            q = (select(t.source_rows).where(t.source_rows.c.shop == shop)
-                 .order_by(t.source_rows.c.record_key, t.source_rows.c.source_path, t.source_rows.c.row))
-            return _shop_batch(c.execute(q).mappings(), settings)
+            stored = c.execute(select(func.count(func.distinct(sr.record_key))).where(sr.shop == shop)).scalar() or 0
+            if stored <= size:
+                yield _shop_batch(c.execute(select(t.source_rows).where(sr.shop == shop).order_by(*by_key))
+                                  .mappings(), settings)
+                return
+            # a big shop: first the order of its complaints (each one's winning row's 受理时间),
+            # then the complaints themselves, a chunk at a time
+            q = (select(sr.record_key, sr.deleted, sr.updated_at, sr.file_mtime, sr.source_path, sr.row, sr.data)
+                 .where(sr.shop == shop).order_by(*by_key))
+            order: list[tuple[str, str]] = []
+            for key, grp in itertools.groupby(c.execute(q).mappings(), key=lambda r: r["record_key"]):
+                win = min(grp, key=_winner_order)
+                order.append((_received_text(win["data"]), key))
+            order.sort()
+            for i in range(0, len(order), size):
+                keys = [k for _recv, k in order[i:i + size]]
+                rows: list[RowMapping] = []
+                for j in range(0, len(keys), 500):   # SQLite's bound-parameter limit
+                    rows += c.execute(select(t.source_rows).where(sr.record_key.in_(keys[j:j + 500]))
+                                      .where(sr.shop == shop).order_by(*by_key)).mappings().all()
+                rows.sort(key=lambda r: (r["record_key"], r["source_path"], r["row"]))
+                yield _shop_batch(rows, settings)
 
     def iter_shops(self, conn: Connection | None = None) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
         """(records, conflicts) of one shop at a time, shops in order, each shop's records in
@@ -511,6 +542,24 @@ def _shop_batch(rows: Iterable[RowMapping], settings: dict[str, Settings]) -> tu
     return records, conflicts
 
 
+_RECEIVED = re.compile(r'"received_at": "((?:[^"\\]|\\.)*)"')
+
+
+def _received_text(data: str) -> str:
+    """``str(record["received_at"] or "")`` of a stored row, as ``_record_order`` sorts by it,
+    without decoding the whole row when the stored JSON holds it once as text."""
+    found = _RECEIVED.findall(data)
+    if len(found) == 1 and "\\" not in found[0]:
+        text = str(found[0])
+    else:
+        value = decode_values(data).get("received_at")
+        return "" if value is None else str(value)
+    try:
+        return str(datetime.fromisoformat(text))
+    except ValueError:
+        return text
+
+
 def _record_order(r: dict[str, Any]) -> tuple[str, str, str]:
     return (r["shop"], str(r["received_at"] or ""), r["record_id"])
 
@@ -698,13 +747,10 @@ class View:
     def findings(self) -> list[FindingRow]:
         return self.memo("findings", lambda: self.store.findings(self._conn))
 
-    def shop_batches(self) -> Iterator[tuple[list[Record], list[dict[str, Any]]]]:
-        return self.store.iter_shops(self._conn)
-
     def shop_marks(self) -> dict[str, tuple[int, int, int]]:
         return self.store.shop_marks(self._conn)
 
-    def shop_records(self, shop: str) -> tuple[list[Record], list[dict[str, Any]]]:
+    def shop_records(self, shop: str) -> Iterator[tuple[list[Record], list[dict[str, Any]]]]:
         return self.store.shop_records(shop, self._conn)
 
     def iter_findings(self) -> Iterator[FindingRow]:
@@ -733,17 +779,3 @@ class View:
     def live_records(self) -> list[Record]:
         """The complaints whose source row still exists (what 逾期, 处罚 and 汇总 count)."""
         return self.memo("live", lambda: [r for r in self.current_records() if not r["deleted"]])
-
-    def flagged_keys(self, until: datetime) -> set[str]:
-        """Record ids the overdue sheet may list: an open deadline before ``until``, a deadline met
-        late, or a row not yet given its scan columns (the store's indexed query)."""
-        def keys() -> set[str]:
-            found = {k for k, _kind, _due in self.store.open_deadlines(until, conn=self._conn)}
-            return found | self.store.late_done_keys(self._conn) | self.store.unfilled_keys(self._conn)
-        return self.memo(("flagged_keys", until), keys)
-
-    def warn_hours(self) -> float:
-        """The longest 提前预警 of any shop: how far ahead the overdue query must look."""
-        return self.memo("warn_hours", lambda: max([s.due_soon_hours for s in
-                                                     self.store.source_settings(self._conn).values()]
-                                                    + [DEFAULTS.due_soon_hours]))

@@ -11,7 +11,6 @@ The add-in's ``excel_addin.port.WorkbookPort`` is the same idea on the Excel sid
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator
-from datetime import datetime
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from ..penalties import PenaltyEvent
@@ -42,15 +41,13 @@ class StoreView(Protocol):
     def current_records(self) -> list[Record]:
         """Every complaint ever seen, deleted ones too, in (shop, received, id) order."""
 
-    def shop_batches(self) -> Iterator[tuple[list[Record], list[dict[str, Any]]]]:
-        """(records, conflicts) one shop at a time, in ``current_records``' order, decoded as
-        they come: what the render walks so that it never holds every complaint."""
-
     def shop_marks(self) -> dict[str, tuple[int, int, int]]:
         """shop -> a mark that moves whenever one of the shop's stored rows is added or changed."""
 
-    def shop_records(self, shop: str) -> tuple[list[Record], list[dict[str, Any]]]:
-        """(records, conflicts) of one shop, as ``shop_batches`` gives them."""
+    def shop_records(self, shop: str) -> Iterator[tuple[list[Record], list[dict[str, Any]]]]:
+        """(records, conflicts) of one shop (deleted complaints too) in ``current_records``' order,
+        decoded when asked and a thousand at a time: the render walks the shops so that it never
+        holds every complaint, nor every complaint of a big shop."""
 
     def iter_findings(self) -> Iterator[FindingRow]:
         """``findings`` one at a time, read from the store as they are asked for."""
@@ -81,12 +78,6 @@ class StoreView(Protocol):
 
     def notes(self) -> list[dict[str, Any]]:
         """Adoptions of a merged workbook by this store (path, cells, sent, at), for 来源."""
-
-    def flagged_keys(self, until: datetime) -> set[str]:
-        """Record ids with an open deadline before ``until``, met late, or not yet scanned."""
-
-    def warn_hours(self) -> float:
-        """The longest 提前预警 of any shop."""
 
     def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
         """``compute()`` once per view under ``key``: sheets share derived results (the overdue scan)."""
