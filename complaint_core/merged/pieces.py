@@ -145,24 +145,49 @@ class PieceCache:
         return piece if isinstance(piece, Piece) else None
 
     def save(self, shop: str, piece: Piece) -> None:
+        self._save(self._path(shop), piece)
+
+    def _save(self, path: Path, value: Any) -> None:
+        tmp: str | None = None
         try:
             self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".piece-")
             with os.fdopen(fd, "wb") as fh:
-                pickle.dump(piece, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, self._path(shop))
+                pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, path)
+            tmp = None
         except OSError as exc:
             # a full or read-only disk costs the next write its speed, never its content
             if not self._warned:
                 self._warned = True
                 log.warning("缓存未能保存，下次写出将完整重做 (pieces not saved in %s: %s)", self.folder, exc)
+        finally:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
 
-    def forget(self, keep: set[str]) -> None:
-        """Remove the pieces of shops the store no longer has."""
+    def _findings_path(self, source: str) -> Path:
+        return self.folder / f"{hashlib.sha256(source.encode()).hexdigest()[:24]}.findings"
+
+    def findings(self, source: str, key: str) -> tuple[Segment, int] | None:
+        """A file's 校验问题 rows as the last write encoded them, if its findings are the same."""
+        try:
+            with open(self._findings_path(source), "rb") as fh:
+                got = pickle.load(fh)   # noqa: S301 - our own file, in a folder only this user writes
+        except Exception:  # noqa: BLE001 - missing, torn or foreign: only a cache miss
+            return None
+        if isinstance(got, tuple) and len(got) == 3 and got[0] == key and isinstance(got[1], Segment):
+            return got[1], int(got[2])
+        return None
+
+    def save_findings(self, source: str, key: str, segment: Segment, rows: int) -> None:
+        self._save(self._findings_path(source), (key, segment, rows))
+
+    def forget(self, shops: set[str], sources: set[str]) -> None:
+        """Remove the pieces of shops, and the findings of files, the store no longer has."""
         if not self.folder.is_dir():
             return
-        wanted = {self._path(shop).name for shop in keep}
-        for path in self.folder.glob("*.piece"):
+        wanted = {self._path(shop).name for shop in shops} | {self._findings_path(s).name for s in sources}
+        for path in [*self.folder.glob("*.piece"), *self.folder.glob("*.findings")]:
             if path.name not in wanted:
                 path.unlink(missing_ok=True)
 

@@ -7,6 +7,7 @@ the target meanwhile, read back again and re-render before the atomic replace.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -20,11 +21,11 @@ from ..gcpause import paused_gc
 from ..penalties import LOSS_KINDS
 from ..store import Store
 from ..store.codec import ALL_SHEET
-from ..store.db import View, backfill_scan_fields
+from ..store.db import View, backfill_scan_fields, file_findings
 from ..store.view import RowKey, StoreView
 from .archive import archive_paths, closed_years_setting, write_archives
 from .model import SHEET_ORDER, SheetData
-from .pieces import PieceCache, namespace
+from .pieces import FORMAT, PieceCache, namespace
 from .readback import (
     LEGACY,
     RENDERED_COLUMNS,
@@ -107,7 +108,20 @@ def _compose(view: StoreView, store: Store, book: Book, now: datetime, out: Path
     finally:
         walked.cases.close()
     findings = book.spool(FINDING_COLUMNS, first_data_row(findings_sheet([])))
-    findings.extend(finding_rows(view.iter_findings()))
+    sources: set[str] = set()
+    for path, shop, data in view.finding_files():
+        # a file's findings change only when it is read again: encoded once, reused until then
+        sources.add(path)
+        key = hashlib.sha256(f"{FORMAT}|{shop}|{path}|{data}".encode()).hexdigest()
+        got = cache.findings(path, key) if cache is not None else None
+        if got is None:
+            rows = list(finding_rows(file_findings(path, shop, data)))
+            got = findings.encode(rows), len(rows)
+            if cache is not None:
+                cache.save_findings(path, key, *got)
+        findings.add_segment(*got)
+    if cache is not None:
+        cache.forget(set(view.shop_marks()), sources)
     where = [(year, [p.name for p in archive_paths(out, year, len(y.keys))], len(y.keys))
              for year, y in walked.years.items()]
     conflicts = conflict_sheet(walked.conflicts, walked.orphans)

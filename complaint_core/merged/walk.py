@@ -128,8 +128,6 @@ def walk(view: StoreView, now: datetime, *, closed_years: int, sinks: Sinks, nam
                 cache.save(shop, piece)
         _lay(piece, out, sinks, seen, stored_loss)
     out.orphans += [orphan(ref, cells, None) for ref, cells in ctx.typed.items() if ref not in seen]
-    if cache is not None:
-        cache.forget(set(marks))
     return out
 
 

@@ -64,14 +64,18 @@ class Store:
 
     def iter_findings(self, conn: Connection | None = None) -> Iterator[FindingRow]:
         """``findings`` one file at a time, for a sheet of a few hundred thousand of them."""
+        for path, shop, data in self.finding_files(conn):
+            yield from file_findings(path, shop, data)
+
+    def finding_files(self, conn: Connection | None = None) -> Iterator[tuple[str, str, str]]:
+        """(path, shop, stored JSON of its findings) per file, in path order, one at a time (a
+        3,000-row file's findings are a megabyte of JSON)."""
         with self._conn(conn) as c:
             q = select(t.file_findings.c.source_path, t.file_findings.c.shop, t.file_findings.c.data)
-            # one file's findings at a time: a 3,000-row file's are a megabyte of JSON
             result = c.execution_options(stream_results=True, yield_per=1).execute(
                 q.order_by(t.file_findings.c.source_path))
             for path, shop, data in result:
-                for f in json.loads(data):
-                    yield (shop, path, *f)
+                yield str(path), str(shop or ""), str(data)
 
     def source_settings(self, conn: Connection | None = None) -> dict[str, Settings]:
         """Each shop file's own 设置 as the reader saw them (the defaults for a file without any)."""
@@ -469,6 +473,12 @@ class Store:
         return nullcontext(conn) if conn is not None else self.engine.connect()
 
 
+def file_findings(path: str, shop: str, data: str) -> Iterator[FindingRow]:
+    """The findings of one file from ``finding_files``."""
+    for f in json.loads(data):
+        yield (shop, path, *f)
+
+
 def _event_fields(row: RowMapping, names: list[str]) -> dict[str, Any]:
     # a text column left NULL by an older version reads as "" (the event's fields are text)
     return {n: ("" if row[n] is None and n in _EVENT_TEXT else row[n]) for n in names if n in row}
@@ -753,8 +763,8 @@ class View:
     def shop_records(self, shop: str) -> Iterator[tuple[list[Record], list[dict[str, Any]]]]:
         return self.store.shop_records(shop, self._conn)
 
-    def iter_findings(self) -> Iterator[FindingRow]:
-        return self.store.iter_findings(self._conn)
+    def finding_files(self) -> Iterator[tuple[str, str, str]]:
+        return self.store.finding_files(self._conn)
 
     def sources(self) -> list[dict[str, Any]]:
         return self.memo("sources", lambda: self.store.sources(self._conn))

@@ -49,8 +49,8 @@ class StoreView(Protocol):
         decoded when asked and a thousand at a time: the render walks the shops so that it never
         holds every complaint, nor every complaint of a big shop."""
 
-    def iter_findings(self) -> Iterator[FindingRow]:
-        """``findings`` one at a time, read from the store as they are asked for."""
+    def finding_files(self) -> Iterator[tuple[str, str, str]]:
+        """(path, shop, stored JSON of its findings) per file, in path order, one at a time."""
 
     def live_records(self) -> list[Record]:
         """The complaints whose source row still exists (what 逾期, 处罚 and 汇总 count)."""
