@@ -124,3 +124,30 @@ def test_a_shop_that_leaves_takes_its_piece_with_it(chain, tmp_path: Path) -> No
         path.unlink()
     merge_into(store, [folder], out, now=T0 + timedelta(hours=1))
     _same(out, store, tmp_path, T0 + timedelta(hours=1))
+
+
+def test_a_cache_folder_that_cannot_be_written_costs_speed_never_content(chain, tmp_path: Path, caplog) -> None:
+    store, folder, out = chain
+    cache = PieceCache.beside(store, out)
+    for piece in cache.folder.iterdir():
+        piece.unlink()
+    cache.folder.rmdir()
+    cache.folder.write_text("not a folder")      # e.g. a full or read-only disk
+    write_shop(folder / "S01" / "S01.xlsx", rows_for(31, shop="S01", seed=5), shop="S01")
+    with caplog.at_level("WARNING", logger="complaint_desk.merged"):
+        rep = merge_into(store, [folder], out, now=T0 + timedelta(minutes=3))
+    assert rep.reused == 0 and rep.written == out
+    assert sum("缓存未能保存" in r.getMessage() for r in caplog.records) == 1   # once per write, not per shop
+    _same(out, store, tmp_path, T0 + timedelta(minutes=3))
+
+
+def test_a_files_findings_are_encoded_again_only_when_it_is_read_again(chain, tmp_path: Path) -> None:
+    store, folder, out = chain
+    cache = PieceCache.beside(store, out)
+    before = {p.name: p.stat().st_mtime_ns for p in cache.folder.glob("*.findings")}
+    assert len(before) == len(SHOPS)
+    write_shop(folder / "S03" / "S03.xlsx", rows_for(29, shop="S03", seed=11), shop="S03")
+    merge_into(store, [folder], out, now=T0 + timedelta(minutes=4))
+    after = {p.name: p.stat().st_mtime_ns for p in cache.folder.glob("*.findings")}
+    assert sum(before[k] != after[k] for k in before) == 1   # only the saved shop's file
+    _same(out, store, tmp_path, T0 + timedelta(minutes=4))
