@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import openpyxl
+import pytest
 from python_calamine import CalamineWorkbook
 
-from complaint_core.atomic import TEMP_PREFIX
 from complaint_core.merged.model import SHEET_ORDER, Column, SheetData
 from complaint_core.merged.render import render_merged
 from complaint_core.store import open_store
@@ -74,19 +74,22 @@ def test_manager_edit_saved_while_writing_survives(tmp_path: Path) -> None:
     wb.save(edited)
     os.utime(edited, (time.time() + 5, time.time() + 5))
 
-    def manager() -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if any(p.name.startswith(TEMP_PREFIX) for p in tmp_path.iterdir()):
-                os.replace(edited, out)
-                return
-            time.sleep(0.005)
+    from complaint_core.merged import render
 
-    t = threading.Thread(target=manager)
-    t.start()
+    write = render._write
+    saved: list[int] = []
+
+    def write_while_the_manager_saves(*args: Any, **kwargs: Any) -> Any:
+        got = write(*args, **kwargs)
+        if not saved:   # the manager's Excel saves (temp + rename) while the daemon writes
+            saved.append(1)
+            os.replace(edited, out)
+        return got
+
     # the next day: the workbook changes (a render with nothing new would leave the file alone)
-    report = render_merged(store, out, now=NOW + timedelta(days=1))
-    t.join()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(render, "_write", write_while_the_manager_saves)
+        report = render_merged(store, out, now=NOW + timedelta(days=1))
     assert report.rerendered
     g = CalamineWorkbook.from_path(str(out)).get_sheet_by_name("全部投诉").to_python()
     col = g[1].index("主管批示")

@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import pickle
+import sqlite3
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -35,24 +36,18 @@ from ..overdue import STATE_ZH
 from ..store import Store
 from ..store.view import ManagerCells
 from .deflate import Segment
-from .report import CaseKey, Summary
+from .report import CaseKey, Repeats, Summary
 
 log = logging.getLogger("complaint_desk.merged")
 
-FORMAT = 1   # raise when a piece's shape or the rows it encodes change
+FORMAT = 2   # raise when a piece's shape or the rows it encodes change
 
 
-@dataclass(slots=True)
-class Line:
-    """One 逾期 line: whole when it no longer changes (a deadline met late), else the cells that
-    stay and what the state, the hours late and the explanation are worked out from."""
-
-    fixed: str | None
-    due: datetime | None = None
-    warn: timedelta = timedelta(0)
-    pre: str = ""        # 投诉编号, 门店, 时限, 截止时间
-    post: str = ""       # 责任人, 责任部门
-    why: str = ""        # how the deadline was computed, without "截至 … 仍未完成"
+# One 逾期 line: the whole row when it no longer changes (a deadline met late), else
+# (due, warning time, cells before the state, cells after the hours late, explanation without
+# "截至 … 仍未完成"): the state, the hours late and the end of the explanation are worked out at
+# each write. Tuples, not objects: a hundred shops' pieces hold ninety thousand of them.
+Line = str | tuple[datetime, timedelta, str, str, str]
 
 
 @dataclass
@@ -60,6 +55,7 @@ class Piece:
     """One shop's part of the merged workbook as of ``made``."""
 
     mark: str                         # the shop's rows and the namespace it was made in
+    token: str                        # this piece among all (the chain's tally keeps shops by it)
     refs: list[str]                   # 记录标识 of the shop's complaints
     edits: str                        # hash of the managers' cells on them
     made: datetime
@@ -81,6 +77,78 @@ class Piece:
 
     def usable(self, mark: str, edits: ManagerCells, now: datetime) -> bool:
         return self.mark == mark and self.made <= now < self.until and self.edits == edits_hash(self.refs, edits)
+
+
+class ChainTally:
+    """汇总's repeat counts over the whole chain (customers who complained more than once, and
+    what was complained about more than once), kept per shop in a SQLite file beside the pieces:
+    a shop's save replaces that shop's counts only, and nothing of the chain is held in memory.
+
+    ``sync`` makes the shop's counts agree with its piece (by the piece's token); a missing or
+    broken file is made again from the pieces the walk lays.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if path is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="complaint-desk-tally-")
+            path = Path(self._tmp.name) / "tally.sqlite"
+        self.path = path
+        try:
+            self._db = self._open()
+        except sqlite3.DatabaseError:
+            path.unlink(missing_ok=True)     # torn or foreign: a cache, made again
+            self._db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        db = sqlite3.connect(self.path)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=OFF")
+        db.execute("CREATE TABLE IF NOT EXISTS shops (shop TEXT PRIMARY KEY, token TEXT NOT NULL)")
+        db.execute("CREATE TABLE IF NOT EXISTS tally (what TEXT NOT NULL, k TEXT NOT NULL, shop TEXT NOT NULL, "
+                   "n INTEGER NOT NULL, label TEXT NOT NULL)")
+        db.execute("CREATE INDEX IF NOT EXISTS ix_tally_k ON tally (what, k)")
+        db.execute("CREATE INDEX IF NOT EXISTS ix_tally_shop ON tally (shop)")
+        db.execute("SELECT count(*) FROM shops").fetchone()
+        return db
+
+    def sync(self, shop: str, piece: Piece) -> None:
+        got = self._db.execute("SELECT token FROM shops WHERE shop = ?", (shop,)).fetchone()
+        if got is not None and got[0] == piece.token:
+            return
+        with self._db:
+            self._db.execute("DELETE FROM tally WHERE shop = ?", (shop,))
+            for what, tally in (("c", piece.summary.customers), ("s", piece.summary.subjects)):
+                assert isinstance(tally, Repeats)
+                self._db.executemany("INSERT INTO tally VALUES (?, ?, ?, ?, ?)",
+                                     ((what, k, shop, n, label) for k, n, label in tally.labelled()))
+            self._db.execute("INSERT OR REPLACE INTO shops VALUES (?, ?)", (shop, piece.token))
+
+    def keep(self, shops: set[str]) -> None:
+        """Forget the counts of shops the store no longer has."""
+        gone = [s for (s,) in self._db.execute("SELECT shop FROM shops") if s not in shops]
+        with self._db:
+            for shop in gone:
+                self._db.execute("DELETE FROM tally WHERE shop = ?", (shop,))
+                self._db.execute("DELETE FROM shops WHERE shop = ?", (shop,))
+
+    def rows(self, what: str, top: int = 20) -> list[list[Any]]:
+        """[label, complaints] of keys counted more than once, most first, ties by label; a key's
+        label is the one of the first shop (in the sheet's order, SQLite's BINARY = code points)
+        that has it (SQLite gives MIN()'s row to the bare column)."""
+        q = ("SELECT label, total FROM (SELECT k, SUM(n) AS total, label, MIN(shop) FROM tally WHERE what = ? "
+             "GROUP BY k) WHERE total > 1 ORDER BY total DESC, label LIMIT ?")
+        return [[label, int(n)] for label, n in self._db.execute(q, (what, top))]
+
+    def repeated(self, what: str) -> int:
+        q = "SELECT count(*) FROM (SELECT k FROM tally WHERE what = ? GROUP BY k HAVING SUM(n) > 1)"
+        return int(self._db.execute(q, (what,)).fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
 
 
 def edits_hash(refs: list[str], edits: ManagerCells) -> str:
@@ -116,6 +184,17 @@ class PieceCache:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._warned = False
+
+    def tally(self) -> ChainTally:
+        """The chain's repeat counts beside the pieces (a temporary one when the folder cannot
+        be written: that write then counts every shop again)."""
+        try:
+            return ChainTally(self.folder / "tally.sqlite")
+        except (OSError, sqlite3.Error) as exc:
+            if not self._warned:
+                self._warned = True
+                log.warning("缓存未能保存，下次写出将完整重做 (pieces not saved in %s: %s)", self.folder, exc)
+            return ChainTally(None)
 
     @classmethod
     def beside(cls, store: Store, out: Path) -> PieceCache:

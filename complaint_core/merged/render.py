@@ -25,7 +25,7 @@ from ..store.db import View, backfill_scan_fields, file_findings
 from ..store.view import RowKey, StoreView
 from .archive import archive_paths, closed_years_setting, write_archives
 from .model import SHEET_ORDER, SheetData
-from .pieces import FORMAT, PieceCache, namespace
+from .pieces import FORMAT, ChainTally, PieceCache, namespace
 from .readback import (
     LEGACY,
     RENDERED_COLUMNS,
@@ -87,15 +87,16 @@ def _compose(view: StoreView, store: Store, book: Book, now: datetime, out: Path
                   cases=book.spool(CASE_COLUMNS, first_data_row(case_book_sheet([]))))
     sinks.rendered.extend(head)
     events = view.penalty_events()
-    walked = walk(view, now, closed_years=closed_years, sinks=sinks, cache=cache,
-                  namespace=namespace(store, closed_years=closed_years, styles=book.indexes),
-                  stored_loss={e.event_id for e in events if e.kind in LOSS_KINDS})
-    conf = view.confirmations()
-    listed = ledger(events, walked.loss_ids, conf)
+    tally = cache.tally() if cache is not None else ChainTally(None)
     try:
+        walked = walk(view, now, closed_years=closed_years, sinks=sinks, cache=cache, tally=tally,
+                      namespace=namespace(store, closed_years=closed_years, styles=book.indexes),
+                      stored_loss={e.event_id for e in events if e.kind in LOSS_KINDS})
+        conf = view.confirmations()
+        listed = ledger(events, walked.loss_ids, conf)
         summary = walked.summary.sheet(listed, conf)
     finally:
-        walked.summary.close()
+        tally.close()
     penalties = penalty_sheet(listed, conf)
     typed = view.manager_edits("处罚")
     assert isinstance(penalties.rows, list)

@@ -7,13 +7,10 @@ left out would be rendered empty, and a manager's 处罚确认 on it would never
 
 from __future__ import annotations
 
-import sqlite3
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..overdue import KIND_ZH, STATE_ZH, OverdueItem, scan, state_counts
 from ..penalties import CONFIRM_CHOICES, LOSS_KINDS, PenaltyEvent, loss_events, monthly_totals
@@ -252,33 +249,13 @@ class Repeats:
         return sum(1 for n in self.counts.values() if n > 1)
 
 
-class RepeatsOnDisk:
-    """``Repeats`` over a whole chain, kept in a temporary SQLite file instead of memory: every
-    customer's phone of a million complaints would otherwise be held until the end of a write.
-    Shops are added in the sheet's order (``merge``); a key keeps the label it had first."""
+class ChainCounts(Protocol):
+    """Repeat counts over the whole chain, kept outside memory (merged/pieces.py ``ChainTally``):
+    ``what`` is "c" (customers) or "s" (what was complained about)."""
 
-    def __init__(self) -> None:
-        self._dir = tempfile.TemporaryDirectory(prefix="complaint-desk-tally-")
-        self._db = sqlite3.connect(Path(self._dir.name) / "tally.sqlite")
-        self._db.execute("PRAGMA journal_mode=OFF")
-        self._db.execute("PRAGMA synchronous=OFF")
-        self._db.execute("CREATE TABLE tally (k TEXT PRIMARY KEY, n INTEGER NOT NULL, label TEXT NOT NULL)")
+    def rows(self, what: str, top: int = 20) -> list[list[Any]]: ...
 
-    def merge(self, later: Repeats) -> None:
-        self._db.executemany("INSERT INTO tally (k, n, label) VALUES (?, ?, ?) "
-                             "ON CONFLICT (k) DO UPDATE SET n = n + excluded.n", later.labelled())
-
-    def rows(self, top: int | None = 20) -> list[list[Any]]:
-        # code-point order on ties, as Python sorts the labels (SQLite's BINARY collation)
-        q = "SELECT label, n FROM tally WHERE n > 1 ORDER BY n DESC, label"
-        return [[label, n] for label, n in self._db.execute(q + (f" LIMIT {int(top)}" if top else ""))]
-
-    def repeated(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM tally WHERE n > 1").fetchone()[0])
-
-    def close(self) -> None:
-        self._db.close()
-        self._dir.cleanup()
+    def repeated(self, what: str) -> int: ...
 
 
 def repeats(recs: Iterable[Record], key: Callable[[Record], str], *, top: int | None = 20,
@@ -324,10 +301,11 @@ class Summary:
     """汇总's figures, counted shop by shop as the render walks the store (one pass, a few
     counters in memory, whatever the number of complaints)."""
 
-    def __init__(self, now: datetime, *, on_disk: bool = False) -> None:
-        """``on_disk``: the chain's totals, whose repeat counts go to a temporary file (a shop's
-        own counts stay in memory and are kept with its piece)."""
+    def __init__(self, now: datetime, *, chain: ChainCounts | None = None) -> None:
+        """``chain``: where the chain's repeat counts are kept when these are the chain's totals
+        (a shop's own counts stay here, in memory, and are kept with its piece)."""
         self.now = now
+        self.chain = chain
         self.n = self.harassment = self.followed = self.satisfied = self.invalid = 0
         self.hours_sum, self.hours_n = 0.0, 0
         self.states: Counter[tuple[str, str]] = Counter()
@@ -335,8 +313,8 @@ class Summary:
         self.months: Counter[str] = Counter()
         self.buckets: Counter[str] = Counter()
         self.handled: Counter[str] = Counter()
-        self.customers: Repeats | RepeatsOnDisk = RepeatsOnDisk() if on_disk else Repeats(_reach, _customer_label)
-        self.subjects: Repeats | RepeatsOnDisk = RepeatsOnDisk() if on_disk else Repeats(_subject)
+        self.customers = Repeats(_reach, _customer_label)
+        self.subjects = Repeats(_subject)
         self.causes: dict[str, Counter[str]] = defaultdict(Counter)
 
     def add(self, live: list[Record]) -> None:
@@ -371,7 +349,6 @@ class Summary:
                 self.buckets[b] += 1
             if (h2 := _handled(r, now)) is not None:
                 self.handled[h2] += 1
-            assert isinstance(self.customers, Repeats) and isinstance(self.subjects, Repeats)
             self.customers.add(r)
             self.subjects.add(r)
 
@@ -391,24 +368,24 @@ class Summary:
         self.months.update(later.months)
         self.buckets.update(later.buckets)
         self.handled.update(later.handled)
-        assert isinstance(later.customers, Repeats) and isinstance(later.subjects, Repeats)
-        self.customers.merge(later.customers)
-        self.subjects.merge(later.subjects)
+        if self.chain is None:   # else the chain's counts hold the shop's already
+            self.customers.merge(later.customers)
+            self.subjects.merge(later.subjects)
         for month, counts in later.causes.items():
             self.causes[month].update(counts)
 
-    def close(self) -> None:
-        for tally in (self.customers, self.subjects):
-            if isinstance(tally, RepeatsOnDisk):
-                tally.close()
-
     def sheet(self, events: Iterable[PenaltyEvent], confirmations: dict[str, str]) -> SheetData:
         now, counts = self.now, self.states
+        if self.chain is not None:
+            repeated, customer_rows = self.chain.repeated("c"), self.chain.rows("c")
+            subject_rows = self.chain.rows("s")
+        else:
+            repeated, customer_rows, subject_rows = self.customers.repeated(), self.customers.rows(), self.subjects.rows()
         kpi = Block("关键指标", [Column("k", "指标", width=30), Column("v", "数值", "float")], [
             ["投诉总数（不含骚扰来电）", self.n], ["其中判定不成立", self.invalid],
             ["平均解决用时（小时）", round(self.hours_sum / self.hours_n, 1) if self.hours_n else 0.0],
             ["已回访数", self.followed], ["满意数（满意/非常满意）", self.satisfied],
-            ["重复投诉客户数", self.customers.repeated()],
+            ["重复投诉客户数", repeated],
             ["骚扰来电（单独统计，不计入投诉）", self.harassment]])
 
         def rate(kind: str) -> float:
@@ -443,9 +420,9 @@ class Summary:
                     _estimate_rows(self.handled),
                     note="回头率按处理结果分开计算：1天内解决按82%，超过1天解决按54%，未解决按19%")
         subjects = Block("改进：重复被投诉的对象", [Column("k", "投诉对象"), Column("n", "投诉次数", "int")],
-                         self.subjects.rows(), note="同一商品、服务或员工被投诉两次及以上（最多列20项）")
+                         subject_rows, note="同一商品、服务或员工被投诉两次及以上（最多列20项）")
         customers = Block("改进：重复投诉的客户", [Column("k", "客户"), Column("n", "投诉次数", "int")],
-                          self.customers.rows(), note="同一客户（电话、邮箱或姓名）投诉两次及以上（最多列20位）")
+                          customer_rows, note="同一客户（电话、邮箱或姓名）投诉两次及以上（最多列20位）")
         cause_rows = _cause_rows(self.causes)
         causes = Block("改进：每月投诉原因", [Column("k", "月份"), *(Column(f"c{i}", c, "int", 10)
                                                             for i, c in enumerate(CAUSE_COLUMNS))], cause_rows)

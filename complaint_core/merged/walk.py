@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 import tempfile
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,7 +26,7 @@ from ..rules_book import Rules
 from ..store.codec import ALL_SHEET
 from ..store.view import ManagerCells, Record, StoreView
 from .archive import Year, closed_year
-from .pieces import Line, Piece, PieceCache, edits_hash, shop_mark, state_cell, year_end
+from .pieces import ChainTally, Line, Piece, PieceCache, edits_hash, shop_mark, state_cell, year_end
 from .readback import rendered_rows
 from .report import CaseKey, Summary, case_of, current_loss_ids, overdue_row
 from .rowxml import text_cell
@@ -93,8 +94,10 @@ class Walked:
     summary: Summary = field(init=False)
     cases: CaseSorter = field(default_factory=CaseSorter)
 
+    tally: ChainTally | None = None
+
     def __post_init__(self) -> None:
-        self.summary = Summary(self.now, on_disk=True)
+        self.summary = Summary(self.now, chain=self.tally)
 
 
 @dataclass
@@ -108,11 +111,11 @@ class _Context:
 
 
 def walk(view: StoreView, now: datetime, *, closed_years: int, sinks: Sinks, namespace: str,
-         cache: PieceCache | None, stored_loss: set[str]) -> Walked:
+         cache: PieceCache | None, stored_loss: set[str], tally: ChainTally) -> Walked:
     """Walk every shop once, reusing the pieces ``cache`` holds that are still good.
     ``stored_loss``: the loss penalty lines the store holds (only those are looked up in the
     walk's ``loss_ids``: the lines the current rules still give)."""
-    out = Walked(now)
+    out = Walked(now, tally=tally)
     edits = view.manager_edits(ALL_SHEET)
     ctx = _Context(now, namespace, edits, typed_cells(edits), view.rules(), now.year - max(closed_years, 1) + 1)
     seen: set[str] = set()
@@ -126,8 +129,10 @@ def walk(view: StoreView, now: datetime, *, closed_years: int, sinks: Sinks, nam
             piece = _make(view.shop_records(shop), mark, ctx, sinks)
             if cache is not None:
                 cache.save(shop, piece)
+        tally.sync(shop, piece)
         _lay(piece, out, sinks, seen, stored_loss)
     out.orphans += [orphan(ref, cells, None) for ref, cells in ctx.typed.items() if ref not in seen]
+    tally.keep(set(marks))
     return out
 
 
@@ -137,7 +142,7 @@ def _make(chunks: Iterator[tuple[list[Record], list[dict[str, Any]]]], mark: str
     now = ctx.now
     make = AllRows()
     owned = [(i, c.key) for i, c in enumerate(make.columns) if c.manager_owned]
-    piece = Piece(mark=mark, refs=[], edits="", made=now, until=year_end(now), rows=0, all_xml=[], rendered_rows=0,
+    piece = Piece(mark=mark, token=uuid.uuid4().hex, refs=[], edits="", made=now, until=year_end(now), rows=0, all_xml=[], rendered_rows=0,
                   rendered_xml=[], applied=0, summary=Summary(now), dyn=[], lines=[], cases=[], loss_ids=set(),
                   conflicts=[], orphans=[], seen=set())
     years: dict[int, Year] = {}
@@ -199,10 +204,9 @@ def _make(chunks: Iterator[tuple[list[Record], list[dict[str, Any]]]], mark: str
 def _line(item: OverdueItem, warn: timedelta, sink: RowSpool) -> Line:
     row = overdue_row(item)
     if item.state == "done_late":   # met, late: it reads the same from now on
-        return Line(f"<row>{sink.cells.xml(row)}</row>")
+        return f"<row>{sink.cells.xml(row)}</row>"
     base = dataclasses.replace(item, state="due_soon").why   # without "截至 … 仍未完成"
-    return Line(None, item.due, warn, pre=sink.cells.xml(row[:4], pad=True),
-                post=sink.cells.xml(row[6:8], pad=True, first=6), why=base)
+    return (item.due, warn, sink.cells.xml(row[:4], pad=True), sink.cells.xml(row[6:8], pad=True, first=6), base)
 
 
 def _lay(piece: Piece, out: Walked, sinks: Sinks, seen: set[str], stored_loss: set[str]) -> None:
@@ -216,16 +220,19 @@ def _lay(piece: Piece, out: Walked, sinks: Sinks, seen: set[str], stored_loss: s
     out.applied += piece.applied
     out.summary.merge(piece.summary)   # its states are those that no longer change…
     out.summary.states.update((kind, deadline_state(due, None, now, warn)) for kind, due, warn in piece.dyn)
+    overdue, soon = state_cell("overdue"), state_cell("due_soon")
+    until = f"；截至 {now.isoformat(sep=' ', timespec='minutes')} 仍未完成"
+    not_late = sinks.overdue.cells.number(5, 0.0)
     for line in piece.lines:
-        if line.fixed is not None:
-            sinks.overdue.add_xml(line.fixed)
+        if isinstance(line, str):
+            sinks.overdue.add_xml(line)
             continue
-        assert line.due is not None
-        state = deadline_state(line.due, None, now, line.warn)
-        late = round((now - line.due).total_seconds() / 3600, 1) if state == "overdue" else 0.0
-        why = line.why + (f"；截至 {now.isoformat(sep=' ', timespec='minutes')} 仍未完成" if state == "overdue" else "")
-        sinks.overdue.add_xml(f"<row>{line.pre}{state_cell(state)}{sinks.overdue.cells.number(5, late)}"
-                              f"{line.post}{text_cell(why)}</row>")
+        due, warn, pre, post, why = line
+        if now > due:
+            late = sinks.overdue.cells.number(5, round((now - due).total_seconds() / 3600, 1))
+            sinks.overdue.add_xml(f"<row>{pre}{overdue}{late}{post}{text_cell(why + until)}</row>")
+        else:   # made due soon or overdue, and the clock only goes on: still due soon
+            sinks.overdue.add_xml(f"<row>{pre}{soon}{not_late}{post}{text_cell(why)}</row>")
     out.cases.extend(piece.cases)
     out.loss_ids |= piece.loss_ids & stored_loss
     out.conflicts += piece.conflicts
