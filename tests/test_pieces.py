@@ -15,10 +15,11 @@ from python_calamine import CalamineWorkbook
 from bench.data import BASE, rows_for, write_shop
 from complaint_core.merged.pieces import PieceCache
 from complaint_core.merged.render import render_merged
+from complaint_core.merged.report import Summary
 from complaint_core.rules_book import Person, Rules
 from complaint_core.schema import KEYS
 from complaint_core.store import open_store
-from complaint_core.store.db import Store
+from complaint_core.store.db import Store, View
 from sync.api import merge_into
 
 T0 = BASE + timedelta(days=60)   # the bench's complaints are received over 80 days from BASE
@@ -151,3 +152,48 @@ def test_a_files_findings_are_encoded_again_only_when_it_is_read_again(chain, tm
     after = {p.name: p.stat().st_mtime_ns for p in cache.folder.glob("*.findings")}
     assert sum(before[k] != after[k] for k in before) == 1   # only the saved shop's file
     _same(out, store, tmp_path, T0 + timedelta(minutes=4))
+
+
+def test_repeat_customers_across_shops_are_counted_as_shops_come_and_go(tmp_path: Path) -> None:
+    # the same customers complain in several shops: 汇总's repeat counts are the chain's, kept
+    # per shop beside the pieces; a shop's save or departure changes that shop's share only
+    folder = tmp_path / "shops"
+    phone, name = KEYS.index("customer_phone"), KEYS.index("customer_name")
+
+    def rows(shop: str, seed: int, regulars: int) -> list[list[object]]:
+        got = rows_for(12, shop=shop, seed=seed)
+        for i, row in enumerate(got[:regulars]):
+            row[phone], row[name] = f"1380000{i % 4:04d}", f"{shop}客户{i}"   # four regulars
+        return got
+
+    for n, shop in enumerate(SHOPS):
+        write_shop(folder / shop / f"{shop}.xlsx", rows(shop, n, 6), shop=shop)
+    store = open_store(tmp_path / "state.sqlite")
+    out = tmp_path / "汇总.xlsx"
+    merge_into(store, [folder], out, now=T0)
+
+    def repeated() -> tuple[object, list[list[object]]]:
+        grid = _grids(out)["汇总"]
+        kpi = next(r[1] for r in grid if r[0] == "重复投诉客户数")
+        at = next(i for i, r in enumerate(grid) if r[0] == "改进：重复投诉的客户")
+        return int(kpi), [[r[0], int(r[1])] for r in grid[at + 2:at + 6] if isinstance(r[1], float | int)]
+
+    def counted(now: datetime) -> tuple[object, list[list[object]]]:
+        # the oracle: every complaint in memory at once, in the sheet's order
+        acc = Summary(now)
+        with store.engine.begin() as conn:
+            acc.add(View(store, conn).live_records())
+        return acc.customers.repeated(), acc.customers.rows()[:4]
+
+    assert repeated() == counted(T0) and repeated()[0] == 4
+    assert repeated()[1][0][0].startswith("S01客户")   # labelled by the first shop that has them
+    _same(out, store, tmp_path, T0)
+    write_shop(folder / "S01" / "S01.xlsx", rows("S01", 50, 0), shop="S01")   # S01's regulars leave
+    assert merge_into(store, [folder], out, now=T0 + timedelta(minutes=1)).reused == len(SHOPS) - 1
+    assert repeated() == counted(T0 + timedelta(minutes=1)) and repeated()[1][0][0].startswith("S02客户")
+    _same(out, store, tmp_path, T0 + timedelta(minutes=1))
+    for path in (folder / "S02").glob("*.xlsx"):
+        path.unlink()
+    merge_into(store, [folder], out, now=T0 + timedelta(minutes=2))
+    assert repeated() == counted(T0 + timedelta(minutes=2))
+    _same(out, store, tmp_path, T0 + timedelta(minutes=2))

@@ -36,11 +36,11 @@ from ..overdue import STATE_ZH
 from ..store import Store
 from ..store.view import ManagerCells
 from .deflate import Segment
-from .report import CaseKey, Repeats, Summary
+from .report import CaseKey, Summary
 
 log = logging.getLogger("complaint_desk.merged")
 
-FORMAT = 2   # raise when a piece's shape or the rows it encodes change
+FORMAT = 3   # raise when a piece's shape or the rows it encodes change
 
 
 # One 逾期 line: the whole row when it no longer changes (a deadline met late), else
@@ -106,10 +106,13 @@ class ChainTally:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=OFF")
         db.execute("CREATE TABLE IF NOT EXISTS shops (shop TEXT PRIMARY KEY, token TEXT NOT NULL)")
+        # each shop's counts, and the chain's totals kept up to date as shops come and go
         db.execute("CREATE TABLE IF NOT EXISTS tally (what TEXT NOT NULL, k TEXT NOT NULL, shop TEXT NOT NULL, "
-                   "n INTEGER NOT NULL, label TEXT NOT NULL)")
-        db.execute("CREATE INDEX IF NOT EXISTS ix_tally_k ON tally (what, k)")
+                   "n INTEGER NOT NULL, label TEXT NOT NULL, PRIMARY KEY (what, k, shop))")
         db.execute("CREATE INDEX IF NOT EXISTS ix_tally_shop ON tally (shop)")
+        db.execute("CREATE TABLE IF NOT EXISTS totals (what TEXT NOT NULL, k TEXT NOT NULL, total INTEGER NOT NULL, "
+                   "PRIMARY KEY (what, k))")
+        db.execute("CREATE INDEX IF NOT EXISTS ix_totals ON totals (what, total)")
         db.execute("SELECT count(*) FROM shops").fetchone()
         return db
 
@@ -118,32 +121,47 @@ class ChainTally:
         if got is not None and got[0] == piece.token:
             return
         with self._db:
-            self._db.execute("DELETE FROM tally WHERE shop = ?", (shop,))
+            self._drop(shop)
             for what, tally in (("c", piece.summary.customers), ("s", piece.summary.subjects)):
-                assert isinstance(tally, Repeats)
-                self._db.executemany("INSERT INTO tally VALUES (?, ?, ?, ?, ?)",
-                                     ((what, k, shop, n, label) for k, n, label in tally.labelled()))
+                rows = [(what, k, shop, n, label) for k, n, label in tally.labelled()]
+                self._db.executemany("INSERT INTO tally VALUES (?, ?, ?, ?, ?)", rows)
+                self._db.executemany("INSERT INTO totals VALUES (?, ?, ?) ON CONFLICT (what, k) "
+                                     "DO UPDATE SET total = total + excluded.total", [(w, k, n) for w, k, _s, n, _l in rows])
             self._db.execute("INSERT OR REPLACE INTO shops VALUES (?, ?)", (shop, piece.token))
+
+    def _drop(self, shop: str) -> None:
+        self._db.execute("UPDATE totals SET total = total - (SELECT n FROM tally WHERE tally.what = totals.what "
+                         "AND tally.k = totals.k AND tally.shop = ?) WHERE EXISTS (SELECT 1 FROM tally WHERE "
+                         "tally.what = totals.what AND tally.k = totals.k AND tally.shop = ?)", (shop, shop))
+        self._db.execute("DELETE FROM totals WHERE total <= 0")
+        self._db.execute("DELETE FROM tally WHERE shop = ?", (shop,))
+        self._db.execute("DELETE FROM shops WHERE shop = ?", (shop,))
 
     def keep(self, shops: set[str]) -> None:
         """Forget the counts of shops the store no longer has."""
         gone = [s for (s,) in self._db.execute("SELECT shop FROM shops") if s not in shops]
         with self._db:
             for shop in gone:
-                self._db.execute("DELETE FROM tally WHERE shop = ?", (shop,))
-                self._db.execute("DELETE FROM shops WHERE shop = ?", (shop,))
+                self._drop(shop)
+
+    def _label(self, what: str, k: str) -> str:
+        # the label of the first shop (in the sheet's order: code points, SQLite's BINARY) that has it
+        got = self._db.execute("SELECT label FROM tally WHERE what = ? AND k = ? ORDER BY shop LIMIT 1",
+                               (what, k)).fetchone()
+        return str(got[0]) if got else k
 
     def rows(self, what: str, top: int = 20) -> list[list[Any]]:
-        """[label, complaints] of keys counted more than once, most first, ties by label; a key's
-        label is the one of the first shop (in the sheet's order, SQLite's BINARY = code points)
-        that has it (SQLite gives MIN()'s row to the bare column)."""
-        q = ("SELECT label, total FROM (SELECT k, SUM(n) AS total, label, MIN(shop) FROM tally WHERE what = ? "
-             "GROUP BY k) WHERE total > 1 ORDER BY total DESC, label LIMIT ?")
-        return [[label, int(n)] for label, n in self._db.execute(q, (what, top))]
+        """[label, complaints] of keys counted more than once, most first, ties by label."""
+        q = "SELECT total FROM totals WHERE what = ? AND total > 1 ORDER BY total DESC LIMIT 1 OFFSET ?"
+        floor = self._db.execute(q, (what, top - 1)).fetchone()
+        # every key at or above the top-th count (ties at the edge are ordered by label too)
+        least = int(floor[0]) if floor else 2
+        keys = self._db.execute("SELECT k, total FROM totals WHERE what = ? AND total >= ?", (what, least)).fetchall()
+        found = sorted(((int(total), self._label(what, k)) for k, total in keys), key=lambda r: (-r[0], r[1]))
+        return [[label, total] for total, label in found[:top]]
 
     def repeated(self, what: str) -> int:
-        q = "SELECT count(*) FROM (SELECT k FROM tally WHERE what = ? GROUP BY k HAVING SUM(n) > 1)"
-        return int(self._db.execute(q, (what,)).fetchone()[0])
+        return int(self._db.execute("SELECT count(*) FROM totals WHERE what = ? AND total > 1", (what,)).fetchone()[0])
 
     def close(self) -> None:
         self._db.close()

@@ -212,10 +212,10 @@ def _line(item: OverdueItem, warn: timedelta, sink: RowSpool) -> Line:
 def _lay(piece: Piece, out: Walked, sinks: Sinks, seen: set[str], stored_loss: set[str]) -> None:
     """Put one shop's piece into the spools and the walk's totals."""
     now = out.now
-    for segment, rows in piece.all_xml:
-        sinks.all_rows.add_segment(segment, rows)
-    for segment, rows in piece.rendered_xml:
-        sinks.rendered.add_segment(segment, rows)
+    for segment, count in piece.all_xml:
+        sinks.all_rows.add_segment(segment, count)
+    for segment, count in piece.rendered_xml:
+        sinks.rendered.add_segment(segment, count)
     out.rows += piece.rows
     out.applied += piece.applied
     out.summary.merge(piece.summary)   # its states are those that no longer change…
@@ -223,16 +223,19 @@ def _lay(piece: Piece, out: Walked, sinks: Sinks, seen: set[str], stored_loss: s
     overdue, soon = state_cell("overdue"), state_cell("due_soon")
     until = f"；截至 {now.isoformat(sep=' ', timespec='minutes')} 仍未完成"
     not_late = sinks.overdue.cells.number(5, 0.0)
+    number = sinks.overdue.cells.number
+    rows: list[str] = []
     for line in piece.lines:
         if isinstance(line, str):
-            sinks.overdue.add_xml(line)
+            rows.append(line)
             continue
-        due, warn, pre, post, why = line
+        due, _warn, pre, post, why = line
         if now > due:
-            late = sinks.overdue.cells.number(5, round((now - due).total_seconds() / 3600, 1))
-            sinks.overdue.add_xml(f"<row>{pre}{overdue}{late}{post}{text_cell(why + until)}</row>")
+            late = number(5, round((now - due).total_seconds() / 3600, 1))
+            rows.append(f"<row>{pre}{overdue}{late}{post}{text_cell(why + until)}</row>")
         else:   # made due soon or overdue, and the clock only goes on: still due soon
-            sinks.overdue.add_xml(f"<row>{pre}{soon}{not_late}{post}{text_cell(why)}</row>")
+            rows.append(f"<row>{pre}{soon}{not_late}{post}{text_cell(why)}</row>")
+    sinks.overdue.extend_xml(rows)
     out.cases.extend(piece.cases)
     out.loss_ids |= piece.loss_ids & stored_loss
     out.conflicts += piece.conflicts

@@ -161,6 +161,21 @@ class RowSpool:
         if len(self._xml) >= 2000:
             self._flush()
 
+    def extend_xml(self, rows: list[str]) -> None:
+        """Rows already encoded, in one call (a shop's 逾期 lines)."""
+        room = max(self._capacity - self.count, 0)
+        if len(rows) > room:
+            self.overflow += len(rows) - room
+            rows = rows[:room]
+        if not rows:
+            return
+        if self._rows:
+            self._flush()
+        self._xml += rows
+        self.count += len(rows)
+        if len(self._xml) >= 2000:
+            self._flush()
+
     def extend(self, rows: Iterable[list[Any]]) -> None:
         for row in rows:
             self.add(row)
