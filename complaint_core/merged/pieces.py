@@ -120,29 +120,30 @@ class ChainTally:
         got = self._db.execute("SELECT token FROM shops WHERE shop = ?", (shop,)).fetchone()
         if got is not None and got[0] == piece.token:
             return
-        with self._db:
-            self._drop(shop)
-            for what, tally in (("c", piece.summary.customers), ("s", piece.summary.subjects)):
-                rows = [(what, k, shop, n, label) for k, n, label in tally.labelled()]
-                self._db.executemany("INSERT INTO tally VALUES (?, ?, ?, ?, ?)", rows)
-                self._db.executemany("INSERT INTO totals VALUES (?, ?, ?) ON CONFLICT (what, k) "
-                                     "DO UPDATE SET total = total + excluded.total", [(w, k, n) for w, k, _s, n, _l in rows])
-            self._db.execute("INSERT OR REPLACE INTO shops VALUES (?, ?)", (shop, piece.token))
+        # one transaction for the whole write (committed by ``close``): a write that dies
+        # half-way leaves the counts and the tokens as they were, together
+        self._drop(shop)
+        for what, tally in (("c", piece.summary.customers), ("s", piece.summary.subjects)):
+            rows = [(what, k, shop, n, label) for k, n, label in tally.labelled()]
+            self._db.executemany("INSERT INTO tally VALUES (?, ?, ?, ?, ?)", rows)
+            self._db.executemany("INSERT INTO totals VALUES (?, ?, ?) ON CONFLICT (what, k) "
+                                 "DO UPDATE SET total = total + excluded.total", [(w, k, n) for w, k, _s, n, _l in rows])
+        self._db.execute("INSERT OR REPLACE INTO shops VALUES (?, ?)", (shop, piece.token))
 
     def _drop(self, shop: str) -> None:
-        self._db.execute("UPDATE totals SET total = total - (SELECT n FROM tally WHERE tally.what = totals.what "
-                         "AND tally.k = totals.k AND tally.shop = ?) WHERE EXISTS (SELECT 1 FROM tally WHERE "
-                         "tally.what = totals.what AND tally.k = totals.k AND tally.shop = ?)", (shop, shop))
-        self._db.execute("DELETE FROM totals WHERE total <= 0")
-        self._db.execute("DELETE FROM tally WHERE shop = ?", (shop,))
+        """Take a shop's counts out of the totals (one indexed update per key it had)."""
+        counted = self._db.execute("SELECT n, what, k FROM tally WHERE shop = ?", (shop,)).fetchall()
+        if counted:
+            self._db.executemany("UPDATE totals SET total = total - ? WHERE what = ? AND k = ?", counted)
+            self._db.executemany("DELETE FROM totals WHERE what = ? AND k = ? AND total <= 0",
+                                 [(what, k) for _n, what, k in counted])
+            self._db.execute("DELETE FROM tally WHERE shop = ?", (shop,))
         self._db.execute("DELETE FROM shops WHERE shop = ?", (shop,))
 
     def keep(self, shops: set[str]) -> None:
         """Forget the counts of shops the store no longer has."""
-        gone = [s for (s,) in self._db.execute("SELECT shop FROM shops") if s not in shops]
-        with self._db:
-            for shop in gone:
-                self._drop(shop)
+        for shop in [s for (s,) in self._db.execute("SELECT shop FROM shops") if s not in shops]:
+            self._drop(shop)
 
     def _label(self, what: str, k: str) -> str:
         # the label of the first shop (in the sheet's order: code points, SQLite's BINARY) that has it
@@ -164,6 +165,10 @@ class ChainTally:
         return int(self._db.execute("SELECT count(*) FROM totals WHERE what = ? AND total > 1", (what,)).fetchone()[0])
 
     def close(self) -> None:
+        try:
+            self._db.commit()
+        except sqlite3.Error as exc:   # a cache: the next write counts the shops again
+            log.warning("汇总缓存未能保存 (tally not saved: %s)", exc)
         self._db.close()
         if self._tmp is not None:
             self._tmp.cleanup()
