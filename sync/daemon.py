@@ -123,8 +123,10 @@ class Daemon:
         dirty_since: float | None = None
         last_hint = 0.0
         while not self._stop.is_set():
+            # wake when the quiet period ends, not at the next fifth of a second after it
+            wait = 0.2 if dirty_since is None else min(0.2, max(self.settle - (time.monotonic() - last_hint), 0.01))
             try:
-                path, at = self.hints.get(timeout=0.2)
+                path, at = self.hints.get(timeout=wait)
                 if self._relevant(path):
                     dirty_since = dirty_since or at
                     last_hint = at

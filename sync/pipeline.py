@@ -144,8 +144,8 @@ def read_files(store: Store, paths: list[Path], *, known: dict[str, Row[Any]], n
 
     Size and mtime against the store come first, so an unchanged shop costs one ``stat``;
     the files that did change are looked at twice ``settle`` seconds apart (one wait for all
-    of them, not one per file) and only read when they held still: a shop's Excel may still
-    be writing. Reading happens in killable children (complaint_core.isolate), in parallel.
+    of them, not one per file, and none when every one of them was last written longer ago
+    than that) and only read when they held still: a shop's Excel may still be writing. Reading happens in killable children (complaint_core.isolate), in parallel.
     """
     results: dict[Path, FileResult] = {}
     first: dict[Path, tuple[int, int]] = {}
@@ -177,7 +177,9 @@ def read_files(store: Store, paths: list[Path], *, known: dict[str, Row[Any]], n
                 path, "这是管道或设备，不是普通文件，已拒绝 (not a regular file)"), 0, st.st_mtime, now)
         else:
             first[path] = (st.st_size, st.st_mtime_ns)
-    if first and settle:
+    # A file last written more than ``settle`` ago has held still that long already (the
+    # daemon's quiet period has passed too): a second look would only add the wait.
+    if settle and any(time.time() - mtime_ns / 1e9 < settle for _size, mtime_ns in first.values()):
         time.sleep(settle)
     todo: dict[Path, tuple[int, float, str]] = {}
     for path, before in first.items():

@@ -222,3 +222,25 @@ def test_once_names_a_folder_that_went_empty(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, [*args, "--now", (NOW + timedelta(hours=1)).isoformat()])
     assert res.exit_code == 1 and f"不可用 {b / '投诉.xlsx'}" in res.output, res.output
     assert _live(out) == 14
+
+
+def test_only_a_file_written_within_the_settle_time_is_looked_at_twice(tmp_path: Path, monkeypatch) -> None:
+    import os
+    import time as clock
+
+    from sync import pipeline
+
+    a, _ = _shops(tmp_path)
+    store = open_store(str(tmp_path / "s.sqlite"))
+    waits: list[float] = []
+    monkeypatch.setattr(pipeline.time, "sleep", waits.append)
+    old = a / "投诉.xlsx"
+    then = clock.time() - 60
+    os.utime(old, (then, then))                   # saved a minute ago: it has held still since
+    assert [r.outcome for r in read_files(store, [old], known={}, now=NOW, settle=0.2)] == ["read"]
+    assert waits == []
+    fresh = a / "新.xlsx"
+    write_shop_workbook(fresh, sample_rows(2, seed=4, now=NOW, shop="SH01"))   # saved just now
+    assert [r.outcome for r in read_files(store, [fresh], known={}, now=NOW, settle=0.2)] == ["read"]
+    assert waits == [0.2]
+    store.engine.dispose()
