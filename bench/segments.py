@@ -3,7 +3,7 @@
     .venv/bin/python bench/segments.py [--shops 100] [--rows 1000] [--repeat 3]
 
 Prints a Markdown table: median seconds of `repeat` runs (one process, on this machine), for
-(1) row_xml numbered vs un-numbered on 10,000 rows x 41 columns, and (2) writing the 全部投诉
+(1) row_xml on 10,000 rows x 41 columns, and (2) writing the 全部投诉
 part of shops x rows rows into a zip on disk, by zipfile and by ZipOut, from whole bytes,
 from per-shop pieces compressed on the spot, and from per-shop segments compressed earlier
 (the render after one shop saved: 99 copied, 1 made afresh). Every written zip is checked
@@ -65,18 +65,13 @@ def main() -> None:
     # (1) row_xml on 10,000 rows x 41 columns
     sample = [r for shop in shop_rows(10, 1000) for r in shop]
     number_styles: list[int | None] = [None] * len(sample[0])
-    for label, numbered in (("row_xml numbered (r= on rows and cells)", True),
-                            ("row_xml numbered=False (no r, <c/> for gaps)", False)):
-        results.append((label, len(sample), timed(
-            lambda n=numbered: sum(len(b) for b in row_xml(sample, 1, number_styles, STYLES, numbered=n)),
-            max(args.repeat, 5)), ""))
+    results.append(("row_xml (no r, <c/> for gaps)", len(sample), timed(
+        lambda: sum(len(b) for b in row_xml(sample, number_styles, STYLES)), max(args.repeat, 5)), ""))
 
     # (2) the 全部投诉 part of shops x rows rows
     shops = shop_rows(args.shops, args.rows)
     total = sum(len(s) for s in shops)
-    xml_numbered = HEAD + b"".join(b"".join(row_xml(s, 1 + k * args.rows, number_styles, STYLES))
-                                   for k, s in enumerate(shops)) + TAIL
-    pieces = [b"".join(row_xml(s, 0, number_styles, STYLES, numbered=False)) for s in shops]
+    pieces = [b"".join(row_xml(s, number_styles, STYLES)) for s in shops]
     xml_bare = HEAD + b"".join(pieces) + TAIL
     segments = [compress([p]) for p in pieces]
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,7 +83,7 @@ def main() -> None:
         def zipfile_level(level: int) -> Callable[[], None]:
             def run() -> None:
                 with zipfile.ZipFile(out / f"zf{level}.xlsx", "w", zipfile.ZIP_DEFLATED, compresslevel=level) as z:
-                    z.writestr(PART, xml_numbered)
+                    z.writestr(PART, xml_bare)
             return run
 
         def zipout(name: str, parts: Callable[[], list[bytes | Segment | Spool]]) -> Callable[[], None]:
@@ -99,22 +94,22 @@ def main() -> None:
 
         def one_shop_saved() -> list[bytes | Segment | Spool]:
             # the shop that saved is encoded and compressed afresh; the other shops are copied
-            fresh = compress(row_xml(shops[0], 0, number_styles, STYLES, numbered=False))
+            fresh = compress(row_xml(shops[0], number_styles, STYLES))
             return [HEAD, fresh, *segments[1:], TAIL]
 
         def whole() -> None:
             with ZipOut(out / "zo_whole.xlsx") as z:
-                z.write(PART, xml_numbered)
+                z.write(PART, xml_bare)
 
         def encode_and_compress_all() -> None:
-            fresh = [compress(row_xml(s, 0, number_styles, STYLES, numbered=False)) for s in shops]
+            fresh = [compress(row_xml(s, number_styles, STYLES)) for s in shops]
             with ZipOut(out / "zo_all_fresh.xlsx") as z:
                 z.write_parts(PART, [HEAD, *fresh, TAIL])
 
         cases: list[tuple[str, Callable[[], None], str, bytes]] = [
-            ("zipfile writestr, level 1 (whole sheet bytes)", zipfile_level(1), "zf1", xml_numbered),
-            ("zipfile writestr, level 6 (XlsxWriter's level)", zipfile_level(6), "zf6", xml_numbered),
-            ("ZipOut.write, level 1 (whole sheet bytes)", whole, "zo_whole", xml_numbered),
+            ("zipfile writestr, level 1 (whole sheet bytes)", zipfile_level(1), "zf1", xml_bare),
+            ("zipfile writestr, level 6 (XlsxWriter's level)", zipfile_level(6), "zf6", xml_bare),
+            ("ZipOut.write, level 1 (whole sheet bytes)", whole, "zo_whole", xml_bare),
             (f"ZipOut.write_parts, {len(pieces)} shops' bytes compressed on the spot",
              zipout("zo_bytes", lambda: [HEAD, *pieces, TAIL]), "zo_bytes", xml_bare),
             (f"ZipOut.write_parts, {len(segments)} precompressed segments copied",
@@ -134,7 +129,7 @@ def main() -> None:
                 assert z.read(PART) == expected, path
             results[-1] = (*results[-1][:3], f"{path.stat().st_size / 1e6:.1f} MB")
         spool.close()
-        sizes = f"sheet XML: numbered {len(xml_numbered) / 1e6:.1f} MB, un-numbered {len(xml_bare) / 1e6:.1f} MB; " \
+        sizes = f"sheet XML: {len(xml_bare) / 1e6:.1f} MB; " \
                 f"compressed segments {sum(len(s.data) for s in segments) / 1e6:.1f} MB"
 
     print(f"## Reusing compressed rows ({args.shops} shops x {args.rows} rows, median of {args.repeat})\n")

@@ -122,7 +122,7 @@ def _compose(view: StoreView, store: Store, book: Book, now: datetime, out: Path
                 cache.save_findings(path, key, *got)
         findings.add_segment(*got)
     if cache is not None:
-        cache.forget(set(view.shop_marks()), sources)
+        cache.forget(walked.shops, sources)
     where = [(year, [p.name for p in archive_paths(out, year, len(y.keys))], len(y.keys))
              for year, y in walked.years.items()]
     conflicts = conflict_sheet(walked.conflicts, walked.orphans)

@@ -18,8 +18,6 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from complaint_core.model import column_letter
-
 log = logging.getLogger(__name__)
 
 EXCEL_MAX_STRING = 32_767
@@ -62,96 +60,46 @@ def _serial(value: datetime) -> float | None:
     return d.days + (d.seconds + d.microseconds / 1e6) / 86400
 
 
-def _text_cell(ref: str, text: str) -> str:
-    """``ref`` "" writes the cell without ``r`` (an un-numbered row: see ``row_xml``)."""
+def text_cell(text: str) -> str:
+    """One text cell (no ``r``): always text, never a formula, whatever the customer typed."""
     text = _fit(text)
     space = ' xml:space="preserve"' if text[:1].isspace() or text[-1:].isspace() else ""
-    at = f' r="{ref}"' if ref else ""
-    return f'<c{at} t="inlineStr"><is><t{space}>{_escape(text)}</t></is></c>'
+    return f'<c t="inlineStr"><is><t{space}>{_escape(text)}</t></is></c>'
 
 
-def _cell(ref: str, value: Any, style: str, styles: dict[str, int]) -> str:
+def _cell(value: Any, style: str, styles: dict[str, int]) -> str:
     kind = type(value)
     if kind is str:
-        return _text_cell(ref, value)
-    at = f' r="{ref}"' if ref else ""
+        return text_cell(value)
     if isinstance(value, date):
         stamp, style = (value, "datetime") if isinstance(value, datetime) else \
             (datetime(value.year, value.month, value.day), "date")
         serial = _serial(stamp)
         if serial is None:
-            return _text_cell(ref, value.isoformat())
-        return f'<c{at} s="{styles[style]}"><v>{serial!r}</v></c>'
+            return text_cell(value.isoformat())
+        return f'<c s="{styles[style]}"><v>{serial!r}</v></c>'
     if kind is bool:
-        return f'<c{at} t="b"><v>{int(value)}</v></c>'
+        return f'<c t="b"><v>{int(value)}</v></c>'
     if kind is int or kind is float or isinstance(value, int | float | Decimal):
         number = float(value) if isinstance(value, Decimal) else value
         if isinstance(number, float) and not math.isfinite(number):
-            return _text_cell(ref, str(value))   # Excel has no NaN/inf: show what the shop typed
-        return f'<c{at}{style}><v>{number!r}</v></c>'
-    return _text_cell(ref, str(value))
+            return text_cell(str(value))   # Excel has no NaN/inf: show what the shop typed
+        return f'<c{style}><v>{number!r}</v></c>'
+    return text_cell(str(value))
 
 
-def row_xml(rows: Iterable[list[Any]], first_row: int, number_styles: list[int | None],
-            styles: dict[str, int], *, chunk: int = 2000, numbered: bool = True) -> Iterator[bytes]:
-    """UTF-8 chunks of ``<row>`` elements; ``first_row`` is the 0-based sheet row of rows[0].
+def row_xml(rows: Iterable[list[Any]], number_styles: list[int | None], styles: dict[str, int], *,
+            chunk: int = 2000) -> Iterator[bytes]:
+    """UTF-8 chunks of ``<row>`` elements, written without row and cell numbers (``r``).
 
     ``number_styles[c]`` is the xf index numbers in column c wear (None: General);
     ``styles`` holds the xf indexes of the "datetime" and "date" formats.
 
-    ``numbered=False`` writes rows and cells without ``r`` (``first_row`` is then unused): a
-    reader places each row after the one before it and each cell after the one before it, so
+    A reader places each row after the one before it and each cell after the one before it, so
     an empty cell between two values is written as ``<c/>`` and a row with no value is
     ``<row/>``. Such rows mean the same at any position in the sheet: a shop's rows compressed
     once can be reused as they are when another shop's rows above them change in number.
     """
-    if not numbered:
-        yield from _unnumbered(rows, number_styles, styles, chunk)
-        return
-    letters = [column_letter(c) for c in range(len(number_styles))]
-    opens = [f'<c r="{letter}' for letter in letters]
-    num_attr = ["" if s is None else f' s="{s}"' for s in number_styles]
-    stamp_attr = f'" s="{styles["datetime"]}"><v>'
-    needs_escape = _NEEDS_ESCAPE.search
-    half = EXCEL_MAX_STRING // 2
-    modern, epoch = _MODERN, _EPOCH
-    out: list[str] = []
-    for i, row in enumerate(rows):
-        rn = first_row + i + 1
-        cells = [f'<row r="{rn}">']
-        add = cells.append
-        for c, value in enumerate(row):
-            kind = type(value)
-            if kind is str:  # the common case inline: this runs once per cell of the merge
-                if not value:
-                    continue
-                if len(value) > half:
-                    value = _fit(value)
-                text = _escape(value) if needs_escape(value) else value
-                if value.strip() is value:
-                    add(f'{opens[c]}{rn}" t="inlineStr"><is><t>{text}</t></is></c>')
-                else:
-                    add(f'{opens[c]}{rn}" t="inlineStr"><is><t xml:space="preserve">{text}</t></is></c>')
-            elif kind is datetime and value.tzinfo is None and value >= modern:
-                # seven time columns per complaint: the usual stamp inline, as _serial computes it
-                d = value - epoch
-                add(f'{opens[c]}{rn}{stamp_attr}{d.days + (d.seconds + d.microseconds / 1e6) / 86400!r}</v></c>')
-            elif value is None:
-                continue
-            else:
-                add(_cell(f"{letters[c]}{rn}", value, num_attr[c], styles))
-        add("</row>")
-        out.append("".join(cells))
-        if len(out) >= chunk:
-            yield "".join(out).encode("utf-8", "replace")
-            out = []
-    if out:
-        yield "".join(out).encode("utf-8", "replace")
-
-
-def _unnumbered(rows: Iterable[list[Any]], number_styles: list[int | None], styles: dict[str, int],
-                chunk: int) -> Iterator[bytes]:
-    """``row_xml(numbered=False)``: the same cells as the numbered loop, without ``r``."""
     cells = Cells(number_styles, styles)
     out: list[str] = []
     for row in rows:
@@ -165,7 +113,7 @@ def _unnumbered(rows: Iterable[list[Any]], number_styles: list[int | None], styl
 
 
 class Cells:
-    """Un-numbered cells (no ``r``) for one sheet's columns: ``row_xml(numbered=False)`` and the
+    """Un-numbered cells (no ``r``) for one sheet's columns: ``row_xml`` and the
     pieces of rows the render keeps between writes (a 逾期 row's fixed cells, e.g.)."""
 
     def __init__(self, number_styles: list[int | None], styles: dict[str, int]) -> None:
@@ -175,7 +123,7 @@ class Cells:
 
     def number(self, column: int, value: float) -> str:
         """One number cell in ``column``'s format."""
-        return _cell("", value, self._num_attr[column], self._styles)
+        return _cell(value, self._num_attr[column], self._styles)
 
     def xml(self, row: list[Any], *, pad: bool = False, first: int = 0) -> str:
         """The cells of ``row`` (its first value in column ``first``); an empty cell between two
@@ -205,7 +153,7 @@ class Cells:
             elif value is None:
                 continue
             else:
-                cell = _cell("", value, self._num_attr[first + c], self._styles)
+                cell = _cell(value, self._num_attr[first + c], self._styles)
             if c != following:      # empty cells before this one keep it in its column
                 add("<c/>" * (c - following))
             following = c + 1
@@ -214,7 +162,3 @@ class Cells:
             add("<c/>" * (len(row) - following))
         return "".join(out)
 
-
-def text_cell(text: str) -> str:
-    """One text cell without ``r``: always text, never a formula."""
-    return _text_cell("", text)

@@ -87,6 +87,7 @@ class Walked:
     conflicts_shown: int = 0              # rows of 冲突 (conflicts and orphaned manager cells)
     applied: int = 0                      # managers' cells laid over the shops' values
     reused: int = 0                       # shops whose piece of the last write was reused
+    shops: set[str] = field(default_factory=set)   # every shop the store holds
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     orphans: list[dict[str, Any]] = field(default_factory=list)
     loss_ids: set[str] = field(default_factory=set)
@@ -132,7 +133,8 @@ def walk(view: StoreView, now: datetime, *, closed_years: int, sinks: Sinks, nam
         tally.sync(shop, piece)
         _lay(piece, out, sinks, seen, stored_loss)
     out.orphans += [orphan(ref, cells, None) for ref, cells in ctx.typed.items() if ref not in seen]
-    tally.keep(set(marks))
+    out.shops = set(marks)
+    tally.keep(out.shops)
     return out
 
 

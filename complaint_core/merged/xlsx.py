@@ -112,7 +112,7 @@ class RowSpool:
     temporary file as they come (``deflate.Spool``), so that a sheet of a million complaints
     is never held in memory (issue 17).
 
-    Rows are written without row numbers (``row_xml(numbered=False)``): a shop's rows encoded
+    Rows are written without row numbers (``row_xml``): a shop's rows encoded
     and compressed once (``encode``) can be laid into the next write as they are
     (``add_segment``), wherever the other shops' rows put them. Rows past Excel's 1,048,576
     are counted, not written; ``finish`` adds the line that says how many complaints are only
@@ -151,15 +151,7 @@ class RowSpool:
 
     def add_xml(self, row: str) -> None:
         """One row already encoded (``<row>…</row>`` without numbers)."""
-        if self.count >= self._capacity:
-            self.overflow += 1
-            return
-        if self._rows:
-            self._flush()
-        self._xml.append(row)
-        self.count += 1
-        if len(self._xml) >= 2000:
-            self._flush()
+        self.extend_xml([row])
 
     def extend_xml(self, rows: list[str]) -> None:
         """Rows already encoded, in one call (a shop's 逾期 lines)."""
@@ -183,7 +175,7 @@ class RowSpool:
     def encode(self, rows: list[list[Any]]) -> Segment:
         """``rows`` as one compressed segment in this sheet's styles, for ``add_segment`` now or
         in a later write of the same sheet."""
-        return compress(row_xml(rows, 0, self._number_styles, self._styles, numbered=False), COMPRESS_LEVEL)
+        return compress(row_xml(rows, self._number_styles, self._styles), COMPRESS_LEVEL)
 
     def add_segment(self, segment: Segment, rows: int) -> None:
         """Rows ``encode`` made. A segment is never cut: one that does not fit under Excel's
@@ -200,7 +192,7 @@ class RowSpool:
 
     def _flush(self) -> None:
         if self._rows:
-            self.spool.add_chunks(row_xml(self._rows, 0, self._number_styles, self._styles, numbered=False))
+            self.spool.add_chunks(row_xml(self._rows, self._number_styles, self._styles))
             self._rows = []
         if self._xml:
             self.spool.add_chunks(["".join(self._xml).encode("utf-8", "replace")])
@@ -216,7 +208,7 @@ class RowSpool:
             log.warning("%s: %d rows exceed Excel's row limit and are not in the workbook", sheet, self.overflow)
             line = [f"另有 {self.overflow} 条记录超出 Excel 的 1,048,576 行上限，未写入本表，"
                     f"仍保存在数据库中 ({self.overflow} more rows exceed Excel's row limit; they are in the store)"]
-            self.spool.add_chunks(row_xml([line], 0, [None], self._styles, numbered=False))
+            self.spool.add_chunks(row_xml([line], [None], self._styles))
 
     @property
     def lines(self) -> int:
