@@ -229,7 +229,7 @@ def latency_ours(shops: int, rows: int, saves: int) -> dict:
         daemon.stop()
     os.sync()
     return {"seconds": statistics.median(waits), "rows": shops * rows, "worst": max(waits),
-            "settle_s": daemon.settle}
+            "settle_s": daemon.settle, "quick_settle_s": getattr(daemon, "quick_settle", None)}
 
 
 # ---- (5) scan of 1M records --------------------------------------------------------------

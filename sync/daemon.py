@@ -17,6 +17,7 @@ from .api import default_state_url, merge_into
 from .feedback import FeedbackWriter, safe_pass
 from .files import is_ignored
 from .pipeline import EMPTY_FOLDER_GRACE, MergeReport, pending_retries
+from .settle import quiet_enough
 from .watch import Watchers
 
 log = logging.getLogger("complaint_desk.sync")
@@ -35,7 +36,7 @@ class Daemon:
     def __init__(self, sources: list[Path], out: Path, state_url: str | None = None, *,
                  poll: bool = False, poll_sources: Iterable[Path] = (), poll_interval: float = 2.0,
                  rescan_interval: float = 300.0, settle_seconds: float = 2.0, max_defer_seconds: float = 30.0,
-                 clock: Callable[[], datetime] = datetime.now, feedback: bool = False,
+                 quick_settle_seconds: float = 0.5, clock: Callable[[], datetime] = datetime.now, feedback: bool = False,
                  empty_grace: timedelta | None = EMPTY_FOLDER_GRACE,
                  on_read: Callable[[MergeReport], object] | None = None) -> None:
         polled = [Path(s).resolve() for s in poll_sources]
@@ -45,6 +46,8 @@ class Daemon:
         self.store = open_store(state_url or default_state_url(self.out))
         self.rescan_interval = rescan_interval
         self.settle = settle_seconds
+        # a finished package (Excel's and WPS's save is a rename) needs only this much quiet
+        self.quick_settle = min(quick_settle_seconds, settle_seconds)
         self.max_defer = max_defer_seconds
         self.clock = clock
         self.empty_grace = empty_grace   # how long a folder that went empty keeps its rows
@@ -122,24 +125,33 @@ class Daemon:
         last_scan = time.monotonic()
         dirty_since: float | None = None
         last_hint = 0.0
+        changed: set[Path] = set()   # what the events of this burst named
         while not self._stop.is_set():
-            # wake when the quiet period ends, not at the next fifth of a second after it
-            wait = 0.2 if dirty_since is None else min(0.2, max(self.settle - (time.monotonic() - last_hint), 0.01))
+            # wake when a quiet period ends, not at the next fifth of a second after it
+            wait = 0.2
+            if dirty_since is not None:
+                quiet = time.monotonic() - last_hint
+                wait = min(0.2, max((self.quick_settle if quiet < self.quick_settle else self.settle) - quiet, 0.01))
             try:
                 path, at = self.hints.get(timeout=wait)
                 if self._relevant(path):
                     dirty_since = dirty_since or at
                     last_hint = at
+                    changed.add(path)
                 if dirty_since is None or time.monotonic() - dirty_since < self.max_defer:
                     continue
             except queue.Empty:
                 pass
             self.watchers.check()
             now = time.monotonic()
-            # debounce: merge once the folder has been quiet for settle seconds, but a folder
-            # that never goes quiet (twenty tills saving all day) is merged every max_defer
-            if dirty_since is not None and (now - last_hint >= self.settle or now - dirty_since >= self.max_defer):
+            # debounce: merge once the folder has been quiet for settle seconds (quick_settle
+            # when every file named is a finished package), but a folder that never goes
+            # quiet (twenty tills saving all day) is merged every max_defer
+            if dirty_since is not None and (
+                    quiet_enough(now - last_hint, changed, quick=self.quick_settle, settle=self.settle)
+                    or now - dirty_since >= self.max_defer):
                 dirty_since = None
+                changed.clear()
                 self._safe_merge()
                 last_scan = time.monotonic()
             elif now - last_scan >= self.rescan_interval or (self.redo_at is not None and now >= self.redo_at):
