@@ -47,6 +47,7 @@ def scenarios(quick: bool, size: dict | None = None) -> list[tuple[str, str, lis
         ("read", "(1) read one shop workbook", read),
         ("merge", f"(2) full merge {shops} shops x {rows:,} rows", [
             ("floor: calamine read + XlsxWriter constant_memory", "merge_floor", [shops, rows]),
+            ("floor: calamine read + rustpy-xlsxwriter (fastest writer)", "merge_floor_rust", [shops, rows]),
             ("ours: sync.api.merge_once (fresh SQLite)", "merge_ours", [shops, rows]),
             ("naive pandas read_excel + concat + to_excel", "merge_pandas", [shops, rows])]),
         ("incremental", f"(3) incremental merge, 1 of {ishops} files x {irows:,} rows changed", [

@@ -9,6 +9,7 @@ by other threads); the reader is preloaded so each child starts in milliseconds.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import multiprocessing as mp
 import os
@@ -109,11 +110,39 @@ def _child(path: str, memory_mb: int, conn: Any, now: datetime | Clock | None = 
     except BaseException as exc:  # noqa: BLE001 - report anything as one line, never a traceback
         result = ("error", "UnreadableWorkbook", f"工作簿无法解析 ({type(exc).__name__}: {str(exc)[:200]})")
     try:
-        conn.send(result)
+        _send(conn, result)
     except BaseException as exc:  # noqa: BLE001 - e.g. MemoryError while pickling a huge table
         conn.send(("error", "UnreadableWorkbook", f"结果无法传回 ({type(exc).__name__})"))
     finally:
         conn.close()
+
+
+_SLICE = 500   # rows of a prepared file per message
+
+
+def _send(conn: Any, result: tuple[Any, ...]) -> None:
+    """Send the answer; a prepared file's rows go in slices, so that the daemon never holds the
+    whole file both as one pickled message and as the rows made from it (issue 17)."""
+    from .store.codec import Prepared
+
+    if result[0] == "ok" and isinstance(result[1], Prepared) and len(result[1].rows) > _SLICE:
+        rows = result[1].rows
+        count = (len(rows) + _SLICE - 1) // _SLICE
+        conn.send(("ok-sliced", dataclasses.replace(result[1], rows=[]), count))
+        for i in range(count):
+            conn.send(rows[i * _SLICE:(i + 1) * _SLICE])
+        return
+    conn.send(result)
+
+
+def _receive(conn: Any) -> tuple[Any, ...]:
+    answer: tuple[Any, ...] = conn.recv()
+    if answer[0] != "ok-sliced":
+        return answer
+    rows: list[Any] = []
+    for _ in range(answer[2]):
+        rows += conn.recv()
+    return ("ok", dataclasses.replace(answer[1], rows=rows))
 
 
 _START = threading.Lock()
@@ -156,7 +185,7 @@ class _Job:
             if not self.conn.poll(0):
                 return UnreadableWorkbook(self.path, f"读取超过 {self.timeout:g} 秒，已中止 (timed out)")
             try:
-                answer: tuple[Any, ...] = self.conn.recv()
+                answer = _receive(self.conn)
             except EOFError:
                 self.proc.join(1)
                 from .safety import kind_hint
@@ -236,17 +265,18 @@ def _many(paths: Iterable[Path], jobs: int | None, start: Any) -> Iterator[tuple
             wait_for = max(0.0, min(j.deadline for j in running) - time.monotonic())
             ready = set(wait([j.conn for j in running], timeout=wait_for))
             now_m = time.monotonic()
-            done = [j for j in running if j.conn in ready or j.deadline <= now_m]
-            results = []
-            for job in done:
+            for job in [j for j in running if j.conn in ready or j.deadline <= now_m]:
                 running.remove(job)
                 got = job.result()
-                results.append((job.path, got if isinstance(got, UnreadableWorkbook) else got[0]))
-            # start the next files before handing these over: the children read while the
-            # caller stores what they returned
-            while todo and len(running) < jobs:
-                running.append(start(todo.pop()))
-            yield from results
+                # start the next file before handing this one over: the children read while
+                # the caller stores what they returned
+                while todo and len(running) < jobs:
+                    running.append(start(todo.pop()))
+                # one file's rows at a time in this process: a child that finished meanwhile
+                # keeps its answer until the caller has stored this one (memory follows the
+                # largest file, not the number of children)
+                yield job.path, got if isinstance(got, UnreadableWorkbook) else got[0]
+                del got
     finally:
         for job in running:   # the caller stopped early: no child outlives the merge
             if job.proc.is_alive():

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, bindparam, func, select, update
 from sqlalchemy.engine import Connection
 
 from complaint_core.store import Store
@@ -114,9 +114,10 @@ def queue_posts(conn: Connection, posts: list[Post], *, now: datetime) -> int:
 def _insert_new(conn: Connection, rows: list[dict[str, Any]]) -> int:
     keys = [r["dedupe_key"] for r in rows]
     have: set[str] = set()
+    # the keys as a parameter, not in the statement (SQLAlchemy keeps recent in_(list) values)
+    q = select(outbox.c.dedupe_key).where(outbox.c.dedupe_key.in_(bindparam("keys", expanding=True)))
     for i in range(0, len(keys), 500):   # in chunks: SQLite takes a limited number of parameters
-        have.update(r[0] for r in conn.execute(select(outbox.c.dedupe_key).where(
-            outbox.c.dedupe_key.in_(keys[i:i + 500]))))
+        have.update(r[0] for r in conn.execute(q, {"keys": keys[i:i + 500]}))
     # Read first so a rescan does not even try (and, on PostgreSQL, leave no gaps in the ids that
     # `mail list` shows); a concurrent scanner's rows are still skipped by insert_missing.
     return insert_missing(conn, outbox, outbox.c.dedupe_key, [r for r in rows if r["dedupe_key"] not in have])

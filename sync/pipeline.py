@@ -227,6 +227,7 @@ def read_files(store: Store, paths: list[Path], *, known: dict[str, Row[Any]], n
             log.info("已读取 %s: %d 行（新 %d，改 %d，删 %d）", path, len(got.rows), counts["new"],
                      counts["changed"], counts["deleted"])
             results[path] = FileResult(path, "read", rows=len(got.rows))
+        del got   # before the next file's rows arrive
         if progress is not None:
             progress(path)
     return [results[p] for p in paths]

@@ -148,6 +148,28 @@ def test_a_new_store_adopts_the_managers_cells_and_a_mistyped_one_is_refused(tmp
     assert r.exit_code == 2 and out.read_bytes() == before
 
 
+def test_a_new_store_finds_a_row_whose_id_became_repeated_meanwhile(tmp_path: Path) -> None:
+    """The manager wrote on a complaint whose id was unique; the shop then typed that id on a
+    second row too, and the store was lost before it saw the change. The new store keys both
+    rows by id and anchor, a 记录标识 the workbook never showed: each approval must still land
+    on its own complaint (found by 门店, 投诉编号 and the row's 受理时间/客户/描述), not on 冲突."""
+    shops, out, state = tmp_path / "SH01", tmp_path / "汇总.xlsx", tmp_path / "state.db"
+    shop_file(shops, [row(1), row(2), row(3)])
+    assert sync(shops, out, state).exit_code == 0
+    type_into(out, "全部投诉", lambda v: v["投诉内容"] == "第2台洗衣机漏水", "主管批示", "同意退款")
+    type_into(out, "全部投诉", lambda v: v["投诉内容"] == "第3台洗衣机漏水", "主管批示", "先回访")
+    # the shop copies row 2's id onto a new complaint; the store is lost before any merge
+    shop_file(shops, [row(1), row(2), row(3), row(4, complaint_id="SH01-20261110-002")])
+    for p in tmp_path.glob("state.db*"):
+        p.unlink()
+    assert sync(shops, out, tmp_path / "new.db", "2026-11-20T10:05").exit_code == 0
+    assert _approvals(out) == {"第2台洗衣机漏水": "同意退款", "第3台洗衣机漏水": "先回访"}
+    assert not [r for r in rows_of(out, "冲突", key="类型") if r["类型"] == "主管批示无对应投诉"]
+    # and it stays there
+    assert sync(shops, out, tmp_path / "new.db", "2026-11-20T10:10").exit_code == 0
+    assert _approvals(out) == {"第2台洗衣机漏水": "同意退款", "第3台洗衣机漏水": "先回访"}
+
+
 def test_a_new_store_does_not_send_again_what_the_workbook_records_as_sent(tmp_path: Path) -> None:
     from complaint_core.merged.render import render_merged
     from complaint_core.rules_book import load_rules

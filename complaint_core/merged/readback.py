@@ -86,6 +86,33 @@ def read_manager_edits(path: Path, sheets: list[SheetData], *, attempts: int = 5
     raise MergedUnreadable(path, str(last))
 
 
+def read_rows(path: Path, sheet: SheetData, refs: set[str], columns: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``columns`` of the rows of ``sheet`` whose key (one column) is in ``refs``, as the
+    workbook at ``path`` shows them: what a manager's row said when its key is no longer the
+    store's (see render._adopt_unknown). Read row by row; only the asked rows are kept."""
+    from python_calamine import CalamineWorkbook
+
+    headers = {c.header: c.key for c in sheet.columns}
+    try:
+        wb = CalamineWorkbook.from_path(str(path))
+        rows = iter(wb.get_sheet_by_name(sheet.name).iter_rows())
+    except Exception as exc:  # noqa: BLE001 - read a moment ago: unreadable now is a real error
+        raise MergedUnreadable(path, str(exc)) from exc
+    top = list(itertools.islice(rows, 5))
+    for h_row, cells in enumerate(top):
+        index = {headers[str(v)]: i for i, v in enumerate(cells) if str(v) in headers}
+        if sheet.key_columns[0] not in index:
+            continue
+        at = index[sheet.key_columns[0]]
+        out: dict[str, dict[str, Any]] = {}
+        for row in itertools.chain(top[h_row + 1:], rows):
+            ref = _key_text(row[at]) if at < len(row) else ""
+            if ref in refs:
+                out[ref] = {k: (row[index[k]] if index[k] < len(row) else None) for k in columns if k in index}
+        return out
+    return {}
+
+
 def _read_sheet(grid: Iterable[list[Any]], sheet: SheetData) -> dict[RowKey, dict[str, Any]]:
     headers = {c.header: c.key for c in sheet.columns}
     rows = iter(grid)

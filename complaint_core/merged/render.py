@@ -20,7 +20,7 @@ from ..errors import EmptyStoreRefused
 from ..gcpause import paused_gc
 from ..penalties import LOSS_KINDS
 from ..store import Store
-from ..store.codec import ALL_SHEET
+from ..store.codec import ALL_SHEET, ANCHOR_KEYS
 from ..store.db import View, backfill_scan_fields, file_findings
 from ..store.view import RowKey, StoreView
 from .archive import archive_paths, closed_years_setting, write_archives
@@ -31,6 +31,7 @@ from .readback import (
     RENDERED_COLUMNS,
     _key_text,
     read_manager_edits,
+    read_rows,
     rendered_head,
     rendered_rows,
     rendered_sheet,
@@ -209,7 +210,11 @@ def _read_back(store: Store, out: Path, now: datetime) -> int:
             legacy = any(key and key[0] == LEGACY for key in got)
             got = _by_ref(got, _legacy_refs(store) if legacy else {}, aliases)
             if foreign:
-                got = _differing(got, _shop_values(store, {key[0] for key in got}))
+                known = _shop_values(store, {key[0] for key in got})
+                unknown = {key[0] for key in got} - {key[0] for key in known}
+                if unknown:
+                    got = _adopt_unknown(store, out, got, unknown, known)
+                got = _differing(got, known)
         elif foreign:
             got = _differing(got, {key: cells for key, cells in store.manager_edits(name).items() if key in got})
         changed += store.save_manager_edits(name, got, now=now)
@@ -241,6 +246,55 @@ def _shop_values(store: Store, refs: set[str]) -> dict[RowKey, dict[str, Any]]:
                 row = make(r)
                 out[(r["record_ref"],)] = {k: row[i] for i, k in owned}
     return out
+
+
+def _adopt_unknown(store: Store, out: Path, got: dict[RowKey, dict[str, Any]], unknown: set[str],
+                   known: dict[RowKey, dict[str, Any]]) -> dict[RowKey, dict[str, Any]]:
+    """Give the manager's rows whose 记录标识 this store has never seen to their complaints.
+
+    A complaint's key (so its 记录标识) changes when its id starts to be used twice in the
+    shop's file: the anchor (受理时间, 客户, 描述…) joins the key. A store that was there saw
+    the change and keeps an alias; a new store adopting the workbook only knows the new key. The
+    row itself still says which complaint it is: the shop's complaint with that 门店 and 投诉编号,
+    or, when the shop has several, the one whose anchor fields are the row's. A row that matches
+    no complaint, or several, is left as it is (冲突 shows it: nothing is attached by guess).
+    ``known`` gains the shops' values of the complaints found, for ``_differing``.
+    """
+    fields = ("_shop", "complaint_id", *ANCHOR_KEYS)
+    said = read_rows(out, all_sheet(), unknown, fields)
+    pairs = {(_key_text(v.get("_shop")), _key_text(v.get("complaint_id"))) for v in said.values()}
+    pairs = {p for p in pairs if p[0] and p[1]}
+    if not pairs:
+        return got
+    make = AllRows()
+    owned = [(i, c.key) for i, c in enumerate(make.columns) if c.manager_owned]
+    found: dict[tuple[str, str], list[tuple[str, tuple[str, ...], dict[str, Any]]]] = {}
+    for records, _conflicts in store.iter_shops():
+        for r in records:
+            pair = (_key_text(r["shop"]), _key_text(r.get("complaint_id") or ""))
+            if pair in pairs and not r["deleted"]:
+                row = make(r)
+                found.setdefault(pair, []).append((r["record_ref"], tuple(_key_text(r.get(k)) for k in ANCHOR_KEYS),
+                                                   {k: row[i] for i, k in owned}))
+    moved: dict[str, str] = {}
+    for ref, values in said.items():
+        same = found.get((_key_text(values.get("_shop")), _key_text(values.get("complaint_id"))), [])
+        if len(same) > 1:
+            anchor = tuple(_key_text(values.get(k)) for k in ANCHOR_KEYS)
+            same = [c for c in same if c[1] == anchor]
+        if len(same) == 1:
+            moved[ref] = same[0][0]
+            known[(same[0][0],)] = same[0][2]
+    if not moved:
+        return got
+    log.info("采用旧工作簿：%d 行的记录标识已变（投诉编号重复），按门店、投诉编号和受理信息找回", len(moved))
+    out_cells = {key: cells for key, cells in got.items() if key[0] not in moved}
+    for key, cells in got.items():
+        if key[0] in moved:
+            mine = out_cells.setdefault((moved[key[0]],), {})
+            for column, value in cells.items():
+                mine.setdefault(column, value)   # a row that carried the key itself comes first
+    return out_cells
 
 
 def _by_ref(got: dict[RowKey, dict[str, Any]], refs: dict[tuple[str, str], str],

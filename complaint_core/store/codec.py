@@ -78,7 +78,10 @@ def record_key(shop: str, complaint_id: str | None, path: str, anchor: str, repe
 # What the store needs of one row: (sheet row, shop, complaint id, 最后更新, JSON, hash,
 # identity anchor, (contact due, feedback due, follow-up due) as the engine computed them, sheet,
 # (contact done, feedback done, follow-up done, no deadlines) for the scan's query).
-PreparedRow = tuple[int, str, "str | None", "datetime | None", str, str, str, "Dues", str, "ScanFields"]
+# (row, shop, id, updated, data, content hash, anchor, deadlines, sheet, scan fields). The data is
+# the row's stored JSON as UTF-8 bytes: a file's rows wait in the daemon until they are stored,
+# and Chinese text as ``str`` takes twice the memory (issue 17); ``stored_data`` turns it back.
+PreparedRow = tuple[int, str, "str | None", "datetime | None", bytes, str, str, "Dues", str, "ScanFields"]
 Dues = tuple["datetime | None", "datetime | None", "datetime | None"]
 ScanFields = tuple["datetime | None", "datetime | None", "datetime | None", bool]
 
@@ -125,13 +128,13 @@ def foreign_shop(row_values: dict[str, Any], shop: str) -> str | None:
     return text if text and text.casefold() != shop.casefold() else None
 
 
-_ANCHOR_KEYS = ("received_at", "customer_name", "customer_phone", "customer_email", "description")
+ANCHOR_KEYS = ("received_at", "customer_name", "customer_phone", "customer_email", "description")
 
 
 def anchor(values: dict[str, Any]) -> str:
     """What a shop types first and rarely changes: recognises a row without an id (or with an id
     used twice) after the shop re-sorts or inserts rows (docs/sync.md, "How a row is recognised")."""
-    raw = "\x1f".join(str(_encode(values.get(k)) or "").strip() for k in _ANCHOR_KEYS)
+    raw = "\x1f".join(str(_encode(values.get(k)) or "").strip() for k in ANCHOR_KEYS)
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:16]
 
 
@@ -170,9 +173,14 @@ def prepare_rows(table: ComplaintTable, path: Path, settings: Settings | None = 
         cid = str(cid).strip() if cid and not isinstance(cid, Invalid) else None
         upd = row.values.get("updated_at")
         out.append((row.row, shop, cid, upd if isinstance(upd, datetime) else None,
-                    data, content_hash(data), anchor(row.values), engine_dues(row.values, settings), table.sheet,
+                    data.encode(), content_hash(data), anchor(row.values), engine_dues(row.values, settings), table.sheet,
                     scan_fields(row.values)))
     return out
+
+
+def stored_data(row: PreparedRow) -> str:
+    """A prepared row's JSON as the store keeps it."""
+    return row[4].decode()
 
 
 def prepare(table: ComplaintTable | list[ComplaintTable], findings: list[Finding], path: Path) -> Prepared:

@@ -15,7 +15,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import (
+    BindParameter,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.exc import IntegrityError
 
@@ -43,6 +53,10 @@ __all__ = ["Store", "View", "content_hash", "decode_values", "encode_values", "o
 
 # complaints of one shop decoded at a time by a write of the merged workbook
 SHOP_CHUNK = 1000
+# A list of keys given at execution (``{"keys": [...]}``), not written into the statement:
+# SQLAlchemy keeps the values of the last statements built with ``in_(list)``, which grew the
+# render's memory by a big shop's keys per chunk (issue 17).
+IN_KEYS: BindParameter[str] = bindparam("keys", expanding=True)
 
 
 @dataclass
@@ -118,12 +132,14 @@ class Store:
                 win = min(grp, key=_winner_order)
                 order.append((_received_text(win["data"]), key))
             order.sort()
+            # the keys as a parameter, not in the statement: SQLAlchemy keeps the values of
+            # recent statements written with ``in_(list)``, a big shop's keys by the thousand
+            chunk_q = select(t.source_rows).where(sr.record_key.in_(IN_KEYS)).where(sr.shop == shop).order_by(*by_key)
             for i in range(0, len(order), size):
                 keys = [k for _recv, k in order[i:i + size]]
                 rows: list[RowMapping] = []
                 for j in range(0, len(keys), 500):   # SQLite's bound-parameter limit
-                    rows += c.execute(select(t.source_rows).where(sr.record_key.in_(keys[j:j + 500]))
-                                      .where(sr.shop == shop).order_by(*by_key)).mappings().all()
+                    rows += c.execute(chunk_q, {"keys": keys[j:j + 500]}).mappings().all()
                 rows.sort(key=lambda r: (r["record_key"], r["source_path"], r["row"]))
                 yield _shop_batch(rows, settings)
 
@@ -168,11 +184,11 @@ class Store:
             return out
         with self._conn(conn) as c:
             settings = self.source_settings(c)
+            q = (select(t.source_rows).where(t.source_rows.c.record_key.in_(IN_KEYS))
+                 .order_by(t.source_rows.c.record_key, t.source_rows.c.source_path, t.source_rows.c.row))
             for i in range(0, len(wanted), 500):   # SQLite's bound-parameter limit
-                chunk = wanted[i:i + 500]
-                q = (select(t.source_rows).where(t.source_rows.c.record_key.in_(chunk))
-                     .order_by(t.source_rows.c.record_key, t.source_rows.c.source_path, t.source_rows.c.row))
-                for key, grp in itertools.groupby(c.execute(q).mappings(), key=lambda r: r["record_key"]):
+                got = c.execute(q, {"keys": wanted[i:i + 500]}).mappings()
+                for key, grp in itertools.groupby(got, key=lambda r: r["record_key"]):
                     rows = list(grp)
                     if len(rows) > 1:
                         rows.sort(key=_winner_order)

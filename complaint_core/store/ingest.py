@@ -33,6 +33,7 @@ _ROW_COLUMNS = ("source_path", "sheet", "row", "shop", "complaint_id", "record_k
 _VERSION_COLUMNS = ("source_path", "sheet", "row", "record_key", "version", "content_hash", "data", "deleted",
                     "seen_at", "due_contact", "due_feedback", "due_followup")
 _NO_DUES = (None, None, None)
+_SLICE = 500   # rows decoded and written at a time
 
 
 def upsert_source(c: Connection, path: str, **values: Any) -> None:
@@ -89,44 +90,49 @@ def ingest_prepared(store: Store, path: Path, prepared: Prepared, *, file_hash: 
         vanished = {r.record_key: r for k, r in old.items() if k not in seen and not r.deleted}
         for prev in renamed.values():
             vanished.pop(prev.record_key, None)
-        new_rows: list[tuple[Any, ...]] = []
-        changed: list[dict[str, Any]] = []
-        versions: list[tuple[Any, ...]] = []
-        for rkey, (row_no, _shop, cid, upd, data, h, anc, dues, sheet, scan) in zip(keys, prepared.rows, strict=True):
-            prev = old.get(rkey) or renamed.get(rkey)
-            if prev is None:
-                new_rows.append((key, sheet, row_no, shop, cid, rkey, h, data, upd, mtime, 1, now, now, False, anc,
-                                 *dues, *scan))
-                versions.append((key, sheet, row_no, rkey, 1, h, data, False, now, *dues))
-                counts["new"] += 1
-            elif (prev.content_hash != h or prev.deleted or prev.row != row_no or prev.sheet != sheet
-                  or prev.record_key != rkey or (prev.due_contact is None and dues[0] is not None)):
-                v = prev.version + 1
-                changed.append(dict(shop=shop, complaint_id=cid, record_key=rkey, content_hash=h, data=data,
-                                    updated_at=upd, file_mtime=mtime, last_seen=now, deleted=False,
-                                    b_id=prev.id, version=v, row=row_no, sheet=sheet, anchor=anc,
-                                    due_contact=dues[0], due_feedback=dues[1], due_followup=dues[2],
-                                    done_contact=scan[0], done_feedback=scan[1], done_followup=scan[2],
-                                    no_deadlines=scan[3]))
-                versions.append((key, sheet, row_no, rkey, v, h, data, False, now, *dues))
-                counts["changed"] += 1
-            else:
-                counts["same"] += 1
         # A row that vanished from the shop's file is marked deleted, never dropped: its
         # history stays and a manager can still see it.
         gone = list(vanished.values())
         _mark_deleted(c, gone, now)
-        for r in gone:
-            versions.append((key, r.sheet, r.row, r.record_key, r.version + 1, r.content_hash, "{}", True, now,
-                             *_NO_DUES))
         counts["deleted"] = len(gone)
-        insert_rows(c, t.source_rows, _ROW_COLUMNS, new_rows)
-        if changed:
-            cols = [k for k in changed[0] if k != "b_id"]
-            stmt = (update(t.source_rows).where(t.source_rows.c.id == bindparam("b_id"))
-                    .values({k: bindparam(k) for k in cols}))
-            c.execute(stmt, changed)
-        insert_rows(c, t.row_versions, _VERSION_COLUMNS, versions)
+        # a slice of rows at a time: only that slice's JSON is decoded and waits to be written
+        for start in range(0, len(keys), _SLICE):
+            new_rows: list[tuple[Any, ...]] = []
+            changed: list[dict[str, Any]] = []
+            versions: list[tuple[Any, ...]] = []
+            part = zip(keys[start:start + _SLICE], prepared.rows[start:start + _SLICE], strict=True)
+            for rkey, (row_no, _shop, cid, upd, packed, h, anc, dues, sheet, scan) in part:
+                prev = old.get(rkey) or renamed.get(rkey)
+                if prev is None:
+                    data = packed.decode()
+                    new_rows.append((key, sheet, row_no, shop, cid, rkey, h, data, upd, mtime, 1, now, now, False,
+                                     anc, *dues, *scan))
+                    versions.append((key, sheet, row_no, rkey, 1, h, data, False, now, *dues))
+                    counts["new"] += 1
+                elif (prev.content_hash != h or prev.deleted or prev.row != row_no or prev.sheet != sheet
+                      or prev.record_key != rkey or (prev.due_contact is None and dues[0] is not None)):
+                    v = prev.version + 1
+                    data = packed.decode()
+                    changed.append(dict(shop=shop, complaint_id=cid, record_key=rkey, content_hash=h, data=data,
+                                        updated_at=upd, file_mtime=mtime, last_seen=now, deleted=False,
+                                        b_id=prev.id, version=v, row=row_no, sheet=sheet, anchor=anc,
+                                        due_contact=dues[0], due_feedback=dues[1], due_followup=dues[2],
+                                        done_contact=scan[0], done_feedback=scan[1], done_followup=scan[2],
+                                        no_deadlines=scan[3]))
+                    versions.append((key, sheet, row_no, rkey, v, h, data, False, now, *dues))
+                    counts["changed"] += 1
+                else:
+                    counts["same"] += 1
+            insert_rows(c, t.source_rows, _ROW_COLUMNS, new_rows)
+            if changed:
+                cols = [k for k in changed[0] if k != "b_id"]
+                stmt = (update(t.source_rows).where(t.source_rows.c.id == bindparam("b_id"))
+                        .values({k: bindparam(k) for k in cols}))
+                c.execute(stmt, changed)
+            insert_rows(c, t.row_versions, _VERSION_COLUMNS, versions)
+        insert_rows(c, t.row_versions, _VERSION_COLUMNS,
+                    [(key, r.sheet, r.row, r.record_key, r.version + 1, r.content_hash, "{}", True, now, *_NO_DUES)
+                     for r in gone])
         for rkey, prev in renamed.items():
             move_manager_edits(c, prev.record_key, rkey, now=now)
         if counts["same"]:
