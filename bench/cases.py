@@ -29,6 +29,16 @@ class Absent(Exception):
     """The product module this case measures is not in the tree."""
 
 
+def _scratch() -> str:
+    """A temporary folder removed when the case's process ends: a 100 x 1,000 merge leaves a
+    500 MB store and a 75 MB workbook, and a day of runs would fill the disk."""
+    import atexit
+
+    folder = tempfile.mkdtemp(prefix="cd-bench-")
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
 def _need(module: str, name: str) -> Any:
     try:
         return getattr(importlib.import_module(module), name)
@@ -82,7 +92,7 @@ def merge_floor(shops: int, rows: int) -> dict:
     from python_calamine import CalamineWorkbook
 
     files = shop_set(shops, rows)
-    out = Path(tempfile.mkdtemp()) / "merged.xlsx"
+    out = Path(_scratch()) / "merged.xlsx"
     t = time.perf_counter()
     wb = xlsxwriter.Workbook(str(out), {"constant_memory": True, "strings_to_formulas": False,
                                         "strings_to_urls": False})
@@ -104,7 +114,7 @@ def merge_floor_rust(shops: int, rows: int) -> dict:
     from python_calamine import CalamineWorkbook
 
     files = shop_set(shops, rows)
-    out = Path(tempfile.mkdtemp()) / "merged.xlsx"
+    out = Path(_scratch()) / "merged.xlsx"
     t = time.perf_counter()
     records: list[dict] = []
     head: list[str] = []
@@ -121,7 +131,7 @@ def merge_pandas(shops: int, rows: int) -> dict:
     import pandas as pd
 
     files = shop_set(shops, rows)
-    out = Path(tempfile.mkdtemp()) / "merged.xlsx"
+    out = Path(_scratch()) / "merged.xlsx"
     t = time.perf_counter()
     df = pd.concat([pd.read_excel(f, sheet_name="投诉登记") for f in files], ignore_index=True)
     df.to_excel(out, index=False)
@@ -131,7 +141,7 @@ def merge_pandas(shops: int, rows: int) -> dict:
 def _merge_env(shops: int, rows: int) -> tuple[Any, Path, Path, str]:
     merge_once = _need("sync.api", "merge_once")
     files = shop_set(shops, rows)
-    work = Path(tempfile.mkdtemp())
+    work = Path(_scratch())
     return merge_once, files[0].parent, work / "merged.xlsx", f"sqlite:///{work / 'state.sqlite'}"
 
 
@@ -223,7 +233,7 @@ def latency_ours(shops: int, rows: int, saves: int) -> dict:
     from bench.data import rows_for, write_shop
 
     Daemon = _need("sync.daemon", "Daemon")
-    files = shop_set(shops, rows, folder=Path(tempfile.mkdtemp()) / "shops")
+    files = shop_set(shops, rows, folder=Path(_scratch()) / "shops")
     out = files[0].parent.parent / "merged.xlsx"
     daemon = Daemon([files[0].parent], out, f"sqlite:///{out.parent / 'state.sqlite'}",
                     clock=lambda: NOW)
@@ -373,7 +383,7 @@ def _scan_copy(n: int, scanned: bool) -> Any:
 
     from complaint_core.store import open_store
 
-    work = Path(tempfile.mkdtemp()) / "state.sqlite"
+    work = Path(_scratch()) / "state.sqlite"
     atexit.register(shutil.rmtree, work.parent, True)   # a million-record copy is gigabytes
     shutil.copyfile(scan_store(n, scanned=scanned), work)
     return open_store(work)

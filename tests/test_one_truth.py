@@ -170,6 +170,27 @@ def test_a_new_store_finds_a_row_whose_id_became_repeated_meanwhile(tmp_path: Pa
     assert _approvals(out) == {"第2台洗衣机漏水": "同意退款", "第3台洗衣机漏水": "先回访"}
 
 
+def test_an_approval_whose_complaint_left_survives_two_lost_stores(tmp_path: Path) -> None:
+    """A manager approved a complaint the shop then deleted: the approval is on 冲突. After the
+    store is lost, the new store adopts it (it has never seen that complaint, so the approval
+    is on no row); when that store is lost too, the next one must still find it."""
+    shops, out = tmp_path / "SH01", tmp_path / "汇总.xlsx"
+    shop_file(shops, [row(1), row(2)])
+    assert sync(shops, out, tmp_path / "a.db").exit_code == 0
+    type_into(out, "全部投诉", lambda v: v["投诉内容"] == "第2台洗衣机漏水", "主管批示", "同意退款")
+    shop_file(shops, [row(1)])
+    assert sync(shops, out, tmp_path / "a.db", "2026-11-20T10:05").exit_code == 0
+
+    def orphans() -> list[str]:
+        return [str(r["差异"]) for r in rows_of(out, "冲突", key="类型") if r["类型"] == "主管批示无对应投诉"]
+
+    assert any("同意退款" in d for d in orphans())
+    for n, state in enumerate(("b.db", "c.db"), start=1):
+        assert sync(shops, out, tmp_path / state, f"2026-11-20T10:1{n}").exit_code == 0
+        assert any("同意退款" in d for d in orphans()), state
+        assert "同意退款" not in _approvals(out).values()   # on no complaint's row
+
+
 def test_a_new_store_does_not_send_again_what_the_workbook_records_as_sent(tmp_path: Path) -> None:
     from complaint_core.merged.render import render_merged
     from complaint_core.rules_book import load_rules

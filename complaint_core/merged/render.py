@@ -126,6 +126,11 @@ def _compose(view: StoreView, store: Store, book: Book, now: datetime, out: Path
         cache.forget(walked.shops, sources)
     where = [(year, [p.name for p in archive_paths(out, year, len(y.keys))], len(y.keys))
              for year, y in walked.years.items()]
+    for o in walked.orphans:
+        if not o.get("source_file"):
+            # on no row of 全部投诉: _rendered keeps them, so that a new store adopting this
+            # workbook keeps them too (a deleted complaint's row carries its own)
+            sinks.rendered.extend(rendered_rows(ALL_SHEET, [o["ref"]], o["cells"]))
     conflicts = conflict_sheet(walked.conflicts, walked.orphans)
     walked.conflicts_shown = len(conflicts.rows)
     sheets = [
@@ -203,6 +208,12 @@ def _read_back(store: Store, out: Path, now: datetime) -> int:
         if rows:
             raise EmptyStoreRefused(out, rows)
     edits = back.cells if foreign else back.edits
+    if foreign and ALL_SHEET in back.written:
+        # managers' cells whose complaint the writing store no longer had: on no row of 全部投诉,
+        # only on 冲突 and in _rendered; a new store keeps them too (and shows them on 冲突)
+        on_rows = edits.setdefault(ALL_SHEET, {})
+        for key, cells in back.written[ALL_SHEET].items():
+            on_rows.setdefault(key, cells)
     aliases = store.aliases()
     changed = 0
     for name, got in edits.items():

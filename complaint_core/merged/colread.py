@@ -1,0 +1,347 @@
+"""A few columns of a big sheet, read without loading the sheet (issue 17).
+
+Before each rewrite that follows a manager's save, the daemon reads back what managers typed
+into the merged workbook: the 记录标识 and 主管批示 columns of 全部投诉, two of its forty-one.
+python-calamine loads a whole sheet before handing out its first row (455 MiB for 100,000
+complaints once Excel has saved the workbook), so here the sheet's XML is streamed out of the
+package: once for the cells of the asked columns (shared strings kept as their numbers), then
+through the shared strings for the texts those cells use. Memory follows the asked cells, not
+the sheet.
+
+The values are those calamine gives (tests/test_colread.py compares them on workbooks written
+by us, openpyxl and LibreOffice): text as typed, numbers as float, booleans, and datetimes for
+numbers whose cell format is a date. Anything this reader does not expect raises
+``ColumnsUnreadable``; the caller then reads the sheet with calamine, as before.
+"""
+
+from __future__ import annotations
+
+import html
+import posixpath
+import re
+import zipfile
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ..errors import ComplaintDeskError
+
+_BLOCK = 1 << 20
+_ROW = re.compile(rb"<row\b([^>]*?)(?:/>|>(.*?)</row>)", re.S)
+_CELL = re.compile(rb"<c\b([^>]*?)(?:/>|>(.*?)</c>)", re.S)
+_ATTR = re.compile(rb'\b(r|t|s)="([^"]*)"')
+_V = re.compile(rb"<v>(.*?)</v>", re.S)
+_T = re.compile(rb"<t\b[^>]*?(?:/>|>(.*?)</t>)", re.S)
+_PHONETIC = re.compile(rb"<rPh\b.*?</rPh>", re.S)
+_SI = re.compile(rb"<si\b[^>]*?(?:/>|>(.*?)</si>)", re.S)
+_ESCAPED = re.compile(r"_x([0-9A-Fa-f]{4})_")
+_LETTERS = re.compile(rb"[A-Z]+")
+_EPOCH = datetime(1899, 12, 30)
+# built-in number formats that show a date or a time (ECMA-376 18.8.30, and the CJK ones)
+_DATE_IDS = frozenset({*range(14, 23), *range(27, 37), 45, 46, 47, *range(50, 59)})
+_FORMAT_TEXT = re.compile(r'"[^"]*"|\\.|\[[^\]]*\]')
+
+
+class ColumnsUnreadable(ComplaintDeskError):
+    """The package is not laid out as this reader expects (the caller falls back to calamine)."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(f"{path}: {reason}")
+
+
+def sheet_bytes(path: Path, sheet: str) -> int:
+    """The uncompressed size of ``sheet``'s XML (what calamine would hold, and more)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return zf.getinfo(_sheet_part(zf, path, sheet)).file_size
+    except (OSError, zipfile.BadZipFile, KeyError) as exc:
+        raise ColumnsUnreadable(path, f"not a package ({exc})") from exc
+
+
+def read_columns(path: Path, sheet: str, pick: Callable[[list[list[Any]]], set[int]],
+                 head: int = 5) -> Iterator[list[Any]]:
+    """The rows of ``sheet`` as calamine's ``iter_rows`` gives them, except that after the first
+    ``head`` rows (given whole) only the columns ``pick(first rows)`` names carry values.
+    Rows are counted from the first row that has a value, gaps included, as calamine does.
+
+    The package is read before this returns: a ``ColumnsUnreadable`` comes from the call, never
+    half-way through the rows."""
+    try:
+        zf = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise ColumnsUnreadable(path, f"not a package ({exc})") from exc
+    with zf:
+        part = _sheet_part(zf, path, sheet)
+        dates = _date_styles(zf)
+        strings = "xl/sharedStrings.xml" if "xl/sharedStrings.xml" in zf.NameToInfo else None
+        top: list[list[Any]] = []
+        first = 0
+        for n, cells in _rows(zf, part, path, None, 0):
+            first = first or n
+            top.append(_as_list(cells))
+            if len(top) == head:
+                break
+        wanted = {v.index for row in top for v in row if isinstance(v, _Shared)}
+        texts = _shared(zf, strings, wanted, path)
+        top = [[_value(v, texts, dates) for v in row] for row in top]
+        keep = pick(top)
+        # the rest: only the picked columns, shared strings by number until their texts are read
+        rest: list[dict[int, Any]] = []
+        wanted = set()
+        for _n, cells in _rows(zf, part, path, keep, first + len(top)):
+            rest.append(cells)
+            wanted.update(v.index for v in cells.values() if isinstance(v, _Shared))
+        while rest and not rest[-1]:
+            rest.pop()   # formatted rows below the table (LibreOffice writes them): no values
+        texts = _shared(zf, strings, wanted, path)
+    return _emit(top, rest, texts, dates)
+
+
+def _emit(top: list[list[Any]], rest: list[dict[int, Any]], texts: dict[int, str],
+          dates: set[int]) -> Iterator[list[Any]]:
+    yield from top
+    for cells in rest:
+        row: list[Any] = [None] * (max(cells) + 1) if cells else []
+        for col, value in cells.items():
+            row[col] = _value(value, texts, dates)
+        yield row
+
+
+def _as_list(cells: dict[int, Any]) -> list[Any]:
+    out: list[Any] = [None] * (max(cells) + 1) if cells else []
+    for col, value in cells.items():
+        out[col] = value
+    return out
+
+
+class _Shared:
+    """A cell that shows shared string number ``index``."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+
+class _Styled:
+    """A number cell with a cell format (a date when the format is one)."""
+
+    __slots__ = ("number", "style")
+
+    def __init__(self, number: float, style: int) -> None:
+        self.number, self.style = number, style
+
+
+def _value(v: Any, texts: dict[int, str], dates: set[int]) -> Any:
+    if isinstance(v, _Shared):
+        return texts.get(v.index, "")
+    if isinstance(v, _Styled):
+        if v.style in dates:
+            # Excel's day 60 is a 29 February 1900 that never was
+            base = _EPOCH if v.number >= 61 else datetime(1899, 12, 31)
+            # to the millisecond, as calamine rounds (a stored 9:30 is 09:30:00.000001 in float)
+            return base + timedelta(milliseconds=round(v.number * 86_400_000))
+        return v.number
+    return v
+
+
+def _sheet_part(zf: zipfile.ZipFile, path: Path, sheet: str) -> str:
+    try:
+        book = zf.read("xl/workbook.xml")
+        rels = zf.read("xl/_rels/workbook.xml.rels")
+    except KeyError as exc:
+        raise ColumnsUnreadable(path, "no workbook part") from exc
+    rid = None
+    for m in re.finditer(rb"<(?:\w+:)?sheet\b([^>]*)/?>", book):
+        attrs = dict(re.findall(rb'([\w:]+)="([^"]*)"', m.group(1)))
+        if html.unescape(attrs.get(b"name", b"").decode()) == sheet:
+            rid = next((v for k, v in attrs.items() if k.endswith(b":id")), None)
+    if rid is None:
+        raise ColumnsUnreadable(path, f"no sheet {sheet!r}")
+    for m in re.finditer(rb"<(?:\w+:)?Relationship\b([^>]*)/?>", rels):
+        attrs = dict(re.findall(rb'([\w:]+)="([^"]*)"', m.group(1)))
+        if attrs.get(b"Id") == rid:
+            target = html.unescape(attrs.get(b"Target", b"").decode())
+            name = target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join("xl", target))
+            if name in zf.NameToInfo:
+                return name
+    raise ColumnsUnreadable(path, f"sheet {sheet!r} has no part")
+
+
+def _date_styles(zf: zipfile.ZipFile) -> set[int]:
+    """The cell formats (``s`` of a cell) whose number format shows a date or a time."""
+    try:
+        styles = zf.read("xl/styles.xml")
+    except KeyError:
+        return set()
+    custom: dict[int, bool] = {}
+    for m in re.finditer(rb"<numFmt\b([^>]*)/?>", styles):
+        attrs = dict(re.findall(rb'(\w+)="([^"]*)"', m.group(1)))
+        if b"numFmtId" in attrs:
+            code = _FORMAT_TEXT.sub("", html.unescape(attrs.get(b"formatCode", b"").decode())).lower()
+            custom[int(attrs[b"numFmtId"])] = any(ch in code for ch in "dmyhs")
+    xfs = re.search(rb"<cellXfs\b[^>]*>(.*?)</cellXfs>", styles, re.S)
+    out: set[int] = set()
+    if xfs is None:
+        return out
+    for i, m in enumerate(re.finditer(rb"<xf\b([^>]*?)/?>", xfs.group(1))):
+        found = re.search(rb'\bnumFmtId="(\d+)"', m.group(1))
+        fmt = int(found.group(1)) if found else 0
+        if custom.get(fmt, fmt in _DATE_IDS):
+            out.add(i)
+    return out
+
+
+def _chunks(zf: zipfile.ZipFile, name: str, end: bytes) -> Iterator[bytes]:
+    """The part's bytes cut after a complete ``end`` tag, about a MiB at a time."""
+    with zf.open(name) as fh:
+        rest = b""
+        while block := fh.read(_BLOCK):
+            rest += block
+            cut = rest.rfind(end)
+            if cut >= 0:
+                cut += len(end)
+                yield rest[:cut]
+                rest = rest[cut:]
+        if rest:
+            yield rest
+
+
+def _column(ref: bytes) -> int:
+    letters = _LETTERS.match(ref)
+    if letters is None:
+        raise ValueError(f"cell reference {ref!r}")
+    n = 0
+    for ch in letters.group():
+        n = n * 26 + ch - 64
+    return n - 1
+
+
+def _rows(zf: zipfile.ZipFile, part: str, path: Path, keep: set[int] | None,
+          start: int) -> Iterator[tuple[int, dict[int, Any]]]:
+    """(row number, cells by column) from row ``start`` on (0: from the first row that has a
+    value, where calamine's rows start), rows without a cell (not in the XML) given empty."""
+    expect: int | None = start or None
+    last = 0
+    try:
+        for chunk in _chunks(zf, part, b"</row>"):
+            # every cell of this stretch names its place: only the kept columns' cells are parsed
+            only = _only(keep) if keep and _all_numbered(chunk) else None
+            for rm in _ROW.finditer(chunk):
+                attrs = dict(_ATTR.findall(rm.group(1)))
+                n = int(attrs[b"r"]) if b"r" in attrs else last + 1
+                last = n
+                if expect is not None and n < expect:
+                    continue
+                cells = _cells(rm.group(2) or b"", keep, only)
+                if expect is None:
+                    if not cells:
+                        continue
+                    expect = n
+                while expect < n:
+                    yield expect, {}
+                    expect += 1
+                yield n, cells
+                expect = n + 1
+    except (KeyError, ValueError, zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise ColumnsUnreadable(path, f"{part}: {exc}") from exc
+
+
+_CELL_START = re.compile(rb"<c\b")
+_NUMBERED = re.compile(rb"<c\b[^>]*?\sr=\"")
+
+
+def _letters(col: int) -> bytes:
+    out = b""
+    col += 1
+    while col:
+        col, rem = divmod(col - 1, 26)
+        out = bytes([65 + rem]) + out
+    return out
+
+
+_ONLY: dict[frozenset[int], re.Pattern[bytes]] = {}
+
+
+def _only(keep: set[int]) -> re.Pattern[bytes]:
+    """The cells of the ``keep`` columns in a row whose every cell names its place (``r``), as
+    Excel, WPS and LibreOffice write: the other thirty-odd cells of the row are not parsed."""
+    key = frozenset(keep)
+    if key not in _ONLY:
+        letters = b"|".join(_letters(c) for c in sorted(keep))
+        _ONLY[key] = re.compile(rb"<c\b([^>]*?\sr=\"(?:" + letters + rb")\d+\"[^>]*?)(?:/>|>(.*?)</c>)", re.S)
+    return _ONLY[key]
+
+
+def _all_numbered(xml: bytes) -> bool:
+    # a cell's start tag cannot appear in text (``<`` is escaped there), so the counts are exact
+    count = len(_CELL_START.findall(xml))
+    return bool(count) and count == len(_NUMBERED.findall(xml))
+
+
+def _cells(xml: bytes, keep: set[int] | None, only: re.Pattern[bytes] | None = None) -> dict[int, Any]:
+    out: dict[int, Any] = {}
+    at = 0
+    for cm in (only or _CELL).finditer(xml):
+        attrs = dict(_ATTR.findall(cm.group(1)))
+        col = _column(attrs[b"r"]) if b"r" in attrs else at
+        at = col + 1
+        if keep is not None and col not in keep:
+            continue
+        body = cm.group(2)
+        if not body:
+            continue
+        kind = attrs.get(b"t", b"n")
+        value: Any
+        if kind == b"inlineStr":
+            value = _text(body)
+        else:
+            v = _V.search(body)
+            if v is None:
+                continue
+            raw = v.group(1)
+            if kind == b"s":
+                value = _Shared(int(raw))
+            elif kind in (b"str", b"e"):
+                value = _unescape(raw)
+            elif kind == b"b":
+                value = raw.strip() == b"1"
+            else:
+                number = float(raw)
+                value = _Styled(number, int(attrs[b"s"])) if b"s" in attrs else number
+        out[col] = value
+    return out
+
+
+def _unescape(raw: bytes) -> str:
+    text = html.unescape(raw.decode("utf-8"))
+    return _ESCAPED.sub(lambda m: chr(int(m.group(1), 16)), text) if "_x" in text else text
+
+
+def _text(body: bytes) -> str:
+    """A string item's text: its runs joined, phonetic guides (rPh) left out."""
+    body = _PHONETIC.sub(b"", body)
+    return "".join(_unescape(m.group(1) or b"") for m in _T.finditer(body))
+
+
+def _shared(zf: zipfile.ZipFile, name: str | None, wanted: set[int], path: Path) -> dict[int, str]:
+    texts: dict[int, str] = {}
+    if not wanted:
+        return texts
+    if name is None:
+        raise ColumnsUnreadable(path, "shared strings used but absent")
+    top = max(wanted)
+    i = 0
+    try:
+        for chunk in _chunks(zf, name, b"</si>"):
+            for m in _SI.finditer(chunk):
+                if i in wanted:
+                    texts[i] = _text(m.group(1) or b"")
+                i += 1
+                if i > top:
+                    return texts
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise ColumnsUnreadable(path, f"{name}: {exc}") from exc
+    raise ColumnsUnreadable(path, f"shared string {top} missing")

@@ -1,0 +1,192 @@
+"""merged/colread.py: the key and manager columns of a big sheet, streamed, equal to calamine.
+
+Real packages: the merged workbook as we write it (inline strings, rows without numbers), as
+openpyxl saves it after a manager typed (shared strings, numbered cells, gaps), as LibreOffice
+saves it, and hostile or unexpected ones (which must fall back, never guess).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+import subprocess
+import tempfile
+import zipfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from python_calamine import CalamineWorkbook
+
+from complaint_core.merged.colread import ColumnsUnreadable, read_columns
+from complaint_core.merged.readback import read_manager_edits
+from complaint_core.merged.render import render_merged
+from complaint_core.merged.sheets import all_sheet
+from complaint_core.store import open_store
+from complaint_core.store.ingest import ingest_table
+from complaint_core.validate import validate_table
+from tests.support.libreoffice import _LOCK
+from tests.support.workbooks import NOW, sample_rows, write_shop_workbook
+
+ALL = "全部投诉"
+
+
+def _calamine(path: Path, sheet: str) -> list[list[Any]]:
+    return CalamineWorkbook.from_path(str(path)).get_sheet_by_name(sheet).to_python()
+
+
+def _same(path: Path, sheet: str, columns: set[str]) -> None:
+    """read_columns equals calamine on the header rows and, after them, on ``columns``."""
+    picked: set[int] = set()
+
+    def pick(top: list[list[Any]]) -> set[int]:
+        picked.update(i for row in top for i, v in enumerate(row) if str(v) in columns)
+        return picked
+
+    ours = list(read_columns(path, sheet, pick))
+    theirs = _calamine(path, sheet)
+    assert picked, "no column picked"
+    assert len(ours) <= len(theirs)
+    # rows after the last one with a picked value may be left out; calamine's are empty there
+    for row in theirs[len(ours):]:
+        assert all(row[i] in ("", None) for i in picked if i < len(row))
+    for n, (mine, cal) in enumerate(zip(ours, theirs, strict=False)):
+        cols = range(len(cal)) if n < 5 else sorted(picked)
+        for i in cols:
+            got = mine[i] if i < len(mine) else None
+            want = cal[i] if i < len(cal) else ""
+            assert (got if got is not None else "") == want, (n, i, got, want)
+
+
+@pytest.fixture(scope="module")
+def merged(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("colread")
+    store = open_store(f"sqlite:///{tmp / 's.sqlite'}")
+    shop = tmp / "SH01" / "投诉.xlsx"
+    shop.parent.mkdir()
+    write_shop_workbook(shop, sample_rows(60, seed=5, now=NOW, shop="SH01"))
+    from complaint_core.reader import read_workbook
+
+    table = read_workbook(shop)
+    ingest_table(store, shop, table, validate_table(table, now=NOW), file_hash="h", size=1, mtime=1.0, now=NOW)
+    out = tmp / "merged.xlsx"
+    render_merged(store, out, now=NOW)
+    return out
+
+
+MANAGER = {"记录标识", "主管批示", "门店", "投诉编号"}
+
+
+def test_our_own_workbook(merged: Path) -> None:
+    _same(merged, ALL, MANAGER)
+
+
+TEXTS = ["同意退款 & 补偿 <50 元>", "_x0041_ literally", "两行\n第二行", " 前后空格 ", "😀 表情", "'引号\"",
+         "=SUM(A1:A2)", "100", "a\tb"]
+
+
+def _typed(merged: Path, into: Path) -> Path:
+    wb = openpyxl.load_workbook(merged)
+    ws = wb[ALL]
+    head = next(r for r in range(1, 6) if "主管批示" in [c.value for c in ws[r]])
+    col = [c.value for c in ws[head]].index("主管批示") + 1
+    for i, text in enumerate(TEXTS):
+        ws.cell(head + 1 + 3 * i, col, text).data_type = "s"   # text, even "=SUM(…)"
+    ws.cell(head + 2, col, 42)
+    ws.cell(head + 4, col, datetime(2026, 11, 20, 9, 30)).number_format = "yyyy-mm-dd hh:mm"
+    ws.cell(head + 5, col, True)
+    wb.save(into)
+    return into
+
+
+def test_a_workbook_saved_by_openpyxl(merged: Path, tmp_path: Path) -> None:
+    saved = _typed(merged, tmp_path / "saved.xlsx")   # numbered cells, typed values of every kind
+    _same(saved, ALL, MANAGER)
+
+
+def test_a_workbook_saved_by_libreoffice(merged: Path, tmp_path: Path) -> None:
+    saved = _typed(merged, tmp_path / "typed.xlsx")
+    soffice = shutil.which("soffice") or shutil.which("libreoffice")
+    assert soffice, "LibreOffice (soffice) is not installed: run scripts/test.sh"
+    out = tmp_path / "lo"
+    with tempfile.TemporaryDirectory() as profile, open(_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        subprocess.run([soffice, "--headless", "--norestore", f"-env:UserInstallation=file://{profile}/p",
+                        "--convert-to", "xlsx:Calc MS Excel 2007 XML", "--outdir", str(out), str(saved)],
+                       capture_output=True, timeout=180, check=True)
+    with zipfile.ZipFile(out / "typed.xlsx") as zf:
+        assert "xl/sharedStrings.xml" in zf.namelist()   # as Excel saves: shared strings
+    _same(out / "typed.xlsx", ALL, MANAGER)
+
+
+def test_read_back_is_the_same_as_through_calamine(merged: Path, tmp_path: Path, monkeypatch) -> None:
+    import complaint_core.merged.readback as rb
+
+    saved = _typed(merged, tmp_path / "saved.xlsx")
+    sheets = [all_sheet()]
+    monkeypatch.setattr(rb, "STREAM_FROM", 0)   # stream even this small sheet
+    streamed = read_manager_edits(saved, sheets)
+
+    def refuse(*_a: Any, **_k: Any) -> Any:
+        raise ColumnsUnreadable(saved, "forced")
+
+    monkeypatch.setattr(rb, "read_columns", refuse)
+    whole = read_manager_edits(saved, sheets)
+    assert streamed.cells == whole.cells and streamed.edits == whole.edits
+    got = {cells.get("manager_approval") for cells in streamed.cells[ALL].values()}
+    # every text as typed (the second was typed over by a date), the number, the date, the flag
+    want = {t for i, t in enumerate(TEXTS) if i != 1} | {42, "2026-11-20 09:30", True}
+    assert want <= got, want - got
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+                              min_size=1, max_size=40), min_size=1, max_size=8),
+       gap=st.integers(min_value=0, max_value=30))
+def test_any_text_reads_as_calamine_reads_it(tmp_path: Path, texts: list[str], gap: int) -> None:
+    import xlsxwriter
+
+    path = tmp_path / f"t{abs(hash((tuple(texts), gap)))}.xlsx"
+    # shared strings and left-out rows, as Excel saves
+    wb = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_urls": False,
+                                         "strings_to_numbers": False})
+    ws = wb.add_worksheet(ALL)
+    ws.write_row(0, 0, ["说明"])
+    ws.write_row(1, 0, ["门店", "投诉编号", "主管批示", "记录标识"])
+    for i, text in enumerate(texts):
+        ws.write_string(2 + i * (gap + 1), 2, text)
+        ws.write_string(2 + i * (gap + 1), 3, f"ref{i}")
+    wb.close()
+    _same(path, ALL, {"主管批示", "记录标识"})
+
+
+def test_what_is_not_expected_is_refused_not_guessed(tmp_path: Path, merged: Path) -> None:
+    bad = tmp_path / "bad.xlsx"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(ColumnsUnreadable):
+        read_columns(bad, ALL, lambda top: {0})
+    with pytest.raises(ColumnsUnreadable):
+        read_columns(merged, "没有这张表", lambda top: {0})
+    # a shared string the package does not have
+    import xlsxwriter
+
+    shared = tmp_path / "shared.xlsx"
+    wb = xlsxwriter.Workbook(str(shared))
+    ws = wb.add_worksheet(ALL)
+    ws.write_row(0, 0, ["主管批示", "记录标识"])
+    ws.write_row(1, 0, ["同意", "ref1"])
+    wb.close()
+    broken = tmp_path / "broken.xlsx"
+    with zipfile.ZipFile(shared) as src, zipfile.ZipFile(broken, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "xl/sharedStrings.xml":
+                data = data[: data.index(b"<si>")] + b"</sst>"
+            dst.writestr(item, data)
+    assert list(read_columns(shared, ALL, lambda top: {0, 1})) == [["主管批示", "记录标识"], ["同意", "ref1"]]
+    with pytest.raises(ColumnsUnreadable):
+        read_columns(broken, ALL, lambda top: {0, 1})
