@@ -4,8 +4,8 @@ A shop's save must reach the merged workbook within seconds, but a file still be
 not be read half-way. Excel, WPS and LibreOffice save by writing a temporary file and renaming it
 onto the workbook, so the workbook appears whole in one step; a copy over SMB, a sync client
 downloading, or a program writing in place grow the file for a while instead. A zip package is
-written front to back and ends with its central directory, so a file whose directory is present
-and points at itself is finished; anything else (half a file, an .xls, a folder-level event)
+written front to back and ends with its central directory, so a file whose directory is present,
+points at itself and finds each part where it says is finished; anything else (half a file, an .xls, a folder-level event)
 waits for the full quiet period. The read that follows still looks at each file twice when it
 changed within the last fifth of a second, and a file that cannot be read yet is retried.
 """
@@ -15,9 +15,12 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 _EOCD = b"PK\x05\x06"            # end of central directory record
-_CENTRAL = b"PK\x01\x02"         # first central directory entry
+_CENTRAL = b"PK\x01\x02"         # a central directory entry
+_LOCAL = b"PK\x03\x04"           # a part's own header, where the directory says it starts
+_MAX_DIRECTORY = 1 << 20          # a shop's workbook lists a few dozen parts, not a megabyte of them
 _EOCD_SIZE = 22
 _MAX_COMMENT = 0xFFFF
 
@@ -25,8 +28,8 @@ _MAX_COMMENT = 0xFFFF
 def is_complete_package(path: Path) -> bool:
     """True when ``path`` is a zip (xlsx, xlsm, ods, et) whose central directory is whole.
 
-    Reads at most the last 64 KiB and 4 bytes of the directory: cheap enough to ask every fifth
-    of a second. A zip64 file (over 4 GiB, never a shop's workbook) answers False and waits the
+    Reads the last 64 KiB at most, the directory, and 4 bytes where each part starts: cheap
+    enough to ask every fifth of a second. A zip64 file (over 4 GiB, never a shop's workbook) answers False and waits the
     full quiet period.
     """
     try:
@@ -54,10 +57,30 @@ def is_complete_package(path: Path) -> bool:
             eocd_pos = size - tail_len + at
             if cd_offset + cd_size != eocd_pos or cd_size == 0:
                 return False
+            if cd_size > _MAX_DIRECTORY:
+                return False
             fh.seek(cd_offset)
-            return fh.read(4) == _CENTRAL
+            directory = fh.read(cd_size)
+            entries = struct.unpack_from("<H", tail, at + 10)[0]
+            return _parts_in_place(fh, directory, entries)
     except OSError:
         return False   # gone again (mid-rename) or locked: wait the full quiet period
+
+
+def _parts_in_place(fh: BinaryIO, directory: bytes, entries: int) -> bool:
+    """Every part the directory lists starts where it says: a download that fills a file out
+    of order (the end first) has zeros there until it is done."""
+    at = 0
+    for _ in range(entries):
+        if directory[at:at + 4] != _CENTRAL or at + 46 > len(directory):
+            return False
+        name_len, extra_len, comment_len = struct.unpack_from("<HHH", directory, at + 28)
+        offset = struct.unpack_from("<I", directory, at + 42)[0]
+        fh.seek(offset)
+        if fh.read(4) != _LOCAL:
+            return False
+        at += 46 + name_len + extra_len + comment_len
+    return at == len(directory)
 
 
 def quiet_enough(quiet: float, paths: Iterable[Path], *, quick: float, settle: float) -> bool:

@@ -58,6 +58,18 @@ def test_trailing_bytes_after_the_end_record_are_not_complete(tmp_path: Path, pa
     assert not is_complete_package(path)
 
 
+@pytest.mark.parametrize("which", [0, 1, -1])
+def test_a_file_filled_out_of_order_is_not_complete_until_its_parts_are_there(
+        tmp_path: Path, package: bytes, which: int) -> None:
+    # a download that preallocates the file and fills it in ranges, the end first: the
+    # directory is already at the end while where a part starts is still zeros
+    with zipfile.ZipFile(io.BytesIO(package)) as zf:
+        start = sorted(i.header_offset for i in zf.infolist())[which]
+    path = tmp_path / "a.xlsx"
+    path.write_bytes(package[:start] + b"\0" * 64 + package[start + 64:])
+    assert not is_complete_package(path)
+
+
 def test_a_zip_with_a_comment_is_complete(tmp_path: Path) -> None:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
