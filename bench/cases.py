@@ -359,7 +359,7 @@ def scan_store(n: int, *, scanned: bool) -> Path:
             for j in range(min(SHOP_ROWS, n)):
                 values = dict(base[j % 1000], complaint_id=f"{shop}-{j:05d}", shop=shop)
                 data = encode_values(values)
-                rows.append((j + 2, shop, values["complaint_id"], None, data, content_hash(data), anchor(values),
+                rows.append((j + 2, shop, values["complaint_id"], None, data.encode(), content_hash(data), anchor(values),
                              engine_dues(values, DEFAULTS), "投诉登记", scan_fields(values)))
             ingest_prepared(store, Path(f"/bench/{shop}/{shop}.xlsx"),
                             Prepared("投诉登记", rows, "[]", 0, shop=shop, settings_json=settings_json),
