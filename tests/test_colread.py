@@ -190,3 +190,14 @@ def test_what_is_not_expected_is_refused_not_guessed(tmp_path: Path, merged: Pat
     assert list(read_columns(shared, ALL, lambda top: {0, 1})) == [["主管批示", "记录标识"], ["同意", "ref1"]]
     with pytest.raises(ColumnsUnreadable):
         read_columns(broken, ALL, lambda top: {0, 1})
+    # tags with a namespace prefix (<x:row>, as some .NET writers do): refused, so calamine reads it
+    prefixed = tmp_path / "prefixed.xlsx"
+    with zipfile.ZipFile(shared) as src, zipfile.ZipFile(prefixed, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename.startswith("xl/worksheets/sheet"):
+                data = data.replace(b"<row", b"<x:row").replace(b"</row>", b"</x:row>").replace(
+                    b"<c ", b"<x:c ").replace(b"</c>", b"</x:c>")
+            dst.writestr(item, data)
+    with pytest.raises(ColumnsUnreadable):
+        read_columns(prefixed, ALL, lambda top: {i for row in top for i, v in enumerate(row) if v == "主管批示"})

@@ -87,6 +87,9 @@ def read_columns(path: Path, sheet: str, pick: Callable[[list[list[Any]]], set[i
         texts = _shared(zf, strings, wanted, path)
         top = [[_value(v, texts, dates) for v in row] for row in top]
         keep = pick(top)
+        if not keep:
+            # e.g. a writer that prefixes its tags (<x:row>): nothing here to go by, never "no cells"
+            raise ColumnsUnreadable(path, f"none of the asked columns in the first rows of {sheet!r}")
         # the rest: only the picked columns, shared strings by number until their texts are read
         rest: list[dict[int, Any]] = []
         wanted = set()
