@@ -69,7 +69,7 @@ def refuse_too_many(path: object, bound: SheetBound) -> None:
                                        f"（如 {bound.strays[0]}），无法安全读取 (too many far cells)")
 
 
-def _sheet_parts(zf: zipfile.ZipFile) -> dict[str, str]:
+def sheet_parts(zf: zipfile.ZipFile) -> dict[str, str]:
     """Zip part name -> sheet name, from the workbook and its relationships."""
     import html
 
@@ -146,7 +146,7 @@ def bound_sheets(path: str | os.PathLike[str], facts: WorkbookFacts) -> list[She
     p = Path(path)
     out: list[SheetBound] = []
     with zipfile.ZipFile(p) as zf:
-        parts = _sheet_parts(zf)
+        parts = sheet_parts(zf)
         for part, name in parts.items():
             try:
                 info = zf.getinfo(part)

@@ -145,7 +145,8 @@ def read_files(store: Store, paths: list[Path], *, known: dict[str, Row[Any]], n
     Size and mtime against the store come first, so an unchanged shop costs one ``stat``;
     the files that did change are looked at twice ``settle`` seconds apart (one wait for all
     of them, not one per file, and none when every one of them was last written longer ago
-    than that) and only read when they held still: a shop's Excel may still be writing. Reading happens in killable children (complaint_core.isolate), in parallel.
+    than that) and only read when they held still: a shop's Excel may still be writing.
+    Reading happens in killable children (complaint_core.isolate), in parallel.
     """
     results: dict[Path, FileResult] = {}
     first: dict[Path, tuple[int, int]] = {}

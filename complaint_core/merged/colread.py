@@ -17,7 +17,6 @@ numbers whose cell format is a date. Anything this reader does not expect raises
 from __future__ import annotations
 
 import html
-import posixpath
 import re
 import zipfile
 from collections.abc import Callable, Iterator
@@ -25,7 +24,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ..bounds import col_index, sheet_parts
 from ..errors import ComplaintDeskError
+from ..model import column_letter
 
 _BLOCK = 1 << 20
 _ROW = re.compile(rb"<row\b([^>]*?)(?:/>|>(.*?)</row>)", re.S)
@@ -151,26 +152,10 @@ def _value(v: Any, texts: dict[int, str], dates: set[int]) -> Any:
 
 
 def _sheet_part(zf: zipfile.ZipFile, path: Path, sheet: str) -> str:
-    try:
-        book = zf.read("xl/workbook.xml")
-        rels = zf.read("xl/_rels/workbook.xml.rels")
-    except KeyError as exc:
-        raise ColumnsUnreadable(path, "no workbook part") from exc
-    rid = None
-    for m in re.finditer(rb"<(?:\w+:)?sheet\b([^>]*)/?>", book):
-        attrs = dict(re.findall(rb'([\w:]+)="([^"]*)"', m.group(1)))
-        if html.unescape(attrs.get(b"name", b"").decode()) == sheet:
-            rid = next((v for k, v in attrs.items() if k.endswith(b":id")), None)
-    if rid is None:
+    part = next((p for p, name in sheet_parts(zf).items() if name == sheet), None)
+    if part is None or part not in zf.NameToInfo:
         raise ColumnsUnreadable(path, f"no sheet {sheet!r}")
-    for m in re.finditer(rb"<(?:\w+:)?Relationship\b([^>]*)/?>", rels):
-        attrs = dict(re.findall(rb'([\w:]+)="([^"]*)"', m.group(1)))
-        if attrs.get(b"Id") == rid:
-            target = html.unescape(attrs.get(b"Target", b"").decode())
-            name = target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join("xl", target))
-            if name in zf.NameToInfo:
-                return name
-    raise ColumnsUnreadable(path, f"sheet {sheet!r} has no part")
+    return part
 
 
 def _date_styles(zf: zipfile.ZipFile) -> set[int]:
@@ -216,10 +201,7 @@ def _column(ref: bytes) -> int:
     letters = _LETTERS.match(ref)
     if letters is None:
         raise ValueError(f"cell reference {ref!r}")
-    n = 0
-    for ch in letters.group():
-        n = n * 26 + ch - 64
-    return n - 1
+    return col_index(letters.group())
 
 
 def _rows(zf: zipfile.ZipFile, part: str, path: Path, keep: set[int] | None,
@@ -256,15 +238,6 @@ _CELL_START = re.compile(rb"<c\b")
 _NUMBERED = re.compile(rb"<c\b[^>]*?\sr=\"")
 
 
-def _letters(col: int) -> bytes:
-    out = b""
-    col += 1
-    while col:
-        col, rem = divmod(col - 1, 26)
-        out = bytes([65 + rem]) + out
-    return out
-
-
 _ONLY: dict[frozenset[int], re.Pattern[bytes]] = {}
 
 
@@ -273,7 +246,7 @@ def _only(keep: set[int]) -> re.Pattern[bytes]:
     Excel, WPS and LibreOffice write: the other thirty-odd cells of the row are not parsed."""
     key = frozenset(keep)
     if key not in _ONLY:
-        letters = b"|".join(_letters(c) for c in sorted(keep))
+        letters = "|".join(column_letter(c) for c in sorted(keep)).encode()
         _ONLY[key] = re.compile(rb"<c\b([^>]*?\sr=\"(?:" + letters + rb")\d+\"[^>]*?)(?:/>|>(.*?)</c>)", re.S)
     return _ONLY[key]
 

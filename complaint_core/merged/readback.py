@@ -14,7 +14,7 @@ import itertools
 import json
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -103,25 +103,36 @@ def read_rows(path: Path, sheet: SheetData, refs: set[str], columns: Sequence[st
     store's (see render._adopt_unknown). Read row by row; only the asked rows are kept."""
     from python_calamine import CalamineWorkbook
 
-    headers = {c.header: c.key for c in sheet.columns}
     try:
         wb = CalamineWorkbook.from_path(str(path))
-        rows = iter(wb.get_sheet_by_name(sheet.name).iter_rows())
+        grid = wb.get_sheet_by_name(sheet.name).iter_rows()
     except Exception as exc:  # noqa: BLE001 - read a moment ago: unreadable now is a real error
         raise MergedUnreadable(path, str(exc)) from exc
-    top = list(itertools.islice(rows, 5))
+    found = _table(grid, sheet, sheet.key_columns[:1])
+    if found is None:
+        return {}
+    index, rows = found
+    at = index[sheet.key_columns[0]]
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        ref = _key_text(row[at]) if at < len(row) else ""
+        if ref in refs:
+            out[ref] = {k: (row[index[k]] if index[k] < len(row) else None) for k in columns if k in index}
+    return out
+
+
+def _table(grid: Iterable[list[Any]], sheet: SheetData, key_columns: tuple[str, ...],
+           head: int = 5) -> tuple[dict[str, int], Iterator[list[Any]]] | None:
+    """The column of each of ``sheet``'s fields and the rows under its header, the header being
+    the first of the first ``head`` rows that names every one of ``key_columns``."""
+    headers = {c.header: c.key for c in sheet.columns}
+    rows = iter(grid)
+    top = list(itertools.islice(rows, head))
     for h_row, cells in enumerate(top):
         index = {headers[str(v)]: i for i, v in enumerate(cells) if str(v) in headers}
-        if sheet.key_columns[0] not in index:
-            continue
-        at = index[sheet.key_columns[0]]
-        out: dict[str, dict[str, Any]] = {}
-        for row in itertools.chain(top[h_row + 1:], rows):
-            ref = _key_text(row[at]) if at < len(row) else ""
-            if ref in refs:
-                out[ref] = {k: (row[index[k]] if index[k] < len(row) else None) for k in columns if k in index}
-        return out
-    return {}
+        if all(k in index for k in key_columns):
+            return index, itertools.chain(top[h_row + 1:], rows)
+    return None
 
 
 def _columns(path: Path, sheet: SheetData, wb: Any) -> Iterable[list[Any]]:
@@ -142,16 +153,12 @@ def _columns(path: Path, sheet: SheetData, wb: Any) -> Iterable[list[Any]]:
 
 
 def _read_sheet(grid: Iterable[list[Any]], sheet: SheetData) -> dict[RowKey, dict[str, Any]]:
-    headers = {c.header: c.key for c in sheet.columns}
     rows = iter(grid)
     top = list(itertools.islice(rows, 5))   # the header is within the first rows
     for key_columns, tag in ((sheet.key_columns, ()), (sheet.legacy_key_columns, (LEGACY,))):
-        if not key_columns:
-            continue
-        for h_row, cells in enumerate(top):
-            index = {headers[str(v)]: i for i, v in enumerate(cells) if str(v) in headers}
-            if all(k in index for k in key_columns):
-                return _rows(itertools.chain(top[h_row + 1:], rows), sheet, index, key_columns, tag)
+        if key_columns and (found := _table(top, sheet, key_columns)) is not None:
+            index, under = found
+            return _rows(itertools.chain(under, rows), sheet, index, key_columns, tag)
     return {}
 
 

@@ -280,13 +280,15 @@ def _adopt_unknown(store: Store, out: Path, got: dict[RowKey, dict[str, Any]], u
     make = AllRows()
     owned = [(i, c.key) for i, c in enumerate(make.columns) if c.manager_owned]
     found: dict[tuple[str, str], list[tuple[str, tuple[str, ...], dict[str, Any]]]] = {}
-    for records, _conflicts in store.iter_shops():
-        for r in records:
-            pair = (_key_text(r["shop"]), _key_text(r.get("complaint_id") or ""))
-            if pair in pairs and not r["deleted"]:
-                row = make(r)
-                found.setdefault(pair, []).append((r["record_ref"], tuple(_key_text(r.get(k)) for k in ANCHOR_KEYS),
-                                                   {k: row[i] for i, k in owned}))
+    for shop in sorted({shop for shop, _cid in pairs}):   # only the shops the rows name
+        for records, _conflicts in store.shop_records(shop):
+            for r in records:
+                pair = (_key_text(r["shop"]), _key_text(r.get("complaint_id") or ""))
+                if pair in pairs and not r["deleted"]:
+                    row = make(r)
+                    found.setdefault(pair, []).append((r["record_ref"],
+                                                       tuple(_key_text(r.get(k)) for k in ANCHOR_KEYS),
+                                                       {k: row[i] for i, k in owned}))
     moved: dict[str, str] = {}
     for ref, values in said.items():
         same = found.get((_key_text(values.get("_shop")), _key_text(values.get("complaint_id"))), [])

@@ -77,10 +77,9 @@ def record_key(shop: str, complaint_id: str | None, path: str, anchor: str, repe
 
 # What the store needs of one row: (sheet row, shop, complaint id, 最后更新, JSON, hash,
 # identity anchor, (contact due, feedback due, follow-up due) as the engine computed them, sheet,
-# (contact done, feedback done, follow-up done, no deadlines) for the scan's query).
-# (row, shop, id, updated, data, content hash, anchor, deadlines, sheet, scan fields). The data is
-# the row's stored JSON as UTF-8 bytes: a file's rows wait in the daemon until they are stored,
-# and Chinese text as ``str`` takes twice the memory (issue 17); ``stored_data`` turns it back.
+# (contact done, feedback done, follow-up done, no deadlines) for the scan's query). The JSON is
+# UTF-8 bytes: a file's rows wait in the daemon until they are stored, and Chinese text as
+# ``str`` takes twice the memory (issue 17); ingest decodes it as it writes.
 PreparedRow = tuple[int, str, "str | None", "datetime | None", bytes, str, str, "Dues", str, "ScanFields"]
 Dues = tuple["datetime | None", "datetime | None", "datetime | None"]
 ScanFields = tuple["datetime | None", "datetime | None", "datetime | None", bool]
@@ -176,11 +175,6 @@ def prepare_rows(table: ComplaintTable, path: Path, settings: Settings | None = 
                     data.encode(), content_hash(data), anchor(row.values), engine_dues(row.values, settings), table.sheet,
                     scan_fields(row.values)))
     return out
-
-
-def stored_data(row: PreparedRow) -> str:
-    """A prepared row's JSON as the store keeps it."""
-    return row[4].decode()
 
 
 def prepare(table: ComplaintTable | list[ComplaintTable], findings: list[Finding], path: Path) -> Prepared:
