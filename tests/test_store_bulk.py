@@ -67,3 +67,31 @@ def test_a_failed_insert_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="NOT NULL"), store.begin() as c:
         insert_rows(c, t.row_versions, COLS, rows)
     assert _stored(store) == []
+
+
+def test_moments_of_every_kind_stored_as_sqlalchemy_stores_them(two_stores: tuple) -> None:
+    # the quick path takes naive datetimes only: a zone-aware moment, a date, None and a column
+    # holding one moment for every row go the dialect's way, and read back the same
+    from datetime import date, timedelta, timezone
+
+    cols = (*COLS, "due_contact", "due_feedback")
+    zone = timezone(timedelta(hours=8))
+    kinds = [datetime(2026, 3, 1, 8, 0, tzinfo=zone), date(2026, 3, 2), None, datetime(2026, 3, 3, 9, 1, 2, 5),
+             datetime(1900, 1, 1)]
+    same = datetime(2026, 11, 23, 12, 0)
+    rows = [(*r[:-1], same, kinds[i % len(kinds)], None) for i, r in enumerate(_rows(50))]
+    ours, theirs = two_stores
+    with ours.begin() as c:
+        insert_rows(c, t.row_versions, cols, rows)
+    with theirs.begin() as c:
+        c.execute(insert(t.row_versions), [dict(zip(cols, r, strict=True)) for r in rows])
+    with ours.engine.connect() as a, theirs.engine.connect() as b:
+        q = select(*(t.row_versions.c[k] for k in cols)).order_by(t.row_versions.c.record_key)
+        got, want = [tuple(r) for r in a.execute(q)], [tuple(r) for r in b.execute(q)]
+    assert got == want and {r[-3] for r in got} == {same}
+    if ours.engine.dialect.name == "sqlite":   # and the very text SQLite holds
+        raw = "SELECT seen_at, due_contact, due_feedback FROM row_versions ORDER BY record_key"
+        with ours.engine.connect() as a, theirs.engine.connect() as b:
+            assert a.exec_driver_sql(raw).all() == b.exec_driver_sql(raw).all()
+    for s in two_stores:
+        s.engine.dispose()

@@ -235,6 +235,10 @@ class PieceCache:
     def _path(self, shop: str) -> Path:
         return self.folder / f"{hashlib.sha256(shop.encode()).hexdigest()[:24]}.piece"
 
+    def has(self, shop: str) -> bool:
+        """Whether a piece of ``shop`` is kept (usable or not: ``load`` tells)."""
+        return self._path(shop).is_file()
+
     def load(self, shop: str) -> Piece | None:
         try:
             with open(self._path(shop), "rb") as fh:

@@ -71,6 +71,7 @@ class RenderReport:
     unchanged: bool = False   # nothing it shows changed since the last write: the file was left as it is
     archives: list[Path] = field(default_factory=list)   # yearly archives (re)written by this render
     reused: int = 0           # shops whose rows were taken from the last write (merged/pieces.py)
+    apart: int = 0            # shops whose rows a maker process made (merged/makers.py)
 
 
 def _compose(view: StoreView, store: Store, book: Book, now: datetime, out: Path, *, head: list[list[Any]],
@@ -90,7 +91,7 @@ def _compose(view: StoreView, store: Store, book: Book, now: datetime, out: Path
     events = view.penalty_events()
     tally = cache.tally() if cache is not None else ChainTally(None)
     try:
-        walked = walk(view, now, closed_years=closed_years, sinks=sinks, cache=cache, tally=tally,
+        walked = walk(view, now, closed_years=closed_years, sinks=sinks, cache=cache, tally=tally, url=store.url,
                       namespace=namespace(store, closed_years=closed_years, styles=book.indexes),
                       stored_loss={e.event_id for e in events if e.kind in LOSS_KINDS})
         conf = view.confirmations()
@@ -429,6 +430,7 @@ def _render(store: Store, out: Path, now: datetime) -> RenderReport:
     report.conflicts = walked.conflicts_shown
     report.manager_edits = walked.applied
     report.reused = walked.reused
+    report.apart = walked.apart
     if ours is not None:
         import json
 

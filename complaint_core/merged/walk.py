@@ -15,6 +15,7 @@ import dataclasses
 import sqlite3
 import tempfile
 import uuid
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,13 +26,14 @@ from ..overdue import OverdueItem, deadline_state, flagged, may_be_listed, open_
 from ..rules_book import Rules
 from ..store.codec import ALL_SHEET
 from ..store.view import ManagerCells, Record, StoreView
+from . import makers
 from .archive import Year, closed_year
 from .pieces import ChainTally, Line, Piece, PieceCache, edits_hash, shop_mark, state_cell, year_end
 from .readback import rendered_rows
 from .report import CaseKey, Summary, case_of, current_loss_ids, overdue_row
 from .rowxml import text_cell
 from .sheets import AllRows, orphan, typed_cells
-from .xlsx import RowSpool
+from .xlsx import RowCodec, RowSpool
 
 
 class CaseSorter:
@@ -77,6 +79,20 @@ class Sinks:
     rendered: RowSpool
     cases: RowSpool
 
+    def codecs(self) -> Codecs:
+        return Codecs(self.all_rows.codec, self.overdue.codec, self.rendered.codec, self.cases.codec)
+
+
+@dataclass(frozen=True)
+class Codecs:
+    """How a piece's rows are encoded, one per spool: all a piece needs of the book, so that a
+    piece maker in another process (merged/makers.py) encodes exactly as the book would."""
+
+    all_rows: RowCodec
+    overdue: RowCodec
+    rendered: RowCodec
+    cases: RowCodec
+
 
 @dataclass
 class Walked:
@@ -87,6 +103,7 @@ class Walked:
     conflicts_shown: int = 0              # rows of 冲突 (conflicts and orphaned manager cells)
     applied: int = 0                      # managers' cells laid over the shops' values
     reused: int = 0                       # shops whose piece of the last write was reused
+    apart: int = 0                        # shops whose piece a maker process made (merged/makers.py)
     shops: set[str] = field(default_factory=set)   # every shop the store holds
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     orphans: list[dict[str, Any]] = field(default_factory=list)
@@ -102,7 +119,9 @@ class Walked:
 
 
 @dataclass
-class _Context:
+class Context:
+    """What every shop's piece is made with besides its own rows (the same for all shops of a walk)."""
+
     now: datetime
     namespace: str
     edits: ManagerCells
@@ -112,34 +131,89 @@ class _Context:
 
 
 def walk(view: StoreView, now: datetime, *, closed_years: int, sinks: Sinks, namespace: str,
-         cache: PieceCache | None, stored_loss: set[str], tally: ChainTally) -> Walked:
+         cache: PieceCache | None, stored_loss: set[str], tally: ChainTally, url: str | None = None) -> Walked:
     """Walk every shop once, reusing the pieces ``cache`` holds that are still good.
     ``stored_loss``: the loss penalty lines the store holds (only those are looked up in the
-    walk's ``loss_ids``: the lines the current rules still give)."""
+    walk's ``loss_ids``: the lines the current rules still give). ``url``: the store's, for
+    makers in other processes (merged/makers.py) when there is much to make; None: none."""
     out = Walked(now, tally=tally)
     edits = view.manager_edits(ALL_SHEET)
-    ctx = _Context(now, namespace, edits, typed_cells(edits), view.rules(), now.year - max(closed_years, 1) + 1)
+    ctx = Context(now, namespace, edits, typed_cells(edits), view.rules(), now.year - max(closed_years, 1) + 1)
     seen: set[str] = set()
     marks = view.shop_marks()
-    for shop in sorted(marks):
-        mark = shop_mark(namespace, marks[shop])
-        piece = cache.load(shop) if cache is not None else None
-        if piece is not None and piece.usable(mark, edits, now):
-            out.reused += 1
-        else:
-            piece = _make(view.shop_records(shop), mark, ctx, sinks)
+    order = sorted(marks)
+    codecs = sinks.codecs()
+    team = _Team(url, ctx, codecs, cache, marks, order)
+    ahead: deque[tuple[str, str, Piece | None]] = deque()   # (shop, mark, piece; None: asked of a maker)
+
+    def lay_first() -> None:
+        shop, mark, piece = ahead.popleft()
+        if piece is None and team.makers is not None:
+            piece = team.makers.take(shop)
+            out.apart += piece is not None
+        if piece is None:
+            piece = make_piece(view.shop_records(shop), mark, ctx, codecs)
             if cache is not None:
                 cache.save(shop, piece)
         tally.sync(shop, piece)
         _lay(piece, out, sinks, seen, stored_loss)
+
+    try:
+        for shop in order:
+            mark = shop_mark(namespace, marks[shop])
+            piece = cache.load(shop) if cache is not None else None
+            if piece is not None and piece.usable(mark, edits, now):
+                out.reused += 1
+            else:
+                piece = None
+                if team.wanted(shop):
+                    assert team.makers is not None
+                    team.makers.ask(shop, marks[shop])
+            ahead.append((shop, mark, piece))
+            while len(ahead) > (makers.AHEAD if team.makers is not None else 0):
+                lay_first()
+        while ahead:
+            lay_first()
+    finally:
+        team.close()
     out.orphans += [orphan(ref, cells, None) for ref, cells in ctx.typed.items() if ref not in seen]
     out.shops = set(marks)
     tally.keep(out.shops)
     return out
 
 
-def _make(chunks: Iterator[tuple[list[Record], list[dict[str, Any]]]], mark: str, ctx: _Context,
-          sinks: Sinks) -> Piece:
+class _Team:
+    """The walk's makers, started when the rows still to make are worth a process's start: at
+    once when shops without any piece hold that many rows (a first write, a new chain), or as
+    soon as unusable pieces show there is that much to make (the rules changed, say)."""
+
+    def __init__(self, url: str | None, ctx: Context, codecs: Codecs, cache: PieceCache | None,
+                 marks: dict[str, tuple[int, int, int]], order: list[str]) -> None:
+        self.makers: makers.Makers | None = None
+        self._args = (url, ctx, codecs, cache)
+        self._count = makers.workers() if url is not None and makers.shared(url) else 0
+        self._marks = marks
+        self._rows_left = {shop: marks[shop][0] for shop in order}
+        self._bare = sum(n for shop, n in self._rows_left.items() if cache is None or not cache.has(shop))
+        self._unusable = 0
+
+    def wanted(self, shop: str) -> bool:
+        """``shop`` must be made: whether a maker makes it (starting them if now worth it)."""
+        if self.makers is None and self._count:
+            self._unusable += self._rows_left[shop]
+            if max(self._bare, self._unusable) >= makers.MIN_ROWS:
+                url, ctx, codecs, cache = self._args
+                assert url is not None
+                self.makers = makers.Makers(url, ctx, codecs, cache=cache, count=self._count)
+        return self.makers is not None
+
+    def close(self) -> None:
+        if self.makers is not None:
+            self.makers.close()
+
+
+def make_piece(chunks: Iterator[tuple[list[Record], list[dict[str, Any]]]], mark: str, ctx: Context,
+               sinks: Codecs) -> Piece:
     """One shop's piece, from its decoded complaints (a chunk at a time), as of ``ctx.now``."""
     now = ctx.now
     make = AllRows()
@@ -203,7 +277,7 @@ def _make(chunks: Iterator[tuple[list[Record], list[dict[str, Any]]]], mark: str
     return piece
 
 
-def _line(item: OverdueItem, warn: timedelta, sink: RowSpool) -> Line:
+def _line(item: OverdueItem, warn: timedelta, sink: RowCodec) -> Line:
     row = overdue_row(item)
     if item.state == "done_late":   # met, late: it reads the same from now on
         return f"<row>{sink.cells.xml(row)}</row>"

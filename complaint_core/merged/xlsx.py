@@ -107,6 +107,22 @@ TABLE_NAMES = {"全部投诉": "AllComplaints", "逾期": "Overdue", "处罚": "
                "校验问题": "Findings", "来源": "Sources"}
 
 
+class RowCodec:
+    """How one table sheet's rows become XML (its columns' number formats): what a shop's piece
+    is encoded with, here or in a piece maker's process (merged/makers.py). Plain data, so it
+    travels to another process as it is."""
+
+    def __init__(self, columns: list[Column], indexes: dict[str, int]) -> None:
+        self.number_styles = [indexes[c.kind] if c.kind in indexes and c.kind not in ("datetime", "date")
+                              else None for c in columns]
+        self.styles = {k: indexes[k] for k in ("datetime", "date")}
+        self.cells = Cells(self.number_styles, self.styles)
+
+    def encode(self, rows: list[list[Any]]) -> Segment:
+        """``rows`` as one compressed segment (``RowSpool.add_segment`` lays it)."""
+        return compress(row_xml(rows, self.number_styles, self.styles), COMPRESS_LEVEL)
+
+
 class RowSpool:
     """The data rows of one table sheet, encoded as worksheet XML and compressed into a
     temporary file as they come (``deflate.Spool``), so that a sheet of a million complaints
@@ -125,10 +141,9 @@ class RowSpool:
         self.count = 0                      # data rows written
         self.overflow = 0                   # rows past Excel's limit, counted only
         self._capacity = EXCEL_MAX_ROWS - first_row - 1   # one row left for the overflow line
-        self._number_styles = [indexes[c.kind] if c.kind in indexes and c.kind not in ("datetime", "date")
-                               else None for c in columns]
-        self._styles = {k: indexes[k] for k in ("datetime", "date")}
-        self.cells = Cells(self._number_styles, self._styles)
+        self.codec = RowCodec(columns, indexes)
+        self._number_styles, self._styles = self.codec.number_styles, self.codec.styles
+        self.cells = self.codec.cells
         self._rows: list[list[Any]] = []
         self._xml: list[str] = []
         self.spool = Spool(level=COMPRESS_LEVEL)
@@ -175,7 +190,7 @@ class RowSpool:
     def encode(self, rows: list[list[Any]]) -> Segment:
         """``rows`` as one compressed segment in this sheet's styles, for ``add_segment`` now or
         in a later write of the same sheet."""
-        return compress(row_xml(rows, self._number_styles, self._styles), COMPRESS_LEVEL)
+        return self.codec.encode(rows)
 
     def add_segment(self, segment: Segment, rows: int) -> None:
         """Rows ``encode`` made. A segment is never cut: one that does not fit under Excel's

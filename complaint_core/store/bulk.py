@@ -5,13 +5,16 @@ SQLAlchemy's ``insert(table)`` with a list of dicts works out each row's paramet
 Python, which cost the daemon about as much time as the children spent reading the shops'
 workbooks. This compiles the INSERT once per table and column list, converts the values
 the driver cannot take as they are (datetimes on SQLite) with the dialect's own
-converters, and hands plain tuples to ``executemany``.
+converters (or a C method that is checked to write the same), and hands plain tuples to
+``executemany``.
 """
 
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table
@@ -31,8 +34,37 @@ def _statement(table: Table, columns: tuple[str, ...], dialect: Dialect) -> tupl
         raise ValueError(f"unsupported DB-API paramstyle {dialect.paramstyle!r}")
     sql = (f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
            f"({', '.join(quote(c) for c in columns)}) VALUES ({', '.join([mark] * len(columns))})")
-    convert: list[Converter | None] = [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+    convert: list[Converter | None] = [_quick(table.c[c].type.dialect_impl(dialect).bind_processor(dialect))
+                                       for c in columns]
     return sql, convert
+
+
+# What SQLite's DateTime stores a naive datetime as, by SQLAlchemy's own processor; checked
+# against it before use, on moments with and without a fraction of a second.
+_SAMPLES = (datetime(2026, 1, 2, 3, 4, 5), datetime(2026, 12, 31, 23, 59, 59, 123456), datetime(1900, 1, 1))
+_ISO = operator.methodcaller("isoformat", " ", "microseconds")
+
+
+def _quick(convert: Converter | None) -> Converter | None:
+    """The dialect's converter, or, where it writes a naive datetime exactly as
+    ``isoformat(" ", "microseconds")`` does (SQLite's DateTime), one that calls that C method
+    for naive datetimes and the dialect's converter for anything else: a first merge of 100
+    shops converts 800,000 moments."""
+    if convert is None:
+        return None
+    try:
+        same = all(convert(d) == _ISO(d) for d in _SAMPLES)
+    except Exception:  # noqa: BLE001 - not a datetime converter
+        same = False
+    if not same:
+        return convert
+    slow = convert
+
+    def quick(value: Any) -> Any:
+        if value.__class__ is datetime and value.tzinfo is None:
+            return _ISO(value)
+        return slow(value)
+    return quick
 
 
 def insert_rows(conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> None:
@@ -40,25 +72,18 @@ def insert_rows(conn: Connection, table: Table, columns: tuple[str, ...], rows: 
     if not rows:
         return
     sql, convert = _statement(table, columns, conn.dialect)
-    todo = [(i, _remember_last(f)) for i, f in enumerate(convert) if f is not None]
-    if todo:
-        fixed = []
-        for row in rows:
-            row = list(row)
-            for i, f in todo:
-                if row[i] is not None:
-                    row[i] = f(row[i])
-            fixed.append(tuple(row))
-        rows = fixed
+    if any(f is not None for f in convert):
+        # a column at a time: C-level transposition, and a column holding one moment for every
+        # row (when the file was read) is converted once
+        cols = list(zip(*rows, strict=True))
+        for i, f in enumerate(convert):
+            if f is None:
+                continue
+            col = cols[i]
+            first = col[0]
+            if col.count(first) == len(col):
+                cols[i] = (None if first is None else f(first),) * len(col)
+            else:
+                cols[i] = tuple(None if v is None else f(v) for v in col)
+        rows = list(zip(*cols, strict=True))
     conn.exec_driver_sql(sql, rows if isinstance(rows, list) else list(rows))
-
-
-def _remember_last(convert: Converter) -> Converter:
-    # every row of one file carries the same "seen at" moment: convert it once, not per row
-    last: list[Any] = [object(), None]
-
-    def once(value: Any) -> Any:
-        if value is not last[0]:
-            last[0], last[1] = value, convert(value)
-        return last[1]
-    return once

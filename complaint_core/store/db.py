@@ -108,6 +108,14 @@ class Store:
             q = select(c.shop, func.count(), func.sum(c.version), func.max(c.id)).group_by(c.shop)
             return {shop: (int(n), int(v or 0), int(i or 0)) for shop, n, v, i in cx.execute(q)}
 
+    def shop_mark(self, shop: str, conn: Connection | None = None) -> tuple[int, int, int]:
+        """``shop_marks`` of one shop."""
+        c = t.source_rows.c
+        with self._conn(conn) as cx:
+            n, v, i = cx.execute(select(func.count(), func.sum(c.version), func.max(c.id))
+                                 .where(c.shop == shop)).one()
+            return (int(n), int(v or 0), int(i or 0))
+
     def shop_records(self, shop: str, conn: Connection | None = None, *,
                      size: int | None = None) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
         """(records, conflicts) of one shop, as ``iter_shops`` gives them, in chunks of at most
@@ -621,6 +629,22 @@ def open_store(url_or_path: str | Path) -> Store:
     url = store_url(url_or_path)
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    engine = _engine(url)
+    t.metadata.create_all(engine)
+    upgrade(engine)
+    for index in t.source_rows.indexes:   # create_all adds no index to a table an older version made
+        index.create(engine, checkfirst=True)
+    _move_old_findings(engine)
+    return Store(engine=engine, url=url)
+
+
+def connect_store(url: str) -> Store:
+    """A store ``open_store`` already opened (and brought up to date), opened again by another
+    process of the same command: a piece maker (merged/makers.py) only reads it."""
+    return Store(engine=_engine(url), url=url)
+
+
+def _engine(url: str) -> Engine:
     engine = create_engine(url, future=True)
     if engine.dialect.name == "sqlite":
         @event.listens_for(engine, "connect")
@@ -632,12 +656,7 @@ def open_store(url_or_path: str | Path) -> Store:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=10000")
             cur.close()
-    t.metadata.create_all(engine)
-    upgrade(engine)
-    for index in t.source_rows.indexes:   # create_all adds no index to a table an older version made
-        index.create(engine, checkfirst=True)
-    _move_old_findings(engine)
-    return Store(engine=engine, url=url)
+    return engine
 
 
 def open_existing_store(url_or_path: str | Path) -> Store:

@@ -1,0 +1,181 @@
+"""Shops' pieces made in other processes while the walk lays them in the shops' order (issue 17).
+
+A full write of a hundred shops spends most of its time making pieces: decoding each shop's
+complaints and encoding its 全部投诉 rows, 逾期 lines and cases. One shop's piece does not
+depend on another's, so on a PC with two cores two makers work at once while the render lays
+what they made, in the same order as ever: the workbook is the same, only sooner.
+
+A maker reads the store over its own connection (the render only reads meanwhile; WAL lets
+both read) and answers only for the rows the render saw: when a shop's mark is not the one
+the render read (another process stored that shop meanwhile), the maker says so and the render
+makes that shop itself, in its own transaction. A maker that fails or dies costs speed only:
+the render makes the shop itself, and once no maker is left, every shop after it.
+
+Makers start only when there is enough to make: a process costs about a second to start
+(importing the store and the sheets), a shop of 1,000 complaints about a tenth of that to
+make. A save of one shop never starts one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..isolate import _context, _start
+from .pieces import Piece, PieceCache, shop_mark
+
+if TYPE_CHECKING:
+    from .walk import Codecs, Context
+
+log = logging.getLogger("complaint_desk.merged")
+
+# the rows still to make from which makers pay for their start (docs/performance.md)
+MIN_ROWS = 20_000
+# pieces asked for ahead of the one being laid: memory stays a few shops' worth
+AHEAD = 4
+
+
+def workers() -> int:
+    """Makers to start: one per core, at most four; none on one core (the render is as fast)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 0 if cores < 2 else min(cores, 4)
+
+
+def shared(url: str) -> bool:
+    """Whether another process can open the store at ``url`` (an in-memory SQLite store lives
+    in one process only)."""
+    return not (url.startswith("sqlite") and (":memory:" in url or url.rstrip("/") == "sqlite:"))
+
+
+Mark = tuple[int, int, int]
+
+
+def _serve(conn: Any, url: str, ctx: Context, codecs: Codecs, folder: str | None) -> None:
+    """A maker's loop: (shop, mark) in, ("ok", piece) | ("moved",) | ("error", why) out."""
+    from ..store.db import connect_store
+    from .walk import make_piece
+
+    store = connect_store(url)
+    cache = PieceCache(Path(folder)) if folder is not None else None
+    try:
+        while True:
+            ask = conn.recv()
+            if ask is None:
+                return
+            shop, mark = ask
+            try:
+                with store.engine.connect() as c:
+                    if store.shop_mark(shop, c) != mark:
+                        conn.send(("moved",))
+                        continue
+                    piece = make_piece(store.shop_records(shop, c), shop_mark(ctx.namespace, mark), ctx, codecs)
+                    # made from the rows the render saw: rows only ever gain versions, so an
+                    # unmoved mark after the make means nothing moved during it either
+                    if store.shop_mark(shop, c) != mark:
+                        conn.send(("moved",))
+                        continue
+                if cache is not None:
+                    cache.save(shop, piece)
+                conn.send(("ok", piece))
+            except Exception as exc:  # noqa: BLE001 - the render makes this shop itself
+                conn.send(("error", f"{type(exc).__name__}: {str(exc)[:200]}"))
+    except (EOFError, OSError):
+        return   # the render has gone: nothing to answer
+    finally:
+        store.engine.dispose()
+
+
+@dataclass
+class _Worker:
+    proc: Any
+    conn: Any
+    shop: str | None = None      # the shop it is making, None when idle
+
+
+class Makers:
+    """Up to ``count`` maker processes for one walk; ``ask`` queues a shop, ``take`` waits for
+    its piece (None: the render makes it itself)."""
+
+    def __init__(self, url: str, ctx: Context, codecs: Codecs, *, cache: PieceCache | None, count: int) -> None:
+        mp = _context()
+        self._workers: list[_Worker] = []
+        self._queue: deque[tuple[str, Mark]] = deque()
+        self._done: dict[str, Piece | None] = {}
+        folder = str(cache.folder) if cache is not None else None
+        for _ in range(count):
+            mine, theirs = mp.Pipe()
+            proc = mp.Process(target=_serve, args=(theirs, url, ctx, codecs, folder), daemon=True)
+            _start(proc)
+            theirs.close()
+            self._workers.append(_Worker(proc, mine))
+
+    def ask(self, shop: str, mark: Mark) -> None:
+        self._queue.append((shop, mark))
+        self._dispatch()
+
+    def take(self, shop: str) -> Piece | None:
+        """The piece of ``shop`` (asked before), once made; None when the render must make it."""
+        while shop not in self._done:
+            busy = [w for w in self._workers if w.shop is not None]
+            if not busy:   # every maker is gone: what is still queued is the render's
+                self._done.update({s: None for s, _m in self._queue})
+                self._queue.clear()
+                break
+            for conn in wait([w.conn for w in busy]):
+                worker = next(w for w in busy if w.conn is conn)
+                self._answer(worker)
+            self._dispatch()
+        return self._done.pop(shop, None)
+
+    def _answer(self, worker: _Worker) -> None:
+        shop, worker.shop = worker.shop, None
+        assert shop is not None
+        try:
+            answer = worker.conn.recv()
+        except (EOFError, OSError):
+            log.info("汇总子进程已退出，由主进程继续 (piece maker exited: %s)", worker.proc.exitcode)
+            self._drop(worker)
+            self._done[shop] = None
+            return
+        if answer[0] == "ok":
+            self._done[shop] = answer[1]
+        else:
+            if answer[0] == "error":
+                log.info("门店 %s 的汇总由主进程重做 (piece maker failed: %s)", shop, answer[1])
+            self._done[shop] = None
+
+    def _dispatch(self) -> None:
+        for worker in list(self._workers):
+            if not self._queue:
+                return
+            if worker.shop is None:
+                shop, mark = self._queue.popleft()
+                try:
+                    worker.conn.send((shop, mark))
+                except (OSError, ValueError):
+                    self._drop(worker)
+                    self._done[shop] = None
+                    continue
+                worker.shop = shop
+
+    def _drop(self, worker: _Worker) -> None:
+        self._workers.remove(worker)
+        worker.conn.close()
+        if worker.proc.is_alive():
+            worker.proc.kill()
+        worker.proc.join(5)
+
+    def close(self) -> None:
+        for worker in list(self._workers):
+            try:
+                worker.conn.send(None)
+            except (OSError, ValueError):
+                pass
+        for worker in list(self._workers):
+            worker.proc.join(5)
+            self._drop(worker)

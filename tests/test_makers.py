@@ -1,0 +1,154 @@
+"""Shops' pieces made in maker processes (issue 17): the workbook is, cell for cell, the one the
+render writes alone, whatever the clock, the managers' cells or the store; a maker that finds
+the shop moved, fails or dies costs speed only."""
+
+from __future__ import annotations
+
+import os
+import signal
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from python_calamine import CalamineWorkbook
+
+from bench.data import BASE, rows_for, write_shop
+from complaint_core.merged import makers
+from complaint_core.merged.render import render_merged
+from complaint_core.merged.walk import Codecs, Context, Sinks, make_piece
+from complaint_core.merged.xlsx import Book, RowSpool
+from complaint_core.store import open_store
+from complaint_core.store.db import Store
+from sync.api import merge_into
+
+T0 = BASE + timedelta(days=60)
+SHOPS = ("S01", "S02", "S03", "S04", "S05", "S06")
+
+
+def _grids(path: Path) -> dict[str, list[list[object]]]:
+    wb = CalamineWorkbook.from_path(str(path))
+    return {name: wb.get_sheet_by_name(name).to_python() for name in wb.sheet_names}
+
+
+def _shops(folder: Path) -> Path:
+    for n, shop in enumerate(SHOPS):
+        write_shop(folder / shop / f"{shop}.xlsx", rows_for(25 + 5 * n, shop=shop, seed=n), shop=shop)
+    return folder
+
+
+@pytest.fixture
+def chain(tmp_path: Path) -> tuple[Store, Path]:
+    return open_store(tmp_path / "state.sqlite"), _shops(tmp_path / "shops")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_chain(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Store, Path]:
+    if request.param == "sqlite":
+        return open_store(tmp_path / "state.sqlite"), _shops(tmp_path / "shops")
+    from tests.support.pg import new_database
+
+    return open_store(new_database(request.getfixturevalue("pg_server"))), _shops(tmp_path / "shops")
+
+
+def _alone(store: Store, tmp_path: Path, name: str, now) -> dict[str, list[list[object]]]:
+    path = tmp_path / f"{name}.xlsx"
+    rep = render_merged(store, path, now=now)
+    assert rep.apart == 0
+    return _grids(path)
+
+
+def test_pieces_made_by_makers_give_the_workbook_the_render_writes_alone(chain, tmp_path: Path, monkeypatch) -> None:
+    store, folder = chain
+    monkeypatch.setattr(makers, "workers", lambda: 0)
+    out = tmp_path / "汇总.xlsx"
+    merge_into(store, [folder], out, now=T0)
+    # a manager's cells, a shop's complaint deleted (its cell goes to 冲突), a later clock
+    grid = _grids(out)["全部投诉"]
+    ref = grid[1].index("记录标识")
+    s02 = [r for r in grid[2:] if r[grid[1].index("门店(来源)")] == "S02"]
+    store.save_manager_edits("全部投诉", {(s02[0][ref],): {"manager_approval": "请店长当天回电"},
+                                        (s02[1][ref],): {"manager_approval": "退款已批"}}, now=T0)
+    write_shop(folder / "S02" / "S02.xlsx", rows_for(30, shop="S02", seed=1)[2:], shop="S02")
+    merge_into(store, [folder], out, now=T0 + timedelta(hours=1))
+    for later in (timedelta(hours=2), timedelta(days=3), timedelta(days=400)):
+        want = _alone(store, tmp_path, f"alone-{later.days}-{later.seconds}", T0 + later)
+        monkeypatch.setattr(makers, "workers", lambda: 2)
+        monkeypatch.setattr(makers, "MIN_ROWS", 1)
+        path = tmp_path / f"apart-{later.days}-{later.seconds}.xlsx"
+        rep = render_merged(store, path, now=T0 + later)
+        assert rep.apart == len(SHOPS) and rep.reused == 0
+        got = _grids(path)
+        assert list(got) == list(want)
+        for sheet in want:
+            assert got[sheet] == want[sheet], sheet
+        monkeypatch.setattr(makers, "workers", lambda: 0)
+    shown = str(got["全部投诉"]) + str(got["冲突"])
+    assert "请店长当天回电" in shown and "退款已批" in shown
+
+
+def test_a_save_of_one_shop_starts_no_maker(chain, tmp_path: Path, monkeypatch) -> None:
+    store, folder = chain
+    monkeypatch.setattr(makers, "workers", lambda: 2)
+    monkeypatch.setattr(makers, "MIN_ROWS", 100)    # the chain holds 225 rows, a shop at most 50
+    out = tmp_path / "汇总.xlsx"
+    first = merge_into(store, [folder], out, now=T0)
+    assert first.written is not None
+    write_shop(folder / "S03" / "S03.xlsx", rows_for(36, shop="S03", seed=9), shop="S03")
+    rep = merge_into(store, [folder], out, now=T0 + timedelta(minutes=1))
+    assert rep.reused == len(SHOPS) - 1
+    assert render_merged(store, out, now=T0 + timedelta(minutes=2)).apart == 0
+
+
+def _ctx(store: Store, book: Book) -> tuple[Context, Codecs]:
+    from complaint_core.merged.pieces import namespace
+    from complaint_core.merged.sheets import all_columns
+
+    def spool() -> RowSpool:
+        return book.spool(all_columns(), 2)
+
+    sinks = Sinks(spool(), spool(), spool(), spool())
+    ctx = Context(T0, namespace(store, closed_years=2, styles=book.indexes), {}, {}, store.rules(), T0.year - 1)
+    return ctx, sinks.codecs()
+
+
+def test_a_maker_answers_only_for_the_rows_the_render_saw(any_chain, tmp_path: Path) -> None:
+    store, folder = any_chain
+    merge_into(store, [folder], tmp_path / "汇总.xlsx", now=T0)
+    book = Book()
+    ctx, codecs = _ctx(store, book)
+    team = makers.Makers(store.url, ctx, codecs, cache=None, count=1)
+    try:
+        mark = store.shop_mark("S04")
+        team.ask("S04", mark)
+        team.ask("S05", (mark[0], mark[1] + 1, mark[2]))   # another process stored S05 meanwhile
+        piece = team.take("S04")
+        assert team.take("S05") is None                      # the render makes it itself
+    finally:
+        team.close()
+    from complaint_core.merged.pieces import shop_mark
+
+    mine = make_piece(store.shop_records("S04"), shop_mark(ctx.namespace, mark), ctx, codecs)
+    assert piece is not None and piece.rows == mine.rows == 40
+    assert piece.refs == mine.refs and piece.lines == mine.lines and piece.cases == mine.cases
+    assert [s for s, _n in piece.all_xml] == [s for s, _n in mine.all_xml]
+    store.engine.dispose()
+
+
+def test_a_maker_that_dies_costs_speed_only(chain, tmp_path: Path) -> None:
+    store, folder = chain
+    merge_into(store, [folder], tmp_path / "汇总.xlsx", now=T0)
+    ctx, codecs = _ctx(store, Book())
+    team = makers.Makers(store.url, ctx, codecs, cache=None, count=1)
+    try:
+        os.kill(team._workers[0].proc.pid, signal.SIGKILL)
+        team.ask("S01", store.shop_mark("S01"))
+        team.ask("S02", store.shop_mark("S02"))
+        assert team.take("S01") is None and team.take("S02") is None
+    finally:
+        team.close()
+
+
+def test_a_store_in_memory_is_never_given_to_makers() -> None:
+    assert not makers.shared("sqlite:///:memory:") and not makers.shared("sqlite://")
+    assert makers.shared("sqlite:////var/lib/complaint-desk/state.sqlite")
+    assert makers.shared("postgresql+psycopg://desk@db/desk")
