@@ -183,16 +183,16 @@ def walk(view: StoreView, now: datetime, *, closed_years: int, sinks: Sinks, nam
 
 
 class _Team:
-    """The walk's makers, started when the rows still to make are worth a process's start: at
-    once when shops without any piece hold that many rows (a first write, a new chain), or as
-    soon as unusable pieces show there is that much to make (the rules changed, say)."""
+    """The walk's makers, started when the rows still to make are worth a process's start
+    (``makers.MIN_ROWS``): at once when the shops without any piece hold that many (a first
+    write, a new chain), or once the shops whose piece no longer holds add up to that many (new
+    rules remake every shop: the first ones are made here, the rest by makers)."""
 
     def __init__(self, url: str | None, ctx: Context, codecs: Codecs, cache: PieceCache | None,
                  marks: dict[str, tuple[int, int, int]], order: list[str]) -> None:
         self.makers: makers.Makers | None = None
         self._args = (url, ctx, codecs, cache)
         self._count = makers.workers() if url is not None and makers.shared(url) else 0
-        self._marks = marks
         self._rows_left = {shop: marks[shop][0] for shop in order}
         self._bare = sum(n for shop, n in self._rows_left.items() if cache is None or not cache.has(shop))
         self._unusable = 0
