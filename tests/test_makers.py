@@ -148,6 +148,25 @@ def test_a_maker_that_dies_costs_speed_only(chain, tmp_path: Path) -> None:
         team.close()
 
 
+def test_a_maker_that_hangs_is_stopped_and_its_shop_made_by_the_render(chain, tmp_path: Path, monkeypatch) -> None:
+    store, folder = chain
+    merge_into(store, [folder], tmp_path / "汇总.xlsx", now=T0)
+    ctx, codecs = _ctx(store, Book())
+    monkeypatch.setattr(makers, "PATIENCE", 1.0)
+    team = makers.Makers(store.url, ctx, codecs, cache=None, count=1)
+    proc = team._workers[0].proc
+    try:
+        os.kill(proc.pid, signal.SIGSTOP)      # alive, never answering
+        team.ask("S01", store.shop_mark("S01"))
+        team.ask("S02", store.shop_mark("S02"))
+        assert team.take("S01") is None and team.take("S02") is None
+        assert not team._workers
+    finally:
+        team.close()
+    proc.join(5)
+    assert not proc.is_alive()
+
+
 def test_a_store_in_memory_is_never_given_to_makers() -> None:
     assert not makers.shared("sqlite:///:memory:") and not makers.shared("sqlite://")
     assert makers.shared("sqlite:////var/lib/complaint-desk/state.sqlite")

@@ -38,6 +38,9 @@ log = logging.getLogger("complaint_desk.merged")
 MIN_ROWS = 20_000
 # pieces asked for ahead of the one being laid: memory stays a few shops' worth
 AHEAD = 4
+# seconds without any answer from a busy maker after which it is taken for hung and stopped
+# (a shop of 30,000 complaints takes a few seconds): the render makes its shop itself
+PATIENCE = 300.0
 
 
 def workers() -> int:
@@ -126,7 +129,13 @@ class Makers:
                 self._done.update({s: None for s, _m in self._queue})
                 self._queue.clear()
                 break
-            for conn in wait([w.conn for w in busy]):
+            ready = wait([w.conn for w in busy], timeout=PATIENCE)
+            if not ready:
+                log.warning("汇总子进程 %s 秒无响应，已停止，由主进程继续 (piece makers hung)", PATIENCE)
+                for worker in busy:
+                    self._done[worker.shop or ""] = None
+                    self._drop(worker)
+            for conn in ready:
                 worker = next(w for w in busy if w.conn is conn)
                 self._answer(worker)
             self._dispatch()
