@@ -34,7 +34,9 @@ if TYPE_CHECKING:
 _CTX: Any = None
 
 
-def _context() -> Any:
+def child_context() -> Any:
+    """The multiprocessing context every child of Complaint Desk starts from (forkserver on
+    Linux, spawn elsewhere): readers here, piece makers (merged/makers.py)."""
     global _CTX
     if _CTX is None:
         if sys.platform.startswith("linux"):
@@ -148,7 +150,7 @@ def _receive(conn: Any) -> tuple[Any, ...]:
 _START = threading.Lock()
 
 
-def _start(proc: Any) -> None:
+def start_child(proc: Any) -> None:
     """Start ``proc`` without the child re-running the program's main module.
 
     A forkserver/spawn child imports the parent's ``__main__`` again (for the daemon: the
@@ -170,12 +172,12 @@ class _Job:
 
     def __init__(self, path: Path, timeout: float, memory_mb: int, now: datetime | Clock | None,
                  lang: str | None = None) -> None:
-        ctx = _context()
+        ctx = child_context()
         self.path = path
         self.timeout = timeout
         self.conn, child = ctx.Pipe(duplex=False)
         self.proc = ctx.Process(target=_child, args=(str(path), memory_mb, child, now, lang), daemon=True)
-        _start(self.proc)
+        start_child(self.proc)
         child.close()
         self.deadline = time.monotonic() + timeout
 

@@ -118,7 +118,7 @@ def test_a_maker_answers_only_for_the_rows_the_render_saw(any_chain, tmp_path: P
     ctx, codecs = _ctx(store, book)
     team = makers.Makers(store.url, ctx, codecs, cache=None, count=1)
     try:
-        mark = store.shop_mark("S04")
+        mark = store.shop_marks(shop="S04")["S04"]
         team.ask("S04", mark)
         team.ask("S05", (mark[0], mark[1] + 1, mark[2]))   # another process stored S05 meanwhile
         piece = team.take("S04")
@@ -141,8 +141,8 @@ def test_a_maker_that_dies_costs_speed_only(chain, tmp_path: Path) -> None:
     team = makers.Makers(store.url, ctx, codecs, cache=None, count=1)
     try:
         os.kill(team._workers[0].proc.pid, signal.SIGKILL)
-        team.ask("S01", store.shop_mark("S01"))
-        team.ask("S02", store.shop_mark("S02"))
+        team.ask("S01", store.shop_marks(shop="S01")["S01"])
+        team.ask("S02", store.shop_marks(shop="S02")["S02"])
         assert team.take("S01") is None and team.take("S02") is None
     finally:
         team.close()
@@ -157,8 +157,8 @@ def test_a_maker_that_hangs_is_stopped_and_its_shop_made_by_the_render(chain, tm
     proc = team._workers[0].proc
     try:
         os.kill(proc.pid, signal.SIGSTOP)      # alive, never answering
-        team.ask("S01", store.shop_mark("S01"))
-        team.ask("S02", store.shop_mark("S02"))
+        team.ask("S01", store.shop_marks(shop="S01")["S01"])
+        team.ask("S02", store.shop_marks(shop="S02")["S02"])
         assert team.take("S01") is None and team.take("S02") is None
         assert not team._workers
     finally:

@@ -26,7 +26,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..isolate import _context, _start
+from ..isolate import child_context, start_child
 from .pieces import Piece, PieceCache, shop_mark
 
 if TYPE_CHECKING:
@@ -73,13 +73,13 @@ def _serve(conn: Any, url: str, ctx: Context, codecs: Codecs, folder: str | None
             shop, mark = ask
             try:
                 with store.engine.connect() as c:
-                    if store.shop_mark(shop, c) != mark:
+                    if store.shop_marks(c, shop=shop).get(shop) != mark:
                         conn.send(("moved",))
                         continue
                     piece = make_piece(store.shop_records(shop, c), shop_mark(ctx.namespace, mark), ctx, codecs)
                     # made from the rows the render saw: rows only ever gain versions, so an
                     # unmoved mark after the make means nothing moved during it either
-                    if store.shop_mark(shop, c) != mark:
+                    if store.shop_marks(c, shop=shop).get(shop) != mark:
                         conn.send(("moved",))
                         continue
                 if cache is not None:
@@ -105,7 +105,7 @@ class Makers:
     its piece (None: the render makes it itself)."""
 
     def __init__(self, url: str, ctx: Context, codecs: Codecs, *, cache: PieceCache | None, count: int) -> None:
-        mp = _context()
+        mp = child_context()
         self._workers: list[_Worker] = []
         self._queue: deque[tuple[str, Mark]] = deque()
         self._done: dict[str, Piece | None] = {}
@@ -113,7 +113,7 @@ class Makers:
         for _ in range(count):
             mine, theirs = mp.Pipe()
             proc = mp.Process(target=_serve, args=(theirs, url, ctx, codecs, folder), daemon=True)
-            _start(proc)
+            start_child(proc)
             theirs.close()
             self._workers.append(_Worker(proc, mine))
 

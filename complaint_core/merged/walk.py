@@ -193,14 +193,14 @@ class _Team:
         self.makers: makers.Makers | None = None
         self._args = (url, ctx, codecs, cache)
         self._count = makers.workers() if url is not None and makers.shared(url) else 0
-        self._rows_left = {shop: marks[shop][0] for shop in order}
-        self._bare = sum(n for shop, n in self._rows_left.items() if cache is None or not cache.has(shop))
+        self._marks = marks
+        self._bare = sum(marks[shop][0] for shop in order if cache is None or not cache.has(shop))
         self._unusable = 0
 
     def wanted(self, shop: str) -> bool:
         """``shop`` must be made: whether a maker makes it (starting them if now worth it)."""
         if self.makers is None and self._count:
-            self._unusable += self._rows_left[shop]
+            self._unusable += self._marks[shop][0]
             if max(self._bare, self._unusable) >= makers.MIN_ROWS:
                 url, ctx, codecs, cache = self._args
                 assert url is not None

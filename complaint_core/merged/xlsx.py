@@ -142,7 +142,6 @@ class RowSpool:
         self.overflow = 0                   # rows past Excel's limit, counted only
         self._capacity = EXCEL_MAX_ROWS - first_row - 1   # one row left for the overflow line
         self.codec = RowCodec(columns, indexes)
-        self._number_styles, self._styles = self.codec.number_styles, self.codec.styles
         self.cells = self.codec.cells
         self._rows: list[list[Any]] = []
         self._xml: list[str] = []
@@ -207,7 +206,7 @@ class RowSpool:
 
     def _flush(self) -> None:
         if self._rows:
-            self.spool.add_chunks(row_xml(self._rows, self._number_styles, self._styles))
+            self.spool.add_chunks(row_xml(self._rows, self.codec.number_styles, self.codec.styles))
             self._rows = []
         if self._xml:
             self.spool.add_chunks(["".join(self._xml).encode("utf-8", "replace")])
@@ -223,7 +222,7 @@ class RowSpool:
             log.warning("%s: %d rows exceed Excel's row limit and are not in the workbook", sheet, self.overflow)
             line = [f"另有 {self.overflow} 条记录超出 Excel 的 1,048,576 行上限，未写入本表，"
                     f"仍保存在数据库中 ({self.overflow} more rows exceed Excel's row limit; they are in the store)"]
-            self.spool.add_chunks(row_xml([line], [None], self._styles))
+            self.spool.add_chunks(row_xml([line], [None], self.codec.styles))
 
     @property
     def lines(self) -> int:

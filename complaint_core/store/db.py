@@ -99,22 +99,17 @@ class Store:
                 out[path] = _settings(data)
         return out
 
-    def shop_marks(self, conn: Connection | None = None) -> dict[str, tuple[int, int, int]]:
+    def shop_marks(self, conn: Connection | None = None, *, shop: str | None = None) -> dict[str, tuple[int, int, int]]:
         """shop -> (stored rows, sum of their versions, highest row id): changes exactly when one
         of the shop's stored rows is added or changed (rows are never removed; every change,
-        a deletion or a move to another row included, raises the row's version)."""
+        a deletion or a move to another row included, raises the row's version). ``shop``: that
+        shop's only (a piece maker checks it has the rows the render saw)."""
         c = t.source_rows.c
         with self._conn(conn) as cx:
             q = select(c.shop, func.count(), func.sum(c.version), func.max(c.id)).group_by(c.shop)
-            return {shop: (int(n), int(v or 0), int(i or 0)) for shop, n, v, i in cx.execute(q)}
-
-    def shop_mark(self, shop: str, conn: Connection | None = None) -> tuple[int, int, int]:
-        """``shop_marks`` of one shop."""
-        c = t.source_rows.c
-        with self._conn(conn) as cx:
-            n, v, i = cx.execute(select(func.count(), func.sum(c.version), func.max(c.id))
-                                 .where(c.shop == shop)).one()
-            return (int(n), int(v or 0), int(i or 0))
+            if shop is not None:
+                q = q.where(c.shop == shop)
+            return {name: (int(n), int(v or 0), int(i or 0)) for name, n, v, i in cx.execute(q)}
 
     def shop_records(self, shop: str, conn: Connection | None = None, *,
                      size: int | None = None) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
