@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import cast
 
 from complaint_core.errors import UnreadableWorkbook
 from complaint_core.isolate import read_many_isolated
 from complaint_core.reader import read_workbook
-from complaint_core.store.codec import foreign_shop_findings, prepare
+from complaint_core.store.codec import Prepared, foreign_shop_findings, prepare
 from complaint_core.validate import validate_table
 from tests.support.workbooks import NOW, sample_rows, write_shop_workbook
 
@@ -43,14 +44,15 @@ def test_each_child_keeps_its_own_limits(tmp_path: Path) -> None:
     small = write_shop_workbook(tmp_path / "small.xlsx", sample_rows(5, seed=2, now=NOW))
     got = dict(read_many_isolated([big, small], now=NOW, jobs=2, memory_mb=40))
     assert isinstance(got[big], UnreadableWorkbook)        # killed by its memory limit
+    other = write_shop_workbook(tmp_path / "other.xlsx", sample_rows(3000, seed=3, now=NOW))
     t = time.perf_counter()
-    got = dict(read_many_isolated([big, small], now=NOW, jobs=2, timeout=0.001))
+    got = dict(read_many_isolated([big, other], now=NOW, jobs=2, timeout=0.001))
     assert all(isinstance(v, UnreadableWorkbook) and "timed out" in v.reason for v in got.values())
     assert time.perf_counter() - t < 5
 
 
 def test_the_reading_child_loads_no_spreadsheet_writer(tmp_path: Path) -> None:
-    # Each shop file is read in a fresh child: a library imported there is paid on every file.
+    # Reader children are started again and again: a library imported there is paid each time.
     # openpyxl (with numpy behind it) cost 0.25 s per file, more than the reading, when a
     # finding needed a column letter.
     import subprocess
@@ -65,13 +67,9 @@ def test_the_reading_child_loads_no_spreadsheet_writer(tmp_path: Path) -> None:
         "from datetime import datetime\n"
         "import python_calamine, complaint_core.reader, complaint_core.validate, complaint_core.store.codec\n"
         "before = set(sys.modules)\n"
-        "from complaint_core.isolate import _child\n"
-        "class Pipe:\n"
-        "    def send(self, got): self.got = got\n"
-        "    def close(self): pass\n"
-        "p = Pipe()\n"
-        f"_child({str(path)!r}, 4096, p, datetime({NOW.year}, {NOW.month}, {NOW.day}))\n"
-        "assert p.got[0] == 'ok' and p.got[1].findings > 0, p.got\n"
+        "from complaint_core.isolate import _work\n"
+        f"got = _work({str(path)!r}, 4096, datetime({NOW.year}, {NOW.month}, {NOW.day}))\n"
+        "assert got[0] == 'ok' and got[1].findings > 0, got\n"
         "print(sorted(m for m in set(sys.modules) - before if '.' not in m))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          cwd=Path(__file__).resolve().parents[1])
@@ -79,3 +77,50 @@ def test_the_reading_child_loads_no_spreadsheet_writer(tmp_path: Path) -> None:
     loaded = out.stdout.strip()
     for heavy in ("openpyxl", "xlsxwriter", "numpy", "pandas"):
         assert f"'{heavy}'" not in loaded, loaded
+
+
+def test_a_child_reads_many_files_and_a_failure_stays_with_its_file(tmp_path: Path) -> None:
+    # One child reads file after file (a new process per file cost a third more, issue 17).
+    # A hostile file between good ones ends its child; the files after it are still read,
+    # each answer belongs to its own file, and a file that crashed a used child is tried
+    # once more in a fresh one before it is called unreadable.
+    from complaint_core import isolate
+
+    good = [write_shop_workbook(tmp_path / f"S{i}.xlsx", sample_rows(30 + i, seed=i, now=NOW, shop=f"S{i}"))
+            for i in range(8)]
+    before = isolate._STARTED[0]
+    got = list(read_many_isolated(good, now=NOW, jobs=2))
+    assert isolate._STARTED[0] - before == 2
+    assert [p for p, _ in sorted(got)] == sorted(good)
+    for p, prepared in got:
+        table = read_workbook(p)
+        assert prepared == prepare(table, validate_table(table, now=NOW), p)
+
+    crash = ODD / "phpspreadsheet__oleloop.xls"     # calamine aborts the process on it
+    bomb = ODD / "poi__poc-xmlbomb.xlsx"            # refused by a check: its child stays
+    order = [good[0], crash, good[1], bomb, good[2], good[3]]
+    before = isolate._STARTED[0]
+    got = dict(read_many_isolated(order, now=NOW, jobs=1))
+    # child 1: S0, the crash; child 2 (fresh): the crash again, then leaves; child 3: the rest
+    assert isolate._STARTED[0] - before == 3
+    assert "reader crashed" in str(got[crash]) and crash.name in str(got[crash])
+    assert "XML" in cast(UnreadableWorkbook, got[bomb]).reason
+    for p in (good[0], good[1], good[2], good[3]):
+        table = read_workbook(p)
+        assert got[p] == prepare(table, validate_table(table, now=NOW), p)
+
+
+def test_a_file_that_ran_a_used_child_out_of_memory_is_read_in_a_fresh_one(tmp_path: Path) -> None:
+    from complaint_core import isolate
+
+    small = [write_shop_workbook(tmp_path / f"s{i}.xlsx", sample_rows(20, seed=i, now=NOW)) for i in range(3)]
+    big = write_shop_workbook(tmp_path / "big.xlsx", sample_rows(3000, seed=2, now=NOW))
+    before = isolate._STARTED[0]
+    got = dict(read_many_isolated([small[0], small[1], big, small[2]], now=NOW, jobs=1, memory_mb=40))
+    assert isolate._STARTED[0] - before == 3     # the big file had a child of its own, and failed there too
+    assert isinstance(got[big], UnreadableWorkbook)
+    assert all(len(cast(Prepared, got[p]).rows) == 20 for p in small)
+    # within the limit, the same four files need one child
+    before = isolate._STARTED[0]
+    got = dict(read_many_isolated([small[0], small[1], big, small[2]], now=NOW, jobs=1, memory_mb=2048))
+    assert isolate._STARTED[0] - before == 1 and len(cast(Prepared, got[big]).rows) == 3000
