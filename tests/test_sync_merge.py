@@ -276,3 +276,70 @@ def test_a_removed_file_marks_every_row_deleted_and_a_restored_one_brings_them_b
     assert versions() == {(3, False): 20}
     assert not any(r["来源已删除"] for r in all_rows(out))
     store.engine.dispose()
+
+
+def test_every_version_of_a_row_is_kept_and_its_json_stored_once(tmp_path: Path, state_url: str) -> None:
+    # row_versions keeps every version of every row; the one a file holds now has its JSON in
+    # source_rows only (issue 17: stored twice, it was 40% of a first merge's writes). Each
+    # version must still read back as the file had it, through edits, a deletion, a return and
+    # an id typed into a row that had none.
+    from sqlalchemy import func, select
+
+    from complaint_core.store import tables as t
+
+    folder = tmp_path / "SH01"
+    folder.mkdir()
+    shop_file = folder / "投诉.xlsx"
+    rows = sample_rows(6, seed=5, now=NOW, shop="SH01")
+    rows[5]["complaint_id"] = None
+    out = tmp_path / "merged.xlsx"
+    steps: list[list[dict]] = []
+
+    def save(rows: list[dict], hours: int) -> None:
+        steps.append([dict(r) for r in rows])
+        write_shop_workbook(shop_file, rows)
+        merge_once([folder], out, state_url=state_url, now=NOW + timedelta(hours=hours))
+
+    save(rows, 1)
+    rows[0]["description"] = "第二次：顾客补充了发票"
+    save(rows, 2)
+    gone = rows.pop(1)
+    save(rows, 3)
+    rows.insert(1, dict(gone, description="又回来了，内容也改了"))
+    save(rows, 4)
+    rows[5]["complaint_id"] = "SH01-20261101-099"   # the id the row lacked
+    save(rows, 5)
+
+    store = open_store(state_url)
+    with store.engine.connect() as c:
+        keys = {r.record_key: r.version for r in c.execute(select(t.source_rows.c.record_key, t.source_rows.c.version))}
+        stored = {k: (n, total) for k, n, total in c.execute(
+            select(t.row_versions.c.record_key, func.count(), func.sum(func.length(t.row_versions.c.data)))
+            .group_by(t.row_versions.c.record_key))}
+    assert len(keys) == 6
+    first, back, late = (f"SH01\x1f{rows[0]['complaint_id']}", f"SH01\x1f{gone['complaint_id']}",
+                         "SH01\x1fSH01-20261101-099")
+    hist = {k: store.history(shop_file, k) for k in keys}
+    assert [h["values"]["description"] for h in hist[first]] == [
+        steps[0][0]["description"], "第二次：顾客补充了发票"]
+    assert [(h["version"], h["deleted"], h["values"].get("description")) for h in hist[back]] == [
+        (1, False, gone["description"]), (2, True, None), (3, False, "又回来了，内容也改了")]
+    # the row without an id: its versions before the id was typed are kept under its new key
+    # only from the version the id arrived; the earlier ones stay under the key it had then
+    assert [h["values"]["complaint_id"] for h in hist[late]] == ["SH01-20261101-099"]
+    earlier = [k for k in keys if "@" in k]
+    assert not earlier   # the stored row moved to its new key
+    with store.engine.connect() as c:
+        before = c.execute(select(t.row_versions.c.record_key, t.row_versions.c.version)
+                           .where(t.row_versions.c.record_key.like("%@%"))).all()
+    assert before and all(store.history(shop_file, k)[0]["values"]["description"] == steps[0][5]["description"]
+                          for k, _v in before)
+    # rows below the one that left moved up and back (a new version each, the same content):
+    # every version reads as the row; the newest, the one source_rows holds, is stored there only
+    with store.engine.connect() as c:
+        newest = {k: d for k, v, d in c.execute(select(t.row_versions.c.record_key, t.row_versions.c.version,
+                                                       t.row_versions.c.data)) if keys.get(k) == v}
+    assert set(newest) == set(keys) and set(newest.values()) == {""}
+    for k in set(keys) - {first, back, late}:
+        assert all(h["values"] == hist[k][-1]["values"] for h in hist[k]) and len(hist[k]) == stored[k][0]
+    store.engine.dispose()

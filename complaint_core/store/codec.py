@@ -31,11 +31,17 @@ def _encode(value: Any) -> Any:
     return value
 
 
+_PLAIN = frozenset({str, int, float, bool})
+# one encoder for every row: json.dumps with options builds a new one per call
+_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+
+
 def encode_values(values: dict[str, Any], extras: dict[str, Any] | None = None) -> str:
-    doc = {k: _encode(v) for k, v in values.items() if v is not None}
+    # most cells are text or numbers, stored as they are; the type test is the cheap one
+    doc = {k: v if type(v) in _PLAIN else _encode(v) for k, v in values.items() if v is not None}
     if extras:
-        doc["_extras"] = {k: _encode(v) for k, v in extras.items()}
-    return json.dumps(doc, ensure_ascii=False, sort_keys=True)
+        doc["_extras"] = {k: v if type(v) in _PLAIN else _encode(v) for k, v in extras.items()}
+    return _JSON.encode(doc)
 
 
 def decode_values(text: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from sqlalchemy import (
     BindParameter,
     bindparam,
+    case,
     create_engine,
     delete,
     event,
@@ -252,6 +253,20 @@ class Store:
         with self._conn(conn) as c:
             return set(c.execute(select(t.row_versions.c.record_key).where(t.row_versions.c.id > since)
                                  .distinct()).scalars())
+
+    def history(self, path: str | Path, record_key: str, conn: Connection | None = None) -> list[dict[str, Any]]:
+        """Every stored version of one row of ``path``, oldest first: version, seen_at, deleted,
+        content_hash and its decoded values (``{}`` for a deletion). The version the file holds
+        now keeps its JSON only in source_rows (``ingest.CURRENT``): it is read from there."""
+        rv, sr = t.row_versions.c, t.source_rows.c
+        data = case((rv.data == "", sr.data), else_=rv.data)
+        q = (select(rv.version, rv.seen_at, rv.deleted, rv.content_hash, data.label("data"))
+             .select_from(t.row_versions.outerjoin(t.source_rows, (sr.source_path == rv.source_path)
+                                                   & (sr.record_key == rv.record_key)))
+             .where(rv.source_path == str(path)).where(rv.record_key == record_key).order_by(rv.version, rv.id))
+        with self._conn(conn) as c:
+            return [dict(version=r.version, seen_at=r.seen_at, deleted=r.deleted, content_hash=r.content_hash,
+                         values=decode_values(r.data) if r.data else {}) for r in c.execute(q)]
 
     def unfilled_keys(self, conn: Connection | None = None) -> set[str]:
         """Record keys of rows written without the scan's columns (by hand, or by an older version
