@@ -106,7 +106,7 @@ def _ctx(store: Store, book: Book) -> tuple[Context, Codecs]:
     def spool() -> RowSpool:
         return book.spool(all_columns(), 2)
 
-    sinks = Sinks(spool(), spool(), spool(), spool())
+    sinks = Sinks(spool(), spool(), spool(), spool(), spool())
     ctx = Context(T0, namespace(store, closed_years=2, styles=book.indexes), {}, {}, store.rules(), T0.year - 1)
     return ctx, sinks.codecs()
 
@@ -171,3 +171,34 @@ def test_a_store_in_memory_is_never_given_to_makers() -> None:
     assert not makers.shared("sqlite:///:memory:") and not makers.shared("sqlite://")
     assert makers.shared("sqlite:////var/lib/complaint-desk/state.sqlite")
     assert makers.shared("postgresql+psycopg://desk@db/desk")
+
+
+def test_makers_encode_the_files_findings_as_the_render_would(any_chain, tmp_path: Path) -> None:
+    # After the shops, makers encode each file's 校验问题 rows while the render lays the last
+    # shops; the render checks the key (the file's findings as it read them) before using them.
+    from complaint_core.merged.pieces import PieceCache
+    from complaint_core.merged.walk import encode_findings, findings_key
+
+    store, folder = any_chain
+    merge_into(store, [folder], tmp_path / "汇总.xlsx", now=T0)
+    ctx, codecs = _ctx(store, Book())
+    paths = store.finding_paths()
+    assert len(paths) == len(SHOPS)
+    cache = PieceCache(tmp_path / "cache")
+    team = makers.Makers(store.url, ctx, codecs, cache=cache, count=2)
+    try:
+        for path in [*paths, str(folder / "gone.xlsx")]:
+            team.ask_findings(path)
+        made = {path: team.take_findings(path) for path in paths}
+        assert team.take_findings(str(folder / "gone.xlsx")) is None   # no such file in the store
+        team.ask_findings(paths[0])
+        assert team.take_findings(paths[0]) is None    # already in the cache: the render reads it there
+    finally:
+        team.close()
+    for path, shop, data in store.finding_files():
+        key = findings_key(path, shop, data)
+        segment, rows = encode_findings(codecs.findings, path, shop, data)
+        got = made[path]
+        assert got is not None and got[0] == key and got[2] == rows > 0
+        assert got[1] == segment and cache.findings(path, key) == (segment, rows)
+    store.engine.dispose()

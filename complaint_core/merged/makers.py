@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..isolate import child_context, start_child
+from .deflate import Segment
 from .pieces import Piece, PieceCache, shop_mark
 
 if TYPE_CHECKING:
@@ -59,9 +60,10 @@ Mark = tuple[int, int, int]
 
 
 def _serve(conn: Any, url: str, ctx: Context, codecs: Codecs, folder: str | None) -> None:
-    """A maker's loop: (shop, mark) in, ("ok", piece) | ("moved",) | ("error", why) out."""
+    """A maker's loop. In: ("piece", shop, mark) or ("findings", path, None). Out: ("ok", piece),
+    ("findings", key, segment, rows), ("cached",), ("moved",) or ("error", why)."""
     from ..store.db import connect_store
-    from .walk import make_piece
+    from .walk import encode_findings, findings_key, make_piece
 
     store = connect_store(url)
     cache = PieceCache(Path(folder)) if folder is not None else None
@@ -70,20 +72,34 @@ def _serve(conn: Any, url: str, ctx: Context, codecs: Codecs, folder: str | None
             ask = conn.recv()
             if ask is None:
                 return
-            shop, mark = ask
+            kind, name, mark = ask
             try:
-                with store.engine.connect() as c:
-                    if store.shop_marks(c, shop=shop).get(shop) != mark:
+                if kind == "findings":
+                    got = store.finding_file(name)
+                    if got is None:
                         conn.send(("moved",))
                         continue
-                    piece = make_piece(store.shop_records(shop, c), shop_mark(ctx.namespace, mark), ctx, codecs)
+                    key = findings_key(name, *got)
+                    if cache is not None and cache.findings(name, key) is not None:
+                        conn.send(("cached",))   # the render reads it from there
+                        continue
+                    segment, rows = encode_findings(codecs.findings, name, *got)
+                    if cache is not None:
+                        cache.save_findings(name, key, segment, rows)
+                    conn.send(("findings", key, segment, rows))
+                    continue
+                with store.engine.connect() as c:
+                    if store.shop_marks(c, shop=name).get(name) != mark:
+                        conn.send(("moved",))
+                        continue
+                    piece = make_piece(store.shop_records(name, c), shop_mark(ctx.namespace, mark), ctx, codecs)
                     # made from the rows the render saw: rows only ever gain versions, so an
                     # unmoved mark after the make means nothing moved during it either
-                    if store.shop_marks(c, shop=shop).get(shop) != mark:
+                    if store.shop_marks(c, shop=name).get(name) != mark:
                         conn.send(("moved",))
                         continue
                 if cache is not None:
-                    cache.save(shop, piece)
+                    cache.save(name, piece)
                 conn.send(("ok", piece))
             except Exception as exc:  # noqa: BLE001 - the render makes this shop itself
                 conn.send(("error", f"{type(exc).__name__}: {str(exc)[:200]}"))
@@ -93,22 +109,26 @@ def _serve(conn: Any, url: str, ctx: Context, codecs: Codecs, folder: str | None
         store.engine.dispose()
 
 
+Job = tuple[str, str]   # ("piece", shop) or ("findings", path)
+
+
 @dataclass
 class _Worker:
     proc: Any
     conn: Any
-    shop: str | None = None      # the shop it is making, None when idle
+    job: Job | None = None       # what it is making, None when idle
 
 
 class Makers:
     """Up to ``count`` maker processes for one walk; ``ask`` queues a shop, ``take`` waits for
-    its piece (None: the render makes it itself)."""
+    its piece (None: the render makes it itself); ``ask_findings`` and ``take_findings`` do
+    the same for one file's 校验问题 rows, once the shops are asked for."""
 
     def __init__(self, url: str, ctx: Context, codecs: Codecs, *, cache: PieceCache | None, count: int) -> None:
         mp = child_context()
         self._workers: list[_Worker] = []
-        self._queue: deque[tuple[str, Mark]] = deque()
-        self._done: dict[str, Piece | None] = {}
+        self._queue: deque[tuple[Job, Mark | None]] = deque()
+        self._done: dict[Job, Any] = {}
         folder = str(cache.folder) if cache is not None else None
         for _ in range(count):
             mine, theirs = mp.Pipe()
@@ -118,59 +138,75 @@ class Makers:
             self._workers.append(_Worker(proc, mine))
 
     def ask(self, shop: str, mark: Mark) -> None:
-        self._queue.append((shop, mark))
+        self._queue.append((("piece", shop), mark))
         self._dispatch()
 
     def take(self, shop: str) -> Piece | None:
         """The piece of ``shop`` (asked before), once made; None when the render must make it."""
-        while shop not in self._done:
-            busy = [w for w in self._workers if w.shop is not None]
+        got: Piece | None = self._take(("piece", shop))
+        return got
+
+    def ask_findings(self, path: str) -> None:
+        self._queue.append((("findings", path), None))
+        self._dispatch()
+
+    def take_findings(self, path: str) -> tuple[str, Segment, int] | None:
+        """(key, rows encoded, how many) of the file ``path`` (asked before); None when the
+        render finds them in the cache or encodes them itself."""
+        got: tuple[str, Segment, int] | None = self._take(("findings", path))
+        return got
+
+    def _take(self, job: Job) -> Any:
+        while job not in self._done:
+            busy = [w for w in self._workers if w.job is not None]
             if not busy:   # every maker is gone: what is still queued is the render's
-                self._done.update({s: None for s, _m in self._queue})
+                self._done.update({j: None for j, _m in self._queue})
                 self._queue.clear()
                 break
             ready = wait([w.conn for w in busy], timeout=PATIENCE)
             if not ready:
                 log.warning("汇总子进程 %s 秒无响应，已停止，由主进程继续 (piece makers hung)", PATIENCE)
                 for worker in busy:
-                    self._done[worker.shop or ""] = None
+                    self._done[worker.job or ("", "")] = None
                     self._drop(worker)
             for conn in ready:
                 worker = next(w for w in busy if w.conn is conn)
                 self._answer(worker)
             self._dispatch()
-        return self._done.pop(shop, None)
+        return self._done.pop(job, None)
 
     def _answer(self, worker: _Worker) -> None:
-        shop, worker.shop = worker.shop, None
-        assert shop is not None
+        job, worker.job = worker.job, None
+        assert job is not None
         try:
             answer = worker.conn.recv()
         except (EOFError, OSError):
             log.info("汇总子进程已退出，由主进程继续 (piece maker exited: %s)", worker.proc.exitcode)
             self._drop(worker)
-            self._done[shop] = None
+            self._done[job] = None
             return
         if answer[0] == "ok":
-            self._done[shop] = answer[1]
+            self._done[job] = answer[1]
+        elif answer[0] == "findings":
+            self._done[job] = answer[1:]
         else:
             if answer[0] == "error":
-                log.info("门店 %s 的汇总由主进程重做 (piece maker failed: %s)", shop, answer[1])
-            self._done[shop] = None
+                log.info("%s 由主进程重做 (piece maker failed: %s)", job[1], answer[1])
+            self._done[job] = None
 
     def _dispatch(self) -> None:
         for worker in list(self._workers):
             if not self._queue:
                 return
-            if worker.shop is None:
-                shop, mark = self._queue.popleft()
+            if worker.job is None:
+                job, mark = self._queue.popleft()
                 try:
-                    worker.conn.send((shop, mark))
+                    worker.conn.send((*job, mark))
                 except (OSError, ValueError):
                     self._drop(worker)
-                    self._done[shop] = None
+                    self._done[job] = None
                     continue
-                worker.shop = shop
+                worker.job = job
 
     def _drop(self, worker: _Worker) -> None:
         self._workers.remove(worker)

@@ -7,7 +7,6 @@ the target meanwhile, read back again and re-render before the atomic replace.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -21,11 +20,11 @@ from ..gcpause import paused_gc
 from ..penalties import LOSS_KINDS
 from ..store import Store
 from ..store.codec import ALL_SHEET, ANCHOR_KEYS
-from ..store.db import View, backfill_scan_fields, file_findings
+from ..store.db import View, backfill_scan_fields
 from ..store.view import RowKey, StoreView
 from .archive import archive_paths, closed_years_setting, write_archives
 from .model import SHEET_ORDER, SheetData
-from .pieces import FORMAT, ChainTally, PieceCache, namespace
+from .pieces import ChainTally, PieceCache, namespace
 from .readback import (
     LEGACY,
     RENDERED_COLUMNS,
@@ -50,7 +49,6 @@ from .sheets import (
     all_columns,
     all_sheet,
     conflict_sheet,
-    finding_rows,
     findings_sheet,
     sources_sheet,
 )
@@ -86,7 +84,8 @@ def _compose(view: StoreView, store: Store, book: Book, now: datetime, out: Path
     sinks = Sinks(all_rows=book.spool(all_columns(), first_data_row(all_sheet())),
                   overdue=book.spool(OVERDUE_COLUMNS, first_data_row(overdue_sheet([], now))),
                   rendered=book.spool(RENDERED_COLUMNS, first_data_row(rendered_sheet([]))),
-                  cases=book.spool(CASE_COLUMNS, first_data_row(case_book_sheet([]))))
+                  cases=book.spool(CASE_COLUMNS, first_data_row(case_book_sheet([]))),
+                  findings=book.spool(FINDING_COLUMNS, first_data_row(findings_sheet([]))))
     sinks.rendered.extend(head)
     events = view.penalty_events()
     tally = cache.tally() if cache is not None else ChainTally(None)
@@ -110,21 +109,8 @@ def _compose(view: StoreView, store: Store, book: Book, now: datetime, out: Path
             sinks.cases.add_xml(xml)
     finally:
         walked.cases.close()
-    findings = book.spool(FINDING_COLUMNS, first_data_row(findings_sheet([])))
-    sources: set[str] = set()
-    for path, shop, data in view.finding_files():
-        # a file's findings change only when it is read again: encoded once, reused until then
-        sources.add(path)
-        key = hashlib.sha256(f"{FORMAT}|{shop}|{path}|{data}".encode()).hexdigest()
-        got = cache.findings(path, key) if cache is not None else None
-        if got is None:
-            rows = list(finding_rows(file_findings(path, shop, data)))
-            got = findings.encode(rows), len(rows)
-            if cache is not None:
-                cache.save_findings(path, key, *got)
-        findings.add_segment(*got)
     if cache is not None:
-        cache.forget(walked.shops, sources)
+        cache.forget(walked.shops, walked.sources)
     where = [(year, [p.name for p in archive_paths(out, year, len(y.keys))], len(y.keys))
              for year, y in walked.years.items()]
     for o in walked.orphans:
@@ -141,7 +127,7 @@ def _compose(view: StoreView, store: Store, book: Book, now: datetime, out: Path
         penalties,
         case_book_sheet(sinks.cases),
         conflicts,
-        findings_sheet(findings),
+        findings_sheet(sinks.findings),
         sources_sheet(view.sources(), view.notes(), archives=sorted(where)),
     ]
     assert tuple(s.name for s in sheets) == SHEET_ORDER

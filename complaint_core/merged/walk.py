@@ -12,6 +12,7 @@ horizon have not moved since the last write is not decoded at all: its piece is 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import sqlite3
 import tempfile
 import uuid
@@ -25,14 +26,26 @@ from typing import Any
 from ..overdue import OverdueItem, deadline_state, flagged, may_be_listed, open_deadlines, scan
 from ..rules_book import Rules
 from ..store.codec import ALL_SHEET
+from ..store.db import file_findings
 from ..store.view import ManagerCells, Record, StoreView
 from . import makers
 from .archive import Year, closed_year
-from .pieces import ChainTally, Line, Piece, PieceCache, edits_hash, shop_mark, state_cell, year_end
+from .deflate import Segment
+from .pieces import (
+    FORMAT,
+    ChainTally,
+    Line,
+    Piece,
+    PieceCache,
+    edits_hash,
+    shop_mark,
+    state_cell,
+    year_end,
+)
 from .readback import rendered_rows
 from .report import CaseKey, Summary, case_of, current_loss_ids, overdue_row
 from .rowxml import text_cell
-from .sheets import AllRows, orphan, typed_cells
+from .sheets import AllRows, finding_rows, orphan, typed_cells
 from .xlsx import RowCodec, RowSpool
 
 
@@ -78,9 +91,11 @@ class Sinks:
     overdue: RowSpool
     rendered: RowSpool
     cases: RowSpool
+    findings: RowSpool
 
     def codecs(self) -> Codecs:
-        return Codecs(self.all_rows.codec, self.overdue.codec, self.rendered.codec, self.cases.codec)
+        return Codecs(self.all_rows.codec, self.overdue.codec, self.rendered.codec, self.cases.codec,
+                      self.findings.codec)
 
 
 @dataclass(frozen=True)
@@ -92,6 +107,7 @@ class Codecs:
     overdue: RowCodec
     rendered: RowCodec
     cases: RowCodec
+    findings: RowCodec
 
 
 @dataclass
@@ -105,6 +121,7 @@ class Walked:
     reused: int = 0                       # shops whose piece of the last write was reused
     apart: int = 0                        # shops whose piece a maker process made (merged/makers.py)
     shops: set[str] = field(default_factory=set)   # every shop the store holds
+    sources: set[str] = field(default_factory=set)  # every file with findings on 校验问题
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     orphans: list[dict[str, Any]] = field(default_factory=list)
     loss_ids: set[str] = field(default_factory=set)
@@ -172,8 +189,36 @@ def walk(view: StoreView, now: datetime, *, closed_years: int, sinks: Sinks, nam
             ahead.append((shop, mark, piece))
             while len(ahead) > (makers.AHEAD if team.makers is not None else 0):
                 lay_first()
+        # the files' 校验问题 rows next: makers that finished the last shops start on them
+        # while the render lays those shops (a first write's 170,000 findings took 1.5 s)
+        paths = deque(view.finding_paths() if team.makers is not None else [])
+        asked: set[str] = set()
+
+        def ask_findings() -> None:
+            # a few files ahead of the one being laid, as for the shops: memory stays flat
+            while paths and len(asked) < makers.AHEAD and team.makers is not None:
+                asked.add(paths[0])
+                team.makers.ask_findings(paths.popleft())
+
+        ask_findings()
         while ahead:
             lay_first()
+        for path, shop, data in view.finding_files():
+            out.sources.add(path)
+            key = findings_key(path, shop, data)
+            made = None
+            if team.makers is not None and path in asked:
+                asked.discard(path)
+                made = team.makers.take_findings(path)
+                ask_findings()
+            got = made[1:] if made is not None and made[0] == key else None
+            if got is None and cache is not None:
+                got = cache.findings(path, key)
+            if got is None:
+                got = encode_findings(sinks.findings.codec, path, shop, data)
+                if cache is not None:
+                    cache.save_findings(path, key, *got)
+            sinks.findings.add_segment(*got)
     finally:
         team.close()
     out.orphans += [orphan(ref, cells, None) for ref, cells in ctx.typed.items() if ref not in seen]
@@ -210,6 +255,17 @@ class _Team:
     def close(self) -> None:
         if self.makers is not None:
             self.makers.close()
+
+
+def findings_key(path: str, shop: str, data: str) -> str:
+    """What a file's encoded 校验问题 rows are kept under: they change only with its findings."""
+    return hashlib.sha256(f"{FORMAT}|{shop}|{path}|{data}".encode()).hexdigest()
+
+
+def encode_findings(codec: RowCodec, path: str, shop: str, data: str) -> tuple[Segment, int]:
+    """A file's 校验问题 rows (``Store.finding_files`` gives its stored JSON), encoded."""
+    rows = list(finding_rows(file_findings(path, shop, data)))
+    return codec.encode(rows), len(rows)
 
 
 def make_piece(chunks: Iterator[tuple[list[Record], list[dict[str, Any]]]], mark: str, ctx: Context,

@@ -92,6 +92,19 @@ class Store:
             for path, shop, data in result:
                 yield str(path), str(shop or ""), str(data)
 
+    def finding_paths(self, conn: Connection | None = None) -> list[str]:
+        """The files with stored findings, in ``finding_files``' order."""
+        with self._conn(conn) as c:
+            q = select(t.file_findings.c.source_path).order_by(t.file_findings.c.source_path)
+            return [str(p) for p in c.execute(q).scalars()]
+
+    def finding_file(self, path: str, conn: Connection | None = None) -> tuple[str, str] | None:
+        """(shop, stored JSON of its findings) of one file, as ``finding_files`` gives it."""
+        with self._conn(conn) as c:
+            got = c.execute(select(t.file_findings.c.shop, t.file_findings.c.data)
+                            .where(t.file_findings.c.source_path == path)).first()
+        return None if got is None else (str(got[0] or ""), str(got[1]))
+
     def source_settings(self, conn: Connection | None = None) -> dict[str, Settings]:
         """Each shop file's own 设置 as the reader saw them (the defaults for a file without any)."""
         out: dict[str, Settings] = {}
@@ -810,6 +823,9 @@ class View:
 
     def finding_files(self) -> Iterator[tuple[str, str, str]]:
         return self.store.finding_files(self._conn)
+
+    def finding_paths(self) -> list[str]:
+        return self.store.finding_paths(self._conn)
 
     def sources(self) -> list[dict[str, Any]]:
         return self.memo("sources", lambda: self.store.sources(self._conn))

@@ -52,6 +52,9 @@ class StoreView(Protocol):
     def finding_files(self) -> Iterator[tuple[str, str, str]]:
         """(path, shop, stored JSON of its findings) per file, in path order, one at a time."""
 
+    def finding_paths(self) -> list[str]:
+        """The files ``finding_files`` gives, in its order, without their findings."""
+
     def live_records(self) -> list[Record]:
         """The complaints whose source row still exists (what 逾期, 处罚 and 汇总 count)."""
 
