@@ -212,3 +212,20 @@ def test_real_workbook_finds_exactly_the_broken_cells(tmp_path, layout):
     assert sorted((f.row, f.code) for f in found) == sorted((first + i, c) for i, c in expected.items())
     for f in found:
         assert f.cell == table.cell(f.field, f.row) and f.sheet == table.sheet and f.message
+
+
+def test_a_moment_in_a_message_reads_the_same_whatever_its_kind() -> None:
+    # Messages print moments to the minute. Naive datetimes take a quicker path than strftime
+    # (1,700 findings a file): it must print exactly what strftime prints, and a moment with a
+    # zone must not grow an offset.
+    from datetime import date, time, timedelta, timezone
+
+    from complaint_core.findings import _fmt
+
+    moments = [datetime(1000, 1, 1), datetime(1999, 12, 31, 23, 59, 59, 999999), datetime(2026, 9, 16, 22, 31, 5),
+               datetime(9999, 12, 31, 23, 59), datetime(999, 5, 4, 3, 2),
+               datetime(2026, 1, 2, 3, 4, tzinfo=timezone(timedelta(hours=8)))]
+    for m in moments:
+        assert _fmt(m) == m.strftime("%Y-%m-%d %H:%M"), m
+    assert _fmt(date(2026, 3, 1)) == "2026-03-01 00:00"
+    assert _fmt(time(9, 30)) == time(9, 30).strftime("%Y-%m-%d %H:%M")
