@@ -59,17 +59,65 @@ def test_crc32_combine_edges() -> None:
         crc32_combine(1, 2, -1)
 
 
-def test_segments_and_final_make_one_finished_stream() -> None:
+def _backends() -> list[Any]:
+    from isal import isal_zlib
+
+    return [zlib, isal_zlib]
+
+
+@pytest.fixture(params=["zlib", "isal"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Segments made by the standard zlib and by ISA-L (what deflate.py picks where installed):
+    both must make the same stream, alone and mixed (pieces kept by an earlier write stay)."""
+    from complaint_core.merged import deflate
+
+    lib = _backends()[["zlib", "isal"].index(request.param)]
+    monkeypatch.setattr(deflate, "DEFLATE", lib)
+    return lib
+
+
+def test_the_fast_deflate_is_used_where_installed_and_checked() -> None:
+    from complaint_core.merged import deflate
+
+    zlib_, isal_zlib = _backends()
+    assert deflate.DEFLATE is isal_zlib and deflate._works(isal_zlib) and deflate._works(zlib_)
+
+    class EndsEachSegment:   # a deflate whose "full flush" finishes the stream: FINAL would follow an end
+        DEFLATED, Z_FULL_FLUSH, crc32 = zlib.DEFLATED, zlib.Z_FULL_FLUSH, staticmethod(zlib.crc32)
+
+        @staticmethod
+        def compressobj(level: int, method: int, wbits: int) -> Any:
+            packer = zlib.compressobj(level, method, wbits)
+
+            class Packer:
+                compress = packer.compress
+
+                @staticmethod
+                def flush(_mode: int) -> bytes:
+                    return packer.flush(zlib.Z_FINISH)
+            return Packer()
+
+    assert not deflate._works(EndsEachSegment)
+
+
+def test_segments_and_final_make_one_finished_stream(backend: Any) -> None:
     rng = random.Random(7)
     texts = [bytes(rng.randrange(256) for _ in range(rng.randrange(0, 5000))) for _ in range(4)]
     texts.append(b"<row><c/></row>" * 2000)                             # compressible, like rows
     segments = [compress([t[:100], t[100:]]) for t in texts]
     assert compress([]) == Segment(compress([]).data, 0, 0)
+    other = _backends()[0] if backend is not zlib else _backends()[1]
+    from complaint_core.merged import deflate
+
+    with pytest.MonkeyPatch.context() as mp:   # the same texts by the other deflate
+        mp.setattr(deflate, "DEFLATE", other)
+        theirs = [compress([t]) for t in texts]
     for order in ([0, 1, 2, 3, 4], [4, 2, 0, 3, 1], [1, 1, 4]):        # any order, repeats too
-        inflater = zlib.decompressobj(-15)
-        out = inflater.decompress(b"".join(segments[i].data for i in order) + FINAL)
-        assert out == b"".join(texts[i] for i in order)
-        assert inflater.eof and inflater.unused_data == b""
+        for mixed in (segments, [theirs[i] if i % 2 else s for i, s in enumerate(segments)]):
+            inflater = zlib.decompressobj(-15)
+            out = inflater.decompress(b"".join(mixed[i].data for i in order) + FINAL)
+            assert out == b"".join(texts[i] for i in order)
+            assert inflater.eof and inflater.unused_data == b""
     for text, seg in zip(texts, segments, strict=True):
         assert (seg.crc, seg.size) == (zlib.crc32(text), len(text))
         # not final on its own: the stream only ends with FINAL
@@ -77,7 +125,7 @@ def test_segments_and_final_make_one_finished_stream() -> None:
         assert inflater.decompress(seg.data) == text and not inflater.eof
 
 
-def test_spool_is_a_file_of_segments(tmp_path: Path) -> None:
+def test_spool_is_a_file_of_segments(tmp_path: Path, backend: Any) -> None:
     first = compress([b"head " * 100])
     body = [f"<row>{i}</row>".encode() for i in range(20_000)]
     with Spool(dir=str(tmp_path)) as spool:
@@ -99,7 +147,7 @@ def test_spool_is_a_file_of_segments(tmp_path: Path) -> None:
         spool.copy_to(io.BytesIO())                                     # closed with the with
 
 
-def test_chunks_that_break_off_leave_the_spool_as_it_was(tmp_path: Path) -> None:
+def test_chunks_that_break_off_leave_the_spool_as_it_was(tmp_path: Path, backend: Any) -> None:
     def broken():
         yield b"<row>1</row>" * 50_000
         raise OSError("the store went away")
