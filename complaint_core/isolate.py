@@ -210,6 +210,9 @@ def start_child(proc: Any) -> None:
 _STARTED = [0]   # reader children started in this process (tests count them)
 
 FILES_PER_CHILD = 32   # then a fresh child: what a long run leaves in one heap stays bounded
+# a file this big (about 50,000 rows) leaves its child after it: the heap it grew is not kept
+# for the small files that follow
+BIG_FILE = 16 << 20
 
 
 class _Reader:
@@ -333,6 +336,13 @@ def check_many_isolated(
     yield from _many(paths, jobs, lambda: _Reader(timeout, memory_mb, now, lang))
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0   # gone or unreadable: the child says why
+
+
 def _many(paths: Iterable[Path], jobs: int | None, new: Any) -> Iterator[tuple[Path, Any]]:
     todo: deque[tuple[Path, bool]] = deque((p, False) for p in paths)   # (file, needs a fresh child)
     jobs = max(1, jobs or min(os.cpu_count() or 1, 4))
@@ -347,9 +357,9 @@ def _many(paths: Iterable[Path], jobs: int | None, new: Any) -> Iterator[tuple[P
                 if len(idle) + len(busy) >= jobs and idle:
                     idle.pop().stop()   # room for the fresh child this file needs
                 reader = new()
-            # a file read again because a used child ran short leaves its child after it:
-            # what it needed stays in that heap
-            reader.give(path, last=fresh)
+            # a file read again because a used child ran short, or a big one, leaves its
+            # child after it: what it needed stays in that heap
+            reader.give(path, last=fresh or _size(path) > BIG_FILE)
             busy.append(reader)
 
     try:

@@ -1,10 +1,12 @@
-"""Several shop files read at once, each in its own killable child, nothing lost or mixed up."""
+"""Several shop files read at once in killable children, each file with its own limits, nothing lost or mixed up."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 from typing import cast
+
+import pytest
 
 from complaint_core.errors import UnreadableWorkbook
 from complaint_core.isolate import read_many_isolated
@@ -124,3 +126,16 @@ def test_a_file_that_ran_a_used_child_out_of_memory_is_read_in_a_fresh_one(tmp_p
     before = isolate._STARTED[0]
     got = dict(read_many_isolated([small[0], small[1], big, small[2]], now=NOW, jobs=1, memory_mb=2048))
     assert isolate._STARTED[0] - before == 1 and len(cast(Prepared, got[big]).rows) == 3000
+
+
+def test_a_big_file_leaves_its_child_after_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the heap a big file grew is not kept for the small files after it
+    from complaint_core import isolate
+
+    files = [write_shop_workbook(tmp_path / f"s{i}.xlsx", sample_rows(10 + 200 * (i == 1), seed=i, now=NOW))
+             for i in range(4)]
+    monkeypatch.setattr(isolate, "BIG_FILE", (files[1].stat().st_size + files[0].stat().st_size) // 2)
+    before = isolate._STARTED[0]
+    got = dict(read_many_isolated(files, now=NOW, jobs=1))
+    assert isolate._STARTED[0] - before == 2     # s0 and s1 in the first child, s2 and s3 in the next
+    assert [len(cast(Prepared, got[p]).rows) for p in files] == [10, 210, 12, 13]
