@@ -18,7 +18,7 @@ import threading
 import time
 import types
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing.connection import wait
@@ -232,12 +232,18 @@ class _Reader:
         self.deadline = float("inf")
         self.alive = True
 
-    def give(self, path: Path, last: bool = False) -> None:
+    def give(self, path: Path, last: bool = False) -> bool:
+        """Hand the child ``path``; False if the child is gone (it died while idle)."""
+        try:
+            self.conn.send(str(path))
+        except OSError:
+            self.stop()
+            return False
         self.last = last
-        self.conn.send(str(path))
         self.path = path
         self.served += 1
         self.deadline = time.monotonic() + self.timeout
+        return True
 
     def take(self) -> tuple[tuple[Any, ...] | UnreadableWorkbook, bool]:
         """The answer for the file given (call when ``conn`` is readable or the deadline
@@ -298,7 +304,11 @@ def read_tables_isolated(
     from .safety import regular_file
 
     regular_file(Path(path))   # a pipe or a missing file: said here, no child started
-    got = next(iter(_many([Path(path)], 1, lambda: _Reader(timeout, memory_mb, None))))[1]
+    reading = _many([Path(path)], 1, lambda: _Reader(timeout, memory_mb, None))
+    try:
+        got = next(reading)[1]
+    finally:
+        reading.close()   # the child leaves now, not when the generator is collected
     if isinstance(got, UnreadableWorkbook):
         raise got
     return cast(list[ComplaintTable], got)   # unpickled from the child: what _work sent
@@ -343,28 +353,36 @@ def _size(path: Path) -> int:
         return 0   # gone or unreadable: the child says why
 
 
-def _many(paths: Iterable[Path], jobs: int | None, new: Any) -> Iterator[tuple[Path, Any]]:
+def _many(paths: Iterable[Path], jobs: int | None, new: Any) -> Generator[tuple[Path, Any], None, None]:
     todo: deque[tuple[Path, bool]] = deque((p, False) for p in paths)   # (file, needs a fresh child)
     jobs = max(1, jobs or min(os.cpu_count() or 1, 4))
     idle: list[_Reader] = []
     busy: list[_Reader] = []
+    failed: list[tuple[Path, UnreadableWorkbook]] = []
 
     def hand_out() -> None:
         while todo and len(busy) < jobs:
             path, fresh = todo.popleft()
+            # a file read again because a used child ran short, or a big one, leaves its
+            # child after it: what it needed stays in that heap
+            last = fresh or _size(path) > BIG_FILE
             reader = idle.pop() if idle and not fresh else None
-            if reader is None:
+            if reader is None or not reader.give(path, last):   # an idle child may have died
                 if len(idle) + len(busy) >= jobs and idle:
                     idle.pop().stop()   # room for the fresh child this file needs
                 reader = new()
-            # a file read again because a used child ran short, or a big one, leaves its
-            # child after it: what it needed stays in that heap
-            reader.give(path, last=fresh or _size(path) > BIG_FILE)
+                if not reader.give(path, last):   # a child that died at once: said for this file
+                    failed.append((path, UnreadableWorkbook(path, "读取进程无法启动 (reader could not start)")))
+                    continue
             busy.append(reader)
 
     try:
-        while todo or busy:
+        while todo or busy or failed:
             hand_out()
+            while failed:
+                yield failed.pop()
+            if not busy:
+                continue
             wait_for = max(0.0, min(r.deadline for r in busy) - time.monotonic())
             ready = set(wait([r.conn for r in busy], timeout=wait_for))
             now_m = time.monotonic()

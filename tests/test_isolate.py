@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 from typing import cast
@@ -139,3 +141,31 @@ def test_a_big_file_leaves_its_child_after_it(tmp_path: Path, monkeypatch: pytes
     got = dict(read_many_isolated(files, now=NOW, jobs=1))
     assert isolate._STARTED[0] - before == 2     # s0 and s1 in the first child, s2 and s3 in the next
     assert [len(cast(Prepared, got[p]).rows) for p in files] == [10, 210, 10, 10]
+
+
+def _reader_pids() -> set[int]:
+    """The reader children alive now: children of this process's forkserver (Linux /proc)."""
+    def ppid(pid: str) -> int:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return -1
+        return int(stat.rsplit(")", 1)[1].split()[1])
+
+    pids = [p.name for p in Path("/proc").iterdir() if p.name.isdigit()]
+    servers = {int(p) for p in pids if ppid(p) == os.getpid()
+               and b"forkserver" in Path(f"/proc/{p}/cmdline").read_bytes()}
+    return {int(p) for p in pids if ppid(p) in servers}
+
+
+def test_a_child_killed_between_files_costs_no_file(tmp_path: Path) -> None:
+    # The system may kill a reader (the OOM killer, a user's task manager) while it waits for
+    # its next file or reads it: that file is read again in a fresh child, nothing is lost.
+    files = [write_shop_workbook(tmp_path / f"s{i}.xlsx", sample_rows(15 + i, seed=i, now=NOW)) for i in range(5)]
+    reading = read_many_isolated(files, now=NOW, jobs=1)
+    first = next(reading)
+    (child,) = _reader_pids()
+    os.kill(child, signal.SIGKILL)
+    got = dict([first, *reading])
+    assert [len(cast(Prepared, got[p]).rows) for p in files] == [15, 16, 17, 18, 19]
+    assert not _reader_pids()   # and none is left behind
