@@ -147,14 +147,19 @@ def _reader_pids() -> set[int]:
     """The reader children alive now: children of this process's forkserver (Linux /proc)."""
     def ppid(pid: str) -> int:
         try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
+            state, parent = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[:2]
+        except (OSError, ValueError):
             return -1
-        return int(stat.rsplit(")", 1)[1].split()[1])
+        return -1 if state == "Z" else int(parent)   # an exited child not yet reaped is not alive
+
+    def cmdline(pid: str) -> bytes:
+        try:
+            return Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return b""
 
     pids = [p.name for p in Path("/proc").iterdir() if p.name.isdigit()]
-    servers = {int(p) for p in pids if ppid(p) == os.getpid()
-               and b"forkserver" in Path(f"/proc/{p}/cmdline").read_bytes()}
+    servers = {int(p) for p in pids if ppid(p) == os.getpid() and b"forkserver" in cmdline(p)}
     return {int(p) for p in pids if ppid(p) in servers}
 
 
@@ -162,10 +167,14 @@ def test_a_child_killed_between_files_costs_no_file(tmp_path: Path) -> None:
     # The system may kill a reader (the OOM killer, a user's task manager) while it waits for
     # its next file or reads it: that file is read again in a fresh child, nothing is lost.
     files = [write_shop_workbook(tmp_path / f"s{i}.xlsx", sample_rows(15 + i, seed=i, now=NOW)) for i in range(5)]
+    others = _reader_pids()   # children of earlier tests still on their way out
     reading = read_many_isolated(files, now=NOW, jobs=1)
     first = next(reading)
-    (child,) = _reader_pids()
+    (child,) = _reader_pids() - others
     os.kill(child, signal.SIGKILL)
     got = dict([first, *reading])
     assert [len(cast(Prepared, got[p]).rows) for p in files] == [15, 16, 17, 18, 19]
-    assert not _reader_pids()   # and none is left behind
+    deadline = time.monotonic() + 5
+    while _reader_pids() - others and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _reader_pids() - others   # and none is left behind
