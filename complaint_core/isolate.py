@@ -9,11 +9,13 @@ by other threads); the reader is preloaded so each child starts in milliseconds.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import multiprocessing as mp
 import os
 import sys
+import tempfile
 import threading
 import time
 import types
@@ -63,8 +65,9 @@ class Checked:
     uncovered: list[int] = field(default_factory=list)
 
 
-def _limit(memory_mb: int) -> None:
-    """The child's own limits: its address space, and no panic text on the daemon's stderr."""
+def _limit(memory_mb: int, errors: str | None = None) -> None:
+    """The child's own limits: its address space, and no panic text on the daemon's stderr
+    (it goes to the file ``errors``, where the parent looks for why the child died)."""
     try:
         import resource
 
@@ -74,8 +77,9 @@ def _limit(memory_mb: int) -> None:
         pass  # Windows has no RLIMIT_AS: the timeout still protects the daemon
     # Rust prints panic messages to stderr; the parent reports the reason in one line instead.
     try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
+        sink = os.open(errors or os.devnull, os.O_WRONLY | os.O_TRUNC)
+        os.dup2(sink, 2)
+        os.close(sink)
     except OSError:
         pass
 
@@ -130,7 +134,8 @@ def _answer(conn: Any, result: tuple[Any, ...]) -> None:
         conn.send(("error", "UnreadableWorkbook", f"结果无法传回 ({type(exc).__name__})", "odd"))
 
 
-def _serve(memory_mb: int, conn: Any, now: datetime | Clock | None = None, lang: str | None = None) -> None:
+def _serve(memory_mb: int, conn: Any, now: datetime | Clock | None = None, lang: str | None = None,
+           errors: str | None = None) -> None:
     """A reader child: reads the files the parent sends, one at a time, until it sends None.
 
     One child reads many files because a new process pays for its memory again (page faults,
@@ -138,7 +143,7 @@ def _serve(memory_mb: int, conn: Any, now: datetime | Clock | None = None, lang:
     that had read a file before (issue 17). Each file still has its own deadline, and the
     parent knows which file a child died on, because a child holds one file at a time.
     """
-    _limit(memory_mb)
+    _limit(memory_mb, errors)
     # the cycle collector would walk every row being made; it runs once between files instead,
     # over what that file left (the modules loaded so far are frozen out of its way)
     gc.disable()
@@ -151,6 +156,11 @@ def _serve(memory_mb: int, conn: Any, now: datetime | Clock | None = None, lang:
                 return   # the parent is gone
             if path is None:
                 return
+            try:   # what stderr holds is about this file only
+                os.ftruncate(2, 0)
+                os.lseek(2, 0, os.SEEK_SET)
+            except OSError:
+                pass
             result = _work(path, memory_mb, now, lang)
             _answer(conn, result)
             del result
@@ -221,8 +231,12 @@ class _Reader:
     def __init__(self, timeout: float, memory_mb: int, now: datetime | Clock | None, lang: str | None = None) -> None:
         ctx = child_context()
         self.timeout = timeout
+        self.memory_mb = memory_mb
+        # the child's stderr: Rust says there why it aborted ("memory allocation of … failed")
+        fd, self.errors = tempfile.mkstemp(prefix="complaint-desk-reader-", suffix=".txt")
+        os.close(fd)
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_serve, args=(memory_mb, child, now, lang), daemon=True)
+        self.proc = ctx.Process(target=_serve, args=(memory_mb, child, now, lang, self.errors), daemon=True)
         start_child(self.proc)
         child.close()
         _STARTED[0] += 1
@@ -257,12 +271,16 @@ class _Reader:
         try:
             answer = _receive(self.conn)
         except (EOFError, OSError):
+            said = self._said()
             self.stop()
             from .safety import kind_hint
 
-            return UnreadableWorkbook(path, f"读取进程崩溃（退出码 {self.proc.exitcode}）：{kind_hint(path)} "
-                                            "文件可能已损坏，或在表格之外很远处有内容（如 XFD1048576 单元格）"
-                                            "(reader crashed)"), self.served > 1
+            # the parser aborts when an allocation fails (no MemoryError reaches Python): its
+            # words on stderr say it was the memory limit, which a clerk can act on
+            why = (f"读取时内存超过 {self.memory_mb} MiB (memory limit)" if b"memory allocation of" in said
+                   else f"读取进程崩溃（退出码 {self.proc.exitcode}） (reader crashed)")
+            return UnreadableWorkbook(path, f"{why}：{kind_hint(path)} 文件可能已损坏，或在表格之外很远处有内容"
+                                            "（如 XFD1048576 单元格）"), self.served > 1
         self.path = None
         if answer[0] == "ok":
             return answer[1:], False
@@ -274,6 +292,15 @@ class _Reader:
             # more files, whatever the file left in it
             self.stop()
         return cls(path, answer[2]), answer[3:] == ("memory",) and self.served > 1
+
+    def _said(self) -> bytes:
+        """The start of what the child wrote to stderr for the file it held."""
+        self.proc.join(1)   # it is dying: let it finish writing
+        try:
+            with open(self.errors, "rb") as fh:
+                return fh.read(4096)
+        except OSError:
+            return b""
 
     def spent(self) -> bool:
         return not self.alive or self.last or self.served >= FILES_PER_CHILD
@@ -293,6 +320,8 @@ class _Reader:
             self.proc.kill()
         self.proc.join(5)
         self.conn.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.errors)
 
 
 def read_tables_isolated(
