@@ -125,13 +125,20 @@ def _work(path: str, memory_mb: int, now: datetime | Clock | None = None, lang: 
     return cast(tuple[Any, ...], result)
 
 
-def _answer(conn: Any, result: tuple[Any, ...]) -> None:
+def _answer(conn: Any, result: tuple[Any, ...]) -> bool:
+    """Send ``result``; False when the parent is gone (it stopped reading, or died)."""
     try:
-        _send(conn, result)
-    except MemoryError:   # e.g. while pickling a huge table: try again in a fresh child
-        conn.send(("error", "UnreadableWorkbook", "结果无法传回 (MemoryError)", "memory"))
-    except BaseException as exc:  # noqa: BLE001
-        conn.send(("error", "UnreadableWorkbook", f"结果无法传回 ({type(exc).__name__})", "odd"))
+        try:
+            _send(conn, result)
+        except (OSError, EOFError):
+            raise
+        except MemoryError:   # e.g. while pickling a huge table: try again in a fresh child
+            conn.send(("error", "UnreadableWorkbook", "结果无法传回 (MemoryError)", "memory"))
+        except BaseException as exc:  # noqa: BLE001
+            conn.send(("error", "UnreadableWorkbook", f"结果无法传回 ({type(exc).__name__})", "odd"))
+    except (OSError, EOFError):
+        return False
+    return True
 
 
 def _serve(memory_mb: int, conn: Any, now: datetime | Clock | None = None, lang: str | None = None,
@@ -162,11 +169,15 @@ def _serve(memory_mb: int, conn: Any, now: datetime | Clock | None = None, lang:
             except OSError:
                 pass
             result = _work(path, memory_mb, now, lang)
-            _answer(conn, result)
+            if not _answer(conn, result):
+                return
             del result
             gc.collect()
     finally:
         conn.close()
+        if errors is not None:   # a child that ends on its own cleans up after itself
+            with contextlib.suppress(OSError):
+                os.unlink(errors)
 
 
 _SLICE = 500   # rows of a prepared file per message
@@ -233,7 +244,7 @@ class _Reader:
         self.timeout = timeout
         self.memory_mb = memory_mb
         # the child's stderr: Rust says there why it aborted ("memory allocation of … failed")
-        fd, self.errors = tempfile.mkstemp(prefix="complaint-desk-reader-", suffix=".txt")
+        fd, self.errors = tempfile.mkstemp(prefix=f"complaint-desk-reader-{os.getpid()}-", suffix=".txt")
         os.close(fd)
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_serve, args=(memory_mb, child, now, lang, self.errors), daemon=True)

@@ -182,3 +182,38 @@ def test_a_child_killed_between_files_costs_no_file(tmp_path: Path) -> None:
     while _reader_pids() - others and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _reader_pids() - others   # and none is left behind
+
+
+def _left(pid: int) -> list[str]:
+    import tempfile
+
+    return [p.name for p in Path(tempfile.gettempdir()).glob(f"complaint-desk-reader-{pid}-*")]
+
+
+def test_no_reader_leaves_a_file_behind(tmp_path: Path) -> None:
+    # Each reader's stderr goes to a temporary file (why it died, if it dies). None is left
+    # behind: not after a batch, not after a crash, not when the daemon itself is killed.
+    import subprocess
+    import sys
+
+    files = [write_shop_workbook(tmp_path / f"s{i}.xlsx", sample_rows(20, seed=i, now=NOW)) for i in range(3)]
+    crash = ODD / "phpspreadsheet__oleloop.xls"
+    got = dict(read_many_isolated([files[0], crash, files[1]], now=NOW, jobs=2, memory_mb=512))
+    assert isinstance(got[crash], UnreadableWorkbook) and not _left(os.getpid())
+    code = (
+        "import os, signal, sys\n"
+        "from datetime import datetime\n"
+        "from pathlib import Path\n"
+        "from complaint_core.isolate import read_many_isolated\n"
+        f"files = [Path(p) for p in {[str(f) for f in files]!r}]\n"
+        f"reading = read_many_isolated(files, now=datetime({NOW.year}, {NOW.month}, {NOW.day}), jobs=2)\n"
+        "next(reading)\n"
+        "print(os.getpid(), flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)   # the daemon dies with readers busy or idle\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).resolve().parents[1])
+    pid = int(out.stdout.split()[0])
+    deadline = time.monotonic() + 10
+    while _left(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _left(pid)
