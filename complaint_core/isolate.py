@@ -84,6 +84,10 @@ def _limit(memory_mb: int, errors: str | None = None) -> None:
         pass
 
 
+def _over(memory_mb: int) -> str:
+    return f"读取时内存超过 {memory_mb} MiB (memory limit)"
+
+
 def _work(path: str, memory_mb: int, now: datetime | Clock | None = None, lang: str | None = None) -> tuple[Any, ...]:
     """Read one file (and check or encode it): the answer to send, never an exception."""
     from .reader import read_tables
@@ -118,7 +122,7 @@ def _work(path: str, memory_mb: int, now: datetime | Clock | None = None, lang: 
     except MemoryError:
         # the 4th item says "memory": a child that read other files first may only have run
         # short because of them, so the parent reads this file again in a fresh child
-        result = ("error", "UnreadableWorkbook", f"读取时内存超过 {memory_mb} MiB (memory limit)", "memory")
+        result = ("error", "UnreadableWorkbook", _over(memory_mb), "memory")
     except BaseException as exc:  # noqa: BLE001 - report anything as one line, never a traceback
         # "odd": the child goes after this file, whatever the library left half-done in it
         result = ("error", "UnreadableWorkbook", f"工作簿无法解析 ({type(exc).__name__}: {str(exc)[:200]})", "odd")
@@ -128,14 +132,16 @@ def _work(path: str, memory_mb: int, now: datetime | Clock | None = None, lang: 
 def _answer(conn: Any, result: tuple[Any, ...]) -> bool:
     """Send ``result``; False when the parent is gone (it stopped reading, or died)."""
     try:
-        try:
-            _send(conn, result)
-        except (OSError, EOFError):
-            raise
-        except MemoryError:   # e.g. while pickling a huge table: try again in a fresh child
-            conn.send(("error", "UnreadableWorkbook", "结果无法传回 (MemoryError)", "memory"))
-        except BaseException as exc:  # noqa: BLE001
-            conn.send(("error", "UnreadableWorkbook", f"结果无法传回 ({type(exc).__name__})", "odd"))
+        _send(conn, result)
+        return True
+    except (OSError, EOFError):
+        return False
+    except MemoryError:   # e.g. while pickling a huge table: try again in a fresh child
+        instead = ("error", "UnreadableWorkbook", "结果无法传回 (MemoryError)", "memory")
+    except BaseException as exc:  # noqa: BLE001
+        instead = ("error", "UnreadableWorkbook", f"结果无法传回 ({type(exc).__name__})", "odd")
+    try:
+        conn.send(instead)
     except (OSError, EOFError):
         return False
     return True
@@ -293,7 +299,7 @@ class _Reader:
 
             # the parser aborts when an allocation fails (no MemoryError reaches Python): its
             # words on stderr say it was the memory limit, which a clerk can act on
-            why = (f"读取时内存超过 {self.memory_mb} MiB (memory limit)" if b"memory allocation of" in said
+            why = (_over(self.memory_mb) if b"memory allocation of" in said
                    else f"读取进程崩溃（退出码 {self.proc.exitcode}） (reader crashed)")
             return UnreadableWorkbook(path, f"{why}：{kind_hint(path)} 文件可能已损坏，或在表格之外很远处有内容"
                                             "（如 XFD1048576 单元格）"), self.served > 1

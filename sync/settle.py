@@ -5,9 +5,10 @@ not be read half-way. Excel, WPS and LibreOffice save by writing a temporary fil
 onto the workbook, so the workbook appears whole in one step; a copy over SMB, a sync client
 downloading, or a program writing in place grow the file for a while instead. A zip package is
 written front to back and ends with its central directory, so a file whose directory is present,
-points at itself and finds each part where it says is finished; anything else (half a file, an .xls, a folder-level event)
-waits for the full quiet period. The read that follows still looks at each file twice when it
-changed within the last fifth of a second, and a file that cannot be read yet is retried.
+points at itself and finds each part where it says is finished; anything else (half a file, an
+.xls, a folder-level event) waits for the full quiet period. The read that follows still looks
+at each file twice when it changed within the last fifth of a second, and a file that cannot be
+read yet is retried.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ def is_complete_package(path: Path) -> bool:
     """True when ``path`` is a zip (xlsx, xlsm, ods, et) whose central directory is whole.
 
     Reads the last 64 KiB at most, the directory, and 4 bytes where each part starts: cheap
-    enough to ask every fifth of a second. A zip64 file (over 4 GiB, never a shop's workbook) answers False and waits the
-    full quiet period.
+    enough to ask every fifth of a second. A zip64 file (over 4 GiB, never a shop's workbook)
+    answers False and waits the full quiet period.
     """
     try:
         with path.open("rb") as fh:

@@ -269,7 +269,7 @@ def encode_findings(codec: RowCodec, path: str, shop: str, data: str) -> tuple[S
 
 
 def make_piece(chunks: Iterator[tuple[list[Record], list[dict[str, Any]]]], mark: str, ctx: Context,
-               sinks: Codecs) -> Piece:
+               codecs: Codecs) -> Piece:
     """One shop's piece, from its decoded complaints (a chunk at a time), as of ``ctx.now``."""
     now = ctx.now
     make = AllRows()
@@ -317,14 +317,14 @@ def make_piece(chunks: Iterator[tuple[list[Record], list[dict[str, Any]]]], mark
             rows.append(row)
             rendered += rendered_rows(ALL_SHEET, [ref], {k: row[i] for i, k in owned})
             if not r["deleted"] and (case := case_of(r, now)) is not None:
-                piece.cases.append((case[0], f"<row>{sinks.cases.cells.xml(case[1])}</row>"))
+                piece.cases.append((case[0], f"<row>{codecs.cases.cells.xml(case[1])}</row>"))
         piece.rows += len(rows)
-        piece.all_xml.append((sinks.all_rows.encode(rows), len(rows)))
+        piece.all_xml.append((codecs.all_rows.encode(rows), len(rows)))
         piece.rendered_rows += len(rendered)
-        piece.rendered_xml.append((sinks.rendered.encode(rendered), len(rendered)))
+        piece.rendered_xml.append((codecs.rendered.encode(rendered), len(rendered)))
         listed = [r for r in kept if may_be_listed(r, now)]
         warns = {r["record_id"]: timedelta(hours=r["settings"].due_soon_hours) for r in listed}
-        piece.lines += [_line(item, warns[item.record_id], sinks.overdue) for item in flagged(scan(listed, now=now))]
+        piece.lines += [_line(item, warns[item.record_id], codecs.overdue) for item in flagged(scan(listed, now=now))]
     # …and the states of the deadlines worked out at each write are left out of the fixed counts
     piece.summary.states.subtract((kind, deadline_state(due, None, now, warn)) for kind, due, warn in piece.dyn)
     piece.summary.states = +piece.summary.states

@@ -186,13 +186,8 @@ class RowSpool:
         for row in rows:
             self.add(row)
 
-    def encode(self, rows: list[list[Any]]) -> Segment:
-        """``rows`` as one compressed segment in this sheet's styles, for ``add_segment`` now or
-        in a later write of the same sheet."""
-        return self.codec.encode(rows)
-
     def add_segment(self, segment: Segment, rows: int) -> None:
-        """Rows ``encode`` made. A segment is never cut: one that does not fit under Excel's
+        """Rows ``codec.encode`` made. A segment is never cut: one that does not fit under Excel's
         limit is counted with the rows that are only in the store."""
         if not self.room(rows):
             self.overflow += rows
