@@ -217,3 +217,20 @@ def test_no_reader_leaves_a_file_behind(tmp_path: Path) -> None:
     while _left(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _left(pid)
+
+
+def test_a_caller_that_stops_early_leaves_no_child(tmp_path: Path) -> None:
+    # The daemon may stop storing half-way (its store failed, the user pressed Ctrl+C): the
+    # children reading ahead for it stop too, at once, busy or idle.
+    files = [write_shop_workbook(tmp_path / f"s{i}.xlsx", sample_rows(300, seed=i, now=NOW)) for i in range(6)]
+    others = _reader_pids()
+    reading = read_many_isolated(files, now=NOW, jobs=2)
+    next(reading)
+    assert _reader_pids() - others
+    t = time.monotonic()
+    reading.close()
+    assert time.monotonic() - t < 5
+    deadline = time.monotonic() + 5
+    while _reader_pids() - others and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _reader_pids() - others
