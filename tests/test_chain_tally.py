@@ -56,3 +56,48 @@ def test_totals_kept_or_summed_again_agree(tmp_path: Path, monkeypatch, recount_
             rows, repeated = _expected(held, what)
             assert tally.rows(what) == rows and tally.repeated(what) == repeated, (write, what)
         tally.close()
+
+
+def _labelled(token: str, customers: dict[str, tuple[int, str]]) -> SimpleNamespace:
+    c = Repeats(str, str)
+    for k, (n, label) in customers.items():
+        c.counts[k] = n
+        (c._names if n > 1 else c._first)[k] = label
+    return SimpleNamespace(token=token, summary=SimpleNamespace(customers=c, subjects=Repeats(str)))
+
+
+def test_a_key_is_named_by_the_first_shop_that_has_it(tmp_path: Path) -> None:
+    # 汇总 names a repeat customer as the first shop in the sheet's order wrote them, the same
+    # whichever order the shops were counted in
+    path = tmp_path / "tally.sqlite"
+    tally = ChainTally(path)
+    tally.sync("S02", _labelled("b", {"13800000000": (1, "王先生 138****0000")}))
+    tally.sync("S01", _labelled("a", {"13800000000": (1, "王磊 138****0000"), "13900000000": (2, "李娜")}))
+    tally.sync("S10", _labelled("c", {"13900000000": (1, "李女士")}))
+    assert tally.rows("c") == [["李娜", 3], ["王磊 138****0000", 2]]
+    tally.close()
+    tally = ChainTally(path)
+    tally.sync("S01", _labelled("a2", {"13900000000": (1, "李娜")}))   # S01 no longer has 王磊
+    assert tally.rows("c") == [["李娜", 2]] and tally.repeated("c") == 1
+    tally.close()
+
+
+def test_a_tally_file_of_another_layout_is_made_again(tmp_path: Path) -> None:
+    # an earlier version's file (keyed by key, then shop) is a cache: replaced, never misread
+    import sqlite3
+
+    path = tmp_path / "tally.sqlite"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE shops (shop TEXT PRIMARY KEY, token TEXT NOT NULL)")
+    old.execute("CREATE TABLE tally (what TEXT NOT NULL, k TEXT NOT NULL, shop TEXT NOT NULL, n INTEGER NOT NULL, "
+                "label TEXT NOT NULL, PRIMARY KEY (what, k, shop))")
+    old.execute("INSERT INTO shops VALUES ('S01', 'a')")
+    old.execute("INSERT INTO tally VALUES ('c', 'x', 'S01', 5, 'x')")
+    old.commit()
+    old.close()
+    tally = ChainTally(path)
+    assert tally.rows("c") == []   # nothing of the old file counted
+    tally.sync("S01", _labelled("a", {"x": (2, "x")}))   # the same token: counted again all the same
+    assert tally.rows("c") == [["x", 2]]
+    tally.close()
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == ChainTally.LAYOUT

@@ -331,9 +331,10 @@ class Summary:
                 self.by[k][str(r.get(k) or "")] += 1
             got, done = r.get("received_at"), r.get("resolved_at")
             if isinstance(got, datetime):
-                self.months[f"{got:%Y-%m}"] += 1
+                month = f"{got.year}-{got.month:02d}"   # as %Y-%m (unpadded year, as glibc), without strftime
+                self.months[month] += 1
                 cause = r.get("root_cause")
-                self.causes[f"{got:%Y-%m}"][cause if cause in ROOT_CAUSES else "未填"] += 1
+                self.causes[month][cause if cause in ROOT_CAUSES else "未填"] += 1
                 if isinstance(done, datetime):
                     h = (done - got).total_seconds() / 3600
                     if h >= 0:   # resolved before received is a typo (校验问题 lists it), not a fast fix

@@ -56,14 +56,16 @@ def _quick(convert: Converter | None) -> Converter | None:
         same = all(convert(d) == _ISO(d) for d in _SAMPLES)
     except Exception:  # noqa: BLE001 - not a datetime converter
         same = False
-    if not same:
-        return convert
     slow = convert
+    if not same:
+        def plain(value: Any) -> Any:
+            return None if value is None else slow(value)
+        return plain
 
     def quick(value: Any) -> Any:
         if value.__class__ is datetime and value.tzinfo is None:
             return _ISO(value)
-        return slow(value)
+        return None if value is None else slow(value)
     return quick
 
 
@@ -83,7 +85,7 @@ def insert_rows(conn: Connection, table: Table, columns: tuple[str, ...], rows: 
             first = col[0]
             if col.count(first) == len(col):
                 cols[i] = (None if first is None else f(first),) * len(col)
-            else:
-                cols[i] = tuple(None if v is None else f(v) for v in col)
+            else:   # each converter passes None on (NULL) without calling the dialect's
+                cols[i] = tuple(map(f, col))
         rows = list(zip(*cols, strict=True))
     conn.exec_driver_sql(sql, rows if isinstance(rows, list) else list(rows))
