@@ -12,6 +12,7 @@ and never escalates, even when the clerk writes that the police were called.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
 # Words that signal media, legal or regulator risk, as customers write them in China.
@@ -46,10 +47,30 @@ def escalation_reasons(values: Mapping[str, Any], words: Iterable[str] = DEFAULT
     if values.get("customer_type") == CONNECTED_TYPE:
         reasons.append("connected customer" if en else f"客户类型：{CONNECTED_TYPE}")
     text = " ".join(str(values.get(k) or "") for k in TEXT_FIELDS)
-    hits = [w for w in dict.fromkeys(w.strip() for w in words) if w and w in text]
+    hits = [w for w in _cleaned(words) if w in text]
     if hits:
         reasons.append(("mentions " if en else "提到：") + "、".join(hits[:5]))
     return reasons
+
+
+def _cleaned(words: Iterable[str]) -> tuple[str, ...]:
+    """The words as looked for: trimmed, without blanks or repeats (each row of a shop's file
+    is checked against the same words: a tuple is cleaned once)."""
+    if isinstance(words, tuple):
+        try:
+            return _cleaned_once(words)
+        except TypeError:   # something unhashable in it: cleaned here
+            pass
+    return _clean(words)
+
+
+def _clean(words: Iterable[str]) -> tuple[str, ...]:
+    return tuple(w for w in dict.fromkeys(w.strip() for w in words) if w)
+
+
+@lru_cache(maxsize=64)
+def _cleaned_once(words: tuple[str, ...]) -> tuple[str, ...]:
+    return _clean(words)
 
 
 def escalates(values: Mapping[str, Any], words: Iterable[str] = DEFAULT_RISK_WORDS) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, final
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -13,9 +13,12 @@ if TYPE_CHECKING:
 Severity = Literal["error", "warning"]
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class Invalid:
     """A cell whose text could not be turned into the field's type (kept verbatim, never dropped).
+
+    Final: the checks look for it by exact type (``validate_row``), in one pass over a row.
 
     ``code`` is a stable finding code such as ``bad_datetime``; the validator reports it.
     """

@@ -47,9 +47,10 @@ def validate_row(values: dict[str, Any], *, now: datetime, settings: Settings = 
     out: list[tuple[str, str, dict[str, Any]]] = []
     cols = present if present is not None else frozenset(values)
     get = values.get
-    for key, v in values.items():
-        if isinstance(v, Invalid):
-            out.append((key, v.code, {"value": v.raw}))
+    if Invalid in set(map(type, values.values())):   # one C pass; most rows have no bad cell
+        for key, v in values.items():
+            if isinstance(v, Invalid):
+                out.append((key, v.code, {"value": v.raw}))
     for key in REQUIRED:
         if key in cols and get(key) is None:
             out.append((key, "required", {}))
