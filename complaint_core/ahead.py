@@ -2,9 +2,10 @@
 
 The daemon stores each shop file the reader children send back. While it stores one (a
 transaction, then the disk's sync), a child that finished the next file could not hand its
-answer over, and so could not start on another: on a 2-core PC a tenth of the reading time
-went idle (issue 17). Taking the children's answers in a thread keeps them reading while the
-daemon stores; the bounded queue keeps memory to ``depth`` answers more than before.
+answer over, and so could not start on another (issue 17). Taking the children's answers in
+a thread keeps them reading while the daemon stores. The producer asks for an item only when
+fewer than ``depth`` wait to be taken: memory holds the item being stored and at most
+``depth`` more, never one more in the producer's hand.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import TypeVar, cast
 
 T = TypeVar("T")
 
-# how often a producer blocked on a full queue looks whether its consumer has gone
+# how often a producer waiting for room looks whether its consumer has gone
 _POLL = 0.1
 
 
@@ -30,27 +31,28 @@ def ahead(make: Callable[[threading.Event], Generator[T, None, None]], depth: in
     the producer is raised in the consumer, at the item where it happened.
     """
     stop = threading.Event()
-    items: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=max(1, depth))
-
-    def put(entry: tuple[bool, object]) -> bool:
-        while not stop.is_set():
-            try:
-                items.put(entry, timeout=_POLL)
-                return True
-            except queue.Full:
-                continue
-        return False
+    room = threading.Semaphore(max(1, depth))
+    # bounded by ``room``: a put never waits
+    items: queue.SimpleQueue[tuple[bool, object]] = queue.SimpleQueue()
 
     def run() -> None:
         source = make(stop)
         try:
-            for item in source:
-                if not put((True, item)):
+            while True:
+                while not room.acquire(timeout=_POLL):
+                    if stop.is_set():
+                        return
+                if stop.is_set():
                     return
+                try:
+                    item = next(source)
+                except StopIteration:
+                    items.put((False, None))
+                    return
+                items.put((True, item))
                 del item   # the consumer holds it now; this thread must not keep it alive
-            put((False, None))
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
-            put((False, exc))
+            items.put((False, exc))
         finally:
             source.close()
 
@@ -59,6 +61,7 @@ def ahead(make: Callable[[threading.Event], Generator[T, None, None]], depth: in
     try:
         while True:
             more, item = items.get()
+            room.release()   # taken: the producer may make the next one while this is used
             if not more:
                 if item is not None:
                     raise cast(BaseException, item)   # the producer's exception, as it was

@@ -62,15 +62,17 @@ def test_a_consumer_that_stops_early_ends_the_producer_and_its_cleanup_runs() ->
 
 def test_a_producer_waiting_on_something_else_is_told_to_stop() -> None:
     # the reader's loop waits on its children, not on the queue: the stop event reaches it
-    saw_stop = threading.Event()
+    waiting, saw_stop = threading.Event(), threading.Event()
 
     def make(stop: threading.Event) -> Generator[int, None, None]:
         yield 1
+        waiting.set()
         while not stop.wait(0.05):
             pass
         saw_stop.set()
 
     for _item in ahead(make):
+        assert waiting.wait(5)   # the producer went on to its next item and waits inside it
         break
     assert saw_stop.is_set()
 
