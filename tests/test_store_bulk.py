@@ -95,3 +95,35 @@ def test_moments_of_every_kind_stored_as_sqlalchemy_stores_them(two_stores: tupl
             assert a.exec_driver_sql(raw).all() == b.exec_driver_sql(raw).all()
     for s in two_stores:
         s.engine.dispose()
+
+
+def test_moments_sent_as_the_stores_text_are_stored_as_the_datetimes_would_be(two_stores: tuple) -> None:
+    # the reader children send moments as text (codec.moment_text): stored on SQLite as it comes,
+    # read as a datetime for another database; other text is read as a moment first. Either way
+    # the store holds what SQLAlchemy's own insert of the datetimes holds.
+    from datetime import timedelta, timezone
+
+    from complaint_core.store.codec import moment_text
+
+    cols = (*COLS, "due_contact", "due_feedback", "due_followup")
+    zone = timezone(timedelta(hours=8))
+    moments = [datetime(2026, 3, 3, 9, 1, 2, 5), datetime(999, 1, 2), None, datetime(2026, 3, 1, 8, tzinfo=zone),
+               datetime(2026, 12, 31, 23, 59, 59)]
+    rows = [(*r, moments[i % 5], moments[(i + 1) % 5], moments[(i + 2) % 5]) for i, r in enumerate(_rows(40))]
+    sent = [(*r[:8], moment_text(r[8]), moment_text(r[9]), moment_text(r[10]),
+             r[11].isoformat() if isinstance(r[11], datetime) else r[11]) for r in rows]   # T-separated
+    assert any(isinstance(v, str) and v[10] == " " for r in sent for v in r[9:11])
+    ours, theirs = two_stores
+    with ours.begin() as c:
+        insert_rows(c, t.row_versions, cols, sent)
+    with theirs.begin() as c:
+        c.execute(insert(t.row_versions), [dict(zip(cols, r, strict=True)) for r in rows])
+    with ours.engine.connect() as a, theirs.engine.connect() as b:
+        q = select(*(t.row_versions.c[k] for k in cols)).order_by(t.row_versions.c.record_key)
+        assert [tuple(r) for r in a.execute(q)] == [tuple(r) for r in b.execute(q)]
+    if ours.engine.dialect.name == "sqlite":
+        raw = "SELECT seen_at, due_contact, due_feedback, due_followup FROM row_versions ORDER BY record_key"
+        with ours.engine.connect() as a, theirs.engine.connect() as b:
+            assert a.exec_driver_sql(raw).all() == b.exec_driver_sql(raw).all()
+    for s in two_stores:
+        s.engine.dispose()

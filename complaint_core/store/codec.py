@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from ..deadlines import deadlines
 from ..model import ComplaintTable, Finding, Invalid
@@ -29,6 +30,17 @@ def _encode(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return value
+
+
+# A naive moment as SQLAlchemy stores it on SQLite (store/bulk.py checks it is the same text)
+ISO_TEXT = operator.methodcaller("isoformat", " ", "microseconds")
+
+
+def moment_text(value: Any) -> Any:
+    """A naive moment as the store's text (``ISO_TEXT``); anything else as it is. The reader
+    children send a file's moments so: seven per row, and a datetime costs six times as much to
+    send between processes as its text; SQLite stores the text as it comes (issue 17)."""
+    return ISO_TEXT(value) if value.__class__ is datetime and value.tzinfo is None else value
 
 
 _PLAIN = frozenset({str, int, float, bool})
@@ -85,10 +97,13 @@ def record_key(shop: str, complaint_id: str | None, path: str, anchor: str, repe
 # identity anchor, (contact due, feedback due, follow-up due) as the engine computed them, sheet,
 # (contact done, feedback done, follow-up done, no deadlines) for the scan's query). The JSON is
 # UTF-8 bytes: a file's rows wait in the daemon until they are stored, and Chinese text as
-# ``str`` takes twice the memory (issue 17); ingest decodes it as it writes.
-PreparedRow = tuple[int, str, "str | None", "datetime | None", bytes, str, str, "Dues", str, "ScanFields"]
-Dues = tuple["datetime | None", "datetime | None", "datetime | None"]
-ScanFields = tuple["datetime | None", "datetime | None", "datetime | None", bool]
+# ``str`` takes twice the memory (issue 17); ingest decodes it as it writes. The moments are
+# the store's text of a naive moment (``moment_text``; a zone-aware one stays a datetime):
+# sent between processes, a datetime costs six times its text.
+Moment: TypeAlias = "str | datetime | None"
+PreparedRow = tuple[int, str, "str | None", Moment, bytes, str, str, "Dues", str, "ScanFields"]
+Dues = tuple[Moment, Moment, Moment]
+ScanFields = tuple[Moment, Moment, Moment, bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,14 +187,18 @@ def prepare_rows(table: ComplaintTable, path: Path, settings: Settings | None = 
     settings = settings or table.settings or DEFAULTS
     shop = shop or file_shop(table, path)
     out: list[PreparedRow] = []
+    text = moment_text
     for row in table.rows:
         data = encode_values(row.values, row.extras)
         cid = row.values.get("complaint_id")
         cid = str(cid).strip() if cid and not isinstance(cid, Invalid) else None
         upd = row.values.get("updated_at")
-        out.append((row.row, shop, cid, upd if isinstance(upd, datetime) else None,
-                    data.encode(), content_hash(data), anchor(row.values), engine_dues(row.values, settings), table.sheet,
-                    scan_fields(row.values)))
+        dues = engine_dues(row.values, settings)
+        scan = scan_fields(row.values)
+        out.append((row.row, shop, cid, text(upd) if isinstance(upd, datetime) else None,
+                    data.encode(), content_hash(data), anchor(row.values),
+                    (text(dues[0]), text(dues[1]), text(dues[2])), table.sheet,
+                    (text(scan[0]), text(scan[1]), text(scan[2]), scan[3])))
     return out
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from ..model import ComplaintTable, Finding
 from . import tables as t
-from .bulk import insert_rows
+from .bulk import as_moment, insert_rows
 from .codec import ALL_SHEET, Prepared, PreparedRow, prepare, record_key, record_ref
 from .db import Store
 
@@ -114,11 +114,13 @@ def ingest_prepared(store: Store, path: Path, prepared: Prepared, *, file_hash: 
                       or prev.record_key != rkey or (prev.due_contact is None and dues[0] is not None)):
                     v = prev.version + 1
                     data = packed.decode()
+                    # SQLAlchemy's own UPDATE binds datetimes, not the store's text of them
                     changed.append(dict(shop=shop, complaint_id=cid, record_key=rkey, content_hash=h, data=data,
-                                        updated_at=upd, file_mtime=mtime, last_seen=now, deleted=False,
+                                        updated_at=as_moment(upd), file_mtime=mtime, last_seen=now, deleted=False,
                                         b_id=prev.id, version=v, row=row_no, sheet=sheet, anchor=anc,
-                                        due_contact=dues[0], due_feedback=dues[1], due_followup=dues[2],
-                                        done_contact=scan[0], done_feedback=scan[1], done_followup=scan[2],
+                                        due_contact=as_moment(dues[0]), due_feedback=as_moment(dues[1]),
+                                        due_followup=as_moment(dues[2]), done_contact=as_moment(scan[0]),
+                                        done_feedback=as_moment(scan[1]), done_followup=as_moment(scan[2]),
                                         no_deadlines=scan[3]))
                     replaced.append(prev)
                     versions.append((key, sheet, row_no, rkey, v, h, CURRENT, False, now, *dues))
