@@ -185,8 +185,8 @@ class ChainTally:
         self._db.executemany("INSERT OR IGNORE INTO wanted VALUES (?)", [(k,) for k in keys])
         got: dict[str, str] = {}
         # in shop order, so the first label met for a key is the first shop's
-        for k, label in self._db.execute("SELECT t.k, t.label FROM tally t JOIN wanted w ON w.k = t.k "
-                                         "WHERE t.what = ? ORDER BY t.shop", (what,)):
+        for k, label in self._db.execute("SELECT k, label FROM tally WHERE what = ? AND k IN (SELECT k FROM wanted) "
+                                         "ORDER BY shop", (what,)):
             got.setdefault(k, label)
         return got
 
