@@ -170,6 +170,32 @@ def test_a_new_store_finds_a_row_whose_id_became_repeated_meanwhile(tmp_path: Pa
     assert _approvals(out) == {"第2台洗衣机漏水": "同意退款", "第3台洗衣机漏水": "先回访"}
 
 
+def test_a_new_store_never_gives_a_deleted_complaints_approval_to_the_one_that_shared_its_id(
+        tmp_path: Path) -> None:
+    """Two complaints shared an id, each with its manager's approval; the shop deleted one, so
+    the id is unique again, and the store was lost before it saw that. The new store keys the
+    complaint left by its id alone, a 记录标识 the workbook never showed. The approval of the
+    deleted complaint must not move onto the one left (found by a hypothesis run in CI): it
+    goes to 冲突, and the one left keeps its own."""
+    shops, out, state = tmp_path / "SH01", tmp_path / "汇总.xlsx", tmp_path / "state.db"
+    twin = "SH01-20261110-002"
+    shop_file(shops, [row(1), row(2), row(3, complaint_id=twin)])
+    assert sync(shops, out, state).exit_code == 0
+    type_into(out, "全部投诉", lambda v: v["投诉内容"] == "第2台洗衣机漏水", "主管批示", "同意退款")
+    type_into(out, "全部投诉", lambda v: v["投诉内容"] == "第3台洗衣机漏水", "主管批示", "先回访")
+    for deleted, left, kept in ((2, 3, "先回访"), (3, 2, "同意退款")):
+        folder = tmp_path / f"case{deleted}"
+        folder.mkdir()
+        book = folder / "汇总.xlsx"
+        book.write_bytes(out.read_bytes())
+        shop_file(folder / "SH01", [row(1), row(left, complaint_id=twin)])
+        assert sync(folder / "SH01", book, folder / "new.db", "2026-11-20T10:05").exit_code == 0
+        assert _approvals(book) == {f"第{left}台洗衣机漏水": kept}, deleted
+        lost = "同意退款" if kept == "先回访" else "先回访"
+        assert any(lost in str(r["差异"]) for r in rows_of(book, "冲突", key="类型")
+                   if r["类型"] == "主管批示无对应投诉"), deleted
+
+
 def test_an_approval_whose_complaint_left_survives_two_lost_stores(tmp_path: Path) -> None:
     """A manager approved a complaint the shop then deleted: the approval is on 冲突. After the
     store is lost, the new store adopts it (it has never seen that complaint, so the approval

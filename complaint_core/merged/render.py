@@ -250,12 +250,15 @@ def _adopt_unknown(store: Store, out: Path, got: dict[RowKey, dict[str, Any]], u
                    known: dict[RowKey, dict[str, Any]]) -> dict[RowKey, dict[str, Any]]:
     """Give the manager's rows whose 记录标识 this store has never seen to their complaints.
 
-    A complaint's key (so its 记录标识) changes when its id starts to be used twice in the
-    shop's file: the anchor (受理时间, 客户, 描述…) joins the key. A store that was there saw
-    the change and keeps an alias; a new store adopting the workbook only knows the new key. The
-    row itself still says which complaint it is: the shop's complaint with that 门店 and 投诉编号,
-    or, when the shop has several, the one whose anchor fields are the row's. A row that matches
-    no complaint, or several, is left as it is (冲突 shows it: nothing is attached by guess).
+    A complaint's key (so its 记录标识) changes when its id starts, or stops, being used twice
+    in the shop's file: the anchor (受理时间, 客户, 描述…) joins the key, or leaves it. A store
+    that was there saw the change and keeps an alias; a new store adopting the workbook only
+    knows the new key. The row itself still says which complaint it is: the shop's complaint
+    with that 门店 and 投诉编号 whose anchor fields are the row's. The anchor is asked even when
+    the shop has one complaint with that id left: a row whose key this store never saw was
+    one of several with its id (a lone id's key has no anchor, and is known), and the one left
+    may be another complaint than the row's (the row's was deleted). A row that matches no
+    complaint, or several, is left as it is (冲突 shows it: nothing is attached by guess).
     ``known`` gains the shops' values of the complaints found, for ``_differing``.
     """
     fields = ("_shop", "complaint_id", *ANCHOR_KEYS)
@@ -279,9 +282,8 @@ def _adopt_unknown(store: Store, out: Path, got: dict[RowKey, dict[str, Any]], u
     moved: dict[str, str] = {}
     for ref, values in said.items():
         same = found.get((_key_text(values.get("_shop")), _key_text(values.get("complaint_id"))), [])
-        if len(same) > 1:
-            anchor = tuple(_key_text(values.get(k)) for k in ANCHOR_KEYS)
-            same = [c for c in same if c[1] == anchor]
+        anchor = tuple(_key_text(values.get(k)) for k in ANCHOR_KEYS)
+        same = [c for c in same if c[1] == anchor]
         if len(same) == 1:
             moved[ref] = same[0][0]
             known[(same[0][0],)] = same[0][2]
