@@ -412,7 +412,7 @@ def _size(path: Path) -> int:
         return 0   # gone or unreadable: the child says why
 
 
-# how often a read whose caller may stop early (``ahead``) looks whether it has
+# how often a read whose caller may stop early (``ahead``) looks whether the caller has gone
 _STOP_POLL = 0.2
 
 
