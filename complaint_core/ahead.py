@@ -60,7 +60,7 @@ def ahead(make: Callable[[threading.Event], Generator[T, None, None]], depth: in
     worker.start()
     try:
         while True:
-            more, item = items.get()
+            more, item = _take(items)
             room.release()   # taken: the producer may make the next one while this is used
             if not more:
                 if item is not None:
@@ -71,3 +71,12 @@ def ahead(make: Callable[[threading.Event], Generator[T, None, None]], depth: in
     finally:
         stop.set()
         worker.join()
+
+
+def _take(items: queue.SimpleQueue[tuple[bool, object]]) -> tuple[bool, object]:
+    # in short waits: on Windows a wait without a timeout cannot be interrupted by Ctrl+C
+    while True:
+        try:
+            return items.get(timeout=_POLL)
+        except queue.Empty:
+            continue
