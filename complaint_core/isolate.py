@@ -388,9 +388,7 @@ def read_many_isolated(
     (``ahead``), one file ahead of the caller: a child that finished is given its next file
     while the caller still stores the last one.
     """
-    paths = list(paths)
-    yield from ahead(lambda stop: _many(paths, jobs, lambda: _Reader(timeout, memory_mb, now), stop),
-                     name="complaint-desk-readers")
+    yield from _many_ahead(paths, jobs, lambda: _Reader(timeout, memory_mb, now))
 
 
 def check_many_isolated(
@@ -400,9 +398,7 @@ def check_many_isolated(
     """``validate``'s reading: every table of each file read and checked in a child (several
     at once), only the findings sent back; yields in completion order (taken one file ahead,
     as ``read_many_isolated``)."""
-    paths = list(paths)
-    yield from ahead(lambda stop: _many(paths, jobs, lambda: _Reader(timeout, memory_mb, now, lang), stop),
-                     name="complaint-desk-readers")
+    yield from _many_ahead(paths, jobs, lambda: _Reader(timeout, memory_mb, now, lang))
 
 
 def _size(path: Path) -> int:
@@ -410,6 +406,12 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0   # gone or unreadable: the child says why
+
+
+def _many_ahead(paths: Iterable[Path], jobs: int | None, new: Any) -> Iterator[tuple[Path, Any]]:
+    """``_many`` in a thread, one answer ahead of the caller (``ahead``)."""
+    todo = list(paths)
+    return ahead(lambda stop: _many(todo, jobs, new, stop), name="complaint-desk-readers")
 
 
 # how often a read whose caller may stop early (``ahead``) looks whether the caller has gone

@@ -80,21 +80,30 @@ def test_moments_of_every_kind_stored_as_sqlalchemy_stores_them(two_stores: tupl
              datetime(1900, 1, 1)]
     same = datetime(2026, 11, 23, 12, 0)
     rows = [(*r[:-1], same, kinds[i % len(kinds)], None) for i, r in enumerate(_rows(50))]
+    got = _stored_as_sqlalchemy_stores(two_stores, cols, rows, rows)
+    assert {r[-3] for r in got} == {same}
+
+
+def _stored_as_sqlalchemy_stores(two_stores: tuple, cols: tuple[str, ...], ours_rows: list[tuple],
+                                 their_rows: list[tuple]) -> list[tuple]:
+    """``ours_rows`` through ``insert_rows`` into one store, ``their_rows`` through SQLAlchemy's own
+    insert into the other: both read back the same, and on SQLite hold the very same text."""
     ours, theirs = two_stores
     with ours.begin() as c:
-        insert_rows(c, t.row_versions, cols, rows)
+        insert_rows(c, t.row_versions, cols, ours_rows)
     with theirs.begin() as c:
-        c.execute(insert(t.row_versions), [dict(zip(cols, r, strict=True)) for r in rows])
+        c.execute(insert(t.row_versions), [dict(zip(cols, r, strict=True)) for r in their_rows])
     with ours.engine.connect() as a, theirs.engine.connect() as b:
         q = select(*(t.row_versions.c[k] for k in cols)).order_by(t.row_versions.c.record_key)
         got, want = [tuple(r) for r in a.execute(q)], [tuple(r) for r in b.execute(q)]
-    assert got == want and {r[-3] for r in got} == {same}
-    if ours.engine.dialect.name == "sqlite":   # and the very text SQLite holds
-        raw = "SELECT seen_at, due_contact, due_feedback FROM row_versions ORDER BY record_key"
-        with ours.engine.connect() as a, theirs.engine.connect() as b:
+        assert got == want
+        if ours.engine.dialect.name == "sqlite":
+            moments = ", ".join(k for k in cols if k == "seen_at" or k.startswith("due_"))
+            raw = f"SELECT {moments} FROM row_versions ORDER BY record_key"
             assert a.exec_driver_sql(raw).all() == b.exec_driver_sql(raw).all()
     for s in two_stores:
         s.engine.dispose()
+    return got
 
 
 def test_moments_sent_as_the_stores_text_are_stored_as_the_datetimes_would_be(two_stores: tuple) -> None:
@@ -113,17 +122,4 @@ def test_moments_sent_as_the_stores_text_are_stored_as_the_datetimes_would_be(tw
     sent = [(*r[:8], moment_text(r[8]), moment_text(r[9]), moment_text(r[10]),
              r[11].isoformat() if isinstance(r[11], datetime) else r[11]) for r in rows]   # T-separated
     assert any(isinstance(v, str) and v[10] == " " for r in sent for v in r[9:11])
-    ours, theirs = two_stores
-    with ours.begin() as c:
-        insert_rows(c, t.row_versions, cols, sent)
-    with theirs.begin() as c:
-        c.execute(insert(t.row_versions), [dict(zip(cols, r, strict=True)) for r in rows])
-    with ours.engine.connect() as a, theirs.engine.connect() as b:
-        q = select(*(t.row_versions.c[k] for k in cols)).order_by(t.row_versions.c.record_key)
-        assert [tuple(r) for r in a.execute(q)] == [tuple(r) for r in b.execute(q)]
-    if ours.engine.dialect.name == "sqlite":
-        raw = "SELECT seen_at, due_contact, due_feedback, due_followup FROM row_versions ORDER BY record_key"
-        with ours.engine.connect() as a, theirs.engine.connect() as b:
-            assert a.exec_driver_sql(raw).all() == b.exec_driver_sql(raw).all()
-    for s in two_stores:
-        s.engine.dispose()
+    _stored_as_sqlalchemy_stores(two_stores, cols, sent, rows)

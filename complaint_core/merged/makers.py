@@ -167,7 +167,8 @@ class Makers:
             if not ready:
                 log.warning("汇总子进程 %s 秒无响应，已停止，由主进程继续 (piece makers hung)", PATIENCE)
                 for worker in busy:
-                    self._done[worker.job or ("", "")] = None
+                    assert worker.job is not None   # busy: it holds a job
+                    self._done[worker.job] = None
                     self._drop(worker)
             for conn in ready:
                 worker = next(w for w in busy if w.conn is conn)

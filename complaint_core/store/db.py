@@ -270,9 +270,9 @@ class Store:
     def history(self, path: str | Path, record_key: str, conn: Connection | None = None) -> list[dict[str, Any]]:
         """Every stored version of one row of ``path``, oldest first: version, seen_at, deleted,
         content_hash and its decoded values (``{}`` for a deletion). The version the file holds
-        now keeps its JSON only in source_rows (``ingest.CURRENT``): it is read from there."""
+        now keeps its JSON only in source_rows (``tables.CURRENT``): it is read from there."""
         rv, sr = t.row_versions.c, t.source_rows.c
-        data = case((rv.data == "", sr.data), else_=rv.data)
+        data = case((rv.data == t.CURRENT, sr.data), else_=rv.data)
         q = (select(rv.version, rv.seen_at, rv.deleted, rv.content_hash, data.label("data"))
              .select_from(t.row_versions.outerjoin(t.source_rows, (sr.source_path == rv.source_path)
                                                    & (sr.record_key == rv.record_key)))

@@ -108,7 +108,7 @@ def ingest_prepared(store: Store, path: Path, prepared: Prepared, *, file_hash: 
                     data = packed.decode()
                     new_rows.append((key, sheet, row_no, shop, cid, rkey, h, data, upd, mtime, 1, now, now, False,
                                      anc, *dues, *scan))
-                    versions.append((key, sheet, row_no, rkey, 1, h, CURRENT, False, now, *dues))
+                    versions.append((key, sheet, row_no, rkey, 1, h, t.CURRENT, False, now, *dues))
                     counts["new"] += 1
                 elif (prev.content_hash != h or prev.deleted or prev.row != row_no or prev.sheet != sheet
                       or prev.record_key != rkey or (prev.due_contact is None and dues[0] is not None)):
@@ -123,7 +123,7 @@ def ingest_prepared(store: Store, path: Path, prepared: Prepared, *, file_hash: 
                                         done_feedback=as_moment(scan[1]), done_followup=as_moment(scan[2]),
                                         no_deadlines=scan[3]))
                     replaced.append(prev)
-                    versions.append((key, sheet, row_no, rkey, v, h, CURRENT, False, now, *dues))
+                    versions.append((key, sheet, row_no, rkey, v, h, t.CURRENT, False, now, *dues))
                     counts["changed"] += 1
                 else:
                     counts["same"] += 1
@@ -154,18 +154,12 @@ def ingest_prepared(store: Store, path: Path, prepared: Prepared, *, file_hash: 
 _SAME_PERSON = ("received_at", "customer_name")
 
 
-# row_versions.data of the version a file holds now: its JSON is source_rows.data (same file and
-# key), kept once. A complaint's JSON is most of what a merge writes; stored twice it was 40% of
-# a first merge's store (issue 17). It is copied into its version when a newer one replaces it.
-CURRENT = ""
-
-
 def _keep_history(c: Connection, path: str, replaced: list[Any]) -> None:
     """Stored rows about to get new data: the version that held it until now takes its JSON along."""
     data = select(t.source_rows.c.data).where(t.source_rows.c.id == bindparam("b_id")).scalar_subquery()
     c.execute(update(t.row_versions).where(t.row_versions.c.source_path == path)
               .where(t.row_versions.c.record_key == bindparam("b_key"))
-              .where(t.row_versions.c.data == CURRENT).values(data=data),
+              .where(t.row_versions.c.data == t.CURRENT).values(data=data),
               [{"b_id": prev.id, "b_key": prev.record_key} for prev in replaced])
 
 

@@ -108,6 +108,12 @@ Index("ix_source_rows_unfilled", source_rows.c.record_key, sqlite_where=source_r
 # whenever anything a sheet shows of that shop's complaints moves, and only then
 Index("ix_source_rows_shop_version", source_rows.c.shop, source_rows.c.version)
 
+# row_versions.data of the version a file holds now: its JSON is source_rows.data (same file and
+# key), kept once. A complaint's JSON is most of what a merge writes; stored twice it was 40% of
+# a first merge's store (issue 17). It is copied into its version when a newer one replaces it
+# (store/ingest.py).
+CURRENT = ""
+
 row_versions = Table(
     "row_versions", metadata,
     Column("id", Integer, primary_key=True),
