@@ -15,8 +15,11 @@ from pathlib import Path
 
 import openpyxl
 import xlsxwriter
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from complaint_core.merged.model import Column, SheetData
+from complaint_core.merged.rowxml import Cells
 from complaint_core.merged.xlsx import write_workbook
 
 HOSTILE = ["=1+1", "+SUM(A1)", "-2+3", "@cmd", "=HYPERLINK(\"http://x\",\"点\")", "http://evil.example",
@@ -96,6 +99,61 @@ def test_streamed_rows_read_back_like_xlsxwriter_cells(tmp_path: Path) -> None:
     assert not ws._hyperlinks
     assert ws["A2"].value == "=1+1" and got[9][0][0] == "a\x00b\x07c\x1fd" and got[10][0][0] == "_x0041_ literal"
     assert ws[f"E{len(rows) + 1}"].value == "长" * 32_767
+
+
+def test_rows_of_one_type_per_column_read_back_like_xlsxwriter_cells(tmp_path: Path) -> None:
+    # a merge's columns are mostly of one type, and such a column is encoded in one go (the
+    # checks over the whole column): every value a column holds in real life, with one
+    # hostile text among clean ones, one moment before 1900 among modern ones, a NaN among
+    # amounts, so that each column's slow path and fast path meet in one sheet
+    rows = [[f"顾客{i}：包装破损", datetime(2026, 10, 1, 9, i % 60, i % 7), i * 1.25, i, None if i % 3 else "备注"]
+            for i in range(300)]
+    rows[17][0] = " 前后有空格 "
+    rows[40][0] = "_x0041_ literal"
+    rows[41][4] = "a\x00b"
+    rows[99][1] = datetime(1899, 12, 1)
+    rows[150][2] = math.nan
+    rows[151][3] = True
+    rows[299][4] = None
+    ours, ref = tmp_path / "ours.xlsx", tmp_path / "ref.xlsx"
+    write_workbook(ours, [SheetData("表", COLUMNS, [list(r) for r in rows], note="")])
+    _reference(ref, rows)
+    got, want = _cells(ours, "表", 1), _cells(ref, "表", 1)
+    assert len(got) == len(rows) + 1
+    for r, (g, w) in enumerate(zip(got, want, strict=True)):
+        assert g == w, f"row {r + 1}: {g} != {w}"
+
+
+_VALUES = st.one_of(
+    st.none(), st.just(""), st.text(max_size=8), st.sampled_from(HOSTILE), st.integers(), st.floats(),
+    st.booleans(), st.decimals(allow_nan=False, places=2),
+    st.datetimes(min_value=datetime(1800, 1, 1)), st.dates(),
+    st.datetimes(min_value=datetime(1900, 3, 1), timezones=st.just(UTC)))
+# a column of one kind (as a merge's columns are), or of any: both ways through the encoder
+_COLUMN = st.one_of(st.just(_VALUES), st.sampled_from([
+    st.one_of(st.none(), st.just(""), st.sampled_from(["包装破损", "退款", "a b", "x"])),
+    st.one_of(st.none(), st.datetimes(min_value=datetime(1900, 3, 1))),
+    st.one_of(st.none(), st.integers(-10**6, 10**6), st.floats(allow_nan=False, allow_infinity=False))]))
+
+
+@st.composite
+def _table(draw: st.DrawFn) -> tuple[list[list], bool, int]:
+    width, first = draw(st.integers(0, 5)), draw(st.integers(0, 3))
+    kinds = [draw(_COLUMN) for _ in range(width)]
+    rows = draw(st.lists(st.tuples(*kinds).map(list), max_size=12))
+    if rows and draw(st.booleans()):
+        rows.append(rows[0][:-1])   # a ragged row: the encoder goes row by row
+    return rows, draw(st.booleans()), first
+
+
+@settings(max_examples=400, deadline=None)
+@given(_table())
+def test_a_column_at_a_time_writes_what_row_by_row_writes(table: tuple[list[list], bool, int]) -> None:
+    rows, pad, first = table
+    cells = Cells([None, 7, None, 8, None, 9, None, None], {"datetime": 5, "date": 6})
+    assert cells.many(rows, pad=pad, first=first) == [cells.xml(r, pad=pad, first=first) for r in rows]
+    if not pad and not first:
+        assert cells.rows(rows) == [f"<row>{x}</row>" if x else "<row/>" for x in cells.many(rows)]
 
 
 def test_libreoffice_reads_the_streamed_sheet(tmp_path: Path, soffice_opens) -> None:
