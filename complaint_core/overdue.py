@@ -89,10 +89,6 @@ def feedback_given(rec: dict[str, Any]) -> datetime | None:
     return min(times) if times else None
 
 
-def _done(rec: dict[str, Any], kind: str) -> datetime | None:
-    return feedback_given(rec) if kind == "feedback" else _dt(rec.get(DONE_FIELD[kind]))
-
-
 def record_dues(rec: dict[str, Any], settings: Settings) -> tuple[datetime | None, ...]:
     """The deadlines stored for the record's version (computed once in the reader); a bare dict
     gets them computed here."""
@@ -112,25 +108,50 @@ def deadline_state(due: datetime, done: datetime | None, now: datetime, warn: ti
     return "due_soon" if now >= due - warn else "ok"
 
 
-def scan_record(rec: dict[str, Any], *, now: datetime, settings: Settings = DEFAULTS,
-                warn_hours: float | None = None) -> list[OverdueItem]:
-    """Every deadline of one complaint with its state; records not valid or deleted have none.
+# (kind, due, when it was met or None, warning time): one deadline of a record, all that
+# classifying it needs besides the clock
+Deadline = tuple[str, datetime, "datetime | None", timedelta]
 
-    A record from the store carries its own file's ``settings`` and the ``dues`` the engine
-    computed for its version with them; those win over ``settings`` (the fallback for a bare dict).
-    """
-    if rec.get("deleted") or rec.get("validity") == "不成立" or rec.get("status") == "不成立":
+
+def _judged_invalid(rec: dict[str, Any]) -> bool:
+    # deleted from its file, or judged 不成立: no deadline holds
+    return bool(rec.get("deleted")) or rec.get("validity") == "不成立" or rec.get("status") == "不成立"
+
+
+def record_deadlines(rec: dict[str, Any], settings: Settings = DEFAULTS,
+                     warn_hours: float | None = None) -> list[Deadline]:
+    """Each deadline of one complaint with when it was met; none for a record deleted or judged
+    不成立. A record from the store carries its own file's ``settings`` and the ``dues`` the
+    engine computed for its version with them; those win over ``settings`` (the fallback for a
+    bare dict). What ``scan_record``, ``state_counts``, ``open_deadlines`` and ``may_be_listed``
+    classify, worked out once (the render asks all four of each of a chain's complaints)."""
+    if _judged_invalid(rec):
         return []
     settings = rec.get("settings") or settings
-    dues = record_dues(rec, settings)
     warn = timedelta(hours=settings.due_soon_hours if warn_hours is None else warn_hours)
+    contact, followup = _dt(rec.get("first_contact_at")), _dt(rec.get("followup_at"))
+    done = (contact, feedback_given(rec), followup)
+    return [(kind, due, met, warn) for kind, due, met in zip(KINDS, record_dues(rec, settings), done, strict=True)
+            if due is not None]
+
+
+def scan_record(rec: dict[str, Any], *, now: datetime, settings: Settings = DEFAULTS,
+                warn_hours: float | None = None) -> list[OverdueItem]:
+    """Every deadline of one complaint with its state; records not valid or deleted have none
+    (``record_deadlines``)."""
+    return record_items(rec, record_deadlines(rec, settings, warn_hours), now=now, settings=settings)
+
+
+def record_items(rec: dict[str, Any], found: list[Deadline], *, now: datetime,
+                 settings: Settings = DEFAULTS) -> list[OverdueItem]:
+    """The items of ``found``, one complaint's deadlines as ``record_deadlines`` gave them."""
+    if not found:
+        return []
+    settings = rec.get("settings") or settings
     received = _dt(rec.get("received_at"))
     rules = _rule_texts(settings)
     out = []
-    for kind, due in zip(KINDS, dues, strict=True):
-        if due is None:
-            continue
-        done = _done(rec, kind)
+    for kind, due, done, warn in found:
         state = deadline_state(due, done, now, warn)
         late = max(done - due, timedelta(0)) if done is not None else (now - due if state == "overdue"
                                                                           else timedelta(0))
@@ -157,14 +178,8 @@ def state_counts(records: Iterable[dict[str, Any]], *, now: datetime) -> dict[tu
     item per deadline (汇总's promise rates count a million complaints' deadlines)."""
     counts: dict[tuple[str, str], int] = {}
     for rec in records:
-        if rec.get("deleted") or rec.get("validity") == "不成立" or rec.get("status") == "不成立":
-            continue
-        settings = rec.get("settings") or DEFAULTS
-        warn = timedelta(hours=settings.due_soon_hours)
-        for kind, due in zip(KINDS, record_dues(rec, settings), strict=True):
-            if due is None:
-                continue
-            state = deadline_state(due, _done(rec, kind), now, warn)
+        for kind, due, done, warn in record_deadlines(rec):
+            state = deadline_state(due, done, now, warn)
             counts[(kind, state)] = counts.get((kind, state), 0) + 1
     return counts
 
@@ -172,30 +187,18 @@ def state_counts(records: Iterable[dict[str, Any]], *, now: datetime) -> dict[tu
 def open_deadlines(rec: dict[str, Any]) -> list[tuple[str, datetime, timedelta]]:
     """(kind, due, warning time) of each deadline of the record not met yet, as ``state_counts``
     sees them (none for a deleted record or one judged 不成立)."""
-    if rec.get("deleted") or rec.get("validity") == "不成立" or rec.get("status") == "不成立":
-        return []
-    settings = rec.get("settings") or DEFAULTS
-    warn = timedelta(hours=settings.due_soon_hours)
-    return [(kind, due, warn) for kind, due in zip(KINDS, record_dues(rec, settings), strict=True)
-            if due is not None and _done(rec, kind) is None]
+    return [(kind, due, warn) for kind, due, done, warn in record_deadlines(rec) if done is None]
 
 
 def may_be_listed(rec: dict[str, Any], now: datetime) -> bool:
     """Whether 逾期 lists one of the record's deadlines as of ``now`` (due soon, overdue or met
     late): a cheap test on its stored deadlines before building its items."""
-    if rec.get("deleted") or rec.get("validity") == "不成立" or rec.get("status") == "不成立":
-        return False
-    settings = rec.get("settings") or DEFAULTS
-    soon = now + timedelta(hours=settings.due_soon_hours)
-    for kind, due in zip(KINDS, record_dues(rec, settings), strict=True):
-        if due is None:
-            continue
-        done = _done(rec, kind)
-        if (due <= soon) if done is None else (done > due):
-            return True
-    return False
+    return any((due <= now + warn) if done is None else (done > due) for _kind, due, done, warn in record_deadlines(rec))
+
+
+LISTED = frozenset({"due_soon", "overdue", "done_late"})
 
 
 def flagged(items: Iterable[OverdueItem]) -> list[OverdueItem]:
     """What the 逾期 sheet lists: due soon, overdue, done late."""
-    return [i for i in items if i.state in ("due_soon", "overdue", "done_late")]
+    return [i for i in items if i.state in LISTED]

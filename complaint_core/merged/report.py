@@ -8,7 +8,7 @@ left out would be rendered empty, and a manager's 处罚确认 on it would never
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -317,10 +317,11 @@ class Summary:
         self.subjects = Repeats(_subject)
         self.causes: dict[str, Counter[str]] = defaultdict(Counter)
 
-    def add(self, live: list[Record]) -> None:
-        """Count ``live`` complaints (source row still there), in the sheet's order."""
+    def add(self, live: list[Record], states: Mapping[tuple[str, str], int] | None = None) -> None:
+        """Count ``live`` complaints (source row still there), in the sheet's order; ``states``:
+        their deadlines' (kind, state) counts when the caller has them (``state_counts``)."""
         now = self.now
-        self.states.update(state_counts(live, now=now))
+        self.states.update(state_counts(live, now=now) if states is None else states)
         for r in live:
             # a harassment call is logged, not a complaint: counted apart (seed 001 第四篇 五)
             if r.get("category") == HARASSMENT:

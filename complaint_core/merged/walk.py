@@ -16,14 +16,22 @@ import hashlib
 import sqlite3
 import tempfile
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..overdue import OverdueItem, deadline_state, flagged, may_be_listed, open_deadlines, scan
+from ..overdue import (
+    LISTED,
+    Deadline,
+    OverdueItem,
+    deadline_state,
+    flagged,
+    record_deadlines,
+    record_items,
+)
 from ..rules_book import Rules
 from ..store.codec import ALL_SHEET
 from ..store.db import file_findings
@@ -282,20 +290,30 @@ def make_piece(chunks: Iterator[tuple[list[Record], list[dict[str, Any]]]], mark
         piece.conflicts += conflicts
         piece.refs += [r["record_ref"] for r in records]
         live = [r for r in records if not r["deleted"]]
-        piece.summary.add(live)
-        piece.loss_ids |= current_loss_ids(live, ctx.rules)
+        states: Counter[tuple[str, str]] = Counter()
+        listed: dict[int, list[Deadline]] = {}    # id(record) -> its deadlines, for those 逾期 lists
         for r in live:
-            for kind, due, warn in open_deadlines(r):
-                if deadline_state(due, None, now, warn) == "ok":
+            found = record_deadlines(r)          # worked out once for 汇总, 逾期 and the piece's horizon
+            for kind, due, done, warn in found:
+                state = deadline_state(due, done, now, warn)
+                states[(kind, state)] += 1
+                if state in LISTED:
+                    listed[id(r)] = found
+                if done is not None:
+                    continue
+                if state == "ok":
                     piece.until = min(piece.until, due - warn)    # it comes within its warning time then
                 else:
                     piece.dyn.append((kind, due, warn))           # due soon or overdue: worked out at each write
             done = r.get("resolved_at")
             if isinstance(done, datetime) and done > now:
                 piece.until = min(piece.until, done)              # resolved later than now: 未解决 until then
+        piece.summary.add(live, states)
+        piece.loss_ids |= current_loss_ids(live, ctx.rules)
         rows: list[list[Any]] = []
         rendered: list[list[Any]] = []
         kept: list[Record] = []
+        cases: list[tuple[CaseKey, list[Any]]] = []
         for r in records:
             ref = r["record_ref"]
             if ref in ctx.typed:
@@ -317,14 +335,16 @@ def make_piece(chunks: Iterator[tuple[list[Record], list[dict[str, Any]]]], mark
             rows.append(row)
             rendered += rendered_rows(ALL_SHEET, [ref], {k: row[i] for i, k in owned})
             if not r["deleted"] and (case := case_of(r, now)) is not None:
-                piece.cases.append((case[0], f"<row>{codecs.cases.cells.xml(case[1])}</row>"))
+                cases.append(case)
         piece.rows += len(rows)
         piece.all_xml.append((codecs.all_rows.encode(rows), len(rows)))
         piece.rendered_rows += len(rendered)
         piece.rendered_xml.append((codecs.rendered.encode(rendered), len(rendered)))
-        listed = [r for r in kept if may_be_listed(r, now)]
-        warns = {r["record_id"]: timedelta(hours=r["settings"].due_soon_hours) for r in listed}
-        piece.lines += [_line(item, warns[item.record_id], codecs.overdue) for item in flagged(scan(listed, now=now))]
+        piece.cases += zip([key for key, _ in cases], codecs.cases.cells.rows([row for _, row in cases]), strict=True)
+        shown = [(r, listed[id(r)]) for r in kept if id(r) in listed]
+        warns = {r["record_id"]: found[0][3] for r, found in shown}
+        items = [item for r, found in shown for item in record_items(r, found, now=now)]
+        piece.lines += _lines(flagged(items), warns, codecs.overdue)
     # …and the states of the deadlines worked out at each write are left out of the fixed counts
     piece.summary.states.subtract((kind, deadline_state(due, None, now, warn)) for kind, due, warn in piece.dyn)
     piece.summary.states = +piece.summary.states
@@ -333,12 +353,22 @@ def make_piece(chunks: Iterator[tuple[list[Record], list[dict[str, Any]]]], mark
     return piece
 
 
-def _line(item: OverdueItem, warn: timedelta, sink: RowCodec) -> Line:
-    row = overdue_row(item)
-    if item.state == "done_late":   # met, late: it reads the same from now on
-        return f"<row>{sink.cells.xml(row)}</row>"
-    base = dataclasses.replace(item, state="due_soon").why   # without "截至 … 仍未完成"
-    return (item.due, warn, sink.cells.xml(row[:4], pad=True), sink.cells.xml(row[6:8], pad=True, first=6), base)
+def _lines(items: list[OverdueItem], warns: dict[str, timedelta], sink: RowCodec) -> list[Line]:
+    """逾期's lines of ``items``: a deadline met late reads the same from now on and is encoded
+    whole; one still open keeps its fixed cells encoded and is finished at each write (``_lay``)."""
+    rows = [overdue_row(item) for item in items]
+    late = [i for i, item in enumerate(items) if item.state == "done_late"]
+    open_ = [i for i, item in enumerate(items) if item.state != "done_late"]
+    out: list[Line] = [""] * len(items)
+    for i, xml in zip(late, sink.cells.rows([rows[i] for i in late]), strict=True):
+        out[i] = xml
+    pre = sink.cells.many([rows[i][:4] for i in open_], pad=True)
+    post = sink.cells.many([rows[i][6:8] for i in open_], pad=True, first=6)
+    for i, head, tail in zip(open_, pre, post, strict=True):
+        item = items[i]
+        base = dataclasses.replace(item, state="due_soon").why   # without "截至 … 仍未完成"
+        out[i] = (item.due, warns[item.record_id], head, tail, base)
+    return out
 
 
 def _lay(piece: Piece, out: Walked, sinks: Sinks, seen: set[str], stored_loss: set[str]) -> None:
