@@ -44,14 +44,20 @@ class OverdueItem:
         Built on demand: a scan of 100,000 complaints makes 300,000 items and the sheet
         shows only the flagged ones.
         """
-        label, base, rule, business, now = self.basis
+        if self.done_at is None and self.state == "overdue":
+            return f"{self.how}；截至 {_fmt(self.basis[4])} 仍未完成"
+        return self.how
+
+    @property
+    def how(self) -> str:
+        """``why`` without "截至 … 仍未完成": what stays true of an open deadline as the clock goes
+        on (the merged workbook adds the rest at each write)."""
+        label, base, rule, business, _now = self.basis
         mode = "（按工作时间，跳过休息日和法定节假日）" if business else "（按自然时间）"
-        why = f"{KIND_ZH[self.kind]}截止 = {label} {_fmt(base or self.due)} {rule}{mode} = {_fmt(self.due)}"
+        how = f"{KIND_ZH[self.kind]}截止 = {label} {_fmt(base or self.due)} {rule}{mode} = {_fmt(self.due)}"
         if self.done_at is not None:
-            why += f"；实际 {_fmt(self.done_at)}"
-        elif self.state == "overdue":
-            why += f"；截至 {_fmt(now)} 仍未完成"
-        return why
+            how += f"；实际 {_fmt(self.done_at)}"
+        return how
 
     @property
     def late_days(self) -> int:

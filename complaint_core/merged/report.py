@@ -33,9 +33,10 @@ OVERDUE_COLUMNS = [Column("complaint_id", "投诉编号", width=18), Column("sho
                    Column("why", "如何计算", width=60)]
 
 
-def overdue_row(i: OverdueItem) -> list[Any]:
+def overdue_row(i: OverdueItem, why: str | None = None) -> list[Any]:
+    """逾期's row of ``i``; ``why``: its last cell, when not ``i.why``."""
     return [i.complaint_id, i.shop, KIND_ZH[i.kind], i.due, STATE_ZH[i.state],
-            round(i.late.total_seconds() / 3600, 1), i.person, i.dept, i.why]
+            round(i.late.total_seconds() / 3600, 1), i.person, i.dept, i.why if why is None else why]
 
 
 def overdue_sheet(rows: list[list[Any]] | Spooled, now: datetime) -> SheetData:

@@ -11,7 +11,6 @@ horizon have not moved since the last write is not decoded at all: its piece is 
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import sqlite3
 import tempfile
@@ -356,18 +355,17 @@ def make_piece(chunks: Iterator[tuple[list[Record], list[dict[str, Any]]]], mark
 def _lines(items: list[OverdueItem], warns: dict[str, timedelta], sink: RowCodec) -> list[Line]:
     """逾期's lines of ``items``: a deadline met late reads the same from now on and is encoded
     whole; one still open keeps its fixed cells encoded and is finished at each write (``_lay``)."""
-    rows = [overdue_row(item) for item in items]
     late = [i for i, item in enumerate(items) if item.state == "done_late"]
     open_ = [i for i, item in enumerate(items) if item.state != "done_late"]
     out: list[Line] = [""] * len(items)
-    for i, xml in zip(late, sink.cells.rows([rows[i] for i in late]), strict=True):
+    for i, xml in zip(late, sink.cells.rows([overdue_row(items[i]) for i in late]), strict=True):
         out[i] = xml
-    pre = sink.cells.many([rows[i][:4] for i in open_], pad=True)
-    post = sink.cells.many([rows[i][6:8] for i in open_], pad=True, first=6)
+    rows = [overdue_row(items[i], why="") for i in open_]   # state, hours late and the rest of why: at each write
+    pre = sink.cells.many([row[:4] for row in rows], pad=True)
+    post = sink.cells.many([row[6:8] for row in rows], pad=True, first=6)
     for i, head, tail in zip(open_, pre, post, strict=True):
         item = items[i]
-        base = dataclasses.replace(item, state="due_soon").why   # without "截至 … 仍未完成"
-        out[i] = (item.due, warns[item.record_id], head, tail, base)
+        out[i] = (item.due, warns[item.record_id], head, tail, item.how)
     return out
 
 
