@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from complaint_core.merged.model import Column, SheetData
-from complaint_core.merged.rowxml import Cells
+from complaint_core.merged.rowxml import Cells, _serial_text
 from complaint_core.merged.xlsx import write_workbook
 
 HOSTILE = ["=1+1", "+SUM(A1)", "-2+3", "@cmd", "=HYPERLINK(\"http://x\",\"点\")", "http://evil.example",
@@ -154,6 +154,20 @@ def test_a_column_at_a_time_writes_what_row_by_row_writes(table: tuple[list[list
     assert cells.many(rows, pad=pad, first=first) == [cells.xml(r, pad=pad, first=first) for r in rows]
     if not pad and not first:
         assert cells.rows(rows) == [f"<row>{x}</row>" if x else "<row/>" for x in cells.many(rows)]
+
+
+def test_a_moments_serial_is_written_as_repr_writes_its_float() -> None:
+    # the fraction digits of a time of day are reused for every day of 1989-2079: checked for
+    # every second of a day at both ends of that span, in it, and on the days just outside it
+    epoch = datetime(1899, 12, 30)
+    for day in (32767, 32768, 45000, 46023, 65535, 65536):
+        start = epoch + timedelta(days=day)
+        for second in range(86_400):
+            moment = start + timedelta(seconds=second)
+            assert _serial_text(moment) == repr(day + second / 86400), moment
+    for moment in (datetime(2026, 10, 1, 9, 30, 5, 250_000), datetime(1900, 3, 1), datetime(9999, 12, 31, 23, 59, 59)):
+        d = moment - epoch
+        assert _serial_text(moment) == repr(d.days + (d.seconds + d.microseconds / 1e6) / 86400)
 
 
 def test_libreoffice_reads_the_streamed_sheet(tmp_path: Path, soffice_opens) -> None:

@@ -63,6 +63,29 @@ def _serial(value: datetime) -> float | None:
     return d.days + (d.seconds + d.microseconds / 1e6) / 86400
 
 
+# Days 32768-65535 (1989-09-16 to 2079-06-06) are one binade: a serial's float has the same
+# spacing for every day in it, so the digits after the point of a whole-second moment depend on
+# its time of day only. Each time of day is written once (repr of 32768 + the day's fraction)
+# and its digits reused for every day: the text is repr's, byte for byte (tests/test_rowxml.py
+# checks every second of a day), at less than half the cost; a merge writes a million moments.
+_BINADE = range(32768, 65536)
+_FRACTIONS: dict[int, str] = {}
+
+
+def _fraction(seconds: int) -> str:
+    text = _FRACTIONS[seconds] = repr(32768 + seconds / 86400)[6:]
+    return text
+
+
+def _serial_text(value: datetime) -> str:
+    """Excel's serial of a naive moment from 1 March 1900 on, as ``repr`` writes the float."""
+    d = value - _EPOCH
+    days = d.days
+    if days in _BINADE and not d.microseconds:
+        return f"{days}.{_FRACTIONS.get(d.seconds) or _fraction(d.seconds)}"
+    return repr(days + (d.seconds + d.microseconds / 1e6) / 86400)
+
+
 def text_cell(text: str) -> str:
     """One text cell (no ``r``): always text, never a formula, whatever the customer typed."""
     text = _fit(text)
@@ -135,8 +158,7 @@ class Cells:
         if kind is str:
             return text_cell(value) if value else ""
         if kind is datetime and value.tzinfo is None and value >= _MODERN:
-            d = value - _EPOCH
-            return f'{self._stamp_open}{d.days + (d.seconds + d.microseconds / 1e6) / 86400!r}</v></c>'
+            return f"{self._stamp_open}{_serial_text(value)}</v></c>"
         if value is None:
             return ""
         return _cell(value, self._num_attr[column], self._styles)
@@ -191,9 +213,8 @@ class Cells:
             except TypeError:
                 plain = False
             if plain:
-                head, epoch = self._stamp_open, _EPOCH
-                return [f'{head}{(d := v - epoch).days + (d.seconds + d.microseconds / 1e6) / 86400!r}</v></c>'
-                        if v is not None else _EMPTY for v in values]
+                head, serial = self._stamp_open, _serial_text
+                return [f"{head}{serial(v)}</v></c>" if v is not None else _EMPTY for v in values]
         elif kinds <= _NUMBERS:
             try:   # Excel has no NaN or infinity: those are shown as text, one by one below
                 plain = all(map(math.isfinite, filter(_is_not_none, values)))
