@@ -5,6 +5,7 @@ write that changed many shops (a first write), across writes, re-saves and shops
 from __future__ import annotations
 
 import random
+import sqlite3
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
@@ -30,9 +31,12 @@ def _expected(held: dict[str, SimpleNamespace], what: str) -> tuple[list[list[ob
     return rows[:20], sum(1 for n in total.values() if n > 1)
 
 
+@pytest.mark.parametrize("end", ["keep", "settle"])
 @pytest.mark.parametrize("recount_from", [1, 3, 10**9])
 @pytest.mark.parametrize("seed", range(6))
-def test_totals_kept_or_summed_again_agree(tmp_path: Path, monkeypatch, recount_from: int, seed: int) -> None:
+def test_totals_kept_or_summed_again_agree(tmp_path: Path, monkeypatch, recount_from: int, seed: int,
+                                           end: str) -> None:
+    # "settle": the walk's way, the totals summed in a thread while the walk goes on
     monkeypatch.setattr(ChainTally, "RECOUNT_FROM", recount_from)
     rnd = random.Random(seed)
     keys = [f"客户{i}" for i in range(30)]
@@ -51,7 +55,10 @@ def test_totals_kept_or_summed_again_agree(tmp_path: Path, monkeypatch, recount_
             tally.sync(shop, held[shop])
         for gone in [s for s in held if s not in shops]:
             del held[gone]
-        tally.keep(set(shops))
+        if end == "settle":
+            tally.settle(set(shops))
+        else:
+            tally.keep(set(shops))
         for what in ("c", "s"):
             rows, repeated = _expected(held, what)
             assert tally.rows(what) == rows and tally.repeated(what) == repeated, (write, what)
@@ -64,6 +71,24 @@ def _labelled(token: str, customers: dict[str, tuple[int, str]]) -> SimpleNamesp
         c.counts[k] = n
         (c._names if n > 1 else c._first)[k] = label
     return SimpleNamespace(token=token, summary=SimpleNamespace(customers=c, subjects=Repeats(str)))
+
+
+def test_summing_that_failed_in_its_thread_fails_where_the_totals_are_read(tmp_path: Path, monkeypatch,
+                                                                           caplog) -> None:
+    monkeypatch.setattr(ChainTally, "RECOUNT_FROM", 1)
+    tally = ChainTally(tmp_path / "tally.sqlite")
+    tally.sync("S01", _piece("t1", {"客户1": 2}, {}))
+
+    def broken(self: ChainTally) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(ChainTally, "_totals", broken)
+    tally.settle({"S01"})
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+        tally.rows("c")
+    tally.settle({"S01"})
+    tally.close()   # a cache: the next write counts the shops again
+    assert "tally not saved" in caplog.text
 
 
 def test_a_key_is_named_by_the_first_shop_that_has_it(tmp_path: Path) -> None:

@@ -123,3 +123,22 @@ def test_moments_sent_as_the_stores_text_are_stored_as_the_datetimes_would_be(tw
              r[11].isoformat() if isinstance(r[11], datetime) else r[11]) for r in rows]   # T-separated
     assert any(isinstance(v, str) and v[10] == " " for r in sent for v in r[9:11])
     _stored_as_sqlalchemy_stores(two_stores, cols, sent, rows)
+
+
+def test_a_rows_json_sent_as_bytes_is_stored_as_its_text(tmp_path: Path) -> None:
+    # the reader's children send each row's JSON as UTF-8 bytes; on SQLite it goes in as it
+    # is (CAST ... AS TEXT), and must read back as the same text, never as a blob
+    from complaint_core.store.bulk import text_as_bytes
+
+    store = open_store(tmp_path / "s.sqlite")
+    rows = _rows(6)
+    with store.begin() as c:
+        assert text_as_bytes(c.dialect)
+        insert_rows(c, t.row_versions, COLS, [(*r[:6], r[6].encode(), *r[7:]) for r in rows])
+    with store.engine.connect() as c:
+        kinds = c.exec_driver_sql("SELECT DISTINCT typeof(data) FROM row_versions").scalars().all()
+    assert kinds == ["text"]
+    reference = open_store(tmp_path / "ref.sqlite")
+    with reference.begin() as c:
+        c.execute(insert(t.row_versions), [dict(zip(COLS, r, strict=True)) for r in rows])
+    assert _stored(store) == _stored(reference)

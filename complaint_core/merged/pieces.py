@@ -27,6 +27,7 @@ import os
 import pickle
 import sqlite3
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -96,6 +97,8 @@ class ChainTally:
         self.path = path
         self._synced = 0          # shops whose counts this write replaced
         self._recount = False     # the totals are summed again before they are read
+        self._summing: threading.Thread | None = None   # summing them while the walk goes on
+        self._failed: sqlite3.Error | None = None       # what stopped that
         try:
             self._db = self._open()
         except sqlite3.DatabaseError:
@@ -107,12 +110,13 @@ class ChainTally:
 
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        db = sqlite3.connect(self.path)
+        # the totals are summed in a thread of their own (``settle``), never while this one uses it
+        db = sqlite3.connect(self.path, check_same_thread=False)
         if db.execute("PRAGMA user_version").fetchone()[0] != self.LAYOUT:
             db.close()
             for extra in ("", "-wal", "-shm"):
                 Path(f"{self.path}{extra}").unlink(missing_ok=True)
-            db = sqlite3.connect(self.path)
+            db = sqlite3.connect(self.path, check_same_thread=False)
             db.execute(f"PRAGMA user_version = {self.LAYOUT}")
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=OFF")
@@ -162,6 +166,31 @@ class ChainTally:
             self._db.execute("DELETE FROM tally WHERE shop = ?", (shop,))
         self._db.execute("DELETE FROM shops WHERE shop = ?", (shop,))
 
+    def settle(self, shops: set[str]) -> None:
+        """Every shop of this write is synced: forget the shops the store no longer has, and
+        start summing the totals again if they are to be (``RECOUNT_FROM``). SQLite sums them
+        without holding Python's lock, so a first write's 150,000 totals are summed while the
+        walk encodes the files' 校验问题 rows, not after it; the totals are waited for when
+        read (``rows``, ``repeated``, ``close``)."""
+        self.keep(shops)
+        if self._recount and self._summing is None:
+            self._summing = threading.Thread(target=self._sum, name="complaint-desk-tally", daemon=True)
+            self._summing.start()
+
+    def _sum(self) -> None:
+        try:
+            self._totals()
+        except sqlite3.Error as exc:   # raised where the totals are read, as if summed there
+            self._failed = exc
+
+    def _settled(self) -> None:
+        if self._summing is not None:
+            self._summing.join()
+            self._summing = None
+        if self._failed is not None:
+            failed, self._failed = self._failed, None
+            raise failed
+
     def _totals(self) -> None:
         """Sum the totals again from every shop's counts, once, if this write changed many shops."""
         if self._recount:
@@ -192,6 +221,7 @@ class ChainTally:
 
     def rows(self, what: str, top: int = 20) -> list[list[Any]]:
         """[label, complaints] of keys counted more than once, most first, ties by label."""
+        self._settled()
         self._totals()
         q = "SELECT total FROM totals WHERE what = ? AND total > 1 ORDER BY total DESC LIMIT 1 OFFSET ?"
         floor = self._db.execute(q, (what, top - 1)).fetchone()
@@ -203,11 +233,13 @@ class ChainTally:
         return [[label, total] for total, label in found[:top]]
 
     def repeated(self, what: str) -> int:
+        self._settled()
         self._totals()
         return int(self._db.execute("SELECT count(*) FROM totals WHERE what = ? AND total > 1", (what,)).fetchone()[0])
 
     def close(self) -> None:
         try:
+            self._settled()
             self._totals()
             self._db.commit()
         except sqlite3.Error as exc:   # a cache: the next write counts the shops again

@@ -210,6 +210,7 @@ def walk(view: StoreView, now: datetime, *, closed_years: int, sinks: Sinks, nam
         ask_findings()
         while ahead:
             lay_first()
+        tally.settle(set(marks))   # every shop is counted: the chain's totals are summed meanwhile
         for path, shop, data in view.finding_files():
             out.sources.add(path)
             key = findings_key(path, shop, data)
@@ -230,7 +231,6 @@ def walk(view: StoreView, now: datetime, *, closed_years: int, sinks: Sinks, nam
         team.close()
     out.orphans += [orphan(ref, cells, None) for ref, cells in ctx.typed.items() if ref not in seen]
     out.shops = set(marks)
-    tally.keep(out.shops)
     return out
 
 

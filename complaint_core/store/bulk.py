@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Table
+from sqlalchemy import DateTime, Table, Text
 from sqlalchemy.engine import Connection, Dialect
 
 from .codec import ISO_TEXT
@@ -33,10 +33,21 @@ def _statement(table: Table, columns: tuple[str, ...], dialect: Dialect) -> tupl
     mark = _MARK.get(dialect.paramstyle)
     if mark is None:   # numeric and named styles: none of the drivers we support use them
         raise ValueError(f"unsupported DB-API paramstyle {dialect.paramstyle!r}")
+    # SQLite takes a text column's value as UTF-8 bytes too (``text_as_bytes``): the JSON of a
+    # row comes from the reader's child as bytes, and decoding it only for the driver to encode
+    # it again cost the daemon 4 µs a row (storing 100 shops x 1,000: 2.8 CPU-s, 2.4 without).
+    # CAST stores the bytes as the very text.
+    marks = [f"CAST({mark} AS TEXT)" if text_as_bytes(dialect) and isinstance(table.c[c].type, Text) else mark
+             for c in columns]
     sql = (f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
-           f"({', '.join(quote(c) for c in columns)}) VALUES ({', '.join([mark] * len(columns))})")
+           f"({', '.join(quote(c) for c in columns)}) VALUES ({', '.join(marks)})")
     convert: list[Converter | None] = [_converter(table.c[c].type, dialect) for c in columns]
     return sql, convert
+
+
+def text_as_bytes(dialect: Dialect) -> bool:
+    """Whether ``insert_rows`` takes a text column's value as UTF-8 bytes (SQLite)."""
+    return dialect.name == "sqlite"
 
 
 def _converter(kind: Any, dialect: Dialect) -> Converter | None:

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from ..model import ComplaintTable, Finding
 from . import tables as t
-from .bulk import as_moment, insert_rows
+from .bulk import as_moment, insert_rows, text_as_bytes
 from .codec import ALL_SHEET, Prepared, PreparedRow, prepare, record_key, record_ref
 from .db import Store
 
@@ -96,6 +96,8 @@ def ingest_prepared(store: Store, path: Path, prepared: Prepared, *, file_hash: 
         _mark_deleted(c, gone, now)
         counts["deleted"] = len(gone)
         # a slice of rows at a time: only that slice's JSON is decoded and waits to be written
+        # (a new row's JSON is not decoded at all where the driver takes its bytes)
+        raw = text_as_bytes(c.dialect)
         for start in range(0, len(keys), _SLICE):
             new_rows: list[tuple[Any, ...]] = []
             changed: list[dict[str, Any]] = []
@@ -105,7 +107,7 @@ def ingest_prepared(store: Store, path: Path, prepared: Prepared, *, file_hash: 
             for rkey, (row_no, _shop, cid, upd, packed, h, anc, dues, sheet, scan) in part:
                 prev = old.get(rkey) or renamed.get(rkey)
                 if prev is None:
-                    data = packed.decode()
+                    data = packed if raw else packed.decode()
                     new_rows.append((key, sheet, row_no, shop, cid, rkey, h, data, upd, mtime, 1, now, now, False,
                                      anc, *dues, *scan))
                     versions.append((key, sheet, row_no, rkey, 1, h, t.CURRENT, False, now, *dues))
