@@ -129,8 +129,8 @@ def record_deadlines(rec: dict[str, Any], settings: Settings = DEFAULTS,
     """Each deadline of one complaint with when it was met; none for a record deleted or judged
     不成立. A record from the store carries its own file's ``settings`` and the ``dues`` the
     engine computed for its version with them; those win over ``settings`` (the fallback for a
-    bare dict). What ``scan_record``, ``state_counts``, ``open_deadlines`` and ``may_be_listed``
-    classify, worked out once (the render asks all four of each of a chain's complaints)."""
+    bare dict). What ``scan_record`` and ``state_counts`` classify, worked out once: the render
+    asks for a complaint's states, its open deadlines and its 逾期 lines (merged/walk.py)."""
     if _judged_invalid(rec):
         return []
     settings = rec.get("settings") or settings
@@ -190,18 +190,7 @@ def state_counts(records: Iterable[dict[str, Any]], *, now: datetime) -> dict[tu
     return counts
 
 
-def open_deadlines(rec: dict[str, Any]) -> list[tuple[str, datetime, timedelta]]:
-    """(kind, due, warning time) of each deadline of the record not met yet, as ``state_counts``
-    sees them (none for a deleted record or one judged 不成立)."""
-    return [(kind, due, warn) for kind, due, done, warn in record_deadlines(rec) if done is None]
-
-
-def may_be_listed(rec: dict[str, Any], now: datetime) -> bool:
-    """Whether 逾期 lists one of the record's deadlines as of ``now`` (due soon, overdue or met
-    late): a cheap test on its stored deadlines before building its items."""
-    return any((due <= now + warn) if done is None else (done > due) for _kind, due, done, warn in record_deadlines(rec))
-
-
+# the states 逾期 lists
 LISTED = frozenset({"due_soon", "overdue", "done_late"})
 
 

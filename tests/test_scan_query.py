@@ -120,7 +120,15 @@ def test_a_render_with_nothing_new_leaves_the_workbook_as_it_is(tmp_path: Path) 
 def test_the_overdue_sheet_and_the_promise_rates_match_a_scan_of_every_record(tmp_path: Path) -> None:
     from collections import Counter
 
-    from complaint_core.overdue import flagged, may_be_listed, scan, state_counts
+    from complaint_core.overdue import (
+        LISTED,
+        deadline_state,
+        flagged,
+        record_deadlines,
+        record_items,
+        scan,
+        state_counts,
+    )
     from complaint_core.store.db import View
 
     shop = write_shop(tmp_path / "shops" / "S001" / "S001.xlsx", rows_for(200, seed=8), shop="S001")
@@ -130,9 +138,13 @@ def test_the_overdue_sheet_and_the_promise_rates_match_a_scan_of_every_record(tm
         with store.engine.begin() as conn:
             view = View(store, conn)
             every = scan(view.live_records(), now=now)
-            # 逾期 builds items only for the records the cheap test names: the same lines
-            listed = [r for r in view.live_records() if may_be_listed(r, now)]
-            assert flagged(scan(listed, now=now)) == flagged(every) and len(listed) < len(view.live_records())
+            # 逾期 builds items only for the records with a deadline in a state it lists, from the
+            # deadlines worked out once (merged/walk.py): the same lines
+            found = [(r, record_deadlines(r)) for r in view.live_records()]
+            listed = [(r, deadlines) for r, deadlines in found
+                      if any(deadline_state(due, done, now, warn) in LISTED for _k, due, done, warn in deadlines)]
+            items = [item for r, deadlines in listed for item in record_items(r, deadlines, now=now)]
+            assert flagged(items) == flagged(every) and len(listed) < len(view.live_records())
             assert state_counts(view.live_records(), now=now) == Counter((i.kind, i.state) for i in every)
 
 
