@@ -135,8 +135,7 @@ def record_deadlines(rec: dict[str, Any], settings: Settings = DEFAULTS,
         return []
     settings = rec.get("settings") or settings
     warn = timedelta(hours=settings.due_soon_hours if warn_hours is None else warn_hours)
-    contact, followup = _dt(rec.get("first_contact_at")), _dt(rec.get("followup_at"))
-    done = (contact, feedback_given(rec), followup)
+    done = (_dt(rec.get(DONE_FIELD["contact"])), feedback_given(rec), _dt(rec.get(DONE_FIELD["followup"])))
     return [(kind, due, met, warn) for kind, due, met in zip(KINDS, record_dues(rec, settings), done, strict=True)
             if due is not None]
 

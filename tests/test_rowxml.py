@@ -84,8 +84,8 @@ def _cells(path: Path, sheet: str, first: int) -> list[list]:
             for r, row in enumerate(ws.iter_rows(min_row=first, max_col=len(COLUMNS)), start=first - 1)]
 
 
-def test_streamed_rows_read_back_like_xlsxwriter_cells(tmp_path: Path) -> None:
-    rows = _rows()
+def _read_back_like_xlsxwriter(tmp_path: Path, rows: list[list]) -> list[list]:
+    """``rows`` written by us and by XlsxWriter's cell calls read back alike; ours, read back."""
     ours, ref = tmp_path / "ours.xlsx", tmp_path / "ref.xlsx"
     write_workbook(ours, [SheetData("表", COLUMNS, [list(r) for r in rows], note="")])
     _reference(ref, rows)
@@ -93,8 +93,14 @@ def test_streamed_rows_read_back_like_xlsxwriter_cells(tmp_path: Path) -> None:
     assert len(got) == len(rows) + 1
     for r, (g, w) in enumerate(zip(got, want, strict=True)):
         assert g == w, f"row {r + 1}: {g} != {w}"
+    return got
+
+
+def test_streamed_rows_read_back_like_xlsxwriter_cells(tmp_path: Path) -> None:
+    rows = _rows()
+    got = _read_back_like_xlsxwriter(tmp_path, rows)
     # customer text is text: no cell of ours is a formula, none is a link
-    ws = openpyxl.load_workbook(ours)["表"]
+    ws = openpyxl.load_workbook(tmp_path / "ours.xlsx")["表"]
     assert all(c.data_type != "f" for row in ws.iter_rows() for c in row)
     assert not ws._hyperlinks
     assert ws["A2"].value == "=1+1" and got[9][0][0] == "a\x00b\x07c\x1fd" and got[10][0][0] == "_x0041_ literal"
@@ -115,13 +121,7 @@ def test_rows_of_one_type_per_column_read_back_like_xlsxwriter_cells(tmp_path: P
     rows[150][2] = math.nan
     rows[151][3] = True
     rows[299][4] = None
-    ours, ref = tmp_path / "ours.xlsx", tmp_path / "ref.xlsx"
-    write_workbook(ours, [SheetData("表", COLUMNS, [list(r) for r in rows], note="")])
-    _reference(ref, rows)
-    got, want = _cells(ours, "表", 1), _cells(ref, "表", 1)
-    assert len(got) == len(rows) + 1
-    for r, (g, w) in enumerate(zip(got, want, strict=True)):
-        assert g == w, f"row {r + 1}: {g} != {w}"
+    _read_back_like_xlsxwriter(tmp_path, rows)
 
 
 _VALUES = st.one_of(

@@ -83,7 +83,7 @@ def _serial_text(value: datetime) -> str:
     days = d.days
     if days in _BINADE and not d.microseconds:
         return f"{days}.{_FRACTIONS.get(d.seconds) or _fraction(d.seconds)}"
-    return repr(days + (d.seconds + d.microseconds / 1e6) / 86400)
+    return repr(_serial(value))
 
 
 def text_cell(text: str) -> str:
