@@ -115,9 +115,10 @@ def _work(path: str, memory_mb: int, now: datetime | Clock | None = None, lang: 
             # validating and encoding here too: with several children, two shops' checks and
             # JSON run at once, and the daemon only stores the result
             from .store.codec import prepare
-            from .validate import validate_tables
-            findings = validate_tables(tables, now=cast(datetime, now))   # a Clock only comes with lang
-            result = ("ok", prepare(tables, findings, Path(path)))
+            from .validate import table_dues, validate_tables
+            dues = [table_dues(t) for t in tables]   # the checks and the store need the same deadlines
+            findings = validate_tables(tables, now=cast(datetime, now), dues=dues)   # a Clock only comes with lang
+            result = ("ok", prepare(tables, findings, Path(path), dues))
     except UnreadableWorkbook as exc:
         result = ("error", type(exc).__name__, exc.reason)
     except MemoryError:

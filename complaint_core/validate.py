@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
+from collections.abc import Sequence
 from typing import Any
 
-from .deadlines import deadlines
+from .deadlines import Deadlines, deadlines
 from .escalation import DEFAULT_RISK_WORDS, escalation_reasons
 from .findings import make_finding
 from .holidays import SHEET_HOLIDAYS, builtin_version, builtin_years, log_uncovered, uncovered_years
@@ -41,9 +42,11 @@ def email_ok(text: str) -> bool:
 
 def validate_row(values: dict[str, Any], *, now: datetime, settings: Settings = DEFAULTS,
                  present: frozenset[str] | None = None,
-                 risk_words: tuple[str, ...] = DEFAULT_RISK_WORDS) -> list[tuple[str, str, dict[str, Any]]]:
+                 risk_words: tuple[str, ...] = DEFAULT_RISK_WORDS,
+                 due: Deadlines | None = None) -> list[tuple[str, str, dict[str, Any]]]:
     """(field key, code, message args) for one row; ``present`` = columns the table has;
-    ``risk_words`` = the shop's escalation words (处理手册)."""
+    ``risk_words`` = the shop's escalation words (处理手册); ``due`` = the row's deadlines
+    under ``settings`` when the caller has worked them out already."""
     out: list[tuple[str, str, dict[str, Any]]] = []
     cols = present if present is not None else frozenset(values)
     get = values.get
@@ -97,7 +100,7 @@ def validate_row(values: dict[str, Any], *, now: datetime, settings: Settings = 
     if validity == "不成立" and get("resolution_plan") is None:
         out.append(("resolution_plan", "invalid_needs_reply", {}))
     if isinstance(received, datetime):
-        due = deadlines(values, settings)
+        due = due or deadlines(values, settings)
         contact = get("first_contact_at")
         if isinstance(contact, datetime) and due.contact_due and contact > due.contact_due:
             out.append(("first_contact_at", "contact_late", {"value": contact, "due": due.contact_due}))
@@ -122,11 +125,13 @@ def validate_row(values: dict[str, Any], *, now: datetime, settings: Settings = 
 
 
 def validate_table(table: ComplaintTable, *, now: datetime, settings: Settings | None = None,
-                   lang: str = "zh", risk_words: tuple[str, ...] | None = None) -> list[Finding]:
+                   lang: str = "zh", risk_words: tuple[str, ...] | None = None,
+                   dues: Sequence[Deadlines] | None = None) -> list[Finding]:
     """Every finding of every row, ordered by row then column, plus missing required columns.
 
     ``settings`` defaults to the workbook's own 设置 sheet (read with the table), so the add-in,
-    the CLI and the daemon apply the same shop's deadlines and business hours.
+    the CLI and the daemon apply the same shop's deadlines and business hours. ``dues``: each
+    row's deadlines under those settings (``table_dues``), when the caller needs them too.
     """
     settings = settings or table.settings or DEFAULTS
     # the shop's own escalation words (处理手册) when the reader found them
@@ -139,8 +144,9 @@ def validate_table(table: ComplaintTable, *, now: datetime, settings: Settings |
         if key not in present:
             findings.append(make_finding(table, table.header_row, key, "missing_column", lang, cell=""))
     first_seen: dict[tuple[str | None, str], int] = {}
-    for row in table.rows:
-        found = validate_row(row.values, now=now, settings=settings, present=present, risk_words=risk_words)
+    for i, row in enumerate(table.rows):
+        found = validate_row(row.values, now=now, settings=settings, present=present, risk_words=risk_words,
+                             due=dues[i] if dues is not None else None)
         cid = row.values.get("complaint_id")
         if isinstance(cid, str):
             shop = row.values.get("shop") or table.shop_code
@@ -166,13 +172,22 @@ def validate_table(table: ComplaintTable, *, now: datetime, settings: Settings |
     return findings
 
 
-def validate_tables(tables: list[ComplaintTable], *, now: datetime, lang: str = "zh") -> list[Finding]:
+def table_dues(table: ComplaintTable) -> list[Deadlines]:
+    """Each row's deadlines under its workbook's 设置: worked out once for both the checks and
+    the store when the daemon reads a shop's file (``validate_tables``, ``codec.prepare``)."""
+    settings = table.settings or DEFAULTS
+    return [deadlines(row.values, settings) for row in table.rows]
+
+
+def validate_tables(tables: list[ComplaintTable], *, now: datetime, lang: str = "zh",
+                    dues: Sequence[Sequence[Deadlines]] | None = None) -> list[Finding]:
     """``validate_table`` for every complaint table of one workbook, plus an id that repeats one
-    on another table of the same workbook (a sheet copied as a backup is merged twice otherwise)."""
+    on another table of the same workbook (a sheet copied as a backup is merged twice otherwise);
+    ``dues``: each table's ``table_dues``, when the caller has them."""
     findings: list[Finding] = []
     first_seen: dict[tuple[str | None, str], str] = {}
-    for table in tables:
-        findings += validate_table(table, now=now, lang=lang)
+    for n, table in enumerate(tables):
+        findings += validate_table(table, now=now, lang=lang, dues=dues[n] if dues is not None else None)
         here: dict[tuple[str | None, str], str] = {}
         for row in table.rows:
             cid = row.values.get("complaint_id")

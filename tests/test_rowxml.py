@@ -156,6 +156,28 @@ def test_a_column_at_a_time_writes_what_row_by_row_writes(table: tuple[list[list
         assert cells.rows(rows) == [f"<row>{x}</row>" if x else "<row/>" for x in cells.many(rows)]
 
 
+@st.composite
+def _few_values(draw: st.DrawFn) -> list[list]:
+    """Columns of a few texts repeated (门店, 状态, …), some turning many-valued past the sample."""
+    width = draw(st.integers(1, 4))
+    pools = [draw(st.lists(st.one_of(st.none(), st.just(""), st.text(max_size=6), st.sampled_from(HOSTILE)),
+                           min_size=1, max_size=20)) for _ in range(width)]
+    n = draw(st.integers(64, 400))
+    picks = draw(st.lists(st.integers(0, 19), min_size=n * width, max_size=n * width))
+    rows = [[pools[c][picks[r * width + c] % len(pools[c])] for c in range(width)] for r in range(n)]
+    if draw(st.booleans()):   # past the sample, every cell of the first column its own
+        for r in range(64, n):
+            rows[r][0] = f"顾客{r}"
+    return rows
+
+
+@settings(max_examples=150, deadline=None)
+@given(_few_values(), st.booleans())
+def test_a_column_of_a_few_values_writes_what_row_by_row_writes(rows: list[list], pad: bool) -> None:
+    cells = Cells([None, 7, None, 8, None], {"datetime": 5, "date": 6})
+    assert cells.many(rows, pad=pad) == [cells.xml(r, pad=pad) for r in rows]
+
+
 def test_a_moments_serial_is_written_as_repr_writes_its_float() -> None:
     # the fraction digits of a time of day are reused for every day of 1989-2079: checked for
     # every second of a day at both ends of that span, in it, and on the days just outside it

@@ -142,3 +142,30 @@ def test_a_rows_json_sent_as_bytes_is_stored_as_its_text(tmp_path: Path) -> None
     with reference.begin() as c:
         c.execute(insert(t.row_versions), [dict(zip(COLS, r, strict=True)) for r in rows])
     assert _stored(store) == _stored(reference)
+
+
+def _pragma(store: object, name: str) -> object:
+    with store.engine.connect() as c:   # type: ignore[attr-defined]
+        return c.exec_driver_sql(f"PRAGMA {name}").scalar()
+
+
+def test_a_new_store_has_pages_for_rows_of_a_kilobyte_and_more(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "new.sqlite")
+    assert (_pragma(store, "page_size"), _pragma(store, "journal_mode")) == (16384, "wal")
+
+
+def test_a_store_made_with_other_pages_keeps_them_and_its_rows(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path)   # as a store made before the page size was chosen
+    old.execute("PRAGMA page_size=4096")
+    old.execute("PRAGMA journal_mode=WAL")
+    old.close()
+    store = open_store(path)
+    with store.begin() as c:
+        insert_rows(c, t.row_versions, COLS, _rows(300))
+    store.engine.dispose()
+    again = open_store(path)
+    assert _pragma(again, "page_size") == 4096
+    assert len(_stored(again)) == 300 and _stored(again)[0][3] == "S0\x1fC0"

@@ -137,6 +137,8 @@ _TEXTS = frozenset({str, _NONE})
 _STAMPS = frozenset({datetime, _NONE})
 _NUMBERS = frozenset({int, float, _NONE})
 _EMPTY = "<c/>"
+# a text column whose first _SAMPLE cells hold at most _FEW values is taken for one of a few
+_SAMPLE, _FEW = 64, 16
 
 
 class Cells:
@@ -203,6 +205,13 @@ class Cells:
         """Column ``c``'s cells, ``<c/>`` for an empty one."""
         kinds = set(map(type, values))
         if kinds <= _TEXTS:
+            if len(values) >= _SAMPLE and len(set(values[:_SAMPLE])) <= _FEW:
+                # a column of a few values (门店, 类别, 状态, …: half of 全部投诉's) is made once
+                # per value and looked up for each cell
+                distinct = tuple(set(values))
+                if len(distinct) <= len(values) // 8:
+                    made = dict(zip(distinct, self._column(c, distinct), strict=True))
+                    return list(map(made.__getitem__, values))
             texts: list[str] = list(filter(None, values))
             if _plain(texts):
                 return [f'<c t="inlineStr"><is><t>{v}</t></is></c>' if v else _EMPTY for v in values]
@@ -241,7 +250,8 @@ def _plain(texts: list[str]) -> bool:
         return False
     if any(map(is_not, map(str.strip, texts), texts)):
         return False
-    return max(map(len, texts)) <= EXCEL_MAX_STRING // 2
+    # the joined length bounds every text's: counted one by one only for a column of long texts
+    return len(joined) <= EXCEL_MAX_STRING // 2 or max(map(len, texts)) <= EXCEL_MAX_STRING // 2
 
 
 def _drop_trailing(inner: str) -> str:

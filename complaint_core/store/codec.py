@@ -10,12 +10,13 @@ import hashlib
 import json
 import operator
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeAlias
 
-from ..deadlines import deadlines
+from ..deadlines import Deadlines, deadlines
 from ..model import ComplaintTable, Finding, Invalid
 from ..schema import DATETIME_KEYS
 from ..settings import DEFAULTS, Settings
@@ -24,7 +25,9 @@ from . import dcjson
 
 def _encode(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.isoformat(timespec="seconds")
+        # the same text without the keyword when there is no fraction (as the reader gives
+        # moments): 0.3 µs instead of 0.5, six times a row
+        return value.isoformat() if not value.microsecond else value.isoformat(timespec="seconds")
     if isinstance(value, Invalid):
         return str(value.raw)
     if hasattr(value, "isoformat"):
@@ -48,9 +51,17 @@ _PLAIN = frozenset({str, int, float, bool})
 _JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
 
 
-def encode_values(values: dict[str, Any], extras: dict[str, Any] | None = None) -> str:
+def _stored(values: dict[str, Any]) -> dict[str, Any]:
+    """A row's values as its JSON holds them: empty cells left out, moments as text."""
     # most cells are text or numbers, stored as they are; the type test is the cheap one
-    doc = {k: v if type(v) in _PLAIN else _encode(v) for k, v in values.items() if v is not None}
+    return {k: v if type(v) in _PLAIN else _encode(v) for k, v in values.items() if v is not None}
+
+
+def encode_values(values: dict[str, Any], extras: dict[str, Any] | None = None) -> str:
+    return _encoded(_stored(values), extras)
+
+
+def _encoded(doc: dict[str, Any], extras: dict[str, Any] | None) -> str:
     if extras:
         doc["_extras"] = {k: v if type(v) in _PLAIN else _encode(v) for k, v in extras.items()}
     return _JSON.encode(doc)
@@ -154,7 +165,13 @@ ANCHOR_KEYS = ("received_at", "customer_name", "customer_phone", "customer_email
 def anchor(values: dict[str, Any]) -> str:
     """What a shop types first and rarely changes: recognises a row without an id (or with an id
     used twice) after the shop re-sorts or inserts rows (docs/sync.md, "How a row is recognised")."""
-    raw = "\x1f".join(str(_encode(values.get(k)) or "").strip() for k in ANCHOR_KEYS)
+    return _anchor({k: _encode(v) for k in ANCHOR_KEYS if (v := values.get(k)) is not None})
+
+
+def _anchor(doc: dict[str, Any]) -> str:
+    """``anchor`` of a row from its stored values (``_stored``: the same texts ``_encode`` makes)."""
+    get = doc.get
+    raw = "\x1f".join([str(get(k) or "").strip() for k in ANCHOR_KEYS])
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:16]
 
 
@@ -183,32 +200,38 @@ def scan_fields(values: dict[str, Any]) -> ScanFields:
 
 
 def prepare_rows(table: ComplaintTable, path: Path, settings: Settings | None = None,
-                 shop: str | None = None) -> list[PreparedRow]:
+                 shop: str | None = None, dues: Sequence[Deadlines] | None = None) -> list[PreparedRow]:
+    """``dues``: each row's deadlines under ``settings`` when the caller has them."""
     settings = settings or table.settings or DEFAULTS
     shop = shop or file_shop(table, path)
     out: list[PreparedRow] = []
     text = moment_text
-    for row in table.rows:
-        data = encode_values(row.values, row.extras)
+    for i, row in enumerate(table.rows):
+        doc = _stored(row.values)
+        key = _anchor(doc)   # before the extras join the stored values
+        data = _encoded(doc, row.extras).encode()   # sent and hashed as UTF-8: encoded once
         cid = row.values.get("complaint_id")
         cid = str(cid).strip() if cid and not isinstance(cid, Invalid) else None
         upd = row.values.get("updated_at")
-        dues = engine_dues(row.values, settings)
+        d = dues[i] if dues is not None else deadlines(row.values, settings)
         scan = scan_fields(row.values)
         out.append((row.row, shop, cid, text(upd) if isinstance(upd, datetime) else None,
-                    data.encode(), content_hash(data), anchor(row.values),
-                    (text(dues[0]), text(dues[1]), text(dues[2])), table.sheet,
+                    data, hashlib.sha256(data).hexdigest()[:32], key,   # content_hash of the text
+                    (text(d.contact_due), text(d.feedback_due), text(d.followup_due)), table.sheet,
                     (text(scan[0]), text(scan[1]), text(scan[2]), scan[3])))
     return out
 
 
-def prepare(table: ComplaintTable | list[ComplaintTable], findings: list[Finding], path: Path) -> Prepared:
-    """One file's tables (a workbook may hold several) ready to store, with its settings."""
+def prepare(table: ComplaintTable | list[ComplaintTable], findings: list[Finding], path: Path,
+            dues: Sequence[Sequence[Deadlines]] | None = None) -> Prepared:
+    """One file's tables (a workbook may hold several) ready to store, with its settings;
+    ``dues``: each table's rows' deadlines (``validate.table_dues``) when the caller has them."""
     tables = table if isinstance(table, list) else [table]
     settings = tables[0].settings or DEFAULTS
     shop = file_shop(tables, path)
     findings = findings + [f for t in tables for f in foreign_shop_findings(t, path, shop)]
-    rows = [r for t in tables for r in prepare_rows(t, path, settings, shop)]
+    rows = [r for n, t in enumerate(tables)
+            for r in prepare_rows(t, path, settings, shop, dues[n] if dues is not None else None)]
     return Prepared(tables[0].sheet, rows, encode_findings(findings), len(findings),
                     shop=shop, settings_json=dcjson.dumps(settings))
 

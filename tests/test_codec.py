@@ -1,0 +1,80 @@
+"""A stored row's JSON and anchor never change for the same values: a store written by one
+version is read by the next, and a changed text would make every complaint look edited."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from complaint_core.deadlines import deadlines
+from complaint_core.model import ComplaintTable, Invalid, SourceRow
+from complaint_core.schema import FIELDS
+from complaint_core.settings import DEFAULTS
+from complaint_core.store.codec import ANCHOR_KEYS, anchor, content_hash, encode_values, prepare_rows
+
+
+def _as_first_written(value: Any) -> Any:
+    """How the first stored rows encoded a value (kept here as the reference)."""
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, Invalid):
+        return str(value.raw)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def _json_first_written(values: dict[str, Any], extras: dict[str, Any] | None) -> str:
+    plain = {str, int, float, bool}
+    doc = {k: v if type(v) in plain else _as_first_written(v) for k, v in values.items() if v is not None}
+    if extras:
+        doc["_extras"] = {k: v if type(v) in plain else _as_first_written(v) for k, v in extras.items()}
+    return json.dumps(doc, ensure_ascii=False, sort_keys=True)
+
+
+def _anchor_first_written(values: dict[str, Any]) -> str:
+    raw = "\x1f".join(str(_as_first_written(values.get(k)) or "").strip() for k in ANCHOR_KEYS)
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:16]
+
+
+_moments = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2100, 1, 1))
+_values = st.one_of(
+    st.none(), st.text(max_size=12), st.sampled_from(["", " ", "  x ", "0"]), st.integers(-10**20, 10**20),
+    st.floats(allow_nan=False), st.booleans(), _moments, _moments.map(lambda d: d.replace(microsecond=0)),
+    _moments.map(lambda d: d.replace(tzinfo=timezone(timedelta(hours=8)))), st.dates(), st.times(),
+    st.text(max_size=8).map(lambda t: Invalid(t, "bad_datetime")),
+)
+_keys = st.sampled_from([f.key for f in FIELDS] + ["odd_key"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_keys, _values, max_size=40), st.none() | st.dictionaries(st.text(max_size=5), _values,
+                                                                                  max_size=3))
+def test_a_rows_stored_text_and_anchor_are_as_first_written(values: dict[str, Any], extras: dict | None) -> None:
+    assert encode_values(values, extras) == _json_first_written(values, extras)
+    assert anchor(values) == _anchor_first_written(values)
+    table = ComplaintTable(path=None, sheet="投诉登记", header_row=1, first_col=0, columns={}, extra_columns={},
+                           rows=[SourceRow(row=2, values=values, extras=extras or {})])
+    row = prepare_rows(table, Path("S1/台账.xlsx"))[0]
+    assert row[4].decode() == _json_first_written(values, extras or None)
+    assert row[5] == content_hash(_json_first_written(values, extras or None))
+    assert row[6] == _anchor_first_written(values)
+
+
+def test_deadlines_given_are_the_ones_stored() -> None:
+    values = {"received_at": datetime(2026, 11, 30, 9, 0), "resolved_at": datetime(2026, 12, 1, 10, 0)}
+    table = ComplaintTable(path=None, sheet="投诉登记", header_row=1, first_col=0, columns={}, extra_columns={},
+                           rows=[SourceRow(row=2, values=values, extras={})])
+    worked_out = prepare_rows(table, Path("S1/台账.xlsx"))[0][7]
+    d = deadlines(values, DEFAULTS)
+    assert worked_out == tuple(x.isoformat(" ", "microseconds") for x in (d.contact_due, d.feedback_due,
+                                                                           d.followup_due))
+    given_ = deadlines({"received_at": datetime(2020, 1, 1)}, DEFAULTS)
+    assert prepare_rows(table, Path("S1/台账.xlsx"), dues=[given_])[0][7] == (
+        given_.contact_due.isoformat(" ", "microseconds"), given_.feedback_due.isoformat(" ", "microseconds"), None)
