@@ -7,6 +7,8 @@ import re
 from datetime import datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openpyxl import load_workbook
 
 from complaint_core.merged.render import build_sheets, render_merged
@@ -168,3 +170,74 @@ def test_repeats_counts_everything_and_lists_the_top_twenty():
     recs = [{"customer_phone": f"1380000{i:04d}"} for i in range(25)] * 2 + [{"customer_phone": "13900000000"}]
     key = lambda r: r["customer_phone"]  # noqa: E731
     assert len(repeats(recs, key, top=None)) == 25 and len(repeats(recs, key)) == 20
+
+
+def _counted_one_by_one(live: list[dict], now: datetime) -> dict:
+    """汇总's counts as first written, complaint by complaint, with the report's own rules for
+    buckets and return estimates (the oracle for the shop-at-a-time counting)."""
+    from collections import Counter, defaultdict
+
+    from complaint_core.merged import report
+    from complaint_core.schema import HARASSMENT, ROOT_CAUSES
+
+    n = harassment = followed = satisfied = invalid = hours_n = 0
+    hours_sum = 0.0
+    by = {k: Counter() for k in report._BY}
+    months, buckets, handled = Counter(), Counter(), Counter()
+    causes: dict = defaultdict(Counter)
+    for r in live:
+        if r.get("category") == HARASSMENT:
+            harassment += 1
+            continue
+        n += 1
+        for k in report._BY:
+            by[k][str(r.get(k) or "")] += 1
+        got, done = r.get("received_at"), r.get("resolved_at")
+        if isinstance(got, datetime):
+            month = f"{got.year}-{got.month:02d}"
+            months[month] += 1
+            cause = r.get("root_cause")
+            causes[month][cause if cause in ROOT_CAUSES else "未填"] += 1
+            if isinstance(done, datetime) and (h := (done - got).total_seconds() / 3600) >= 0:
+                hours_sum += h
+                hours_n += 1
+        followed += isinstance(r.get("followup_at"), datetime)
+        satisfied += r.get("satisfaction") in ("满意", "非常满意")
+        invalid += r.get("validity") == "不成立" or r.get("status") == "不成立"
+        if (b := report._bucket(r, now)) is not None:
+            buckets[b] += 1
+        if (h2 := report._handled(r, now)) is not None:
+            handled[h2] += 1
+    return {"n": n, "harassment": harassment, "followed": followed, "satisfied": satisfied, "invalid": invalid,
+            "hours": (hours_sum, hours_n), "by": {k: list(v.items()) for k, v in by.items()},
+            "months": list(months.items()), "buckets": list(buckets.items()), "handled": list(handled.items()),
+            "causes": {m: list(v.items()) for m, v in causes.items()}}
+
+
+_WHEN = st.one_of(st.none(), st.just("2026-02-30 9点"),
+                  st.datetimes(min_value=datetime(2025, 12, 1), max_value=datetime(2026, 4, 1)))
+_RECORD = st.fixed_dictionaries({
+    "category": st.sampled_from([None, "", "商品质量", "服务态度", "骚扰来电", 1, 1.0, True]),
+    "channel": st.sampled_from([None, "电话", "门店", 0, False]),
+    "shop": st.sampled_from(["A", "B", ""]),
+    "root_cause": st.sampled_from([None, "员工操作", "商品质量", "其他原因", 3]),
+    "status": st.sampled_from([None, "处理中", "已解决", "不成立"]),
+    "validity": st.sampled_from([None, "成立", "不成立"]),
+    "satisfaction": st.sampled_from([None, "满意", "非常满意", "不满意", 5]),
+    "received_at": _WHEN, "resolved_at": _WHEN, "followup_at": _WHEN,
+})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_RECORD, max_size=40), st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2026, 5, 1)))
+def test_a_shop_counted_at_once_counts_what_one_by_one_counts(live: list[dict], now: datetime) -> None:
+    from complaint_core.merged.report import Summary
+
+    acc = Summary(now)
+    acc.add(live)
+    got = {"n": acc.n, "harassment": acc.harassment, "followed": acc.followed, "satisfied": acc.satisfied,
+           "invalid": acc.invalid, "hours": (acc.hours_sum, acc.hours_n),
+           "by": {k: list(v.items()) for k, v in acc.by.items()}, "months": list(acc.months.items()),
+           "buckets": list(acc.buckets.items()), "handled": list(acc.handled.items()),
+           "causes": {m: list(v.items()) for m, v in acc.causes.items()}}
+    assert got == _counted_one_by_one(live, now)

@@ -290,14 +290,15 @@ def make_piece(chunks: Iterator[tuple[list[Record], list[dict[str, Any]]]], mark
         piece.refs += [r["record_ref"] for r in records]
         live = [r for r in records if not r["deleted"]]
         states: Counter[tuple[str, str]] = Counter()
-        listed: dict[int, list[Deadline]] = {}    # id(record) -> its deadlines, for those 逾期 lists
+        listed: dict[int, list[Deadline]] = {}    # id(record) -> those of its deadlines 逾期 lists
         for r in live:
             found = record_deadlines(r)          # worked out once for 汇总, 逾期 and the piece's horizon
-            for kind, due, done, warn in found:
+            for deadline in found:
+                kind, due, done, warn = deadline
                 state = deadline_state(due, done, now, warn)
                 states[(kind, state)] += 1
                 if state in LISTED:
-                    listed[id(r)] = found
+                    listed.setdefault(id(r), []).append(deadline)
                 if done is not None:
                     continue
                 if state == "ok":
