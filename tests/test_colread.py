@@ -224,3 +224,16 @@ def test_what_is_not_expected_is_refused_not_guessed(tmp_path: Path, merged: Pat
             dst.writestr(item, data)
     with pytest.raises(ColumnsUnreadable):
         read_columns(prefixed, ALL, lambda top: {i for row in top for i, v in enumerate(row) if v == "主管批示"})
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=14), st.sampled_from(["R0A1B2C3D4E5", "R" + "F" * 11, "a\"b", "é1"]),
+                          st.integers(), st.floats(allow_nan=False), st.datetimes(), st.none()), min_size=1, max_size=3))
+def test_a_rendered_rows_key_is_the_json_of_its_texts(key: list[Any]) -> None:
+    # _rendered keys a row by the JSON of its key cells' texts (a record reference for 全部投诉)
+    import json
+
+    from complaint_core.merged.readback import _key_text, rendered_rows
+
+    got = rendered_rows("全部投诉", key, {"manager_approval": "同意"})
+    assert got == [["全部投诉", json.dumps([_key_text(v) for v in key], ensure_ascii=False), "manager_approval", "同意"]]

@@ -226,7 +226,11 @@ def rendered_rows(sheet: str, key: Sequence[Any], cells: dict[str, Any]) -> list
     typed = [(k, v) for k, v in cells.items() if v not in (None, "")]
     if not typed:
         return []
-    text = json.dumps([_key_text(v) for v in key], ensure_ascii=False)
+    one = key[0] if len(key) == 1 else None
+    if one.__class__ is str and one.isascii() and one.isalnum():
+        text = f'["{one}"]'   # a record reference ("R…"): what json.dumps writes, without its call
+    else:
+        text = json.dumps([_key_text(v) for v in key], ensure_ascii=False)
     return [[sheet, text, k, _cell_text(v)] for k, v in typed]
 
 

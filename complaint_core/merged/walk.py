@@ -168,11 +168,12 @@ def walk(view: StoreView, now: datetime, *, closed_years: int, sinks: Sinks, nam
     order = sorted(marks)
     codecs = sinks.codecs()
     team = _Team(url, ctx, codecs, cache, marks, order)
-    ahead: deque[tuple[str, str, Piece | None]] = deque()   # (shop, mark, piece; None: asked of a maker)
+    # (shop, mark, piece or None, whether a maker was asked for it)
+    ahead: deque[tuple[str, str, Piece | None, bool]] = deque()
 
     def lay_first() -> None:
-        shop, mark, piece = ahead.popleft()
-        if piece is None and team.makers is not None:
+        shop, mark, piece, asked = ahead.popleft()
+        if asked and team.makers is not None:
             piece = team.makers.take(shop)
             out.apart += piece is not None
         if piece is None:
@@ -186,6 +187,7 @@ def walk(view: StoreView, now: datetime, *, closed_years: int, sinks: Sinks, nam
         for shop in order:
             mark = shop_mark(namespace, marks[shop])
             piece = cache.load(shop) if cache is not None else None
+            asked = False
             if piece is not None and piece.usable(mark, edits, now):
                 out.reused += 1
             else:
@@ -193,7 +195,8 @@ def walk(view: StoreView, now: datetime, *, closed_years: int, sinks: Sinks, nam
                 if team.wanted(shop):
                     assert team.makers is not None
                     team.makers.ask(shop, marks[shop])
-            ahead.append((shop, mark, piece))
+                    asked = True
+            ahead.append((shop, mark, piece, asked))
             while len(ahead) > (makers.AHEAD if team.makers is not None else 0):
                 lay_first()
         # the files' 校验问题 rows next: makers that finished the last shops start on them
@@ -250,13 +253,16 @@ class _Team:
         self._unusable = 0
 
     def wanted(self, shop: str) -> bool:
-        """``shop`` must be made: whether a maker makes it (starting them if now worth it)."""
+        """``shop`` must be made: whether a maker makes it (starting them if now worth it). The
+        shop that makes them worth starting is made by the render, while they start: a maker
+        takes a few tenths of a second to be ready, the render would only wait for it."""
         if self.makers is None and self._count:
             self._unusable += self._marks[shop][0]
             if max(self._bare, self._unusable) >= makers.MIN_ROWS:
                 url, ctx, codecs, cache = self._args
                 assert url is not None
                 self.makers = makers.Makers(url, ctx, codecs, cache=cache, count=self._count)
+                return False
         return self.makers is not None
 
     def close(self) -> None:
