@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Row
 
 from complaint_core.errors import SourceFolderUnavailable, UnreadableWorkbook
-from complaint_core.isolate import read_many_isolated
+from complaint_core.isolate import read_many_isolated, warm_children
 from complaint_core.store import Store
 from complaint_core.store import tables as t
 from complaint_core.store.ingest import ingest_prepared, mark_missing, record_failure
@@ -178,6 +178,8 @@ def read_files(store: Store, paths: list[Path], *, known: dict[str, Row[Any]], n
                 path, "这是管道或设备，不是普通文件，已拒绝 (not a regular file)"), 0, st.st_mtime, now)
         else:
             first[path] = (st.st_size, st.st_mtime_ns)
+    if first:
+        warm_children()   # the readers' forkserver imports while the files are hashed
     # A file last written more than ``settle`` ago has held still that long already (the
     # daemon's quiet period has passed too): a second look would only add the wait.
     if settle and any(time.time() - mtime_ns / 1e9 < settle for _size, mtime_ns in first.values()):

@@ -234,3 +234,32 @@ def test_a_caller_that_stops_early_leaves_no_child(tmp_path: Path) -> None:
     while _reader_pids() - others and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _reader_pids() - others
+
+
+@pytest.mark.skipif(not os.sys.platform.startswith("linux"), reason="children come from a forkserver on Linux only")
+def test_the_forkserver_started_early_serves_readers_without_the_callers_main(tmp_path: Path) -> None:
+    # warm_children starts the readers' forkserver while the daemon still hashes the files; the
+    # readers it then forks never import the caller's main module (the CLI: start_child)
+    import subprocess
+    import sys
+
+    path = write_shop_workbook(tmp_path / "S1.xlsx", sample_rows(5, seed=2, now=NOW))
+    marker = tmp_path / "main-imported-again"
+    script = tmp_path / "caller.py"
+    script.write_text(
+        "import os, sys, time\n"
+        f"if __name__ != '__main__':\n    open({str(marker)!r}, 'w').close()\n"
+        "else:\n"
+        f"    sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
+        "    from complaint_core.isolate import read_tables_isolated, warm_children\n"
+        "    warm_children()\n"
+        "    time.sleep(1.0)   # the forkserver imports meanwhile\n"
+        "    kids = [p for p in os.listdir('/proc') if p.isdigit() and\n"
+        "            open(f'/proc/{p}/stat').read().rsplit(')', 1)[1].split()[1] == str(os.getpid())]\n"
+        "    cmds = [open(f'/proc/{p}/cmdline').read() for p in kids]\n"
+        "    assert any('multiprocessing.forkserver' in c for c in cmds), cmds\n"
+        f"    assert len(read_tables_isolated({str(path)!r})[0].rows) == 5\n"
+        "    print('ok')\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+    assert not marker.exists()
