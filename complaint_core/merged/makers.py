@@ -21,6 +21,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import pickle
 from collections import deque
 from dataclasses import dataclass
 from multiprocessing.connection import wait
@@ -61,7 +62,7 @@ Mark = tuple[int, int, int]
 
 
 def _serve(conn: Any, url: str, ctx: Context, codecs: Codecs, folder: str | None) -> None:
-    """A maker's loop. In: ("piece", shop, mark) or ("findings", path, None). Out: ("ok", piece),
+    """A maker's loop. In: ("piece", shop, mark) or ("findings", path, None). Out: ("ok", pickled piece),
     ("findings", key, segment, rows), ("cached",), ("moved",) or ("error", why)."""
     from ..store.db import connect_store
     from .walk import encode_findings, findings_key, make_piece
@@ -105,9 +106,11 @@ def _serve(conn: Any, url: str, ctx: Context, codecs: Codecs, folder: str | None
                     if store.shop_marks(c, shop=name).get(name) != mark:
                         conn.send(("moved",))
                         continue
+                # pickled once, for the cache and for the render (a piece is a megabyte)
+                data = pickle.dumps(piece, protocol=pickle.HIGHEST_PROTOCOL)
                 if cache is not None:
-                    cache.save(name, piece)
-                conn.send(("ok", piece))
+                    cache.save_pickled(name, data)
+                conn.send(("ok", data))
             except Exception as exc:  # noqa: BLE001 - the render makes this shop itself
                 conn.send(("error", f"{type(exc).__name__}: {str(exc)[:200]}"))
     except (EOFError, OSError):
@@ -194,7 +197,7 @@ class Makers:
             self._done[job] = None
             return
         if answer[0] == "ok":
-            self._done[job] = answer[1]
+            self._done[job] = pickle.loads(answer[1])   # noqa: S301 - made by our own maker
         elif answer[0] == "findings":
             self._done[job] = answer[1:]
         else:

@@ -326,15 +326,20 @@ class PieceCache:
         return piece if isinstance(piece, Piece) else None
 
     def save(self, shop: str, piece: Piece) -> None:
-        self._save(self._path(shop), piece)
+        self.save_pickled(shop, pickle.dumps(piece, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def save_pickled(self, shop: str, data: bytes) -> None:
+        """``save`` of a piece pickled already (a maker sends the same bytes to the render)."""
+        self._save(self._path(shop), data)
 
     def _save(self, path: Path, value: Any) -> None:
+        """``value`` pickled (bytes: pickled already) into ``path``, whole or not at all."""
         tmp: str | None = None
         try:
             self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".piece-")
             with os.fdopen(fd, "wb") as fh:
-                pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
+                fh.write(value if isinstance(value, bytes) else pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
             os.replace(tmp, path)
             tmp = None
         except OSError as exc:
