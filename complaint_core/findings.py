@@ -6,6 +6,7 @@ ones, never rename. Messages take the field's header and the bad value.
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime, time
 from typing import Any
 
@@ -84,13 +85,27 @@ def _fmt(value: Any) -> str:
 
 
 def message(code: str, key: str, lang: str = "zh", **fmt: Any) -> str:
+    if "choices" in fmt:   # the caller names the choices itself (rare): the template as written
+        return _template(code, key, lang, False).format(**{k: _fmt(v) for k, v in fmt.items()})
+    template = _template(code, key, lang, True)
+    # a shop file of 1,000 rows can have 1,700 findings: the field's name is in the template
+    # already, and a message without values is the template itself
+    return template.format(**{k: _fmt(v) for k, v in fmt.items()}) if fmt else template.format()
+
+
+@functools.lru_cache(maxsize=1024)
+def _template(code: str, key: str, lang: str, choices: bool) -> str:
+    """``code``'s message in ``lang`` with the field's header (and its choices) filled in."""
     _sev, zh, en = CODES[code]
     field = FIELD_BY_KEY.get(key)
     header = (field.zh if lang == "zh" else field.en) if field else key
-    args = {k: _fmt(v) for k, v in fmt.items()}
-    if field and field.choices and "choices" not in args and code in _NEEDS_CHOICES:
-        args["choices"] = "、".join(field.choices) if lang == "zh" else ", ".join(field.choices_en)
-    return (zh if lang == "zh" else en).format(header=header, **args)
+    known = {"header": header}
+    if choices and field and field.choices and code in _NEEDS_CHOICES:
+        known["choices"] = "、".join(field.choices) if lang == "zh" else ", ".join(field.choices_en)
+    template = zh if lang == "zh" else en
+    for name, value in known.items():   # braces in a value stay text when the rest is formatted
+        template = template.replace("{" + name + "}", value.replace("{", "{{").replace("}", "}}"))
+    return template
 
 
 def make_finding(table_or_sheet: ComplaintTable | str, row: int, key: str, code: str, lang: str = "zh",

@@ -229,3 +229,46 @@ def test_a_moment_in_a_message_reads_the_same_whatever_its_kind() -> None:
         assert _fmt(m) == m.strftime("%Y-%m-%d %H:%M"), m
     assert _fmt(date(2026, 3, 1)) == "2026-03-01 00:00"
     assert _fmt(time(9, 30)) == time(9, 30).strftime("%Y-%m-%d %H:%M")
+
+
+def _message_as_first_written(code: str, key: str, lang: str, **fmt: object) -> str:
+    from complaint_core.findings import CODES, _NEEDS_CHOICES, _fmt
+    from complaint_core.schema import FIELD_BY_KEY
+
+    _sev, zh, en = CODES[code]
+    field = FIELD_BY_KEY.get(key)
+    header = (field.zh if lang == "zh" else field.en) if field else key
+    args = {k: _fmt(v) for k, v in fmt.items()}
+    if field and field.choices and "choices" not in args and code in _NEEDS_CHOICES:
+        args["choices"] = "、".join(field.choices) if lang == "zh" else ", ".join(field.choices_en)
+    return (zh if lang == "zh" else en).format(header=header, **args)
+
+
+def _outcome(make, *args: object, **kw: object) -> object:
+    try:
+        return make(*args, **kw)
+    except KeyError as exc:   # a template naming a value the call does not give: as before
+        return ("KeyError", str(exc))
+
+
+def test_every_message_reads_as_first_written() -> None:
+    # the header and the choices are filled into each template once: the text must not change
+    import re
+    from datetime import datetime
+
+    from complaint_core.findings import CODES, message
+    from complaint_core.schema import FIELDS
+
+    values = [datetime(2026, 9, 16, 22, 31), "{x}", "值}{", 12.0, -3.5, "x" * 80, None]
+    for code, (_sev, zh, en) in CODES.items():
+        names = sorted(set(re.findall(r"{(\w+)}", zh + en)) - {"header"})
+        for key in [f.key for f in FIELDS] + ["stray", "{odd}"]:
+            for lang in ("zh", "en"):
+                for i, value in enumerate(values):
+                    args = {n: values[(i + j) % len(values)] for j, n in enumerate(names) if n != "choices"}
+                    assert _outcome(message, code, key, lang, **args) == _outcome(
+                        _message_as_first_written, code, key, lang, **args)
+                    if "choices" in names:
+                        args["choices"] = "甲、乙"
+                        assert _outcome(message, code, key, lang, **args) == _outcome(
+                            _message_as_first_written, code, key, lang, **args)
