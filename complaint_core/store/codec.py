@@ -18,6 +18,7 @@ from typing import Any, TypeAlias
 
 from ..deadlines import Deadlines, deadlines
 from ..model import ComplaintTable, Finding, Invalid
+from ..overdue import feedback_given
 from ..schema import DATETIME_KEYS
 from ..settings import DEFAULTS, Settings
 from . import dcjson
@@ -191,8 +192,6 @@ def engine_dues(values: dict[str, Any], settings: Settings) -> Dues:
 def scan_fields(values: dict[str, Any]) -> ScanFields:
     """When each deadline was met, and whether the complaint has none (判定不成立): the columns
     the overdue scan queries (tables.source_rows), computed as ``overdue.scan_record`` reads them."""
-    from ..overdue import feedback_given
-
     contact, followup = values.get("first_contact_at"), values.get("followup_at")
     return (contact if isinstance(contact, datetime) else None, feedback_given(values),
             followup if isinstance(followup, datetime) else None,
