@@ -7,8 +7,8 @@ gets the same findings wherever it is checked.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from .deadlines import Deadlines, deadlines

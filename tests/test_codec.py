@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,13 @@ from complaint_core.deadlines import deadlines
 from complaint_core.model import ComplaintTable, Invalid, SourceRow
 from complaint_core.schema import FIELDS
 from complaint_core.settings import DEFAULTS
-from complaint_core.store.codec import ANCHOR_KEYS, anchor, content_hash, encode_values, prepare_rows
+from complaint_core.store.codec import (
+    ANCHOR_KEYS,
+    anchor,
+    content_hash,
+    encode_values,
+    prepare_rows,
+)
 
 
 def _as_first_written(value: Any) -> Any:

@@ -232,7 +232,7 @@ def test_a_moment_in_a_message_reads_the_same_whatever_its_kind() -> None:
 
 
 def _message_as_first_written(code: str, key: str, lang: str, **fmt: object) -> str:
-    from complaint_core.findings import CODES, _NEEDS_CHOICES, _fmt
+    from complaint_core.findings import _NEEDS_CHOICES, CODES, _fmt
     from complaint_core.schema import FIELD_BY_KEY
 
     _sev, zh, en = CODES[code]
@@ -264,7 +264,7 @@ def test_every_message_reads_as_first_written() -> None:
         names = sorted(set(re.findall(r"{(\w+)}", zh + en)) - {"header"})
         for key in [f.key for f in FIELDS] + ["stray", "{odd}"]:
             for lang in ("zh", "en"):
-                for i, value in enumerate(values):
+                for i in range(len(values)):
                     args = {n: values[(i + j) % len(values)] for j, n in enumerate(names) if n != "choices"}
                     assert _outcome(message, code, key, lang, **args) == _outcome(
                         _message_as_first_written, code, key, lang, **args)

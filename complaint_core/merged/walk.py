@@ -172,8 +172,8 @@ def walk(view: StoreView, now: datetime, *, closed_years: int, sinks: Sinks, nam
     ahead: deque[tuple[str, str, Piece | None, bool]] = deque()
 
     def lay_first() -> None:
-        shop, mark, piece, asked = ahead.popleft()
-        if asked and team.makers is not None:
+        shop, mark, piece, apart = ahead.popleft()
+        if apart and team.makers is not None:
             piece = team.makers.take(shop)
             out.apart += piece is not None
         if piece is None:
@@ -187,7 +187,7 @@ def walk(view: StoreView, now: datetime, *, closed_years: int, sinks: Sinks, nam
         for shop in order:
             mark = shop_mark(namespace, marks[shop])
             piece = cache.load(shop) if cache is not None else None
-            asked = False
+            apart = False   # a maker asked for it
             if piece is not None and piece.usable(mark, edits, now):
                 out.reused += 1
             else:
@@ -195,8 +195,8 @@ def walk(view: StoreView, now: datetime, *, closed_years: int, sinks: Sinks, nam
                 if team.wanted(shop):
                     assert team.makers is not None
                     team.makers.ask(shop, marks[shop])
-                    asked = True
-            ahead.append((shop, mark, piece, asked))
+                    apart = True
+            ahead.append((shop, mark, piece, apart))
             while len(ahead) > (makers.AHEAD if team.makers is not None else 0):
                 lay_first()
         # the files' 校验问题 rows next: makers that finished the last shops start on them
