@@ -237,3 +237,17 @@ def test_a_rendered_rows_key_is_the_json_of_its_texts(key: list[Any]) -> None:
 
     got = rendered_rows("全部投诉", key, {"manager_approval": "同意"})
     assert got == [["全部投诉", json.dumps([_key_text(v) for v in key], ensure_ascii=False), "manager_approval", "同意"]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.one_of(st.none(), st.just(""), st.text(max_size=5), st.integers(-2, 2), st.floats(-2, 2),
+                                   st.booleans(), st.datetimes()), min_size=4, max_size=4), max_size=6))
+def test_a_tables_rendered_rows_are_each_rows_rendered_rows(rows: list[list[Any]]) -> None:
+    # the walk makes 全部投诉's _rendered rows a shop at a time: as one row at a time would
+    from complaint_core.merged.readback import rendered_rows, rendered_table_rows
+
+    owned = [(1, "manager_approval"), (3, "penalty_amount")]
+    refs = [f"R{i:011X}" for i in range(len(rows))]
+    one_by_one = [x for ref, row in zip(refs, rows, strict=True)
+                  for x in rendered_rows("全部投诉", [ref], {k: row[i] for i, k in owned})]
+    assert rendered_table_rows("全部投诉", refs, rows, owned) == one_by_one

@@ -226,12 +226,29 @@ def rendered_rows(sheet: str, key: Sequence[Any], cells: dict[str, Any]) -> list
     typed = [(k, v) for k, v in cells.items() if v not in (None, "")]
     if not typed:
         return []
+    text = _key_json(key)
+    return [[sheet, text, k, _cell_text(v)] for k, v in typed]
+
+
+def rendered_table_rows(sheet: str, refs: Sequence[str], rows: Sequence[list[Any]],
+                        owned: Sequence[tuple[int, str]]) -> list[list[Any]]:
+    """``rendered_rows`` of many rows of ``sheet`` at once, each keyed by its one reference
+    (全部投诉's 记录标识): the cells of the ``owned`` columns (index in the row, key)."""
+    out: list[list[Any]] = []
+    for ref, row in zip(refs, rows, strict=True):
+        typed = [(k, v) for i, k in owned if (v := row[i]) not in (None, "")]
+        if typed:
+            text = _key_json((ref,))
+            out += [[sheet, text, k, _cell_text(v)] for k, v in typed]
+    return out
+
+
+def _key_json(key: Sequence[Any]) -> str:
+    """How ``_rendered`` writes a row's key: the JSON of its cells' texts."""
     one = key[0] if len(key) == 1 else None
     if one.__class__ is str and one.isascii() and one.isalnum():
-        text = f'["{one}"]'   # a record reference ("R…"): what json.dumps writes, without its call
-    else:
-        text = json.dumps([_key_text(v) for v in key], ensure_ascii=False)
-    return [[sheet, text, k, _cell_text(v)] for k, v in typed]
+        return f'["{one}"]'   # a record reference ("R…"): what json.dumps writes, without its call
+    return json.dumps([_key_text(v) for v in key], ensure_ascii=False)
 
 
 def rendered_sheet(rows: list[list[Any]] | Spooled) -> SheetData:

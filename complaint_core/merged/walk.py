@@ -49,7 +49,7 @@ from .pieces import (
     state_cell,
     year_end,
 )
-from .readback import rendered_rows
+from .readback import rendered_table_rows
 from .report import CaseKey, Summary, case_of, current_loss_ids, overdue_row
 from .rowxml import text_cell
 from .sheets import AllRows, finding_rows, orphan, typed_cells
@@ -317,7 +317,6 @@ def make_piece(chunks: Iterator[tuple[list[Record], list[dict[str, Any]]]], mark
         piece.summary.add(live, states)
         piece.loss_ids |= current_loss_ids(live, ctx.rules)
         rows: list[list[Any]] = []
-        rendered: list[list[Any]] = []
         kept: list[Record] = []
         cases: list[tuple[CaseKey, list[Any]]] = []
         for r in records:
@@ -339,10 +338,10 @@ def make_piece(chunks: Iterator[tuple[list[Record], list[dict[str, Any]]]], mark
                         row[i] = cells[key]
                         piece.applied += 1
             rows.append(row)
-            rendered += rendered_rows(ALL_SHEET, [ref], {k: row[i] for i, k in owned})
             if not r["deleted"] and (case := case_of(r, now)) is not None:
                 cases.append(case)
         piece.rows += len(rows)
+        rendered = rendered_table_rows(ALL_SHEET, [r["record_ref"] for r in kept], rows, owned)
         piece.all_xml.append((codecs.all_rows.encode(rows), len(rows)))
         piece.rendered_rows += len(rendered)
         piece.rendered_xml.append((codecs.rendered.encode(rendered), len(rendered)))

@@ -685,7 +685,7 @@ def _engine(url: str) -> Engine:
             cur = dbapi_conn.cursor()
             # A stored row is a complaint's JSON, about 1.5 KB: 16 KiB pages hold ten of them
             # where 4 KiB pages hold two, so a first merge of 100,000 complaints writes and
-            # checkpoints far fewer pages (storing them: 2.4 -> 1.8 CPU-s). Only a new store
+            # checkpoints far fewer pages (storing them: 2.6 -> 2.2 CPU-s, medians of six). Only a new store
             # takes it (it must come before WAL); an existing one keeps its pages.
             cur.execute(f"PRAGMA page_size={PAGE_SIZE}")
             # WAL: managers' readers never block the daemon's writes; a killed daemon leaves
