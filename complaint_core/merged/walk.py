@@ -51,7 +51,7 @@ from .pieces import (
 )
 from .readback import rendered_table_rows
 from .report import CaseKey, Summary, case_of, current_loss_ids, overdue_row
-from .rowxml import text_cell
+from .rowxml import Cells, text_cell
 from .sheets import AllRows, finding_rows, orphan, typed_cells
 from .xlsx import RowCodec, RowSpool
 
@@ -375,6 +375,29 @@ def _lines(items: list[OverdueItem], warns: dict[str, timedelta], sink: RowCodec
     return out
 
 
+def _finished(lines: list[Line], now: datetime, cells: Cells) -> list[str]:
+    """逾期's rows of a piece's lines as of ``now``: an open deadline's state, hours late and
+    "截至 … 仍未完成" filled in, the shop's lines at once (a column's texts checked once)."""
+    opened = [line for line in lines if not isinstance(line, str)]
+    past = [now > line[0] for line in opened]
+    until = f"；截至 {now.isoformat(sep=' ', timespec='minutes')} 仍未完成"
+    whys = [line[4] + until if late else line[4] for line, late in zip(opened, past, strict=True)]
+    hours = [round((now - line[0]).total_seconds() / 3600, 1) if late else 0.0
+             for line, late in zip(opened, past, strict=True)]
+    # made due soon or overdue, and the clock only goes on: still due soon when not past
+    why_cells = cells.many([[w] for w in whys], first=8) if all(whys) else [text_cell(w) for w in whys]
+    made = iter(zip(past, cells.many([[h] for h in hours], first=5), why_cells, strict=True))
+    overdue, soon = state_cell("overdue"), state_cell("due_soon")
+    rows: list[str] = []
+    for line in lines:
+        if isinstance(line, str):
+            rows.append(line)
+            continue
+        late, hours_cell, why_cell = next(made)
+        rows.append(f"<row>{line[2]}{overdue if late else soon}{hours_cell}{line[3]}{why_cell}</row>")
+    return rows
+
+
 def _lay(piece: Piece, out: Walked, sinks: Sinks, seen: set[str], stored_loss: set[str]) -> None:
     """Put one shop's piece into the spools and the walk's totals."""
     now = out.now
@@ -386,22 +409,7 @@ def _lay(piece: Piece, out: Walked, sinks: Sinks, seen: set[str], stored_loss: s
     out.applied += piece.applied
     out.summary.merge(piece.summary)   # its states are those that no longer change…
     out.summary.states.update((kind, deadline_state(due, None, now, warn)) for kind, due, warn in piece.dyn)
-    overdue, soon = state_cell("overdue"), state_cell("due_soon")
-    until = f"；截至 {now.isoformat(sep=' ', timespec='minutes')} 仍未完成"
-    not_late = sinks.overdue.cells.number(5, 0.0)
-    number = sinks.overdue.cells.number
-    rows: list[str] = []
-    for line in piece.lines:
-        if isinstance(line, str):
-            rows.append(line)
-            continue
-        due, _warn, pre, post, why = line
-        if now > due:
-            late = number(5, round((now - due).total_seconds() / 3600, 1))
-            rows.append(f"<row>{pre}{overdue}{late}{post}{text_cell(why + until)}</row>")
-        else:   # made due soon or overdue, and the clock only goes on: still due soon
-            rows.append(f"<row>{pre}{soon}{not_late}{post}{text_cell(why)}</row>")
-    sinks.overdue.extend_xml(rows)
+    sinks.overdue.extend_xml(_finished(piece.lines, now, sinks.overdue.cells))
     out.cases.extend(piece.cases)
     out.loss_ids |= piece.loss_ids & stored_loss
     out.conflicts += piece.conflicts
