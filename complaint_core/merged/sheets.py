@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import functools
+import json
 import operator
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..schema import FIELD_BY_KEY, FIELDS
 from ..store.codec import ALL_SHEET
-from ..store.view import FindingRow, ManagerCells, Record
+from ..store.view import ManagerCells, Record
 from .model import Column, ColumnKind, SheetData, Spooled
 
 
@@ -94,11 +95,12 @@ FINDING_COLUMNS = [Column("shop", "门店", width=10), Column("file", "来源文
                    Column("message", "说明", width=60)]
 
 
-def finding_rows(findings: Iterable[FindingRow]) -> Iterator[list[Any]]:
-    """``findings``: (shop, source_path, sheet, row, cell, field, severity, code, message) as
-    ``Store.iter_findings()`` gives them."""
-    for shop, path, sheet, row, cell, _field, severity, code, message in findings:
-        yield [shop, file_name(path), sheet, row, cell, "错误" if severity == "error" else "提醒", code, message]
+def finding_rows(path: str, shop: str, data: str) -> list[list[Any]]:
+    """校验问题's rows of one file's findings, ``data`` as the store keeps them (a JSON array of
+    [sheet, row, cell, field, severity, code, message]: ``Store.finding_files``)."""
+    name = file_name(path)
+    return [[shop, name, sheet, row, cell, "错误" if severity == "error" else "提醒", code, message]
+            for sheet, row, cell, _field, severity, code, message in json.loads(data)]
 
 
 def findings_sheet(rows: list[list[Any]] | Spooled) -> SheetData:

@@ -33,7 +33,6 @@ from ..overdue import (
 )
 from ..rules_book import Rules
 from ..store.codec import ALL_SHEET
-from ..store.db import file_findings
 from ..store.view import ManagerCells, Record, StoreView
 from . import makers
 from .archive import Year, closed_year
@@ -277,7 +276,7 @@ def findings_key(path: str, shop: str, data: str) -> str:
 
 def encode_findings(codec: RowCodec, path: str, shop: str, data: str) -> tuple[Segment, int]:
     """A file's 校验问题 rows (``Store.finding_files`` gives its stored JSON), encoded."""
-    rows = list(finding_rows(file_findings(path, shop, data)))
+    rows = finding_rows(path, shop, data)
     return codec.encode(rows), len(rows)
 
 
