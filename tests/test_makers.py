@@ -76,8 +76,7 @@ def test_pieces_made_by_makers_give_the_workbook_the_render_writes_alone(chain, 
         monkeypatch.setattr(makers, "MIN_ROWS", 1)
         path = tmp_path / f"apart-{later.days}-{later.seconds}.xlsx"
         rep = render_merged(store, path, now=T0 + later)
-        # every shop made apart but the first, which the render makes while the makers start
-        assert rep.apart == len(SHOPS) - 1 and rep.reused == 0
+        assert rep.apart == len(SHOPS) and rep.reused == 0
         got = _grids(path)
         assert list(got) == list(want)
         for sheet in want:

@@ -252,16 +252,13 @@ class _Team:
         self._unusable = 0
 
     def wanted(self, shop: str) -> bool:
-        """``shop`` must be made: whether a maker makes it (starting them if now worth it). The
-        shop that makes them worth starting is made by the render, while they start: a maker
-        takes a few tenths of a second to be ready, the render would only wait for it."""
+        """``shop`` must be made: whether a maker makes it (starting them if now worth it)."""
         if self.makers is None and self._count:
             self._unusable += self._marks[shop][0]
             if max(self._bare, self._unusable) >= makers.MIN_ROWS:
                 url, ctx, codecs, cache = self._args
                 assert url is not None
                 self.makers = makers.Makers(url, ctx, codecs, cache=cache, count=self._count)
-                return False
         return self.makers is not None
 
     def close(self) -> None:
