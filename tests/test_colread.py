@@ -150,10 +150,15 @@ def test_read_back_is_the_same_as_through_calamine(merged: Path, tmp_path: Path,
                               min_size=1, max_size=40), min_size=1, max_size=8),
        gap=st.integers(min_value=0, max_value=30))
 def test_any_text_reads_as_calamine_reads_it(tmp_path: Path, texts: list[str], gap: int) -> None:
+    path = _texts_in_a_manager_column(tmp_path / f"t{abs(hash((tuple(texts), gap)))}.xlsx", texts, gap)
+    _same(path, ALL, {"主管批示", "记录标识"})
+
+
+def _texts_in_a_manager_column(path: Path, texts: list[str], gap: int = 0) -> Path:
+    """A 全部投诉 sheet as XlsxWriter saves it (shared strings), ``texts`` in 主管批示 with
+    ``gap`` rows left out between them."""
     import xlsxwriter
 
-    path = tmp_path / f"t{abs(hash((tuple(texts), gap)))}.xlsx"
-    # shared strings and left-out rows, as Excel saves
     wb = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_urls": False,
                                          "strings_to_numbers": False})
     ws = wb.add_worksheet(ALL)
@@ -163,26 +168,15 @@ def test_any_text_reads_as_calamine_reads_it(tmp_path: Path, texts: list[str], g
         ws.write_string(2 + i * (gap + 1), 2, text)
         ws.write_string(2 + i * (gap + 1), 3, f"ref{i}")
     wb.close()
-    _same(path, ALL, {"主管批示", "记录标识"})
+    return path
 
 
 def test_escaped_characters_read_back_as_excel_reads_them(tmp_path: Path) -> None:
     # a cell may only hold characters XML allows: the others are written _xHHHH_ (ours and
     # XlsxWriter's alike) and Excel reads every such escape back as its character, U+FFFE and
     # U+FFFF included; a literal "_x0041_" is written _x005F_x0041_ and stays as typed
-    import xlsxwriter
-
     texts = ["\ufffe", "批示\uffff", "\x01a", "_x0041_", "a\x1fb"]
-    path = tmp_path / "escaped.xlsx"
-    wb = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_urls": False,
-                                         "strings_to_numbers": False})
-    ws = wb.add_worksheet(ALL)
-    ws.write_row(0, 0, ["说明"])
-    ws.write_row(1, 0, ["门店", "投诉编号", "主管批示", "记录标识"])
-    for i, text in enumerate(texts):
-        ws.write_string(2 + i, 2, text)
-        ws.write_string(2 + i, 3, f"ref{i}")
-    wb.close()
+    path = _texts_in_a_manager_column(tmp_path / "escaped.xlsx", texts)
     rows = list(read_columns(path, ALL, lambda top: {2, 3}))
     assert [row[2] for row in rows[2:]] == texts
 

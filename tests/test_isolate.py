@@ -236,7 +236,6 @@ def test_a_caller_that_stops_early_leaves_no_child(tmp_path: Path) -> None:
     assert not _reader_pids() - others
 
 
-@pytest.mark.skipif(not os.sys.platform.startswith("linux"), reason="children come from a forkserver on Linux only")
 def test_the_forkserver_started_early_serves_readers_without_the_callers_main(tmp_path: Path) -> None:
     # warm_children starts the readers' forkserver while the daemon still hashes the files; the
     # readers it then forks never import the caller's main module (the CLI: start_child)

@@ -167,12 +167,11 @@ def walk(view: StoreView, now: datetime, *, closed_years: int, sinks: Sinks, nam
     order = sorted(marks)
     codecs = sinks.codecs()
     team = _Team(url, ctx, codecs, cache, marks, order)
-    # (shop, mark, piece or None, whether a maker was asked for it)
-    ahead: deque[tuple[str, str, Piece | None, bool]] = deque()
+    ahead: deque[tuple[str, str, Piece | None]] = deque()   # (shop, mark, piece; None: asked of a maker)
 
     def lay_first() -> None:
-        shop, mark, piece, apart = ahead.popleft()
-        if apart and team.makers is not None:
+        shop, mark, piece = ahead.popleft()
+        if piece is None and team.makers is not None:
             piece = team.makers.take(shop)
             out.apart += piece is not None
         if piece is None:
@@ -186,7 +185,6 @@ def walk(view: StoreView, now: datetime, *, closed_years: int, sinks: Sinks, nam
         for shop in order:
             mark = shop_mark(namespace, marks[shop])
             piece = cache.load(shop) if cache is not None else None
-            apart = False   # a maker asked for it
             if piece is not None and piece.usable(mark, edits, now):
                 out.reused += 1
             else:
@@ -194,8 +192,7 @@ def walk(view: StoreView, now: datetime, *, closed_years: int, sinks: Sinks, nam
                 if team.wanted(shop):
                     assert team.makers is not None
                     team.makers.ask(shop, marks[shop])
-                    apart = True
-            ahead.append((shop, mark, piece, apart))
+            ahead.append((shop, mark, piece))
             while len(ahead) > (makers.AHEAD if team.makers is not None else 0):
                 lay_first()
         # the files' 校验问题 rows next: makers that finished the last shops start on them

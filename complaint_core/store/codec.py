@@ -78,8 +78,9 @@ def decode_values(text: str) -> dict[str, Any]:
     return doc
 
 
-def content_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+def content_hash(text: str | bytes) -> str:
+    """The hash of a row's stored JSON (its UTF-8 bytes, when the caller has them already)."""
+    return hashlib.sha256(text if isinstance(text, bytes) else text.encode("utf-8")).hexdigest()[:32]
 
 
 # The merged workbook's sheet of every complaint: its manager cells are keyed by record_ref.
@@ -215,7 +216,7 @@ def prepare_rows(table: ComplaintTable, path: Path, settings: Settings | None = 
         d = dues[i] if dues is not None else deadlines(row.values, settings)
         scan = scan_fields(row.values)
         out.append((row.row, shop, cid, text(upd) if isinstance(upd, datetime) else None,
-                    data, hashlib.sha256(data).hexdigest()[:32], key,   # content_hash of the text
+                    data, content_hash(data), key,
                     (text(d.contact_due), text(d.feedback_due), text(d.followup_due)), table.sheet,
                     (text(scan[0]), text(scan[1]), text(scan[2]), scan[3])))
     return out
