@@ -169,3 +169,28 @@ def test_a_store_made_with_other_pages_keeps_them_and_its_rows(tmp_path: Path) -
     again = open_store(path)
     assert _pragma(again, "page_size") == 4096
     assert len(_stored(again)) == 300 and _stored(again)[0][3] == "S0\x1fC0"
+
+
+def test_columns_converted_at_once_store_what_value_by_value_would(two_stores: tuple) -> None:
+    # insert_rows skips the per-value call for a column of the store's own moment texts and
+    # converts a column of few values once per value: columns that only look so (a 26-character
+    # text with a "T", a stray other text, True and 1 together) still go value by value
+    from complaint_core.store.codec import moment_text
+
+    cols = (*COLS, "due_contact", "due_feedback", "due_followup")
+    base = datetime(2026, 3, 3, 9, 1, 2)
+    moments = [base.replace(minute=i % 60, microsecond=i) for i in range(60)]
+    texts = [moment_text(m) for m in moments]
+    odd = list(texts)
+    odd[7] = moments[7].isoformat(timespec="microseconds")            # 26 characters, "T" at 10
+    odd[9] = "2026-03-03 09:01"                                       # read as a moment first
+    flags = [i % 3 == 0 for i in range(60)]
+    mixed = [1 if i == 5 else f for i, f in enumerate(flags)]          # True and 1 in one column
+    rows = _rows(60)
+    ours = [(*r[:7], mixed[i], r[8], texts[i] if i % 4 else None, odd[i], texts[0]) for i, r in enumerate(rows)]
+    theirs = [(*r[:7], bool(mixed[i]), r[8], moments[i] if i % 4 else None,
+               datetime.fromisoformat(odd[i]), moments[0]) for i, r in enumerate(rows)]
+    got = _stored_as_sqlalchemy_stores(two_stores, cols, ours, theirs)
+    assert sum(r[7] for r in got) == sum(map(bool, mixed))
+    by_key = {r[3]: r for r in got}
+    assert by_key[rows[9][3]][-2] == datetime(2026, 3, 3, 9, 1) and by_key[rows[7][3]][-2] == moments[7]

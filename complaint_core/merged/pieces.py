@@ -146,7 +146,7 @@ class ChainTally:
         self._synced += 1
         self._drop(shop)
         for what, tally in (("c", piece.summary.customers), ("s", piece.summary.subjects)):
-            rows = sorted((shop, what, k, n, label) for k, n, label in tally.labelled())
+            rows = tally.keyed(shop, what)   # in key order: one stretch of the tally's file
             self._db.executemany("INSERT INTO tally VALUES (?, ?, ?, ?, ?)", rows)
             if not self._recount:
                 self._db.executemany("INSERT INTO totals VALUES (?, ?, ?) ON CONFLICT (what, k) DO UPDATE "
