@@ -171,10 +171,10 @@ def test_a_store_made_with_other_pages_keeps_them_and_its_rows(tmp_path: Path) -
     assert len(_stored(again)) == 300 and _stored(again)[0][3] == "S0\x1fC0"
 
 
-def test_columns_converted_at_once_store_what_value_by_value_would(two_stores: tuple) -> None:
-    # insert_rows skips the per-value call for a column of the store's own moment texts and
-    # converts a column of few values once per value: columns that only look so (a 26-character
-    # text with a "T", a stray other text, True and 1 together) still go value by value
+def test_columns_of_look_alike_texts_and_mixed_flags_store_what_sqlalchemy_would(two_stores: tuple) -> None:
+    # columns that look like the store's own moment texts but are not (a 26-character text with
+    # a "T", a stray shorter text), a flag column holding True and 1, and a column holding one
+    # moment for every row: stored as SQLAlchemy stores the values they stand for
     from complaint_core.store.codec import moment_text
 
     cols = (*COLS, "due_contact", "due_feedback", "due_followup")

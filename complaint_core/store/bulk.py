@@ -12,7 +12,6 @@ converters (or a C method that is checked to write the same), and hands plain tu
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -29,7 +28,7 @@ _MARK = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
 
 @functools.lru_cache(maxsize=64)
-def _statement(table: Table, columns: tuple[str, ...], dialect: Dialect) -> tuple[str, list[Converter | None], list[bool]]:
+def _statement(table: Table, columns: tuple[str, ...], dialect: Dialect) -> tuple[str, list[Converter | None]]:
     quote = dialect.identifier_preparer.quote
     mark = _MARK.get(dialect.paramstyle)
     if mark is None:   # numeric and named styles: none of the drivers we support use them
@@ -43,14 +42,7 @@ def _statement(table: Table, columns: tuple[str, ...], dialect: Dialect) -> tupl
     sql = (f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
            f"({', '.join(quote(c) for c in columns)}) VALUES ({', '.join(marks)})")
     convert: list[Converter | None] = [_converter(table.c[c].type, dialect) for c in columns]
-    # which of them store ``codec.moment_text``'s text as it comes (``_iso_moment``)
-    as_text = [isinstance(table.c[c].type, DateTime) and _writes_iso(
-        table.c[c].type.dialect_impl(dialect).bind_processor(dialect) or _no_processor) for c in columns]
-    return sql, convert, as_text
-
-
-def _no_processor(value: Any) -> Any:
-    raise TypeError("no bind processor")
+    return sql, convert
 
 
 def text_as_bytes(dialect: Dialect) -> bool:
@@ -118,48 +110,23 @@ def _iso_moment(convert: Converter) -> Converter:
     return call
 
 
-# a run of ``codec.ISO_TEXT``'s texts, as SQLite's DateTime stores them
-_ISO_RUN = re.compile(r"(?:\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6})*")
-_NONE = type(None)
-_TEXT_OR_NONE = frozenset({str, _NONE})
-_FEW_KINDS = frozenset({bool, int, str, _NONE})
-# a column with no more distinct values than this share of its rows is converted a value at a time
-_FEW = 4
-
-
 def insert_rows(conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> None:
     """``INSERT`` every row of ``rows`` (values in ``columns`` order) in one executemany."""
     if not rows:
         return
-    sql, convert, as_text = _statement(table, columns, conn.dialect)
+    sql, convert = _statement(table, columns, conn.dialect)
     if any(f is not None for f in convert):
-        # a column at a time: C-level transposition; a first merge of 100 shops stores a
-        # million moments and flags, and a call per value cost the daemon a quarter second
+        # a column at a time: C-level transposition, and a column holding one moment for every
+        # row (when the file was read) is converted once
         cols = list(zip(*rows, strict=True))
         for i, f in enumerate(convert):
-            if f is not None:
-                cols[i] = _converted(cols[i], f, as_text[i])
+            if f is None:
+                continue
+            col = cols[i]
+            first = col[0]
+            if col.count(first) == len(col):
+                cols[i] = (None if first is None else f(first),) * len(col)
+            else:   # each converter passes None on (NULL) without calling the dialect's
+                cols[i] = tuple(map(f, col))
         rows = list(zip(*cols, strict=True))
     conn.exec_driver_sql(sql, rows if isinstance(rows, list) else list(rows))
-
-
-def _converted(col: tuple[Any, ...], f: Converter, as_text: bool) -> tuple[Any, ...]:
-    """``tuple(map(f, col))``, without a call per value where the column allows it."""
-    first = col[0]
-    if col.count(first) == len(col):   # one moment for every row (when the file was read)
-        return (None if first is None else f(first),) * len(col)
-    kinds = set(map(type, col))
-    if as_text and kinds <= _TEXT_OR_NONE:
-        # the moments a reader child sends (``codec.moment_text``), which ``f`` stores as they
-        # are: checked all at once (each 26 characters long, and together a run of such texts)
-        texts = [v for v in col if v is not None]
-        if set(map(len, texts)) == {26} and _ISO_RUN.fullmatch("".join(texts)):
-            return col
-    if kinds <= _FEW_KINDS:
-        # flags and the like: each distinct value converted once (equal values of these types
-        # convert alike; True and 1 would be one key, so a column mixing them goes value by value)
-        distinct = set(col)
-        if len(distinct) * _FEW <= len(col) and not (bool in kinds and int in kinds):
-            made = {v: f(v) for v in distinct}
-            return tuple(map(made.__getitem__, col))
-    return tuple(map(f, col))
