@@ -112,3 +112,49 @@ def test_a_big_shop_is_decoded_a_chunk_at_a_time(store: Store, tmp_path: Path, m
     chunked = build_sheets(store, NOW)
     for a, b in zip(whole, chunked, strict=True):
         assert (a.name, a.rows, [(x.title, x.rows) for x in a.blocks]) == (b.name, b.rows, [(x.title, x.rows) for x in b.blocks])
+
+
+_KILLED_MID_WRITE = r"""
+import os, signal, sys
+from complaint_core.merged.pieces import ChainTally
+from complaint_core.merged.report import Repeats
+from complaint_core.merged.walk import CaseSorter
+from types import SimpleNamespace
+
+sorter = CaseSorter()
+for n in range(2_000):   # 20 MB: past SQLite's 2 MB page cache, so its temporary file is written
+    sorter.extend([(("类别", n % 5, float(n)), "<row>" + "顾客说太慢了" * 800 + "</row>")])
+tally = ChainTally(None)
+for shop in ("S01", "S02"):
+    counts = Repeats(str)
+    counts.counts.update({f"{shop}客户{i}": 1 for i in range(50_000)})
+    tally.sync(shop, SimpleNamespace(token=shop, summary=SimpleNamespace(customers=counts, subjects=Repeats(str))))
+held = []
+for fd in os.listdir("/proc/self/fd"):
+    try:
+        held.append(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:   # the listing's own descriptor, closed already
+        pass
+print("\n".join(held), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_write_killed_midway_leaves_nothing_in_the_temp_folder(tmp_path: Path) -> None:
+    # 案例手册's sorter and a chain tally without a cache folder keep their rows in temporary
+    # SQLite files: files the system deletes, so a daemon killed mid-write (power cut, task
+    # manager) leaves no megabytes behind in the temp folder, write after write
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp), "SQLITE_TMPDIR": str(temp)}
+    done = subprocess.run([sys.executable, "-c", _KILLED_MID_WRITE], env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    spilled = [line for line in done.stdout.splitlines() if line.startswith(str(temp))]
+    assert spilled and all(line.endswith("(deleted)") for line in spilled)   # written there, never named
+    assert list(temp.iterdir()) == []

@@ -90,10 +90,8 @@ class ChainTally:
     """
 
     def __init__(self, path: Path | None) -> None:
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        if path is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="complaint-desk-tally-")
-            path = Path(self._tmp.name) / "tally.sqlite"
+        # None: SQLite's own temporary database, for this write only (its file is deleted as
+        # it is opened, so nothing is left behind by a write that is killed)
         self.path = path
         self._synced = 0          # shops whose counts this write replaced
         self._recount = False     # the totals are summed again before they are read
@@ -102,6 +100,8 @@ class ChainTally:
         try:
             self._db = self._open()
         except sqlite3.DatabaseError:
+            if path is None:
+                raise
             path.unlink(missing_ok=True)     # torn or foreign: a cache, made again
             self._db = self._open()
 
@@ -109,10 +109,15 @@ class ChainTally:
     LAYOUT = 2
 
     def _open(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # the totals are summed in a thread of their own (``settle``), never while this one uses it
-        db = sqlite3.connect(self.path, check_same_thread=False)
+        if self.path is None:
+            db = sqlite3.connect("", check_same_thread=False)
+            db.execute(f"PRAGMA user_version = {self.LAYOUT}")
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            db = sqlite3.connect(self.path, check_same_thread=False)
         if db.execute("PRAGMA user_version").fetchone()[0] != self.LAYOUT:
+            assert self.path is not None   # a temporary database was just given its layout
             db.close()
             for extra in ("", "-wal", "-shm"):
                 Path(f"{self.path}{extra}").unlink(missing_ok=True)
@@ -245,8 +250,6 @@ class ChainTally:
         except sqlite3.Error as exc:   # a cache: the next write counts the shops again
             log.warning("汇总缓存未能保存 (tally not saved: %s)", exc)
         self._db.close()
-        if self._tmp is not None:
-            self._tmp.cleanup()
 
 
 def edits_hash(refs: list[str], edits: ManagerCells) -> str:
