@@ -28,6 +28,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..heap import keep_freed_memory
 from ..isolate import child_context, start_child
 from .deflate import Segment
 from .pieces import Piece, PieceCache, shop_mark
@@ -67,6 +68,7 @@ def _serve(conn: Any, url: str, ctx: Context, codecs: Codecs, folder: str | None
     from ..store.db import connect_store
     from .walk import encode_findings, findings_key, make_piece
 
+    keep_freed_memory()   # the next shop reuses this one's pages (complaint_core/heap.py)
     store = connect_store(url)
     cache = PieceCache(Path(folder)) if folder is not None else None
     # as in a reader child (isolate._serve): the cycle collector would walk every record and
