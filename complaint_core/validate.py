@@ -100,7 +100,8 @@ def validate_row(values: dict[str, Any], *, now: datetime, settings: Settings = 
     if validity == "不成立" and get("resolution_plan") is None:
         out.append(("resolution_plan", "invalid_needs_reply", {}))
     if isinstance(received, datetime):
-        due = due or deadlines(values, settings)
+        if due is None:
+            due = deadlines(values, settings)
         contact = get("first_contact_at")
         if isinstance(contact, datetime) and due.contact_due and contact > due.contact_due:
             out.append(("first_contact_at", "contact_late", {"value": contact, "due": due.contact_due}))

@@ -11,8 +11,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from complaint_core.merged.pieces import ChainTally
 from complaint_core.merged.report import Repeats
@@ -128,16 +126,3 @@ def test_a_tally_file_of_another_layout_is_made_again(tmp_path: Path) -> None:
     assert tally.rows("c") == [["x", 2]]
     tally.close()
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == ChainTally.LAYOUT
-
-
-@given(st.lists(st.tuples(st.sampled_from(["13800000000", "13900000000", "a@x.cn", "王", "李", " "]),
-                          st.sampled_from(["王先生", "李女士", "", "客户"])), max_size=40), st.booleans())
-def test_a_shops_tally_rows_are_its_keys_in_order_with_their_counts_and_labels(added: list, labelled: bool) -> None:
-    # what ChainTally stores of a shop: every key once, in key order, counted and labelled as
-    # Repeats counted and labelled it record by record
-    c = Repeats(lambda r: r["k"], (lambda r: r["label"]) if labelled else None)
-    for k, label in added:
-        c.add({"k": k.strip(), "label": label})
-    want = sorted(("S01", "c", k, n, (c._first.get(k) or c._names.get(k) or k) if labelled else k)
-                  for k, n in c.counts.items())
-    assert c.keyed("S01", "c") == want

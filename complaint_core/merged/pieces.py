@@ -111,18 +111,16 @@ class ChainTally:
     def _open(self) -> sqlite3.Connection:
         # the totals are summed in a thread of their own (``settle``), never while this one uses it
         if self.path is None:
-            db = sqlite3.connect("", check_same_thread=False)
-            db.execute(f"PRAGMA user_version = {self.LAYOUT}")
+            db = sqlite3.connect("", check_same_thread=False)   # new and empty: no layout to check
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             db = sqlite3.connect(self.path, check_same_thread=False)
-        if db.execute("PRAGMA user_version").fetchone()[0] != self.LAYOUT:
-            assert self.path is not None   # a temporary database was just given its layout
-            db.close()
-            for extra in ("", "-wal", "-shm"):
-                Path(f"{self.path}{extra}").unlink(missing_ok=True)
-            db = sqlite3.connect(self.path, check_same_thread=False)
-            db.execute(f"PRAGMA user_version = {self.LAYOUT}")
+            if db.execute("PRAGMA user_version").fetchone()[0] != self.LAYOUT:
+                db.close()
+                for extra in ("", "-wal", "-shm"):
+                    Path(f"{self.path}{extra}").unlink(missing_ok=True)
+                db = sqlite3.connect(self.path, check_same_thread=False)
+                db.execute(f"PRAGMA user_version = {self.LAYOUT}")
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=OFF")
         db.execute("CREATE TABLE IF NOT EXISTS shops (shop TEXT PRIMARY KEY, token TEXT NOT NULL)")
@@ -151,7 +149,7 @@ class ChainTally:
         self._synced += 1
         self._drop(shop)
         for what, tally in (("c", piece.summary.customers), ("s", piece.summary.subjects)):
-            rows = tally.keyed(shop, what)   # in key order: one stretch of the tally's file
+            rows = sorted((shop, what, k, n, label) for k, n, label in tally.labelled())
             self._db.executemany("INSERT INTO tally VALUES (?, ?, ?, ?, ?)", rows)
             if not self._recount:
                 self._db.executemany("INSERT INTO totals VALUES (?, ?, ?) ON CONFLICT (what, k) DO UPDATE "

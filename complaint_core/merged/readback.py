@@ -223,11 +223,7 @@ def rendered_head(*, store_id: str = "", sent: Sequence[tuple[str, str, datetime
 def rendered_rows(sheet: str, key: Sequence[Any], cells: dict[str, Any]) -> list[list[Any]]:
     """The rows of ``_rendered`` for one row of ``sheet``: each non-empty manager-owned cell as
     written, under the row's key."""
-    typed = [(k, v) for k, v in cells.items() if v not in (None, "")]
-    if not typed:
-        return []
-    text = _key_json(key)
-    return [[sheet, text, k, _cell_text(v)] for k, v in typed]
+    return _typed_rows(sheet, key, [(k, v) for k, v in cells.items() if v not in (None, "")])
 
 
 def rendered_table_rows(sheet: str, refs: Sequence[str], rows: Sequence[list[Any]],
@@ -236,11 +232,16 @@ def rendered_table_rows(sheet: str, refs: Sequence[str], rows: Sequence[list[Any
     (全部投诉's 记录标识): the cells of the ``owned`` columns (index in the row, key)."""
     out: list[list[Any]] = []
     for ref, row in zip(refs, rows, strict=True):
-        typed = [(k, v) for i, k in owned if (v := row[i]) not in (None, "")]
-        if typed:
-            text = _key_json((ref,))
-            out += [[sheet, text, k, _cell_text(v)] for k, v in typed]
+        out += _typed_rows(sheet, (ref,), [(k, v) for i, k in owned if (v := row[i]) not in (None, "")])
     return out
+
+
+def _typed_rows(sheet: str, key: Sequence[Any], typed: list[tuple[str, Any]]) -> list[list[Any]]:
+    """The ``_rendered`` rows of one row's typed cells (column key, value)."""
+    if not typed:
+        return []
+    text = _key_json(key)
+    return [[sheet, text, k, _cell_text(v)] for k, v in typed]
 
 
 def _key_json(key: Sequence[Any]) -> str:

@@ -8,7 +8,7 @@ left out would be rendered empty, and a manager's 处罚确认 on it would never
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from itertools import repeat
 from typing import Any, Protocol
@@ -241,17 +241,10 @@ class Repeats:
         return rows[:top] if top else rows
 
 
-    def keyed(self, *head: str) -> list[tuple[Any, ...]]:
-        """(*head, key, complaints, label) of every key counted here, in key order: what the
-        chain's tally stores (a first write of 100 shops stores 155,000 of them)."""
-        keys = sorted(self.counts)
-        counts = list(map(self.counts.__getitem__, keys))
-        if self._label:
-            first, names = self._first, self._names
-            labels = [first.get(k) or names.get(k) or k for k in keys]
-        else:
-            labels = keys
-        return [(*head, k, n, label) for k, n, label in zip(keys, counts, labels, strict=True)]
+    def labelled(self) -> Iterator[tuple[str, int, str]]:
+        """(key, complaints, label) of every key counted here."""
+        for k, n in self.counts.items():
+            yield k, n, (self._first.get(k) or self._names.get(k) or k) if self._label else k
 
     def repeated(self) -> int:
         """How many keys were complained about more than once."""
@@ -353,43 +346,25 @@ class Summary:
         self.followed += sum(map(isinstance, [r.get("followup_at") for r in counted], repeat(datetime)))
         said = Counter([r.get("satisfaction") for r in counted])
         self.satisfied += said["满意"] + said["非常满意"]
+        self.invalid += sum(1 for r in counted if r.get("validity") == "不成立" or r.get("status") == "不成立")
         months, causes, buckets, handled = self.months, self.causes, self.buckets, self.handled
         for r in counted:
             got = r.get("received_at")
-            invalid = r.get("validity") == "不成立" or r.get("status") == "不成立"
-            self.invalid += invalid
-            if not isinstance(got, datetime):
-                if not invalid:
-                    handled["unresolved"] += 1   # as _handled: no received time, not resolved
-                continue
-            month = f"{got.year}-{got.month:02d}"   # as %Y-%m (unpadded year, as glibc), without strftime
-            months[month] += 1
-            cause = r.get("root_cause")
-            causes[month][cause if cause in ROOT_CAUSES else "未填"] += 1
-            done = r.get("resolved_at")
-            if not isinstance(done, datetime):
-                if not invalid:
-                    buckets["未解决"] += 1
-                    handled["unresolved"] += 1
-                continue
-            secs = (done - got).total_seconds()
-            h = secs / 3600
-            if h >= 0:   # resolved before received is a typo (校验问题 lists it), not a fast fix
-                self.hours_sum += h
-                self.hours_n += 1
-            if invalid:
-                continue
-            # as _bucket and _handled, written out: two calls a complaint cost more than their tests
-            if done > now:
-                buckets["未解决"] += 1
-                handled["unresolved"] += 1
-                continue
-            days = secs / 86400
-            if days < 0:
-                handled["unresolved"] += 1
-                continue
-            buckets["≤1天" if days <= 1 else "1-3天" if days <= 3 else "3-7天" if days <= 7 else ">7天"] += 1
-            handled["quick" if done - got <= QUICK else "resolved"] += 1
+            if isinstance(got, datetime):
+                month = f"{got.year}-{got.month:02d}"   # as %Y-%m (unpadded year, as glibc), without strftime
+                months[month] += 1
+                cause = r.get("root_cause")
+                causes[month][cause if cause in ROOT_CAUSES else "未填"] += 1
+                done = r.get("resolved_at")
+                if isinstance(done, datetime):
+                    h = (done - got).total_seconds() / 3600
+                    if h >= 0:   # resolved before received is a typo (校验问题 lists it), not a fast fix
+                        self.hours_sum += h
+                        self.hours_n += 1
+            if (b := _bucket(r, now)) is not None:
+                buckets[b] += 1
+            if (how := _handled(r, now)) is not None:
+                handled[how] += 1
         for r in counted:
             self.customers.add(r)
             self.subjects.add(r)

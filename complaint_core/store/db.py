@@ -6,7 +6,6 @@ import dataclasses
 import functools
 import itertools
 import json
-import operator
 import re
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Iterator
@@ -558,39 +557,30 @@ def _settings(data: str | None) -> Settings:
 
 def _record(key: str, rows: list[Any], settings: dict[str, Settings]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """One complaint from its stored rows (winner first): the record and its conflicts."""
-    if len(rows) == 1:   # most complaints: one stored row
-        win = rows[0]
-        live = [] if win["deleted"] else rows
-    else:
-        live = [r for r in rows if not r["deleted"]]
-        win = (live or rows)[0]
+    live = [r for r in rows if not r["deleted"]]
+    win = (live or rows)[0]
     values = decode_values(win["data"])
-    extras = values.pop("_extras", None) or {}
-    source = win["source_path"]
-    shop_settings = settings.get(source, DEFAULTS)
+    extras = values.pop("_extras", {})
+    if _SCHEMA_KEYS.issuperset(values):
+        rec = dict(_NO_VALUES)   # every schema key, None where the shop left it empty
+        rec.update(values)
+    else:   # a key this version does not know (written by a later one): leave it out
+        rec = {k: values.get(k) for k in KEYS}
+    shop_settings = settings.get(win["source_path"], DEFAULTS)
     if win["anchor"] is None:   # stored by a version before deadlines were kept
-        d = deadlines({**_NO_VALUES, **values}, shop_settings)
+        d = deadlines(rec, shop_settings)
         dues = (d.contact_due, d.feedback_due, d.followup_due)
     else:
         dues = (win["due_contact"], win["due_feedback"], win["due_followup"])
-    # every schema key (None where the shop left it empty), the engine's deadlines over what the
-    # shop typed in them, then the provenance: one dict display, keys in that order as always
-    provenance = {"contact_due": dues[0], "feedback_due": dues[1], "followup_due": dues[2],
-                  "shop": win["shop"], "source_file": source, "source_sheet": win["sheet"], "source_row": win["row"],
-                  "content_hash": win["content_hash"], "first_seen": win["first_seen"],
-                  "last_seen": win["last_seen"], "deleted": not live, "record_id": key, "record_ref": record_ref(key),
-                  "version": win["version"], "extras": extras, "settings": shop_settings, "dues": dues}
-    if _SCHEMA_KEYS.issuperset(values):
-        rec = {**_NO_VALUES, **values, **provenance}
-    else:   # a key this version does not know (written by a later one): leave it out
-        rec = {**{k: values.get(k) for k in KEYS}, **provenance}
+    rec["contact_due"], rec["feedback_due"], rec["followup_due"] = dues
+    rec.update(shop=win["shop"], source_file=win["source_path"], source_sheet=win["sheet"],
+               source_row=win["row"], content_hash=win["content_hash"], first_seen=win["first_seen"],
+               last_seen=win["last_seen"], deleted=not live, record_id=key, record_ref=record_ref(key),
+               version=win["version"], extras=extras, settings=shop_settings, dues=dues)
     conflicts = []
     if len(live) > 1 and len({r["content_hash"] for r in live}) > 1:
         conflicts = _conflicts(key, live, values)
     return rec, conflicts
-
-
-_BY_KEY = operator.itemgetter("record_key")
 
 
 def _shop_batch(rows: Iterable[RowMapping], settings: dict[str, Settings]) -> tuple[list[dict[str, Any]],
@@ -598,14 +588,13 @@ def _shop_batch(rows: Iterable[RowMapping], settings: dict[str, Settings]) -> tu
     """One shop's records (in the sheet's order) and conflicts from its stored rows, in key order."""
     records: list[dict[str, Any]] = []
     conflicts: list[dict[str, Any]] = []
-    for key, grp in itertools.groupby(rows, key=_BY_KEY):
+    for key, grp in itertools.groupby(rows, key=lambda r: r["record_key"]):
         got = list(grp)   # read-only row mappings: no dict per stored row
         if len(got) > 1:
             got.sort(key=_winner_order)
         rec, more = _record(key, got, settings)
         records.append(rec)
-        if more:
-            conflicts.extend(more)
+        conflicts.extend(more)
     records.sort(key=_record_order)
     return records, conflicts
 
