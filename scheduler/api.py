@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.engine import Connection
 
 from complaint_core.gcpause import paused_gc
-from complaint_core.merged.report import overdue_items
-from complaint_core.overdue import flagged, scan
-from complaint_core.penalties import events_for
+from complaint_core.overdue import OverdueItem, flagged, scan
+from complaint_core.penalties import PenaltyEvent, events_for
 from complaint_core.rules_book import Rules, load_rules
 from complaint_core.settings import DEFAULTS
 from complaint_core.store import Store, dcjson
@@ -26,11 +26,11 @@ from complaint_core.store.sched_tables import penalty_events
 from complaint_core.store.view import StoreView
 
 from . import outbox as ob
-from .escalate import queue_alerts_and_posts
+from .escalate import alerted, alerts
 from .idempotent import insert_missing
 from .mail import digests
 from .outbox import SendReport
-from .robots import CHANNEL, Robot
+from .robots import CHANNEL, Robot, digest_posts
 from .transport import EmlFolderTransport, MailTransport
 
 __all__ = ["ScanReport", "SendReport", "demo_chain", "scan_once", "send_due"]
@@ -54,6 +54,9 @@ class ScanReport:
 
 SCAN_STATE = "scan_state"   # chain_rules row: what the last scan saw (see _plan)
 DAY = timedelta(days=1)
+# complaints of one shop a full scan decodes at once: a bigger shop is taken in parts of this
+# size (store.db.Store.shop_records); ~40 MB of records and their items at a time
+SCAN_CHUNK = 10_000
 
 
 @dataclass
@@ -143,92 +146,169 @@ def _digest_due(conn: Any, items: Sequence[Any], rules: Rules, robots: Sequence[
     return bool(wanted - have)
 
 
-@paused_gc()   # 1,000,000 records make 4 million penalty items: see complaint_core/gcpause.py
+@paused_gc()   # each shop's records and items are freed by reference counting (see gcpause)
 def scan_once(store: Store, *, now: datetime, rules: Rules | None = None,
               mail_transport: MailTransport | None = None, robots: Sequence[Robot] = ()) -> ScanReport:
-    """Scan as of ``now``; new penalty events, the day's digests and escalation alerts land in
-    one transaction.
+    """Scan as of ``now``: new penalty events and escalation alerts, a shop at a time, then the
+    day's digests and what this scan saw.
 
-    ``rules`` (a rules workbook just loaded) is used and saved into the store with the scan's
-    results, so every later render uses them too; without it the rules last saved are used.
+    ``rules`` (a rules workbook just loaded) is used and saved into the store with the record of
+    what the scan saw, so every later render uses them too; without it the rules last saved are
+    used.
 
     Only the records whose outcome can have changed since the last scan are decoded (``_plan``):
-    a rescan that finds nothing new reads a few indexed columns and writes nothing.
+    a rescan that finds nothing new reads a few indexed columns and writes nothing. A full scan
+    (the first one, new rules or 设置) goes through the store one shop at a time, ``SCAN_CHUNK``
+    complaints at most (issue 17): a million stored complaints once took 7.6 GiB held at once.
+    Each shop's events and alerts are committed with that shop; what the scan saw is recorded
+    last, so a scan stopped half-way is done again in full, and the ids of events, mails and
+    posts keep what it stored from being stored twice.
     """
     given = rules
-    with store.engine.begin() as conn:
+    with store.engine.connect() as conn:
         view: StoreView = View(store, conn)
         if given is not None:
             view.memo("rules", lambda: given)
         rules = view.rules()
         settings = store.source_settings(conn)
         plan = _plan(store, conn, now=now, rules=rules, robots=robots, settings=settings)
-        if plan.full:
-            recs = view.live_records()
-            items = overdue_items(view, now)
-            count = len(recs)
-        else:
-            recs = [r for r in store.records_for(plan.keys, conn) if not r["deleted"]]
-            items = scan(recs, now=now)
-            count = store.live_count(conn)
-        digest_items = items
-        if not plan.full and not plan.digests and _digest_due(conn, items, rules, robots, now.date()):
+        unfilled = set() if plan.full else store.unfilled_keys(conn)
+        # a store's first scan has no stored event to look up before storing its own
+        stored = conn.execute(select(penalty_events.c.event_id).limit(1)).first() is not None
+        found = _Found(rules, robots, now, unfilled=unfilled, stored=stored)
+        chunks = _live_shops(store, conn) if plan.full else _live_records(store, conn, plan.keys)
+        for live in chunks:
+            found.add(conn, live)
+            conn.commit()
+        if not plan.full and not plan.digests and _digest_due(conn, found.open, rules, robots, now.date()):
             plan.digests = True
         if plan.digests and not plan.full:
             # the digests list every open deadline, not only the ones that changed
-            opened = [r for r in store.records_for(_open_keys(store, conn, now, settings), conn) if not r["deleted"]]
-            digest_items = scan(opened, now=now)
-    evs = events_for(items, {r["record_id"]: r for r in recs}, rules.penalties, rules.heads(),
-                     tiers=rules.tiers, bases=rules.bases())
-    states = Counter(i.state for i in items)
-    open_states = Counter(i.state for i in digest_items) if plan.digests else states
-    figures = {"投诉": count, "已逾期": open_states["overdue"], "即将到期": open_states["due_soon"]}
-    mails = digests(digest_items, rules, day=now.date(), figures=figures) if plan.digests else []
-    rep = ScanReport(count, len(flagged(items)), states["overdue"], states=dict(states),
-                     scanned=len(recs), full=plan.full)
-    if not plan.full:
-        # the whole store's figures, not only what this scan looked at: counted on the indexes
-        # (plus the rows not yet given the scan's columns, which this scan did look at)
-        with store.engine.connect() as conn:
+            found.open = [i for live in _live_records(store, conn, _open_keys(store, conn, now, settings))
+                          for i in _open(scan(live, now=now))]
+        count = found.records if plan.full else store.live_count(conn)
+        open_states = Counter(i.state for i in found.open) if plan.digests else found.states
+        figures = {"投诉": count, "已逾期": open_states["overdue"], "即将到期": open_states["due_soon"]}
+        rep = ScanReport(count, found.flagged, found.states["overdue"], states=dict(found.states),
+                         scanned=found.records, full=plan.full, new_penalties=found.new_penalties,
+                         queued_mails=found.mails, queued_posts=found.posts)
+        if not plan.full:
+            # the whole store's figures, not only what this scan looked at: counted on the indexes
+            # (plus the rows not yet given the scan's columns, which this scan did look at)
             overdue, soon = store.open_counts(now, max(s.due_soon_hours for s in settings.values())
                                               if settings else DEFAULTS.due_soon_hours, conn)
-            unfilled = store.unfilled_keys(conn)
-        extra = Counter(i.state for i in items if i.record_id in unfilled)
-        rep.overdue = overdue + extra["overdue"]
-        rep.flagged = overdue + soon + extra["overdue"] + extra["due_soon"]
-    if not plan.full and not recs and not plan.digests:
-        # Nothing changed and no deadline moved: nothing to write, not even this scan's time
-        # (the next scan's window then starts at the last scan that found something: the same
-        # outcome, since nothing happened in between).
-        if given is not None:
-            store.save_rules(given, now=now)   # writes only rules that differ from the stored ones
-        if mail_transport is not None:
-            ob.send_due(store, mail_transport, now=now)
-        return rep
-    with store.begin() as c:
-        have = {r[0] for r in c.execute(select(penalty_events.c.event_id))} if evs else set()
-        new = []
-        for e in evs:
-            if e.event_id in have:
-                continue   # rescanning never doubles a penalty
-            have.add(e.event_id)
-            new.append(dict(event_id=e.event_id, record_id=e.record_id, shop=e.shop, complaint_id=e.complaint_id,
-                            rule_id=e.rule_id, kind=e.kind, day=e.day, person=e.person, dept=e.dept,
-                            head=e.head, amount=e.amount, why=e.why, first_seen=now))
-        # A scanner running at the same time may store some of these between our read and our
-        # insert: those are skipped, not an error (see scheduler/idempotent.py).
-        rep.new_penalties = insert_missing(c, penalty_events, penalty_events.c.event_id, new)
-        rep.queued_mails = ob.queue(c, mails, now=now)
-        more = queue_alerts_and_posts(c, recs, digest_items if plan.digests else [], rules, robots, now=now,
-                                      figures=figures)   # escalate.py
-        rep.queued_mails, rep.queued_posts = rep.queued_mails + more.mails, more.posts
-        if given is not None:   # from now on every render (`sync --once` too) uses these rules
-            store.save_rules(given, now=now, conn=c)
-        store.save_named(SCAN_STATE, json.dumps({"now": now.isoformat(), "mark": plan.mark,
-                                                  "fingerprint": plan.fingerprint}), now=now, conn=c)
+            rep.overdue = overdue + found.unfilled["overdue"]
+            rep.flagged = overdue + soon + found.unfilled["overdue"] + found.unfilled["due_soon"]
+        if plan.full or found.records or plan.digests:
+            if plan.digests:
+                rep.queued_mails += ob.queue(conn, digests(found.open, rules, day=now.date(), figures=figures),
+                                             now=now)
+                rep.queued_posts += ob.queue_posts(conn, digest_posts(found.open, rules, robots, day=now.date(),
+                                                                      figures=figures), now=now)
+            store.save_named(SCAN_STATE, json.dumps({"now": now.isoformat(), "mark": plan.mark,
+                                                      "fingerprint": plan.fingerprint}), now=now, conn=conn)
+            if given is not None:
+                # from now on every render (`sync --once` too) uses these rules; read and written
+                # inside this transaction, after its first write, so that two scans saving the
+                # same new rules at once store them once
+                store.save_rules(given, now=now, conn=conn)
+            conn.commit()
+        elif given is not None:
+            # Nothing changed and no deadline moved: nothing to write, not even this scan's time
+            # (the next scan's window then starts at the last scan that found something: the
+            # same outcome, since nothing happened in between); rules that differ are kept.
+            store.save_rules(given, now=now, conn=conn)
+            conn.commit()
     if mail_transport is not None:
         ob.send_due(store, mail_transport, now=now)
     return rep
+
+
+def _open(items: list[OverdueItem]) -> list[OverdueItem]:
+    """The items the day's digests list (mail.digests and robots.digest_posts pick these too)."""
+    return [i for i in items if i.state in ("due_soon", "overdue")]
+
+
+class _Found:
+    """What a scan finds, shop by shop: counts, the open items the digests need, and each shop's
+    new penalty events and escalation alerts written as it goes."""
+
+    def __init__(self, rules: Rules, robots: Sequence[Robot], now: datetime, *, unfilled: set[str],
+                 stored: bool) -> None:
+        self.rules, self.robots, self.now = rules, robots, now
+        self.done: set[str] | None = None   # record ids alerted before (escalate.alerted), read once
+        self._unfilled = unfilled        # rows without the scan's columns (see scan_once)
+        self.stored = stored             # whether any penalty event is stored yet
+        self.heads, self.bases = rules.heads(), rules.bases()
+        self.records = self.flagged = self.new_penalties = self.mails = self.posts = 0
+        self.states: Counter[str] = Counter()
+        self.unfilled: Counter[str] = Counter()
+        self.open: list[OverdueItem] = []
+
+    def add(self, conn: Connection, live: list[dict[str, Any]]) -> None:
+        """One shop's live records (or part of a big shop's): counted, their events and alerts stored."""
+        items = scan(live, now=self.now)
+        self.records += len(live)
+        self.states.update(i.state for i in items)
+        self.flagged += len(flagged(items))
+        if self._unfilled:
+            self.unfilled.update(i.state for i in items if i.record_id in self._unfilled)
+        self.open += _open(items)
+        rules = self.rules
+        evs = events_for(items, {r["record_id"]: r for r in live}, rules.penalties, self.heads,
+                         tiers=rules.tiers, bases=self.bases)
+        self.new_penalties += _store_events(conn, evs, self.now, stored=self.stored)
+        if self.done is None:
+            self.done = alerted(conn)
+        mails, posts = alerts(live, rules, self.robots, self.done)
+        self.mails += ob.queue(conn, mails, now=self.now)
+        self.posts += ob.queue_posts(conn, posts, now=self.now)
+
+
+def _store_events(conn: Connection, evs: list[PenaltyEvent], now: datetime, *, stored: bool = True) -> int:
+    """Store the events not stored before (rescanning never doubles a penalty); ``stored``:
+    whether the store may hold some of them already (not on its first scan)."""
+    if not evs:
+        return 0
+    have: set[str] = set()
+    if stored:
+        ids = [e.event_id for e in evs]
+        q = select(penalty_events.c.event_id).where(penalty_events.c.event_id.in_(bindparam("ids", expanding=True)))
+        for i in range(0, len(ids), 500):   # SQLite's bound-parameter limit
+            have.update(conn.execute(q, {"ids": ids[i:i + 500]}).scalars())
+    new = []
+    for e in evs:
+        if e.event_id in have:
+            continue
+        have.add(e.event_id)
+        new.append(dict(event_id=e.event_id, record_id=e.record_id, shop=e.shop, complaint_id=e.complaint_id,
+                        rule_id=e.rule_id, kind=e.kind, day=e.day, person=e.person, dept=e.dept,
+                        head=e.head, amount=e.amount, why=e.why, first_seen=now))
+    # A scanner running at the same time may store some of these between our read and our
+    # insert: those are skipped, not an error (see scheduler/idempotent.py).
+    return insert_missing(conn, penalty_events, penalty_events.c.event_id, new)
+
+
+def _live_shops(store: Store, conn: Connection) -> Iterator[list[dict[str, Any]]]:
+    """Every live complaint, a shop at a time (a big shop ``SCAN_CHUNK`` at a time), in the order a
+    whole snapshot gives them: shops in order, each shop's in the sheet's order."""
+    for shop in sorted(store.shop_marks(conn)):
+        for records, _conflicts in store.shop_records(shop, conn, size=SCAN_CHUNK):
+            live = [r for r in records if not r["deleted"]]
+            if live:
+                yield live
+
+
+def _live_records(store: Store, conn: Connection, keys: set[str]) -> Iterator[list[dict[str, Any]]]:
+    """The live complaints of ``keys`` (record keys), a shop at a time, in ``records_for``'s order
+    (a record key starts with its shop)."""
+    by_shop: dict[str, list[str]] = {}
+    for key in keys:
+        by_shop.setdefault(key.split("\x1f", 1)[0], []).append(key)
+    for shop in sorted(by_shop):
+        live = [r for r in store.records_for(by_shop[shop], conn) if not r["deleted"]]
+        if live:
+            yield live
 
 
 def send_due(store: Store, transport: MailTransport, *, now: datetime, sender: str = "") -> SendReport:

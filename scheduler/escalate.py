@@ -25,13 +25,11 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from complaint_core.escalation import escalation_reasons
-from complaint_core.overdue import OverdueItem
 from complaint_core.rules_book import Rules
 from complaint_core.store.sched_tables import outbox
 
-from . import outbox as ob
 from .mail import Mail
-from .robots import CHANNEL, Post, Robot, digest_posts, md_safe
+from .robots import CHANNEL, Post, Robot, md_safe
 
 CLOSED = ("已解决", "已回访", "已关闭", "不成立")
 KEY = "escalate"
@@ -42,12 +40,6 @@ class Manager:
     name: str
     email: str
     mobile: str
-
-
-@dataclass
-class Queued:
-    mails: int = 0
-    posts: int = 0
 
 
 def managers(rules: Rules) -> list[Manager]:
@@ -127,13 +119,3 @@ def alerted(conn: Connection) -> set[str]:
         else:
             done.add(k.split(f"|{KEY}|", 1)[1])               # bot|<robot>|escalate|<record>
     return done
-
-
-def queue_alerts_and_posts(conn: Connection, recs: Sequence[Mapping[str, Any]], items: Sequence[OverdueItem],
-                           rules: Rules, robots: Sequence[Robot], *, now: datetime,
-                           figures: dict[str, int]) -> Queued:
-    """What the scan queues besides the day's mail digests (same transaction): the escalation
-    alerts, and each robot group's digest for the day."""
-    mails, posts = alerts(recs, rules, robots, alerted(conn))
-    posts += digest_posts(items, rules, robots, day=now.date(), figures=figures)
-    return Queued(ob.queue(conn, mails, now=now), ob.queue_posts(conn, posts, now=now))

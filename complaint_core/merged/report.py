@@ -13,20 +13,13 @@ from datetime import datetime, timedelta
 from itertools import repeat
 from typing import Any, Protocol
 
-from ..overdue import KIND_ZH, STATE_ZH, OverdueItem, scan, state_counts
+from ..overdue import KIND_ZH, STATE_ZH, OverdueItem, state_counts
 from ..penalties import CONFIRM_CHOICES, LOSS_KINDS, PenaltyEvent, loss_events, monthly_totals
 from ..penalties import STATE_ZH as PENALTY_STATE_ZH
 from ..rules_book import Rules
 from ..schema import HARASSMENT, ROOT_CAUSES, SATISFACTION
-from ..store.view import Record, StoreView
+from ..store.view import Record
 from .model import Block, ChartSpec, Column, SheetData, Spooled
-
-
-def overdue_items(view: StoreView, now: datetime) -> list[OverdueItem]:
-    """Every deadline of every live complaint with its state as of ``now`` (once per render)."""
-    # each record carries its own shop's settings and the deadlines stored for its version
-    return view.memo(("overdue", now), lambda: scan(view.live_records(), now=now))
-
 
 OVERDUE_COLUMNS = [Column("complaint_id", "投诉编号", width=18), Column("shop", "门店", width=8),
                    Column("kind", "时限"), Column("due", "截止时间", "datetime", 17), Column("state", "状态"),
