@@ -52,7 +52,7 @@ def merge_into(store: Store, sources: list[Path], out: Path, *, now: datetime,
         # the store has everything: the next cycle writes it; nothing is lost
         report.write_error = str(exc)
         log.warning("合并工作簿被占用，下次重试: %s", exc)
-        report.conflicts = len(store.conflicts())
+        report.conflicts = store.conflict_count()
     report.seconds = time.perf_counter() - started
     return report
 

@@ -143,6 +143,59 @@ def test_conflict_copy_flagged_and_conflicts_listed(tmp_path: Path, state_url: s
     assert statuses["投诉 (冲突副本 2026-11-20).xlsx"] == "同步冲突副本"
 
 
+def test_conflicts_counted_by_the_store_as_the_records_list_them(tmp_path: Path, state_url: str) -> None:
+    # the count the daemon reports while a manager has the merged workbook open: from the store,
+    # without every complaint in memory, and equal to what decoding every complaint lists
+    folders = shops(tmp_path, 1)
+    rows = sample_rows(20, seed=0, now=NOW, shop="SH01")
+    again = [dict(r) for r in rows[:3]]
+    again[0]["notes"] = "另一台电脑上改过"
+    again[2]["notes"] = "又改过"          # rows[1] is copied as it is: no conflict
+    third = [dict(rows[0], notes="第三个版本")]
+    write_shop_workbook(folders[0] / "补录.xlsx", again)
+    write_shop_workbook(folders[0] / "补录2.xlsx", third)
+    out = tmp_path / "merged.xlsx"
+    merge_once(folders, out, state_url=state_url, now=NOW)
+    store = open_store(state_url)
+    try:
+        assert store.conflict_count() == len(store.conflicts()) == 3   # rows[0] twice, rows[2] once
+        (folders[0] / "补录2.xlsx").unlink()   # its row is marked deleted: no longer in conflict
+        merge_once(folders, out, state_url=state_url, now=NOW + timedelta(hours=1))
+        assert store.conflict_count() == len(store.conflicts()) == 2
+    finally:
+        store.engine.dispose()
+
+
+def test_managers_cells_of_an_old_store_keyed_by_shop_and_id_move_to_their_complaints(
+        tmp_path: Path, state_url: str) -> None:
+    # stores written before complaints had references kept 全部投诉's cells by shop + id; the
+    # first render moves them to the complaint's reference (a shop at a time, issue 17)
+    import json
+
+    from sqlalchemy import insert, select
+
+    from complaint_core.store import tables as t
+
+    folders = shops(tmp_path, 2, rows=5)
+    out = tmp_path / "merged.xlsx"
+    merge_once(folders, out, state_url=state_url, now=NOW)
+    store = open_store(state_url)
+    try:
+        rec = next(r for r in store.current_records() if r["shop"] == "SH02")
+        with store.begin() as c:
+            for key, value in (([rec["shop"], rec["complaint_id"]], "同意退款"), (["SH09", "无此投诉"], "孤立")):
+                c.execute(insert(t.manager_edits).values(sheet="全部投诉", row_key=json.dumps(key, ensure_ascii=False),
+                                                         column="manager_approval", value=value, seen_at=NOW))
+        assert store.migrate_legacy_edits() == 2
+        with store.engine.connect() as c:
+            cells = c.execute(select(t.manager_edits.c.row_key, t.manager_edits.c.value)
+                              .where(t.manager_edits.c.sheet == "全部投诉")).all()
+        assert cells == [(json.dumps([rec["record_ref"]]), "同意退款")]
+        assert store.migrate_legacy_edits() == 0
+    finally:
+        store.engine.dispose()
+
+
 def test_manager_edits_survive_remerge(tmp_path: Path, state_url: str) -> None:
     folders = shops(tmp_path, 1)
     out = tmp_path / "merged.xlsx"

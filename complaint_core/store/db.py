@@ -330,6 +330,16 @@ class Store:
     def conflicts(self, conn: Connection | None = None) -> list[dict[str, Any]]:
         return self.snapshot(conn)[1]
 
+    def conflict_count(self, conn: Connection | None = None) -> int:
+        """How many conflicts ``conflicts`` lists (each live row of a complaint beside the one kept,
+        when its live rows differ), counted by the database: the daemon says so while a manager
+        has the merged workbook open, and must not hold every complaint to say it (issue 17)."""
+        sr = t.source_rows.c
+        split = (select((func.count() - 1).label("others")).where(sr.deleted.is_(False)).group_by(sr.record_key)
+                 .having(func.count(func.distinct(sr.content_hash)) > 1).subquery())
+        with self._conn(conn) as c:
+            return int(c.execute(select(func.coalesce(func.sum(split.c.others), 0))).scalar() or 0)
+
     def manager_edits(self, sheet: str, conn: Connection | None = None) -> ManagerCells:
         out: ManagerCells = defaultdict(dict)
         with self._conn(conn) as c:
@@ -479,8 +489,10 @@ class Store:
         if not legacy:
             return 0
         refs: dict[tuple[str, str], str] = {}
-        for rec in self.current_records():
-            refs.setdefault((str(rec["shop"]), str(rec.get("complaint_id") or "")), rec["record_ref"])
+        for records, _conflicts in self.iter_shops():   # a shop at a time: only the refs asked for are kept
+            for rec in records:
+                if (key := (str(rec["shop"]), str(rec.get("complaint_id") or ""))) in legacy:
+                    refs.setdefault(key, rec["record_ref"])
         with self.begin() as c:
             for (shop, cid), cells in legacy.items():
                 old = json.dumps([shop, cid], ensure_ascii=False)
