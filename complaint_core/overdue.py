@@ -196,3 +196,8 @@ LISTED = frozenset({"due_soon", "overdue", "done_late"})
 def flagged(items: Iterable[OverdueItem]) -> list[OverdueItem]:
     """What the 逾期 sheet lists: due soon, overdue, done late."""
     return [i for i in items if i.state in LISTED]
+
+
+def open_items(items: Iterable[OverdueItem]) -> list[OverdueItem]:
+    """The deadlines still to act on (due soon, overdue): what the day's digests list."""
+    return [i for i in items if i.state in ("due_soon", "overdue")]

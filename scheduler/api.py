@@ -14,12 +14,12 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 
 from complaint_core.gcpause import paused_gc
-from complaint_core.overdue import OverdueItem, flagged, scan
+from complaint_core.overdue import OverdueItem, flagged, open_items, scan
 from complaint_core.penalties import PenaltyEvent, events_for
 from complaint_core.rules_book import Rules, load_rules
 from complaint_core.settings import DEFAULTS
 from complaint_core.store import Store, dcjson
-from complaint_core.store.codec import content_hash
+from complaint_core.store.codec import content_hash, key_shop
 from complaint_core.store.db import View
 from complaint_core.store.sched_tables import outbox as outbox_table
 from complaint_core.store.sched_tables import penalty_events
@@ -130,14 +130,14 @@ def _open_keys(store: Store, conn: Any, now: datetime, settings: dict[str, Any])
 def _digest_due(conn: Any, items: Sequence[Any], rules: Rules, robots: Sequence[Any], day: Any) -> bool:
     """Same day, nothing rescanned wholesale: a digest can only be new for a person or a robot
     group that has none today yet and now has an open deadline (every digest is once a day)."""
-    open_items = [i for i in items if i.state in ("due_soon", "overdue")]
-    if not open_items:
+    open_now = open_items(items)
+    if not open_now:
         return False
-    wanted = {f"{i.person}|person|{day.isoformat()}" for i in open_items
+    wanted = {f"{i.person}|person|{day.isoformat()}" for i in open_now
               if (p := rules.person(i.person)) is not None and p.email}
     for robot in robots:
         if any(robot.for_managers and i.state == "overdue" or not robot.for_managers and robot.covers(i.shop)
-               for i in open_items):
+               for i in open_now):
             wanted.add(f"{CHANNEL}|{robot.name}|digest|{day.isoformat()}")
     if not wanted:
         return False
@@ -185,7 +185,7 @@ def scan_once(store: Store, *, now: datetime, rules: Rules | None = None,
         if plan.digests and not plan.full:
             # the digests list every open deadline, not only the ones that changed
             found.open = [i for live in _live_records(store, conn, _open_keys(store, conn, now, settings))
-                          for i in _open(scan(live, now=now))]
+                          for i in open_items(scan(live, now=now))]
         count = found.records if plan.full else store.live_count(conn)
         open_states = Counter(i.state for i in found.open) if plan.digests else found.states
         figures = {"投诉": count, "已逾期": open_states["overdue"], "即将到期": open_states["due_soon"]}
@@ -224,11 +224,6 @@ def scan_once(store: Store, *, now: datetime, rules: Rules | None = None,
     return rep
 
 
-def _open(items: list[OverdueItem]) -> list[OverdueItem]:
-    """The items the day's digests list (mail.digests and robots.digest_posts pick these too)."""
-    return [i for i in items if i.state in ("due_soon", "overdue")]
-
-
 class _Found:
     """What a scan finds, shop by shop: counts, the open items the digests need, and each shop's
     new penalty events and escalation alerts written as it goes."""
@@ -253,7 +248,7 @@ class _Found:
         self.flagged += len(flagged(items))
         if self._unfilled:
             self.unfilled.update(i.state for i in items if i.record_id in self._unfilled)
-        self.open += _open(items)
+        self.open += open_items(items)
         rules = self.rules
         evs = events_for(items, {r["record_id"]: r for r in live}, rules.penalties, self.heads,
                          tiers=rules.tiers, bases=self.bases)
@@ -265,7 +260,7 @@ class _Found:
         self.posts += ob.queue_posts(conn, posts, now=self.now)
 
 
-def _store_events(conn: Connection, evs: list[PenaltyEvent], now: datetime, *, stored: bool = True) -> int:
+def _store_events(conn: Connection, evs: list[PenaltyEvent], now: datetime, *, stored: bool) -> int:
     """Store the events not stored before (rescanning never doubles a penalty); ``stored``:
     whether the store may hold some of them already (not on its first scan)."""
     if not evs:
@@ -304,7 +299,7 @@ def _live_records(store: Store, conn: Connection, keys: set[str]) -> Iterator[li
     (a record key starts with its shop)."""
     by_shop: dict[str, list[str]] = {}
     for key in keys:
-        by_shop.setdefault(key.split("\x1f", 1)[0], []).append(key)
+        by_shop.setdefault(key_shop(key), []).append(key)
     for shop in sorted(by_shop):
         live = [r for r in store.records_for(by_shop[shop], conn) if not r["deleted"]]
         if live:

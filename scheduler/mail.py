@@ -9,7 +9,7 @@ from datetime import date, datetime, tzinfo
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from complaint_core.overdue import KIND_ZH, STATE_ZH, OverdueItem
+from complaint_core.overdue import KIND_ZH, STATE_ZH, OverdueItem, open_items
 from complaint_core.rules_book import Rules
 
 DOMAIN = "complaint-desk.local"
@@ -45,10 +45,10 @@ def _lines(items: list[OverdueItem]) -> tuple[str, str]:
 
 def digests(items: list[OverdueItem], rules: Rules, *, day: date, figures: dict[str, int]) -> list[Mail]:
     """One mail per person with open items, one per department head with their overdue items."""
-    open_items = [i for i in items if i.state in ("due_soon", "overdue")]
+    open_now = open_items(items)
     out: list[Mail] = []
     by_person: dict[str, list[OverdueItem]] = {}
-    for i in open_items:
+    for i in open_now:
         by_person.setdefault(i.person, []).append(i)
     for name, its in sorted(by_person.items()):
         p = rules.person(name)
@@ -68,7 +68,7 @@ def digests(items: list[OverdueItem], rules: Rules, *, day: date, figures: dict[
                 heads[p.dept] = (p.head, email)
     by_head: dict[tuple[str, str], list[OverdueItem]] = {}
     for dept, key in heads.items():
-        by_head.setdefault(key, []).extend(i for i in open_items if i.dept == dept and i.state == "overdue")
+        by_head.setdefault(key, []).extend(i for i in open_now if i.dept == dept and i.state == "overdue")
     figs = "；".join(f"{k} {v}" for k, v in figures.items())
     for (head, email), its in sorted(by_head.items()):
         text, table = _lines(its)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from complaint_core.overdue import KIND_ZH, STATE_ZH, OverdueItem
+from complaint_core.overdue import KIND_ZH, STATE_ZH, OverdueItem, open_items
 from complaint_core.rules_book import Rules
 
 from .mail import safe_key
@@ -146,15 +146,15 @@ def digest_posts(items: Sequence[OverdueItem], rules: Rules, robots: Sequence[Ro
     responsible people @-ed; the managers' group gets the figures and every overdue item with
     the department heads @-ed. A group with nothing open gets nothing (no noise)."""
     posts: list[Post] = []
-    open_items = [i for i in items if i.state in ("due_soon", "overdue")]
+    open_now = open_items(items)
     heads = rules.heads()
     for robot in robots:
         if robot.for_managers:
-            mine = [i for i in open_items if i.state == "overdue"]
+            mine = [i for i in open_now if i.state == "overdue"]
             title = f"投诉逾期汇总 {day:%Y-%m-%d}：逾期 {len(mine)} 条"
             people = [heads.get(i.dept, "") for i in mine]
         else:
-            mine = [i for i in open_items if robot.covers(i.shop)]
+            mine = [i for i in open_now if robot.covers(i.shop)]
             title = f"投诉时限提醒 {day:%Y-%m-%d}：{len(mine)} 条待处理"
             people = [i.person for i in mine]
         if not mine:

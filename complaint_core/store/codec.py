@@ -106,6 +106,11 @@ def record_key(shop: str, complaint_id: str | None, path: str, anchor: str, repe
     return f"{shop}\x1f{complaint_id}" if complaint_id else f"{shop}\x1f@{path}#{anchor}"
 
 
+def key_shop(key: str) -> str:
+    """The shop a ``record_key`` belongs to (it starts every key)."""
+    return key.split("\x1f", 1)[0]
+
+
 # What the store needs of one row: (sheet row, shop, complaint id, 最后更新, JSON, hash,
 # identity anchor, (contact due, feedback due, follow-up due) as the engine computed them, sheet,
 # (contact done, feedback done, follow-up done, no deadlines) for the scan's query). The JSON is
