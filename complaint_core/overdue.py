@@ -92,6 +92,10 @@ def feedback_given(rec: dict[str, Any]) -> datetime | None:
     came first. The rule asks for "progress or the result" within 3 days (seed 004), so a
     complaint resolved on day 2 owes no separate feedback (`suggest` says the same)."""
     times = [t for t in (_dt(rec.get("feedback_at")), _dt(rec.get("resolved_at"))) if t is not None]
+    if len({t.tzinfo is None for t in times}) > 1:
+        # one typed with a zone, one without: compared as the shop's clock showed them (Python
+        # cannot order the two, and a file with such cells must still be read)
+        return min(times, key=lambda t: t.replace(tzinfo=None))
     return min(times) if times else None
 
 

@@ -141,3 +141,15 @@ def test_a_full_scan_stopped_half_way_is_done_again_and_nothing_is_doubled(tmp_p
     quiet = api.scan_once(store, now=NOW, rules=rules, robots=ROBOTS)
     assert (quiet.full, quiet.scanned, quiet.new_penalties, quiet.queued_mails, quiet.queued_posts) == (
         False, 0, 0, 0, 0)
+
+
+def test_feedback_given_with_one_moment_zoned_and_one_not() -> None:
+    # found by tests/test_codec.py's generated rows: a 反馈时间 without a zone and a 解决时间 with
+    # one made storing the row fail (Python cannot order the two); the shop's clock decides
+    from datetime import timedelta, timezone
+
+    from complaint_core.overdue import feedback_given
+
+    zoned = datetime(2026, 3, 2, 9, 0, tzinfo=timezone(timedelta(hours=8)))
+    assert feedback_given({"feedback_at": datetime(2026, 3, 2, 10, 0), "resolved_at": zoned}) is zoned
+    assert feedback_given({"feedback_at": datetime(2026, 3, 2, 8, 0), "resolved_at": zoned}) == datetime(2026, 3, 2, 8, 0)
