@@ -80,11 +80,13 @@ class Watchers:
         for folder in self.folders:
             self._try_start(folder)
 
-    def _try_start(self, folder: Path) -> None:
+    def _try_start(self, folder: Path) -> bool:
         try:
             self._start(folder)
         except OSError as exc:
             log.warning("无法监视 %s（稍后重试）: %s", folder, exc)
+            return False
+        return True
 
     def check(self) -> None:
         for folder in self.folders:
@@ -92,11 +94,16 @@ class Watchers:
             if obs is None or not obs.is_alive():
                 if obs is not None:
                     log.warning("监视线程已停止，重新启动: %s", folder)
-                    self.restarts += 1
                     self._stop_one(obs)
-                    self.observers.pop(folder, None)
-                if folder.is_dir():
-                    self._try_start(folder)
+                # The dead observer stays in ``observers`` until its successor replaces it,
+                # and the restart is counted only after that: whoever reads the map (the status
+                # line, a test waiting on the count) never sees a live folder missing half-way.
+                started = folder.is_dir() and self._try_start(folder)
+                if not started:
+                    self.observers.pop(folder, None)  # a vanished share: tried again next check
+                if obs is not None:
+                    self.restarts += 1
+                if started:
                     # the folder may have changed while nobody watched it
                     self.hints.put((folder, time.monotonic()))
 

@@ -115,6 +115,46 @@ def test_native_and_polled_folders_in_one_daemon(tmp_path: Path) -> None:
         daemon.stop()
 
 
+def test_a_restarted_folder_is_never_missing_from_the_observers(tmp_path: Path) -> None:
+    """The restart is counted, and the dead observer leaves the map, only once its successor runs.
+
+    A reader that waits for the count (the status line, the test above) then looks the folder
+    up; CI once saw the folder missing in the moment between the old observer's removal and the
+    new one's start.
+    """
+    import queue
+
+    from sync.watch import Watchers
+
+    shop, gone = tmp_path / "SH01", tmp_path / "share"
+    shop.mkdir()
+    gone.mkdir()
+    w = Watchers([shop.resolve(), gone.resolve()], queue.Queue())
+    w.start()
+    seen: list[tuple[Path, bool, int]] = []
+    real_start = w._start
+
+    def watched_start(folder: Path) -> None:
+        seen.append((folder, folder in w.observers, w.restarts))
+        real_start(folder)
+
+    w._start = watched_start  # type: ignore[method-assign]
+    try:
+        for obs in w.observers.values():
+            obs.stop()
+            obs.join(5)
+        gone.rmdir()  # a share that dropped: its observer cannot come back yet
+        w.check()
+        assert seen == [(shop.resolve(), True, 0)]  # the dead one still listed, nothing counted yet
+        assert w.observers[shop.resolve()].is_alive() and gone.resolve() not in w.observers
+        assert w.restarts == 2
+        gone.mkdir()  # the share is back: watched again at the next check
+        w.check()
+        assert w.observers[gone.resolve()].is_alive() and w.restarts == 2
+    finally:
+        w.stop()
+
+
 def excel_save(path: Path, rows: list[dict]) -> None:
     """Excel's save: the new content under an extension-less temp name, then renamed over."""
     tmp = path.with_name("Cedd4100")
