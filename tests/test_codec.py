@@ -84,3 +84,52 @@ def test_deadlines_given_are_the_ones_stored() -> None:
     given_ = deadlines({"received_at": datetime(2020, 1, 1)}, DEFAULTS)
     assert prepare_rows(table, Path("S1/台账.xlsx"), dues=[given_])[0][7] == (
         given_.contact_due.isoformat(" ", "microseconds"), given_.feedback_due.isoformat(" ", "microseconds"), None)
+
+
+def _typed(value: Any) -> Any:
+    """``value`` with every number's type kept apart (1 and 1.0 are equal in Python), a NaN
+    compared as its text: what must come back from the store exactly as it went in."""
+    if isinstance(value, dict):
+        return {k: _typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_typed(v) for v in value]
+    return (type(value).__name__, repr(value))
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.integers(min_value=2**62, max_value=2**70)
+    | st.integers(min_value=-(2**70), max_value=-(2**62)) | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_json_values)
+def test_stored_json_reads_back_as_json_reads_it(value: Any) -> None:
+    """``codec.loads`` (orjson, for speed) gives what ``json.loads`` gives, type for type: a
+    big integer is never turned into a float, a NaN or a lone surrogate is still read."""
+    from complaint_core.store.codec import loads
+
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    assert _typed(loads(text)) == _typed(json.loads(text))
+
+
+def test_stored_json_edge_numbers_and_texts() -> None:
+    from complaint_core.store import codec
+
+    cases = ['{"a": 18446744073709551616}', '{"a": -9223372036854775809}', '[1, {"b": [99999999999999999999]}]',
+             '{"a": 9223372036854775807, "b": 18446744073709551615}', '{"a": 1e+19, "b": -0.0}',
+             '{"a": NaN, "b": Infinity}', '{"a": "\\ud800"}', '123456789012345678901234567890', '"\u4e2d"']
+    for text in cases:
+        assert _typed(codec.loads(text)) == _typed(json.loads(text)), text
+    assert codec.loads('{"a": 18446744073709551616}')["a"] == 2**64
+    assert codec._orjson is not None   # installed with the package: the fast path is what runs
+
+
+def test_stored_json_without_orjson(monkeypatch: Any) -> None:
+    """A machine without orjson's wheel reads the same values through json."""
+    from complaint_core.store import codec
+
+    monkeypatch.setattr(codec, "_orjson", None)
+    doc = codec.decode_values('{"received_at": "2026-01-02T03:04:05", "amount": 18446744073709551616}')
+    assert doc == {"received_at": datetime(2026, 1, 2, 3, 4, 5), "amount": 2**64}

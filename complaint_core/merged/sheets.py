@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import functools
-import json
 import operator
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..schema import FIELD_BY_KEY, FIELDS
-from ..store.codec import ALL_SHEET
+from ..store.codec import ALL_SHEET, loads
 from ..store.view import ManagerCells, Record
 from .model import Column, ColumnKind, SheetData, Spooled
 
@@ -100,7 +99,7 @@ def finding_rows(path: str, shop: str, data: str) -> list[list[Any]]:
     [sheet, row, cell, field, severity, code, message]: ``Store.finding_files``)."""
     name = file_name(path)
     return [[shop, name, sheet, row, cell, "错误" if severity == "error" else "提醒", code, message]
-            for sheet, row, cell, _field, severity, code, message in json.loads(data)]
+            for sheet, row, cell, _field, severity, code, message in loads(data)]
 
 
 def findings_sheet(rows: list[list[Any]] | Spooled) -> SheetData:

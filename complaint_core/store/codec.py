@@ -24,6 +24,19 @@ from ..settings import DEFAULTS, Settings
 from . import dcjson
 
 
+def _fast_json() -> Any:
+    """orjson where its wheel is installed (every platform the shops use has one); None: json
+    alone, which reads the same values, only slower."""
+    try:
+        import orjson
+    except ImportError:
+        return None
+    return orjson
+
+
+_orjson: Any = _fast_json()
+
+
 def _encode(value: Any) -> Any:
     if isinstance(value, datetime):
         # the same text without the keyword when there is no fraction (as the reader gives
@@ -68,8 +81,45 @@ def _encoded(doc: dict[str, Any], extras: dict[str, Any] | None) -> str:
     return _JSON.encode(doc)
 
 
+# Numbers past 64 bits: orjson reads an integer out there as a float (silently), json as the
+# very integer the row held; a float out there is rare enough to be read twice
+_BIG = 2.0 ** 63
+
+
+def _exact(value: Any) -> bool:
+    """Whether ``value`` (what orjson read) holds no float from an integer orjson could not hold."""
+    items = value.values() if value.__class__ is dict else value
+    for v in items:
+        kind = v.__class__
+        if kind is float:
+            if not -_BIG < v < _BIG:
+                return False
+        elif (kind is dict or kind is list) and not _exact(v):
+            return False
+    return True
+
+
+def loads(text: str | bytes) -> Any:
+    """``json.loads`` of a text the store wrote: the same value, about twice as fast.
+
+    A write of the merged workbook decodes every stored complaint (14 µs each of 100,000, a
+    tenth of the piece makers' time). orjson reads the standard library's JSON to the same
+    values except where it refuses it (NaN and Infinity, a lone surrogate: json reads those)
+    and integers past 64 bits, which it reads as floats (``_exact`` finds them: json again)."""
+    if _orjson is None:
+        return json.loads(text)
+    try:
+        value = _orjson.loads(text)
+    except _orjson.JSONDecodeError:
+        return json.loads(text)
+    kind = value.__class__
+    if (kind is dict or kind is list) and not _exact(value) or kind is float and not -_BIG < value < _BIG:
+        return json.loads(text)
+    return value
+
+
 def decode_values(text: str) -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads(text)
+    doc: dict[str, Any] = loads(text)
     for key in DATETIME_KEYS & doc.keys():
         try:
             doc[key] = datetime.fromisoformat(doc[key])

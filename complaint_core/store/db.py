@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import itertools
 import json
+import operator
 import re
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Iterator
@@ -27,7 +28,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.engine import Connection, Engine, Row, RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from ..deadlines import deadlines
@@ -40,7 +41,15 @@ from ..settings import DEFAULTS, Settings
 from . import dcjson
 from . import sched_tables as st
 from . import tables as t
-from .codec import ALL_SHEET, content_hash, decode_values, encode_values, record_key, record_ref
+from .codec import (
+    ALL_SHEET,
+    content_hash,
+    decode_values,
+    encode_values,
+    loads,
+    record_key,
+    record_ref,
+)
 from .view import FindingRow, ManagerCells, Record
 
 T = TypeVar("T")
@@ -137,27 +146,26 @@ class Store:
         with self._conn(conn) as c:
             stored = c.execute(select(func.count(func.distinct(sr.record_key))).where(sr.shop == shop)).scalar() or 0
             if stored <= size:
-                yield _shop_batch(c.execute(select(*_RECORD_COLUMNS).where(sr.shop == shop).order_by(*by_key))
-                                  .mappings(), settings)
+                yield _shop_batch(c.execute(select(*_RECORD_COLUMNS).where(sr.shop == shop).order_by(*by_key)),
+                                  settings)
                 return
             # a big shop: first the order of its complaints (each one's winning row's 受理时间),
             # then the complaints themselves, a chunk at a time
-            q = (select(sr.record_key, sr.deleted, sr.updated_at, sr.file_mtime, sr.source_path, sr.row, sr.data)
-                 .where(sr.shop == shop).order_by(*by_key))
+            q = select(*_RECORD_COLUMNS).where(sr.shop == shop).order_by(*by_key)
             order: list[tuple[str, str]] = []
-            for key, grp in itertools.groupby(c.execute(q).mappings(), key=lambda r: r["record_key"]):
+            for key, grp in itertools.groupby(c.execute(q), key=_BY_KEY):
                 win = min(grp, key=_winner_order)
-                order.append((_received_text(win["data"]), key))
+                order.append((_received_text(win[_DATA]), key))
             order.sort()
             # the keys as a parameter, not in the statement: SQLAlchemy keeps the values of
             # recent statements written with ``in_(list)``, a big shop's keys by the thousand
             chunk_q = select(*_RECORD_COLUMNS).where(sr.record_key.in_(IN_KEYS)).where(sr.shop == shop).order_by(*by_key)
             for i in range(0, len(order), size):
                 keys = [k for _recv, k in order[i:i + size]]
-                rows: list[RowMapping] = []
+                rows: list[Row[Any]] = []
                 for j in range(0, len(keys), 500):   # SQLite's bound-parameter limit
-                    rows += c.execute(chunk_q, {"keys": keys[j:j + 500]}).mappings().all()
-                rows.sort(key=lambda r: (r["record_key"], r["source_path"], r["row"]))
+                    rows += c.execute(chunk_q, {"keys": keys[j:j + 500]}).all()
+                rows.sort(key=_STORED_ORDER)
                 yield _shop_batch(rows, settings)
 
     def iter_shops(self, conn: Connection | None = None) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
@@ -174,7 +182,7 @@ class Store:
             q = select(*_RECORD_COLUMNS).order_by(by_shop, t.source_rows.c.record_key, t.source_rows.c.source_path,
                                                t.source_rows.c.row)
             result = c.execution_options(stream_results=True, yield_per=5000).execute(q)
-            for _shop, rows in itertools.groupby(result.mappings(), key=lambda r: r["shop"]):
+            for _shop, rows in itertools.groupby(result, key=_BY_SHOP):
                 yield _shop_batch(rows, settings)
 
     def snapshot(self, conn: Connection | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -204,8 +212,8 @@ class Store:
             q = (select(*_RECORD_COLUMNS).where(t.source_rows.c.record_key.in_(IN_KEYS))
                  .order_by(t.source_rows.c.record_key, t.source_rows.c.source_path, t.source_rows.c.row))
             for i in range(0, len(wanted), 500):   # SQLite's bound-parameter limit
-                got = c.execute(q, {"keys": wanted[i:i + 500]}).mappings()
-                for key, grp in itertools.groupby(got, key=lambda r: r["record_key"]):
+                got = c.execute(q, {"keys": wanted[i:i + 500]})
+                for key, grp in itertools.groupby(got, key=_BY_KEY):
                     rows = list(grp)
                     if len(rows) > 1:
                         rows.sort(key=_winner_order)
@@ -534,7 +542,7 @@ class Store:
 
 def file_findings(path: str, shop: str, data: str) -> Iterator[FindingRow]:
     """The findings of one file from ``finding_files``."""
-    for f in json.loads(data):
+    for f in loads(data):
         yield (shop, path, *f)
 
 
@@ -567,46 +575,64 @@ def _settings(data: str | None) -> Settings:
         return DEFAULTS   # written by a newer version in a shape this one cannot read
 
 
-def _record(key: str, rows: list[Any], settings: dict[str, Settings]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """One complaint from its stored rows (winner first): the record and its conflicts."""
-    live = [r for r in rows if not r["deleted"]]
-    win = (live or rows)[0]
-    values = decode_values(win["data"])
+def _record(key: str, rows: list[Row[Any]], settings: dict[str, Settings]) -> tuple[dict[str, Any],
+                                                                                 list[dict[str, Any]]]:
+    """One complaint from its stored rows (``_RECORD_COLUMNS``, winner first): the record and its conflicts."""
+    if len(rows) == 1:   # the complaint is in one file: nothing to choose, nothing to compare
+        win = rows[0]
+        live: list[Row[Any]] = [] if win[_DELETED] else rows
+    else:
+        live = [r for r in rows if not r[_DELETED]]
+        win = (live or rows)[0]
+    values = decode_values(win[_DATA])
     extras = values.pop("_extras", {})
     if _SCHEMA_KEYS.issuperset(values):
         rec = dict(_NO_VALUES)   # every schema key, None where the shop left it empty
         rec.update(values)
     else:   # a key this version does not know (written by a later one): leave it out
         rec = {k: values.get(k) for k in KEYS}
-    shop_settings = settings.get(win["source_path"], DEFAULTS)
-    if win["anchor"] is None:   # stored by a version before deadlines were kept
+    path = win[_PATH]
+    shop_settings = settings.get(path, DEFAULTS)
+    if win[_ANCHOR] is None:   # stored by a version before deadlines were kept
         d = deadlines(rec, shop_settings)
         dues = (d.contact_due, d.feedback_due, d.followup_due)
     else:
-        dues = (win["due_contact"], win["due_feedback"], win["due_followup"])
+        dues = win[_DUES]
     rec["contact_due"], rec["feedback_due"], rec["followup_due"] = dues
-    rec.update(shop=win["shop"], source_file=win["source_path"], source_sheet=win["sheet"],
-               source_row=win["row"], content_hash=win["content_hash"], first_seen=win["first_seen"],
-               last_seen=win["last_seen"], deleted=not live, record_id=key, record_ref=record_ref(key),
-               version=win["version"], extras=extras, settings=shop_settings, dues=dues)
+    rec["shop"] = win[_SHOP]
+    rec["source_file"] = path
+    rec["source_sheet"] = win[_SHEET]
+    rec["source_row"] = win[_ROW]
+    rec["content_hash"] = win[_HASH]
+    rec["first_seen"] = win[_FIRST_SEEN]
+    rec["last_seen"] = win[_LAST_SEEN]
+    rec["deleted"] = not live
+    rec["record_id"] = key
+    rec["record_ref"] = record_ref(key)
+    rec["version"] = win[_VERSION]
+    rec["extras"] = extras
+    rec["settings"] = shop_settings
+    rec["dues"] = dues
     conflicts = []
-    if len(live) > 1 and len({r["content_hash"] for r in live}) > 1:
+    if len(live) > 1 and len({r[_HASH] for r in live}) > 1:
         conflicts = _conflicts(key, live, values)
     return rec, conflicts
 
 
-def _shop_batch(rows: Iterable[RowMapping], settings: dict[str, Settings]) -> tuple[list[dict[str, Any]],
-                                                                                   list[dict[str, Any]]]:
-    """One shop's records (in the sheet's order) and conflicts from its stored rows, in key order."""
+def _shop_batch(rows: Iterable[Row[Any]], settings: dict[str, Settings]) -> tuple[list[dict[str, Any]],
+                                                                                  list[dict[str, Any]]]:
+    """One shop's records (in the sheet's order) and conflicts from its stored rows
+    (``_RECORD_COLUMNS``, in key order)."""
     records: list[dict[str, Any]] = []
     conflicts: list[dict[str, Any]] = []
-    for key, grp in itertools.groupby(rows, key=lambda r: r["record_key"]):
-        got = list(grp)   # read-only row mappings: no dict per stored row
+    for key, grp in itertools.groupby(rows, key=_BY_KEY):
+        got = list(grp)   # the driver's rows as they come: no dict per stored row
         if len(got) > 1:
             got.sort(key=_winner_order)
         rec, more = _record(key, got, settings)
         records.append(rec)
-        conflicts.extend(more)
+        if more:
+            conflicts.extend(more)
     records.sort(key=_record_order)
     return records, conflicts
 
@@ -633,14 +659,15 @@ def _record_order(r: dict[str, Any]) -> tuple[str, str, str]:
     return (r["shop"], str(r["received_at"] or ""), r["record_id"])
 
 
-def _conflicts(key: str, live: list[RowMapping], kept: dict[str, Any]) -> list[dict[str, Any]]:
+def _conflicts(key: str, live: list[Row[Any]], kept: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
+    win = live[0]
     for other in live[1:]:
-        values = decode_values(other["data"])
+        values = decode_values(other[_DATA])
         differs = sorted(k for k in set(kept) | set(values) if k != "_extras" and kept.get(k) != values.get(k))
-        out.append({"record_key": key, "shop": live[0]["shop"], "complaint_id": live[0]["complaint_id"],
-                    "kept_path": live[0]["source_path"], "kept_row": live[0]["row"],
-                    "other_path": other["source_path"], "other_row": other["row"], "fields": differs,
+        out.append({"record_key": key, "shop": win[_SHOP], "complaint_id": win[_COMPLAINT_ID],
+                    "kept_path": win[_PATH], "kept_row": win[_ROW],
+                    "other_path": other[_PATH], "other_row": other[_ROW], "fields": differs,
                     "kept": kept, "other": values})
     return out
 
@@ -650,14 +677,27 @@ def _conflicts(key: str, live: list[RowMapping], kept: dict[str, Any]) -> list[d
 # to convert per row: a first write of 100,000 complaints read its rows 2-4 ms a shop sooner.
 _RECORD_COLUMNS = tuple(c for c in t.source_rows.c
                         if c.name not in ("id", "done_contact", "done_feedback", "done_followup", "no_deadlines"))
+# where each of them sits in a row the driver gives (read by position: a mapping per stored row
+# cost a write of 100,000 complaints about a tenth of its fetching)
+_AT = {c.name: i for i, c in enumerate(_RECORD_COLUMNS)}
+(_PATH, _SHEET, _ROW, _SHOP, _COMPLAINT_ID, _KEY, _HASH, _DATA, _UPDATED, _MTIME, _VERSION, _FIRST_SEEN, _LAST_SEEN,
+ _DELETED, _ANCHOR) = (_AT[n] for n in ("source_path", "sheet", "row", "shop", "complaint_id", "record_key",
+                                         "content_hash", "data", "updated_at", "file_mtime", "version", "first_seen",
+                                         "last_seen", "deleted", "anchor"))
+_DUES = slice(_AT["due_contact"], _AT["due_followup"] + 1)
+assert _DUES.stop - _DUES.start == 3 and [c.name for c in _RECORD_COLUMNS[_DUES]] == [
+    "due_contact", "due_feedback", "due_followup"]
+_BY_KEY = operator.itemgetter(_KEY)
+_BY_SHOP = operator.itemgetter(_SHOP)
+_STORED_ORDER = operator.itemgetter(_KEY, _PATH, _ROW)
 
 
-def _winner_order(row: RowMapping) -> tuple[bool, float, float, str, int]:
+def _winner_order(row: Row[Any]) -> tuple[bool, float, float, str, int]:
     # Newest updated_at wins, then the newer file; the path makes the order total, so the
     # result never depends on which file was read first.
-    updated = row["updated_at"] or datetime.min
-    return (row["deleted"], -updated.timestamp() if updated != datetime.min else float("inf"),
-            -(row["file_mtime"] or 0), row["source_path"], row["row"])
+    updated = row[_UPDATED] or datetime.min
+    return (row[_DELETED], -updated.timestamp() if updated != datetime.min else float("inf"),
+            -(row[_MTIME] or 0), row[_PATH], row[_ROW])
 
 
 def store_url(url_or_path: str | Path) -> str:
