@@ -41,14 +41,22 @@ from .report import CaseKey, Summary
 
 log = logging.getLogger("complaint_desk.merged")
 
-FORMAT = 3   # raise when a piece's shape or the rows it encodes change
+FORMAT = 4   # raise when a piece's shape or the rows it encodes change
 
 
 # One 逾期 line: the whole row when it no longer changes (a deadline met late), else
 # (due, warning time, cells before the state, cells after the hours late, explanation without
 # "截至 … 仍未完成"): the state, the hours late and the end of the explanation are worked out at
-# each write. Tuples, not objects: a hundred shops' pieces hold ninety thousand of them.
-Line = str | tuple[datetime, timedelta, str, str, str]
+# each write. Tuples, not objects: a hundred shops' pieces hold ninety thousand of them. The
+# encoded cells are UTF-8 (``xml_bytes``), as the sheet's file holds them: a piece is loaded
+# at every write, and 30 MB of Chinese text cost a shop's save 0.1 s to read back as ``str``
+# and to encode again for the file.
+Line = bytes | tuple[datetime, timedelta, bytes, bytes, str]
+
+
+def xml_bytes(xml: str) -> bytes:
+    """Encoded rows or cells as the sheet's file holds them (``RowSpool`` writes the same)."""
+    return xml.encode("utf-8", "replace")
 
 
 @dataclass
@@ -69,7 +77,7 @@ class Piece:
     summary: Summary                  # 汇总's counts; the states of ``dyn`` deadlines left out
     dyn: list[tuple[str, datetime, timedelta]]   # open deadlines due soon or overdue at ``made``
     lines: list[Line]                 # 逾期
-    cases: list[tuple[CaseKey, str]]  # 案例手册 rows, encoded
+    cases: list[tuple[CaseKey, bytes]]  # 案例手册 rows, encoded (``xml_bytes``)
     loss_ids: set[str]
     conflicts: list[dict[str, Any]]
     orphans: list[dict[str, Any]]     # managers' cells on the shop's deleted complaints
@@ -379,5 +387,5 @@ class PieceCache:
                 path.unlink(missing_ok=True)
 
 
-def state_cell(state: str) -> str:
-    return f'<c t="inlineStr"><is><t>{STATE_ZH[state]}</t></is></c>'
+def state_cell(state: str) -> bytes:
+    return xml_bytes(f'<c t="inlineStr"><is><t>{STATE_ZH[state]}</t></is></c>')

@@ -105,8 +105,8 @@ def _compose(view: StoreView, store: Store, book: Book, now: datetime, out: Path
         walked.applied += 1 if "confirm" in typed.get((row[0],), {}) else 0
         sinks.rendered.extend(rendered_rows("处罚", [row[0]], {"confirm": row[-1]}))
     try:
-        for xml in walked.cases.rows():
-            sinks.cases.add_xml(xml)
+        for batch in walked.cases.rows():
+            sinks.cases.extend_xml(batch)
     finally:
         walked.cases.close()
     if cache is not None:

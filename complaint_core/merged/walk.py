@@ -44,6 +44,7 @@ from .pieces import (
     edits_hash,
     shop_mark,
     state_cell,
+    xml_bytes,
     year_end,
 )
 from .readback import rendered_table_rows
@@ -64,13 +65,14 @@ class CaseSorter:
         self._db = sqlite3.connect("")
         self._db.execute("PRAGMA journal_mode=OFF")
         self._db.execute("PRAGMA synchronous=OFF")
-        self._db.execute("CREATE TABLE cases (cat TEXT, rank INTEGER, t REAL, arrival INTEGER, row TEXT)")
+        # the rows as the file holds them (UTF-8 bytes): SQLite keeps and gives them back as they are
+        self._db.execute("CREATE TABLE cases (cat TEXT, rank INTEGER, t REAL, arrival INTEGER, row BLOB)")
         self._n = 0
 
-    def add(self, key: CaseKey, row: str) -> None:
+    def add(self, key: CaseKey, row: bytes) -> None:
         self.extend([(key, row)])
 
-    def extend(self, cases: list[tuple[CaseKey, str]]) -> None:
+    def extend(self, cases: list[tuple[CaseKey, bytes]]) -> None:
         start, self._n = self._n, self._n + len(cases)
         self._db.executemany("INSERT INTO cases VALUES (?, ?, ?, ?, ?)",
                              ((*key, start + i, row) for i, (key, row) in enumerate(cases)))
@@ -78,11 +80,13 @@ class CaseSorter:
     def __len__(self) -> int:
         return self._n
 
-    def rows(self) -> Iterator[str]:
+    def rows(self, batch: int = 2000) -> Iterator[list[bytes]]:
+        """The rows in the sheet's order, ``batch`` at a time."""
         # arrival breaks ties: equal cases keep the sheet's order, as a stable sort would; the
         # categories in code-point order, as Python sorts them (SQLite's BINARY collation)
-        for (row,) in self._db.execute("SELECT row FROM cases ORDER BY cat, rank, t, arrival"):
-            yield row
+        cursor = self._db.execute("SELECT row FROM cases ORDER BY cat, rank, t, arrival")
+        while got := cursor.fetchmany(batch):
+            yield [row for (row,) in got]
 
     def close(self) -> None:
         self._db.close()
@@ -337,7 +341,8 @@ def make_piece(chunks: Iterator[tuple[list[Record], list[dict[str, Any]]]], mark
         piece.all_xml.append((codecs.all_rows.encode(rows), len(rows)))
         piece.rendered_rows += len(rendered)
         piece.rendered_xml.append((codecs.rendered.encode(rendered), len(rendered)))
-        piece.cases += zip([key for key, _ in cases], codecs.cases.cells.rows([row for _, row in cases]), strict=True)
+        piece.cases += zip([key for key, _ in cases], map(xml_bytes, codecs.cases.cells.rows([row for _, row in cases])),
+                           strict=True)
         shown = [(r, listed[id(r)]) for r in kept if id(r) in listed]
         warns = {r["record_id"]: found[0][3] for r, found in shown}
         items = [item for r, found in shown for item in record_items(r, found, now=now)]
@@ -355,22 +360,22 @@ def _lines(items: list[OverdueItem], warns: dict[str, timedelta], sink: RowCodec
     whole; one still open keeps its fixed cells encoded and is finished at each write (``_lay``)."""
     late = [i for i, item in enumerate(items) if item.state == "done_late"]
     open_ = [i for i, item in enumerate(items) if item.state != "done_late"]
-    out: list[Line] = [""] * len(items)
+    out: list[Line] = [b""] * len(items)
     for i, xml in zip(late, sink.cells.rows([overdue_row(items[i]) for i in late]), strict=True):
-        out[i] = xml
+        out[i] = xml_bytes(xml)
     rows = [overdue_row(items[i], why="") for i in open_]   # state, hours late and the rest of why: at each write
     pre = sink.cells.many([row[:4] for row in rows], pad=True)
     post = sink.cells.many([row[6:8] for row in rows], pad=True, first=6)
     for i, head, tail in zip(open_, pre, post, strict=True):
         item = items[i]
-        out[i] = (item.due, warns[item.record_id], head, tail, item.how)
+        out[i] = (item.due, warns[item.record_id], xml_bytes(head), xml_bytes(tail), item.how)
     return out
 
 
-def _finished(lines: list[Line], now: datetime, cells: Cells) -> list[str]:
+def _finished(lines: list[Line], now: datetime, cells: Cells) -> list[bytes]:
     """逾期's rows of a piece's lines as of ``now``: an open deadline's state, hours late and
     "截至 … 仍未完成" filled in, the shop's lines at once (a column's texts checked once)."""
-    opened = [line for line in lines if not isinstance(line, str)]
+    opened = [line for line in lines if not isinstance(line, bytes)]
     past = [now > line[0] for line in opened]
     until = f"；截至 {now.isoformat(sep=' ', timespec='minutes')} 仍未完成"
     whys = [line[4] + until if late else line[4] for line, late in zip(opened, past, strict=True)]
@@ -380,13 +385,14 @@ def _finished(lines: list[Line], now: datetime, cells: Cells) -> list[str]:
     why_cells = cells.many([[w] for w in whys], first=8) if all(whys) else [text_cell(w) for w in whys]
     made = iter(zip(past, cells.many([[h] for h in hours], first=5), why_cells, strict=True))
     overdue, soon = state_cell("overdue"), state_cell("due_soon")
-    rows: list[str] = []
+    rows: list[bytes] = []
     for line in lines:
-        if isinstance(line, str):
+        if isinstance(line, bytes):
             rows.append(line)
             continue
         late, hours_cell, why_cell = next(made)
-        rows.append(f"<row>{line[2]}{overdue if late else soon}{hours_cell}{line[3]}{why_cell}</row>")
+        rows.append(b"".join((b"<row>", line[2], overdue if late else soon, xml_bytes(hours_cell), line[3],
+                              xml_bytes(why_cell), b"</row>")))
     return rows
 
 

@@ -144,7 +144,7 @@ class RowSpool:
         self.codec = RowCodec(columns, indexes)
         self.cells = self.codec.cells
         self._rows: list[list[Any]] = []
-        self._xml: list[str] = []
+        self._xml: list[bytes] = []
         self.spool = Spool(level=COMPRESS_LEVEL)
         self._finished = False
 
@@ -163,12 +163,12 @@ class RowSpool:
         if len(self._rows) >= 2000:
             self._flush()
 
-    def add_xml(self, row: str) -> None:
-        """One row already encoded (``<row>…</row>`` without numbers)."""
+    def add_xml(self, row: bytes) -> None:
+        """One row already encoded (``<row>…</row>`` without numbers, ``pieces.xml_bytes``)."""
         self.extend_xml([row])
 
-    def extend_xml(self, rows: list[str]) -> None:
-        """Rows already encoded, in one call (a shop's 逾期 lines)."""
+    def extend_xml(self, rows: list[bytes]) -> None:
+        """Rows already encoded (``pieces.xml_bytes``), in one call (a shop's 逾期 lines)."""
         room = max(self._capacity - self.count, 0)
         if len(rows) > room:
             self.overflow += len(rows) - room
@@ -204,7 +204,7 @@ class RowSpool:
             self.spool.add_chunks(row_xml(self._rows, self.codec.number_styles, self.codec.styles))
             self._rows = []
         if self._xml:
-            self.spool.add_chunks(["".join(self._xml).encode("utf-8", "replace")])
+            self.spool.add_chunks([b"".join(self._xml)])
             self._xml = []
 
     def finish(self, sheet: str) -> None:
