@@ -197,3 +197,34 @@ def test_repeat_customers_across_shops_are_counted_as_shops_come_and_go(tmp_path
     merge_into(store, [folder], out, now=T0 + timedelta(minutes=2))
     assert repeated() == counted(T0 + timedelta(minutes=2))
     _same(out, store, tmp_path, T0 + timedelta(minutes=2))
+
+
+def test_a_reused_pieces_repeat_counts_are_read_only_when_its_shop_changed(chain, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A save loads every shop's piece, but only the changed shop's customer and subject counts
+    go to the chain's tally: the others stay packed as they were pickled (and pickled again so)."""
+    import pickle
+
+    from complaint_core.merged import pieces
+
+    store, folder, out = chain
+    unpacked: list[str] = []
+    real_sync = pieces.ChainTally.sync
+
+    def sync(self: pieces.ChainTally, shop: str, piece: pieces.Piece) -> None:
+        real_sync(self, shop, piece)
+        if "_packed" not in piece.summary.customers.__dict__:
+            unpacked.append(shop)
+
+    monkeypatch.setattr(pieces.ChainTally, "sync", sync)
+    write_shop(folder / "S03" / "S03.xlsx", rows_for(31, shop="S03", seed=78), shop="S03")
+    rep = merge_into(store, [folder], out, now=T0 + timedelta(minutes=5))
+    assert rep.reused == len(SHOPS) - 1 and unpacked == ["S03"]
+    _same(out, store, tmp_path, T0 + timedelta(minutes=5))
+
+    kept = PieceCache.beside(store, out).load("S01")
+    assert kept is not None and "_packed" in kept.summary.customers.__dict__
+    again = pickle.loads(pickle.dumps(kept))
+    assert "_packed" in again.summary.customers.__dict__   # still packed: never read
+    assert list(again.summary.customers.labelled()) == list(kept.summary.customers.labelled())
+    assert again.summary.customers.counts and "_packed" not in again.summary.customers.__dict__

@@ -7,6 +7,7 @@ left out would be rendered empty, and a manager's 处罚确认 on it would never
 
 from __future__ import annotations
 
+import pickle
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
@@ -195,6 +196,26 @@ class Repeats:
         # a label only for keys seen twice: one per complaint would grow with the chain
         self._first: dict[str, str] = {}
         self._names: dict[str, str] = {}
+
+    # Kept in a piece, the counts are pickled whole and read back only when asked for: a
+    # shop's save loads every shop's piece, but the chain's tally needs the counts of the
+    # changed shops only (a thousand customers a shop: 70 ms of a save's write, a hundred shops)
+    _PACKED = ("counts", "_first", "_names")
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if "_packed" not in state:
+            state["_packed"] = pickle.dumps(tuple(state.pop(k) for k in self._PACKED), pickle.HIGHEST_PROTOCOL)
+        return state
+
+    def __getattr__(self, name: str) -> Any:
+        # only called for an attribute not set: the counts of a Repeats read back from a piece
+        packed = self.__dict__.get("_packed")
+        if name not in self._PACKED or packed is None:
+            raise AttributeError(name)
+        del self.__dict__["_packed"]
+        self.__dict__.update(zip(self._PACKED, pickle.loads(packed), strict=True))  # noqa: S301 - packed above
+        return self.__dict__[name]
 
     def add(self, r: Record) -> None:
         k = self._key(r)
