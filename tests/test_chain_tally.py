@@ -20,7 +20,7 @@ def _piece(token: str, customers: dict[str, int], subjects: dict[str, int]) -> S
     c, s = Repeats(str), Repeats(str)
     c.counts.update(customers)
     s.counts.update(subjects)
-    return SimpleNamespace(token=token, summary=SimpleNamespace(customers=c, subjects=s))
+    return SimpleNamespace(token=token, summary=SimpleNamespace(customers=c, subjects=s), cases=[])
 
 
 def _expected(held: dict[str, SimpleNamespace], what: str) -> tuple[list[list[object]], int]:
@@ -70,7 +70,7 @@ def _labelled(token: str, customers: dict[str, tuple[int, str]]) -> SimpleNamesp
     for k, (n, label) in customers.items():
         c.counts[k] = n
         (c._names if n > 1 else c._first)[k] = label
-    return SimpleNamespace(token=token, summary=SimpleNamespace(customers=c, subjects=Repeats(str)))
+    return SimpleNamespace(token=token, summary=SimpleNamespace(customers=c, subjects=Repeats(str)), cases=[])
 
 
 def test_summing_that_failed_in_its_thread_fails_where_the_totals_are_read(tmp_path: Path, monkeypatch,
@@ -126,3 +126,40 @@ def test_a_tally_file_of_another_layout_is_made_again(tmp_path: Path) -> None:
     assert tally.rows("c") == [["x", 2]]
     tally.close()
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == ChainTally.LAYOUT
+
+
+def _cases(token: str, keys: list[tuple[str, int, float]], tag: str) -> SimpleNamespace:
+    rows = [(key, f"<row>{tag}{n}：“太慢了”</row>".encode()) for n, key in enumerate(keys)]
+    return SimpleNamespace(token=token, summary=SimpleNamespace(customers=Repeats(str), subjects=Repeats(str)),
+                           cases=rows)
+
+
+def test_case_book_rows_come_in_the_sheets_order_as_shops_come_and_go(tmp_path: Path) -> None:
+    """案例手册's rows are kept beside the pieces: category (code points), outcome, latest first;
+    equal cases in the walk's order (shops in code-point order, then each piece's order); a
+    shop's save replaces its rows only, and a shop that leaves takes them along."""
+    keys = {"B": [("售后", 1, -5.0), ("A", 2, -1.0)],
+            "A": [("甲", 0, 0.0), ("A", 1, -3.0), ("A", 1, -3.0)],
+            "A-1": [("A", 1, -3.0), ("A", 1, -9.0)]}
+
+    def order(tally: ChainTally, batch: int = 2000) -> list[str]:
+        return [row.decode().split("：")[0][5:] for rows in tally.cases(batch) for row in rows]
+
+    path = tmp_path / "tally.sqlite"
+    tally = ChainTally(path)
+    for shop in sorted(keys):   # the walk's order
+        tally.sync(shop, _cases(f"{shop}1", keys[shop], shop))
+    tally.settle(set(keys))
+    # ("A",1,-9); ("A",1,-3) three times: shop A before A-1, then each piece's order; ("A",2,…);
+    # then 售后 before 甲 (code points)
+    want = ["A-11", "A1", "A2", "A-10", "B1", "B0", "A0"]
+    assert order(tally) == want and order(tally, 3) == want   # batches that do not divide it: same order
+    assert next(iter(tally.cases()))[0] == "<row>A-11：“太慢了”</row>".encode()   # the very bytes it was given
+    tally.close()
+
+    tally = ChainTally(path)   # the next write: B saved (one case fewer), A-1 left the chain
+    tally.sync("A", _cases("A1", keys["A"], "A"))   # unchanged: its rows stay as they were
+    tally.sync("B", _cases("B2", keys["B"][1:], "B"))
+    tally.settle({"A", "B"})
+    assert order(tally) == ["A1", "A2", "B0", "A0"]
+    tally.close()

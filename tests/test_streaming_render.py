@@ -12,7 +12,6 @@ from python_calamine import CalamineWorkbook
 from bench.data import rows_for, write_shop
 from complaint_core.merged import report
 from complaint_core.merged.render import build_sheets, render_merged
-from complaint_core.merged.walk import CaseSorter
 from complaint_core.overdue import flagged, scan
 from complaint_core.reader import read_workbook
 from complaint_core.store import open_store
@@ -85,22 +84,6 @@ def test_a_render_never_holds_every_complaint(store: Store, tmp_path: Path, monk
     assert [row[col] for row in grid[2:]] == expected and rep.rows == len(expected) == 160
 
 
-def test_equal_cases_keep_the_order_they_came_in() -> None:
-    sorter = CaseSorter()
-    try:
-        keys = [("B", 1, -5.0), ("A", 2, -1.0), ("甲", 0, 0.0), ("A", 1, -3.0), ("A", 1, -3.0), ("A", 1, -9.0)]
-        for n, key in enumerate(keys):
-            sorter.add(key, f"<row>{n}：“太慢了”</row>".encode())
-        def order(batch: int) -> list[int]:
-            return [int(chr(row[5])) for rows in sorter.rows(batch) for row in rows]
-
-        assert order(2000) == [5, 3, 4, 1, 0, 2]
-        assert order(4) == [5, 3, 4, 1, 0, 2]   # read again, in batches that do not divide it: same order
-        assert next(iter(sorter.rows()))[0] == "<row>5：“太慢了”</row>".encode()   # the very bytes it was given
-    finally:
-        sorter.close()
-
-
 def test_a_big_shop_is_decoded_a_chunk_at_a_time(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from complaint_core.store import db
 
@@ -121,17 +104,16 @@ _KILLED_MID_WRITE = r"""
 import os, signal, sys
 from complaint_core.merged.pieces import ChainTally
 from complaint_core.merged.report import Repeats
-from complaint_core.merged.walk import CaseSorter
 from types import SimpleNamespace
 
-sorter = CaseSorter()
-for n in range(2_000):   # 20 MB: past SQLite's 2 MB page cache, so its temporary file is written
-    sorter.extend([(("类别", n % 5, float(n)), ("<row>" + "顾客说太慢了" * 800 + "</row>").encode())])
+# 20 MB of 案例手册 rows: past SQLite's 2 MB page cache, so its temporary file is written
+cases = [(("类别", n % 5, float(n)), ("<row>" + "顾客说太慢了" * 800 + "</row>").encode()) for n in range(2_000)]
 tally = ChainTally(None)
 for shop in ("S01", "S02"):
     counts = Repeats(str)
     counts.counts.update({f"{shop}客户{i}": 1 for i in range(50_000)})
-    tally.sync(shop, SimpleNamespace(token=shop, summary=SimpleNamespace(customers=counts, subjects=Repeats(str))))
+    tally.sync(shop, SimpleNamespace(token=shop, summary=SimpleNamespace(customers=counts, subjects=Repeats(str)),
+                                     cases=cases if shop == "S01" else []))
 held = []
 for fd in os.listdir("/proc/self/fd"):
     try:
@@ -144,7 +126,7 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 
 def test_a_write_killed_midway_leaves_nothing_in_the_temp_folder(tmp_path: Path) -> None:
-    # 案例手册's sorter and a chain tally without a cache folder keep their rows in temporary
+    # a chain tally without a cache folder (its counts and 案例手册's rows) keeps them in temporary
     # SQLite files: files the system deletes, so a daemon killed mid-write (power cut, task
     # manager) leaves no megabytes behind in the temp folder, write after write
     import os

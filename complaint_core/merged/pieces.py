@@ -28,6 +28,7 @@ import pickle
 import sqlite3
 import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -114,7 +115,7 @@ class ChainTally:
             self._db = self._open()
 
     # the file's layout; a file of another layout is a cache of another version: made again
-    LAYOUT = 2
+    LAYOUT = 3
 
     def _open(self) -> sqlite3.Connection:
         # the totals are summed in a thread of their own (``settle``), never while this one uses it
@@ -141,6 +142,14 @@ class ChainTally:
         db.execute("CREATE TABLE IF NOT EXISTS totals (what TEXT NOT NULL, k TEXT NOT NULL, total INTEGER NOT NULL, "
                    "PRIMARY KEY (what, k)) WITHOUT ROWID")
         db.execute("CREATE INDEX IF NOT EXISTS ix_totals ON totals (what, total)")
+        # 案例手册's rows of every shop, kept in the sheet's order by the index: a shop's save
+        # replaces that shop's rows, and the sheet is read in order without sorting the chain's
+        # cases again (they went through a temporary database at every write). The shop and
+        # the row's place in its piece break ties as the walk's order did (shops in code-point
+        # order, SQLite's BINARY)
+        db.execute("CREATE TABLE IF NOT EXISTS cases (shop TEXT NOT NULL, i INTEGER NOT NULL, cat TEXT, rank INTEGER, "
+                   "t REAL, row BLOB NOT NULL, PRIMARY KEY (shop, i)) WITHOUT ROWID")
+        db.execute("CREATE INDEX IF NOT EXISTS ix_cases ON cases (cat, rank, t, shop, i)")
         db.execute("SELECT count(*) FROM shops").fetchone()
         return db
 
@@ -162,6 +171,8 @@ class ChainTally:
             if not self._recount:
                 self._db.executemany("INSERT INTO totals VALUES (?, ?, ?) ON CONFLICT (what, k) DO UPDATE "
                                      "SET total = total + excluded.total", [(w, k, n) for _s, w, k, n, _l in rows])
+        self._db.executemany("INSERT INTO cases VALUES (?, ?, ?, ?, ?, ?)",
+                             ((shop, i, *key, row) for i, (key, row) in enumerate(piece.cases)))
         self._db.execute("INSERT OR REPLACE INTO shops VALUES (?, ?)", (shop, piece.token))
         if self._synced >= self.RECOUNT_FROM:
             self._recount = True
@@ -175,6 +186,7 @@ class ChainTally:
                 self._db.executemany("DELETE FROM totals WHERE what = ? AND k = ? AND total <= 0",
                                      [(what, k) for _n, what, k in counted])
             self._db.execute("DELETE FROM tally WHERE shop = ?", (shop,))
+        self._db.execute("DELETE FROM cases WHERE shop = ?", (shop,))
         self._db.execute("DELETE FROM shops WHERE shop = ?", (shop,))
 
     def settle(self, shops: set[str]) -> None:
@@ -242,6 +254,14 @@ class ChainTally:
         labels = self._labels(what, [k for k, _total in keys])
         found = sorted(((int(total), labels.get(k, k)) for k, total in keys), key=lambda r: (-r[0], r[1]))
         return [[label, total] for total, label in found[:top]]
+
+    def cases(self, batch: int = 2000) -> Iterator[list[bytes]]:
+        """案例手册's rows of every shop synced, in the sheet's order (category, outcome, latest
+        first; equal cases in the walk's order), ``batch`` at a time."""
+        self._settled()
+        cursor = self._db.execute("SELECT row FROM cases ORDER BY cat, rank, t, shop, i")
+        while got := cursor.fetchmany(batch):
+            yield [row for (row,) in got]
 
     def repeated(self, what: str) -> int:
         self._settled()

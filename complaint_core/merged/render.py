@@ -96,6 +96,8 @@ def _compose(view: StoreView, store: Store, book: Book, now: datetime, out: Path
         conf = view.confirmations()
         listed = ledger(events, walked.loss_ids, conf)
         summary = walked.summary.sheet(listed, conf)
+        for batch in tally.cases():   # every shop's 案例手册 rows, kept in order beside the pieces
+            sinks.cases.extend_xml(batch)
     finally:
         tally.close()
     penalties = penalty_sheet(listed, conf)
@@ -104,11 +106,6 @@ def _compose(view: StoreView, store: Store, book: Book, now: datetime, out: Path
     for row in penalties.rows:
         walked.applied += 1 if "confirm" in typed.get((row[0],), {}) else 0
         sinks.rendered.extend(rendered_rows("处罚", [row[0]], {"confirm": row[-1]}))
-    try:
-        for batch in walked.cases.rows():
-            sinks.cases.extend_xml(batch)
-    finally:
-        walked.cases.close()
     if cache is not None:
         cache.forget(walked.shops, walked.sources)
     where = [(year, [p.name for p in archive_paths(out, year, len(y.keys))], len(y.keys))

@@ -12,7 +12,6 @@ horizon have not moved since the last write is not decoded at all: its piece is 
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import uuid
 from collections import Counter, deque
 from collections.abc import Iterator
@@ -52,44 +51,6 @@ from .report import CaseKey, Summary, case_of, current_loss_ids, overdue_row
 from .rowxml import Cells, text_cell
 from .sheets import AllRows, finding_rows, orphan, typed_cells
 from .xlsx import RowCodec, RowSpool
-
-
-class CaseSorter:
-    """案例手册's rows in their order (category, outcome, latest first) without holding them: the
-    encoded rows and their places go to a temporary SQLite file, which sorts them at the end."""
-
-    def __init__(self) -> None:
-        # SQLite's own temporary database (no name): its file is deleted as it is opened (by
-        # the system on close, on Windows), so a daemon killed mid-write leaves nothing in the
-        # temp folder; a named one left tens of megabytes there per kill at a million rows
-        self._db = sqlite3.connect("")
-        self._db.execute("PRAGMA journal_mode=OFF")
-        self._db.execute("PRAGMA synchronous=OFF")
-        # the rows as the file holds them (UTF-8 bytes): SQLite keeps and gives them back as they are
-        self._db.execute("CREATE TABLE cases (cat TEXT, rank INTEGER, t REAL, arrival INTEGER, row BLOB)")
-        self._n = 0
-
-    def add(self, key: CaseKey, row: bytes) -> None:
-        self.extend([(key, row)])
-
-    def extend(self, cases: list[tuple[CaseKey, bytes]]) -> None:
-        start, self._n = self._n, self._n + len(cases)
-        self._db.executemany("INSERT INTO cases VALUES (?, ?, ?, ?, ?)",
-                             ((*key, start + i, row) for i, (key, row) in enumerate(cases)))
-
-    def __len__(self) -> int:
-        return self._n
-
-    def rows(self, batch: int = 2000) -> Iterator[list[bytes]]:
-        """The rows in the sheet's order, ``batch`` at a time."""
-        # arrival breaks ties: equal cases keep the sheet's order, as a stable sort would; the
-        # categories in code-point order, as Python sorts them (SQLite's BINARY collation)
-        cursor = self._db.execute("SELECT row FROM cases ORDER BY cat, rank, t, arrival")
-        while got := cursor.fetchmany(batch):
-            yield [row for (row,) in got]
-
-    def close(self) -> None:
-        self._db.close()
 
 
 @dataclass
@@ -136,7 +97,6 @@ class Walked:
     loss_ids: set[str] = field(default_factory=set)
     years: dict[int, Year] = field(default_factory=dict)   # closed years that go to archives
     summary: Summary = field(init=False)
-    cases: CaseSorter = field(default_factory=CaseSorter)
 
     tally: ChainTally | None = None
 
@@ -408,7 +368,6 @@ def _lay(piece: Piece, out: Walked, sinks: Sinks, seen: set[str], stored_loss: s
     out.summary.merge(piece.summary)   # its states are those that no longer change…
     out.summary.states.update((kind, deadline_state(due, None, now, warn)) for kind, due, warn in piece.dyn)
     sinks.overdue.extend_xml(_finished(piece.lines, now, sinks.overdue.cells))
-    out.cases.extend(piece.cases)
     out.loss_ids |= piece.loss_ids & stored_loss
     out.conflicts += piece.conflicts
     out.orphans += piece.orphans
