@@ -100,6 +100,46 @@ def test_a_big_shop_is_decoded_a_chunk_at_a_time(store: Store, tmp_path: Path, m
         assert (a.name, a.rows, [(x.title, x.rows) for x in a.blocks]) == (b.name, b.rows, [(x.title, x.rows) for x in b.blocks])
 
 
+# 受理时间 as a shop's stored JSON may hold it: a moment, a typed date that is no moment, an
+# escaped text, a number, true, nothing, and a row whose JSON SQLite refuses (a NaN elsewhere)
+_RECEIVED_JSON = ['"2026-09-03T08:00:00"', '"2026年13月40日"', '"2026-09-03 08:00:00"', '"\\"quoted\\" \\u4e2d"',
+                  "20260903", "1e5", "true", "null", None, '"2026-09-02T23:59:59.5"']
+
+
+@pytest.mark.parametrize("refused", [False, True])
+def test_a_big_shops_order_is_the_order_of_its_records(tmp_path: Path, refused: bool) -> None:
+    """Where a big shop's chunks begin and end: SQLite takes each complaint's 受理时间 out of its
+    winning row's JSON (not sending the JSON), or, where its JSON reader refuses a row, every
+    row is decoded here; either way the order is the one its records sort in."""
+    from sqlalchemy import insert
+
+    from complaint_core.store import db
+    from complaint_core.store import tables as t
+
+    store = open_store(tmp_path / "s.sqlite")
+    rows = []
+    for n in range(40):
+        value = _RECEIVED_JSON[n % len(_RECEIVED_JSON)]
+        extra = '"amount": NaN, ' if refused and n == 17 else ""
+        data = "{" + extra + ("" if value is None else f'"received_at": {value}, ') + f'"complaint_id": "C{n % 30}"}}'
+        # ids C0-C9 are in two files: the newer update wins, with its own 受理时间
+        path, upd = ("b.xlsx", datetime(2026, 9, 5)) if n >= 30 else ("a.xlsx", datetime(2026, 9, 4))
+        rows.append(dict(source_path=path, sheet="投诉登记", row=n + 2, shop="S1", complaint_id=f"C{n % 30}",
+                         record_key=f"S1\x1fC{n % 30}", content_hash=f"h{n}", data=data, updated_at=upd, version=1,
+                         first_seen=NOW, last_seen=NOW, deleted=False, anchor=None))
+    with store.begin() as c:
+        c.execute(insert(t.source_rows), rows)
+    whole = [r for records, _c in store.shop_records("S1", size=1000) for r in records]
+    want = sorted((str(r["received_at"] or ""), r["record_id"]) for r in whole)
+    assert len(want) == 30 and len({text for text, _k in want}) > 6
+    with store.engine.connect() as c:
+        assert db._shop_order(c, "S1") == want
+        if not refused:   # SQLite's own reading, and the one the other databases use, agree
+            assert db._shop_order_sqlite(c, "S1") == want
+    chunked = [r["record_ref"] for records, _c in store.shop_records("S1", size=7) for r in records]
+    assert chunked == [r["record_ref"] for r in whole]
+
+
 _KILLED_MID_WRITE = r"""
 import os, signal, sys
 from complaint_core.merged.pieces import ChainTally

@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import itertools
 import json
+import logging
 import operator
 import re
 from collections import defaultdict
@@ -29,7 +30,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine, Row, RowMapping
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..deadlines import deadlines
 from ..errors import StoreMissing
@@ -53,6 +54,7 @@ from .codec import (
 from .view import FindingRow, ManagerCells, Record
 
 T = TypeVar("T")
+log = logging.getLogger("complaint_desk.store")
 _SCHEMA_KEYS = frozenset(KEYS)
 _EVENT_TEXT = frozenset({"shop", "complaint_id", "person", "dept", "head", "why"})
 _NO_VALUES = dict.fromkeys(KEYS)
@@ -151,12 +153,7 @@ class Store:
                 return
             # a big shop: first the order of its complaints (each one's winning row's 受理时间),
             # then the complaints themselves, a chunk at a time
-            q = select(*_RECORD_COLUMNS).where(sr.shop == shop).order_by(*by_key)
-            order: list[tuple[str, str]] = []
-            for key, grp in itertools.groupby(c.execute(q), key=_BY_KEY):
-                win = min(grp, key=_winner_order)
-                order.append((_received_text(win[_DATA]), key))
-            order.sort()
+            order = _shop_order(c, shop)
             # the keys as a parameter, not in the statement: SQLAlchemy keeps the values of
             # recent statements written with ``in_(list)``, a big shop's keys by the thousand
             chunk_q = select(*_RECORD_COLUMNS).where(sr.record_key.in_(IN_KEYS)).where(sr.shop == shop).order_by(*by_key)
@@ -655,6 +652,56 @@ def _received_text(data: str) -> str:
         return text
 
 
+def _shop_order(c: Connection, shop: str) -> list[tuple[str, str]]:
+    """(受理时间 as ``_record_order`` sorts by it, record key) of every complaint of ``shop``,
+    sorted: where a big shop's chunks begin and end."""
+    if c.dialect.name == "sqlite":
+        try:
+            return _shop_order_sqlite(c, shop)
+        except OperationalError:
+            # SQLite's JSON refuses a row the store wrote (a NaN): every row's JSON is read here
+            log.debug("shop order by SQLite's JSON", exc_info=True)
+    sr = t.source_rows.c
+    q = select(*_RECORD_COLUMNS).where(sr.shop == shop).order_by(sr.record_key, sr.source_path, sr.row)
+    order: list[tuple[str, str]] = []
+    for key, grp in itertools.groupby(c.execute(q), key=_BY_KEY):
+        win = min(grp, key=_winner_order)
+        order.append((_received_text(win[_DATA]), key))
+    order.sort()
+    return order
+
+
+def _shop_order_sqlite(c: Connection, shop: str) -> list[tuple[str, str]]:
+    """``_shop_order`` with each row's 受理时间 taken out of its JSON by SQLite: a shop of 10,000
+    complaints sends 10 MB of JSON less (a save of a shop past ``SHOP_CHUNK`` rows read its
+    JSON twice, once for this order and once for its records)."""
+    sr = t.source_rows.c
+    q = (select(sr.record_key, sr.deleted, sr.updated_at, sr.file_mtime, sr.source_path, sr.row,
+                func.json_type(sr.data, "$.received_at"), func.json_extract(sr.data, "$.received_at"))
+         .where(sr.shop == shop).order_by(sr.record_key, sr.source_path, sr.row))
+    order: list[tuple[str, str]] = []
+    odd: dict[int, tuple[str, str]] = {}   # place in ``order`` -> winning row (path, key) of a non-text 受理时间
+    for key, grp in itertools.groupby(c.execute(q), key=operator.itemgetter(0)):
+        win = min(grp, key=lambda r: _winner_key(r[1], r[2], r[3], r[4], r[5]))
+        kind, value = win[6], win[7]
+        if kind == "text":
+            try:
+                text = str(datetime.fromisoformat(value))
+            except ValueError:
+                text = value
+        elif kind is None or kind == "null":
+            text = ""
+        else:   # a number or true/false typed as 受理时间: read as decode_values reads it
+            odd[len(order)] = (win[4], key)
+            text = ""
+        order.append((text, key))
+    for at, (path, key) in odd.items():
+        data = c.execute(select(sr.data).where(sr.record_key == key).where(sr.source_path == path)).scalar_one()
+        order[at] = (_received_text(data), key)
+    order.sort()
+    return order
+
+
 def _record_order(r: dict[str, Any]) -> tuple[str, str, str]:
     return (r["shop"], str(r["received_at"] or ""), r["record_id"])
 
@@ -693,11 +740,15 @@ _STORED_ORDER = operator.itemgetter(_KEY, _PATH, _ROW)
 
 
 def _winner_order(row: Row[Any]) -> tuple[bool, float, float, str, int]:
+    return _winner_key(row[_DELETED], row[_UPDATED], row[_MTIME], row[_PATH], row[_ROW])
+
+
+def _winner_key(deleted: bool, updated: datetime | None, mtime: float | None, path: str,
+                row: int) -> tuple[bool, float, float, str, int]:
     # Newest updated_at wins, then the newer file; the path makes the order total, so the
     # result never depends on which file was read first.
-    updated = row[_UPDATED] or datetime.min
-    return (row[_DELETED], -updated.timestamp() if updated != datetime.min else float("inf"),
-            -(row[_MTIME] or 0), row[_PATH], row[_ROW])
+    updated = updated or datetime.min
+    return (deleted, -updated.timestamp() if updated != datetime.min else float("inf"), -(mtime or 0), path, row)
 
 
 def store_url(url_or_path: str | Path) -> str:
