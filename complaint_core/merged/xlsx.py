@@ -163,12 +163,9 @@ class RowSpool:
         if len(self._rows) >= 2000:
             self._flush()
 
-    def add_xml(self, row: bytes) -> None:
-        """One row already encoded (``<row>…</row>`` without numbers, ``pieces.xml_bytes``)."""
-        self.extend_xml([row])
-
     def extend_xml(self, rows: list[bytes]) -> None:
-        """Rows already encoded (``pieces.xml_bytes``), in one call (a shop's 逾期 lines)."""
+        """Rows already encoded (``<row>…</row>`` without numbers, ``pieces.xml_bytes``), in one
+        call (a shop's 逾期 lines, a batch of 案例手册's)."""
         room = max(self._capacity - self.count, 0)
         if len(rows) > room:
             self.overflow += len(rows) - room

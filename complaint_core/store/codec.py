@@ -112,10 +112,7 @@ def loads(text: str | bytes) -> Any:
         value = _orjson.loads(text)
     except _orjson.JSONDecodeError:
         return json.loads(text)
-    kind = value.__class__
-    if (kind is dict or kind is list) and not _exact(value) or kind is float and not -_BIG < value < _BIG:
-        return json.loads(text)
-    return value
+    return value if _exact((value,)) else json.loads(text)
 
 
 def decode_values(text: str) -> dict[str, Any]:

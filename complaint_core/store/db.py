@@ -642,10 +642,14 @@ def _received_text(data: str) -> str:
     without decoding the whole row when the stored JSON holds it once as text."""
     found = _RECEIVED.findall(data)
     if len(found) == 1 and "\\" not in found[0]:
-        text = str(found[0])
-    else:
-        value = decode_values(data).get("received_at")
-        return "" if value is None else str(value)
+        return _received_order(str(found[0]))
+    value = decode_values(data).get("received_at")
+    return "" if value is None else str(value)
+
+
+def _received_order(text: str) -> str:
+    """A 受理时间 stored as text, as ``_record_order`` sorts by it (``decode_values`` reads a
+    moment as a datetime, anything else stays the text)."""
     try:
         return str(datetime.fromisoformat(text))
     except ValueError:
@@ -685,10 +689,7 @@ def _shop_order_sqlite(c: Connection, shop: str) -> list[tuple[str, str]]:
         win = min(grp, key=lambda r: _winner_key(r[1], r[2], r[3], r[4], r[5]))
         kind, value = win[6], win[7]
         if kind == "text":
-            try:
-                text = str(datetime.fromisoformat(value))
-            except ValueError:
-                text = value
+            text = _received_order(value)
         elif kind is None or kind == "null":
             text = ""
         else:   # a number or true/false typed as 受理时间: read as decode_values reads it
