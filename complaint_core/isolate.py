@@ -14,6 +14,7 @@ import dataclasses
 import gc
 import multiprocessing as mp
 import os
+import pickle
 import sys
 import tempfile
 import threading
@@ -213,14 +214,33 @@ def _send(conn: Any, result: tuple[Any, ...]) -> None:
     conn.send(result)
 
 
+class Packed:
+    """A prepared file as its slices arrived, still pickled: the file read ahead of the one the
+    daemon is storing waits so (a pickled row takes two thirds of the memory, in a few big
+    blocks that go back to the system when freed) and is unpacked only when its turn comes."""
+
+    def __init__(self, prepared: Prepared, slices: list[bytes]) -> None:
+        self.prepared = prepared
+        self.slices = slices
+
+    def open(self) -> Prepared:
+        rows: list[Any] = []
+        slices, self.slices = self.slices, []
+        slices.reverse()
+        while slices:   # each slice's bytes freed as its rows are made
+            rows += pickle.loads(slices.pop())   # noqa: S301 - sent by our own reader child
+        return dataclasses.replace(self.prepared, rows=rows)
+
+
 def _receive(conn: Any) -> tuple[Any, ...]:
     answer: tuple[Any, ...] = conn.recv()
     if answer[0] != "ok-sliced":
         return answer
-    rows: list[Any] = []
-    for _ in range(answer[2]):
-        rows += conn.recv()
-    return ("ok", dataclasses.replace(answer[1], rows=rows))
+    return ("ok", Packed(answer[1], [conn.recv_bytes() for _ in range(answer[2])]))
+
+
+def _opened(got: Any) -> Any:
+    return got.open() if isinstance(got, Packed) else got
 
 
 _START = threading.Lock()
@@ -265,15 +285,60 @@ FILES_PER_CHILD = 32   # then a fresh child: what a long run leaves in one heap 
 BIG_FILE = 16 << 20
 
 
+_ERRORS_PREFIX = "complaint-desk-reader-"
+_SWEPT = [False]
+
+
+def sweep_stale_errors(folder: str | None = None) -> int:
+    """Delete the reader children's stderr files left by daemons that are gone; how many.
+
+    A child deletes its own file when it ends, and the daemon when it stops the child; only
+    when both were killed at once (a PC switched off, ``kill -9`` of the whole group) is the
+    file left behind. Each file names the daemon's process id: a file whose process is no
+    longer running belongs to nobody.
+    """
+    folder = folder or tempfile.gettempdir()
+    removed = 0
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(_ERRORS_PREFIX) and n.endswith(".txt")]
+    except OSError:
+        return 0
+    for name in names:
+        pid_text = name[len(_ERRORS_PREFIX):].split("-", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _running(int(pid_text)):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(folder, name))
+            removed += 1
+    return removed
+
+
+def _running(pid: int) -> bool:
+    if os.name != "posix":
+        # Windows' os.kill ends the process whatever the signal: there, files are never taken
+        # for left behind (Windows' own clean-up of the temp folder removes them)
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:   # another user's process (no permission): running
+        return True
+    return True
+
+
 class _Reader:
     """One reader child, given one file at a time, each with its own deadline."""
 
     def __init__(self, timeout: float, memory_mb: int, now: datetime | Clock | None, lang: str | None = None) -> None:
         ctx = child_context()
+        if not _SWEPT[0]:   # once per process, before this process leaves files of its own
+            _SWEPT[0] = True
+            sweep_stale_errors()
         self.timeout = timeout
         self.memory_mb = memory_mb
         # the child's stderr: Rust says there why it aborted ("memory allocation of … failed")
-        fd, self.errors = tempfile.mkstemp(prefix=f"complaint-desk-reader-{os.getpid()}-", suffix=".txt")
+        fd, self.errors = tempfile.mkstemp(prefix=f"{_ERRORS_PREFIX}{os.getpid()}-", suffix=".txt")
         os.close(fd)
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_serve, args=(memory_mb, child, now, lang, self.errors), daemon=True)
@@ -375,7 +440,7 @@ def read_tables_isolated(
     regular_file(Path(path))   # a pipe or a missing file: said here, no child started
     reading = _many([Path(path)], 1, lambda: _Reader(timeout, memory_mb, None))
     try:
-        got = next(reading)[1]
+        got = _opened(next(reading)[1])
     finally:
         reading.close()   # the child leaves now, not when the generator is collected
     if isinstance(got, UnreadableWorkbook):
@@ -405,7 +470,8 @@ def read_many_isolated(
     (``ahead``), one file ahead of the caller: a child that finished is given its next file
     while the caller still stores the last one.
     """
-    yield from _many_ahead(paths, jobs, lambda: _Reader(timeout, memory_mb, now))
+    for path, got in _many_ahead(paths, jobs, lambda: _Reader(timeout, memory_mb, now)):
+        yield path, _opened(got)   # unpacked here, in the caller's turn (``Packed``)
 
 
 def check_many_isolated(
@@ -415,7 +481,8 @@ def check_many_isolated(
     """``validate``'s reading: every table of each file read and checked in a child (several
     at once), only the findings sent back; yields in completion order (taken one file ahead,
     as ``read_many_isolated``)."""
-    yield from _many_ahead(paths, jobs, lambda: _Reader(timeout, memory_mb, now, lang))
+    for path, got in _many_ahead(paths, jobs, lambda: _Reader(timeout, memory_mb, now, lang)):
+        yield path, _opened(got)
 
 
 def _size(path: Path) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 import time
 from pathlib import Path
 from typing import cast
@@ -40,7 +41,31 @@ def test_many_files_each_once_with_findings_and_failures(tmp_path: Path) -> None
         assert got[p].findings == len(findings) and len(got[p].rows) == len(table.rows)
     for p in (broken, *hostile):
         assert isinstance(got[p], UnreadableWorkbook) and p.name in str(got[p]) and "\n" not in str(got[p])
-    assert len(got[big].rows) == 3000
+    # sent back in slices, and kept pickled while it waited its turn: the same as made here
+    table = read_workbook(big)
+    assert len(got[big].rows) == 3000 and got[big] == prepare(table, validate_table(table, now=NOW), big)
+
+
+def test_a_file_read_ahead_waits_pickled_and_is_unpacked_whole(tmp_path: Path) -> None:
+    # the file read ahead of the one being stored waits as its pickled slices (issue 17: a
+    # chain of long files held two files' rows at once); unpacked, it is the file as sent
+    import multiprocessing as mp
+    import threading
+
+    from complaint_core import isolate
+
+    shop = write_shop_workbook(tmp_path / "S.xlsx", sample_rows(1234, seed=3, now=NOW))
+    table = read_workbook(shop)
+    prepared = prepare(table, validate_table(table, now=NOW), shop)
+    theirs, ours = mp.Pipe()
+    sending = threading.Thread(target=isolate._send, args=(theirs, ("ok", prepared)))
+    sending.start()
+    answer = isolate._receive(ours)
+    sending.join()
+    packed = answer[1]
+    assert isinstance(packed, isolate.Packed) and len(packed.slices) == 3 and packed.prepared.rows == []
+    assert all(isinstance(b, bytes) for b in packed.slices)
+    assert packed.open() == prepared and packed.slices == []
 
 
 def test_each_child_keeps_its_own_limits(tmp_path: Path) -> None:
@@ -217,6 +242,38 @@ def test_no_reader_leaves_a_file_behind(tmp_path: Path) -> None:
     while _left(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _left(pid)
+
+
+def test_files_left_when_the_daemon_and_its_readers_died_together_are_swept(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # A PC switched off, or the whole process group killed: neither the reader nor the daemon
+    # deletes the reader's stderr file. The next daemon's first reader deletes the files of
+    # processes that are gone, and no file of a running one (its own, another daemon's).
+    import subprocess
+    import sys
+
+    from complaint_core import isolate
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        left = tmp_path / f"complaint-desk-reader-{gone}-abc.txt"
+        running = tmp_path / f"complaint-desk-reader-{other.pid}-def.txt"
+        unrelated = tmp_path / f"complaint-desk-readers-{gone}.txt"
+        for f in (left, running, unrelated):
+            f.write_bytes(b"memory allocation of 1 bytes failed")
+        monkeypatch.setattr(isolate, "_SWEPT", [False])
+        shop = write_shop_workbook(tmp_path / "s.xlsx", sample_rows(5, seed=1, now=NOW))
+        got = dict(read_many_isolated([shop], now=NOW, jobs=1))
+        assert not isinstance(got[shop], UnreadableWorkbook)
+        assert not left.exists() and running.exists() and unrelated.exists()
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(f"complaint-desk-reader-{os.getpid()}-")]
+    finally:
+        other.kill()
+        other.wait()
+    assert isolate.sweep_stale_errors(str(tmp_path)) == 1 and not running.exists()
 
 
 def test_a_caller_that_stops_early_leaves_no_child(tmp_path: Path) -> None:

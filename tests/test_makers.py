@@ -99,6 +99,39 @@ def test_a_save_of_one_shop_starts_no_maker(chain, tmp_path: Path, monkeypatch) 
     assert render_merged(store, out, now=T0 + timedelta(minutes=2)).apart == 0
 
 
+@pytest.mark.parametrize(("ahead_rows", "most"), [(40, makers.AHEAD_LEAST + 1), (10_000, makers.AHEAD + 1)])
+def test_pieces_waiting_their_turn_hold_a_few_thousand_complaints(chain, tmp_path: Path, monkeypatch,
+                                                                   ahead_rows: int, most: int) -> None:
+    """Shops asked of the makers ahead of the one being laid: at most AHEAD, and fewer when
+    they hold more than AHEAD_ROWS complaints (never fewer than AHEAD_LEAST, one per maker), so
+    that a chain of big shops does not make the render hold more (issue 17). The workbook is
+    the same either way."""
+    store, folder = chain
+    merge_into(store, [folder], tmp_path / "first.xlsx", now=T0)
+    want = _alone(store, tmp_path, "alone", T0)
+    monkeypatch.setattr(makers, "workers", lambda: 2)
+    monkeypatch.setattr(makers, "MIN_ROWS", 1)
+    monkeypatch.setattr(makers, "AHEAD_ROWS", ahead_rows)   # the shops hold 25-50 complaints each
+    waiting: list[int] = []
+    real_ask, real_take = makers.Makers.ask, makers.Makers.take
+
+    def ask(self, shop, mark):
+        waiting.append(waiting[-1] + 1 if waiting else 1)
+        return real_ask(self, shop, mark)
+
+    def take(self, shop):
+        waiting.append(waiting[-1] - 1)
+        return real_take(self, shop)
+
+    monkeypatch.setattr(makers.Makers, "ask", ask)
+    monkeypatch.setattr(makers.Makers, "take", take)
+    path = tmp_path / "apart.xlsx"
+    rep = render_merged(store, path, now=T0)
+    assert rep.apart == len(SHOPS)
+    assert max(waiting) == most and waiting[-1] == 0
+    assert _grids(path) == want
+
+
 def _ctx(store: Store, book: Book) -> tuple[Context, Codecs]:
     from complaint_core.merged.pieces import namespace
     from complaint_core.merged.sheets import all_columns

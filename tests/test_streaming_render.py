@@ -100,6 +100,77 @@ def test_a_big_shop_is_decoded_a_chunk_at_a_time(store: Store, tmp_path: Path, m
         assert (a.name, a.rows, [(x.title, x.rows) for x in a.blocks]) == (b.name, b.rows, [(x.title, x.rows) for x in b.blocks])
 
 
+class _Traced(dict):   # a record that can be watched for being freed (a plain dict cannot)
+    pass
+
+
+def test_a_chunk_is_let_go_of_before_the_next_is_read(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A big shop's piece holds one chunk of decoded complaints at a time (issue 17: a chain of
+    3,000-row shops peaked higher than one of 1,000-row shops): the records of a chunk are freed
+    before the next chunk is read, and the stored rows of a chunk as its records are made."""
+    import gc
+    import weakref
+
+    from complaint_core.merged.readback import RENDERED_COLUMNS, rendered_sheet
+    from complaint_core.merged.report import (
+        CASE_COLUMNS,
+        OVERDUE_COLUMNS,
+        case_book_sheet,
+        overdue_sheet,
+    )
+    from complaint_core.merged.sheets import FINDING_COLUMNS, all_columns, all_sheet, findings_sheet
+    from complaint_core.merged.walk import Context, Sinks, make_piece, typed_cells
+    from complaint_core.merged.xlsx import Book, first_data_row
+    from complaint_core.store import db
+
+    monkeypatch.setattr(db, "SHOP_CHUNK", 7)
+    book = Book()
+    sinks = Sinks(all_rows=book.spool(all_columns(), first_data_row(all_sheet())),
+                  overdue=book.spool(OVERDUE_COLUMNS, first_data_row(overdue_sheet([], NOW))),
+                  rendered=book.spool(RENDERED_COLUMNS, first_data_row(rendered_sheet([]))),
+                  cases=book.spool(CASE_COLUMNS, first_data_row(case_book_sheet([]))),
+                  findings=book.spool(FINDING_COLUMNS, first_data_row(findings_sheet([]))))
+    alive_at_next: list[int] = []
+    left: list[int] = []   # stored rows of a chunk still listed once its records are made
+    real_batch, real_drained = db._shop_batch, db._drained
+    given: list[list[object]] = []
+
+    def drained(rows):
+        given.append(rows)
+        return real_drained(rows)
+
+    def watched_batch(rows, settings):
+        got = real_batch(rows, settings)
+        left.extend(len(g) for g in given)
+        given.clear()
+        return got
+
+    monkeypatch.setattr(db, "_drained", drained)
+    monkeypatch.setattr(db, "_shop_batch", watched_batch)
+    with store.engine.begin() as conn:
+        view = View(store, conn)
+        edits = view.manager_edits("全部投诉")
+        ctx = Context(NOW, "ns", edits, typed_cells(edits), view.rules(), NOW.year - 1)
+
+        def chunks():
+            refs: list[weakref.ref] = []
+            for records, conflicts in store.shop_records("A", conn):
+                gc.collect()
+                alive_at_next.append(sum(r() is not None for r in refs))
+                traced = [_Traced(r) for r in records]
+                del records
+                refs = [weakref.ref(r) for r in traced]
+                yield traced, conflicts
+                del traced
+            gc.collect()
+            alive_at_next.append(sum(r() is not None for r in refs))
+
+        piece = make_piece(chunks(), "mark", ctx, sinks.codecs())
+    assert piece.rows == 40 and len(alive_at_next) == 7
+    assert alive_at_next == [0] * 7          # no chunk's records outlive it into the next read
+    assert left == [0] * 6   # each chunk's stored rows were taken out as they were used
+
+
 # 受理时间 as a shop's stored JSON may hold it: a moment, a typed date that is no moment, an
 # escaped text, a number, true, nothing, and a row whose JSON SQLite refuses (a NaN elsewhere)
 _RECEIVED_JSON = ['"2026-09-03T08:00:00"', '"2026年13月40日"', '"2026-09-03 08:00:00"', '"\\"quoted\\" \\u4e2d"',

@@ -40,8 +40,13 @@ log = logging.getLogger("complaint_desk.merged")
 
 # the rows still to make from which makers pay for their start (docs/performance.md)
 MIN_ROWS = 20_000
-# pieces asked for ahead of the one being laid: memory stays a few shops' worth
+# pieces asked for ahead of the one being laid: memory stays a few shops' worth. Fewer when
+# those shops hold more than AHEAD_ROWS complaints (a chain of big shops), but never fewer
+# than AHEAD_LEAST, one for each of two makers: the render's memory then does not grow with
+# the size of its shops either
 AHEAD = 4
+AHEAD_ROWS = 4_000
+AHEAD_LEAST = 2
 # seconds without any answer from a busy maker after which it is taken for hung and stopped
 # (a shop of 30,000 complaints takes a few seconds): the render makes its shop itself
 PATIENCE = 300.0
@@ -155,8 +160,9 @@ class Makers:
 
     def take(self, shop: str) -> Piece | None:
         """The piece of ``shop`` (asked before), once made; None when the render must make it."""
-        got: Piece | None = self._take(("piece", shop))
-        return got
+        got: bytes | None = self._take(("piece", shop))
+        # kept pickled until laid: a made piece waiting its turn takes half the memory so
+        return None if got is None else pickle.loads(got)   # noqa: S301 - made by our own maker
 
     def ask_findings(self, path: str) -> None:
         self._queue.append((("findings", path), None))
@@ -199,7 +205,7 @@ class Makers:
             self._done[job] = None
             return
         if answer[0] == "ok":
-            self._done[job] = pickle.loads(answer[1])   # noqa: S301 - made by our own maker
+            self._done[job] = answer[1]
         elif answer[0] == "findings":
             self._done[job] = answer[1:]
         else:

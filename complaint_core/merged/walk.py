@@ -131,9 +131,11 @@ def walk(view: StoreView, now: datetime, *, closed_years: int, sinks: Sinks, nam
     codecs = sinks.codecs()
     team = _Team(url, ctx, codecs, cache, marks, order)
     ahead: deque[tuple[str, str, Piece | None]] = deque()   # (shop, mark, piece; None: asked of a maker)
+    waiting = [0]   # the complaints of the shops in ``ahead``
 
     def lay_first() -> None:
         shop, mark, piece = ahead.popleft()
+        waiting[0] -= marks[shop][0]
         if piece is None and team.makers is not None:
             piece = team.makers.take(shop)
             out.apart += piece is not None
@@ -156,7 +158,9 @@ def walk(view: StoreView, now: datetime, *, closed_years: int, sinks: Sinks, nam
                     assert team.makers is not None
                     team.makers.ask(shop, marks[shop])
             ahead.append((shop, mark, piece))
-            while len(ahead) > (makers.AHEAD if team.makers is not None else 0):
+            waiting[0] += marks[shop][0]
+            while ahead and (team.makers is None or len(ahead) > makers.AHEAD or (
+                    len(ahead) > makers.AHEAD_LEAST and waiting[0] > makers.AHEAD_ROWS)):
                 lay_first()
         # the files' 校验问题 rows next: makers that finished the last shops start on them
         # while the render lays those shops (a first write's 170,000 findings took 1.5 s)
@@ -247,7 +251,9 @@ def make_piece(chunks: Iterator[tuple[list[Record], list[dict[str, Any]]]], mark
                   rendered_xml=[], applied=0, summary=Summary(now), dyn=[], lines=[], cases=[], loss_ids=set(),
                   conflicts=[], orphans=[], seen=set())
     years: dict[int, Year] = {}
-    for records, conflicts in chunks:
+
+    def add(records: list[Record], conflicts: list[dict[str, Any]]) -> None:
+        """One chunk of the shop's complaints into the piece (what it leaves behind is freed on return)."""
         piece.conflicts += conflicts
         piece.refs += [r["record_ref"] for r in records]
         live = [r for r in records if not r["deleted"]]
@@ -307,6 +313,12 @@ def make_piece(chunks: Iterator[tuple[list[Record], list[dict[str, Any]]]], mark
         warns = {r["record_id"]: found[0][3] for r, found in shown}
         items = [item for r, found in shown for item in record_items(r, found, now=now)]
         piece.lines += _lines(flagged(items), warns, codecs.overdue)
+
+    for chunk in chunks:
+        add(*chunk)
+        # a big shop comes a chunk at a time: this one's records, rows and lines are let go of
+        # before the next is read and decoded, so that two chunks are never held at once
+        del chunk
     # …and the states of the deadlines worked out at each write are left out of the fixed counts
     piece.summary.states.subtract((kind, deadline_state(due, None, now, warn)) for kind, due, warn in piece.dyn)
     piece.summary.states = +piece.summary.states

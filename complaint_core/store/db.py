@@ -163,7 +163,9 @@ class Store:
                 for j in range(0, len(keys), 500):   # SQLite's bound-parameter limit
                     rows += c.execute(chunk_q, {"keys": keys[j:j + 500]}).all()
                 rows.sort(key=_STORED_ORDER)
-                yield _shop_batch(rows, settings)
+                # each stored row (its JSON) is let go of once its complaint is made, not
+                # after the whole chunk: the chunk's rows and records are never held together
+                yield _shop_batch(_drained(rows), settings)
 
     def iter_shops(self, conn: Connection | None = None) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
         """(records, conflicts) of one shop at a time, shops in order, each shop's records in
@@ -632,6 +634,13 @@ def _shop_batch(rows: Iterable[Row[Any]], settings: dict[str, Settings]) -> tupl
             conflicts.extend(more)
     records.sort(key=_record_order)
     return records, conflicts
+
+
+def _drained(rows: list[Row[Any]]) -> Iterator[Row[Any]]:
+    """The rows of ``rows`` in order, each taken out of the list as it is given (the list ends empty)."""
+    rows.reverse()
+    while rows:
+        yield rows.pop()
 
 
 _RECEIVED = re.compile(r'"received_at": "((?:[^"\\]|\\.)*)"')
