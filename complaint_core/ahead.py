@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from typing import TypeVar, cast
 
 T = TypeVar("T")
@@ -22,7 +22,7 @@ _POLL = 0.1
 
 
 def ahead(make: Callable[[threading.Event], Generator[T, None, None]], depth: int = 1,
-          name: str = "complaint-desk-ahead") -> Iterator[T]:
+          name: str = "complaint-desk-ahead") -> Generator[T, None, None]:
     """Items of ``make(stop)``, produced in a thread up to ``depth`` items ahead.
 
     ``make`` is given an event that is set when the consumer stops early (it returned, or

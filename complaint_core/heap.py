@@ -17,6 +17,8 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+from collections.abc import Iterator
+from typing import TypeVar
 
 # glibc's malloc.h: the heap top kept free before it is trimmed, and the size from which a
 # block is mapped apart (its largest allowed value on 64-bit systems: bigger blocks, a
@@ -50,3 +52,15 @@ def keep_freed_memory() -> bool:
     # mallopt answers 1 when it took the value
     took: list[int] = [mallopt(M_TRIM_THRESHOLD, TRIM_BYTES), mallopt(M_MMAP_THRESHOLD, MMAP_BYTES)]
     return took == [1, 1]
+
+
+T = TypeVar("T")
+
+
+def drained(items: list[T]) -> Iterator[T]:
+    """The items of ``items`` in order, each taken out of the list as it is given (the list
+    ends empty): a big item (a stored row's JSON, a pickled slice of a file) is freed as soon as
+    the caller is done with it, not when the whole list goes."""
+    items.reverse()
+    while items:
+        yield items.pop()

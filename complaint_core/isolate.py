@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from .ahead import ahead
 from .errors import UnreadableWorkbook
-from .heap import keep_freed_memory
+from .heap import drained, keep_freed_memory
 from .model import ComplaintTable, Finding
 
 if TYPE_CHECKING:
@@ -225,10 +225,8 @@ class Packed:
 
     def open(self) -> Prepared:
         rows: list[Any] = []
-        slices, self.slices = self.slices, []
-        slices.reverse()
-        while slices:   # each slice's bytes freed as its rows are made
-            rows += pickle.loads(slices.pop())   # noqa: S301 - sent by our own reader child
+        for piece in drained(self.slices):   # each slice's bytes freed as its rows are made
+            rows += pickle.loads(piece)   # noqa: S301 - sent by our own reader child
         return dataclasses.replace(self.prepared, rows=rows)
 
 
@@ -237,10 +235,6 @@ def _receive(conn: Any) -> tuple[Any, ...]:
     if answer[0] != "ok-sliced":
         return answer
     return ("ok", Packed(answer[1], [conn.recv_bytes() for _ in range(answer[2])]))
-
-
-def _opened(got: Any) -> Any:
-    return got.open() if isinstance(got, Packed) else got
 
 
 _START = threading.Lock()
@@ -440,7 +434,7 @@ def read_tables_isolated(
     regular_file(Path(path))   # a pipe or a missing file: said here, no child started
     reading = _many([Path(path)], 1, lambda: _Reader(timeout, memory_mb, None))
     try:
-        got = _opened(next(reading)[1])
+        got = next(reading)[1]
     finally:
         reading.close()   # the child leaves now, not when the generator is collected
     if isinstance(got, UnreadableWorkbook):
@@ -470,8 +464,7 @@ def read_many_isolated(
     (``ahead``), one file ahead of the caller: a child that finished is given its next file
     while the caller still stores the last one.
     """
-    for path, got in _many_ahead(paths, jobs, lambda: _Reader(timeout, memory_mb, now)):
-        yield path, _opened(got)   # unpacked here, in the caller's turn (``Packed``)
+    yield from _many_ahead(paths, jobs, lambda: _Reader(timeout, memory_mb, now))
 
 
 def check_many_isolated(
@@ -481,8 +474,7 @@ def check_many_isolated(
     """``validate``'s reading: every table of each file read and checked in a child (several
     at once), only the findings sent back; yields in completion order (taken one file ahead,
     as ``read_many_isolated``)."""
-    for path, got in _many_ahead(paths, jobs, lambda: _Reader(timeout, memory_mb, now, lang)):
-        yield path, _opened(got)
+    yield from _many_ahead(paths, jobs, lambda: _Reader(timeout, memory_mb, now, lang))
 
 
 def _size(path: Path) -> int:
@@ -492,10 +484,16 @@ def _size(path: Path) -> int:
         return 0   # gone or unreadable: the child says why
 
 
-def _many_ahead(paths: Iterable[Path], jobs: int | None, new: Any) -> Iterator[tuple[Path, Any]]:
-    """``_many`` in a thread, one answer ahead of the caller (``ahead``)."""
+def _many_ahead(paths: Iterable[Path], jobs: int | None, new: Any) -> Generator[tuple[Path, Any], None, None]:
+    """``_many`` in a thread, one answer ahead of the caller (``ahead``); the answer waiting
+    there stays as its reader sent it (``Packed``) and is unpacked in the caller's turn."""
     todo = list(paths)
-    return ahead(lambda stop: _many(todo, jobs, new, stop), name="complaint-desk-readers")
+    reading = ahead(lambda stop: _many(todo, jobs, new, stop), name="complaint-desk-readers")
+    try:
+        for path, got in reading:
+            yield path, got.open() if isinstance(got, Packed) else got
+    finally:
+        reading.close()   # a caller that stops early: the children leave now
 
 
 # how often a read whose caller may stop early (``ahead``) looks whether the caller has gone

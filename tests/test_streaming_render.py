@@ -132,7 +132,7 @@ def test_a_chunk_is_let_go_of_before_the_next_is_read(store: Store, monkeypatch:
                   findings=book.spool(FINDING_COLUMNS, first_data_row(findings_sheet([]))))
     alive_at_next: list[int] = []
     left: list[int] = []   # stored rows of a chunk still listed once its records are made
-    real_batch, real_drained = db._shop_batch, db._drained
+    real_batch, real_drained = db._shop_batch, db.drained
     given: list[list[object]] = []
 
     def drained(rows):
@@ -145,7 +145,7 @@ def test_a_chunk_is_let_go_of_before_the_next_is_read(store: Store, monkeypatch:
         given.clear()
         return got
 
-    monkeypatch.setattr(db, "_drained", drained)
+    monkeypatch.setattr(db, "drained", drained)
     monkeypatch.setattr(db, "_shop_batch", watched_batch)
     with store.engine.begin() as conn:
         view = View(store, conn)

@@ -131,11 +131,9 @@ def walk(view: StoreView, now: datetime, *, closed_years: int, sinks: Sinks, nam
     codecs = sinks.codecs()
     team = _Team(url, ctx, codecs, cache, marks, order)
     ahead: deque[tuple[str, str, Piece | None]] = deque()   # (shop, mark, piece; None: asked of a maker)
-    waiting = [0]   # the complaints of the shops in ``ahead``
 
     def lay_first() -> None:
         shop, mark, piece = ahead.popleft()
-        waiting[0] -= marks[shop][0]
         if piece is None and team.makers is not None:
             piece = team.makers.take(shop)
             out.apart += piece is not None
@@ -158,9 +156,8 @@ def walk(view: StoreView, now: datetime, *, closed_years: int, sinks: Sinks, nam
                     assert team.makers is not None
                     team.makers.ask(shop, marks[shop])
             ahead.append((shop, mark, piece))
-            waiting[0] += marks[shop][0]
             while ahead and (team.makers is None or len(ahead) > makers.AHEAD or (
-                    len(ahead) > makers.AHEAD_LEAST and waiting[0] > makers.AHEAD_ROWS)):
+                    len(ahead) > makers.AHEAD_LEAST and sum(marks[s][0] for s, _m, _p in ahead) > makers.AHEAD_ROWS)):
                 lay_first()
         # the files' 校验问题 rows next: makers that finished the last shops start on them
         # while the render lays those shops (a first write's 170,000 findings took 1.5 s)

@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..deadlines import deadlines
 from ..errors import StoreMissing
+from ..heap import drained
 from ..penalties import PenaltyEvent
 from ..rules_book import DEFAULT as DEFAULT_RULES
 from ..rules_book import Rules
@@ -165,7 +166,7 @@ class Store:
                 rows.sort(key=_STORED_ORDER)
                 # each stored row (its JSON) is let go of once its complaint is made, not
                 # after the whole chunk: the chunk's rows and records are never held together
-                yield _shop_batch(_drained(rows), settings)
+                yield _shop_batch(drained(rows), settings)
 
     def iter_shops(self, conn: Connection | None = None) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
         """(records, conflicts) of one shop at a time, shops in order, each shop's records in
@@ -634,13 +635,6 @@ def _shop_batch(rows: Iterable[Row[Any]], settings: dict[str, Settings]) -> tupl
             conflicts.extend(more)
     records.sort(key=_record_order)
     return records, conflicts
-
-
-def _drained(rows: list[Row[Any]]) -> Iterator[Row[Any]]:
-    """The rows of ``rows`` in order, each taken out of the list as it is given (the list ends empty)."""
-    rows.reverse()
-    while rows:
-        yield rows.pop()
 
 
 _RECEIVED = re.compile(r'"received_at": "((?:[^"\\]|\\.)*)"')
