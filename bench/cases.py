@@ -107,21 +107,26 @@ def merge_floor(shops: int, rows: int) -> dict:
     return {"seconds": time.perf_counter() - t, "rows": r - 1}
 
 
-def merge_floor_rust(shops: int, rows: int) -> dict:
-    """The fastest writer's floor (shared/research/xlsx-io-floor.md): calamine's raw read of
-    every cell, '' -> None, one dict per row, rustpy-xlsxwriter (Rust) writes one sheet."""
-    rustpy = _need("rustpy_xlsxwriter", "write_worksheets")
+def _floor_records(files: list[Path]) -> list[dict]:
+    """The floor's read: calamine's raw read of every cell, '' -> None, one dict per row."""
     from python_calamine import CalamineWorkbook
 
-    files = shop_set(shops, rows)
-    out = Path(_scratch()) / "merged.xlsx"
-    t = time.perf_counter()
     records: list[dict] = []
-    head: list[str] = []
     for f in files:
         grid = CalamineWorkbook.from_path(str(f)).get_sheet_by_name("投诉登记").to_python()
         head = [str(h) for h in grid[0]]
         records += [{h: (None if v == "" else v) for h, v in zip(head, line, strict=False)} for line in grid[1:]]
+    return records
+
+
+def merge_floor_rust(shops: int, rows: int) -> dict:
+    """The fastest writer's floor (shared/research/xlsx-io-floor.md): calamine's raw read of
+    every cell, '' -> None, one dict per row, rustpy-xlsxwriter (Rust) writes one sheet."""
+    rustpy = _need("rustpy_xlsxwriter", "write_worksheets")
+    files = shop_set(shops, rows)
+    out = Path(_scratch()) / "merged.xlsx"
+    t = time.perf_counter()
+    records = _floor_records(files)
     rustpy([("汇总", records)], str(out))
     return {"seconds": time.perf_counter() - t, "rows": len(records)}
 
@@ -159,6 +164,189 @@ def merge_ours(shops: int, rows: int) -> dict:
         raise RuntimeError(f"merge failed: {report.failed[:1]} {report.write_error}")
     return {"seconds": secs, "rows": report.rows, "files_read": len(report.read),
             "sheets": 7}
+
+
+# ---- (2b) where a full merge's CPU goes, stage by stage ----------------------------------
+# Each stage runs in one process and is timed in CPU-seconds (``time.process_time``: every
+# thread of the process), so the stages add up to the work a merge spreads over the cores;
+# the stages before the measured one run untimed to make its input. The merge runs them in
+# two reader children, the daemon and two piece makers; on two cores its wall time is at
+# least half their sum.
+def stage_floor(shops: int, rows: int) -> dict:
+    """The fastest-writer floor (``merge_floor_rust``) in CPU-seconds."""
+    rustpy = _need("rustpy_xlsxwriter", "write_worksheets")
+    files = shop_set(shops, rows)
+    out = Path(_scratch()) / "merged.xlsx"
+    t = time.process_time()
+    records = _floor_records(files)
+    rustpy([("汇总", records)], str(out))
+    return {"seconds": time.process_time() - t, "rows": len(records)}
+
+
+def stage_floor_read(shops: int, rows: int) -> dict:
+    """The floor's reading alone: calamine's raw read of every cell, one dict per row."""
+    files = shop_set(shops, rows)
+    t = time.process_time()
+    records = _floor_records(files)
+    return {"seconds": time.process_time() - t, "rows": len(records)}
+
+
+def stage_floor_write(shops: int, rows: int) -> dict:
+    """The floor's writing alone: rustpy-xlsxwriter writes the rows read (untimed) into one sheet."""
+    rustpy = _need("rustpy_xlsxwriter", "write_worksheets")
+    records = _floor_records(shop_set(shops, rows))
+    out = Path(_scratch()) / "merged.xlsx"
+    t = time.process_time()
+    rustpy([("汇总", records)], str(out))
+    return {"seconds": time.process_time() - t, "rows": len(records)}
+
+
+def _stages(shops: int, rows: int, upto: str) -> tuple[dict, list[tuple[Path, Any]]]:
+    """Our reader's stages over every file, ``upto`` timed and the ones before it not:
+    (result, [(file, its prepared rows)] when the store is next)."""
+    read_tables = _need("complaint_core.reader", "read_tables")
+    validate = _need("complaint_core.validate", "validate_tables")
+    table_dues = _need("complaint_core.validate", "table_dues")
+    prepare = _need("complaint_core.store.codec", "prepare")
+    spent, count = 0.0, 0
+    kept: list[tuple[Path, Any]] = []   # only what the store needs: a chain's tables would not fit
+    for f in shop_set(shops, rows):
+        t = time.process_time()
+        tables = read_tables(f)
+        spent += time.process_time() - t if upto == "read" else 0.0
+        count += sum(len(tb.rows) for tb in tables)
+        if upto == "read":
+            continue
+        t = time.process_time()
+        dues = [table_dues(tb) for tb in tables]
+        findings = validate(tables, now=NOW, dues=dues)
+        spent += time.process_time() - t if upto == "check" else 0.0
+        if upto == "check":
+            continue
+        t = time.process_time()
+        prepared = prepare(tables, findings, f, dues)
+        spent += time.process_time() - t if upto == "prepare" else 0.0
+        if upto == "store":
+            kept.append((f, prepared))
+    return {"seconds": spent, "rows": count}, kept
+
+
+def stage_read(shops: int, rows: int) -> dict:
+    """Reading every file into complaint tables (``reader.read_tables``): what a reader child does first."""
+    return _stages(shops, rows, "read")[0]
+
+
+def stage_check(shops: int, rows: int) -> dict:
+    """Every row's deadlines and checks (``validate.table_dues`` + ``validate_tables``)."""
+    return _stages(shops, rows, "check")[0]
+
+
+def stage_prepare(shops: int, rows: int) -> dict:
+    """Each row made ready to store (``store.codec.prepare``: JSON, hashes, keys, scan fields)."""
+    return _stages(shops, rows, "prepare")[0]
+
+
+def stage_store(shops: int, rows: int) -> dict:
+    """Storing the prepared files in a fresh SQLite store (``ingest_prepared``): the daemon's part."""
+    ingest_prepared = _need("complaint_core.store.ingest", "ingest_prepared")
+    open_store = _need("complaint_core.store", "open_store")
+    result, done = _stages(shops, rows, "store")
+    store = open_store(Path(_scratch()) / "state.sqlite")
+    t = time.process_time()
+    for f, prepared in done:
+        st = f.stat()
+        ingest_prepared(store, f, prepared, file_hash=f.name, size=st.st_size, mtime=st.st_mtime, now=NOW)
+    return {"seconds": time.process_time() - t, "rows": result["rows"]}
+
+
+def _stored_chain(shops: int, rows: int) -> tuple[Any, Path]:
+    """The chain read into a store in memory (untimed): (store, where its workbook goes)."""
+    open_store = _need("complaint_core.store", "open_store")
+    scan = _need("sync.pipeline", "scan")
+    files = shop_set(shops, rows)
+    out = Path(_scratch()) / "merged.xlsx"
+    store = open_store("sqlite://")
+    scan(store, [files[0].parent], out=out, now=NOW)
+    return store, out
+
+
+def stage_decode(shops: int, rows: int) -> dict:
+    """The first part of the render: every stored complaint fetched and decoded, shop by shop
+    (``Store.shop_records``), as the render's piece makers take them."""
+    store, _out = _stored_chain(shops, rows)
+    count = 0
+    with store.engine.connect() as c:
+        names = sorted(store.shop_marks(c))
+        t = time.process_time()
+        for name in names:
+            for records, _conflicts in store.shop_records(name, c):
+                count += len(records)
+        spent = time.process_time() - t
+    return {"seconds": spent, "rows": count}
+
+
+def stage_write(shops: int, rows: int) -> dict:
+    """The writing proper of the biggest sheet: 全部投诉's 4 million cells made into worksheet
+    XML and deflated (``RowCodec.encode``, what a piece maker does with a shop's rows), from
+    rows made untimed from the decoded complaints. Beside the floor's write of one sheet."""
+    number_formats = _need("complaint_core.merged.xlsx", "NUMBER_FORMATS")
+    row_codec = _need("complaint_core.merged.xlsx", "RowCodec")
+    all_rows = _need("complaint_core.merged.sheets", "AllRows")
+    store, _out = _stored_chain(shops, rows)
+    make = all_rows()
+    # style numbers as a workbook gives them: any distinct numbers encode the same way
+    codec = row_codec(make.columns, {kind: 10 + i for i, kind in enumerate(number_formats)})
+    spent, count = 0.0, 0
+    with store.engine.connect() as c:
+        for name in sorted(store.shop_marks(c)):
+            for records, _conflicts in store.shop_records(name, c):
+                made = [make(r) for r in records]
+                t = time.process_time()
+                codec.encode(made)
+                spent += time.process_time() - t
+                count += len(made)
+    return {"seconds": spent, "rows": count}
+
+
+def stage_render(shops: int, rows: int) -> dict:
+    """Writing every sheet of the merged workbook from the stored chain (``render_merged``),
+    in one process: the store is in memory, which another process cannot open, so no piece
+    maker is started and the process's CPU is the whole render's."""
+    render_merged = _need("complaint_core.merged.render", "render_merged")
+    store, out = _stored_chain(shops, rows)
+    t = time.process_time()
+    rendered = render_merged(store, out, now=NOW)
+    return {"seconds": time.process_time() - t, "rows": rendered.rows}
+
+
+def _machine_busy() -> float:
+    """CPU-seconds the whole machine has been busy (Linux's /proc/stat): the merge's children
+    are the forkserver's, not this process's, so their CPU is not in this process's times."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = [int(v) for v in fh.readline().split()[1:]]
+    except OSError as exc:
+        raise Absent("/proc/stat absent (Linux only)") from exc
+    import os
+
+    # user, nice, system, irq and softirq: not idle, not waiting on the disk, and not the
+    # time the host gave this virtual machine's CPUs to another (steal)
+    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def stage_merge(shops: int, rows: int) -> dict:
+    """The whole merge (``merge_once``), as the CPU-seconds the machine was busy during it:
+    every stage above in the processes that run them, with what passing work between them
+    costs. Run alone: anything else busy on the machine is counted too."""
+    merge_once, folder, out, url = _merge_env(shops, rows)
+    t = _machine_busy()
+    wall = time.perf_counter()
+    report = _call_merge(merge_once, folder, out, url)
+    cpu = _machine_busy() - t
+    if report.failed or report.written is None:
+        raise RuntimeError(f"merge failed: {report.failed[:1]} {report.write_error}")
+    return {"seconds": cpu, "rows": report.rows, "wall_s": round(time.perf_counter() - wall, 2)}
 
 
 # ---- (3) incremental merge ---------------------------------------------------------------
@@ -458,4 +646,4 @@ def addin_calls(n: int) -> dict:
 
 CASES = {name: fn for name, fn in globals().items()
          if callable(fn) and name.split("_")[0] in
-         ("read", "merge", "incremental", "render", "latency", "scan", "scanq", "addin")}
+         ("read", "merge", "stage", "incremental", "render", "latency", "scan", "scanq", "addin")}

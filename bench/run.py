@@ -31,6 +31,7 @@ def scenarios(quick: bool, size: dict | None = None) -> list[tuple[str, str, lis
     sizes = size.get("read") or ([300] if quick else [1_000, 10_000, 100_000])
     shops, rows = size.get("merge") or ((3, 100) if quick else (100, 1_000))
     ishops, irows = size.get("incremental") or (shops, rows)
+    sshops, srows = size.get("stages") or (shops, rows)
     lat = size.get("latency") or ((2, 100, 2) if quick else (10, 1_000, 20))
     scan_n = size.get("scan") or (3_000 if quick else 1_000_000)
     scanq_n = size.get("scanq") or (3_000 if quick else 300_000)
@@ -50,6 +51,19 @@ def scenarios(quick: bool, size: dict | None = None) -> list[tuple[str, str, lis
             ("floor: calamine read + rustpy-xlsxwriter (fastest writer)", "merge_floor_rust", [shops, rows]),
             ("ours: sync.api.merge_once (fresh SQLite)", "merge_ours", [shops, rows]),
             ("naive pandas read_excel + concat + to_excel", "merge_pandas", [shops, rows])]),
+        ("stages", f"(2b) where a full merge's CPU goes, {sshops} shops x {srows:,} rows: CPU-seconds, "
+                   "each stage in one process", [
+            ("floor: calamine read + rustpy-xlsxwriter write", "stage_floor", [sshops, srows]),
+            ("floor's read alone (calamine, a dict per row)", "stage_floor_read", [sshops, srows]),
+            ("floor's write alone (rustpy-xlsxwriter, one sheet)", "stage_floor_write", [sshops, srows]),
+            ("ours: read (reader.read_tables)", "stage_read", [sshops, srows]),
+            ("ours: check (deadlines + validate_tables)", "stage_check", [sshops, srows]),
+            ("ours: prepare to store (JSON, hashes, keys)", "stage_prepare", [sshops, srows]),
+            ("ours: store (ingest_prepared, SQLite)", "stage_store", [sshops, srows]),
+            ("ours: render, its first part: fetch and decode every stored complaint", "stage_decode", [sshops, srows]),
+            ("ours: render, 全部投诉's rows written (row XML + deflate)", "stage_write", [sshops, srows]),
+            ("ours: render every sheet (render_merged), that part included", "stage_render", [sshops, srows]),
+            ("ours: the whole merge (merge_once), machine CPU while it ran", "stage_merge", [sshops, srows])]),
         ("incremental", f"(3) incremental merge, 1 of {ishops} files x {irows:,} rows changed", [
             ("floor: re-read the changed file", "incremental_floor", [ishops, irows]),
             ("ours: merge_once after one file changed", "incremental_ours", [ishops, irows]),
@@ -165,7 +179,7 @@ def fmt_table(title: str, rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, 1 run each (< 60 s)")
-    ap.add_argument("--only", help="run one scenario: read, merge, incremental, latency, scan, scanq, memory, million, addin")
+    ap.add_argument("--only", help="run one scenario: read, merge, stages, incremental, latency, scan, scanq, memory, million, addin")
     ap.add_argument("--runs", type=int, help="runs per case (default 3, quick 1)")
     ap.add_argument("--size", action="append", default=[], metavar="SCENARIO=N[xM[xK]]",
                     help="override a size, e.g. read=1000,10000 merge=100x1000 scan=100000 memory=100x1000,100x3000")

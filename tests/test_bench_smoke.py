@@ -17,10 +17,14 @@ def test_quick_bench_prints_every_scenario_with_numbers() -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     sections = re.split(r"^## ", proc.stdout, flags=re.M)[1:]
     titles = [s.splitlines()[0] for s in sections]
-    assert [t[:3] for t in titles] == ["(1)", "(2)", "(3)", "(4)", "(5)", "(5b", "(6)", "(7a", "(7)"], titles
+    assert [t[:3] for t in titles] == ["(1)", "(2)", "(2b", "(3)", "(4)", "(5)", "(5b", "(6)", "(7a", "(7)"], titles
     for section in sections:
         measured = [ln for ln in section.splitlines() if NUMBER_ROW.match(ln)]
         assert measured, f"no measured row in: {section}"
+    # the stages of a merge are each measured, in CPU-seconds, as is the whole merge beside them
+    stages = next(s for s in sections if s.startswith("(2b)"))
+    ours = [ln for ln in stages.splitlines() if ln.startswith("| ours:")]
+    assert len(ours) == 8 and all(NUMBER_ROW.match(ln) for ln in ours), stages
     # the read scenario measured our own reader, not only the baselines
     assert any("ours: read_workbook" in ln and NUMBER_ROW.match(ln)
                for ln in sections[0].splitlines()), sections[0]
