@@ -8,7 +8,8 @@ was off into one, and every scan computes "as of now", so that one run catches u
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -220,25 +221,41 @@ def scheduler_for(config_path: str | Path, *, blocking: bool = True,
     return sched
 
 
-def _stop_on_sigterm() -> None:
-    """systemd, NSSM and `kill` stop a service with SIGTERM: make it a clean shutdown, like Ctrl+C.
+STOP_POLL = 0.5   # seconds between the main thread's looks at the stop flag
 
-    Python's default for SIGTERM ends the process at once, mid-job. Raising SystemExit in the
-    main thread unwinds ``sched.start()`` into ``run``'s shutdown, which waits for the running
-    job (its writes are transactions and atomic files anyway) and then releases the lock.
+
+def stop_on_signals() -> Callable[[], bool]:
+    """Ctrl+C (SIGINT) and the SIGTERM that systemd, NSSM and `kill` stop a service with only
+    raise a flag; the answer tells whether one came. ``run``'s main thread looks at it between
+    naps and then shuts the scheduler down, which waits for the running job.
+
+    The handler raised SystemExit (and Ctrl+C a KeyboardInterrupt) before: an exception lands
+    at whatever instruction the main thread is at, and when that was inside APScheduler's or
+    SQLAlchemy's hold on a lock (the job store is SQL), the shutdown then waited for the lock
+    forever: a stop that never ended, seen once in CI. A second signal only raises the flag
+    again, so it cannot cut the shutdown short either. Outside the main thread: no handler (the
+    flag then never rises; the caller stops the scheduler itself).
     """
     import signal
     import threading
 
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
-        return
+    raised: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: bool(raised)
 
     def handler(signum: int, _frame: object) -> None:
-        signal.signal(signum, signal.SIG_IGN)   # a second SIGTERM must not cut the shutdown short
-        log.info("收到 SIGTERM，正在停止（等待当前任务完成）")
-        raise SystemExit(0)
+        if not raised:
+            log.info("收到停止信号 (%s)，正在停止（等待当前任务完成）", signal.Signals(signum).name)
+        raised.append(signum)
 
-    signal.signal(signal.SIGTERM, handler)
+    for name in ("SIGINT", "SIGTERM"):
+        sig = getattr(signal, name, None)
+        # a copy started in the background of a script inherits Ctrl+C as ignored, so that a
+        # Ctrl+C meant for the script does not stop it: that is kept (docs/service.md)
+        if sig is None or (name == "SIGINT" and signal.getsignal(sig) is signal.SIG_IGN):
+            continue
+        signal.signal(sig, handler)
+    return lambda: bool(raised)
 
 
 def _threads_on_sigusr1() -> None:
@@ -308,12 +325,17 @@ def run(config_path: str | Path, sync: SyncHook | None = None) -> None:
     from .lock import DaemonLock
 
     cfg = load_config(config_path)
+    stopped = stop_on_signals()
     with DaemonLock(open_store(cfg["store"]["url"])):
-        sched = scheduler_for(config_path, sync=sync)
-        _stop_on_sigterm()
+        # the scheduler runs in a thread of its own; this one only naps and looks at the flag,
+        # so a signal never lands inside the scheduler's or the store's work
+        sched = scheduler_for(config_path, blocking=False, sync=sync)
         _threads_on_sigusr1()
-        try:
+        if not stopped():   # a stop asked while starting: no scan is begun
             sched.start()
-        except (KeyboardInterrupt, SystemExit):
-            sched.shutdown(wait=True)
+            try:
+                while not stopped():
+                    time.sleep(STOP_POLL)
+            finally:
+                sched.shutdown(wait=True)
         log.info("后台进程已停止")

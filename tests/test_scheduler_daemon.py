@@ -183,3 +183,33 @@ def test_unknown_timezone_is_refused_naming_the_key(tmp_path):
     with pytest.raises(BadSetting, match=r"\[scan\] timezone") as e:
         load_config(write_config(tmp_path, 'timezone = "Asia/Shangai"\n'))
     assert "Asia/Shangai" in str(e.value)
+
+
+def test_a_stop_signal_only_raises_a_flag_even_inside_a_held_lock():
+    """SIGTERM and Ctrl+C land wherever the main thread is. An exception raised there (the
+    daemon's SystemExit before) could leave a lock of the job store held, and the shutdown then
+    waited for it forever; the handler now only raises the flag ``run`` looks at."""
+    import os
+    import signal
+    import threading
+
+    from scheduler.daemon import stop_on_signals
+
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        stopped = stop_on_signals()
+        assert not stopped()
+        held = threading.Lock()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            held.acquire()   # the store's or the scheduler's lock, say
+            os.kill(os.getpid(), sig)   # handled before the next instruction: nothing raised
+            assert held.locked()
+            held.release()
+        assert stopped()
+        # a copy started in the background of a script keeps Ctrl+C ignored
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stop_on_signals()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
