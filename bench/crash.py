@@ -232,12 +232,17 @@ def _temps(folder: Path) -> set[Path]:
     return set(folder.glob(f"{TEMP_PREFIX}*"))
 
 
+HUNT_LIMIT = 60.0   # seconds a hunting kill waits for a rewrite before it kills anyway
+
+
 def _kill(proc: subprocess.Popen, rng: random.Random, merged: Path, life: float, kids: set[int]) -> str:
     """SIGKILL at a seeded random moment, or (every other time) just as a rewrite of the merged
     workbook starts (a new temp file beside it), then a random few milliseconds later."""
     before = _temps(merged.parent)
     hunt = rng.random() < 0.5
-    deadline = time.monotonic() + (life if hunt else rng.uniform(0.1, life))
+    # A hunt waits for the rewrite however long the daemon takes to start and merge: about
+    # 2.5 s on a quiet machine, past ``life`` when the machine is busy (a CI run).
+    deadline = time.monotonic() + (HUNT_LIMIT if hunt else rng.uniform(0.1, life))
     while time.monotonic() < deadline and proc.poll() is None:
         kids |= _children(proc.pid)
         if hunt and _temps(merged.parent) - before:
