@@ -278,6 +278,21 @@ FILES_PER_CHILD = 32   # then a fresh child: what a long run leaves in one heap 
 # for the small files that follow
 BIG_FILE = 16 << 20
 
+# Each file's time limit grows with its size: the limit is there for a file that hangs the
+# parser, not for a shop with years of history in one workbook. A 33 MB workbook of 100,000
+# complaints took 24 s to read, check and encode on a slow hour of a 2-core machine, past the
+# daemon's 20 s, and was refused at every retry; a few KB of hostile XML still get the base.
+SECONDS_PER_MB = 3.0
+
+
+def time_limit(base: float, size: int, per_mb: float = SECONDS_PER_MB) -> float:
+    """Seconds a reader child may spend on a file of ``size`` bytes."""
+    return base + per_mb * size / (1 << 20)
+
+
+def _seconds(limit: float) -> str:
+    return f"{limit:.0f}" if limit >= 10 else f"{limit:.3g}"
+
 
 _ERRORS_PREFIX = "complaint-desk-reader-"
 _SWEPT = [False]
@@ -324,12 +339,15 @@ def _running(pid: int) -> bool:
 class _Reader:
     """One reader child, given one file at a time, each with its own deadline."""
 
-    def __init__(self, timeout: float, memory_mb: int, now: datetime | Clock | None, lang: str | None = None) -> None:
+    def __init__(self, timeout: float, memory_mb: int, now: datetime | Clock | None, lang: str | None = None,
+                 per_mb: float = SECONDS_PER_MB) -> None:
         ctx = child_context()
         if not _SWEPT[0]:   # once per process, before this process leaves files of its own
             _SWEPT[0] = True
             sweep_stale_errors()
         self.timeout = timeout
+        self.per_mb = per_mb
+        self.limit = timeout   # the time limit of the file given
         self.memory_mb = memory_mb
         # the child's stderr: Rust says there why it aborted ("memory allocation of … failed")
         fd, self.errors = tempfile.mkstemp(prefix=f"{_ERRORS_PREFIX}{os.getpid()}-", suffix=".txt")
@@ -355,7 +373,8 @@ class _Reader:
         self.last = last
         self.path = path
         self.served += 1
-        self.deadline = time.monotonic() + self.timeout
+        self.limit = time_limit(self.timeout, _size(path), self.per_mb)
+        self.deadline = time.monotonic() + self.limit
         return True
 
     def take(self) -> tuple[tuple[Any, ...] | UnreadableWorkbook, bool]:
@@ -366,7 +385,7 @@ class _Reader:
         self.deadline = float("inf")
         if not self.conn.poll(0):
             self.stop()
-            return UnreadableWorkbook(path, f"读取超过 {self.timeout:g} 秒，已中止 (timed out)"), False
+            return UnreadableWorkbook(path, f"读取超过 {_seconds(self.limit)} 秒，已中止 (timed out)"), False
         try:
             answer = _receive(self.conn)
         except (EOFError, OSError):
@@ -424,7 +443,7 @@ class _Reader:
 
 
 def read_tables_isolated(
-    path: str | Path, *, timeout: float = 10.0, memory_mb: int = 2048
+    path: str | Path, *, timeout: float = 10.0, memory_mb: int = 2048, per_mb: float = SECONDS_PER_MB
 ) -> list[ComplaintTable]:
     """``reader.read_tables`` in a killable child; hangs, crashes and memory runaways become
     UnreadableWorkbook with the reason. The CLI reads this way too: python-calamine aborts the
@@ -432,7 +451,7 @@ def read_tables_isolated(
     from .safety import regular_file
 
     regular_file(Path(path))   # a pipe or a missing file: said here, no child started
-    reading = _many([Path(path)], 1, lambda: _Reader(timeout, memory_mb, None))
+    reading = _many([Path(path)], 1, lambda: _Reader(timeout, memory_mb, None, per_mb=per_mb))
     try:
         got = next(reading)[1]
     finally:
@@ -443,19 +462,21 @@ def read_tables_isolated(
 
 
 def read_workbook_isolated(
-    path: str | Path, *, timeout: float = 10.0, memory_mb: int = 2048
+    path: str | Path, *, timeout: float = 10.0, memory_mb: int = 2048, per_mb: float = SECONDS_PER_MB
 ) -> ComplaintTable:
     """The first complaint table of ``path`` (see read_tables_isolated)."""
-    return read_tables_isolated(path, timeout=timeout, memory_mb=memory_mb)[0]
+    return read_tables_isolated(path, timeout=timeout, memory_mb=memory_mb, per_mb=per_mb)[0]
 
 
 def read_many_isolated(
     paths: Iterable[Path], *, now: datetime, jobs: int | None = None, timeout: float = 20.0,
-    memory_mb: int = 2048,
+    memory_mb: int = 2048, per_mb: float = SECONDS_PER_MB,
 ) -> Iterator[tuple[Path, Prepared | UnreadableWorkbook]]:
     """Read, validate and encode several shop files, ``jobs`` children at a time (default: one
     per core, at most 4), each file with its own time limit and each child with its own memory
-    limit; a child reads up to FILES_PER_CHILD files, one at a time; yields in completion order
+    limit (``timeout`` seconds, plus ``per_mb`` for each MB of the file: ``time_limit``) and each
+    child with its own memory limit; a child reads up to FILES_PER_CHILD files, one at a time;
+    yields in completion order
     a ``store.codec.Prepared`` (what the store needs, small to send back) or the reason the
     file was refused.
 
@@ -464,17 +485,17 @@ def read_many_isolated(
     (``ahead``), one file ahead of the caller: a child that finished is given its next file
     while the caller still stores the last one.
     """
-    yield from _many_ahead(paths, jobs, lambda: _Reader(timeout, memory_mb, now))
+    yield from _many_ahead(paths, jobs, lambda: _Reader(timeout, memory_mb, now, per_mb=per_mb))
 
 
 def check_many_isolated(
     paths: Iterable[Path], *, now: datetime | Clock, lang: str = "zh", jobs: int | None = None, timeout: float = 60.0,
-    memory_mb: int = 2048,
+    memory_mb: int = 2048, per_mb: float = SECONDS_PER_MB,
 ) -> Iterator[tuple[Path, Checked | UnreadableWorkbook]]:
     """``validate``'s reading: every table of each file read and checked in a child (several
     at once), only the findings sent back; yields in completion order (taken one file ahead,
     as ``read_many_isolated``)."""
-    yield from _many_ahead(paths, jobs, lambda: _Reader(timeout, memory_mb, now, lang))
+    yield from _many_ahead(paths, jobs, lambda: _Reader(timeout, memory_mb, now, lang, per_mb))
 
 
 def _size(path: Path) -> int:

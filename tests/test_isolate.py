@@ -12,7 +12,7 @@ from typing import cast
 import pytest
 
 from complaint_core.errors import UnreadableWorkbook
-from complaint_core.isolate import read_many_isolated
+from complaint_core.isolate import read_many_isolated, time_limit
 from complaint_core.reader import read_workbook
 from complaint_core.store.codec import Prepared, foreign_shop_findings, prepare
 from complaint_core.validate import validate_table
@@ -76,9 +76,28 @@ def test_each_child_keeps_its_own_limits(tmp_path: Path) -> None:
     assert "memory limit" in got[big].reason and "reader crashed" not in got[big].reason
     other = write_shop_workbook(tmp_path / "other.xlsx", sample_rows(3000, seed=3, now=NOW))
     t = time.perf_counter()
-    got = dict(read_many_isolated([big, other], now=NOW, jobs=2, timeout=0.001))
+    got = dict(read_many_isolated([big, other], now=NOW, jobs=2, timeout=0.001, per_mb=0))
     assert all(isinstance(v, UnreadableWorkbook) and "timed out" in v.reason for v in got.values())
+    assert all("读取超过 0.001 秒" in v.reason for v in got.values())   # the limit it had, said
     assert time.perf_counter() - t < 5
+
+
+def test_a_bigger_file_gets_more_time(tmp_path: Path) -> None:
+    # The limit is there for a file that hangs the parser: a shop with years of history in one
+    # workbook must not be refused at every retry because reading it takes longer than a
+    # day's file. Each MB of the file adds per_mb seconds to the base.
+    big = write_shop_workbook(tmp_path / "big.xlsx", sample_rows(3000, seed=2, now=NOW))
+    size = big.stat().st_size
+    assert size > 300_000
+    got = dict(read_many_isolated([big], now=NOW, timeout=0.001, per_mb=120))
+    assert not isinstance(got[big], UnreadableWorkbook), got[big]
+    assert len(got[big].rows) == 3000
+    # a small hostile file keeps the base, and the message names the limit the file had
+    assert time_limit(20, 10_000) < 20.1
+    got = dict(read_many_isolated([big], now=NOW, timeout=0.001, per_mb=0.001))
+    limit = time_limit(0.001, size, 0.001)
+    assert isinstance(got[big], UnreadableWorkbook)
+    assert f"读取超过 {limit:.3g} 秒" in got[big].reason
 
 
 def test_the_reading_child_loads_no_spreadsheet_writer(tmp_path: Path) -> None:
