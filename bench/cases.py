@@ -448,6 +448,55 @@ def latency_ours(shops: int, rows: int, saves: int) -> dict:
             "settle_s": daemon.settle, "quick_settle_s": getattr(daemon, "quick_settle", None)}
 
 
+def latency_cli(shops: int, rows: int, saves: int) -> dict:
+    """The same through the command a chain runs: ``complaint-desk sync --watch`` in a process of
+    its own, one folder per shop, the real clock, each save written as Excel writes it (a temp
+    file renamed onto the workbook). Time until the merged workbook is replaced (median, worst)."""
+    import os
+    import statistics
+    import subprocess
+    import sys
+
+    from bench.data import rows_for, write_shop
+
+    work = Path(_scratch())
+    folders = []
+    for i, f in enumerate(shop_set(shops, rows), start=1):
+        folder = work / "shared" / f"门店{i:03d}"
+        folder.mkdir(parents=True)
+        shutil.copy(f, folder / "投诉登记.xlsx")
+        folders.append(folder)
+    out = work / "汇总.xlsx"
+    sources = [a for f in folders for a in ("--source", str(f))]
+    cmd = [sys.executable, "-m", "complaint_desk", "sync", *sources, "--out", str(out), "--watch"]
+    daemon = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        give_up = time.monotonic() + 600
+        while not out.exists():   # the first merge of every shop
+            if daemon.poll() is not None or time.monotonic() > give_up:
+                raise RuntimeError(f"sync --watch made no merged workbook (exit code {daemon.poll()})")
+            time.sleep(0.1)
+        time.sleep(2)   # the first merge has landed; its watchers are up
+        waits = []
+        for i in range(saves):
+            k = i * 37 % shops
+            before = out.stat().st_mtime_ns
+            tmp = folders[k] / f"{i:08X}"   # Excel's extension-less temp name
+            write_shop(tmp, rows_for(rows, shop=f"S{k + 1:03d}", seed=2000 + i), shop=f"S{k + 1:03d}")
+            os.replace(tmp, folders[k] / "投诉登记.xlsx")
+            t = time.perf_counter()
+            while out.stat().st_mtime_ns == before:
+                if time.perf_counter() - t > 120:
+                    raise TimeoutError("merged workbook not replaced within 120 s")
+                time.sleep(0.01)
+            waits.append(time.perf_counter() - t)
+            time.sleep(1)   # saves a second apart: each one its own merge
+    finally:
+        daemon.terminate()
+        daemon.wait(60)
+    return {"seconds": statistics.median(waits), "rows": shops * rows, "worst": round(max(waits), 2)}
+
+
 # ---- (5) scan of 1M records --------------------------------------------------------------
 def _records(n: int) -> list[dict]:
     from bench.data import rows_for

@@ -72,6 +72,7 @@ def scenarios(quick: bool, size: dict | None = None) -> list[tuple[str, str, lis
         ("latency", f"(4) save-to-merged latency, {lat[0]} shops x {lat[1]:,} rows, {lat[2]} saves", [
             ("floor: full re-merge per save (no daemon)", "latency_floor", lat[:2]),
             ("ours: sync.daemon.Daemon (median; worst in notes)", "latency_ours", list(lat)),
+            ("ours: `complaint-desk sync --watch`, a folder per shop, real clock", "latency_cli", list(lat)),
             ("ours: a full merge of the same shops, for the ratio", "merge_ours", lat[:2])]),
         ("scan", f"(5) overdue scan of {scan_n:,} records", [
             ("floor: one comparison per record", "scan_floor", [scan_n]),
