@@ -241,3 +241,27 @@ def test_a_shop_counted_at_once_counts_what_one_by_one_counts(live: list[dict], 
            "buckets": list(acc.buckets.items()), "handled": list(acc.handled.items()),
            "causes": {m: list(v.items()) for m, v in acc.causes.items()}}
     assert got == _counted_one_by_one(live, now)
+
+
+def test_penalty_events_left_null_by_an_older_version_read_as_empty_text(tmp_path):
+    """Events are read by position for speed; a text column an older version left NULL still
+    reads as "" (the 处罚 sheet and its monthly totals take them as text), the rest as stored."""
+    from datetime import date
+
+    from sqlalchemy import insert
+
+    from complaint_core.penalties import PenaltyEvent
+    from complaint_core.store.sched_tables import penalty_events
+
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    rows = [dict(event_id="e2", record_id="r", shop=None, complaint_id=None, rule_id="P1", kind="late",
+                 day=date(2026, 3, 2), person=None, dept=None, head=None, amount=20.0, why=None, first_seen=NOW),
+            dict(event_id="e1", record_id="r", shop="A", complaint_id="A-1", rule_id="P1", kind="late",
+                 day=date(2026, 3, 2), person="张强", dept="售后部", head="李经理", amount=20.5, why="超时",
+                 first_seen=NOW)]
+    with store.begin() as conn:
+        conn.execute(insert(penalty_events), rows)
+    assert store.penalty_events() == [
+        PenaltyEvent("e1", "r", "A", "A-1", "P1", "late", date(2026, 3, 2), "张强", "售后部", "李经理", 20.5, "超时"),
+        PenaltyEvent("e2", "r", "", "", "P1", "late", date(2026, 3, 2), "", "", "", 20.0, "")]
+    assert [e.month for e in store.penalty_events()] == ["2026-03", "2026-03"]
