@@ -407,6 +407,21 @@ def render_unchanged(shops: int, rows: int) -> dict:
 
 
 # ---- (4) save-to-merged latency ----------------------------------------------------------
+def _stamp(out: Path) -> int:
+    return out.stat().st_mtime_ns if out.exists() else 0
+
+
+def _replaced(out: Path, before: int, limit: float) -> float:
+    """Seconds from now until ``out`` is no longer the file stamped ``before`` (a save has just
+    landed: the clock starts here)."""
+    t = time.perf_counter()
+    while _stamp(out) == before:
+        if time.perf_counter() - t > limit:
+            raise TimeoutError(f"merged workbook not replaced within {limit:g} s")
+        time.sleep(0.01)
+    return time.perf_counter() - t
+
+
 def latency_floor(shops: int, rows: int) -> dict:
     """What a full re-merge costs per save with the floor pipeline (no daemon)."""
     return merge_floor(shops, rows)
@@ -429,18 +444,13 @@ def latency_ours(shops: int, rows: int, saves: int) -> dict:
     try:
         waits = []
         for i in range(saves):
-            before = out.stat().st_mtime_ns if out.exists() else 0
+            before = _stamp(out)
             # the shop's save lands (temp file, then rename: what Excel does) -> clock starts
             # the shop's own code on its 设置 sheet too: a file that named another shop would move
             # its complaints to that shop (what the first measurements of this case did)
             shop = f"S{i % shops + 1:03d}"
             write_shop(files[i % shops], rows_for(rows, shop=shop, seed=1000 + i), shop=shop)
-            t = time.perf_counter()
-            while (out.stat().st_mtime_ns if out.exists() else 0) == before:
-                if time.perf_counter() - t > 60:
-                    raise TimeoutError("merged workbook not replaced within 60 s")
-                time.sleep(0.01)
-            waits.append(time.perf_counter() - t)
+            waits.append(_replaced(out, before, 60))
     finally:
         daemon.stop()
     os.sync()
@@ -480,16 +490,11 @@ def latency_cli(shops: int, rows: int, saves: int) -> dict:
         waits = []
         for i in range(saves):
             k = i * 37 % shops
-            before = out.stat().st_mtime_ns
+            before = _stamp(out)
             tmp = folders[k] / f"{i:08X}"   # Excel's extension-less temp name
             write_shop(tmp, rows_for(rows, shop=f"S{k + 1:03d}", seed=2000 + i), shop=f"S{k + 1:03d}")
             os.replace(tmp, folders[k] / "投诉登记.xlsx")
-            t = time.perf_counter()
-            while out.stat().st_mtime_ns == before:
-                if time.perf_counter() - t > 120:
-                    raise TimeoutError("merged workbook not replaced within 120 s")
-                time.sleep(0.01)
-            waits.append(time.perf_counter() - t)
+            waits.append(_replaced(out, before, 120))
             time.sleep(1)   # saves a second apart: each one its own merge
     finally:
         daemon.terminate()

@@ -473,12 +473,11 @@ def read_many_isolated(
     memory_mb: int = 2048, per_mb: float = SECONDS_PER_MB,
 ) -> Iterator[tuple[Path, Prepared | UnreadableWorkbook]]:
     """Read, validate and encode several shop files, ``jobs`` children at a time (default: one
-    per core, at most 4), each file with its own time limit and each child with its own memory
-    limit (``timeout`` seconds, plus ``per_mb`` for each MB of the file: ``time_limit``) and each
-    child with its own memory limit; a child reads up to FILES_PER_CHILD files, one at a time;
-    yields in completion order
-    a ``store.codec.Prepared`` (what the store needs, small to send back) or the reason the
-    file was refused.
+    per core, at most 4), each file with its own time limit (``timeout`` seconds plus ``per_mb``
+    for each MB of the file: ``time_limit``) and each child with its own memory limit; a child
+    reads up to FILES_PER_CHILD files, one at a time; yields in completion order a
+    ``store.codec.Prepared`` (what the store needs, small to send back) or the reason the file
+    was refused.
 
     A merge of 100 shops is mostly waiting on the reader: on a 2-core shop PC two children
     halve it, while the parent stores what they return. The answers are taken in a thread
