@@ -23,18 +23,16 @@ if TYPE_CHECKING:
     from sync.pipeline import MergeReport
 
 
-def scan_soon(sched: BaseScheduler, cfg: Config) -> Callable[[MergeReport], None]:
-    """A callback that brings the scheduler's scan job forward to now: a complaint that must be
-    escalated (预警上报) alerts the managers at the first scan after it is merged, not at the next
-    interval. The scan job keeps its interval; APScheduler runs one instance at a time."""
-    def bring_forward(_report: MergeReport) -> None:
-        from scheduler.daemon import zone
+def scan_soon(sched: BaseScheduler) -> Callable[[MergeReport], None]:
+    """A callback that has the scheduler scan as soon as its worker is free (``scheduler.daemon
+    .scan_soon``): a complaint that must be escalated (预警上报) alerts the managers at the first
+    scan after it is merged, not at the next interval."""
+    def soon(_report: MergeReport) -> None:
+        from scheduler.daemon import scan_soon as ask
 
-        job = sched.get_job("scan")
-        if job is not None:
-            job.modify(next_run_time=datetime.now(zone(cfg)))
+        ask(sched)
 
-    return bring_forward
+    return soon
 
 
 def start_watcher(sched: BaseScheduler, cfg: Config) -> Daemon | None:
@@ -50,7 +48,7 @@ def start_watcher(sched: BaseScheduler, cfg: Config) -> Daemon | None:
                     poll=sync["poll"], poll_sources=[Path(s) for s in poll_sources],
                     rescan_interval=cfg["sync"]["rescan_minutes"] * 60, feedback=sync.get("feedback", False),
                     empty_grace=timedelta(hours=cfg["sync"]["empty_folder_hours"]),
-                    on_read=scan_soon(sched, cfg))
+                    on_read=scan_soon(sched))
     daemon.start()
     atexit.register(daemon.stop)
     return daemon
