@@ -502,6 +502,87 @@ def latency_cli(shops: int, rows: int, saves: int) -> dict:
     return {"seconds": statistics.median(waits), "rows": shops * rows, "worst": round(max(waits), 2)}
 
 
+def _shows(out: Path, name: str, rows: int) -> bool:
+    """Whether the merged workbook's 来源 lists the file ``name`` (its folder and name) with ``rows`` rows."""
+    from python_calamine import CalamineWorkbook
+
+    try:
+        sheet = CalamineWorkbook.from_path(str(out)).get_sheet_by_name("来源").to_python()
+    except Exception:  # noqa: BLE001 - replaced while read: the next replacement is looked at
+        return False
+    return any(len(r) > 2 and str(r[1]).replace("\\", "/").endswith(name) and r[2] == rows for r in sheet)
+
+
+def latency_run(shops: int, rows: int, saves: int) -> dict:
+    """The same under ``complaint-desk run`` (the watcher and the scheduler in one process, as a
+    chain's service runs them): every read also has the scheduler scan at once (a complaint to
+    report upward goes out in seconds), which stores the saved shop's new penalty lines and writes
+    the workbook again. Time until the merged workbook shows the save (来源 lists the saved file
+    with its new row count), not merely until it is replaced: a scan's rewrite of the save before
+    it must not be taken for this one."""
+    import json
+    import os
+    import re
+    import statistics
+    import subprocess
+    import sys
+
+    from bench.data import rows_for, write_shop
+
+    work = Path(_scratch())
+    folders = []
+    for i, f in enumerate(shop_set(shops, rows), start=1):
+        folder = work / "shared" / f"门店{i:03d}"
+        folder.mkdir(parents=True)
+        shutil.copy(f, folder / "投诉登记.xlsx")
+        folders.append(folder)
+    out = work / "汇总.xlsx"
+    log = work / "run.log"
+
+    def q(v: object) -> str:
+        return json.dumps(str(v), ensure_ascii=False)
+
+    (work / "desk.toml").write_text(
+        f"[store]\nurl = {q(work / 'state.sqlite')}\nmerged = {q(out)}\n[scan]\ninterval_minutes = 15\n"
+        f"[mail]\noutbox_dir = {q(work / 'outbox')}\n[sync]\nsources = [{', '.join(q(f) for f in folders)}]\n",
+        encoding="utf-8")
+    cmd = [sys.executable, "-m", "complaint_desk", "-v", "run", "--config", str(work / "desk.toml")]
+    with open(log, "wb") as err:
+        daemon = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
+    scanned = re.compile("扫描完成.*查看 [1-9]")
+    try:
+        give_up = time.monotonic() + 900
+        # the first merge, then the first scan of every complaint (it stores the chain's penalties)
+        while not scanned.search(log.read_text(encoding="utf-8", errors="replace")):
+            if daemon.poll() is not None or time.monotonic() > give_up:
+                raise RuntimeError(f"complaint-desk run made no first scan (exit code {daemon.poll()})")
+            time.sleep(0.2)
+        time.sleep(2)
+        waits = []
+        for i in range(saves):
+            k = i * 37 % shops
+            n = rows + 1 + i   # a row count this file never had: what 来源 must come to show
+            tmp = folders[k] / f"{i:08X}"
+            write_shop(tmp, rows_for(n, shop=f"S{k + 1:03d}", seed=2000 + i), shop=f"S{k + 1:03d}")
+            os.replace(tmp, folders[k] / "投诉登记.xlsx")
+            t = time.perf_counter()
+            seen = _stamp(out)
+            while True:
+                if time.perf_counter() - t > 120:
+                    raise TimeoutError("the merged workbook did not show the save within 120 s")
+                if (stamp := _stamp(out)) != seen:
+                    seen = stamp
+                    if _shows(out, f"{folders[k].name}/投诉登记.xlsx", n):
+                        break
+                time.sleep(0.01)
+            waits.append(time.perf_counter() - t)
+            time.sleep(1)
+    finally:
+        daemon.terminate()
+        daemon.wait(60)
+    return {"seconds": statistics.median(waits), "rows": shops * rows, "worst": round(max(waits), 2)}
+
+
 # ---- (5) scan of 1M records --------------------------------------------------------------
 def _records(n: int) -> list[dict]:
     from bench.data import rows_for

@@ -73,6 +73,8 @@ def scenarios(quick: bool, size: dict | None = None) -> list[tuple[str, str, lis
             ("floor: full re-merge per save (no daemon)", "latency_floor", lat[:2]),
             ("ours: sync.daemon.Daemon (median; worst in notes)", "latency_ours", list(lat)),
             ("ours: `complaint-desk sync --watch`, a folder per shop, real clock", "latency_cli", list(lat)),
+            ("ours: `complaint-desk run` (watcher + scan after each read), until the workbook shows the save",
+             "latency_run", list(lat)),
             ("ours: a full merge of the same shops, for the ratio", "merge_ours", lat[:2])]),
         ("scan", f"(5) overdue scan of {scan_n:,} records", [
             ("floor: one comparison per record", "scan_floor", [scan_n]),

@@ -18,7 +18,6 @@ A manager reviews each event on 处罚 (确认 / 免除 / 申诉); until then it
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -199,20 +198,51 @@ def loss_events(records: dict[str, dict[str, Any]], tiers: Iterable[LossTier],
     return out
 
 
-def monthly_totals(events: Iterable[PenaltyEvent], confirmations: dict[str, str]) -> list[dict[str, Any]]:
-    """Per person and month: confirmed, pending (blank), appealed and waived amounts.
+# a person's amounts in one month, in this order (``month_sums``)
+SUM_BUCKETS = ("confirmed", "pending", "appealed", "waived")
+_BUCKET = {"确认": 0, "免除": 3, "申诉": 2}
 
-    Only what a manager confirmed (确认) is owed (``due``); a line nobody has reviewed yet is
-    待确认 (``pending``) and kept apart, as are 申诉 (held until decided) and 免除 (dropped).
-    """
-    acc: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+MonthSums = dict[tuple[str, str], list[float]]   # (person, month) -> amounts by SUM_BUCKETS
+
+
+def month_sums(events: Iterable[PenaltyEvent], confirmations: dict[str, str]) -> MonthSums:
+    """(person, month) -> [confirmed, pending, appealed, waived] amounts of ``events``, added in
+    their order. Only what a manager confirmed (确认) is owed; a line nobody has reviewed yet is
+    待确认 (pending) and kept apart, as are 申诉 (held until decided) and 免除 (dropped)."""
+    acc: MonthSums = {}
     for e in events:
-        state = confirmations.get(e.event_id, "") or ""
-        bucket = {"确认": "confirmed", "免除": "waived", "申诉": "appealed"}.get(state, "pending")
-        acc[(e.person, e.month)][bucket] += e.amount
+        key = (e.person, e.month)
+        sums = acc.get(key)
+        if sums is None:
+            sums = acc[key] = [0.0, 0.0, 0.0, 0.0]
+        sums[_BUCKET.get(confirmations.get(e.event_id, "") or "", 1)] += e.amount
+    return acc
+
+
+def add_sums(into: MonthSums, more: MonthSums) -> None:
+    """``more`` added into ``into`` (the merged workbook adds the shops' sums month by month,
+    in the sheet's order, whether it made them now or kept them from the last write)."""
+    for key, sums in more.items():
+        got = into.get(key)
+        if got is None:
+            into[key] = list(sums)
+        else:
+            for i, amount in enumerate(sums):
+                got[i] += amount
+
+
+def totals_rows(sums: MonthSums) -> list[dict[str, Any]]:
+    """Per person and month, sorted: the amounts of ``month_sums`` rounded to the fen, and
+    ``due`` (what is owed: the confirmed amount)."""
     rows = []
-    for (person, month), b in sorted(acc.items()):
-        rows.append({"person": person, "month": month, "confirmed": round(b["confirmed"], 2),
-                     "pending": round(b["pending"], 2), "appealed": round(b["appealed"], 2),
-                     "waived": round(b["waived"], 2), "due": round(b["confirmed"], 2)})
+    for (person, month), b in sorted(sums.items()):
+        row: dict[str, Any] = {"person": person, "month": month}
+        row.update({name: round(b[i], 2) for i, name in enumerate(SUM_BUCKETS)})
+        row["due"] = row["confirmed"]
+        rows.append(row)
     return rows
+
+
+def monthly_totals(events: Iterable[PenaltyEvent], confirmations: dict[str, str]) -> list[dict[str, Any]]:
+    """Per person and month: confirmed, pending (blank), appealed and waived amounts (``month_sums``)."""
+    return totals_rows(month_sums(events, confirmations))

@@ -53,7 +53,7 @@ def test_the_walk_counts_what_a_pass_over_every_complaint_counts(store: Store) -
         records = view.current_records()
         acc = report.Summary(NOW)
         acc.add(view.live_records())
-        whole = acc.sheet([], {})
+        whole = acc.sheet([])
         overdue = [report.overdue_row(i) for i in flagged(scan(view.live_records(), now=NOW))]
         cases = sorted((c for r in view.live_records() if (c := report.case_of(r, NOW)) is not None),
                        key=lambda c: c[0])

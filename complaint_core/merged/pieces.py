@@ -38,6 +38,7 @@ from ..overdue import STATE_ZH
 from ..store import Store
 from ..store.view import ManagerCells
 from .deflate import Segment
+from .penalty_parts import PenaltyPart
 from .report import CaseKey, Summary
 
 log = logging.getLogger("complaint_desk.merged")
@@ -380,6 +381,24 @@ class PieceCache:
             if tmp is not None:
                 Path(tmp).unlink(missing_ok=True)
 
+    def _penalties_path(self, shop: str) -> Path:
+        return self.folder / f"{hashlib.sha256(shop.encode()).hexdigest()[:24]}.penalties"
+
+    def penalties(self, shop: str) -> PenaltyPart | None:
+        """The shop's part of 处罚 as the last write made it (merged/penalty_parts.py)."""
+        try:
+            with open(self._penalties_path(shop), "rb") as fh:
+                part = pickle.load(fh)   # noqa: S301 - our own file, in a folder only this user writes
+        except FileNotFoundError:
+            return None
+        except Exception as exc:  # noqa: BLE001 - a torn or foreign file is only a cache miss
+            log.info("门店 %s 的处罚缓存无法读取，重新生成 (penalty part unreadable: %s)", shop, exc)
+            return None
+        return part if isinstance(part, PenaltyPart) else None
+
+    def save_penalties(self, shop: str, part: PenaltyPart) -> None:
+        self._save(self._penalties_path(shop), part)
+
     def _findings_path(self, source: str) -> Path:
         return self.folder / f"{hashlib.sha256(source.encode()).hexdigest()[:24]}.findings"
 
@@ -397,12 +416,14 @@ class PieceCache:
     def save_findings(self, source: str, key: str, segment: Segment, rows: int) -> None:
         self._save(self._findings_path(source), (key, segment, rows))
 
-    def forget(self, shops: set[str], sources: set[str]) -> None:
-        """Remove the pieces of shops, and the findings of files, the store no longer has."""
+    def forget(self, shops: set[str], sources: set[str], penalty_shops: set[str]) -> None:
+        """Remove the pieces of shops, the findings of files and the 处罚 parts of shops the
+        store no longer has."""
         if not self.folder.is_dir():
             return
         wanted = {self._path(shop).name for shop in shops} | {self._findings_path(s).name for s in sources}
-        for path in [*self.folder.glob("*.piece"), *self.folder.glob("*.findings")]:
+        wanted |= {self._penalties_path(shop).name for shop in penalty_shops}
+        for path in [*self.folder.glob("*.piece"), *self.folder.glob("*.findings"), *self.folder.glob("*.penalties")]:
             if path.name not in wanted:
                 path.unlink(missing_ok=True)
 

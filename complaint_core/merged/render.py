@@ -17,13 +17,13 @@ from typing import Any
 from ..atomic import atomic_write, sweep_temp_files
 from ..errors import EmptyStoreRefused
 from ..gcpause import paused_gc
-from ..penalties import LOSS_KINDS
 from ..store import Store
 from ..store.codec import ALL_SHEET, ANCHOR_KEYS
 from ..store.db import View, backfill_scan_fields
 from ..store.view import RowKey, StoreView
 from .archive import archive_paths, closed_years_setting, write_archives
 from .model import SHEET_ORDER, SheetData
+from .penalty_parts import lay_penalties
 from .pieces import ChainTally, PieceCache, namespace
 from .readback import (
     LEGACY,
@@ -38,9 +38,10 @@ from .readback import (
 from .report import (
     CASE_COLUMNS,
     OVERDUE_COLUMNS,
+    PENALTY_COLUMNS,
     case_book_sheet,
-    ledger,
     overdue_sheet,
+    penalty_frame,
     penalty_sheet,
 )
 from .sheets import (
@@ -70,6 +71,7 @@ class RenderReport:
     archives: list[Path] = field(default_factory=list)   # yearly archives (re)written by this render
     reused: int = 0           # shops whose rows were taken from the last write (merged/pieces.py)
     apart: int = 0            # shops whose rows a maker process made (merged/makers.py)
+    penalties_made: int = 0   # shops whose 处罚 lines were made again, not kept (merged/penalty_parts.py)
 
 
 def _compose(view: StoreView, store: Store, book: Book, now: datetime, out: Path, *, head: list[list[Any]],
@@ -87,27 +89,24 @@ def _compose(view: StoreView, store: Store, book: Book, now: datetime, out: Path
                   cases=book.spool(CASE_COLUMNS, first_data_row(case_book_sheet([]))),
                   findings=book.spool(FINDING_COLUMNS, first_data_row(findings_sheet([]))))
     sinks.rendered.extend(head)
-    events = view.penalty_events()
+    penalty_rows = book.spool(PENALTY_COLUMNS, first_data_row(penalty_frame([])))
     tally = cache.tally() if cache is not None else ChainTally(None)
     try:
         walked = walk(view, now, closed_years=closed_years, sinks=sinks, cache=cache, tally=tally, url=store.url,
                       namespace=namespace(store, closed_years=closed_years, styles=book.indexes),
-                      stored_loss={e.event_id for e in events if e.kind in LOSS_KINDS})
-        conf = view.confirmations()
-        listed = ledger(events, walked.loss_ids, conf)
-        summary = walked.summary.sheet(listed, conf)
+                      stored_loss=view.loss_event_ids())
+        laid = lay_penalties(view, store_id=store.store_id(), styles=book.indexes, current_loss=walked.loss_ids,
+                             rows=penalty_rows, rendered=sinks.rendered, cache=cache)
+        summary = walked.summary.sheet(laid.totals)
         for batch in tally.cases():   # every shop's 案例手册 rows, kept in order beside the pieces
             sinks.cases.extend_xml(batch)
     finally:
         tally.close()
-    penalties = penalty_sheet(listed, conf)
-    typed = view.manager_edits("处罚")
-    assert isinstance(penalties.rows, list)
-    for row in penalties.rows:
-        walked.applied += 1 if "confirm" in typed.get((row[0],), {}) else 0
-        sinks.rendered.extend(rendered_rows("处罚", [row[0]], {"confirm": row[-1]}))
+    penalties = penalty_frame(penalty_rows)
+    walked.applied += laid.applied
+    walked.penalties_made = laid.made
     if cache is not None:
-        cache.forget(walked.shops, walked.sources)
+        cache.forget(walked.shops, walked.sources, laid.shops)
     where = [(year, [p.name for p in archive_paths(out, year, len(y.keys))], len(y.keys))
              for year, y in walked.years.items()]
     for o in walked.orphans:
@@ -416,6 +415,7 @@ def _render(store: Store, out: Path, now: datetime) -> RenderReport:
     report.manager_edits = walked.applied
     report.reused = walked.reused
     report.apart = walked.apart
+    report.penalties_made = walked.penalties_made
     if ours is not None:
         import json
 

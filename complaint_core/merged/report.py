@@ -15,7 +15,7 @@ from itertools import repeat
 from typing import Any, Protocol
 
 from ..overdue import KIND_ZH, STATE_ZH, OverdueItem, state_counts
-from ..penalties import CONFIRM_CHOICES, LOSS_KINDS, PenaltyEvent, loss_events, monthly_totals
+from ..penalties import CONFIRM_CHOICES, LOSS_KINDS, PenaltyEvent, loss_events
 from ..penalties import STATE_ZH as PENALTY_STATE_ZH
 from ..rules_book import Rules
 from ..schema import HARASSMENT, ROOT_CAUSES, SATISFACTION
@@ -68,10 +68,19 @@ PENALTY_COLUMNS = [Column("event_id", "事件编号", width=26), Column("month",
                    Column("confirm", "处罚确认", choices=CONFIRM_CHOICES, manager_owned=True)]
 
 
+def penalty_row(e: PenaltyEvent, conf: dict[str, str]) -> list[Any]:
+    """One line of 处罚 (``PENALTY_COLUMNS``)."""
+    decided = conf.get(e.event_id, "")
+    return [e.event_id, e.month, _basis(e), e.complaint_id, e.person, e.head, e.amount, e.why,
+            PENALTY_STATE_ZH.get(decided or "", "待确认"), decided]
+
+
 def penalty_sheet(events: Iterable[PenaltyEvent], conf: dict[str, str]) -> SheetData:
-    rows = [[e.event_id, e.month, _basis(e), e.complaint_id, e.person, e.head, e.amount, e.why,
-             PENALTY_STATE_ZH.get(conf.get(e.event_id, "") or "", "待确认"), conf.get(e.event_id, "")]
-            for e in events]
+    return penalty_frame([penalty_row(e, conf) for e in events])
+
+
+def penalty_frame(rows: list[list[Any]] | Spooled) -> SheetData:
+    """处罚 with ``rows`` (a list, or the spool merged/penalty_parts.py laid them into)."""
     return SheetData("处罚", PENALTY_COLUMNS, rows, key_columns=("event_id",),
                      note="处罚确认：确认 / 免除 / 申诉；未确认的为“待确认”，不计入应处罚金额；"
                           "损失处罚同时处罚直接责任人和部门负责人（培训材料：处理流程第7步）")
@@ -405,7 +414,8 @@ class Summary:
         for month, counts in later.causes.items():
             self.causes[month].update(counts)
 
-    def sheet(self, events: Iterable[PenaltyEvent], confirmations: dict[str, str]) -> SheetData:
+    def sheet(self, totals: list[dict[str, Any]]) -> SheetData:
+        """汇总, with the penalty ``totals`` per person and month (``penalties.totals_rows``)."""
         now, counts = self.now, self.states
         if self.chain is not None:
             repeated, customer_rows = self.chain.repeated("c"), self.chain.rows("c")
@@ -432,7 +442,6 @@ class Summary:
                                     Column("p", "占比", "percent")], _bucket_rows(self.buckets),
                     [ChartSpec("column", "解决用时分布", 0, (1,), 0, len(RESOLUTION_BUCKETS) - 1, "P40")],
                     note="不含判定不成立的投诉和骚扰来电；未解决 = 截至此时还没有解决时间")
-        totals = monthly_totals(events, confirmations)
         per_person: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
         for t in totals:
             acc = per_person[t["person"]]

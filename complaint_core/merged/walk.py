@@ -90,6 +90,7 @@ class Walked:
     applied: int = 0                      # managers' cells laid over the shops' values
     reused: int = 0                       # shops whose piece of the last write was reused
     apart: int = 0                        # shops whose piece a maker process made (merged/makers.py)
+    penalties_made: int = 0               # shops whose part of 处罚 was made again (merged/penalty_parts.py)
     shops: set[str] = field(default_factory=set)   # every shop the store holds
     sources: set[str] = field(default_factory=set)  # every file with findings on 校验问题
     conflicts: list[dict[str, Any]] = field(default_factory=list)

@@ -10,7 +10,7 @@ import logging
 import operator
 import re
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +26,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -408,7 +409,50 @@ class Store:
         columns = [ev[name] for name in _EVENT_FIELDS]
         with self._conn(conn) as c:
             rows = c.execute(select(*columns).order_by(ev.day, ev.event_id))
-            return [PenaltyEvent(*r) if None not in r else _event(r) for r in rows]
+            return [_penalty_event(r) for r in rows]
+
+    def penalty_marks(self, conn: Connection | None = None) -> dict[str, tuple[int, str, str]]:
+        """Each shop's penalty events as (how many, first id, last id): the scans only ever add
+        events, so the same three mean the same events (merged/penalty_parts.py). An event
+        without a shop (an older version's) counts under ""."""
+        ev = st.penalty_events.c
+        marks: dict[str, tuple[int, str, str]] = {}
+        with self._conn(conn) as c:
+            # grouped on the column itself, not on coalesce(): the index answers it
+            for shop, n, lo, hi in c.execute(select(ev.shop, func.count(), func.min(ev.event_id), func.max(ev.event_id))
+                                             .group_by(ev.shop)):
+                key = shop or ""
+                if key in marks:   # NULL and "" both
+                    m, mlo, mhi = marks[key]
+                    n, lo, hi = n + m, min(lo, mlo), max(hi, mhi)
+                marks[key] = (int(n), lo, hi)
+        return marks
+
+    def loss_event_ids(self, conn: Connection | None = None) -> set[str]:
+        """The ids of the stored loss penalty lines (损失处罚), whatever the current rules say."""
+        from ..penalties import LOSS_KINDS
+
+        ev = st.penalty_events.c
+        with self._conn(conn) as c:
+            return set(c.execute(select(ev.event_id).where(ev.kind.in_(sorted(LOSS_KINDS)))).scalars())
+
+    def shop_penalty_events(self, shops: Iterable[str],
+                            conn: Connection | None = None) -> Iterator[tuple[str, list[PenaltyEvent]]]:
+        """(shop, its events by day) for ``shops`` (events without a shop: ""), a shop at a time."""
+        ev = st.penalty_events.c
+        columns = [ev[name] for name in _EVENT_FIELDS]
+        wanted = sorted(set(shops))
+        with self._conn(conn) as c:
+            if "" in wanted:
+                wanted.remove("")
+                rows = c.execute(select(*columns).where(or_(ev.shop.is_(None), ev.shop == ""))
+                                 .order_by(ev.day, ev.event_id))
+                yield "", [_penalty_event(r) for r in rows]
+            for i in range(0, len(wanted), 500):   # SQLite's bound-parameter limit
+                rows = c.execute(select(ev.shop, *columns).where(ev.shop.in_(wanted[i:i + 500]))
+                                 .order_by(ev.shop, ev.day, ev.event_id))
+                for key, group in itertools.groupby(rows, key=operator.itemgetter(0)):
+                    yield key, [_penalty_event(r[1:]) for r in group]
 
     def _named(self, name: str, conn: Connection | None = None) -> str | None:
         with self._conn(conn) as c:
@@ -549,7 +593,12 @@ def file_findings(path: str, shop: str, data: str) -> Iterator[FindingRow]:
         yield (shop, path, *f)
 
 
-def _event(row: Row[Any]) -> PenaltyEvent:
+def _penalty_event(row: Sequence[Any]) -> PenaltyEvent:
+    """An event from its columns in ``_EVENT_FIELDS`` order."""
+    return PenaltyEvent(*row) if None not in row else _event(row)
+
+
+def _event(row: Sequence[Any]) -> PenaltyEvent:
     """An event from a row holding NULL: a text column left NULL by an older version reads as ""
     (the event's fields are text; the others are NOT NULL)."""
     values: list[Any] = ["" if v is None and n in _EVENT_TEXT else v for n, v in zip(_EVENT_FIELDS, row, strict=True)]
@@ -774,7 +823,8 @@ def open_store(url_or_path: str | Path) -> Store:
     engine = _engine(url)
     t.metadata.create_all(engine)
     upgrade(engine)
-    for index in t.source_rows.indexes:   # create_all adds no index to a table an older version made
+    # create_all adds no index to a table an older version made
+    for index in [*t.source_rows.indexes, *st.penalty_events.indexes]:
         index.create(engine, checkfirst=True)
     _move_old_findings(engine)
     return Store(engine=engine, url=url)
@@ -966,8 +1016,14 @@ class View:
     def notes(self) -> list[dict[str, Any]]:
         return self.memo("notes", lambda: self.store.notes(self._conn))
 
-    def penalty_events(self) -> list[PenaltyEvent]:
-        return self.memo("events", lambda: self.store.penalty_events(self._conn))
+    def penalty_marks(self) -> dict[str, tuple[int, str, str]]:
+        return self.memo("penalty marks", lambda: self.store.penalty_marks(self._conn))
+
+    def loss_event_ids(self) -> set[str]:
+        return self.memo("loss ids", lambda: self.store.loss_event_ids(self._conn))
+
+    def shop_penalty_events(self, shops: Iterable[str]) -> Iterator[tuple[str, list[PenaltyEvent]]]:
+        return self.store.shop_penalty_events(shops, self._conn)
 
     def confirmations(self) -> dict[str, str]:
         """处罚确认 per penalty event, as managers typed it on 处罚 (确认 / 免除 / 申诉)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Date, DateTime, Float, Integer, String, Table, Text
+from sqlalchemy import Column, Date, DateTime, Float, Index, Integer, String, Table, Text
 
 from .tables import metadata
 
@@ -21,6 +21,9 @@ penalty_events = Table(
     Column("amount", Float, nullable=False),
     Column("why", Text),
     Column("first_seen", DateTime, nullable=False),
+    # a shop's lines in the order 处罚 lists them, and each shop's count, first and last id read
+    # from the index alone (merged/penalty_parts.py: every write asks them)
+    Index("ix_penalty_events_shop", "shop", "day", "event_id"),
 )
 
 outbox = Table(

@@ -10,7 +10,7 @@ The add-in's ``excel_addin.port.WorkbookPort`` is the same idea on the Excel sid
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from ..penalties import PenaltyEvent
@@ -73,8 +73,14 @@ class StoreView(Protocol):
     def rules(self) -> Rules:
         """The chain's rules as last saved (the defaults before any rules workbook was loaded)."""
 
-    def penalty_events(self) -> list[PenaltyEvent]:
-        """Every penalty event the scans stored, by day."""
+    def penalty_marks(self) -> dict[str, tuple[int, str, str]]:
+        """Each shop's penalty events as (how many, first id, last id) (``Store.penalty_marks``)."""
+
+    def loss_event_ids(self) -> set[str]:
+        """The ids of the stored loss penalty lines (损失处罚)."""
+
+    def shop_penalty_events(self, shops: Iterable[str]) -> Iterator[tuple[str, list[PenaltyEvent]]]:
+        """(shop, its penalty events by day) for ``shops``, in code-point order of the shops."""
 
     def confirmations(self) -> dict[str, str]:
         """处罚确认 per penalty event id (确认 / 免除 / 申诉, "" when nobody decided yet)."""
