@@ -137,13 +137,15 @@ def lay_penalties(view: StoreView, *, store_id: str, styles: dict[str, int], cur
         if part is not None and part.mark == mark and part.state == decisions(
                 part.ids, part.loss, typed, _listed_loss(part.loss, current_loss, conf)):
             parts[shop] = part
+            part.ids = part.loss = []   # checked: only its segments and sums are laid
     missing = sorted(set(marks) - set(parts))
     for shop, events in view.shop_penalty_events(missing):
         part = make_part(marks[shop], events, current_loss=current_loss, conf=conf, typed=typed,
                          rows=rows, rendered=rendered)
-        parts[shop] = part
         if cache is not None:
             cache.save_penalties(shop, part)
+        parts[shop] = part
+        part.ids = part.loss = []
     sums: MonthSums = {}
     for month in _months(parts):
         for shop in sorted(parts):
