@@ -104,3 +104,31 @@ def test_which_loss_lines_are_listed_is_part_of_what_a_part_was_made_with() -> N
     assert decisions(ids, loss, {}, {"c"}) != base                        # the rules give it again
     assert decisions(ids, loss, {("b",): {"confirm": "免除"}}, set()) != base
     assert decisions(ids, loss, {("z",): {"confirm": "确认"}}, set()) == base   # another shop's line
+
+
+def test_lines_without_a_shop_from_an_older_version_are_listed_under_their_own_part(tmp_path: Path) -> None:
+    """An older version stored some lines without their shop (NULL): they are one part, "", listed
+    with the rest, and an empty shop and a missing one are the same part."""
+    from datetime import date
+
+    from sqlalchemy import insert
+
+    from complaint_core.store.sched_tables import penalty_events
+
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    line = dict(record_id="r", complaint_id="X-1", rule_id="P1", kind="late", person="张强", dept="售后部",
+                head="李经理", amount=20.0, why="超时", first_seen=T0)
+    with store.begin() as conn:
+        conn.execute(insert(penalty_events), [
+            {**line, "event_id": "e1", "shop": None, "day": date(2026, 3, 2)},
+            {**line, "event_id": "e2", "shop": "", "day": date(2026, 3, 1)},
+            {**line, "event_id": "e3", "shop": "A", "day": date(2026, 2, 27)}])
+    assert store.penalty_marks() == {"": (2, "e1", "e2"), "A": (1, "e3", "e3")}
+    assert [(s, [e.event_id for e in evs]) for s, evs in store.shop_penalty_events(["", "A"])] == [
+        ("", ["e2", "e1"]), ("A", ["e3"])]
+    out = tmp_path / "汇总.xlsx"
+    rep = render_merged(store, out, now=T0)
+    assert rep.penalties_made == 2
+    assert [r[0] for r in _lines(out)] == ["e3", "e2", "e1"]   # February, then March by shop and day
+    _touch(out)
+    assert render_merged(store, out, now=T0 + timedelta(minutes=1)).penalties_made == 0
