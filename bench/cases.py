@@ -458,24 +458,39 @@ def latency_ours(shops: int, rows: int, saves: int) -> dict:
             "settle_s": daemon.settle, "quick_settle_s": getattr(daemon, "quick_settle", None)}
 
 
-def latency_cli(shops: int, rows: int, saves: int) -> dict:
-    """The same through the command a chain runs: ``complaint-desk sync --watch`` in a process of
-    its own, one folder per shop, the real clock, each save written as Excel writes it (a temp
-    file renamed onto the workbook). Time until the merged workbook is replaced (median, worst)."""
-    import os
-    import statistics
-    import subprocess
-    import sys
-
-    from bench.data import rows_for, write_shop
-
-    work = Path(_scratch())
+def _shop_folders(work: Path, shops: int, rows: int) -> list[Path]:
+    """One shared folder per shop (门店001 …), each holding its shop's workbook."""
     folders = []
     for i, f in enumerate(shop_set(shops, rows), start=1):
         folder = work / "shared" / f"门店{i:03d}"
         folder.mkdir(parents=True)
         shutil.copy(f, folder / "投诉登记.xlsx")
         folders.append(folder)
+    return folders
+
+
+def _save_shop(folder: Path, k: int, i: int, rows: int) -> None:
+    """The ``i``-th save of shop ``k``'s workbook, as Excel saves it: ``rows`` new rows written
+    under an extension-less temp name, renamed onto the workbook."""
+    import os
+
+    from bench.data import rows_for, write_shop
+
+    tmp = folder / f"{i:08X}"
+    write_shop(tmp, rows_for(rows, shop=f"S{k + 1:03d}", seed=2000 + i), shop=f"S{k + 1:03d}")
+    os.replace(tmp, folder / "投诉登记.xlsx")
+
+
+def latency_cli(shops: int, rows: int, saves: int) -> dict:
+    """The same through the command a chain runs: ``complaint-desk sync --watch`` in a process of
+    its own, one folder per shop, the real clock, each save written as Excel writes it (a temp
+    file renamed onto the workbook). Time until the merged workbook is replaced (median, worst)."""
+    import statistics
+    import subprocess
+    import sys
+
+    work = Path(_scratch())
+    folders = _shop_folders(work, shops, rows)
     out = work / "汇总.xlsx"
     sources = [a for f in folders for a in ("--source", str(f))]
     cmd = [sys.executable, "-m", "complaint_desk", "sync", *sources, "--out", str(out), "--watch"]
@@ -491,9 +506,7 @@ def latency_cli(shops: int, rows: int, saves: int) -> dict:
         for i in range(saves):
             k = i * 37 % shops
             before = _stamp(out)
-            tmp = folders[k] / f"{i:08X}"   # Excel's extension-less temp name
-            write_shop(tmp, rows_for(rows, shop=f"S{k + 1:03d}", seed=2000 + i), shop=f"S{k + 1:03d}")
-            os.replace(tmp, folders[k] / "投诉登记.xlsx")
+            _save_shop(folders[k], k, i, rows)
             waits.append(_replaced(out, before, 120))
             time.sleep(1)   # saves a second apart: each one its own merge
     finally:
@@ -521,21 +534,13 @@ def latency_run(shops: int, rows: int, saves: int) -> dict:
     with its new row count), not merely until it is replaced: a scan's rewrite of the save before
     it must not be taken for this one."""
     import json
-    import os
     import re
     import statistics
     import subprocess
     import sys
 
-    from bench.data import rows_for, write_shop
-
     work = Path(_scratch())
-    folders = []
-    for i, f in enumerate(shop_set(shops, rows), start=1):
-        folder = work / "shared" / f"门店{i:03d}"
-        folder.mkdir(parents=True)
-        shutil.copy(f, folder / "投诉登记.xlsx")
-        folders.append(folder)
+    folders = _shop_folders(work, shops, rows)
     out = work / "汇总.xlsx"
     log = work / "run.log"
 
@@ -562,9 +567,7 @@ def latency_run(shops: int, rows: int, saves: int) -> dict:
         for i in range(saves):
             k = i * 37 % shops
             n = rows + 1 + i   # a row count this file never had: what 来源 must come to show
-            tmp = folders[k] / f"{i:08X}"
-            write_shop(tmp, rows_for(n, shop=f"S{k + 1:03d}", seed=2000 + i), shop=f"S{k + 1:03d}")
-            os.replace(tmp, folders[k] / "投诉登记.xlsx")
+            _save_shop(folders[k], k, i, n)
             t = time.perf_counter()
             seen = _stamp(out)
             while True:

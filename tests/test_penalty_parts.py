@@ -17,20 +17,17 @@ from complaint_core.store.db import Store
 from scheduler.api import scan_once
 from sync.api import merge_into
 from tests.test_pieces import SHOPS, T0, _grids, _same, _touch
+from tests.test_pieces import chain as chain  # noqa: F401 - the fixture `scanned` builds on
 
 
 @pytest.fixture
-def scanned(tmp_path: Path) -> tuple[Store, Path, Path]:
-    folder = tmp_path / "shops"
-    for n, shop in enumerate(SHOPS):
-        write_shop(folder / shop / f"{shop}.xlsx", rows_for(30, shop=shop, seed=n), shop=shop)
-    store = open_store(tmp_path / "state.sqlite")
-    out = tmp_path / "汇总.xlsx"
-    merge_into(store, [folder], out, now=T0)
+def scanned(chain: tuple[Store, Path, Path]) -> tuple[Store, Path, Path]:
+    """test_pieces's chain of four shops, scanned: every shop has penalty lines, each its part."""
+    store, _folder, out = chain
     assert scan_once(store, now=T0).new_penalties > 0
     rep = render_merged(store, out, now=T0)
     assert rep.penalties_made == len(SHOPS)
-    return store, folder, out
+    return chain
 
 
 def _lines(out: Path) -> list[list[object]]:

@@ -337,22 +337,27 @@ class PieceCache:
             folder = base / "complaint-desk" / "pieces" / name
         return cls(folder)
 
-    def _path(self, shop: str) -> Path:
-        return self.folder / f"{hashlib.sha256(shop.encode()).hexdigest()[:24]}.piece"
+    def _path(self, shop: str, kind: str = "piece") -> Path:
+        """The file of ``shop``'s piece, or of another ``kind`` of part kept per shop or file."""
+        return self.folder / f"{hashlib.sha256(shop.encode()).hexdigest()[:24]}.{kind}"
 
     def has(self, shop: str) -> bool:
         """Whether a piece of ``shop`` is kept (usable or not: ``load`` tells)."""
         return self._path(shop).is_file()
 
-    def load(self, shop: str) -> Piece | None:
+    def _unpickled(self, path: Path, what: str) -> Any:
+        """What ``path`` holds, or None when it is missing, torn or foreign (only a cache miss)."""
         try:
-            with open(self._path(shop), "rb") as fh:
-                piece = pickle.load(fh)   # noqa: S301 - our own file, in a folder only this user writes
+            with open(path, "rb") as fh:
+                return pickle.load(fh)   # noqa: S301 - our own file, in a folder only this user writes
         except FileNotFoundError:
             return None
         except Exception as exc:  # noqa: BLE001 - a torn or foreign file is only a cache miss
-            log.info("门店 %s 的缓存无法读取，重新生成 (piece unreadable: %s)", shop, exc)
+            log.info("%s 的缓存无法读取，重新生成 (cache unreadable: %s)", what, exc)
             return None
+
+    def load(self, shop: str) -> Piece | None:
+        piece = self._unpickled(self._path(shop), f"门店 {shop}")
         return piece if isinstance(piece, Piece) else None
 
     def save(self, shop: str, piece: Piece) -> None:
@@ -381,48 +386,31 @@ class PieceCache:
             if tmp is not None:
                 Path(tmp).unlink(missing_ok=True)
 
-    def _penalties_path(self, shop: str) -> Path:
-        return self.folder / f"{hashlib.sha256(shop.encode()).hexdigest()[:24]}.penalties"
-
     def penalties(self, shop: str) -> PenaltyPart | None:
         """The shop's part of 处罚 as the last write made it (merged/penalty_parts.py)."""
-        try:
-            with open(self._penalties_path(shop), "rb") as fh:
-                part = pickle.load(fh)   # noqa: S301 - our own file, in a folder only this user writes
-        except FileNotFoundError:
-            return None
-        except Exception as exc:  # noqa: BLE001 - a torn or foreign file is only a cache miss
-            log.info("门店 %s 的处罚缓存无法读取，重新生成 (penalty part unreadable: %s)", shop, exc)
-            return None
+        part = self._unpickled(self._path(shop, "penalties"), f"门店 {shop} 的处罚")
         return part if isinstance(part, PenaltyPart) else None
 
     def save_penalties(self, shop: str, part: PenaltyPart) -> None:
-        self._save(self._penalties_path(shop), part)
-
-    def _findings_path(self, source: str) -> Path:
-        return self.folder / f"{hashlib.sha256(source.encode()).hexdigest()[:24]}.findings"
+        self._save(self._path(shop, "penalties"), part)
 
     def findings(self, source: str, key: str) -> tuple[Segment, int] | None:
         """A file's 校验问题 rows as the last write encoded them, if its findings are the same."""
-        try:
-            with open(self._findings_path(source), "rb") as fh:
-                got = pickle.load(fh)   # noqa: S301 - our own file, in a folder only this user writes
-        except Exception:  # noqa: BLE001 - missing, torn or foreign: only a cache miss
-            return None
+        got = self._unpickled(self._path(source, "findings"), source)
         if isinstance(got, tuple) and len(got) == 3 and got[0] == key and isinstance(got[1], Segment):
             return got[1], int(got[2])
         return None
 
     def save_findings(self, source: str, key: str, segment: Segment, rows: int) -> None:
-        self._save(self._findings_path(source), (key, segment, rows))
+        self._save(self._path(source, "findings"), (key, segment, rows))
 
     def forget(self, shops: set[str], sources: set[str], penalty_shops: set[str]) -> None:
         """Remove the pieces of shops, the findings of files and the 处罚 parts of shops the
         store no longer has."""
         if not self.folder.is_dir():
             return
-        wanted = {self._path(shop).name for shop in shops} | {self._findings_path(s).name for s in sources}
-        wanted |= {self._penalties_path(shop).name for shop in penalty_shops}
+        wanted = {self._path(shop).name for shop in shops} | {self._path(s, "findings").name for s in sources}
+        wanted |= {self._path(shop, "penalties").name for shop in penalty_shops}
         for path in [*self.folder.glob("*.piece"), *self.folder.glob("*.findings"), *self.folder.glob("*.penalties")]:
             if path.name not in wanted:
                 path.unlink(missing_ok=True)

@@ -42,7 +42,6 @@ from .report import (
     case_book_sheet,
     overdue_sheet,
     penalty_frame,
-    penalty_sheet,
 )
 from .sheets import (
     FINDING_COLUMNS,
@@ -181,7 +180,7 @@ def _read_back(store: Store, out: Path, now: datetime) -> int:
     PostgreSQL) is adopted whole: every manager cell that differs from what the shops' files
     say is taken as the manager's, and the reminders it records as sent are not sent again.
     """
-    back = read_manager_edits(out, [all_sheet(), penalty_sheet([], {})])
+    back = read_manager_edits(out, [all_sheet(), penalty_frame([])])
     if not back.found:
         return 0
     ours = store.store_id()

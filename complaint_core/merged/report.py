@@ -75,10 +75,6 @@ def penalty_row(e: PenaltyEvent, conf: dict[str, str]) -> list[Any]:
             PENALTY_STATE_ZH.get(decided or "", "待确认"), decided]
 
 
-def penalty_sheet(events: Iterable[PenaltyEvent], conf: dict[str, str]) -> SheetData:
-    return penalty_frame([penalty_row(e, conf) for e in events])
-
-
 def penalty_frame(rows: list[list[Any]] | Spooled) -> SheetData:
     """处罚 with ``rows`` (a list, or the spool merged/penalty_parts.py laid them into)."""
     return SheetData("处罚", PENALTY_COLUMNS, rows, key_columns=("event_id",),

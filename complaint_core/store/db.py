@@ -404,8 +404,8 @@ class Store:
     def penalty_events(self, conn: Connection | None = None) -> list[PenaltyEvent]:
         """Every penalty event the scans stored, by day."""
         ev = st.penalty_events.c
-        # by position, in the event's field order: every render of 处罚 reads every event the
-        # chain has had (years of per-day penalties), and a mapping per row cost 20 µs of them
+        # by position, in the event's field order (``_penalty_event``): a shop's part of 处罚 is
+        # made from years of per-day penalties, and a mapping per row cost 20 µs of them
         columns = [ev[name] for name in _EVENT_FIELDS]
         with self._conn(conn) as c:
             rows = c.execute(select(*columns).order_by(ev.day, ev.event_id))
@@ -594,13 +594,10 @@ def file_findings(path: str, shop: str, data: str) -> Iterator[FindingRow]:
 
 
 def _penalty_event(row: Sequence[Any]) -> PenaltyEvent:
-    """An event from its columns in ``_EVENT_FIELDS`` order."""
-    return PenaltyEvent(*row) if None not in row else _event(row)
-
-
-def _event(row: Sequence[Any]) -> PenaltyEvent:
-    """An event from a row holding NULL: a text column left NULL by an older version reads as ""
-    (the event's fields are text; the others are NOT NULL)."""
+    """An event from its columns in ``_EVENT_FIELDS`` order. A text column an older version left
+    NULL reads as "" (the event's fields are text; the others are NOT NULL)."""
+    if None not in row:
+        return PenaltyEvent(*row)
     values: list[Any] = ["" if v is None and n in _EVENT_TEXT else v for n, v in zip(_EVENT_FIELDS, row, strict=True)]
     return PenaltyEvent(*values)
 
