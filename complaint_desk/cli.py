@@ -107,9 +107,21 @@ def main(verbose: bool) -> None:
 
     Complaint Desk: check complaint workbooks, fill handling steps, merge shops, flag overdue.
     """
+    _printable_names()
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _listen_store_errors()
+
+
+def _printable_names() -> None:
+    """A file name that is not UTF-8 (a GBK name on a share mounted without a UTF-8 character
+    set) is printed with its odd characters as ``\\udcNN``, in the output and in the log: a
+    strict UTF-8 terminal or service log made the one line about it an internal error."""
+    import io
+
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+            stream.reconfigure(errors="backslashreplace")
 
 
 @main.command()

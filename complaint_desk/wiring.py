@@ -78,11 +78,18 @@ def merge_once(cfg: Config, now: datetime) -> OnceMerge | None:
 class _Sync:
     """``scheduler.daemon.SyncHook``: the watcher beside the daemon, one merge for ``run --once``."""
 
+    def __init__(self) -> None:
+        self.watcher: Daemon | None = None
+
     def start(self, sched: BaseScheduler, cfg: Config) -> Daemon | None:
-        return start_watcher(sched, cfg)
+        self.watcher = start_watcher(sched, cfg)
+        return self.watcher
 
     def once(self, cfg: Config, now: datetime) -> OnceMerge | None:
         return merge_once(cfg, now)
+
+    def alive(self) -> bool:
+        return self.watcher is None or self.watcher.alive()
 
 
 SYNC = _Sync()

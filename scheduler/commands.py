@@ -70,8 +70,7 @@ def run_command(sync: SyncHook | None = None) -> click.Command:
                 raise OneLineError("--now 只能与 --once 一起使用 / --now needs --once")
             from .daemon import run
 
-            run(config, sync)
-            return
+            raise SystemExit(run(config, sync))
         from .daemon import run_once
 
         rep = run_once(config, sync, now=clock)

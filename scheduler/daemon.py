@@ -51,6 +51,9 @@ class SyncHook(Protocol):
     def once(self, cfg: Config, now: datetime) -> OnceMerge | None:
         """``run --once``: read the ``[sync]`` folders into the store once (None: no folders set)."""
 
+    def alive(self) -> bool:
+        """Whether the watcher ``start`` started is still merging (True when none was started)."""
+
 
 def zone(cfg: Config) -> tzinfo:
     """The shop's time zone: ``[scan] timezone``, else the machine's own (APScheduler's default)."""
@@ -342,8 +345,19 @@ def run_once(config_path: str | Path, sync: SyncHook | None = None, *,
     return OnceReport(merged, scanned, sent, render_error)
 
 
-def run(config_path: str | Path, sync: SyncHook | None = None) -> None:
-    """Run until stopped; refuses to start when another copy holds the store's lock."""
+def _gone(sched: BaseScheduler, sync: SyncHook | None) -> str:
+    """What of the daemon has stopped on its own ("" while the scheduler and the watcher run)."""
+    if not sched.running:
+        return "调度器"
+    if sync is not None and not sync.alive():
+        return "文件夹监视"
+    return ""
+
+
+def run(config_path: str | Path, sync: SyncHook | None = None) -> int:
+    """Run until stopped; refuses to start when another copy holds the store's lock. Returns the
+    exit code: 0 when stopped by a signal, 1 when the scheduler or the watcher stopped on its own
+    (the service manager then starts a copy that works, rather than one that only waits)."""
     from complaint_core.store import open_store
 
     from .lock import DaemonLock
@@ -355,11 +369,18 @@ def run(config_path: str | Path, sync: SyncHook | None = None) -> None:
         # so a signal never lands inside the scheduler's or the store's work
         sched = scheduler_for(config_path, blocking=False, sync=sync)
         _threads_on_sigusr1()
+        gone = ""
         if not stopped():   # a stop asked while starting: no scan is begun
             sched.start()
             try:
-                while not stopped():
+                while not stopped() and not (gone := _gone(sched, sync)):
                     time.sleep(STOP_POLL)
             finally:
-                sched.shutdown(wait=True)
+                if sched.running:
+                    sched.shutdown(wait=True)
+        if gone:
+            log.error("%s已意外停止，后台进程退出以便服务重新启动 (%s stopped)", gone,
+                      "scheduler" if gone == "调度器" else "folder watcher")
+            return 1
         log.info("后台进程已停止")
+        return 0

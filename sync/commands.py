@@ -101,6 +101,10 @@ def _watch(sources: list[Path], poll_sources: list[Path], out: Path, state_url: 
     click.echo(f"正在监视 {len(daemon.sources)} 个文件夹 → {out}（Ctrl+C 退出）")
     try:
         while not stop.wait(1):
-            pass
+            if not daemon.alive():
+                # the worker is gone (it never stops on an error of its own): end with an error
+                # so that the service manager starts a copy that merges again
+                click.echo("合并线程已意外停止，退出以便服务重新启动 (the merging worker stopped)", err=True)
+                raise SystemExit(1)
     finally:
         daemon.stop()

@@ -15,7 +15,7 @@ from complaint_core.store import open_store
 
 from .api import default_state_url, merge_into
 from .feedback import FeedbackWriter, safe_pass
-from .files import is_ignored
+from .files import is_ignored, real
 from .pipeline import EMPTY_FOLDER_GRACE, MergeReport, pending_retries
 from .settle import quiet_enough
 from .watch import Watchers
@@ -24,6 +24,30 @@ log = logging.getLogger("complaint_desk.sync")
 
 MIN_RETRY_GAP = 1.0     # seconds between two retry passes, whatever the stored next-try times say
 ERROR_RETRY_GAP = 30.0  # seconds before a merge that raised is tried again
+ERROR_PAUSE = 1.0       # seconds the worker waits after a turn of its loop raised
+ERROR_REPEAT = 600.0    # the same trouble is logged again (with its traceback) at most this often
+
+
+class _Trouble:
+    """What went wrong in the worker's loop, logged with its traceback the first time and then at
+    most every ``ERROR_REPEAT`` seconds: a fault that comes back every second must not fill the
+    service log, nor be forgotten."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+
+    def said(self) -> None:
+        import sys
+        import traceback
+
+        exc = sys.exc_info()[1]
+        # the same trouble is the same kind of error from the same line, whatever file it names
+        where = traceback.extract_tb(exc.__traceback__)[-1] if exc is not None and exc.__traceback__ else None
+        kind = f"{type(exc).__name__}@{where.filename}:{where.lineno}" if where else repr(exc)
+        now = time.monotonic()
+        if now - self._last.get(kind, -ERROR_REPEAT) >= ERROR_REPEAT:
+            self._last[kind] = now
+            log.exception("监视循环出错，继续运行 (watch loop error, carrying on)")
 
 
 class Daemon:
@@ -39,10 +63,10 @@ class Daemon:
                  quick_settle_seconds: float = 0.5, clock: Callable[[], datetime] = datetime.now, feedback: bool = False,
                  empty_grace: timedelta | None = EMPTY_FOLDER_GRACE,
                  on_read: Callable[[MergeReport], object] | None = None) -> None:
-        polled = [Path(s).resolve() for s in poll_sources]
+        polled = [real(s) for s in poll_sources]
         # a polled folder is a source too; naming it under both options is not an error
-        self.sources = list(dict.fromkeys([Path(s).resolve() for s in sources] + polled))
-        self.out = Path(out).resolve()
+        self.sources = list(dict.fromkeys([real(s) for s in sources] + polled))
+        self.out = real(out)
         self.store = open_store(state_url or default_state_url(self.out))
         self.rescan_interval = rescan_interval
         self.settle = settle_seconds
@@ -69,6 +93,12 @@ class Daemon:
         self.watchers.start()
         self._thread = threading.Thread(target=self._run, name="complaint-sync", daemon=True)
         self._thread.start()
+
+    def alive(self) -> bool:
+        """Whether the worker is still there to merge (False before ``start`` and after ``stop``):
+        ``sync --watch`` and ``run`` end with an error when it is gone, so that the service
+        manager starts them again instead of a process that watches and never merges."""
+        return self._thread is not None and self._thread.is_alive() and not self._stop.is_set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -113,7 +143,7 @@ class Daemon:
     def _relevant(self, path: Path) -> bool:
         if path in self.sources:
             return True  # a folder-level hint (observer restarted)
-        if path.resolve() == self.out or path.name.startswith(TEMP_PREFIX) or \
+        if real(path) == self.out or path.name.startswith(TEMP_PREFIX) or \
                 path.name.startswith(f".{self.out.stem}.state"):
             return False
         # Excel's extension-less temp names matter only through the rename that follows;
@@ -126,44 +156,56 @@ class Daemon:
         dirty_since: float | None = None
         last_hint = 0.0
         changed: set[Path] = set()   # what the events of this burst named
+        trouble = _Trouble()
         while not self._stop.is_set():
-            # wake when a quiet period ends, not at the next fifth of a second after it
-            wait = 0.2
-            if dirty_since is not None:
-                quiet = time.monotonic() - last_hint
-                wait = min(0.2, max((self.quick_settle if quiet < self.quick_settle else self.settle) - quiet, 0.01))
             try:
-                path, at = self.hints.get(timeout=wait)
-                if self._relevant(path):
-                    dirty_since = dirty_since or at
-                    last_hint = at
-                    changed.add(path)
-                if dirty_since is None or time.monotonic() - dirty_since < self.max_defer:
-                    continue
-            except queue.Empty:
-                pass
-            self.watchers.check()
-            now = time.monotonic()
-            # debounce: merge once the folder has been quiet for settle seconds (quick_settle
-            # when every file named is a finished package), but a folder that never goes
-            # quiet (twenty tills saving all day) is merged every max_defer
-            if dirty_since is not None and (
-                    quiet_enough(now - last_hint, changed, quick=self.quick_settle, settle=self.settle)
-                    or now - dirty_since >= self.max_defer):
-                dirty_since = None
-                changed.clear()
-                self._safe_merge()
-                last_scan = time.monotonic()
-            elif now - last_scan >= self.rescan_interval or (self.redo_at is not None and now >= self.redo_at):
-                self._safe_merge()
-                last_scan = time.monotonic()
-            elif self.retry_at is not None and now >= self.retry_at:
-                # the backoff of a failed file ended: a share that reports nothing would
-                # otherwise leave the fixed file unread until the next full rescan
-                self._safe(self.retry_now)
-            elif self.feedback is not None and self.feedback.due():
-                # no file changed, but a deadline may have turned due soon or overdue
-                safe_pass(self.feedback, self.sources, now=self.clock(), out=self.out)
+                dirty_since, last_hint, last_scan = self._step(changed, dirty_since, last_hint, last_scan)
+            except Exception:  # noqa: BLE001 - one odd event or folder never ends the merging
+                trouble.said()
+                self._stop.wait(ERROR_PAUSE)
+
+    def _step(self, changed: set[Path], dirty_since: float | None, last_hint: float,
+              last_scan: float) -> tuple[float | None, float, float]:
+        """One turn of the worker's loop: take a hint or wait a little, then merge, retry or write
+        feedback when due. Returns (dirty since, last hint, last scan) for the next turn."""
+        # wake when a quiet period ends, not at the next fifth of a second after it
+        wait = 0.2
+        if dirty_since is not None:
+            quiet = time.monotonic() - last_hint
+            wait = min(0.2, max((self.quick_settle if quiet < self.quick_settle else self.settle) - quiet, 0.01))
+        try:
+            path, at = self.hints.get(timeout=wait)
+            if self._relevant(path):
+                dirty_since = dirty_since or at
+                last_hint = at
+                changed.add(path)
+            if dirty_since is None or time.monotonic() - dirty_since < self.max_defer:
+                return dirty_since, last_hint, last_scan
+        except queue.Empty:
+            pass
+        self.watchers.check()
+        now = time.monotonic()
+        # debounce: merge once the folder has been quiet for settle seconds (quick_settle
+        # when every file named is a finished package), but a folder that never goes
+        # quiet (twenty tills saving all day) is merged every max_defer
+        if dirty_since is not None and (
+                quiet_enough(now - last_hint, changed, quick=self.quick_settle, settle=self.settle)
+                or now - dirty_since >= self.max_defer):
+            dirty_since = None
+            changed.clear()
+            self._safe_merge()
+            last_scan = time.monotonic()
+        elif now - last_scan >= self.rescan_interval or (self.redo_at is not None and now >= self.redo_at):
+            self._safe_merge()
+            last_scan = time.monotonic()
+        elif self.retry_at is not None and now >= self.retry_at:
+            # the backoff of a failed file ended: a share that reports nothing would
+            # otherwise leave the fixed file unread until the next full rescan
+            self._safe(self.retry_now)
+        elif self.feedback is not None and self.feedback.due():
+            # no file changed, but a deadline may have turned due soon or overdue
+            safe_pass(self.feedback, self.sources, now=self.clock(), out=self.out)
+        return dirty_since, last_hint, last_scan
 
     def _safe_merge(self) -> MergeReport | None:
         return self._safe(self.merge_now)

@@ -29,7 +29,7 @@ from complaint_core.playbook import DEFAULT_PLAYBOOK, Playbook
 from complaint_core.settings import DEFAULTS
 from complaint_core.validate import validate_table
 
-from .files import is_conflict_copy, list_sources
+from .files import is_conflict_copy, list_sources, path_text
 
 log = logging.getLogger("complaint_desk.sync")
 
@@ -118,7 +118,8 @@ class FeedbackWriter:
         report = FeedbackReport()
         with self._lock:
             self.last_pass = time.monotonic()
-            sources = [p for p in list_sources(folders, out=out) if not is_conflict_copy(p)]
+            # a name that is not UTF-8 is not merged (来源 says why): no feedback for it either
+            sources = [p for p in list_sources(folders, out=out) if not is_conflict_copy(p) and path_text(p) == str(p)]
             for gone in set(self._cache) - set(sources):
                 del self._cache[gone]
             for source in sources:

@@ -46,9 +46,29 @@ _LABEL = re.compile(r"(?:q[1-4]|h[12]|v\d+|\d{4}(?:q[1-4]|h[12]|\d{2})?|\d{1,2}�
 _WPS = re.compile(r"^(?P<orig>.+)-副本(?:\s*[（(]\d+[）)])?$")
 
 
+def real(path: Path | str) -> Path:
+    """``path`` with its links followed, as far as they go: never an error. ``Path.resolve``
+    raises on a link that points at itself (a loop a shop PC or a NAS can leave in a shared
+    folder), and that one entry stopped every merge."""
+    return Path(os.path.realpath(path))
+
+
+def path_text(path: Path) -> str:
+    """``path`` as the store, the log and 来源 write it. A name that is not UTF-8 (a share
+    mounted without a UTF-8 character set shows a GBK name so) is written with its odd bytes
+    as ``\\xNN``: the text always encodes, and names no other shop's file (Windows allows no
+    backslash in a file name)."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path).decode("utf-8", "backslashreplace")
+    return text
+
+
 def is_ignored(path: Path, *, out: Path | None = None) -> bool:
     name = path.name
-    if out is not None and path.resolve() == out.resolve():
+    if out is not None and real(path) == real(out):
         return True  # the daemon's own merged workbook
     if path.parent.name == FEEDBACK_DIR:
         return True  # our feedback for the shop (sync/feedback.py), never a shop workbook

@@ -31,7 +31,7 @@ from complaint_core.store import Store
 from complaint_core.store import tables as t
 from complaint_core.store.ingest import ingest_prepared, mark_missing, record_failure
 
-from .files import conflict_client, is_ignored, scan_folder
+from .files import conflict_client, is_ignored, path_text, real, scan_folder
 
 log = logging.getLogger("complaint_desk.sync")
 
@@ -124,6 +124,21 @@ def _unavailable(store: Store, path: str, prev: Row[Any], reason: str, now: date
     return True
 
 
+ODD_NAME = ("文件名不是 UTF-8 编码（多为共享盘挂载时未设 UTF-8 字符集，显示为 GBK 文件名），未合并；"
+            "请按 UTF-8 挂载共享盘或改用英文/数字文件名 (file name is not UTF-8: mount the share "
+            "with a UTF-8 character set, docs/sync.md)")
+
+
+def _odd_name(store: Store, name: Path, prev: Row[Any] | None, now: datetime) -> FileResult:
+    """A file whose name cannot be written as text (``path_text``): listed on 来源 under its
+    escaped name with the reason, never read, and said once, not at every rescan. The store
+    and the log cannot hold its name as it is, and the shop's other files are merged as ever."""
+    if prev is None or prev.status != "error" or prev.error != ODD_NAME:
+        record_failure(store, name, ODD_NAME, status="error", attempts=0, next_try=None, now=now)
+        log.warning("文件名编码无法识别 %s: 未合并", name)
+    return FileResult(name, "failed", ODD_NAME)
+
+
 def _failed(store: Store, path: Path, prev: Row[Any] | None, exc: UnreadableWorkbook, size: int, mtime: float,
             now: datetime) -> FileResult:
     attempts = (prev.attempts or 0) + 1 if prev is not None and prev.mtime == mtime else 1
@@ -152,6 +167,9 @@ def read_files(store: Store, paths: list[Path], *, known: dict[str, Row[Any]], n
     first: dict[Path, tuple[int, int]] = {}
     st: os.stat_result | None
     for path in paths:
+        if (name := path_text(path)) != str(path):
+            results[path] = _odd_name(store, Path(name), known.get(name), now)
+            continue
         prev = known.get(str(path))
         client = conflict_client(path)
         if client is not None:
@@ -237,7 +255,7 @@ def read_files(store: Store, paths: list[Path], *, known: dict[str, Row[Any]], n
 
 
 def _roots(folders: list[Path]) -> list[str]:
-    return sorted({str(f.resolve()) for f in folders} | {str(f) for f in folders})
+    return sorted({str(real(f)) for f in folders} | {str(f) for f in folders})
 
 
 def _under(path: str, roots: list[str]) -> bool:
@@ -291,7 +309,7 @@ def scan(store: Store, folders: list[Path], *, out: Path | None, now: datetime, 
     for res in read_files(store, paths, known=known, now=now, settle=settle, progress=progress):
         {"read": report.read, "failed": report.failed, "retry_later": report.failed}.get(res.outcome, report.skipped).append(res)
     if only is None:
-        present = {str(p) for p in paths}
+        present = {path_text(p) for p in paths}
         for path, row in known.items():
             if path in present or row.status == "missing" or is_ignored(Path(path), out=out):
                 continue

@@ -127,3 +127,26 @@ def test_validate_into_a_closed_pipe_is_one_line(tmp_path: Path) -> None:
     assert len(proc.stdout.splitlines()) == 1
     assert "Traceback" not in proc.stderr and "内部错误" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) <= 1
+
+
+def test_a_file_name_that_is_not_utf8_is_printed_not_a_crash(tmp_path):
+    """A GBK name on a share mounted without a UTF-8 character set: ``validate`` reads the file
+    and prints its name escaped; ``sync --once`` lists it as not merged, merges the rest and
+    writes the other files' feedback.
+    Run with a strict UTF-8 output, as a service log or a UTF-8 terminal has it."""
+    folder = _shop(tmp_path)
+    odd = os.path.join(os.fsencode(folder), "南京店".encode("gbk") + b".xlsx")
+    with open(odd, "wb") as fh:
+        fh.write((folder / "投诉.xlsx").read_bytes())
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}
+    proc = subprocess.run([*CLI, "validate", os.fsdecode(odd), "--now", NOW.isoformat()], capture_output=True,
+                          env=env, timeout=120)
+    out = proc.stdout.decode("utf-8") + proc.stderr.decode("utf-8")
+    assert proc.returncode in (0, 1) and "内部错误" not in out and "\\udc" in out, out
+    merged = tmp_path / "merged.xlsx"
+    proc = subprocess.run([*CLI, "sync", "--once", "--feedback", "--source", str(folder), "--out", str(merged)],
+                          capture_output=True, env=env, timeout=120)
+    out = proc.stdout.decode("utf-8") + proc.stderr.decode("utf-8")
+    assert proc.returncode == 1 and "内部错误" not in out, out
+    assert "文件名不是 UTF-8 编码" in out and merged.is_file(), out
+    assert [p.name for p in (folder / "_反馈").iterdir() if p.suffix == ".xlsx"] == ["投诉_反馈.xlsx"]

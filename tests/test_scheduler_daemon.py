@@ -261,3 +261,35 @@ def test_a_stop_signal_only_raises_a_flag_even_inside_a_held_lock():
     finally:
         for sig, handler in before.items():
             signal.signal(sig, handler)
+
+
+def test_run_ends_with_an_error_when_its_watcher_stops(tmp_path):
+    """A ``run`` whose folder watcher has stopped only waits: it now ends with exit code 1, so
+    that the service manager (NSSM, systemd) starts a copy that merges again."""
+    import threading
+    import time
+
+    from complaint_desk.wiring import SYNC
+    from scheduler.daemon import run
+    from tests.support.workbooks import NOW, sample_rows, write_rows
+
+    shop = tmp_path / "SH01"
+    shop.mkdir()
+    write_rows(shop / "a.xlsx", sample_rows(3, seed=1, now=NOW), shop="SH01")
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(f'[store]\nurl = "state.db"\nmerged = "merged.xlsx"\n[sync]\nsources = ["{shop}"]\n',
+                   encoding="utf-8")
+    SYNC.watcher = None
+    code: list[int] = []
+    runner = threading.Thread(target=lambda: code.append(run(cfg, SYNC)), daemon=True)
+    runner.start()
+    deadline = time.monotonic() + 60
+    while not (SYNC.watcher is not None and SYNC.watcher.merges) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert SYNC.alive() and runner.is_alive()
+    SYNC.watcher.stop()   # as if its worker had died
+    runner.join(60)
+    assert code == [1]
+    # the next run takes the lock again: nothing was left held
+    with DaemonLock(open_store(f"sqlite:///{tmp_path / 'state.db'}")):
+        pass

@@ -243,3 +243,62 @@ def test_a_folder_that_never_goes_quiet_is_still_merged(tmp_path: Path) -> None:
     finally:
         stop.set()
         daemon.stop()
+
+
+def test_the_watcher_keeps_merging_after_a_link_loop_appears(tmp_path: Path) -> None:
+    """A link that points at itself, left in a shop folder while the watcher runs: its event
+    made ``Path.resolve`` raise in the worker, which died, and no later save was ever merged
+    (the process kept running). It is now one line on 来源 and the next save is merged."""
+    shop = tmp_path / "SH01"
+    shop.mkdir()
+    rows = sample_rows(8, seed=5, now=NOW, shop="SH01")
+    write_shop_workbook(shop / "投诉.xlsx", rows[:6])
+    out = tmp_path / "merged.xlsx"
+    daemon = Daemon([shop], out, str(tmp_path / "state.sqlite"), rescan_interval=3600, settle_seconds=0.5,
+                    clock=lambda: NOW)
+    daemon.start()
+    try:
+        wait_for(lambda: len(ids(out)) == 6)
+        os.symlink("回环.xlsx", shop / "回环.xlsx")
+        time.sleep(1.5)   # its event is taken and merged (a failed read) before the next save
+        write_shop_workbook(shop / "投诉2.xlsx", rows[6:])
+        wait_for(lambda: len(ids(out)) == 8)
+        assert daemon.alive()
+        sources = CalamineWorkbook.from_path(str(out)).get_sheet_by_name("来源").to_python()
+        loop = [r for r in sources if str(r[1]).endswith("回环.xlsx")]
+        assert loop and "symbolic links" in loop[0][5], sources
+    finally:
+        daemon.stop()
+    assert not daemon.alive()
+
+
+class _Faulty(Daemon):
+    """A fault no shop file causes today, injected where an event is first looked at."""
+
+    def _relevant(self, path: Path) -> bool:
+        if path.name.startswith("坏"):
+            raise ValueError(f"unexpected event {path.name}")
+        return super()._relevant(path)
+
+
+def test_a_turn_of_the_worker_that_raises_is_logged_once_and_merging_goes_on(tmp_path: Path, caplog) -> None:
+    shop = tmp_path / "SH01"
+    shop.mkdir()
+    rows = sample_rows(6, seed=6, now=NOW, shop="SH01")
+    write_shop_workbook(shop / "投诉.xlsx", rows[:4])
+    out = tmp_path / "merged.xlsx"
+    daemon = _Faulty([shop], out, str(tmp_path / "state.sqlite"), rescan_interval=3600, settle_seconds=0.5,
+                     clock=lambda: NOW)
+    daemon.start()
+    try:
+        wait_for(lambda: len(ids(out)) == 4)
+        for i in range(3):   # the same fault three times over: one log entry, with its traceback
+            daemon.hints.put((shop / f"坏{i}.xlsx", time.monotonic()))
+        time.sleep(4)
+        write_shop_workbook(shop / "投诉2.xlsx", rows[4:])
+        wait_for(lambda: len(ids(out)) == 6)
+        assert daemon.alive()
+    finally:
+        daemon.stop()
+    said = [r for r in caplog.records if "监视循环出错" in r.getMessage()]
+    assert len(said) == 1 and said[0].exc_info is not None
