@@ -23,6 +23,14 @@ from pathlib import Path
 
 from .errors import UnreadableWorkbook, UnsafeWorkbook
 
+
+def real_path(path: Path | str) -> Path:
+    """``path`` with its links followed, as far as they go: never an error. ``Path.resolve``
+    raises on a link that points at itself (a loop a shop PC or a NAS can leave in a shared
+    folder, or a mistyped setting), and that one entry stopped every merge."""
+    return Path(os.path.realpath(path))
+
+
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 MAX_MEMBERS = 10_000
 MAX_TOTAL_UNCOMPRESSED = 1 << 30          # 1 GiB of XML is ~1M rows x 36 columns; beyond is hostile

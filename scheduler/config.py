@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from complaint_core.errors import BadSetting
+from complaint_core.safety import real_path
 
 if TYPE_CHECKING:
     from .robots import Robot
@@ -97,11 +98,11 @@ def load_config(path: str | Path) -> Config:
     base = path.parent
     for section, name in (("store", "merged"), ("rules", "path"), ("mail", "outbox_dir")):
         if out[section][name]:
-            out[section][name] = str((base / out[section][name]).resolve())
+            out[section][name] = str(real_path(base / out[section][name]))
     for name in ("sources", "poll_sources"):
         if not all(isinstance(s, str) and s for s in out["sync"][name]):
             raise BadSetting(f"{path.name} [sync] {name}", out["sync"][name], "应为文件夹路径的列表")
-        out["sync"][name] = [str((base / s).resolve()) for s in out["sync"][name]]
+        out["sync"][name] = [str(real_path(base / s)) for s in out["sync"][name]]
     for section, name in (("scan", "interval_minutes"), ("mail", "send_interval_minutes")):
         if out[section][name] < 1:
             # 0 or less would rewrite the merged workbook (or poll the mail server) every second
@@ -117,7 +118,7 @@ def load_config(path: str | Path) -> Config:
         raise BadSetting(f"{path.name} [store] merged", "", "监视门店文件夹时必须填写汇总工作簿路径")
     url = out["store"]["url"]
     if "://" not in url:
-        out["store"]["url"] = str((base / url).resolve())
+        out["store"]["url"] = str(real_path(base / url))
     return Config(store=out["store"], rules=out["rules"], scan=out["scan"], mail=out["mail"], sync=out["sync"],
                   bot=out["bot"])
 

@@ -11,11 +11,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from complaint_core.atomic import TEMP_PREFIX
+from complaint_core.safety import real_path
 from complaint_core.store import open_store
 
 from .api import default_state_url, merge_into
 from .feedback import FeedbackWriter, safe_pass
-from .files import is_ignored, real
+from .files import is_ignored
 from .pipeline import EMPTY_FOLDER_GRACE, MergeReport, pending_retries
 from .settle import quiet_enough
 from .watch import Watchers
@@ -63,10 +64,10 @@ class Daemon:
                  quick_settle_seconds: float = 0.5, clock: Callable[[], datetime] = datetime.now, feedback: bool = False,
                  empty_grace: timedelta | None = EMPTY_FOLDER_GRACE,
                  on_read: Callable[[MergeReport], object] | None = None) -> None:
-        polled = [real(s) for s in poll_sources]
+        polled = [real_path(s) for s in poll_sources]
         # a polled folder is a source too; naming it under both options is not an error
-        self.sources = list(dict.fromkeys([real(s) for s in sources] + polled))
-        self.out = real(out)
+        self.sources = list(dict.fromkeys([real_path(s) for s in sources] + polled))
+        self.out = real_path(out)
         self.store = open_store(state_url or default_state_url(self.out))
         self.rescan_interval = rescan_interval
         self.settle = settle_seconds
@@ -143,7 +144,7 @@ class Daemon:
     def _relevant(self, path: Path) -> bool:
         if path in self.sources:
             return True  # a folder-level hint (observer restarted)
-        if real(path) == self.out or path.name.startswith(TEMP_PREFIX) or \
+        if real_path(path) == self.out or path.name.startswith(TEMP_PREFIX) or \
                 path.name.startswith(f".{self.out.stem}.state"):
             return False
         # Excel's extension-less temp names matter only through the rename that follows;

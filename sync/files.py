@@ -17,6 +17,7 @@ from pathlib import Path
 
 from complaint_core.atomic import TEMP_PREFIX
 from complaint_core.feedback import FEEDBACK_DIR
+from complaint_core.safety import real_path
 
 # Every format python-calamine reads (what a file *is* is decided from its content when read);
 # .csv is listed so that 来源 tells the shop to save it as .xlsx instead of ignoring it.
@@ -46,13 +47,6 @@ _LABEL = re.compile(r"(?:q[1-4]|h[12]|v\d+|\d{4}(?:q[1-4]|h[12]|\d{2})?|\d{1,2}�
 _WPS = re.compile(r"^(?P<orig>.+)-副本(?:\s*[（(]\d+[）)])?$")
 
 
-def real(path: Path | str) -> Path:
-    """``path`` with its links followed, as far as they go: never an error. ``Path.resolve``
-    raises on a link that points at itself (a loop a shop PC or a NAS can leave in a shared
-    folder), and that one entry stopped every merge."""
-    return Path(os.path.realpath(path))
-
-
 def path_text(path: Path) -> str:
     """``path`` as the store, the log and 来源 write it. A name that is not UTF-8 (a share
     mounted without a UTF-8 character set shows a GBK name so) is written with its odd bytes
@@ -68,7 +62,7 @@ def path_text(path: Path) -> str:
 
 def is_ignored(path: Path, *, out: Path | None = None) -> bool:
     name = path.name
-    if out is not None and real(path) == real(out):
+    if out is not None and real_path(path) == real_path(out):
         return True  # the daemon's own merged workbook
     if path.parent.name == FEEDBACK_DIR:
         return True  # our feedback for the shop (sync/feedback.py), never a shop workbook

@@ -27,11 +27,12 @@ from sqlalchemy.engine import Row
 
 from complaint_core.errors import SourceFolderUnavailable, UnreadableWorkbook
 from complaint_core.isolate import read_many_isolated, warm_children
+from complaint_core.safety import real_path
 from complaint_core.store import Store
 from complaint_core.store import tables as t
 from complaint_core.store.ingest import ingest_prepared, mark_missing, record_failure
 
-from .files import conflict_client, is_ignored, path_text, real, scan_folder
+from .files import conflict_client, is_ignored, path_text, scan_folder
 
 log = logging.getLogger("complaint_desk.sync")
 
@@ -255,7 +256,7 @@ def read_files(store: Store, paths: list[Path], *, known: dict[str, Row[Any]], n
 
 
 def _roots(folders: list[Path]) -> list[str]:
-    return sorted({str(real(f)) for f in folders} | {str(f) for f in folders})
+    return sorted({str(real_path(f)) for f in folders} | {str(f) for f in folders})
 
 
 def _under(path: str, roots: list[str]) -> bool:

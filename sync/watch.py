@@ -18,7 +18,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from .files import real
+from complaint_core.safety import real_path
 
 log = logging.getLogger("complaint_desk.sync")
 
@@ -55,14 +55,14 @@ class Watchers:
         self.folders = folders
         self.hints = hints
         self.poll = poll
-        self.poll_folders = {real(f) for f in poll_folders}
+        self.poll_folders = {real_path(f) for f in poll_folders}
         self.poll_interval = poll_interval
         self.observers: dict[Path, BaseObserver] = {}
         self.restarts = 0
 
     def polled(self, folder: Path) -> bool:
         """Whether ``folder`` is watched by polling (decided per folder, kept across restarts)."""
-        return self.poll or real(folder) in self.poll_folders
+        return self.poll or real_path(folder) in self.poll_folders
 
     def describe(self, folder: Path) -> str:
         """How a folder is watched, in the words the shop's technical person reads in the log."""

@@ -115,3 +115,17 @@ def test_run_merges_the_shop_folders_only_through_the_sync_hook_it_is_given(tmp_
     r = CliRunner().invoke(run_command(SYNC), args)
     assert r.exit_code == 0, r.output
     assert "合并：读取 1 个文件" in r.output and "投诉 4 条" in r.output
+
+
+def test_run_once_names_each_shop_folder_it_cannot_see(tmp_path):
+    """A mistyped [sync] source and one that is a link to itself: ``run --once`` (what Task
+    Scheduler starts) says so, one line each, and merges the folder it can see."""
+    cfg = _config(tmp_path)
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    cfg.write_text('[store]\nurl = "state.db"\nmerged = "汇总.xlsx"\n\n[sync]\n'
+                   'sources = ["shops/SH01", "shops/SH0l", "loop"]\n', encoding="utf-8")
+    r = CliRunner().invoke(run_command(SYNC), ["--config", str(cfg), "--once", "--now", NOW.isoformat()])
+    assert r.exit_code == 0, r.output
+    said = r.output + (r.stderr if r.stderr_bytes is not None else "")
+    assert "合并：读取 1 个文件" in said and "投诉 4 条" in said
+    assert "SH0l: 门店文件夹不存在" in said and "loop: 门店文件夹无法访问" in said, said

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write
+from ..safety import real_path
 from ..store import Store
 from ..store.codec import ALL_SHEET, content_hash
 from .model import SheetData
@@ -112,7 +113,7 @@ def write_archives(store: Store, out: Path, years: dict[int, Year], now: datetim
     for year in sorted(years):
         keys = years[year].keys
         paths = archive_paths(out, year, len(keys))
-        name = f"archive|{content_hash(str(out.resolve()))}|{year}"
+        name = f"archive|{content_hash(str(real_path(out)))}|{year}"
         stamp = years[year].fingerprint + f"|{len(paths)}"
         rewrite = store._named(name) != stamp or not all(p.exists() for p in paths)
         for k, path in enumerate(paths):

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..overdue import STATE_ZH
+from ..safety import real_path
 from ..store import Store
 from ..store.view import ManagerCells
 from .deflate import Segment
@@ -328,7 +329,7 @@ class PieceCache:
     def beside(cls, store: Store, out: Path) -> PieceCache:
         """The folder for ``out``'s pieces: beside a SQLite store file, else in the user's cache
         folder (PostgreSQL); private to the user (pieces are loaded with pickle)."""
-        name = hashlib.sha256(f"{store.url}|{out.resolve()}".encode()).hexdigest()[:16]
+        name = hashlib.sha256(f"{store.url}|{real_path(out)}".encode()).hexdigest()[:16]
         if store.url.startswith("sqlite:///") and store.url != "sqlite:///:memory:":
             db = Path(store.url[len("sqlite:///"):])
             folder = db.parent / f".{db.name}.pieces" / name

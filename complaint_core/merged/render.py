@@ -17,6 +17,7 @@ from typing import Any
 from ..atomic import atomic_write, sweep_temp_files
 from ..errors import EmptyStoreRefused
 from ..gcpause import paused_gc
+from ..safety import real_path
 from ..store import Store
 from ..store.codec import ALL_SHEET, ANCHOR_KEYS
 from ..store.db import View, backfill_scan_fields
@@ -184,7 +185,7 @@ def _read_back(store: Store, out: Path, now: datetime) -> int:
     if not back.found:
         return 0
     ours = store.store_id()
-    foreign = store.written_stamp(out.resolve()) is None or (back.store_id not in (None, ours))
+    foreign = store.written_stamp(real_path(out)) is None or (back.store_id not in (None, ours))
     if foreign and not store.has_records():
         rows = len(back.cells.get(ALL_SHEET, {}))
         if rows:
@@ -329,7 +330,7 @@ def _lock_for(out: Path) -> threading.Lock:
     # `complaint-desk run` renders from the watcher thread and from the scan job: one at a
     # time per workbook, or the second would read back the manager's edits mid-replace.
     with _LOCKS_GUARD:
-        return _LOCKS.setdefault(out.resolve(), threading.Lock())
+        return _LOCKS.setdefault(real_path(out), threading.Lock())
 
 
 def render_merged(store: Store, out_path: str | Path, *, now: datetime) -> RenderReport:
@@ -343,7 +344,7 @@ def render_merged(store: Store, out_path: str | Path, *, now: datetime) -> Rende
 def _rendered_name(out: Path) -> str:
     from ..store.codec import content_hash
 
-    return f"rendered|{content_hash(str(out.resolve()))}"
+    return f"rendered|{content_hash(str(real_path(out)))}"
 
 
 def _same_as_written(store: Store, out: Path, key: str, now: datetime) -> dict[str, Any] | None:
@@ -379,7 +380,7 @@ def _render(store: Store, out: Path, now: datetime) -> RenderReport:
     before = _stamp(out)
     # Untouched since our last write (same mtime and size): nobody typed into it, and reading
     # 100,000 rows back would cost a third of the rewrite.
-    untouched = before is not None and before == store.written_stamp(out.resolve())
+    untouched = before is not None and before == store.written_stamp(real_path(out))
     if untouched:
         if (last := _same_as_written(store, out, store.content_marks(now), now)) is not None:
             # A scan that changed nothing, a rescan of unchanged files: the file stays as it is
@@ -405,7 +406,7 @@ def _render(store: Store, out: Path, now: datetime) -> RenderReport:
         # between must never be taken for our own write (the rename keeps mtime and size)
         ours = _stamp(tmp)
     if ours is not None:
-        store.save_written_stamp(out.resolve(), ours)
+        store.save_written_stamp(real_path(out), ours)
     # after the merged workbook: a manager's cell saved by its read-back shows in the archive too
     report.archives = [w.path for w in write_archives(store, out, walked.years, now) if w.rewritten]
     report.sheets = list(SHEET_ORDER)

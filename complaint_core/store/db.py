@@ -39,6 +39,7 @@ from ..heap import drained
 from ..penalties import PenaltyEvent
 from ..rules_book import DEFAULT as DEFAULT_RULES
 from ..rules_book import Rules
+from ..safety import real_path
 from ..schema import KEYS
 from ..settings import DEFAULTS, Settings
 from . import dcjson
@@ -810,7 +811,7 @@ def store_url(url_or_path: str | Path) -> str:
     text = str(url_or_path)
     if "://" in text:
         return text
-    return f"sqlite:///{Path(text).resolve()}"
+    return f"sqlite:///{real_path(text)}"
 
 
 def open_store(url_or_path: str | Path) -> Store:
