@@ -7,6 +7,7 @@ also rescans on a schedule; here we just turn any event into "this folder is dir
 
 from __future__ import annotations
 
+import errno
 import logging
 import queue
 import time
@@ -21,6 +22,12 @@ from watchdog.observers.polling import PollingObserver
 from complaint_core.safety import real_path
 
 log = logging.getLogger("complaint_desk.sync")
+
+# The system's own limits on native watching (Linux inotify: 128 watchers per user by default,
+# and a number of watched folders). A chain of more shop folders than that, or two copies
+# watching on one PC, left the last folders to the five-minute rescan and said so five times
+# a second; such a folder is polled instead, said once.
+_OUT_OF_WATCHES = frozenset({errno.EMFILE, errno.ENOSPC})
 
 
 class EnqueueHandler(FileSystemEventHandler):
@@ -59,6 +66,7 @@ class Watchers:
         self.poll_interval = poll_interval
         self.observers: dict[Path, BaseObserver] = {}
         self.restarts = 0
+        self._said: dict[Path, str] = {}   # folder -> why it could not be watched, said once
 
     def polled(self, folder: Path) -> bool:
         """Whether ``folder`` is watched by polling (decided per folder, kept across restarts)."""
@@ -86,8 +94,17 @@ class Watchers:
         try:
             self._start(folder)
         except OSError as exc:
-            log.warning("无法监视 %s（稍后重试）: %s", folder, exc)
+            if exc.errno in _OUT_OF_WATCHES and not self.polled(folder):
+                self.poll_folders.add(real_path(folder))   # for good: kept across restarts
+                log.warning("系统文件监视数已用完（%s），%s 改为每 %g 秒轮询；可调高 fs.inotify.max_user_instances "
+                            "和 fs.inotify.max_user_watches (out of native watches: polled instead)",
+                            exc.strerror or exc, folder, self.poll_interval)
+                return self._try_start(folder)
+            if self._said.get(folder) != str(exc):   # tried again at every check, said once
+                self._said[folder] = str(exc)
+                log.warning("无法监视 %s（稍后重试）: %s", folder, exc)
             return False
+        self._said.pop(folder, None)
         return True
 
     def check(self) -> None:

@@ -302,3 +302,52 @@ def test_a_turn_of_the_worker_that_raises_is_logged_once_and_merging_goes_on(tmp
         daemon.stop()
     said = [r for r in caplog.records if "监视循环出错" in r.getMessage()]
     assert len(said) == 1 and said[0].exc_info is not None
+
+
+_OUT_OF_WATCHES = r'''
+import logging, os, queue, resource, sys, time
+from pathlib import Path
+from sync.watch import Watchers
+
+logging.basicConfig(level=logging.WARNING, format="%(message)s")
+folder = Path(sys.argv[1])
+hints = queue.Queue()
+watchers = Watchers([folder], hints, poll_interval=0.3)
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+free = os.dup(0)   # the lowest free descriptor: below it, none is free
+os.close(free)
+resource.setrlimit(resource.RLIMIT_NOFILE, (free, hard))   # the kernel now refuses a new one (EMFILE)
+watchers.start()
+resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+for _ in range(5):
+    watchers.check()
+print("polled", watchers.polled(folder), flush=True)
+(folder / "投诉.xlsx").write_bytes(b"saved")
+deadline, got = time.monotonic() + 15, False
+while time.monotonic() < deadline and not got:
+    try:
+        got = hints.get(timeout=0.5)[0].name == "投诉.xlsx"
+    except queue.Empty:
+        pass
+print("hint", got, flush=True)
+watchers.stop()
+'''
+
+
+def test_a_folder_past_the_systems_native_watches_is_polled_and_said_once(tmp_path: Path) -> None:
+    """Linux allows 128 native watchers per user by default: a chain of more shop folders (or two
+    copies watching on one PC) left the last folders to the five-minute rescan, with a warning
+    five times a second. The kernel's refusal (EMFILE, here from the descriptor limit) now turns
+    that folder to polling, said once, and a save there is seen within the polling interval."""
+    import subprocess
+    import sys
+
+    shop = tmp_path / "SH01"
+    shop.mkdir()
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-c", _OUT_OF_WATCHES, str(shop)], cwd=root, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "polled True" in proc.stdout and "hint True" in proc.stdout, proc.stdout + proc.stderr
+    assert proc.stderr.count("系统文件监视数已用完") == 1, proc.stderr
+    assert proc.stderr.count("无法监视") <= 1, proc.stderr   # polling's own start, refused the same way
