@@ -47,6 +47,23 @@ _LABEL = re.compile(r"(?:q[1-4]|h[12]|v\d+|\d{4}(?:q[1-4]|h[12]|\d{2})?|\d{1,2}�
 _WPS = re.compile(r"^(?P<orig>.+)-副本(?:\s*[（(]\d+[）)])?$")
 
 
+def is_dir(path: Path) -> bool:
+    """``Path.is_dir`` that says False, not raises, when the look itself is refused (a folder on
+    a share that can be listed but not entered): one such folder stopped every merge."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
+def is_file(path: Path) -> bool:
+    """``Path.is_file``, False when the look is refused (see ``is_dir``)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def path_text(path: Path) -> str:
     """``path`` as the store, the log and 来源 write it. A name that is not UTF-8 (a share
     mounted without a UTF-8 character set shows a GBK name so) is written with its odd bytes
@@ -95,7 +112,10 @@ def is_conflict_copy(path: Path) -> bool:
 
 
 def _beside(path: Path, stem: str) -> bool:
-    return (path.parent / f"{stem}{path.suffix}").is_file()
+    """Whether the original a sync client's copy would be named after lies beside ``path``. A
+    folder that can be listed but not entered (r-- on a share) refuses the look: no original
+    then, and reading the file says why (before, the refusal stopped every merge)."""
+    return is_file(path.parent / f"{stem}{path.suffix}")
 
 
 def list_sources(folders: list[Path], *, out: Path | None = None) -> list[Path]:

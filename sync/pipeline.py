@@ -32,7 +32,7 @@ from complaint_core.store import Store
 from complaint_core.store import tables as t
 from complaint_core.store.ingest import ingest_prepared, mark_missing, record_failure
 
-from .files import conflict_client, is_ignored, path_text, scan_folder
+from .files import conflict_client, is_dir, is_file, is_ignored, path_text, scan_folder
 
 log = logging.getLogger("complaint_desk.sync")
 
@@ -278,7 +278,7 @@ def pending_retries(store: Store, folders: list[Path]) -> dict[Path, datetime]:
                          .where(t.sources.c.next_try.is_not(None))).all()
     due: dict[Path, datetime] = {}
     for path, next_try in rows:
-        if _under(path, roots) and Path(path).is_file():
+        if _under(path, roots) and is_file(Path(path)):
             due[Path(path)] = next_try
     return due
 
@@ -294,7 +294,7 @@ def scan(store: Store, folders: list[Path], *, out: Path | None, now: datetime, 
     empty: set[Path] = set()
     folder: Path | None
     for folder in folders:
-        if not folder.is_dir():
+        if not is_dir(folder):
             blind[folder] = ("门店文件夹不存在或未挂载，保留其上次读取的行 (shop folder not found or not mounted; "
                              "rows kept)")
             continue

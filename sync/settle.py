@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
+from .files import is_dir
+
 _EOCD = b"PK\x05\x06"            # end of central directory record
 _CENTRAL = b"PK\x01\x02"         # a central directory entry
 _LOCAL = b"PK\x03\x04"           # a part's own header, where the directory says it starts
@@ -96,5 +98,5 @@ def quiet_enough(quiet: float, paths: Iterable[Path], *, quick: float, settle: f
         return True
     if quiet < quick:
         return False
-    files = [p for p in paths if not p.is_dir()]
+    files = [p for p in paths if not is_dir(p)]
     return bool(files) and all(is_complete_package(p) for p in files)

@@ -21,6 +21,8 @@ from watchdog.observers.polling import PollingObserver
 
 from complaint_core.safety import real_path
 
+from .files import is_dir
+
 log = logging.getLogger("complaint_desk.sync")
 
 # The system's own limits on native watching (Linux inotify: 128 watchers per user by default,
@@ -117,7 +119,7 @@ class Watchers:
                 # The dead observer stays in ``observers`` until its successor replaces it,
                 # and the restart is counted only after that: whoever reads the map (the status
                 # line, a test waiting on the count) never sees a live folder missing half-way.
-                started = folder.is_dir() and self._try_start(folder)
+                started = is_dir(folder) and self._try_start(folder)
                 if not started:
                     self.observers.pop(folder, None)  # a vanished share: tried again next check
                 if obs is not None:

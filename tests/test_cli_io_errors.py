@@ -150,3 +150,21 @@ def test_a_file_name_that_is_not_utf8_is_printed_not_a_crash(tmp_path):
     assert proc.returncode == 1 and "内部错误" not in out, out
     assert "文件名不是 UTF-8 编码" in out and merged.is_file(), out
     assert [p.name for p in (folder / "_反馈").iterdir() if p.suffix == ".xlsx"] == ["投诉_反馈.xlsx"]
+
+
+def test_run_once_merges_the_folders_it_can_enter_and_names_the_one_it_cannot(tmp_path):
+    """A [sync] folder under a parent that can be listed but not entered (r-- on a share): its
+    look used to raise, and the whole cycle stopped (exit 2, nothing merged)."""
+    _shop(tmp_path)
+    (tmp_path / "locked" / "SH02").mkdir(parents=True)
+    cfg = tmp_path / "desk.toml"
+    cfg.write_text('[store]\nurl = "state.db"\nmerged = "merged.xlsx"\n[sync]\nsources = ["SH01", "locked/SH02"]\n',
+                   encoding="utf-8")
+    (tmp_path / "locked").chmod(0o444)
+    try:
+        proc = _run(["run", "--config", str(cfg), "--once", "--now", NOW.isoformat()], caps=False)
+    finally:
+        (tmp_path / "locked").chmod(0o755)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "合并：读取 1 个文件" in proc.stdout and "投诉 4 条" in proc.stdout, proc.stdout
+    assert "SH02: 门店文件夹无法访问" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

@@ -4,7 +4,8 @@ Hypothesis draws what else lies in two shop folders beside their workbooks: empt
 garbage, CSV and web-page "exports", a pipe, a file nobody may read, a folder named like a
 workbook, a sync client's conflict copy, a workbook with a far stray cell, a workbook with no
 complaint table, an XML bomb, a link that points at itself, a workbook whose name is not UTF-8
-(a GBK name on a share mounted without a UTF-8 character set), and more good workbooks. Every good workbook's rows must be
+(a GBK name on a share mounted without a UTF-8 character set), a folder that can be listed but
+not entered (r--) holding a workbook named like a OneDrive copy, and more good workbooks. Every good workbook's rows must be
 stored, every other file named with a one-line reason (or, for a conflict copy, listed), and
 the merged workbook written. The property runs in a child without root's powers to read
 anything (setpriv), so "nobody may read it" is real.
@@ -26,7 +27,8 @@ from openpyxl import Workbook, load_workbook
 from tests.support.workbooks import NOW, sample_rows, write_shop_workbook
 
 KINDS = ("good", "empty", "truncated", "garbage", "csv", "html", "fifo", "unreadable", "folder", "conflict",
-         "stray", "no_table", "xml_bomb", "link_loop", "odd_name")
+         "stray", "no_table", "xml_bomb", "link_loop", "odd_name",
+         "locked_folder")
 NO_CAPS = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--"]
 
 
@@ -76,6 +78,14 @@ def _make(folder: Path, i: int, kind: str, good: bytes) -> str:
         name = f"门店{i}".encode("gbk") + b".xlsx"
         with open(os.path.join(os.fsencode(folder), name), "wb") as fh:
             fh.write(good)
+    elif kind == "locked_folder":
+        # listed, never entered: the look for the original a OneDrive copy is named after was
+        # refused, and that stopped every merge
+        inner = folder / f"锁{i}"
+        inner.mkdir()
+        (inner / "投诉-shop2.xlsx").write_bytes(good)
+        inner.chmod(0o444)
+        return "none"   # the folder itself; its workbook is expected to fail (see no_file_blocks)
     elif kind == "xml_bomb":
         with zipfile.ZipFile(path, "w") as zf:
             zf.writestr("xl/workbook.xml", "<workbook/>")
@@ -86,7 +96,7 @@ def _make(folder: Path, i: int, kind: str, good: bytes) -> str:
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(kinds=st.lists(st.tuples(st.sampled_from(KINDS), st.booleans()), min_size=1, max_size=6))
 # every run tries the two that once stopped every merge (an internal error, no workbook written)
-@example(kinds=[("link_loop", False), ("odd_name", True), ("good", True)])
+@example(kinds=[("link_loop", False), ("odd_name", True), ("good", True), ("locked_folder", False)])
 def no_file_blocks(kinds: list[tuple[str, bool]]) -> None:
     from complaint_core.store import open_store
     from complaint_core.store.tables import source_rows
@@ -108,8 +118,14 @@ def no_file_blocks(kinds: list[tuple[str, bool]]) -> None:
             what = _make(folder, i, kind, good)
             for made in set(folder.iterdir()) - before:
                 expected[path_text(made)] = what   # as the report and the store name it
+            if kind == "locked_folder":
+                expected[str(folder / f"锁{i}" / "投诉-shop2.xlsx")] = "failed"
         out = root / "merged.xlsx"
-        report = merge_once(shops, out, now=NOW)
+        try:
+            report = merge_once(shops, out, now=NOW)
+        finally:   # so that the folder can be removed after
+            for locked in root.glob("*/锁*"):
+                locked.chmod(0o755)
         got = {str(r.path): r for r in report.read + report.failed + report.skipped}
         for path, what in expected.items():
             if what == "none":
