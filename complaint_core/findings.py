@@ -36,6 +36,9 @@ CODES: dict[str, tuple[Severity, str, str]] = {
                      "This file belongs to shop '{own}' but the row says '{value}': merged as '{own}', "
                      "never replacing another shop's complaint; move it to that shop's own file"),
     "duplicate_id": ("error", "投诉编号“{value}”与第 {first} 行重复", "Complaint ID '{value}' repeats row {first}"),
+    "id_too_long": ("error", "投诉编号过长（{length} 个字，最多 128），按无编号处理；请只填编号，说明写在“投诉内容”中",
+                    "Complaint ID is too long ({length} characters, at most 128) and is treated as missing: keep "
+                    "only the ID here, the text goes to Description"),
     "responsible_missing": ("error", "投诉已成立，必须填写“{header}”", "The complaint is valid: {header} is required"),
     "status_needs_resolved": ("error", "处理状态为“{value}”，但没有解决时间",
                               "Status '{value}' needs a resolved-at time"),

@@ -80,6 +80,15 @@ def _f(key: str, zh: str, en: str, type_: FieldType, **kw: Any) -> Field:
     return Field(key, zh, en, type_, **kw)
 
 
+# A complaint id longer than this is text pasted into the wrong column: the row is kept and
+# matched as one without an id (validate: id_too_long). The id is part of every key the store
+# indexes, and PostgreSQL refuses an index entry past 2,704 bytes: one such paste stopped a
+# whole merge there.
+MAX_ID_CHARS = 128
+# A shop code (设置, or what most rows say in 门店) longer than this is not taken for one: the
+# folder names the shop instead.
+MAX_SHOP_CHARS = 64
+
 FIELDS: tuple[Field, ...] = (
     _f("complaint_id", "投诉编号", "Complaint ID", "text", width=18,
        help_zh="门店内唯一；留空时由加载项按“门店代码-日期-序号”生成",

@@ -16,7 +16,7 @@ from .escalation import DEFAULT_RISK_WORDS, escalation_reasons
 from .findings import make_finding
 from .holidays import SHEET_HOLIDAYS, builtin_version, builtin_years, log_uncovered, uncovered_years
 from .model import ComplaintTable, Finding, Invalid
-from .schema import FIELDS
+from .schema import FIELDS, MAX_ID_CHARS
 from .settings import DEFAULTS, Settings
 from .values import fold_digits
 
@@ -57,6 +57,9 @@ def validate_row(values: dict[str, Any], *, now: datetime, settings: Settings = 
     for key in REQUIRED:
         if key in cols and get(key) is None:
             out.append((key, "required", {}))
+    cid = get("complaint_id")
+    if isinstance(cid, str) and len(cid.strip()) > MAX_ID_CHARS:
+        out.append(("complaint_id", "id_too_long", {"length": len(cid.strip())}))
     phone, email = get("customer_phone"), get("customer_email")
     if isinstance(phone, int | float) and not isinstance(phone, bool):
         # A phone typed into a number cell arrives as 13800138000.0; judge its digits.

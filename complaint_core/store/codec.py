@@ -19,7 +19,7 @@ from typing import Any, TypeAlias
 from ..deadlines import Deadlines, deadlines
 from ..model import ComplaintTable, Finding, Invalid
 from ..overdue import feedback_given
-from ..schema import DATETIME_KEYS
+from ..schema import DATETIME_KEYS, MAX_ID_CHARS, MAX_SHOP_CHARS
 from ..settings import DEFAULTS, Settings
 from . import dcjson
 
@@ -193,13 +193,13 @@ def file_shop(table: ComplaintTable | list[ComplaintTable], path: Path) -> str:
     """
     tables = table if isinstance(table, list) else [table]
     code = next((t.shop_code for t in tables if t.shop_code), None)
-    if code:
+    if code and len(str(code).strip()) <= MAX_SHOP_CHARS:
         return str(code).strip()
     named = Counter(str(v).strip() for t in tables for r in t.rows
                     if (v := r.values.get("shop")) is not None and not isinstance(v, Invalid) and str(v).strip())
     if named:
         shop, n = named.most_common(1)[0]
-        if n * 2 > sum(named.values()):
+        if n * 2 > sum(named.values()) and len(shop) <= MAX_SHOP_CHARS:
             return shop
     return path.parent.name
 
@@ -264,6 +264,8 @@ def prepare_rows(table: ComplaintTable, path: Path, settings: Settings | None = 
         data = _encoded(doc, row.extras).encode()   # sent and hashed as UTF-8: encoded once
         cid = row.values.get("complaint_id")
         cid = str(cid).strip() if cid and not isinstance(cid, Invalid) else None
+        if cid is not None and len(cid) > MAX_ID_CHARS:
+            cid = None   # text pasted as an id: kept and matched as a row without one (id_too_long)
         upd = row.values.get("updated_at")
         d = dues[i] if dues is not None else deadlines(row.values, settings)
         scan = scan_fields(row.values)

@@ -903,7 +903,29 @@ def upgrade(engine: Engine) -> list[str]:
                 if "duplicate column" not in str(e) and "already exists" not in str(e):
                     raise
             added.append(f"{table.name}.{col.name}")
+    if engine.dialect.name == "postgresql":
+        added += _widen(engine, insp)
     return added
+
+
+def _widen(engine: Engine, insp: Any) -> list[str]:
+    """Turn the bounded text columns an older version created on PostgreSQL into ``text``, as the
+    tables now declare every column that holds a shop's or a file's words (SQLite never bounded
+    them). One complaint id or staff name longer than the old bound stopped a whole merge or
+    scan there, and only there. On PostgreSQL this changes no stored row (no table rewrite)."""
+    from sqlalchemy import Text, text
+
+    widened: list[str] = []
+    for table in t.metadata.sorted_tables:
+        if not insp.has_table(table.name):
+            continue
+        bounded = {c["name"] for c in insp.get_columns(table.name) if getattr(c["type"], "length", None)}
+        for col in table.columns:
+            if isinstance(col.type, Text) and col.name in bounded:
+                with engine.begin() as c:
+                    c.execute(text(f'ALTER TABLE {table.name} ALTER COLUMN "{col.name}" TYPE TEXT'))
+                widened.append(f"{table.name}.{col.name}")
+    return widened
 
 
 def backfill_scan_fields(engine: Engine) -> int:

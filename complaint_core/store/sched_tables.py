@@ -9,15 +9,15 @@ from .tables import metadata
 penalty_events = Table(
     "penalty_events", metadata,
     Column("event_id", String(32), primary_key=True),   # deterministic: rescans never double
-    Column("record_id", String(1200), nullable=False),
-    Column("shop", String(64)),
-    Column("complaint_id", String(128)),
+    Column("record_id", Text, nullable=False),
+    Column("shop", Text),
+    Column("complaint_id", Text),
     Column("rule_id", String(32), nullable=False),
     Column("kind", String(16), nullable=False),
     Column("day", Date, nullable=False),
-    Column("person", String(128)),
-    Column("dept", String(128)),
-    Column("head", String(128)),
+    Column("person", Text),
+    Column("dept", Text),
+    Column("head", Text),
     Column("amount", Float, nullable=False),
     Column("why", Text),
     Column("first_seen", DateTime, nullable=False),
@@ -29,9 +29,9 @@ penalty_events = Table(
 outbox = Table(
     "outbox", metadata,
     Column("id", Integer, primary_key=True),
-    Column("dedupe_key", String(300), nullable=False, unique=True),  # person|kind|day
-    Column("message_id", String(400), nullable=False),
-    Column("recipient", String(300), nullable=False),
+    Column("dedupe_key", Text, nullable=False, unique=True),  # person|kind|day
+    Column("message_id", Text, nullable=False),
+    Column("recipient", Text, nullable=False),
     Column("subject", Text, nullable=False),
     Column("body_text", Text, nullable=False),
     Column("body_html", Text, nullable=False),

@@ -29,8 +29,8 @@ metadata = MetaData()
 sources = Table(
     "sources", metadata,
     Column("id", Integer, primary_key=True),
-    Column("path", String(1024), nullable=False, unique=True),
-    Column("shop", String(64)),
+    Column("path", Text, nullable=False, unique=True),
+    Column("shop", Text),
     Column("content_hash", String(64)),
     Column("size", Integer),
     Column("mtime", Float),
@@ -49,12 +49,12 @@ sources = Table(
 source_rows = Table(
     "source_rows", metadata,
     Column("id", Integer, primary_key=True),
-    Column("source_path", String(1024), nullable=False),
-    Column("sheet", String(64), nullable=False),
+    Column("source_path", Text, nullable=False),
+    Column("sheet", Text, nullable=False),
     Column("row", Integer, nullable=False),
-    Column("shop", String(64), nullable=False),
-    Column("complaint_id", String(128)),
-    Column("record_key", String(1200), nullable=False, index=True),
+    Column("shop", Text, nullable=False),
+    Column("complaint_id", Text),
+    Column("record_key", Text, nullable=False, index=True),
     Column("content_hash", String(64), nullable=False),
     Column("data", Text, nullable=False),            # JSON of the normalised values
     Column("updated_at", DateTime),
@@ -117,10 +117,10 @@ CURRENT = ""
 row_versions = Table(
     "row_versions", metadata,
     Column("id", Integer, primary_key=True),
-    Column("source_path", String(1024), nullable=False),
-    Column("sheet", String(64), nullable=False),
+    Column("source_path", Text, nullable=False),
+    Column("sheet", Text, nullable=False),
     Column("row", Integer, nullable=False),
-    Column("record_key", String(1200), nullable=False),
+    Column("record_key", Text, nullable=False),
     Column("version", Integer, nullable=False),
     Column("content_hash", String(64), nullable=False),
     Column("data", Text, nullable=False),
@@ -136,8 +136,8 @@ row_versions = Table(
 # A merge of 100 shops has ~170,000 findings; one row each cost more than reading the files.
 file_findings = Table(
     "file_findings", metadata,
-    Column("source_path", String(1024), primary_key=True),
-    Column("shop", String(64)),
+    Column("source_path", Text, primary_key=True),
+    Column("shop", Text),
     Column("data", Text, nullable=False),   # [[sheet, row, cell, field, severity, code, message], ...]
 )
 
@@ -145,9 +145,9 @@ file_findings = Table(
 findings = Table(
     "findings", metadata,
     Column("id", Integer, primary_key=True),
-    Column("source_path", String(1024), nullable=False, index=True),
-    Column("shop", String(64)),
-    Column("sheet", String(64)),
+    Column("source_path", Text, nullable=False, index=True),
+    Column("shop", Text),
+    Column("sheet", Text),
     Column("row", Integer),
     Column("cell", String(16)),
     Column("field", String(64)),
@@ -168,8 +168,8 @@ record_aliases = Table(
 manager_edits = Table(
     "manager_edits", metadata,
     Column("id", Integer, primary_key=True),
-    Column("sheet", String(64), nullable=False),
-    Column("row_key", String(1200), nullable=False),
+    Column("sheet", Text, nullable=False),
+    Column("row_key", Text, nullable=False),
     Column("column", String(64), nullable=False),
     Column("value", Text),
     Column("seen_at", DateTime, nullable=False),
@@ -181,7 +181,7 @@ manager_edits = Table(
 # stamp, no manager has saved it since, and the read-back of their cells can be skipped.
 merged_files = Table(
     "merged_files", metadata,
-    Column("path", String(1024), primary_key=True),
+    Column("path", Text, primary_key=True),
     Column("mtime_ns", BigInteger, nullable=False),
     Column("size", BigInteger, nullable=False),
 )

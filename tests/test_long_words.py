@@ -1,0 +1,73 @@
+"""Words longer than a store column used to allow never stop a merge or a scan, on SQLite or on
+PostgreSQL: a description pasted into 投诉编号, a paragraph as 责任人. SQLite never bounded its
+text columns; PostgreSQL refused the row, and the whole merge (or scan) with it."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from sqlalchemy import select, text
+
+from complaint_core.store import open_store
+from complaint_core.store import tables as t
+from scheduler.api import scan_once
+from sync.api import merge_once
+from tests.support.workbooks import NOW, sample_rows, write_shop_workbook
+
+
+def _pasted(n: int, seed: int) -> str:
+    # incompressible: PostgreSQL compresses a long repeated key below its index limit
+    rng = random.Random(seed)
+    return "".join(chr(rng.randint(0x4E00, 0x9FA5)) for _ in range(n))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+def test_a_pasted_id_and_a_long_name_are_kept_and_flagged(tmp_path, store_url):
+    a, b = tmp_path / "SH01", tmp_path / "SH02"
+    a.mkdir()
+    b.mkdir()
+    rows = sample_rows(3, seed=1, now=NOW, shop="SH01")
+    rows[0]["complaint_id"] = _pasted(1500, 1)           # 4,500 bytes: past PostgreSQL's index limit
+    rows[1]["responsible_person"] = _pasted(300, 2)      # past the old 128 of penalty_events.person
+    rows[2]["complaint_id"] = "SH01-" + _pasted(150, 3)  # just past the bound
+    write_shop_workbook(a / "a.xlsx", rows)
+    write_shop_workbook(b / "b.xlsx", sample_rows(3, seed=2, now=NOW, shop="SH02"))
+    report = merge_once([a, b], tmp_path / "merged.xlsx", state_url=store_url, now=NOW)
+    assert len(report.read) == 2 and not report.failed, report.failed
+    store = open_store(store_url)
+    with store.engine.connect() as c:
+        ids = [r.complaint_id for r in c.execute(select(t.source_rows.c.complaint_id, t.source_rows.c.row)
+                                                  .where(t.source_rows.c.shop == "SH01").order_by("row"))]
+    assert ids[0] is None and ids[2] is None and ids[1] == rows[1]["complaint_id"]   # kept, matched without an id
+    # (shop, file, sheet, row, cell, field, severity, code, message)
+    found = [f for f in store.findings() if f[7] == "id_too_long"]
+    assert sorted(f[3] for f in found) == [2, 4], found
+    assert any("1500" in f[8] for f in found), found
+    scanned = scan_once(store, now=NOW)
+    assert scanned.records == 6
+    # saved again unchanged: the rows without an id are the same complaints, nothing new
+    again = merge_once([a, b], tmp_path / "merged.xlsx", state_url=store_url, now=NOW)
+    assert again.read == [] and not again.failed
+    store.engine.dispose()
+
+
+def test_an_older_postgresql_store_has_its_bounded_columns_widened(pg_url):
+    store = open_store(pg_url)
+    with store.engine.begin() as c:   # as a version before this one created them
+        c.execute(text("ALTER TABLE source_rows ALTER COLUMN complaint_id TYPE varchar(128)"))
+        c.execute(text("ALTER TABLE penalty_events ALTER COLUMN person TYPE varchar(128)"))
+    store.engine.dispose()
+    store = open_store(pg_url)
+    with store.engine.connect() as c:
+        kinds = dict(c.execute(text("SELECT table_name || '.' || column_name, data_type FROM information_schema.columns "
+                                    "WHERE column_name IN ('complaint_id', 'person')")).all())
+    store.engine.dispose()
+    assert kinds == {"source_rows.complaint_id": "text", "penalty_events.complaint_id": "text",
+                     "penalty_events.person": "text"}, kinds
