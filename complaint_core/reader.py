@@ -41,7 +41,7 @@ from .schema import (
     normalise_header,
 )
 from .settings import DEFAULTS, Settings, settings_from_rows
-from .values import normalise
+from .values import no_nul, normalise
 
 HEADER_SCAN_ROWS = 30
 MIN_MATCHES = 4
@@ -118,6 +118,8 @@ class _Plan:
             v = line[c]
             if type(v) is str:
                 v = v.strip()
+                if "\x00" in v:   # a test, not a call, for each text cell: this runs for every cell read
+                    v = no_nul(v)
                 if v:
                     values[k] = v
                     typed = True
@@ -407,7 +409,8 @@ def read_tables(path: str | Path) -> list[ComplaintTable]:
             if not grid:
                 continue
             try:
-                found = tables_from_grid(grid, sheet=name, path=p, date1904=facts.date1904,
+                # a sheet's name names every row it holds in the store (an xls can hide a NUL in it)
+                found = tables_from_grid(grid, sheet=no_nul(name), path=p, date1904=facts.date1904,
                                          first_row=start[0] + 1, first_col=start[1])
             except NotAComplaintWorkbook as exc:
                 failure = failure or exc

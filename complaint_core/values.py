@@ -106,6 +106,13 @@ def parse_money(raw: Any) -> float | int | None | Invalid:
     return int(value) if value.is_integer() else value
 
 
+def no_nul(text: str) -> str:
+    """``text`` without NUL characters. A cell cannot hold one as typed, but an xlsx can
+    (``_x0000_``), and PostgreSQL refuses any text that has one: that one cell stopped a whole
+    merge there."""
+    return text.replace("\x00", "").strip() if "\x00" in text else text
+
+
 def text_value(raw: Any) -> str | None:
     if raw is None:
         return None
@@ -116,7 +123,7 @@ def text_value(raw: Any) -> str | None:
         return repr(raw)
     if isinstance(raw, datetime):
         return raw.strftime("%Y-%m-%d %H:%M")
-    text = str(raw).strip()
+    text = no_nul(str(raw).strip())
     return text or None
 
 

@@ -1,14 +1,17 @@
-"""Words longer than a store column used to allow never stop a merge or a scan, on SQLite or on
-PostgreSQL: a description pasted into 投诉编号, a paragraph as 责任人. SQLite never bounded its
-text columns; PostgreSQL refused the row, and the whole merge (or scan) with it."""
+"""Words PostgreSQL used to refuse never stop a merge or a scan, on SQLite or on PostgreSQL: a
+description pasted into 投诉编号, a paragraph as 责任人 (longer than a column allowed), a NUL
+character in a cell (an xlsx can hold one as ``_x0000_``). SQLite stores all of them; PostgreSQL
+refused the row, and the whole merge (or scan) with it."""
 
 from __future__ import annotations
 
 import random
 
 import pytest
+import xlsxwriter
 from sqlalchemy import select, text
 
+from complaint_core.schema import FIELDS, SHEET_COMPLAINTS
 from complaint_core.store import open_store
 from complaint_core.store import tables as t
 from scheduler.api import scan_once
@@ -71,3 +74,39 @@ def test_an_older_postgresql_store_has_its_bounded_columns_widened(pg_url):
     store.engine.dispose()
     assert kinds == {"source_rows.complaint_id": "text", "penalty_events.complaint_id": "text",
                      "penalty_events.person": "text"}, kinds
+
+
+def _written_as_xlsxwriter_does(path, rows):
+    """A shop file with the control characters openpyxl refuses (XlsxWriter writes ``_x0000_``)."""
+    wb = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_urls": False,
+                                         "strings_to_numbers": False})
+    ws = wb.add_worksheet(SHEET_COMPLAINTS)
+    ws.write_row(0, 0, [f.zh for f in FIELDS])
+    moment = wb.add_format({"num_format": "yyyy-mm-dd hh:mm"})
+    for r, row in enumerate(rows, start=1):
+        for c, f in enumerate(FIELDS):
+            v = row.get(f.key)
+            if v is not None:
+                ws.write_datetime(r, c, v, moment) if hasattr(v, "hour") else ws.write(r, c, v)
+    wb.close()
+
+
+def test_a_nul_in_a_cell_is_dropped_and_the_rest_merges(tmp_path, store_url):
+    a, b = tmp_path / "SH01", tmp_path / "SH02"
+    a.mkdir()
+    b.mkdir()
+    rows = sample_rows(3, seed=1, now=NOW, shop="SH01")
+    rows[0]["complaint_id"] = "SH01-\x00001"
+    rows[1]["responsible_person"] = "张\x00三"
+    _written_as_xlsxwriter_does(a / "a.xlsx", rows)
+    write_shop_workbook(b / "b.xlsx", sample_rows(3, seed=2, now=NOW, shop="SH02"))
+    report = merge_once([a, b], tmp_path / "merged.xlsx", state_url=store_url, now=NOW)
+    assert len(report.read) == 2 and not report.failed, report.failed
+    store = open_store(store_url)
+    with store.engine.connect() as c:
+        ids = {r.complaint_id for r in c.execute(select(t.source_rows.c.complaint_id))}
+    assert "SH01-001" in ids
+    assert scan_once(store, now=NOW).records == 6
+    people = {r["responsible_person"] for r in store.snapshot()[0]}
+    assert "张三" in people
+    store.engine.dispose()

@@ -21,6 +21,7 @@ from ..model import ComplaintTable, Finding, Invalid
 from ..overdue import feedback_given
 from ..schema import DATETIME_KEYS, MAX_ID_CHARS, MAX_SHOP_CHARS
 from ..settings import DEFAULTS, Settings
+from ..values import no_nul
 from . import dcjson
 
 
@@ -193,9 +194,9 @@ def file_shop(table: ComplaintTable | list[ComplaintTable], path: Path) -> str:
     """
     tables = table if isinstance(table, list) else [table]
     code = next((t.shop_code for t in tables if t.shop_code), None)
-    if code and len(str(code).strip()) <= MAX_SHOP_CHARS:
-        return str(code).strip()
-    named = Counter(str(v).strip() for t in tables for r in t.rows
+    if code and len(no_nul(str(code).strip())) <= MAX_SHOP_CHARS:
+        return no_nul(str(code).strip())
+    named = Counter(no_nul(str(v).strip()) for t in tables for r in t.rows
                     if (v := r.values.get("shop")) is not None and not isinstance(v, Invalid) and str(v).strip())
     if named:
         shop, n = named.most_common(1)[0]
