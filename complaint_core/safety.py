@@ -34,6 +34,10 @@ def real_path(path: Path | str) -> Path:
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 MAX_MEMBERS = 10_000
 MAX_TOTAL_UNCOMPRESSED = 1 << 30          # 1 GiB of XML is ~1M rows x 36 columns; beyond is hostile
+# A file this big cannot be a workbook we would read (its parts alone would pass the line above):
+# it is refused from its size, before the daemon reads all of it to hash it (a 3 GiB backup
+# named .xlsx took seconds each time it changed)
+MAX_FILE_BYTES = MAX_TOTAL_UNCOMPRESSED
 MAX_RATIO = 200                           # real sheet XML compresses 5-20x
 RATIO_MIN_SIZE = 50 << 20                 # small parts may compress well; only big ones matter
 PREFIX = 64 << 10

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Row
 
 from complaint_core.errors import SourceFolderUnavailable, UnreadableWorkbook
 from complaint_core.isolate import read_many_isolated, warm_children
-from complaint_core.safety import real_path
+from complaint_core.safety import MAX_FILE_BYTES, real_path
 from complaint_core.store import Store
 from complaint_core.store import tables as t
 from complaint_core.store.ingest import ingest_prepared, mark_missing, record_failure
@@ -217,6 +217,11 @@ def read_files(store: Store, paths: list[Path], *, known: dict[str, Row[Any]], n
             # held still at 0 bytes: a save that never finished, not one in progress
             results[path] = _failed(store, path, known.get(str(path)), UnreadableWorkbook(
                 path, "空文件（0 字节，保存未完成），保留上次读取的行 (empty file: 0 bytes)"), 0, st.st_mtime, now)
+            continue
+        if st.st_size > MAX_FILE_BYTES:
+            results[path] = _failed(store, path, known.get(str(path)), UnreadableWorkbook(
+                path, f"文件过大（{st.st_size >> 20} MiB，工作簿最多 {MAX_FILE_BYTES >> 20} MiB），未读取，"
+                      f"保留上次读取的行 (file too large)"), st.st_size, st.st_mtime, now)
             continue
         try:
             digest = file_hash(path)

@@ -1,7 +1,7 @@
-"""Words PostgreSQL used to refuse never stop a merge or a scan, on SQLite or on PostgreSQL: a
+"""Values PostgreSQL used to refuse never stop a merge or a scan, on SQLite or on PostgreSQL: a
 description pasted into 投诉编号, a paragraph as 责任人 (longer than a column allowed), a NUL
-character in a cell (an xlsx can hold one as ``_x0000_``). SQLite stores all of them; PostgreSQL
-refused the row, and the whole merge (or scan) with it."""
+character in a cell (an xlsx can hold one as ``_x0000_``), the size of a file past 2 GiB.
+SQLite stores all of them; PostgreSQL refused the row, and the whole merge (or scan) with it."""
 
 from __future__ import annotations
 
@@ -66,14 +66,37 @@ def test_an_older_postgresql_store_has_its_bounded_columns_widened(pg_url):
     with store.engine.begin() as c:   # as a version before this one created them
         c.execute(text("ALTER TABLE source_rows ALTER COLUMN complaint_id TYPE varchar(128)"))
         c.execute(text("ALTER TABLE penalty_events ALTER COLUMN person TYPE varchar(128)"))
+        c.execute(text("ALTER TABLE sources ALTER COLUMN size TYPE integer"))
     store.engine.dispose()
     store = open_store(pg_url)
     with store.engine.connect() as c:
         kinds = dict(c.execute(text("SELECT table_name || '.' || column_name, data_type FROM information_schema.columns "
-                                    "WHERE column_name IN ('complaint_id', 'person')")).all())
+                                    "WHERE column_name IN ('complaint_id', 'person') "
+                                    "OR (table_name = 'sources' AND column_name = 'size')")).all())
     store.engine.dispose()
     assert kinds == {"source_rows.complaint_id": "text", "penalty_events.complaint_id": "text",
-                     "penalty_events.person": "text"}, kinds
+                     "penalty_events.person": "text", "sources.size": "bigint"}, kinds
+
+
+def test_a_file_past_the_largest_workbook_is_refused_unread(tmp_path, store_url):
+    """A 3 GiB file named like a workbook (sparse here: it takes no disk) is one line on 来源,
+    refused from its size before the daemon reads it to hash it; its size fits the store."""
+    import time
+
+    shop = tmp_path / "SH01"
+    shop.mkdir()
+    write_shop_workbook(shop / "a.xlsx", sample_rows(3, seed=1, now=NOW, shop="SH01"))
+    with open(shop / "备份.xlsx", "wb") as fh:
+        fh.truncate(3 << 30)
+    started = time.monotonic()
+    report = merge_once([shop], tmp_path / "merged.xlsx", state_url=store_url, now=NOW)
+    assert time.monotonic() - started < 30   # hashing 3 GiB alone took longer on a slow hour
+    assert [r.path.name for r in report.read] == ["a.xlsx"]
+    assert [r.path.name for r in report.failed] == ["备份.xlsx"] and "文件过大（3072 MiB" in report.failed[0].reason
+    store = open_store(store_url)
+    sizes = {s["path"].rsplit("/", 1)[-1]: s["size"] for s in store.sources()}
+    store.engine.dispose()
+    assert sizes["备份.xlsx"] == 3 << 30
 
 
 def _written_as_xlsxwriter_does(path, rows):

@@ -909,22 +909,29 @@ def upgrade(engine: Engine) -> list[str]:
 
 
 def _widen(engine: Engine, insp: Any) -> list[str]:
-    """Turn the bounded text columns an older version created on PostgreSQL into ``text``, as the
-    tables now declare every column that holds a shop's or a file's words (SQLite never bounded
-    them). One complaint id or staff name longer than the old bound stopped a whole merge or
-    scan there, and only there. On PostgreSQL this changes no stored row (no table rewrite)."""
-    from sqlalchemy import Text, text
+    """Widen on PostgreSQL what an older version created narrower than the tables now declare
+    (SQLite never bounded either): a bounded text column that holds a shop's or a file's words
+    becomes ``text`` (no stored row is rewritten), a file's size becomes ``bigint``. One complaint
+    id or staff name past the old bound, or one file past 2 GiB, stopped a whole merge or scan
+    there, and only there."""
+    from sqlalchemy import BigInteger, Text, text
 
     widened: list[str] = []
     for table in t.metadata.sorted_tables:
         if not insp.has_table(table.name):
             continue
-        bounded = {c["name"] for c in insp.get_columns(table.name) if getattr(c["type"], "length", None)}
+        have = {c["name"]: c["type"] for c in insp.get_columns(table.name)}
         for col in table.columns:
-            if isinstance(col.type, Text) and col.name in bounded:
-                with engine.begin() as c:
-                    c.execute(text(f'ALTER TABLE {table.name} ALTER COLUMN "{col.name}" TYPE TEXT'))
-                widened.append(f"{table.name}.{col.name}")
+            got = have.get(col.name)
+            if isinstance(col.type, Text) and getattr(got, "length", None):
+                kind = "TEXT"
+            elif isinstance(col.type, BigInteger) and got is not None and not isinstance(got, BigInteger):
+                kind = "BIGINT"
+            else:
+                continue
+            with engine.begin() as c:
+                c.execute(text(f'ALTER TABLE {table.name} ALTER COLUMN "{col.name}" TYPE {kind}'))
+            widened.append(f"{table.name}.{col.name}")
     return widened
 
 

@@ -32,7 +32,7 @@ sources = Table(
     Column("path", Text, nullable=False, unique=True),
     Column("shop", Text),
     Column("content_hash", String(64)),
-    Column("size", Integer),
+    Column("size", BigInteger),   # bytes: a file past 2 GiB is refused, not an overflow
     Column("mtime", Float),
     Column("rows", Integer, default=0),
     Column("status", String(16), nullable=False),   # ok | error | conflict_copy | missing
