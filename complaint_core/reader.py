@@ -41,7 +41,7 @@ from .schema import (
     normalise_header,
 )
 from .settings import DEFAULTS, Settings, settings_from_rows
-from .values import no_nul, normalise
+from .values import EARLIEST, LATEST, no_nul, normalise
 
 HEADER_SCAN_ROWS = 30
 MIN_MATCHES = 4
@@ -136,7 +136,7 @@ class _Plan:
                 typed = True
         for k, c in self.datetime:
             v = line[c]
-            if type(v) is datetime:
+            if type(v) is datetime and EARLIEST <= v < LATEST:
                 values[k] = v.replace(microsecond=0) if v.microsecond else v
                 typed = True
             elif v is not None and (type(v) is not str or v.strip()):

@@ -40,7 +40,22 @@ def excel_serial_to_datetime(serial: float, *, date1904: bool = False) -> dateti
     return base + timedelta(seconds=round(serial * 86400))
 
 
+# The moments a complaint can have: Excel's serials from 1900 on, and nothing past 2200 (the
+# same bounds as a serial number typed into a date cell). 9999-12-31 typed for "never", or a
+# year typed as 0026, is a typo the checks report (bad_datetime), not a date: a deadline worked
+# out from it overflowed Python's calendar, and the whole shop file was refused for that cell.
+EARLIEST = datetime(1900, 1, 1)
+LATEST = datetime(2200, 1, 1)
+
+
 def parse_datetime(raw: Any, *, date1904: bool = False) -> datetime | None | Invalid:
+    got = _parse_datetime(raw, date1904=date1904)
+    if type(got) is datetime and not EARLIEST <= got < LATEST:
+        return Invalid(raw, "bad_datetime")
+    return got
+
+
+def _parse_datetime(raw: Any, *, date1904: bool = False) -> datetime | None | Invalid:
     if raw is None or raw == "":
         return None
     if isinstance(raw, datetime):

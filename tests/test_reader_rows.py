@@ -25,6 +25,9 @@ cell = st.one_of(
     st.booleans(), st.integers(-5, 200_000), st.floats(allow_nan=False, allow_infinity=False),
     st.datetimes(min_value=datetime(1900, 3, 1), max_value=datetime(2100, 1, 1)),
     st.dates(min_value=date(1900, 3, 1), max_value=date(2100, 1, 1)), st.times(),
+    # 9999-12-31 typed for "never", a year typed as 0026: typos either way, never a date
+    st.datetimes(), st.sampled_from([datetime(9999, 12, 31, 23, 59), datetime(26, 11, 19), "0026-11-19 10:00"]),
+    st.sampled_from(["A\x00B", "\x00", " 张\x00三 "]),   # an xlsx can hold a NUL (_x0000_)
 )
 
 
@@ -80,3 +83,21 @@ def test_a_later_row_that_matches_more_headers_wins():
     grid = [HEADER, HEADER[:]]
     assert find_header(grid)[0] == 0
 
+
+
+def test_a_date_outside_1900_to_2200_is_a_typo_and_the_file_is_read(tmp_path):
+    """One cell of 9999-12-31 (or of year 1) made a deadline overflow Python's calendar, and the
+    daemon refused the whole shop file for it. The cell is now bad_datetime, the rest read."""
+    from complaint_core.isolate import _work
+    from tests.support.workbooks import NOW, sample_rows, write_shop_workbook
+
+    rows = sample_rows(3, seed=1, now=NOW, shop="SH01")
+    rows[0]["received_at"] = datetime(9999, 12, 31, 23, 0)
+    rows[1]["resolved_at"] = datetime(9999, 12, 31, 23, 59)
+    rows[2]["received_at"] = datetime(1, 1, 1)
+    path = write_shop_workbook(tmp_path / "a.xlsx", rows)
+    answer = _work(str(path), 2048, NOW)
+    assert answer[0] == "ok", answer
+    prepared = answer[1]
+    assert len(prepared.rows) == 3
+    assert prepared.findings_json.count('"bad_datetime"') == 3, prepared.findings_json
