@@ -309,7 +309,7 @@ def scan(store: Store, folders: list[Path], *, out: Path | None, now: datetime, 
         if not found and not unreadable:
             empty.add(folder)
         paths += found
-    paths.sort()
+    paths = sorted(set(paths))   # a folder given inside another one lists its files twice
     if only is not None:
         paths = [p for p in paths if p in only]
     for res in read_files(store, paths, known=known, now=now, settle=settle, progress=progress):

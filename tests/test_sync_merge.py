@@ -396,3 +396,15 @@ def test_every_version_of_a_row_is_kept_and_its_json_stored_once(tmp_path: Path,
     for k in set(keys) - {first, back, late}:
         assert all(h["values"] == hist[k][-1]["values"] for h in hist[k]) and len(hist[k]) == stored[k][0]
     store.engine.dispose()
+
+
+def test_a_folder_given_inside_another_is_read_once(tmp_path):
+    """`--source 门店 --source 门店/二店`: the inner folder's files were listed twice, and each
+    was reported read twice (the store kept one copy)."""
+    outer = tmp_path / "门店"
+    inner = outer / "二店"
+    inner.mkdir(parents=True)
+    write_shop_workbook(outer / "a.xlsx", sample_rows(2, seed=1, now=NOW, shop="SH01"))
+    write_shop_workbook(inner / "b.xlsx", sample_rows(2, seed=2, now=NOW, shop="SH02"))
+    report = merge_once([outer, inner], tmp_path / "merged.xlsx", now=NOW)
+    assert sorted(r.path.name for r in report.read) == ["a.xlsx", "b.xlsx"]
