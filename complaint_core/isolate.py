@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from .ahead import ahead
-from .errors import UnreadableWorkbook
+from .errors import BadSetting, UnreadableWorkbook
 from .heap import drained, keep_freed_memory
 from .model import ComplaintTable, Finding
 
@@ -123,6 +123,10 @@ def _work(path: str, memory_mb: int, now: datetime | Clock | None = None, lang: 
             result = ("ok", prepare(tables, findings, Path(path), dues))
     except UnreadableWorkbook as exc:
         result = ("error", type(exc).__name__, exc.reason)
+    except BadSetting as exc:
+        # the shop's 设置 or 节假日 has a value no deadline can be worked out with: said as it is
+        # (it names the cell), not as a workbook that cannot be parsed, and the child reads on
+        result = ("error", "UnreadableWorkbook", f"设置有误，本文件未合并：{exc} (bad setting: file not merged)")
     except MemoryError:
         # the 4th item says "memory": a child that read other files first may only have run
         # short because of them, so the parent reads this file again in a fresh child

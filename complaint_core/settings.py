@@ -18,6 +18,13 @@ class Setting:
     default: Any
     help_zh: str
     help_en: str
+    # the largest number a time limit may be: a year. A value typed with extra zeros (99999999
+    # hours) pushed a deadline past Python's calendar, and the shop's whole file was refused
+    # with a message that named no setting
+    most: float | None = None
+
+
+YEAR_HOURS = 366 * 24
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -25,10 +32,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("timezone", "时区", "Asia/Shanghai", "本店所在时区（Excel 里的时间按此理解）",
             "Time zone the shop's Excel times are in"),
     Setting("contact_hours", "联系时限（小时）", 2, "受理后多少小时内必须电话联系客户",
-            "Hours after receipt by which the customer must be phoned"),
+            "Hours after receipt by which the customer must be phoned", most=YEAR_HOURS),
     Setting("feedback_days", "反馈时限（天）", 3, "受理后多少天内必须向客户反馈进度或结果",
-            "Days after receipt by which the customer gets feedback"),
-    Setting("followup_days", "回访时限（天）", 3, "解决后多少天内回访", "Days after resolution by which to follow up"),
+            "Days after receipt by which the customer gets feedback", most=366),
+    Setting("followup_days", "回访时限（天）", 3, "解决后多少天内回访", "Days after resolution by which to follow up",
+            most=366),
     Setting("business_hours", "按工作时间计算", False,
             "否：按自然时间计算（处理规定的原意）；是：只计工作时间、工作日，并按国家法定节假日和调休",
             "No: plain clock time (as the rules state); yes: count only business hours and working days, "
@@ -39,7 +47,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("cn_holidays", "国家法定节假日", True, "按工作时间计算时，是否计入法定节假日和调休上班日",
             "With business hours, whether Chinese public holidays and make-up days apply"),
     Setting("due_soon_hours", "提前预警（小时）", 1, "截止前多少小时提示“即将到期”",
-            "Hours before a deadline that count as due soon"),
+            "Hours before a deadline that count as due soon", most=YEAR_HOURS),
 )
 
 
@@ -92,6 +100,9 @@ def _convert(setting: Setting, value: Any, where: str) -> Any:
             raise ValueError
         if isinstance(default, int | float):
             number = float(value) if isinstance(value, int | float) else float(text)
+            if setting.most is not None and not 0 <= number <= setting.most:   # NaN is out too
+                raise BadSetting(where, value, f"“{setting.zh}”应在 0 到 {setting.most:g} 之间 "
+                                               f"({setting.key}: 0 to {setting.most:g})")
             if number < 0:
                 raise ValueError
             return number

@@ -40,7 +40,9 @@ def schema_markdown() -> str:
     ]
     for s in SETTINGS:
         default = s.default.strftime("%H:%M") if hasattr(s.default, "strftime") else s.default
-        lines.append(f"| `{s.key}` | {s.zh} | `{default!s}` | {s.help_zh}<br>{s.help_en} |")
+        span = f"（0 到 {s.most:g}）" if s.most is not None else ""
+        span_en = f" (0 to {s.most:g})" if s.most is not None else ""
+        lines.append(f"| `{s.key}` | {s.zh} | `{default!s}` | {s.help_zh}{span}<br>{s.help_en}{span_en} |")
     return "\n".join(lines) + "\n"
 
 

@@ -8,7 +8,7 @@ from complaint_core.ids import next_ids
 from complaint_core.model import ComplaintTable, SourceRow
 from complaint_core.playbook import DEFAULT_PLAYBOOK, playbook_from_rows, playbook_rows
 from complaint_core.schema import KEYS
-from complaint_core.settings import Settings
+from complaint_core.settings import Settings, settings_from_rows
 from complaint_core.suggest import fills_for_table, suggest_steps
 from complaint_core.workcal import add_business_time, is_workday
 from tests.support.workbooks import NOW, sample_rows
@@ -166,3 +166,31 @@ def test_a_bad_setting_names_the_sheet_and_cell(tmp_path):
         settings_from_rows([["项目", "值"], ["门店代码", "SH01"], ["联系时限（小时）", "两小时"]])
     s = settings_from_rows([["门店代码", 101.0], ["休息日", "6"], ["上班时间", "08:30"], ["按工作时间计算", "否"]])
     assert s.shop_code == "101" and s.rest_weekdays == (6,) and s.workday_start.hour == 8
+
+
+@pytest.mark.parametrize("typed", [99999999, "1e400", "nan", 367 * 24])
+def test_a_time_limit_past_a_year_is_refused_naming_the_setting(typed):
+    """99999999 hours (a few zeros too many) pushed every deadline past Python's calendar: the
+    shop's file was refused as "cannot be parsed (OverflowError)", naming no setting."""
+    with pytest.raises(BadSetting, match=r"设置!B3.*联系时限.*0 到 8784"):
+        settings_from_rows([["项目", "值"], ["门店代码", "SH01"], ["联系时限（小时）", typed]])
+    with pytest.raises(BadSetting, match=r"反馈时限.*0 到 366"):
+        settings_from_rows([["项目", "值"], ["反馈时限（天）", 400]])
+    assert settings_from_rows([["项目", "值"], ["联系时限（小时）", 8784]]).contact_hours == 8784
+
+
+def test_a_bad_setting_is_one_line_from_the_reader_child(tmp_path):
+    import openpyxl
+
+    from complaint_core.isolate import _work
+    from tests.support.workbooks import NOW, sample_rows, write_shop_workbook
+
+    path = write_shop_workbook(tmp_path / "a.xlsx", sample_rows(2, seed=1, now=NOW, shop="SH01"))
+    wb = openpyxl.load_workbook(path)
+    ws = wb.create_sheet("设置")
+    ws.append(["项目", "值"])
+    ws.append(["联系时限（小时）", 99999999])
+    wb.save(path)
+    answer = _work(str(path), 2048, NOW)
+    assert answer[0] == "error" and len(answer) == 3, answer   # no "odd": the child reads on
+    assert "设置有误" in answer[2] and "a.xlsx!设置!B2" in answer[2] and "联系时限" in answer[2], answer
