@@ -70,25 +70,12 @@ def merge_once(cfg: Config, now: datetime) -> OnceMerge | None:
         report = scan(store, [Path(f) for f in folders], out=Path(cfg["store"]["merged"]), now=now)
     finally:
         store.engine.dispose()
-    problems = _blind([Path(f) for f in folders])
+    # a folder it cannot see (a typo in the config, a share not mounted) is said too: Task
+    # Scheduler's run otherwise read nothing from it and said nothing
+    problems = [f"{folder}: {why}" for folder, why in report.blind.items()]
     problems += [f"读取失败 {r.path}: {r.reason}" for r in report.failed]
     problems += [f"冲突副本（未合并）{r.path}" for r in report.skipped if r.outcome == "conflict_copy"]
     return OnceMerge(len(report.read), problems)
-
-
-def _blind(folders: list[Path]) -> list[str]:
-    """One line for each folder that cannot be seen (a typo in the config, a share not mounted):
-    ``run --once`` from Task Scheduler otherwise read nothing from it and said nothing."""
-    from complaint_core.errors import SourceFolderUnavailable
-    from sync.pipeline import check_folders
-
-    lines: list[str] = []
-    for folder in folders:
-        try:
-            check_folders([folder])
-        except SourceFolderUnavailable as exc:
-            lines.append(str(exc))
-    return lines
 
 
 class _Sync:

@@ -348,9 +348,9 @@ def run_once(config_path: str | Path, sync: SyncHook | None = None, *,
 def _gone(sched: BaseScheduler, sync: SyncHook | None) -> str:
     """What of the daemon has stopped on its own ("" while the scheduler and the watcher run)."""
     if not sched.running:
-        return "调度器"
+        return "调度器 (scheduler)"
     if sync is not None and not sync.alive():
-        return "文件夹监视"
+        return "文件夹监视 (folder watcher)"
     return ""
 
 
@@ -379,8 +379,8 @@ def run(config_path: str | Path, sync: SyncHook | None = None) -> int:
                 if sched.running:
                     sched.shutdown(wait=True)
         if gone:
-            log.error("%s已意外停止，后台进程退出以便服务重新启动 (%s stopped)", gone,
-                      "scheduler" if gone == "调度器" else "folder watcher")
+            log.error("%s 已意外停止，后台进程退出以便服务重新启动 (stopped: exiting so that the service restarts)",
+                      gone)
             return 1
         log.info("后台进程已停止")
         return 0

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -38,9 +40,6 @@ class _Trouble:
         self._last: dict[str, float] = {}
 
     def said(self) -> None:
-        import sys
-        import traceback
-
         exc = sys.exc_info()[1]
         # the same trouble is the same kind of error from the same line, whatever file it names
         where = traceback.extract_tb(exc.__traceback__)[-1] if exc is not None and exc.__traceback__ else None

@@ -32,7 +32,7 @@ from complaint_core.store import Store
 from complaint_core.store import tables as t
 from complaint_core.store.ingest import ingest_prepared, mark_missing, record_failure
 
-from .files import conflict_client, is_dir, is_file, is_ignored, path_text, scan_folder
+from .files import conflict_client, is_file, is_ignored, path_text, scan_folder
 
 log = logging.getLogger("complaint_desk.sync")
 
@@ -54,6 +54,7 @@ class MergeReport:
     skipped: list[FileResult] = field(default_factory=list)
     failed: list[FileResult] = field(default_factory=list)
     unavailable: list[FileResult] = field(default_factory=list)   # rows kept: folder gone, unlisted or empty
+    blind: dict[Path, str] = field(default_factory=dict)   # folder that cannot be seen -> why
     rows: int = 0
     conflicts: int = 0
     reused: int = 0          # shops whose part of the workbook was taken from the last write
@@ -82,20 +83,28 @@ def check_folders(folders: list[Path]) -> None:
     unmounted share stops it with one line, and nothing is rewritten.
     """
     for folder in folders:
-        try:
-            st = os.stat(folder)
-        except FileNotFoundError:
-            raise SourceFolderUnavailable(folder, "门店文件夹不存在（路径写错或共享盘未挂载），未合并 "
-                                                  "(shop folder not found: typo or share not mounted)") from None
-        except OSError as exc:
-            raise SourceFolderUnavailable(folder, f"门店文件夹无法访问 (cannot access: {exc.strerror or exc})") from None
-        if not stat.S_ISDIR(st.st_mode):
-            raise SourceFolderUnavailable(folder, "这不是文件夹，请给出门店文件夹 (not a folder)")
+        why = unseen(folder)
+        if why is not None:
+            raise SourceFolderUnavailable(folder, f"{why}；未合并 (nothing merged)")
         try:
             with os.scandir(folder):
                 pass
         except OSError as exc:
             raise SourceFolderUnavailable(folder, f"门店文件夹无法列出 (cannot list: {exc.strerror or exc})") from None
+
+
+def unseen(folder: Path) -> str | None:
+    """Why ``folder`` cannot be seen as a shop folder (None: it can): not there (a typo, a share
+    not mounted), refused (a link round in a loop, a parent that cannot be entered), or a file."""
+    try:
+        st = os.stat(folder)
+    except FileNotFoundError:
+        return "门店文件夹不存在（路径写错或共享盘未挂载） (shop folder not found: typo or share not mounted)"
+    except OSError as exc:
+        return f"门店文件夹无法访问 (cannot access: {exc.strerror or exc})"
+    if not stat.S_ISDIR(st.st_mode):
+        return "这不是文件夹，请给出门店文件夹 (not a folder)"
+    return None
 
 
 def _conflict_copy(store: Store, path: Path, prev: Row[Any] | None, now: datetime, client: str = "") -> FileResult:
@@ -295,13 +304,13 @@ def scan(store: Store, folders: list[Path], *, out: Path | None, now: datetime, 
     report = MergeReport()
     known = _known(store)
     paths: list[Path] = []
-    blind: dict[Path, str] = {}     # folder -> why it cannot be seen
+    blind = report.blind     # folder -> why it cannot be seen
     empty: set[Path] = set()
     folder: Path | None
     for folder in folders:
-        if not is_dir(folder):
-            blind[folder] = ("门店文件夹不存在或未挂载，保留其上次读取的行 (shop folder not found or not mounted; "
-                             "rows kept)")
+        why = unseen(folder)
+        if why is not None:
+            blind[folder] = f"{why}；保留其上次读取的行 (rows kept)"
             continue
         found, unreadable = scan_folder(folder, out=out)
         for where, why in unreadable.items():

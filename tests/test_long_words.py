@@ -32,18 +32,25 @@ def store_url(request, tmp_path):
     return request.getfixturevalue("pg_url")
 
 
-def test_a_pasted_id_and_a_long_name_are_kept_and_flagged(tmp_path, store_url):
+def _both_merged(tmp_path, store_url, rows, write):
+    """SH01's file (``rows``, written by ``write``) and a plain SH02 merged into the store: both
+    must be read, neither refused. Returns the two shop folders."""
     a, b = tmp_path / "SH01", tmp_path / "SH02"
     a.mkdir()
     b.mkdir()
+    write(a / "a.xlsx", rows)
+    write_shop_workbook(b / "b.xlsx", sample_rows(3, seed=2, now=NOW, shop="SH02"))
+    report = merge_once([a, b], tmp_path / "merged.xlsx", state_url=store_url, now=NOW)
+    assert len(report.read) == 2 and not report.failed, report.failed
+    return a, b
+
+
+def test_a_pasted_id_and_a_long_name_are_kept_and_flagged(tmp_path, store_url):
     rows = sample_rows(3, seed=1, now=NOW, shop="SH01")
     rows[0]["complaint_id"] = _pasted(1500, 1)           # 4,500 bytes: past PostgreSQL's index limit
     rows[1]["responsible_person"] = _pasted(300, 2)      # past the old 128 of penalty_events.person
     rows[2]["complaint_id"] = "SH01-" + _pasted(150, 3)  # just past the bound
-    write_shop_workbook(a / "a.xlsx", rows)
-    write_shop_workbook(b / "b.xlsx", sample_rows(3, seed=2, now=NOW, shop="SH02"))
-    report = merge_once([a, b], tmp_path / "merged.xlsx", state_url=store_url, now=NOW)
-    assert len(report.read) == 2 and not report.failed, report.failed
+    a, b = _both_merged(tmp_path, store_url, rows, write_shop_workbook)
     store = open_store(store_url)
     with store.engine.connect() as c:
         ids = [r.complaint_id for r in c.execute(select(t.source_rows.c.complaint_id, t.source_rows.c.row)
@@ -115,16 +122,10 @@ def _written_as_xlsxwriter_does(path, rows):
 
 
 def test_a_nul_in_a_cell_is_dropped_and_the_rest_merges(tmp_path, store_url):
-    a, b = tmp_path / "SH01", tmp_path / "SH02"
-    a.mkdir()
-    b.mkdir()
     rows = sample_rows(3, seed=1, now=NOW, shop="SH01")
     rows[0]["complaint_id"] = "SH01-\x00001"
     rows[1]["responsible_person"] = "张\x00三"
-    _written_as_xlsxwriter_does(a / "a.xlsx", rows)
-    write_shop_workbook(b / "b.xlsx", sample_rows(3, seed=2, now=NOW, shop="SH02"))
-    report = merge_once([a, b], tmp_path / "merged.xlsx", state_url=store_url, now=NOW)
-    assert len(report.read) == 2 and not report.failed, report.failed
+    _both_merged(tmp_path, store_url, rows, _written_as_xlsxwriter_does)
     store = open_store(store_url)
     with store.engine.connect() as c:
         ids = {r.complaint_id for r in c.execute(select(t.source_rows.c.complaint_id))}

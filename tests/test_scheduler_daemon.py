@@ -73,20 +73,27 @@ def test_config_errors_and_docs_list_every_key(tmp_path):
         assert f"`{k.section}.{k.name}`" in doc, k
 
 
+def _watched_config(tmp_path, n):
+    """A shop folder of ``n`` complaints and a ``run`` config that watches it: (folder, config)."""
+    from tests.support.workbooks import NOW, sample_rows, write_rows
+
+    shop = tmp_path / "SH01"
+    shop.mkdir()
+    write_rows(shop / "a.xlsx", sample_rows(n, seed=1, now=NOW), shop="SH01")
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(f'[store]\nurl = "state.db"\nmerged = "merged.xlsx"\n[sync]\nsources = ["{shop}"]\n',
+                   encoding="utf-8")
+    return shop, cfg
+
+
 def test_run_starts_the_watcher_from_the_sync_section(tmp_path):
     """`complaint-desk run` wires the sync daemon in through the CLI's hook (cards stay apart)."""
     import time
 
     from complaint_desk.wiring import start_watcher
     from scheduler.config import load_config
-    from tests.support.workbooks import NOW, sample_rows, write_rows
 
-    shop = tmp_path / "SH01"
-    shop.mkdir()
-    write_rows(shop / "a.xlsx", sample_rows(5, seed=1, now=NOW), shop="SH01")
-    cfg_path = tmp_path / "run.toml"
-    cfg_path.write_text(f'[store]\nurl = "state.db"\nmerged = "merged.xlsx"\n[sync]\nsources = ["{shop}"]\n',
-                        encoding="utf-8")
+    shop, cfg_path = _watched_config(tmp_path, 5)
     cfg = load_config(cfg_path)
     assert cfg["sync"]["sources"] == [str(shop)]
     daemon = start_watcher(None, cfg)
@@ -271,14 +278,8 @@ def test_run_ends_with_an_error_when_its_watcher_stops(tmp_path):
 
     from complaint_desk.wiring import SYNC
     from scheduler.daemon import run
-    from tests.support.workbooks import NOW, sample_rows, write_rows
 
-    shop = tmp_path / "SH01"
-    shop.mkdir()
-    write_rows(shop / "a.xlsx", sample_rows(3, seed=1, now=NOW), shop="SH01")
-    cfg = tmp_path / "run.toml"
-    cfg.write_text(f'[store]\nurl = "state.db"\nmerged = "merged.xlsx"\n[sync]\nsources = ["{shop}"]\n',
-                   encoding="utf-8")
+    _shop, cfg = _watched_config(tmp_path, 3)
     SYNC.watcher = None
     code: list[int] = []
     runner = threading.Thread(target=lambda: code.append(run(cfg, SYNC)), daemon=True)

@@ -245,20 +245,27 @@ def test_a_folder_that_never_goes_quiet_is_still_merged(tmp_path: Path) -> None:
         daemon.stop()
 
 
+def _merging(tmp_path: Path, n: int, *, first: int, kind: type[Daemon] = Daemon) -> tuple[Path, list, Path, Daemon]:
+    """A shop folder holding the first ``first`` of ``n`` rows, and a started daemon (of
+    ``kind``) that has merged them: (folder, all the rows, merged workbook, daemon)."""
+    shop = tmp_path / "SH01"
+    shop.mkdir()
+    rows = sample_rows(n, seed=n, now=NOW, shop="SH01")
+    write_shop_workbook(shop / "投诉.xlsx", rows[:first])
+    out = tmp_path / "merged.xlsx"
+    daemon = kind([shop], out, str(tmp_path / "state.sqlite"), rescan_interval=3600, settle_seconds=0.5,
+                  clock=lambda: NOW)
+    daemon.start()
+    wait_for(lambda: len(ids(out)) == first)
+    return shop, rows, out, daemon
+
+
 def test_the_watcher_keeps_merging_after_a_link_loop_appears(tmp_path: Path) -> None:
     """A link that points at itself, left in a shop folder while the watcher runs: its event
     made ``Path.resolve`` raise in the worker, which died, and no later save was ever merged
     (the process kept running). It is now one line on 来源 and the next save is merged."""
-    shop = tmp_path / "SH01"
-    shop.mkdir()
-    rows = sample_rows(8, seed=5, now=NOW, shop="SH01")
-    write_shop_workbook(shop / "投诉.xlsx", rows[:6])
-    out = tmp_path / "merged.xlsx"
-    daemon = Daemon([shop], out, str(tmp_path / "state.sqlite"), rescan_interval=3600, settle_seconds=0.5,
-                    clock=lambda: NOW)
-    daemon.start()
+    shop, rows, out, daemon = _merging(tmp_path, 8, first=6)
     try:
-        wait_for(lambda: len(ids(out)) == 6)
         os.symlink("回环.xlsx", shop / "回环.xlsx")
         time.sleep(1.5)   # its event is taken and merged (a failed read) before the next save
         write_shop_workbook(shop / "投诉2.xlsx", rows[6:])
@@ -282,16 +289,8 @@ class _Faulty(Daemon):
 
 
 def test_a_turn_of_the_worker_that_raises_is_logged_once_and_merging_goes_on(tmp_path: Path, caplog) -> None:
-    shop = tmp_path / "SH01"
-    shop.mkdir()
-    rows = sample_rows(6, seed=6, now=NOW, shop="SH01")
-    write_shop_workbook(shop / "投诉.xlsx", rows[:4])
-    out = tmp_path / "merged.xlsx"
-    daemon = _Faulty([shop], out, str(tmp_path / "state.sqlite"), rescan_interval=3600, settle_seconds=0.5,
-                     clock=lambda: NOW)
-    daemon.start()
+    shop, rows, out, daemon = _merging(tmp_path, 6, first=4, kind=_Faulty)
     try:
-        wait_for(lambda: len(ids(out)) == 4)
         for i in range(3):   # the same fault three times over: one log entry, with its traceback
             daemon.hints.put((shop / f"坏{i}.xlsx", time.monotonic()))
         time.sleep(4)
