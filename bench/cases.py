@@ -649,8 +649,11 @@ SHOP_ROWS = 10_000
 
 def _store_path(n: int, scanned: bool) -> Path:
     from bench.data import OUT
+    from complaint_core.store.codec import ROW_JSON
 
-    return OUT / f"scanstore_{n}{'_scanned' if scanned else ''}.sqlite"
+    # named with the format of its rows' JSON: a cache an older version made would be
+    # rewritten (store/reencode.py) in every copy the scenario opens
+    return OUT / f"scanstore_{n}_j{ROW_JSON}{'_scanned' if scanned else ''}.sqlite"
 
 
 def scan_store(n: int, *, scanned: bool) -> Path:

@@ -54,6 +54,7 @@ from .codec import (
     record_key,
     record_ref,
 )
+from .reencode import reencode
 from .view import FindingRow, ManagerCells, Record
 
 T = TypeVar("T")
@@ -689,7 +690,8 @@ def _shop_batch(rows: Iterable[Row[Any]], settings: dict[str, Settings]) -> tupl
     return records, conflicts
 
 
-_RECEIVED = re.compile(r'"received_at": "((?:[^"\\]|\\.)*)"')
+# either format of the stored JSON (codec.ROW_JSON): the history of a store keeps rows of both
+_RECEIVED = re.compile(r'"received_at": ?"((?:[^"\\]|\\.)*)"')
 
 
 def _received_text(data: str) -> str:
@@ -821,6 +823,7 @@ def open_store(url_or_path: str | Path) -> Store:
     engine = _engine(url)
     t.metadata.create_all(engine)
     upgrade(engine)
+    reencode(engine)
     # create_all adds no index to a table an older version made
     for index in [*t.source_rows.indexes, *st.penalty_events.indexes]:
         index.create(engine, checkfirst=True)
