@@ -99,7 +99,7 @@ def canonical(doc: dict[str, Any]) -> bytes:
     (orjson refuses it) and NaN or infinity (orjson writes null, and the row would read back
     without its value). The same value is always written the same way, so its hash is too.
     """
-    if _orjson is None:
+    if _orjson is None:   # every install has it (a dependency); the same bytes but for some floats
         return _COMPACT.encode(doc).encode("utf-8")
     try:
         data: bytes = _orjson.dumps(doc, option=_orjson.OPT_SORT_KEYS)

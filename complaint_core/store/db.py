@@ -690,7 +690,7 @@ def _shop_batch(rows: Iterable[Row[Any]], settings: dict[str, Settings]) -> tupl
     return records, conflicts
 
 
-# either format of the stored JSON (codec.ROW_JSON): the history of a store keeps rows of both
+# a row's JSON of either format (codec.ROW_JSON): compact, or with spaces as older versions wrote it
 _RECEIVED = re.compile(r'"received_at": ?"((?:[^"\\]|\\.)*)"')
 
 
