@@ -90,7 +90,7 @@ def _encoded(doc: dict[str, Any], extras: dict[str, Any] | None) -> bytes:
     return canonical(doc)
 
 
-def canonical(doc: dict[str, Any]) -> bytes:
+def canonical(doc: Any) -> bytes:
     """A row's stored JSON (format ``ROW_JSON``): keys sorted, no spaces, UTF-8.
 
     orjson writes it in a third of the standard library's time (a chain's first merge encodes
@@ -98,18 +98,19 @@ def canonical(doc: dict[str, Any]) -> bytes:
     not write the value as it is, the standard library writes it: an integer past 64 bits
     (orjson refuses it) and NaN or infinity (orjson writes null, and the row would read back
     without its value). The same value is always written the same way, so its hash is too.
+    (Without orjson, which every install has as a dependency: the same bytes but for some floats.)
     """
-    if _orjson is None:   # every install has it (a dependency); the same bytes but for some floats
-        return _COMPACT.encode(doc).encode("utf-8")
-    try:
-        data: bytes = _orjson.dumps(doc, option=_orjson.OPT_SORT_KEYS)
-    except TypeError:   # orjson.JSONEncodeError is one: an integer past 64 bits, or a lone surrogate
-        return _COMPACT.encode(doc).encode("utf-8")
-    # a null in the text is rare (the stored values leave empty cells out): only then is the
-    # row looked at for a number orjson wrote as null
-    if b"null" in data and _not_finite(doc):
-        return _COMPACT.encode(doc).encode("utf-8")
-    return data
+    if _orjson is not None:
+        try:
+            data: bytes = _orjson.dumps(doc, option=_orjson.OPT_SORT_KEYS)
+        except TypeError:   # orjson.JSONEncodeError is one: an integer past 64 bits, or a lone surrogate
+            pass
+        else:
+            # a null in the text is rare (the stored values leave empty cells out): only then
+            # is the row looked at for a number orjson wrote as null
+            if b"null" not in data or not _not_finite(doc):
+                return data
+    return _COMPACT.encode(doc).encode("utf-8")
 
 
 def _not_finite(value: Any) -> bool:
@@ -334,12 +335,6 @@ def prepare(table: ComplaintTable | list[ComplaintTable], findings: list[Finding
 
 
 def encode_findings(findings: list[Finding]) -> str:
-    """A file's findings as one JSON array (see tables.file_findings). Written by orjson where
-    it can (a file of the bench's dirty data has 1,700 of them); no hash is of these bytes."""
-    rows = [[f.sheet, f.row, f.cell, f.field, f.severity, f.code, f.message] for f in findings]
-    if _orjson is not None:
-        try:
-            return str(_orjson.dumps(rows), "utf-8")
-        except TypeError:   # orjson.JSONEncodeError (a lone surrogate): the standard library's
-            pass
-    return json.dumps(rows, ensure_ascii=False)
+    """A file's findings as one JSON array (see tables.file_findings), written as a row's JSON
+    is (a file of the bench's dirty data has 1,700 of them); no hash is of these bytes."""
+    return canonical([[f.sheet, f.row, f.cell, f.field, f.severity, f.code, f.message] for f in findings]).decode()

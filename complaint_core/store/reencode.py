@@ -86,8 +86,8 @@ def _rewrite(engine: Engine) -> int:
         if done:
             _current_versions(c)
     if total:
-        log.info("已转换 %s 条存储记录，用时 %.1f 秒 (re-encoded %s rows in %.1f s)",
-                 done, time.monotonic() - started, done, time.monotonic() - started)
+        took = time.monotonic() - started
+        log.info("已转换 %s 条存储记录，用时 %.1f 秒 (re-encoded %s rows in %.1f s)", done, took, done, took)
     return done
 
 
