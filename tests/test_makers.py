@@ -228,8 +228,9 @@ def test_makers_encode_the_files_findings_as_the_render_would(any_chain, tmp_pat
         assert team.take_findings(paths[0]) is None    # already in the cache: the render reads it there
     finally:
         team.close()
+    digests = {path: digest for path, _shop, digest in store.finding_digests()}
     for path, shop, data in store.finding_files():
-        key = findings_key(path, shop, data)
+        key = findings_key(path, shop, digests[path])
         segment, rows = encode_findings(codecs.findings, path, shop, data)
         got = made[path]
         assert got is not None and got[0] == key and got[2] == rows > 0

@@ -154,6 +154,56 @@ def test_a_files_findings_are_encoded_again_only_when_it_is_read_again(chain, tm
     _same(out, store, tmp_path, T0 + timedelta(minutes=4))
 
 
+def test_a_save_reads_the_findings_of_the_saved_file_only(chain, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The render keys each file's encoded 校验问题 rows by the digest stored with its findings:
+    a shop's save reads that one file's findings from the store, not every file's."""
+    from sqlalchemy import select
+
+    from complaint_core.store import tables as t
+    from complaint_core.store.codec import content_hash
+
+    store, folder, out = chain
+    with store.engine.connect() as c:
+        stored = c.execute(select(t.file_findings.c.data, t.file_findings.c.digest)).all()
+    assert len(stored) == len(SHOPS) and all(digest == content_hash(data) for data, digest in stored)
+    read: list[str] = []
+    real = View.finding_file
+
+    def finding_file(self: View, path: str) -> tuple[str, str, str] | None:
+        read.append(Path(path).name)
+        return real(self, path)
+
+    monkeypatch.setattr(View, "finding_file", finding_file)
+    write_shop(folder / "S02" / "S02.xlsx", rows_for(27, shop="S02", seed=12), shop="S02")
+    merge_into(store, [folder], out, now=T0 + timedelta(minutes=3))
+    assert read == ["S02.xlsx"]
+    monkeypatch.undo()
+    _same(out, store, tmp_path, T0 + timedelta(minutes=3))
+
+
+def test_findings_stored_by_an_older_version_without_a_digest_give_the_same_sheet(chain, tmp_path: Path) -> None:
+    from sqlalchemy import update
+
+    from complaint_core.store import tables as t
+
+    store, folder, out = chain
+    digests = store.finding_digests()
+    with store.engine.begin() as c:   # as a store written before the digest was kept
+        c.execute(update(t.file_findings).values(digest=None))
+    assert store.finding_digests() == digests
+    got = store.finding_file(digests[0][0])
+    assert got is not None and got[2] == digests[0][2]
+    # the kept rows are found under the same keys (none encoded again), and the workbook is what
+    # a fresh render writes
+    kept = PieceCache.beside(store, out).folder
+    before = {p.name: p.stat().st_mtime_ns for p in kept.glob("*.findings")}
+    _touch(out)
+    assert render_merged(store, out, now=T0 + timedelta(minutes=2)).reused == len(SHOPS)
+    assert {p.name: p.stat().st_mtime_ns for p in kept.glob("*.findings")} == before
+    _same(out, store, tmp_path, T0 + timedelta(minutes=2))
+
+
 def test_repeat_customers_across_shops_are_counted_as_shops_come_and_go(tmp_path: Path) -> None:
     # the same customers complain in several shops: 汇总's repeat counts are the chain's, kept
     # per shop beside the pieces; a shop's save or departure changes that shop's share only

@@ -94,11 +94,12 @@ def _serve(conn: Any, url: str, ctx: Context, codecs: Codecs, folder: str | None
                     if got is None:
                         conn.send(("moved",))
                         continue
-                    key = findings_key(name, *got)
+                    shop, findings, digest = got
+                    key = findings_key(name, shop, digest)
                     if cache is not None and cache.findings(name, key) is not None:
                         conn.send(("cached",))   # the render reads it from there
                         continue
-                    segment, rows = encode_findings(codecs.findings, name, *got)
+                    segment, rows = encode_findings(codecs.findings, name, shop, findings)
                     if cache is not None:
                         cache.save_findings(name, key, segment, rows)
                     conn.send(("findings", key, segment, rows))

@@ -175,9 +175,9 @@ def walk(view: StoreView, now: datetime, *, closed_years: int, sinks: Sinks, nam
         while ahead:
             lay_first()
         tally.settle(set(marks))   # every shop is counted: the chain's totals are summed meanwhile
-        for path, shop, data in view.finding_files():
+        for path, shop, digest in view.finding_digests():
             out.sources.add(path)
-            key = findings_key(path, shop, data)
+            key = findings_key(path, shop, digest)
             made = None
             if team.makers is not None and path in asked:
                 asked.discard(path)
@@ -187,7 +187,10 @@ def walk(view: StoreView, now: datetime, *, closed_years: int, sinks: Sinks, nam
             if got is None and cache is not None:
                 got = cache.findings(path, key)
             if got is None:
-                got = encode_findings(sinks.findings.codec, path, shop, data)
+                # read only now: most writes keep most files' rows (a shop's save changes one file's)
+                stored = view.finding_file(path)
+                assert stored is not None   # the same snapshot gave its digest
+                got = encode_findings(sinks.findings.codec, path, shop, stored[1])
                 if cache is not None:
                     cache.save_findings(path, key, *got)
             sinks.findings.add_segment(*got)
@@ -228,9 +231,10 @@ class _Team:
             self.makers.close()
 
 
-def findings_key(path: str, shop: str, data: str) -> str:
-    """What a file's encoded 校验问题 rows are kept under: they change only with its findings."""
-    return hashlib.sha256(f"{FORMAT}|{shop}|{path}|{data}".encode()).hexdigest()
+def findings_key(path: str, shop: str, digest: str) -> str:
+    """What a file's encoded 校验问题 rows are kept under: they change only with its findings
+    (``digest``: of their stored JSON, ``Store.finding_digests``)."""
+    return hashlib.sha256(f"{FORMAT}|{shop}|{path}|{digest}".encode()).hexdigest()
 
 
 def encode_findings(codec: RowCodec, path: str, shop: str, data: str) -> tuple[Segment, int]:

@@ -114,12 +114,26 @@ class Store:
             q = select(t.file_findings.c.source_path).order_by(t.file_findings.c.source_path)
             return [str(p) for p in c.execute(q).scalars()]
 
-    def finding_file(self, path: str, conn: Connection | None = None) -> tuple[str, str] | None:
-        """(shop, stored JSON of its findings) of one file, as ``finding_files`` gives it."""
+    def finding_file(self, path: str, conn: Connection | None = None) -> tuple[str, str, str] | None:
+        """(shop, stored JSON of its findings, its digest) of one file, as ``finding_files`` and
+        ``finding_digests`` give them."""
+        ff = t.file_findings.c
         with self._conn(conn) as c:
-            got = c.execute(select(t.file_findings.c.shop, t.file_findings.c.data)
-                            .where(t.file_findings.c.source_path == path)).first()
-        return None if got is None else (str(got[0] or ""), str(got[1]))
+            got = c.execute(select(ff.shop, ff.data, ff.digest).where(ff.source_path == path)).first()
+        if got is None:
+            return None
+        data = str(got[1])
+        return str(got[0] or ""), data, got[2] or content_hash(data)
+
+    def finding_digests(self, conn: Connection | None = None) -> list[tuple[str, str, str]]:
+        """(path, shop, digest of its findings' JSON) per file, in ``finding_files``' order: what
+        the render keys a file's encoded 校验问题 rows by, without reading the findings (those
+        of a file stored by an older version, without a digest, are read to work it out)."""
+        ff = t.file_findings.c
+        with self._conn(conn) as c:
+            q = select(ff.source_path, ff.shop, ff.digest, case((ff.digest.is_(None), ff.data)))
+            return [(str(path), str(shop or ""), digest or content_hash(str(data)))
+                    for path, shop, digest, data in c.execute(q.order_by(ff.source_path))]
 
     def source_settings(self, conn: Connection | None = None) -> dict[str, Settings]:
         """Each shop file's own 设置 as the reader saw them (the defaults for a file without any)."""
@@ -1033,6 +1047,12 @@ class View:
 
     def finding_paths(self) -> list[str]:
         return self.store.finding_paths(self._conn)
+
+    def finding_digests(self) -> list[tuple[str, str, str]]:
+        return self.store.finding_digests(self._conn)
+
+    def finding_file(self, path: str) -> tuple[str, str, str] | None:
+        return self.store.finding_file(path, self._conn)
 
     def sources(self) -> list[dict[str, Any]]:
         return self.memo("sources", lambda: self.store.sources(self._conn))

@@ -19,7 +19,16 @@ from sqlalchemy.engine import Connection
 from ..model import ComplaintTable, Finding
 from . import tables as t
 from .bulk import as_moment, insert_rows, text_as_bytes
-from .codec import ALL_SHEET, Prepared, PreparedRow, prepare, record_key, record_ref
+from .codec import (
+    ALL_SHEET,
+    Prepared,
+    PreparedRow,
+    content_hash,
+    loads,
+    prepare,
+    record_key,
+    record_ref,
+)
 from .db import Store
 
 __all__ = ["assign_keys", "ingest_prepared", "ingest_table", "mark_missing", "move_manager_edits",
@@ -146,7 +155,8 @@ def ingest_prepared(store: Store, path: Path, prepared: Prepared, *, file_hash: 
             c.execute(update(t.source_rows).where(t.source_rows.c.source_path == key)
                       .where(t.source_rows.c.deleted.is_(False)).values(last_seen=now))
         c.execute(delete(t.file_findings).where(t.file_findings.c.source_path == key))
-        c.execute(insert(t.file_findings).values(source_path=key, shop=shop, data=prepared.findings_json))
+        c.execute(insert(t.file_findings).values(source_path=key, shop=shop, data=prepared.findings_json,
+                                                 digest=content_hash(prepared.findings_json)))
         upsert_source(c, key, shop=shop, content_hash=file_hash, size=size, mtime=mtime, rows=len(prepared.rows),
                       status="ok", error=None, attempts=0, next_try=None, last_read=now,
                       settings=prepared.settings_json or None)
@@ -193,7 +203,7 @@ def _continued(c: Connection, old: dict[str, Any], keys: list[str], rows: list[P
                               .where(t.source_rows.c.id.in_([at[(p[8], p[0])].id for _k, p in left]))).all())
         for k, p in left:
             prev = at[(p[8], p[0])]
-            was, now = json.loads(data.get(prev.id) or "{}"), json.loads(p[4])
+            was, now = loads(data.get(prev.id) or "{}"), loads(p[4])
             same_id = bool(prev.complaint_id) and prev.complaint_id == p[2]
             same_person = all(was.get(f) for f in _SAME_PERSON) and all(was.get(f) == now.get(f) for f in _SAME_PERSON)
             if same_id or same_person:

@@ -139,6 +139,10 @@ file_findings = Table(
     Column("source_path", Text, primary_key=True),
     Column("shop", Text),
     Column("data", Text, nullable=False),   # [[sheet, row, cell, field, severity, code, message], ...]
+    # codec.content_hash of ``data``: a write of the merged workbook asks it of every file, and
+    # reads the findings themselves only of a file whose encoded rows it does not keep (a shop's
+    # save re-read 10 MB of JSON to hash it). NULL: stored by an older version (worked out then)
+    Column("digest", String(64)),
 )
 
 # Before 0.2: one row per finding. Kept so open_store can move an old store's findings over.
