@@ -100,6 +100,30 @@ def test_a_big_shop_is_decoded_a_chunk_at_a_time(store: Store, tmp_path: Path, m
         assert (a.name, a.rows, [(x.title, x.rows) for x in a.blocks]) == (b.name, b.rows, [(x.title, x.rows) for x in b.blocks])
 
 
+def test_a_big_shops_chunks_are_read_inside_the_renders_transaction_and_leave_nothing(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On SQLite a big shop's order goes into a temporary table of the connection's own, inside
+    the render's read of the store; it is gone once the shop is read, or left half-read."""
+    from sqlalchemy import text
+
+    from complaint_core.store import db
+
+    monkeypatch.setattr(db, "SHOP_CHUNK", 7)
+    tables = text("SELECT name FROM sqlite_temp_master WHERE type = 'table'")
+    with store.engine.begin() as conn:
+        view = View(store, conn)
+        for shop in SHOPS:
+            chunks = list(view.shop_records(shop))
+            assert len(chunks) > 1
+            expected = [r["record_ref"] for r in view.current_records() if r["shop"] == shop]
+            assert [r["record_ref"] for records, _c in chunks for r in records] == expected
+        part = view.shop_records("B")
+        next(part)
+        assert len(conn.execute(tables).all()) == 1
+        part.close()   # a render that failed half-way through a shop
+        assert conn.execute(tables).all() == []
+
+
 class _Traced(dict):   # a record that can be watched for being freed (a plain dict cannot)
     pass
 

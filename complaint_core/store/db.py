@@ -9,6 +9,7 @@ import json
 import logging
 import operator
 import re
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -19,6 +20,11 @@ from typing import Any, TypeVar
 
 from sqlalchemy import (
     BindParameter,
+    Column,
+    Integer,
+    MetaData,
+    Table,
+    Text,
     bindparam,
     case,
     create_engine,
@@ -173,6 +179,9 @@ class Store:
             # a big shop: first the order of its complaints (each one's winning row's 受理时间),
             # then the complaints themselves, a chunk at a time
             order = _shop_order(c, shop)
+            if c.dialect.name == "sqlite":
+                yield from _chunks_in_order(c, shop, order, size, settings)
+                return
             # the keys as a parameter, not in the statement: SQLAlchemy keeps the values of
             # recent statements written with ``in_(list)``, a big shop's keys by the thousand
             chunk_q = select(*_RECORD_COLUMNS).where(sr.record_key.in_(IN_KEYS)).where(sr.shop == shop).order_by(*by_key)
@@ -725,6 +734,34 @@ def _received_order(text: str) -> str:
         return str(datetime.fromisoformat(text))
     except ValueError:
         return text
+
+
+def _chunks_in_order(c: Connection, shop: str, order: list[tuple[str, str]], size: int,
+                     settings: dict[str, Settings]) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+    """A big shop's (records, conflicts), ``size`` complaints at a time, from one query in the
+    sheet's order: ``order`` goes into a temporary table the shop's stored rows are joined to.
+    On SQLite a chunk's rows asked for by their keys (500 to a query, each query sorted)
+    took a shop of 10,000 complaints 0.96 s against 0.74 s so (issue 17: years of history in
+    one shop). The temporary table is this connection's own and lives in SQLite's temporary
+    database, so a reader of the store writes nothing to it."""
+    name = f"cd_order_{uuid.uuid4().hex}"
+    keyed = Table(name, MetaData(), Column("p", Integer, primary_key=True), Column("k", Text, nullable=False),
+                  prefixes=["TEMPORARY"])
+    keyed.create(c)
+    try:
+        # the driver's own executemany: SQLAlchemy's parameters per row cost a tenth of the read
+        c.exec_driver_sql(f'INSERT INTO "{name}" (p, k) VALUES (?, ?)', [(i, k) for i, (_r, k) in enumerate(order)])
+        sr = t.source_rows.c
+        q = (select(*_RECORD_COLUMNS).select_from(keyed.join(t.source_rows, sr.record_key == keyed.c.k))
+             .where(sr.shop == shop).order_by(keyed.c.p, sr.source_path, sr.row))
+        complaints = itertools.groupby(c.execution_options(stream_results=True, yield_per=500).execute(q),
+                                       key=_BY_KEY)
+        # each complaint's rows are taken before the next complaint is read; the chunk's rows are
+        # let go of as its complaints are made, as in the other path
+        while rows := [r for _key, grp in itertools.islice(complaints, size) for r in list(grp)]:
+            yield _shop_batch(drained(rows), settings)
+    finally:
+        keyed.drop(c)
 
 
 def _shop_order(c: Connection, shop: str) -> list[tuple[str, str]]:
