@@ -189,10 +189,14 @@ def walk(view: StoreView, now: datetime, *, closed_years: int, sinks: Sinks, nam
             if got is None:
                 # read only now: most writes keep most files' rows (a shop's save changes one file's)
                 stored = view.finding_file(path)
-                assert stored is not None   # the same snapshot gave its digest
+                if stored is None:   # never so today: a file's findings are replaced, not removed
+                    continue
                 got = encode_findings(sinks.findings.codec, path, shop, stored[1])
                 if cache is not None:
-                    cache.save_findings(path, key, *got)
+                    # kept under the digest of what was encoded: where the store's read does not
+                    # hold still (PostgreSQL reads what is committed), a file stored again in
+                    # between is encoded as it is now, and kept so
+                    cache.save_findings(path, findings_key(path, stored[0], stored[2]), *got)
             sinks.findings.add_segment(*got)
     finally:
         team.close()

@@ -740,10 +740,10 @@ def _chunks_in_order(c: Connection, shop: str, order: list[tuple[str, str]], siz
                      settings: dict[str, Settings]) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
     """A big shop's (records, conflicts), ``size`` complaints at a time, from one query in the
     sheet's order: ``order`` goes into a temporary table the shop's stored rows are joined to.
-    On SQLite a chunk's rows asked for by their keys (500 to a query, each query sorted)
-    took a shop of 10,000 complaints 0.96 s against 0.74 s so (issue 17: years of history in
-    one shop). The temporary table is this connection's own and lives in SQLite's temporary
-    database, so a reader of the store writes nothing to it."""
+    Asking for a chunk's rows by their keys (500 to a query, each query sorted) took a shop of
+    10,000 complaints 0.83-0.98 s against 0.49-0.81 s so (issue 17: years of history in one
+    shop). The temporary table is this connection's own and lives in SQLite's temporary
+    database, so a reader of the store writes nothing to the store."""
     name = f"cd_order_{uuid.uuid4().hex}"
     keyed = Table(name, MetaData(), Column("p", Integer, primary_key=True), Column("k", Text, nullable=False),
                   prefixes=["TEMPORARY"])
