@@ -215,7 +215,8 @@ def test_makers_encode_the_files_findings_as_the_render_would(any_chain, tmp_pat
     store, folder = any_chain
     merge_into(store, [folder], tmp_path / "汇总.xlsx", now=T0)
     ctx, codecs = _ctx(store, Book())
-    paths = store.finding_paths()
+    digests = {path: digest for path, _shop, digest in store.finding_digests()}
+    paths = list(digests)
     assert len(paths) == len(SHOPS)
     cache = PieceCache(tmp_path / "cache")
     team = makers.Makers(store.url, ctx, codecs, cache=cache, count=2)
@@ -228,7 +229,6 @@ def test_makers_encode_the_files_findings_as_the_render_would(any_chain, tmp_pat
         assert team.take_findings(paths[0]) is None    # already in the cache: the render reads it there
     finally:
         team.close()
-    digests = {path: digest for path, _shop, digest in store.finding_digests()}
     for path, shop, data in store.finding_files():
         key = findings_key(path, shop, digests[path])
         segment, rows = encode_findings(codecs.findings, path, shop, data)

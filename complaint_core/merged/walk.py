@@ -162,7 +162,8 @@ def walk(view: StoreView, now: datetime, *, closed_years: int, sinks: Sinks, nam
                 lay_first()
         # the files' 校验问题 rows next: makers that finished the last shops start on them
         # while the render lays those shops (a first write's 170,000 findings took 1.5 s)
-        paths = deque(view.finding_paths() if team.makers is not None else [])
+        files = view.finding_digests()   # (path, shop, digest): the findings themselves stay in the store
+        paths = deque(path for path, _shop, _digest in files if team.makers is not None)
         asked: set[str] = set()
 
         def ask_findings() -> None:
@@ -175,7 +176,7 @@ def walk(view: StoreView, now: datetime, *, closed_years: int, sinks: Sinks, nam
         while ahead:
             lay_first()
         tally.settle(set(marks))   # every shop is counted: the chain's totals are summed meanwhile
-        for path, shop, digest in view.finding_digests():
+        for path, shop, digest in files:
             out.sources.add(path)
             key = findings_key(path, shop, digest)
             made = None
@@ -191,12 +192,13 @@ def walk(view: StoreView, now: datetime, *, closed_years: int, sinks: Sinks, nam
                 stored = view.finding_file(path)
                 if stored is None:   # never so today: a file's findings are replaced, not removed
                     continue
-                got = encode_findings(sinks.findings.codec, path, shop, stored[1])
+                # encoded and kept as read now: where the store's read does not hold still
+                # (PostgreSQL reads what is committed), a file stored again since its digest
+                # was read is never kept under another content's key
+                shop, data, digest = stored
+                got = encode_findings(sinks.findings.codec, path, shop, data)
                 if cache is not None:
-                    # kept under the digest of what was encoded: where the store's read does not
-                    # hold still (PostgreSQL reads what is committed), a file stored again in
-                    # between is encoded as it is now, and kept so
-                    cache.save_findings(path, findings_key(path, stored[0], stored[2]), *got)
+                    cache.save_findings(path, findings_key(path, shop, digest), *got)
             sinks.findings.add_segment(*got)
     finally:
         team.close()
@@ -242,7 +244,7 @@ def findings_key(path: str, shop: str, digest: str) -> str:
 
 
 def encode_findings(codec: RowCodec, path: str, shop: str, data: str) -> tuple[Segment, int]:
-    """A file's 校验问题 rows (``Store.finding_files`` gives its stored JSON), encoded."""
+    """A file's 校验问题 rows (``Store.finding_file`` gives its stored JSON), encoded."""
     rows = finding_rows(path, shop, data)
     return codec.encode(rows), len(rows)
 

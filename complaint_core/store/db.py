@@ -114,12 +114,6 @@ class Store:
             for path, shop, data in result:
                 yield str(path), str(shop or ""), str(data)
 
-    def finding_paths(self, conn: Connection | None = None) -> list[str]:
-        """The files with stored findings, in ``finding_files``' order."""
-        with self._conn(conn) as c:
-            q = select(t.file_findings.c.source_path).order_by(t.file_findings.c.source_path)
-            return [str(p) for p in c.execute(q).scalars()]
-
     def finding_file(self, path: str, conn: Connection | None = None) -> tuple[str, str, str] | None:
         """(shop, stored JSON of its findings, its digest) of one file, as ``finding_files`` and
         ``finding_digests`` give them."""
@@ -1078,12 +1072,6 @@ class View:
 
     def shop_records(self, shop: str) -> Iterator[tuple[list[Record], list[dict[str, Any]]]]:
         return self.store.shop_records(shop, self._conn)
-
-    def finding_files(self) -> Iterator[tuple[str, str, str]]:
-        return self.store.finding_files(self._conn)
-
-    def finding_paths(self) -> list[str]:
-        return self.store.finding_paths(self._conn)
 
     def finding_digests(self) -> list[tuple[str, str, str]]:
         return self.store.finding_digests(self._conn)

@@ -49,14 +49,8 @@ class StoreView(Protocol):
         decoded when asked and a thousand at a time: the render walks the shops so that it never
         holds every complaint, nor every complaint of a big shop."""
 
-    def finding_files(self) -> Iterator[tuple[str, str, str]]:
-        """(path, shop, stored JSON of its findings) per file, in path order, one at a time."""
-
-    def finding_paths(self) -> list[str]:
-        """The files ``finding_files`` gives, in its order, without their findings."""
-
     def finding_digests(self) -> list[tuple[str, str, str]]:
-        """(path, shop, digest of its findings' JSON) per file, in ``finding_files``' order."""
+        """(path, shop, digest of its findings' JSON) per file, in path order."""
 
     def finding_file(self, path: str) -> tuple[str, str, str] | None:
         """(shop, stored JSON of its findings, its digest) of one file; None: no such file."""
