@@ -16,7 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sync.daemon import Daemon
+from sync import pipeline
+from sync.daemon import LOOK_TWICE, QUICK_SETTLE, Daemon
 from sync.pipeline import MergeReport
 from sync.settle import is_complete_package, quiet_enough
 from tests.support.workbooks import NOW, sample_rows, write_shop_workbook
@@ -135,6 +136,50 @@ def test_a_renamed_save_is_merged_before_the_full_quiet_period(tmp_path: Path) -
         # well before the 30 s quiet period a partial file would need
         took = wait_for(lambda: len(ids(out)) == 8, timeout=15)
         assert took < 15
+    finally:
+        daemon.stop()
+
+
+class _Looks:
+    """``time`` as sync/pipeline.py sees it, keeping every wait its second look makes."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(time, name)
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        time.sleep(seconds)
+
+
+def test_a_renamed_save_is_read_after_the_default_short_quiet_and_looked_at_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    looks = _Looks()
+    monkeypatch.setattr(pipeline, "time", looks)
+    shop = tmp_path / "SH01"
+    shop.mkdir()
+    rows = sample_rows(8, seed=5, now=NOW, shop="SH01")
+    write_shop_workbook(shop / "投诉.xlsx", rows[:5])
+    out = tmp_path / "merged.xlsx"
+    # the defaults a chain runs with, but a full quiet period no test would wait for
+    daemon = _Recorded([shop], out, str(tmp_path / "s.sqlite"), rescan_interval=3600, settle_seconds=30,
+                       clock=lambda: NOW)
+    assert daemon.quick_settle == QUICK_SETTLE > LOOK_TWICE
+    daemon.start()
+    try:
+        wait_for(lambda: len(ids(out)) == 5)
+        looks.waits.clear()   # the first merge read a workbook written a moment before it
+        made = write_shop_workbook(tmp_path / "new.xlsx", rows)
+        tmp = shop / "Cedd4100"
+        tmp.write_bytes(Path(made).read_bytes())
+        tmp.replace(shop / "投诉.xlsx")   # Excel's save: written under a temp name, renamed over
+        wait_for(lambda: len(ids(out)) == 8, timeout=15)
+        read = [r for r in daemon.reports if r.read]
+        assert [[f.path.name for f in r.read] for r in read] == [["投诉.xlsx"], ["投诉.xlsx"]]
+        # the workbook was last written before the quiet ended: no second look, no wait
+        assert looks.waits == []
     finally:
         daemon.stop()
 
