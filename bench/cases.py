@@ -586,6 +586,76 @@ def latency_run(shops: int, rows: int, saves: int) -> dict:
     return {"seconds": statistics.median(waits), "rows": shops * rows, "worst": round(max(waits), 2)}
 
 
+def _clerk_saves(path: Path, i: int) -> None:
+    """A clerk's ``i``-th save: one 备注 cell of the complaint table changed (openpyxl), saved
+    as Excel saves (a temp file renamed onto the workbook) when ``i`` is even, written in place
+    (as some programs save) when it is odd. Returns once the save has landed."""
+    import os
+
+    import openpyxl
+
+    from complaint_core.schema import FIELDS
+
+    wb = openpyxl.load_workbook(path)
+    column = [f.key for f in FIELDS].index("notes") + 1
+    wb.worksheets[0].cell(row=2 + i, column=column).value = f"第 {i + 1} 次保存：已电话回访"
+    if i % 2:
+        wb.save(path)
+        return
+    tmp = path.with_name(f"{i:08X}")
+    wb.save(tmp)
+    os.replace(tmp, path)
+
+
+def latency_template(shops: int, rows: int, saves: int) -> dict:
+    """Save-to-merged on a chain unlike (4)'s: shops written into the template (every sheet of
+    it, a few defects each, ``data.template_set``) in one folder, each save one cell a clerk
+    changed (``_clerk_saves``), through ``complaint-desk sync --watch`` with the real clock.
+    Time from the save landing until the merged workbook is replaced (median, worst)."""
+    import statistics
+    import subprocess
+    import sys
+
+    from bench.data import template_set
+
+    work = Path(_scratch())
+    folder = work / "shared"
+    folder.mkdir()
+    files = [Path(shutil.copy(f, folder / f.name)) for f in template_set(shops, rows)]
+    out = work / "汇总.xlsx"
+    cmd = [sys.executable, "-m", "complaint_desk", "sync", "--source", str(folder), "--out", str(out), "--watch"]
+    daemon = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        give_up = time.monotonic() + 600
+        while not out.exists():   # the first merge of every shop
+            if daemon.poll() is not None or time.monotonic() > give_up:
+                raise RuntimeError(f"sync --watch made no merged workbook (exit code {daemon.poll()})")
+            time.sleep(0.1)
+        time.sleep(2)
+        waits = []
+        for i in range(saves):
+            before = _stamp(out)
+            _clerk_saves(files[i * 37 % shops], i)
+            waits.append(_replaced(out, before, 120))
+            time.sleep(1)
+    finally:
+        daemon.terminate()
+        daemon.wait(60)
+    return {"seconds": statistics.median(waits), "rows": shops * rows, "worst": round(max(waits), 2)}
+
+
+def merge_template(shops: int, rows: int) -> dict:
+    """A full merge (``merge_once``, fresh SQLite) of ``latency_template``'s chain, for its ratio."""
+    from bench.data import template_set
+
+    merge_once = _need("sync.api", "merge_once")
+    folder = template_set(shops, rows)[0].parent
+    work = Path(_scratch())
+    t = time.perf_counter()
+    report = merge_once([folder], work / "merged.xlsx", state_url=f"sqlite:///{work / 'state.sqlite'}", now=NOW)
+    return {"seconds": time.perf_counter() - t, "rows": report.rows, "files_read": len(report.read)}
+
+
 # ---- (5) scan of 1M records --------------------------------------------------------------
 def _records(n: int) -> list[dict]:
     from bench.data import rows_for

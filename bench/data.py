@@ -121,6 +121,31 @@ def shop_set(shops: int, rows: int, *, folder: Path | None = None) -> list[Path]
     return [shop_file(rows, shop=f"S{i:03d}", seed=i, folder=folder) for i in range(1, shops + 1)]
 
 
+# when the template chain's complaints were received (the 30 days before it): fixed, so the
+# cached files are the same on every machine
+TEMPLATE_NOW = datetime(2026, 12, 1, 10, 0)
+
+
+def template_set(shops: int, rows: int) -> list[Path]:
+    """A folder of `shops` workbooks of `rows` rows each written into the shop template the
+    way staff fill it (every sheet of the template, a few defects per file, openpyxl): a chain
+    unlike shop_set's one-sheet XlsxWriter files with dirty data."""
+    from complaint_desk.demo_data import inject_defects, sample_rows, write_rows
+
+    folder = OUT / f"tpl{shops}x{rows}"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(shops):
+        code = f"SH{i + 1:03d}"
+        path = folder / f"{code}.xlsx"
+        if not path.exists():
+            made = sample_rows(rows, seed=i, now=TEMPLATE_NOW, shop=code)
+            inject_defects(made, now=TEMPLATE_NOW)
+            write_rows(path, made, shop=code)   # written whole or not at all (atomic_write)
+        paths.append(path)
+    return paths
+
+
 if __name__ == "__main__":
     for n in (1_000, 10_000, 100_000):
         print(shop_file(n))

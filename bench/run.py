@@ -75,7 +75,10 @@ def scenarios(quick: bool, size: dict | None = None) -> list[tuple[str, str, lis
             ("ours: `complaint-desk sync --watch`, a folder per shop, real clock", "latency_cli", list(lat)),
             ("ours: `complaint-desk run` (watcher + scan after each read), until the workbook shows the save",
              "latency_run", list(lat)),
-            ("ours: a full merge of the same shops, for the ratio", "merge_ours", lat[:2])]),
+            ("ours: a full merge of the same shops, for the ratio", "merge_ours", lat[:2]),
+            ("ours: `complaint-desk sync --watch`, shops written from the template in one folder, "
+             "one cell a clerk changed per save", "latency_template", list(lat)),
+            ("ours: a full merge of those template shops, for its ratio", "merge_template", lat[:2])]),
         ("scan", f"(5) overdue scan of {scan_n:,} records", [
             ("floor: one comparison per record", "scan_floor", [scan_n]),
             ("ours: complaint_core.deadlines per record", "scan_deadlines", [scan_n]),
