@@ -103,6 +103,18 @@ def scenarios(quick: bool, size: dict | None = None) -> list[tuple[str, str, lis
     ]
 
 
+def _stolen() -> float | None:
+    """CPU-seconds the host has taken from this virtual machine's CPUs so far (``steal`` in
+    Linux's /proc/stat); None where it is not known. A case run while the host took CPU away
+    from us measures the host as much as the code: the table says how much, beside the time."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = fh.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def run_case(case: str, args: list) -> dict:
     """Run one case in a fresh interpreter; peak RSS from os.wait4 on exactly that child."""
     code = (f"import json,sys; sys.path.insert(0, {str(ROOT)!r}); from bench import cases\n"
@@ -111,6 +123,7 @@ def run_case(case: str, args: list) -> dict:
             "except Exception as e:\n    r = {'error': f'{type(e).__name__}: {e}'[:160]}\n"
             "print('RESULT' + json.dumps(r, default=str), flush=True)")
     r_fd, w_fd = os.pipe()
+    stolen = _stolen()
     pid = os.posix_spawn(PY, [PY, "-c", code], dict(os.environ),
                          file_actions=[(os.POSIX_SPAWN_DUP2, w_fd, 1),
                                        (os.POSIX_SPAWN_OPEN, 2, "/dev/null", os.O_WRONLY, 0)])
@@ -123,6 +136,9 @@ def run_case(case: str, args: list) -> dict:
         return {"error": f"child exited with status {status}"}
     res = json.loads(line[6:])
     res["rss"] = usage.ru_maxrss / 1024  # Linux reports KiB
+    after = _stolen()
+    if stolen is not None and after is not None:
+        res["stolen"] = after - stolen   # over the child's whole life, its set-up included
     return res
 
 
@@ -155,9 +171,13 @@ def measure(rows: list[tuple[str, str, list]], runs: int) -> list[dict]:
             continue
         secs = [r["seconds"] for r in ok]
         med = statistics.median(secs)
-        extra = {k: v for k, v in ok[0].items() if k not in ("seconds", "rows", "rss")}
+        extra = {k: v for k, v in ok[0].items() if k not in ("seconds", "rows", "rss", "stolen")}
         if "worst" in extra:
             extra["worst"] = f"{max(r['worst'] for r in ok):.2f}s"
+        stolen = [r["stolen"] for r in ok if "stolen" in r]
+        if stolen and max(stolen) >= 0.05:
+            # CPU the host took from this machine during a run (the worst run): only said when any
+            extra["host_took"] = f"{max(stolen):.2f}s"
         out.append({"label": label, "runs": len(ok), "median": med, "min": min(secs),
                     "max": max(secs), "rows": ok[0]["rows"],
                     "rps": ok[0]["rows"] / med if med else 0.0,
