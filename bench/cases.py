@@ -320,20 +320,29 @@ def stage_render(shops: int, rows: int) -> dict:
     return {"seconds": time.process_time() - t, "rows": rendered.rows}
 
 
-def _machine_busy() -> float:
-    """CPU-seconds the whole machine has been busy (Linux's /proc/stat): the merge's children
-    are the forkserver's, not this process's, so their CPU is not in this process's times."""
-    try:
-        with open("/proc/stat") as fh:
-            fields = [int(v) for v in fh.readline().split()[1:]]
-    except OSError as exc:
-        raise Absent("/proc/stat absent (Linux only)") from exc
+def machine_cpu() -> list[float] | None:
+    """The whole machine's CPU-seconds so far by kind, as Linux's /proc/stat counts them (user,
+    nice, system, idle, iowait, irq, softirq, steal, …); None where it is not known."""
     import os
 
+    try:
+        with open("/proc/stat") as fh:
+            ticks = os.sysconf("SC_CLK_TCK")
+            return [int(v) / ticks for v in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+
+
+def _machine_busy() -> float:
+    """CPU-seconds the whole machine has been busy: the merge's children are the forkserver's,
+    not this process's, so their CPU is not in this process's times."""
+    fields = machine_cpu()
+    if fields is None:
+        raise Absent("/proc/stat absent (Linux only)")
     # user, nice, system, irq and softirq: not idle, not waiting on the disk, and not the
     # time the host gave this virtual machine's CPUs to another (steal)
     user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+    return user + nice + system + irq + softirq
 
 
 def stage_merge(shops: int, rows: int) -> dict:
@@ -481,19 +490,15 @@ def _save_shop(folder: Path, k: int, i: int, rows: int) -> None:
     os.replace(tmp, folder / "投诉登记.xlsx")
 
 
-def latency_cli(shops: int, rows: int, saves: int) -> dict:
-    """The same through the command a chain runs: ``complaint-desk sync --watch`` in a process of
-    its own, one folder per shop, the real clock, each save written as Excel writes it (a temp
-    file renamed onto the workbook). Time until the merged workbook is replaced (median, worst)."""
-    import statistics
+def _watched_saves(sources: list[Path], out: Path, saves: int, save: Callable[[int], None]) -> list[float]:
+    """``complaint-desk sync --watch`` over ``sources`` in a process of its own, the real clock:
+    after its first merge, ``save(i)`` lands each save, a second apart (each its own merge).
+    Seconds from each save landing until ``out`` is replaced."""
     import subprocess
     import sys
 
-    work = Path(_scratch())
-    folders = _shop_folders(work, shops, rows)
-    out = work / "汇总.xlsx"
-    sources = [a for f in folders for a in ("--source", str(f))]
-    cmd = [sys.executable, "-m", "complaint_desk", "sync", *sources, "--out", str(out), "--watch"]
+    cmd = [sys.executable, "-m", "complaint_desk", "sync", *[a for f in sources for a in ("--source", str(f))],
+           "--out", str(out), "--watch"]
     daemon = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         give_up = time.monotonic() + 600
@@ -504,14 +509,30 @@ def latency_cli(shops: int, rows: int, saves: int) -> dict:
         time.sleep(2)   # the first merge has landed; its watchers are up
         waits = []
         for i in range(saves):
-            k = i * 37 % shops
             before = _stamp(out)
-            _save_shop(folders[k], k, i, rows)
+            save(i)
             waits.append(_replaced(out, before, 120))
-            time.sleep(1)   # saves a second apart: each one its own merge
+            time.sleep(1)
     finally:
         daemon.terminate()
         daemon.wait(60)
+    return waits
+
+
+def latency_cli(shops: int, rows: int, saves: int) -> dict:
+    """The same through the command a chain runs: ``complaint-desk sync --watch`` in a process of
+    its own, one folder per shop, the real clock, each save written as Excel writes it (a temp
+    file renamed onto the workbook). Time until the merged workbook is replaced (median, worst)."""
+    import statistics
+
+    work = Path(_scratch())
+    folders = _shop_folders(work, shops, rows)
+
+    def save(i: int) -> None:
+        k = i * 37 % shops
+        _save_shop(folders[k], k, i, rows)
+
+    waits = _watched_saves(folders, work / "汇总.xlsx", saves, save)
     return {"seconds": statistics.median(waits), "rows": shops * rows, "worst": round(max(waits), 2)}
 
 
@@ -613,8 +634,6 @@ def latency_template(shops: int, rows: int, saves: int) -> dict:
     changed (``_clerk_saves``), through ``complaint-desk sync --watch`` with the real clock.
     Time from the save landing until the merged workbook is replaced (median, worst)."""
     import statistics
-    import subprocess
-    import sys
 
     from bench.data import template_set
 
@@ -622,25 +641,7 @@ def latency_template(shops: int, rows: int, saves: int) -> dict:
     folder = work / "shared"
     folder.mkdir()
     files = [Path(shutil.copy(f, folder / f.name)) for f in template_set(shops, rows)]
-    out = work / "汇总.xlsx"
-    cmd = [sys.executable, "-m", "complaint_desk", "sync", "--source", str(folder), "--out", str(out), "--watch"]
-    daemon = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        give_up = time.monotonic() + 600
-        while not out.exists():   # the first merge of every shop
-            if daemon.poll() is not None or time.monotonic() > give_up:
-                raise RuntimeError(f"sync --watch made no merged workbook (exit code {daemon.poll()})")
-            time.sleep(0.1)
-        time.sleep(2)
-        waits = []
-        for i in range(saves):
-            before = _stamp(out)
-            _clerk_saves(files[i * 37 % shops], i)
-            waits.append(_replaced(out, before, 120))
-            time.sleep(1)
-    finally:
-        daemon.terminate()
-        daemon.wait(60)
+    waits = _watched_saves([folder], work / "汇总.xlsx", saves, lambda i: _clerk_saves(files[i * 37 % shops], i))
     return {"seconds": statistics.median(waits), "rows": shops * rows, "worst": round(max(waits), 2)}
 
 
@@ -652,7 +653,7 @@ def merge_template(shops: int, rows: int) -> dict:
     folder = template_set(shops, rows)[0].parent
     work = Path(_scratch())
     t = time.perf_counter()
-    report = merge_once([folder], work / "merged.xlsx", state_url=f"sqlite:///{work / 'state.sqlite'}", now=NOW)
+    report = _call_merge(merge_once, folder, work / "merged.xlsx", f"sqlite:///{work / 'state.sqlite'}")
     return {"seconds": time.perf_counter() - t, "rows": report.rows, "files_read": len(report.read)}
 
 

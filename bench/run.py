@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.cases import machine_cpu  # noqa: E402
+
 PY = sys.executable
 
 
@@ -104,15 +106,11 @@ def scenarios(quick: bool, size: dict | None = None) -> list[tuple[str, str, lis
 
 
 def _stolen() -> float | None:
-    """CPU-seconds the host has taken from this virtual machine's CPUs so far (``steal`` in
-    Linux's /proc/stat); None where it is not known. A case run while the host took CPU away
-    from us measures the host as much as the code: the table says how much, beside the time."""
-    try:
-        with open("/proc/stat") as fh:
-            fields = fh.readline().split()
-        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
+    """CPU-seconds the host has taken from this virtual machine's CPUs so far (``steal``); None
+    where it is not known. A case run while the host took CPU away from us measures the host as
+    much as the code: the table says how much, beside the time."""
+    fields = machine_cpu()
+    return fields[7] if fields is not None and len(fields) > 7 else None
 
 
 def run_case(case: str, args: list) -> dict:

@@ -80,7 +80,6 @@ class Daemon:
         self.rescan_interval = rescan_interval
         self.settle = settle_seconds
         # a finished package (Excel's and WPS's save is a rename) needs only this much quiet
-        # (``QUICK_SETTLE``)
         self.quick_settle = min(quick_settle_seconds, settle_seconds)
         self.max_defer = max_defer_seconds
         self.clock = clock
