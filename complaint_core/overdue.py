@@ -128,6 +128,15 @@ def _judged_invalid(rec: dict[str, Any]) -> bool:
     return bool(rec.get("deleted")) or rec.get("validity") == "不成立" or rec.get("status") == "不成立"
 
 
+@functools.lru_cache(maxsize=64)
+def warning_time(hours: float) -> timedelta:
+    """``timedelta(hours=hours)``, one object per value: every open deadline of a shop's piece
+    (merged/pieces.py) carries its warning time, and a piece that shares one object among them
+    is pickled once per value, not once per line. Loading a piece of 3,000 complaints at every
+    save took 3.0 ms with a timedelta per line, 1.75 ms with them shared (issue 17)."""
+    return timedelta(hours=hours)
+
+
 def record_deadlines(rec: dict[str, Any], settings: Settings = DEFAULTS,
                      warn_hours: float | None = None) -> list[Deadline]:
     """Each deadline of one complaint with when it was met; none for a record deleted or judged
@@ -138,7 +147,7 @@ def record_deadlines(rec: dict[str, Any], settings: Settings = DEFAULTS,
     if _judged_invalid(rec):
         return []
     settings = rec.get("settings") or settings
-    warn = timedelta(hours=settings.due_soon_hours if warn_hours is None else warn_hours)
+    warn = warning_time(settings.due_soon_hours if warn_hours is None else warn_hours)
     done = (_dt(rec.get(DONE_FIELD["contact"])), feedback_given(rec), _dt(rec.get(DONE_FIELD["followup"])))
     return [(kind, due, met, warn) for kind, due, met in zip(KINDS, record_dues(rec, settings), done, strict=True)
             if due is not None]
