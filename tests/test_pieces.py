@@ -294,3 +294,30 @@ def test_a_kept_pieces_open_deadlines_share_one_warning_time_per_value(chain, tm
         lines += len(warns)
         assert len({id(w) for w in warns}) == len(set(warns)), shop
     assert lines > len(SHOPS)   # the seeded shops have open deadlines due soon or overdue
+
+
+def _open_deadlines(store: Store, shop: str) -> list[tuple[datetime, datetime]]:
+    """(due, due - warning time) of the shop's deadlines not met yet."""
+    from complaint_core.overdue import record_deadlines
+
+    return [(due, due - warn) for records, _conflicts in store.shop_records(shop) for r in records
+            if not r["deleted"] for _kind, due, done, warn in record_deadlines(r) if done is None]
+
+
+def test_a_piece_holds_while_its_open_deadlines_come_due_soon_and_overdue(chain, tmp_path: Path) -> None:
+    # a deadline still ahead at the last write (not yet due soon) is listed on 逾期 from the
+    # moment it comes within its warning time: worked out at each write, the shop is not made
+    # again for it (with deadlines ahead in most shops, most saves made a few shops again)
+    store, _folder, out = chain
+    ahead = {shop: sorted(soon for _due, soon in _open_deadlines(store, shop) if soon > T0) for shop in SHOPS}
+    resolved_ahead = {shop: [r["resolved_at"] for records, _c in store.shop_records(shop) for r in records
+                             if isinstance(r["resolved_at"], datetime) and r["resolved_at"] > T0] for shop in SHOPS}
+    # the first moment a deadline of some shop comes within its warning time, then a day on
+    first = min(soon for soons in ahead.values() for soon in soons)
+    for at in (first + timedelta(minutes=1), first + timedelta(days=1)):
+        holding = [s for s in SHOPS if not any(T0 < done <= at for done in resolved_ahead[s])]
+        crossing = [s for s in holding if any(soon < at for soon in ahead[s])]
+        assert crossing   # the moment is chosen so that at least one shop has a deadline come due soon
+        _touch(out)
+        assert render_merged(store, out, now=at).reused == len(holding)
+        _same(out, store, tmp_path, at)

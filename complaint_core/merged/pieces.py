@@ -10,9 +10,9 @@ A piece is used only when everything it was made from is the same:
 - everything chain-wide that a row can show: the rules, every file's 设置, [store] closed_years,
   the store, the cell styles and this module's format (``namespace``);
 - the clock: a piece made at T holds until the first moment something in it would read
-  differently (a deadline coming within its warning time, a resolved time still ahead, the
-  new year that moves closed complaints to their archive). 逾期's hours late and the state of
-  a deadline already due soon or overdue are worked out at each write from the piece.
+  differently (a resolved time still ahead, the new year that moves closed complaints to their
+  archive). The state of every deadline still open (not yet, due soon, overdue), its 逾期 line
+  from the moment it is due soon and its hours late are worked out at each write from the piece.
 
 Pieces are files in a folder of their own beside the store (one per shop, written whole and
 renamed into place), loaded one at a time: memory stays one shop's worth.
@@ -44,13 +44,13 @@ from .report import CaseKey, Summary
 
 log = logging.getLogger("complaint_desk.merged")
 
-FORMAT = 4   # raise when a piece's shape or the rows it encodes change
+FORMAT = 5   # raise when a piece's shape or the rows it encodes change (5: open deadlines not yet due soon kept too)
 
 
 # One 逾期 line: the whole row when it no longer changes (a deadline met late), else
 # (due, warning time, cells before the state, cells after the hours late, explanation without
-# "截至 … 仍未完成"): the state, the hours late and the end of the explanation are worked out at
-# each write. Tuples, not objects: a hundred shops' pieces hold ninety thousand of them. The
+# "截至 … 仍未完成") for a deadline still open: whether it is listed yet (from due - warning time
+# on), the state, the hours late and the end of the explanation are worked out at each write. Tuples, not objects: a hundred shops' pieces hold ninety thousand of them. The
 # encoded cells are UTF-8 (``xml_bytes``), as the sheet's file holds them: a piece is loaded
 # at every write, and 30 MB of Chinese text cost a shop's save 0.1 s to read back as ``str``
 # and to encode again for the file.
