@@ -245,3 +245,38 @@ def test_a_tables_rendered_rows_are_each_rows_rendered_rows(rows: list[list[Any]
     one_by_one = [x for ref, row in zip(refs, rows, strict=True)
                   for x in rendered_rows("全部投诉", [ref], {k: row[i] for i, k in owned})]
     assert rendered_table_rows("全部投诉", refs, rows, owned) == one_by_one
+
+
+ROWS_XML = [
+    b'<sheetData><row r="1"><c r="A1" t="s"><v>0</v></c></row><row r="2"/><row/>'
+    b'<row spans="1:3" x="a/"><c/><c t="inlineStr"><is><t>\xe6\x96\x87/></t></is></c></row></sheetData>',
+    b"<row><c/><c/></row><rowBreaks/><row></row>\n<row r='9'>",   # a row cut off at the end: not a row
+    b"",
+]
+
+
+@pytest.mark.parametrize("xml", ROWS_XML)
+def test_rows_are_found_as_the_row_pattern_finds_them(xml: bytes) -> None:
+    from complaint_core.merged import colread
+
+    assert list(colread._row_elements(xml)) == [(m.group(1), m.group(2) or b"") for m in colread._ROW.finditer(xml)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.lists(st.one_of(st.none(), st.text(max_size=8), st.floats(allow_nan=False,
+                                                                                   allow_infinity=False)),
+                              min_size=1, max_size=6), min_size=1, max_size=6),
+       keep=st.sets(st.integers(min_value=0, max_value=7), min_size=1, max_size=3))
+def test_cells_without_a_place_are_read_by_their_place_as_in_order(rows: list[list[Any]], keep: set[int]) -> None:
+    # the merged workbook as we write it: cells without ``r``, an empty one as <c/>
+    from complaint_core.merged import colread
+    from complaint_core.merged.rowxml import Cells
+
+    width = max(map(len, rows))
+    cells = Cells([None] * width, {"datetime": 1, "date": 2})
+    for row in rows:
+        body = cells.xml(row).encode()
+        assert colread._none_numbered(body, len(colread._CELL_START.findall(body))) or not body
+        assert colread._placed(body, keep) == colread._cells(body, keep)
+    # a cell not closed where the next one starts: read in order, as before
+    assert colread._placed(b'<c t="inlineStr"><is><t>x</t></is></c>junk<c/>', {0}) is None
