@@ -216,15 +216,15 @@ def _rows(zf: zipfile.ZipFile, part: str, path: Path, keep: set[int] | None,
             starts = len(_CELL_START.findall(chunk)) if keep else 0
             # no cell of it names its place (the merged workbook as this program writes it): a
             # cell's column is its place in the row, and only the kept ones are parsed
-            placed = bool(keep) and _none_numbered(chunk, starts)
-            only = _only(keep) if keep and not placed and _all_numbered(chunk, starts) else None
+            placed = keep if keep and _none_numbered(chunk, starts) else None
+            only = _only(keep) if keep and placed is None and _all_numbered(chunk, starts) else None
             for row_attrs, body in _row_elements(chunk):
                 attrs = dict(_ATTR.findall(row_attrs))
                 n = int(attrs[b"r"]) if b"r" in attrs else last + 1
                 last = n
                 if expect is not None and n < expect:
                     continue
-                got = _placed(body, keep) if placed and keep else None
+                got = _placed(body, placed) if placed is not None else None
                 cells = got if got is not None else _cells(body, keep, only)
                 if expect is None:
                     if not cells:
@@ -289,9 +289,9 @@ def _placed(xml: bytes, keep: set[int]) -> dict[int, Any] | None:
         cm = _CELL.match(text)
         if cm is None or text[cm.end():].strip():
             return None
-        got = _cells(text, None)
-        if got:
-            out[col] = got[0]
+        value = _value_of(dict(_ATTR.findall(cm.group(1))), cm.group(2))
+        if value is not _EMPTY:
+            out[col] = value
     return out
 
 
@@ -324,29 +324,35 @@ def _cells(xml: bytes, keep: set[int] | None, only: re.Pattern[bytes] | None = N
         at = col + 1
         if keep is not None and col not in keep:
             continue
-        body = cm.group(2)
-        if not body:
-            continue
-        kind = attrs.get(b"t", b"n")
-        value: Any
-        if kind == b"inlineStr":
-            value = _text(body)
-        else:
-            v = _V.search(body)
-            if v is None:
-                continue
-            raw = v.group(1)
-            if kind == b"s":
-                value = _Shared(int(raw))
-            elif kind in (b"str", b"e"):
-                value = _unescape(raw)
-            elif kind == b"b":
-                value = raw.strip() == b"1"
-            else:
-                number = float(raw)
-                value = _Styled(number, int(attrs[b"s"])) if b"s" in attrs else number
-        out[col] = value
+        value = _value_of(attrs, cm.group(2))
+        if value is not _EMPTY:
+            out[col] = value
     return out
+
+
+_EMPTY = object()   # a cell without a value (no content, or no <v>)
+
+
+def _value_of(attrs: dict[bytes, bytes], body: bytes | None) -> Any:
+    """A cell's value from its attributes and content, as ``_value`` later reads it; ``_EMPTY``
+    for a cell without one."""
+    if not body:
+        return _EMPTY
+    kind = attrs.get(b"t", b"n")
+    if kind == b"inlineStr":
+        return _text(body)
+    v = _V.search(body)
+    if v is None:
+        return _EMPTY
+    raw = v.group(1)
+    if kind == b"s":
+        return _Shared(int(raw))
+    if kind in (b"str", b"e"):
+        return _unescape(raw)
+    if kind == b"b":
+        return raw.strip() == b"1"
+    number = float(raw)
+    return _Styled(number, int(attrs[b"s"])) if b"s" in attrs else number
 
 
 def _unescape(raw: bytes) -> str:

@@ -44,16 +44,17 @@ from .report import CaseKey, Summary
 
 log = logging.getLogger("complaint_desk.merged")
 
-FORMAT = 5   # raise when a piece's shape or the rows it encodes change (5: open deadlines not yet due soon kept too)
+FORMAT = 5   # raise when a piece's shape or the rows it encodes change (5: every open deadline kept)
 
 
 # One 逾期 line: the whole row when it no longer changes (a deadline met late), else
 # (due, warning time, cells before the state, cells after the hours late, explanation without
 # "截至 … 仍未完成") for a deadline still open: whether it is listed yet (from due - warning time
-# on), the state, the hours late and the end of the explanation are worked out at each write. Tuples, not objects: a hundred shops' pieces hold ninety thousand of them. The
-# encoded cells are UTF-8 (``xml_bytes``), as the sheet's file holds them: a piece is loaded
-# at every write, and 30 MB of Chinese text cost a shop's save 0.1 s to read back as ``str``
-# and to encode again for the file.
+# on), the state, the hours late and the end of the explanation are worked out at each write.
+# Tuples, not objects: a hundred shops' pieces hold ninety thousand of them. The encoded cells
+# are UTF-8 (``xml_bytes``), as the sheet's file holds them: a piece is loaded at every write,
+# and 30 MB of Chinese text cost a shop's save 0.1 s to read back as ``str`` and to encode
+# again for the file.
 Line = bytes | tuple[datetime, timedelta, bytes, bytes, str]
 
 

@@ -279,8 +279,7 @@ def make_piece(chunks: Iterator[tuple[list[Record], list[dict[str, Any]]]], mark
                     # its warning time (a chain with deadlines ahead made a few shops again at
                     # most saves: at 3,000 complaints a shop, a save then took 7 s, not 2.5)
                     piece.dyn.append((kind, due, warn))
-                    listed.setdefault(id(r), []).append(deadline)
-                elif state in LISTED:
+                if done is None or state in LISTED:
                     listed.setdefault(id(r), []).append(deadline)
             done = r.get("resolved_at")
             if isinstance(done, datetime) and done > now:
@@ -358,7 +357,9 @@ def _finished(lines: list[Line], now: datetime, cells: Cells) -> list[bytes]:
     """逾期's rows of a piece's lines as of ``now``: an open deadline listed once it is within its
     warning time, its state, hours late and "截至 … 仍未完成" filled in, the shop's lines at
     once (a column's texts checked once)."""
-    opened = [line for line in lines if not isinstance(line, bytes) and now >= line[0] - line[1]]
+    # an open deadline is on 逾期 from the moment it is due soon
+    lines = [line for line in lines if isinstance(line, bytes) or now >= line[0] - line[1]]
+    opened = [line for line in lines if not isinstance(line, bytes)]
     past = [now > line[0] for line in opened]
     until = f"；截至 {now.isoformat(sep=' ', timespec='minutes')} 仍未完成"
     whys = [line[4] + until if late else line[4] for line, late in zip(opened, past, strict=True)]
@@ -373,8 +374,6 @@ def _finished(lines: list[Line], now: datetime, cells: Cells) -> list[bytes]:
         if isinstance(line, bytes):
             rows.append(line)
             continue
-        if now < line[0] - line[1]:
-            continue   # not yet due soon: not on 逾期 yet
         late, hours_cell, why_cell = next(made)
         rows.append(b"".join((b"<row>", line[2], overdue if late else soon, xml_bytes(hours_cell), line[3],
                               xml_bytes(why_cell), b"</row>")))
