@@ -31,12 +31,14 @@ def _expected(held: dict[str, SimpleNamespace], what: str) -> tuple[list[list[ob
     return rows[:20], sum(1 for n in total.values() if n > 1)
 
 
+@pytest.mark.parametrize("closing", ["close", "behind"])
 @pytest.mark.parametrize("end", ["keep", "settle"])
 @pytest.mark.parametrize("recount_from", [1, 3, 10**9])
 @pytest.mark.parametrize("seed", range(6))
 def test_totals_kept_or_summed_again_agree(tmp_path: Path, monkeypatch, recount_from: int, seed: int,
-                                           end: str) -> None:
-    # "settle": the walk's way, the totals summed in a thread while the walk goes on
+                                           end: str, closing: str) -> None:
+    # "settle": the walk's way, the totals summed in a thread while the walk goes on;
+    # "behind": the render's way, the file saved in a thread while the package is put together
     monkeypatch.setattr(ChainTally, "RECOUNT_FROM", recount_from)
     rnd = random.Random(seed)
     keys = [f"客户{i}" for i in range(30)]
@@ -62,7 +64,13 @@ def test_totals_kept_or_summed_again_agree(tmp_path: Path, monkeypatch, recount_
         for what in ("c", "s"):
             rows, repeated = _expected(held, what)
             assert tally.rows(what) == rows and tally.repeated(what) == repeated, (write, what)
+        if closing == "behind":
+            tally.close_behind()
+            tally.close_behind()   # a second one has nothing to do
+        tally.close()              # waits for the thread: the next write reads what it saved
         tally.close()
+        with sqlite3.connect(path) as db:
+            assert dict(db.execute("SELECT shop, token FROM shops")) == {s: p.token for s, p in held.items()}
 
 
 def _labelled(token: str, customers: dict[str, tuple[int, str]]) -> SimpleNamespace:

@@ -13,6 +13,7 @@ import os
 import random
 import re
 import struct
+import sys
 import zipfile
 import zlib
 from datetime import date, datetime
@@ -145,6 +146,40 @@ def test_spool_is_a_file_of_segments(tmp_path: Path, backend: Any) -> None:
         assert spool.crc == zlib.crc32(whole + b"tail")
     with pytest.raises(ValueError):
         spool.copy_to(io.BytesIO())                                     # closed with the with
+
+
+def test_a_spool_copied_into_a_file_lands_between_what_was_written_before_and_after(
+        tmp_path: Path, backend: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Into a file on disk the kernel copies the spool (os.sendfile on Linux), behind what the
+    buffered file still held and ahead of what is written next; a copy the kernel refuses
+    half-way is finished block by block from where it stopped."""
+    body = [os.urandom(64).hex().encode() * (i % 7 + 1) for i in range(40_000)]   # several MiB compressed
+    with Spool(dir=str(tmp_path)) as spool:
+        spool.add_chunks(iter(body))
+        assert spool.csize > 2 << 20
+        with open(tmp_path / "whole.bin", "wb") as fh:
+            fh.write(b"HEAD")                        # still in the file object's buffer
+            spool.copy_to(fh)
+            fh.write(b"TAIL")
+        data = (tmp_path / "whole.bin").read_bytes()
+        assert data[:4] == b"HEAD" and data[-4:] == b"TAIL" and len(data) == spool.csize + 8
+        assert zlib.decompress(data[4:-4] + FINAL, -15) == b"".join(body)
+        if hasattr(os, "sendfile"):
+            real, calls = os.sendfile, []
+
+            def refuses_after_one(out: int, inp: int, offset: int, count: int) -> int:
+                calls.append(offset)
+                if len(calls) > 1:
+                    raise OSError(22, "Invalid argument")
+                return real(out, inp, offset, min(count, 1 << 20))
+
+            monkeypatch.setattr(os, "sendfile", refuses_after_one)
+            with open(tmp_path / "half.bin", "wb") as fh:
+                fh.write(b"HEAD")
+                spool.copy_to(fh)
+                fh.write(b"TAIL")
+            assert (tmp_path / "half.bin").read_bytes() == data
+            assert calls == ([0, 1 << 20] if sys.platform.startswith("linux") else [])
 
 
 def test_chunks_that_break_off_leave_the_spool_as_it_was(tmp_path: Path, backend: Any) -> None:

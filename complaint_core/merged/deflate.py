@@ -14,6 +14,10 @@ stream byte-aligned and not finished). ``FINAL`` is an empty last block that fin
 
 from __future__ import annotations
 
+import io
+import os
+import stat
+import sys
 import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
@@ -164,6 +168,39 @@ def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
     return crc ^ (crc2 & 0xFFFFFFFF)
 
 
+def _kernel_copy(src: BinaryIO, dst: BinaryIO, size: int) -> int:
+    """Copy the first ``size`` bytes of ``src`` to ``dst`` at its position inside the kernel,
+    where both are files on disk (``os.sendfile``, Linux): how many bytes were copied, 0 where
+    it cannot be done (a pipe or memory as ``dst``, Windows, macOS); the caller copies the rest
+    block by block.
+
+    The merged workbook's 60 MB of spooled sheets went through Python 1 MiB at a time: 0.15 s
+    at the end of every write, while the other core had nothing left to do (issue 17)."""
+    sendfile = getattr(os, "sendfile", None)
+    if sendfile is None or not sys.platform.startswith("linux"):
+        return 0
+    try:
+        out, inp = dst.fileno(), src.fileno()
+        if not stat.S_ISREG(os.fstat(out).st_mode):
+            return 0
+        dst.flush()            # what ``dst`` holds in its buffer goes first
+        start = dst.tell()     # where its descriptor writes next
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return 0               # no descriptor (memory), or one that cannot seek
+    done = 0
+    try:
+        while done < size:
+            sent = sendfile(out, inp, done, size - done)
+            if sent == 0:      # the spool is shorter than it counted: the block copy reads what is left
+                break
+            done += sent
+    except OSError:
+        pass                   # a file system that refuses it: the rest block by block
+    if done:
+        dst.seek(start + done)   # a buffered file keeps its own idea of where it is
+    return done
+
+
 class Spool:
     """The compressed content of one zip part, built segment by segment in a temporary file.
 
@@ -231,7 +268,8 @@ class Spool:
     def copy_to(self, fh: BinaryIO) -> None:
         """Write the compressed bytes to ``fh``; the spool can still be added to and copied again."""
         self._file.flush()
-        self._file.seek(0)
+        done = _kernel_copy(self._file, fh, self._csize)
+        self._file.seek(done)
         try:
             while block := self._file.read(_BLOCK):
                 fh.write(block)

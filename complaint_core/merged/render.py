@@ -75,7 +75,7 @@ class RenderReport:
 
 
 def _compose(view: StoreView, store: Store, book: Book, now: datetime, out: Path, *, head: list[list[Any]],
-             cache: PieceCache | None) -> tuple[list[SheetData], Walked]:
+             cache: PieceCache | None, tally: ChainTally) -> tuple[list[SheetData], Walked]:
     """Every sheet of the contract from one walk over the store, then ``_rendered``.
 
     The big sheets' rows go into the book's spools as they are made; closed complaints of
@@ -90,18 +90,15 @@ def _compose(view: StoreView, store: Store, book: Book, now: datetime, out: Path
                   findings=book.spool(FINDING_COLUMNS, first_data_row(findings_sheet([]))))
     sinks.rendered.extend(head)
     penalty_rows = book.spool(PENALTY_COLUMNS, first_data_row(penalty_frame([])))
-    tally = cache.tally() if cache is not None else ChainTally(None)
-    try:
-        walked = walk(view, now, closed_years=closed_years, sinks=sinks, cache=cache, tally=tally, url=store.url,
-                      namespace=namespace(store, closed_years=closed_years, styles=book.indexes),
-                      stored_loss=view.loss_event_ids())
-        laid = lay_penalties(view, store_id=store.store_id(), styles=book.indexes, current_loss=walked.loss_ids,
-                             rows=penalty_rows, rendered=sinks.rendered, cache=cache)
-        summary = walked.summary.sheet(laid.totals)
-        for batch in tally.cases():   # every shop's 案例手册 rows, kept in order beside the pieces
-            sinks.cases.extend_xml(batch)
-    finally:
-        tally.close()
+    walked = walk(view, now, closed_years=closed_years, sinks=sinks, cache=cache, tally=tally, url=store.url,
+                  namespace=namespace(store, closed_years=closed_years, styles=book.indexes),
+                  stored_loss=view.loss_event_ids())
+    laid = lay_penalties(view, store_id=store.store_id(), styles=book.indexes, current_loss=walked.loss_ids,
+                         rows=penalty_rows, rendered=sinks.rendered, cache=cache)
+    summary = walked.summary.sheet(laid.totals)
+    for batch in tally.cases():   # every shop's 案例手册 rows, kept in order beside the pieces
+        sinks.cases.extend_xml(batch)
+    tally.close_behind()   # saved while the package is put together (``_write`` waits for it)
     penalties = penalty_frame(penalty_rows)
     walked.applied += laid.applied
     walked.penalties_made = laid.made
@@ -159,10 +156,14 @@ def _write(store: Store, path: Path, out: Path, now: datetime, *,
     """Write the merged workbook to ``path`` (a temp file beside ``out``) in one walk."""
     book = Book()
     head = rendered_head(store_id=store.store_id(), sent=store.recent_sent(now))
-    # one transaction: every sheet shows the same moment, even while a scan writes penalties
-    with store.engine.begin() as conn:
-        sheets, walked = _compose(View(store, conn), store, book, now, out, head=head, cache=cache)
-        book.write(path, sheets)
+    tally = cache.tally() if cache is not None else ChainTally(None)
+    try:
+        # one transaction: every sheet shows the same moment, even while a scan writes penalties
+        with store.engine.begin() as conn:
+            sheets, walked = _compose(View(store, conn), store, book, now, out, head=head, cache=cache, tally=tally)
+            book.write(path, sheets)
+    finally:
+        tally.close()
     return sheets, walked
 
 
