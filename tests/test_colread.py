@@ -108,6 +108,49 @@ def test_a_workbook_saved_by_openpyxl(merged: Path, tmp_path: Path) -> None:
     _same(saved, ALL, MANAGER)
 
 
+def _rewritten(saved: Path, into: Path, change: Any) -> Path:
+    """``saved`` with ``change`` applied to the XML of its 全部投诉 part."""
+    from complaint_core.merged.xlsxwriter_adapter import sheet_parts
+
+    with zipfile.ZipFile(saved) as src, zipfile.ZipFile(into, "w", zipfile.ZIP_DEFLATED) as out:
+        part = next(p.part for name, p in sheet_parts(src).items() if name == ALL)
+        for info in src.infolist():
+            data = src.read(info)
+            out.writestr(info, change(data) if info.filename == part else data)
+    return into
+
+
+@pytest.mark.parametrize("how", ["r_first", "r_later_in_some_rows", "styled_empty_cells"])
+def test_cells_found_in_a_whole_stretch_read_as_calamine_reads_them(merged: Path, tmp_path: Path, how: str) -> None:
+    """As Excel saves (every cell ``<c r="…"``), the kept columns' cells of a stretch are found
+    by one search; a stretch where a cell names its place later among its attributes is read
+    row by row, and a styled cell without a value is no value either way."""
+    import re
+
+    saved = _typed(merged, tmp_path / "saved.xlsx")
+    if how == "r_later_in_some_rows":
+        def change(xml: bytes) -> bytes:   # every third cell: <c s="…" r="…">
+            cells = iter(range(10**9))
+            return re.sub(rb'<c r="([A-Z]+\d+)"( [^>/]*?)?( ?/?>)',
+                          lambda m: (b'<c' + (m.group(2) or b"") + b' r="' + m.group(1) + b'"' + m.group(3))
+                          if next(cells) % 3 == 0 else m.group(0), xml)
+    elif how == "styled_empty_cells":
+        def change(xml: bytes) -> bytes:   # an empty styled cell after each row's first
+            return re.sub(rb'(<row r="(\d+)"[^>]*>)(<c r="A\d+"[^>]*?(?:/>|>.*?</c>))',
+                          lambda m: m.group(1) + m.group(3) + b'<c r="B' + m.group(2) + b'" s="1"/>'
+                          if b'r="B' not in m.group(0) else m.group(0), xml)
+    else:
+        def change(xml: bytes) -> bytes:
+            return xml
+    path = _rewritten(saved, tmp_path / f"{how}.xlsx", change)
+    with zipfile.ZipFile(path) as zf:
+        xml = b"".join(zf.read(n) for n in zf.namelist() if n.startswith("xl/worksheets/"))
+    assert (re.search(rb'<c [st]="[^"]*"[^>]* r="', xml) is not None) == (how == "r_later_in_some_rows")
+    assert (re.search(rb'<c r="B\d+" s="1"/>', xml) is not None) == (how == "styled_empty_cells")
+    _same(path, ALL, MANAGER)
+    _same(path, ALL, {"记录标识", "主管批示", "投诉内容"})
+
+
 def test_a_workbook_saved_by_libreoffice(merged: Path, tmp_path: Path) -> None:
     saved = _typed(merged, tmp_path / "typed.xlsx")
     soffice = shutil.which("soffice") or shutil.which("libreoffice")
@@ -259,7 +302,8 @@ ROWS_XML = [
 def test_rows_are_found_as_the_row_pattern_finds_them(xml: bytes) -> None:
     from complaint_core.merged import colread
 
-    assert list(colread._row_elements(xml)) == [(m.group(1), m.group(2) or b"") for m in colread._ROW.finditer(xml)]
+    assert [(attrs, xml[start:end]) for attrs, start, end in colread._row_elements(xml)] == \
+        [(m.group(1), m.group(2) or b"") for m in colread._ROW.finditer(xml)]
 
 
 @settings(max_examples=60, deadline=None)
@@ -276,7 +320,7 @@ def test_cells_without_a_place_are_read_by_their_place_as_in_order(rows: list[li
     cells = Cells([None] * width, {"datetime": 1, "date": 2})
     for row in rows:
         body = cells.xml(row).encode()
-        assert colread._none_numbered(body, len(colread._CELL_START.findall(body))) or not body
+        assert colread._none_numbered(body) or not body
         assert colread._placed(body, keep) == colread._cells(body, keep)
     # a cell not closed where the next one starts: read in order, as before
     assert colread._placed(b'<c t="inlineStr"><is><t>x</t></is></c>junk<c/>', {0}) is None

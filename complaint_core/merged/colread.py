@@ -212,20 +212,26 @@ def _rows(zf: zipfile.ZipFile, part: str, path: Path, keep: set[int] | None,
     last = 0
     try:
         for chunk in _chunks(zf, part, b"</row>"):
-            # every cell of this stretch names its place: only the kept columns' cells are parsed
-            starts = len(_CELL_START.findall(chunk)) if keep else 0
-            # no cell of it names its place (the merged workbook as this program writes it): a
-            # cell's column is its place in the row, and only the kept ones are parsed
-            placed = keep if keep and _none_numbered(chunk, starts) else None
-            only = _only(keep) if keep and placed is None and _all_numbered(chunk, starts) else None
-            for row_attrs, body in _row_elements(chunk):
+            placed, only, kept = _layout(chunk, keep)
+            k = 0
+            for row_attrs, begin, end in _row_elements(chunk):
                 attrs = dict(_ATTR.findall(row_attrs))
                 n = int(attrs[b"r"]) if b"r" in attrs else last + 1
                 last = n
-                if expect is not None and n < expect:
-                    continue
-                got = _placed(body, placed) if placed is not None else None
-                cells = got if got is not None else _cells(body, keep, only)
+                if kept is not None:
+                    cells = {}
+                    while k < len(kept) and kept[k][0] < end:
+                        at, col, value = kept[k]
+                        k += 1
+                        if at >= begin:
+                            cells[col] = value
+                    if expect is not None and n < expect:
+                        continue
+                else:
+                    if expect is not None and n < expect:
+                        continue
+                    got = _placed(chunk[begin:end], placed) if placed is not None else None
+                    cells = got if got is not None else _cells(chunk[begin:end], keep, only)
                 if expect is None:
                     if not cells:
                         continue
@@ -239,15 +245,41 @@ def _rows(zf: zipfile.ZipFile, part: str, path: Path, keep: set[int] | None,
         raise ColumnsUnreadable(path, f"{part}: {exc}") from exc
 
 
+def _layout(chunk: bytes, keep: set[int] | None) -> tuple[set[int] | None, re.Pattern[bytes] | None,
+                                                         list[tuple[int, int, Any]] | None]:
+    """How the kept columns' cells of a stretch are read: (``placed``: by their place in the
+    row, ``only``: by a search of each row for them, ``kept``: found in the whole stretch at
+    once); all None: every cell of each row parsed.
+
+    The checks look at the stretch a few times over, so the cheap ones come first: a 1 MiB
+    stretch of 4,000 cells took 2.4 ms to count its cells by the regex (a quarter of reading
+    back 100,000 complaints as Excel saves them)."""
+    if not keep:
+        return None, None, None
+    # no "<c" but a cell's start, and no cell (nor row) names its place: the merged workbook
+    # as this program writes it, a cell's column is its place in the row
+    if _none_numbered(chunk):
+        return keep, None, None
+    # every cell starts ``<c r="`` (as Excel, WPS and LibreOffice save): the kept columns'
+    # cells of the whole stretch are found by one search, not row by row
+    if _NOT_R_FIRST.search(chunk) is None and b'<c r="' in chunk:
+        return None, None, _kept(chunk, keep)
+    # every cell names its place, somewhere among its attributes: only the kept ones parsed
+    starts = len(_CELL_START.findall(chunk))
+    return None, (_only(keep) if _all_numbered(chunk, starts) else None), None
+
+
+_WORDY_C = re.compile(rb"<c\w")               # a tag that is not a cell (<col>, <cfRule>, …)
+_NOT_R_FIRST = re.compile(rb'<c\b(?! r=")')   # a cell whose first attribute is not its place
 _CELL_START = re.compile(rb"<c\b")
 _NUMBERED = re.compile(rb"<c\b[^>]*?\sr=\"")
 _ROW_START = re.compile(rb"<row\b")
 
 
-def _row_elements(xml: bytes) -> Iterator[tuple[bytes, bytes]]:
-    """(attributes, content) of each ``<row>`` element, as ``_ROW`` would find them, by plain
-    searches for the ends: the regex's lazy scan to ``</row>`` was a third of reading back
-    100,000 rows."""
+def _row_elements(xml: bytes) -> Iterator[tuple[bytes, int, int]]:
+    """(attributes, where the content starts, where it ends) of each ``<row>`` element, as
+    ``_ROW`` would find them, by plain searches for the ends: the regex's lazy scan to
+    ``</row>`` was a third of reading back 100,000 rows."""
     find = xml.find
     pos = 0
     while (m := _ROW_START.search(xml, pos)) is not None:
@@ -255,24 +287,45 @@ def _row_elements(xml: bytes) -> Iterator[tuple[bytes, bytes]]:
         if close < 0:
             return
         if xml[close - 1:close] == b"/":      # <row .../>
-            yield xml[m.end():close - 1], b""
+            yield xml[m.end():close - 1], close, close
             pos = close + 1
             continue
         end = find(b"</row>", close + 1)
         if end < 0:
             return
-        yield xml[m.end():close], xml[close + 1:end]
+        yield xml[m.end():close], close + 1, end
         pos = end + 6
+
+
+_KEPT: dict[frozenset[int], re.Pattern[bytes]] = {}
+
+
+def _kept(xml: bytes, keep: set[int]) -> list[tuple[int, int, Any]]:
+    """(where, column, value) of every cell of the ``keep`` columns in ``xml``, a stretch whose
+    every cell starts ``<c r="`` (``_rows`` checks it): one search over the stretch finds them
+    with the column letters right after ``r="``, where looking into each row for them was half
+    of reading back 100,000 complaints as Excel saves them (4.8 s). Cells without a value
+    are left out, as ``_cells`` leaves them."""
+    key = frozenset(keep)
+    if key not in _KEPT:
+        letters = "|".join(column_letter(c) for c in sorted(keep)).encode()
+        _KEPT[key] = re.compile(rb'<c r="(' + letters + rb')\d+"([^>]*?)(?:/>|>(.*?)</c>)', re.S)
+    out: list[tuple[int, int, Any]] = []
+    for cm in _KEPT[key].finditer(xml):
+        value = _value_of(dict(_ATTR.findall(cm.group(2))), cm.group(3))
+        if value is not _EMPTY:
+            out.append((cm.start(), col_index(cm.group(1).decode()), value))
+    return out
 
 
 # how an attribute ``r`` can start: after the blank that ends the name or attribute before it
 _R_ATTR = (b' r="', b'\tr="', b'\nr="', b'\rr="')
 
 
-def _none_numbered(xml: bytes, starts: int) -> bool:
-    """Whether every "<c" of ``xml`` starts a cell (``starts`` of them: no other tag of the
-    stretch starts so) and none names its place (nor does any row: no ``r`` at all)."""
-    if xml.count(b"<c") != starts:
+def _none_numbered(xml: bytes) -> bool:
+    """Whether every "<c" of ``xml`` starts a cell (no other tag of the stretch starts so) and
+    none names its place (nor does any row: no ``r`` at all)."""
+    if _WORDY_C.search(xml) is not None:
         return False
     return b'r="' not in xml or not any(r in xml for r in _R_ATTR)
 
