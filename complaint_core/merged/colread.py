@@ -415,8 +415,10 @@ def _unescape(raw: bytes) -> str:
 
 def _text(body: bytes) -> str:
     """A string item's text: its runs joined, phonetic guides (rPh) left out."""
-    body = _PHONETIC.sub(b"", body)
-    return "".join(_unescape(m.group(1) or b"") for m in _T.finditer(body))
+    if b"<rPh" in body:
+        body = _PHONETIC.sub(b"", body)
+    runs = _T.findall(body)   # b"" for an empty <t/>
+    return _unescape(runs[0]) if len(runs) == 1 else "".join(map(_unescape, runs))
 
 
 def _shared(zf: zipfile.ZipFile, name: str | None, wanted: set[int], path: Path) -> dict[int, str]:
