@@ -58,6 +58,11 @@ _values = st.one_of(
     st.floats(allow_nan=False), st.booleans(), _moments, _moments.map(lambda d: d.replace(microsecond=0)),
     _moments.map(lambda d: d.replace(tzinfo=timezone(timedelta(hours=8)))), st.dates(), st.times(),
     st.text(max_size=8).map(lambda t: Invalid(t, "bad_datetime")),
+    # a zone of any offset, to the microsecond (orjson writes only hours and minutes of one)
+    st.builds(lambda d, s: d.replace(tzinfo=timezone(timedelta(seconds=s))), _moments,
+              st.sampled_from([0, 19_815, -12_600, 1]) | st.integers(-86_399, 86_399)),
+    st.sampled_from(["2026-01-02T03:04:05+08:00", "T12:00:00-", "2026-01-02T03:04:05"]),
+    st.floats(allow_nan=True, allow_infinity=True), st.integers(2**63, 2**70),
 )
 _keys = st.sampled_from([f.key for f in FIELDS] + ["odd_key"])
 
