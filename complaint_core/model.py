@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,6 +110,7 @@ class RowFill:
     values: dict[str, Any]        # field key -> value to write
 
 
+@functools.lru_cache(maxsize=1024)
 def column_letter(index: int) -> str:
     """Excel's letters for the 0-based column ``index`` (0 -> A, 26 -> AA).
 

@@ -158,7 +158,8 @@ def validate_table(table: ComplaintTable, *, now: datetime, settings: Settings |
             if first != row.row:
                 found.append(("complaint_id", "duplicate_id", {"value": cid, "first": first}))
         # Row then column as the sheet shows it (the shop may have reordered the columns).
-        found.sort(key=lambda f: (cols.get(f[0], 1_000 + _ORDER.get(f[0], 0))))
+        if len(found) > 1:   # most rows have one finding or none
+            found.sort(key=lambda f: (cols.get(f[0], 1_000 + _ORDER.get(f[0], 0))))
         for key, code, fmt in found:
             findings.append(make_finding(table, row.row, key, code, lang, **fmt))
     unknown = holiday_gaps(table, settings)
