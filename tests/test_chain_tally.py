@@ -209,3 +209,25 @@ def test_a_write_that_stops_half_way_leaves_the_case_books_index_in_place(tmp_pa
     tally.settle({"A", "B"})
     assert [row.decode()[5:7] for rows in tally.cases() for row in rows] == ["A1", "B0", "A0"]   # 乙 before 甲
     tally.close()
+
+
+def test_a_tally_that_cannot_be_saved_behind_the_render_says_so_and_is_counted_again(tmp_path: Path,
+                                                                                    caplog) -> None:
+    tally = ChainTally(tmp_path / "tally.sqlite")
+    tally.sync("S01", _piece("t1", {"客户1": 2}, {}))
+    real = tally._db
+
+    class Refuses:   # the disk gives out as the thread commits
+        def __getattr__(self, name: str) -> object:
+            return getattr(real, name)
+
+        def commit(self) -> None:
+            raise sqlite3.OperationalError("disk I/O error")
+
+    tally._db = Refuses()  # type: ignore[assignment]
+    tally.close_behind()
+    tally.close()
+    assert "tally not saved" in caplog.text and "disk I/O error" in caplog.text
+    again = ChainTally(tmp_path / "tally.sqlite")   # nothing of that write kept: the shop is counted again
+    assert again._db.execute("SELECT count(*) FROM shops").fetchone()[0] == 0
+    again.close()

@@ -313,7 +313,8 @@ class ChainTally:
             self._settled()
             self._totals()
             self._db.commit()
-        except sqlite3.Error as exc:   # a cache: the next write counts the shops again
+        except Exception as exc:  # noqa: BLE001 - a cache: the next write counts the shops again (and
+            # in ``close_behind``'s thread nothing would hear of it but this line)
             log.warning("汇总缓存未能保存 (tally not saved: %s)", exc)
         finally:
             self._db.close()
