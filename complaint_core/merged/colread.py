@@ -218,18 +218,16 @@ def _rows(zf: zipfile.ZipFile, part: str, path: Path, keep: set[int] | None,
                 attrs = dict(_ATTR.findall(row_attrs))
                 n = int(attrs[b"r"]) if b"r" in attrs else last + 1
                 last = n
-                if kept is not None:
+                if kept is not None:   # the stretch's cells found already: this row's are taken
                     cells = {}
                     while k < len(kept) and kept[k][0] < end:
                         at, col, value = kept[k]
                         k += 1
                         if at >= begin:
                             cells[col] = value
-                    if expect is not None and n < expect:
-                        continue
-                else:
-                    if expect is not None and n < expect:
-                        continue
+                if expect is not None and n < expect:
+                    continue
+                if kept is None:
                     got = _placed(chunk[begin:end], placed) if placed is not None else None
                     cells = got if got is not None else _cells(chunk[begin:end], keep, only)
                 if expect is None:
@@ -265,8 +263,7 @@ def _layout(chunk: bytes, keep: set[int] | None) -> tuple[set[int] | None, re.Pa
     if _NOT_R_FIRST.search(chunk) is None and b'<c r="' in chunk:
         return None, None, _kept(chunk, keep)
     # every cell names its place, somewhere among its attributes: only the kept ones parsed
-    starts = len(_CELL_START.findall(chunk))
-    return None, (_only(keep) if _all_numbered(chunk, starts) else None), None
+    return None, (_only(keep) if _all_numbered(chunk) else None), None
 
 
 _WORDY_C = re.compile(rb"<c\w")               # a tag that is not a cell (<col>, <cfRule>, …)
@@ -297,24 +294,18 @@ def _row_elements(xml: bytes) -> Iterator[tuple[bytes, int, int]]:
         pos = end + 6
 
 
-_KEPT: dict[frozenset[int], re.Pattern[bytes]] = {}
-
-
 def _kept(xml: bytes, keep: set[int]) -> list[tuple[int, int, Any]]:
     """(where, column, value) of every cell of the ``keep`` columns in ``xml``, a stretch whose
     every cell starts ``<c r="`` (``_rows`` checks it): one search over the stretch finds them
     with the column letters right after ``r="``, where looking into each row for them was half
     of reading back 100,000 complaints as Excel saves them (4.8 s). Cells without a value
     are left out, as ``_cells`` leaves them."""
-    key = frozenset(keep)
-    if key not in _KEPT:
-        letters = "|".join(column_letter(c) for c in sorted(keep)).encode()
-        _KEPT[key] = re.compile(rb'<c r="(' + letters + rb')\d+"([^>]*?)(?:/>|>(.*?)</c>)', re.S)
+    column = {column_letter(c).encode(): c for c in keep}
     out: list[tuple[int, int, Any]] = []
-    for cm in _KEPT[key].finditer(xml):
+    for cm in _pattern(_R_FIRST, keep).finditer(xml):
         value = _value_of(dict(_ATTR.findall(cm.group(2))), cm.group(3))
         if value is not _EMPTY:
-            out.append((cm.start(), col_index(cm.group(1).decode()), value))
+            out.append((cm.start(), column[cm.group(1)], value))
     return out
 
 
@@ -348,24 +339,34 @@ def _placed(xml: bytes, keep: set[int]) -> dict[int, Any] | None:
     return out
 
 
-_ONLY: dict[frozenset[int], re.Pattern[bytes]] = {}
+# The cells of some columns (LETTERS: their letters), by where a cell names its place: first
+# (group 1 the letters, 2 the other attributes, 3 the content), or anywhere among its
+# attributes (group 1 the attributes, 2 the content)
+_R_FIRST = rb'<c r="(LETTERS)\d+"([^>]*?)(?:/>|>(.*?)</c>)'
+_R_ANYWHERE = rb'<c\b([^>]*?\sr="(?:LETTERS)\d+"[^>]*?)(?:/>|>(.*?)</c>)'
+_PATTERNS: dict[tuple[bytes, frozenset[int]], re.Pattern[bytes]] = {}
+
+
+def _pattern(template: bytes, keep: set[int]) -> re.Pattern[bytes]:
+    """``template`` for the ``keep`` columns, compiled once."""
+    key = (template, frozenset(keep))
+    if key not in _PATTERNS:
+        letters = "|".join(column_letter(c) for c in sorted(keep)).encode()
+        _PATTERNS[key] = re.compile(template.replace(b"LETTERS", letters), re.S)
+    return _PATTERNS[key]
 
 
 def _only(keep: set[int]) -> re.Pattern[bytes]:
     """The cells of the ``keep`` columns in a row whose every cell names its place (``r``), as
     Excel, WPS and LibreOffice write: the other thirty-odd cells of the row are not parsed."""
-    key = frozenset(keep)
-    if key not in _ONLY:
-        letters = "|".join(column_letter(c) for c in sorted(keep)).encode()
-        _ONLY[key] = re.compile(rb"<c\b([^>]*?\sr=\"(?:" + letters + rb")\d+\"[^>]*?)(?:/>|>(.*?)</c>)", re.S)
-    return _ONLY[key]
+    return _pattern(_R_ANYWHERE, keep)
 
 
-def _all_numbered(xml: bytes, count: int) -> bool:
-    """Whether each of the ``count`` cells of ``xml`` names its place. A cell's start tag
-    cannot appear in text (``<`` is escaped there), so the counts are exact; ``r`` first, as
-    Excel, WPS and LibreOffice write it, is counted without the regex."""
-    return bool(count) and (xml.count(b'<c r="') == count or count == len(_NUMBERED.findall(xml)))
+def _all_numbered(xml: bytes) -> bool:
+    """Whether each cell of ``xml`` names its place. A cell's start tag cannot appear in text
+    (``<`` is escaped there), so the counts are exact."""
+    count = len(_CELL_START.findall(xml))
+    return bool(count) and count == len(_NUMBERED.findall(xml))
 
 
 def _cells(xml: bytes, keep: set[int] | None, only: re.Pattern[bytes] | None = None) -> dict[int, Any]:

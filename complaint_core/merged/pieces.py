@@ -292,12 +292,11 @@ class ChainTally:
 
     def close(self) -> None:
         """Save the counts and close the file (waiting for ``close_behind``'s, if it runs)."""
-        if self._closing is not None:
-            if self._closing is not threading.current_thread():
-                self._closing.join()
-            return
-        self._closing = threading.current_thread()   # a second close has nothing left to do
-        self._close()
+        if self._closing is None:
+            self._closing = threading.current_thread()   # a second close has nothing left to do
+            self._close()
+        elif self._closing is not threading.current_thread():
+            self._closing.join()
 
     def close_behind(self) -> None:
         """``close`` in a thread of its own, once the render has read what it needs: committing
