@@ -436,8 +436,10 @@ def latency_floor(shops: int, rows: int) -> dict:
     return merge_floor(shops, rows)
 
 
-def latency_ours(shops: int, rows: int, saves: int) -> dict:
-    """A shop saves; time until the daemon has replaced the merged workbook (median, worst)."""
+def latency_ours(shops: int, rows: int, saves: int, manager_gap: float = 0.0) -> dict:
+    """A shop saves; time until the daemon has replaced the merged workbook (median, worst).
+    With ``manager_gap``: before each shop's save a manager saves the merged workbook, that many
+    seconds earlier (``_manager_save``)."""
     import os
     import statistics
 
@@ -458,6 +460,9 @@ def latency_ours(shops: int, rows: int, saves: int) -> dict:
             # the shop's own code on its 设置 sheet too: a file that named another shop would move
             # its complaints to that shop (what the first measurements of this case did)
             shop = f"S{i % shops + 1:03d}"
+            if manager_gap:
+                before = _manager_save(out)
+                time.sleep(manager_gap)
             write_shop(files[i % shops], rows_for(rows, shop=shop, seed=1000 + i), shop=shop)
             waits.append(_replaced(out, before, 60))
     finally:
@@ -465,6 +470,23 @@ def latency_ours(shops: int, rows: int, saves: int) -> dict:
     os.sync()
     return {"seconds": statistics.median(waits), "rows": shops * rows, "worst": max(waits),
             "settle_s": daemon.settle, "quick_settle_s": getattr(daemon, "quick_settle", None)}
+
+
+def _manager_save(out: Path) -> int:
+    """The merged workbook saved as a manager's Excel saves it (a finished copy renamed onto it,
+    a new modification time); its stamp. The cells are those of the last write: reading them
+    back costs what reading a manager's typing costs (every 记录标识 and manager column)."""
+    import os
+
+    tmp = out.with_name(f".~{out.stem}.saving")
+    shutil.copyfile(out, tmp)
+    os.replace(tmp, out)
+    return _stamp(out)
+
+
+def latency_manager(shops: int, rows: int, saves: int) -> dict:
+    """``latency_ours`` with a manager's save of the merged workbook 5 s before each shop's save."""
+    return latency_ours(shops, rows, saves, manager_gap=5.0)
 
 
 def _shop_folders(work: Path, shops: int, rows: int) -> list[Path]:

@@ -47,6 +47,7 @@ def merge_into(store: Store, sources: list[Path], out: Path, *, now: datetime,
         report.rows = rendered.rows
         report.conflicts = rendered.conflicts
         report.reused = rendered.reused
+        report.read_back = rendered.read_back
         log.info("已写入 %s: %d 条投诉（%d 个门店沿用上次写出的内容）", out, rendered.rows, rendered.reused)
     except WorkbookLocked as exc:
         # the store has everything: the next cycle writes it; nothing is lost

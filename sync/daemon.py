@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from complaint_core.atomic import TEMP_PREFIX
+from complaint_core.merged.render import read_back, workbook_stamp
 from complaint_core.safety import real_path
 from complaint_core.store import open_store
 
@@ -38,6 +39,10 @@ LOOK_TWICE = 0.2
 # shops that save together into one merge. It stays above ``LOOK_TWICE``, so the workbook a
 # rename brought in is not looked at twice. (0.5 s until issue 17's nineteenth round.)
 QUICK_SETTLE = 0.25
+# How often the merged workbook's time and size are looked at (one stat). It is often in a
+# folder no shop saves into, so not watched; a manager's save of it is read back once it has
+# been still for ``QUICK_SETTLE`` (Excel's save ends with a rename, as a shop's does).
+OUT_LOOK = 0.5
 
 
 class _Trouble:
@@ -97,6 +102,13 @@ class Daemon:
         self.redo_at: float | None = None    # time.monotonic() to redo a full merge that raised
         self.feedback = FeedbackWriter() if feedback else None   # the shops' _反馈 files
         self.on_read = on_read   # called after a merge that read a changed file (run: scan at once)
+        # the merged workbook as last looked at: (mtime_ns, size), since when, and the stamp
+        # whose managers' cells were last read back (or found to need no reading)
+        self._out_seen: tuple[int, int] | None = None
+        self._out_since = 0.0
+        self._out_looked = 0.0
+        self._out_done: tuple[int, int] | None = None
+        self.read_backs = 0
 
     def start(self) -> None:
         self.watchers.start()
@@ -137,6 +149,30 @@ class Daemon:
             self.last_report = report
             self._plan_retry()
             return report
+
+    def read_back_now(self) -> int | None:
+        """Save a manager's save of the merged workbook into the store now (``render.read_back``),
+        so that the next shop's save is merged without reading it: at 100,000 complaints that
+        reading takes seconds. None when there was nothing to read."""
+        with self._lock:
+            got = read_back(self.store, self.out, now=self.clock())
+            if got is not None:
+                self.read_backs += 1
+                log.info("已保存主管在 %s 中的修改：%d 个单元格 (manager cells saved from the merged workbook)",
+                         self.out.name, got)
+            return got
+
+    def _manager_saved(self, now: float) -> bool:
+        """Whether the merged workbook has a save not looked at yet that has been still for
+        ``quick_settle`` (the daemon's own writes are among them: ``read_back`` tells them apart)."""
+        if now - self._out_looked < OUT_LOOK:
+            return False
+        self._out_looked = now
+        stamp = workbook_stamp(self.out)
+        if stamp != self._out_seen:
+            self._out_seen, self._out_since = stamp, now
+            return False
+        return stamp is not None and stamp != self._out_done and now - self._out_since >= self.quick_settle
 
     def _plan_retry(self) -> None:
         """Turn the earliest stored next-try time (store clock) into a monotonic wake-up time."""
@@ -214,6 +250,13 @@ class Daemon:
         elif self.feedback is not None and self.feedback.due():
             # no file changed, but a deadline may have turned due soon or overdue
             safe_pass(self.feedback, self.sources, now=self.clock(), out=self.out)
+        elif dirty_since is None and self._manager_saved(now):   # a merge due soon reads it itself
+            self._out_done = self._out_seen   # one try a save: one that cannot be read waits for the next write
+            try:
+                self.read_back_now()
+            except Exception as exc:  # noqa: BLE001 - the next write reads the workbook again
+                log.warning("未能读取主管保存的 %s，下次写出时再读 (manager's save not read yet: %s)",
+                            self.out.name, exc)
         return dirty_since, last_hint, last_scan
 
     def _safe_merge(self) -> MergeReport | None:

@@ -58,6 +58,7 @@ class MergeReport:
     rows: int = 0
     conflicts: int = 0
     reused: int = 0          # shops whose part of the workbook was taken from the last write
+    read_back: bool = False  # the write read managers' cells from the workbook (not read before it)
     written: Path | None = None
     write_error: str = ""
     seconds: float = 0.0

@@ -209,6 +209,38 @@ def _changed(got: dict[RowKey, dict[str, Any]], written: dict[RowKey, dict[str, 
     return out
 
 
+Cells = dict[str, dict[RowKey, dict[str, Any]]]
+
+
+def rebase(back: ReadBack, since: Cells) -> None:
+    """Take ``since`` (cells read back and stored after the workbook was written, and before
+    this read) as part of what was written: ``back.edits`` becomes what the manager changed
+    after them. A cell put back as the workbook was written is then an edit too (cleared, or
+    the value it was written with), not lost under the one read before."""
+    for name, got in back.cells.items():
+        extra = since.get(name)
+        if not extra:
+            continue
+        base = {key: dict(cells) for key, cells in back.written.get(name, {}).items()}
+        for key, cells in extra.items():
+            base.setdefault(key, {}).update(cells)
+        back.edits[name] = _changed(got, base)
+
+
+def cell_texts(cells: Cells) -> list[list[Any]]:
+    """``cells`` as JSON can hold them: [sheet, key, column, text as compared]."""
+    return [[name, list(key), column, _key_text(value)] for name, rows in cells.items()
+            for key, columns in rows.items() for column, value in columns.items()]
+
+
+def cells_of(texts: list[list[Any]]) -> Cells:
+    """``cell_texts`` read back."""
+    out: Cells = {}
+    for name, key, column, text in texts:
+        out.setdefault(name, {}).setdefault(tuple(key), {})[column] = text
+    return out
+
+
 RENDERED_COLUMNS = [Column("sheet", "sheet"), Column("key", "key"), Column("column", "column"),
                     Column("value", "value")]
 

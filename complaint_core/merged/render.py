@@ -7,6 +7,7 @@ the target meanwhile, read back again and re-render before the atomic replace.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -29,9 +30,13 @@ from .pieces import ChainTally, PieceCache, namespace
 from .readback import (
     LEGACY,
     RENDERED_COLUMNS,
+    Cells,
     _key_text,
+    cell_texts,
+    cells_of,
     read_manager_edits,
     read_rows,
+    rebase,
     rendered_head,
     rendered_rows,
     rendered_sheet,
@@ -72,6 +77,7 @@ class RenderReport:
     reused: int = 0           # shops whose rows were taken from the last write (merged/pieces.py)
     apart: int = 0            # shops whose rows a maker process made (merged/makers.py)
     penalties_made: int = 0   # shops whose 处罚 lines were made again, not kept (merged/penalty_parts.py)
+    read_back: bool = False   # managers' cells were read from the workbook by this write (not before it)
 
 
 def _compose(view: StoreView, store: Store, book: Book, now: datetime, out: Path, *, head: list[list[Any]],
@@ -167,7 +173,9 @@ def _write(store: Store, path: Path, out: Path, now: datetime, *,
     return sheets, walked
 
 
-def _stamp(path: Path) -> tuple[int, int] | None:
+def workbook_stamp(path: Path) -> tuple[int, int] | None:
+    """(mtime_ns, size) of a workbook, None when there is none: what tells a manager's save
+    from this program's own write (the rename of a finished file keeps both)."""
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -175,18 +183,25 @@ def _stamp(path: Path) -> tuple[int, int] | None:
     return (st.st_mtime_ns, st.st_size)
 
 
-def _read_back(store: Store, out: Path, now: datetime) -> int:
-    """Save into the store what managers typed into ``out``; the number of cells saved.
+def _read_back(store: Store, out: Path, now: datetime, *, adopt: bool = True) -> tuple[int, Cells] | None:
+    """Save into the store what managers typed into ``out``: (the number of cells saved, the
+    cells taken as the manager's changes since our write and the read-backs after it).
 
     A workbook this store did not write (a new, lost or mistyped store; the move to
     PostgreSQL) is adopted whole: every manager cell that differs from what the shops' files
     say is taken as the manager's, and the reminders it records as sent are not sent again.
+    Without ``adopt`` such a workbook is left to the next write (None, nothing saved).
     """
     back = read_manager_edits(out, [all_sheet(), penalty_frame([])])
     if not back.found:
-        return 0
+        return 0, {}
     ours = store.store_id()
     foreign = store.written_stamp(real_path(out)) is None or (back.store_id not in (None, ours))
+    if foreign and not adopt:
+        return None
+    if not foreign:
+        # cells a read-back saved since our write count as written (read_back)
+        rebase(back, cells_of(doc["cells"]) if (doc := _read_doc(store, out)) else {})
     if foreign and not store.has_records():
         rows = len(back.cells.get(ALL_SHEET, {}))
         if rows:
@@ -218,7 +233,7 @@ def _read_back(store: Store, out: Path, now: datetime) -> int:
         store.note_adoption(out, cells=changed, sent=sent, now=now)
         log.warning("%s 不是由当前存储写出的（新的或更换过的存储）：已采用其中 %d 个主管单元格，%d 条已发送的提醒不再重发",
                     out, changed, sent)
-    return changed
+    return changed, edits
 
 
 def _legacy_refs(store: Store) -> dict[tuple[str, str], str]:
@@ -342,22 +357,74 @@ def render_merged(store: Store, out_path: str | Path, *, now: datetime) -> Rende
         return _render(store, out, now)
 
 
-def _rendered_name(out: Path) -> str:
+def read_back(store: Store, out_path: str | Path, *, now: datetime) -> int | None:
+    """Save into the store what a manager typed into the merged workbook since this store last
+    wrote it, now rather than at the next write; the number of cells saved, None when there
+    was nothing to read (not saved since our write, read already, or written by another store:
+    the next write adopts that one).
+
+    The daemon calls it when it sees the manager's save (sync/daemon.py). At 100,000
+    complaints reading the cells back takes about 3 s; done at the manager's save, the next
+    shop's save is merged without it, and the manager's cells are in the store at once.
+    """
+    out = Path(out_path)
+    with _lock_for(out), paused_gc():
+        before = workbook_stamp(out)
+        written = store.written_stamp(real_path(out))
+        if before is None or written is None or before == written or _read_already(store, out, before):
+            return None
+        since = cells_of(doc["cells"]) if (doc := _read_doc(store, out)) else {}
+        got = _read_back(store, out, now, adopt=False)
+        if got is None:
+            return None
+        saved, edits = got
+        for name, rows in edits.items():
+            for key, cells in rows.items():
+                since.setdefault(name, {}).setdefault(key, {}).update(cells)
+        # what this workbook holds is in the store: the next write does not read it again
+        # (saved again meanwhile: the next write reads the newer save); the cells read are
+        # what the next read is compared with
+        still = workbook_stamp(out) == before
+        store.save_named(_doc_name("read back", out), json.dumps(
+            {"stamp": list(before) if still else None, "written": list(written), "cells": cell_texts(since)},
+            ensure_ascii=False), now=now)
+        return saved
+
+
+def _read_doc(store: Store, out: Path) -> dict[str, Any] | None:
+    """What ``read_back`` recorded since this store last wrote ``out`` (None: nothing since)."""
+    data = store._named(_doc_name("read back", out))
+    if not data:
+        return None
+    doc: dict[str, Any] = json.loads(data)
+    written = store.written_stamp(real_path(out))
+    return doc if written is not None and doc.get("written") == list(written) else None
+
+
+def _read_already(store: Store, out: Path, stamp: tuple[int, int] | None) -> bool:
+    """Whether the managers' cells of ``out`` as it is now (``stamp``) are in the store already
+    (``read_back`` read them since the last write). The stamp of our last write is part of the
+    record: a copy of an older save put back later (a copy keeps its time) is read again."""
+    doc = _read_doc(store, out) if stamp is not None else None
+    return doc is not None and doc.get("stamp") == list(stamp or ())
+
+
+def _doc_name(kind: str, out: Path) -> str:
+    """The name of the store's small document of ``kind`` ("rendered", "read back") about ``out``."""
     from ..store.codec import content_hash
 
-    return f"rendered|{content_hash(str(real_path(out)))}"
+    return f"{kind}|{content_hash(str(real_path(out)))}"
 
 
 def _same_as_written(store: Store, out: Path, key: str, now: datetime) -> dict[str, Any] | None:
     """What the last write recorded, when the workbook would come out the same now: the same
     store content, the same day, and no deadline passed or came within its warning time since.
     (逾期（小时） and the notes' "截至" time then stay as of the last write, which they say.)"""
-    import json
     from datetime import timedelta
 
     from ..settings import DEFAULTS
 
-    data = store._named(_rendered_name(out))
+    data = store._named(_doc_name("rendered", out))
     last: dict[str, Any] | None = json.loads(data) if data else None
     if not last or last.get("key") != key:
         return None
@@ -378,7 +445,7 @@ def _render(store: Store, out: Path, now: datetime) -> RenderReport:
         log.info("主管批示已改为按记录标识保存 (manager cells now kept by record reference)")
     if filled := backfill_scan_fields(store.engine):
         log.info("已为 %d 行补存扫描所需的字段 (scan columns filled for rows stored by an older version)", filled)
-    before = _stamp(out)
+    before = workbook_stamp(out)
     # Untouched since our last write (same mtime and size): nobody typed into it, and reading
     # 100,000 rows back would cost a third of the rewrite.
     untouched = before is not None and before == store.written_stamp(real_path(out))
@@ -389,23 +456,24 @@ def _render(store: Store, out: Path, now: datetime) -> RenderReport:
             report.unchanged = True
             report.rows, report.conflicts, report.sheets = last["rows"], last["conflicts"], list(SHEET_ORDER)
             return report
-    else:
+    elif not _read_already(store, out, before):
         # what managers typed goes into the store first: the walk then lays it over the rows,
         # and a new 处罚确认 already counts in 汇总's totals
         _read_back(store, out, now)
+        report.read_back = True
     key = store.content_marks(now)
     cache = PieceCache.beside(store, out)
     with atomic_write(out) as tmp:
         _sheets, walked = _write(store, tmp, out, now, cache=cache)
-        if _stamp(out) != before:
+        if workbook_stamp(out) != before:
             # The manager saved while we wrote: keep their typing, render again.
-            report.rerendered = True
+            report.rerendered = report.read_back = True
             key = ""   # what the manager saved is in the store now: the next render writes again
             _read_back(store, out, now)
             _sheets, walked = _write(store, tmp, out, now, cache=cache)
         # the temp file's stamp, not the target's after the replace: a manager saving in
         # between must never be taken for our own write (the rename keeps mtime and size)
-        ours = _stamp(tmp)
+        ours = workbook_stamp(tmp)
     if ours is not None:
         store.save_written_stamp(real_path(out), ours)
     # after the merged workbook: a manager's cell saved by its read-back shows in the archive too
@@ -418,8 +486,6 @@ def _render(store: Store, out: Path, now: datetime) -> RenderReport:
     report.apart = walked.apart
     report.penalties_made = walked.penalties_made
     if ours is not None:
-        import json
-
-        store.save_named(_rendered_name(out), json.dumps({"key": key, "now": now.isoformat(), "rows": report.rows,
+        store.save_named(_doc_name("rendered", out), json.dumps({"key": key, "now": now.isoformat(), "rows": report.rows,
                                                           "conflicts": report.conflicts}), now=now)
     return report
