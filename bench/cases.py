@@ -485,8 +485,9 @@ def _manager_save(out: Path) -> int:
 
 
 def latency_manager(shops: int, rows: int, saves: int) -> dict:
-    """``latency_ours`` with a manager's save of the merged workbook 5 s before each shop's save."""
-    return latency_ours(shops, rows, saves, manager_gap=5.0)
+    """``latency_ours`` with a manager's save of the merged workbook 10 s before each shop's
+    save (the daemon reads a save once it has been still for 5 s: ``sync.daemon.OUT_SETTLE``)."""
+    return latency_ours(shops, rows, saves, manager_gap=10.0)
 
 
 def _shop_folders(work: Path, shops: int, rows: int) -> list[Path]:

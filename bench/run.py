@@ -74,7 +74,7 @@ def scenarios(quick: bool, size: dict | None = None) -> list[tuple[str, str, lis
         ("latency", f"(4) save-to-merged latency, {lat[0]} shops x {lat[1]:,} rows, {lat[2]} saves", [
             ("floor: full re-merge per save (no daemon)", "latency_floor", lat[:2]),
             ("ours: sync.daemon.Daemon (median; worst in notes)", "latency_ours", list(lat)),
-            ("ours: Daemon, each shop's save 5 s after a manager's save of the merged workbook",
+            ("ours: Daemon, each shop's save 10 s after a manager's save of the merged workbook",
              "latency_manager", list(lat)),
             ("ours: `complaint-desk sync --watch`, a folder per shop, real clock", "latency_cli", list(lat)),
             ("ours: `complaint-desk run` (watcher + scan after each read), until the workbook shows the save",

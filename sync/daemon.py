@@ -39,10 +39,14 @@ LOOK_TWICE = 0.2
 # shops that save together into one merge. It stays above ``LOOK_TWICE``, so the workbook a
 # rename brought in is not looked at twice. (0.5 s until issue 17's nineteenth round.)
 QUICK_SETTLE = 0.25
-# How often the merged workbook's time and size are looked at (one stat). It is often in a
-# folder no shop saves into, so not watched; a manager's save of it is read back once it has
-# been still for ``QUICK_SETTLE`` (Excel's save ends with a rename, as a shop's does).
+# How often the merged workbook's time and size are looked at (one stat): it is often in a
+# folder no shop saves into, so not watched.
 OUT_LOOK = 0.5
+# Seconds a manager's save of the merged workbook stays still before it is read back. Excel's
+# AutoSave (a workbook on OneDrive) saves every few seconds while the manager types: reading
+# each of those would keep a core busy (about 3 s a read at 100,000 complaints). A shop's save
+# that comes sooner reads the manager's save itself, as it always did.
+OUT_SETTLE = 5.0
 
 
 class _Trouble:
@@ -164,7 +168,7 @@ class Daemon:
 
     def _manager_saved(self, now: float) -> bool:
         """Whether the merged workbook has a save not looked at yet that has been still for
-        ``quick_settle`` (the daemon's own writes are among them: ``read_back`` tells them apart)."""
+        ``OUT_SETTLE`` (the daemon's own writes are among them: ``read_back`` tells them apart)."""
         if now - self._out_looked < OUT_LOOK:
             return False
         self._out_looked = now
@@ -172,7 +176,7 @@ class Daemon:
         if stamp != self._out_seen:
             self._out_seen, self._out_since = stamp, now
             return False
-        return stamp is not None and stamp != self._out_done and now - self._out_since >= self.quick_settle
+        return stamp is not None and stamp != self._out_done and now - self._out_since >= OUT_SETTLE
 
     def _plan_retry(self) -> None:
         """Turn the earliest stored next-try time (store clock) into a monotonic wake-up time."""

@@ -196,10 +196,14 @@ def test_the_daemon_stores_a_managers_save_without_rewriting_the_workbook(tmp_pa
         _wait(lambda: daemon._out_done is not None)   # its own write looked at, nothing read
         assert daemon.read_backs == 0
         cid = _first_id(out)
+        _type(out, cid, "经理：今日")        # saves a second apart (AutoSave while typing): read
+        time.sleep(1)                        # once, when they stop
         _type(out, cid, "经理：今日回访")
         saved = workbook_stamp(out)
         _wait(lambda: daemon.read_backs == 1)
         assert list(_approvals(daemon.store).values()) == ["经理：今日回访"]
+        time.sleep(1.5)
+        assert daemon.read_backs == 1
         assert workbook_stamp(out) == saved and daemon.merges == 1   # the manager's file: not rewritten
 
         # a shop's save: merged without reading the workbook back, the manager's cell kept
