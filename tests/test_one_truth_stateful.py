@@ -1,4 +1,5 @@
-"""Issue 12: shop saves, manager edits, merges, scans, a lost store and a mistyped one, in any order.
+"""Issue 12: shop saves, manager edits, merges, scans, a lost store and a mistyped one, in any order
+(and issue 17: the daemon reading a manager's save before the next write).
 
 After every step that writes the merged workbook, no manager cell is lost or moved, and the
 workbook equals one render of the store (the store is the one truth).
@@ -17,7 +18,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
-from complaint_core.merged.render import render_merged
+from complaint_core.merged.render import read_back, render_merged
 from complaint_core.store import open_store
 from complaint_desk.cli import main
 from tests.support.merged import grid, rows_of, type_into
@@ -83,8 +84,8 @@ class OneTruth(RuleBasedStateMachine):
             write_shop_workbook(self.shop / "投诉.xlsx", self.rows, shop_code="SH01")
 
     @precondition(lambda self: self.merged)
-    @rule(pick=st.integers(0, 50), text=st.sampled_from(["同意", "退款", "再核实"]))
-    def manager_types(self, pick: int, text: str) -> None:
+    @rule(pick=st.integers(0, 50), text=st.sampled_from(["同意", "退款", "再核实"]), read=st.booleans())
+    def manager_types(self, pick: int, text: str, read: bool) -> None:
         shown = [r["投诉内容"] for r in rows_of(self.out, "全部投诉") if r["来源已删除"] != "是"]
         if not shown:
             return
@@ -92,6 +93,35 @@ class OneTruth(RuleBasedStateMachine):
         value = f"{text}-{target}"
         assert type_into(self.out, "全部投诉", lambda v: v["投诉内容"] == target, "主管批示", value) == 1
         self.edits[target] = value
+        if read:
+            self.daemon_reads_the_managers_save()
+
+    @precondition(lambda self: self.merged and bool(self.edits))
+    @rule(pick=st.integers(0, 50), read=st.booleans())
+    def manager_clears(self, pick: int, read: bool) -> None:
+        shown = {r["投诉内容"]: r["主管批示"] for r in rows_of(self.out, "全部投诉") if r["来源已删除"] != "是"}
+        typed = sorted(d for d in self.edits if shown.get(d) == self.edits[d])
+        if not typed:
+            return
+        target = typed[pick % len(typed)]
+        assert type_into(self.out, "全部投诉", lambda v: v["投诉内容"] == target, "主管批示", "") == 1
+        del self.edits[target]
+        if read:
+            self.daemon_reads_the_managers_save()
+
+    @precondition(lambda self: self.merged)
+    @rule()
+    def daemon_reads_the_managers_save(self) -> None:
+        # what the daemon does once a manager's save is still (sync/daemon.py): the file stays
+        if not self.stored:   # a lost store: the daemon would not be running on it
+            return
+        before = self.out.read_bytes()
+        store = open_store(self.state)
+        try:
+            read_back(store, self.out, now=self.clock)
+        finally:
+            store.engine.dispose()
+        assert self.out.read_bytes() == before
 
     @precondition(lambda self: bool(self.rows))
     @rule()
@@ -159,5 +189,5 @@ class OneTruth(RuleBasedStateMachine):
 
 
 TestOneTruth = OneTruth.TestCase
-TestOneTruth.settings = settings(max_examples=12, stateful_step_count=12, deadline=None,
+TestOneTruth.settings = settings(max_examples=20, stateful_step_count=14, deadline=None,
                                  suppress_health_check=[HealthCheck.too_slow])

@@ -460,7 +460,7 @@ def _render(store: Store, out: Path, now: datetime) -> RenderReport:
         # what managers typed goes into the store first: the walk then lays it over the rows,
         # and a new 处罚确认 already counts in 汇总's totals
         _read_back(store, out, now)
-        report.read_back = True
+        report.read_back = before is not None
     key = store.content_marks(now)
     cache = PieceCache.beside(store, out)
     with atomic_write(out) as tmp:
