@@ -180,6 +180,65 @@ class ShopWriter(threading.Thread):
         return {s: [dict(r) for r in self.rows[s][: self.count[s]]] for s in self.folders}
 
 
+class ManagerWriter(threading.Thread):
+    """A manager typing 主管批示 on a random complaint of the merged workbook every few seconds,
+    saved as Excel saves (a finished copy under an extension-less name, renamed onto it; the
+    copy may be of a workbook the daemon has replaced meanwhile, as a manager's open Excel's
+    is). ``typed`` is the last value typed on each (shop, id)."""
+
+    def __init__(self, merged: Path, *, seed: int) -> None:
+        super().__init__(name="manager", daemon=True)
+        self.merged = merged
+        self.rng = random.Random(seed)
+        self.typed: dict[tuple[str, str], str] = {}
+        self.saves = 0
+        self.halt = threading.Event()
+        self.error: BaseException | None = None
+
+    def save(self) -> None:
+        from openpyxl import load_workbook
+
+        try:
+            wb = load_workbook(self.merged)
+        except (OSError, KeyError, zipfile.BadZipFile):
+            return   # not written yet
+        ws = wb["全部投诉"]
+        head = [c.value for c in ws[2]]
+        rows = [r for r in ws.iter_rows(min_row=3) if r[0].value]
+        if not rows:
+            return
+        row = self.rng.choice(rows)
+        key = (row[head.index("门店(来源)")].value, row[head.index("投诉编号")].value)
+        value = f"第 {self.saves + 1} 次批示"
+        row[head.index("主管批示")].value = value
+        tmp = self.merged.with_name(f"{self.rng.getrandbits(32):08X}")
+        wb.save(tmp)
+        os.replace(tmp, self.merged)
+        self.typed[key] = value
+        self.saves += 1
+
+    def run(self) -> None:
+        try:
+            while not self.halt.wait(self.rng.uniform(1.0, 8.0)):
+                self.save()
+        except BaseException as exc:  # noqa: BLE001 - reported by the campaign
+            self.error = exc
+
+
+def _typed_problem(merged: Path, typed: dict[tuple[str, str], str]) -> str:
+    """'' when 全部投诉 shows every cell the manager typed last on each complaint."""
+    from python_calamine import CalamineWorkbook
+
+    try:
+        grid = CalamineWorkbook.from_path(str(merged)).get_sheet_by_name("全部投诉").to_python()
+    except Exception as exc:  # noqa: BLE001 - being replaced
+        return f"merged workbook not readable ({type(exc).__name__})"
+    head = grid[1]
+    shown = {(r[head.index("门店(来源)")], r[head.index("投诉编号")]): r[head.index("主管批示")] for r in grid[2:]}
+    lost = [(k, v, shown.get(k)) for k, v in typed.items() if shown.get(k) != v]
+    return f"{len(lost)} manager cells not shown, e.g. {lost[:2]}" if lost else ""
+
+
 def _daemon_setup(work: Path, *, now: datetime, scans: bool) -> tuple[list[str], dict[str, Path], Path, Path]:
     folders = {s: work / "shared" / s for s in SHOPS}
     for f in folders.values():
@@ -355,10 +414,12 @@ def daemon_campaign(kills: int, *, seed: int = 1, scans: bool = True, max_rows: 
     log = open(work / "daemon.log", "ab")  # noqa: SIM115 - every run of the daemon appends to it
     rng = random.Random(seed)
     writer = ShopWriter(folders, seed=seed, now=datetime.now().replace(microsecond=0), max_rows=max_rows)
+    manager = ManagerWriter(merged, seed=seed)
     tally: Counter[str] = Counter()
     emls: dict[str, tuple[int, int]] = {}
     kids: set[int] = set()
     writer.start()
+    manager.start()
     started = time.perf_counter()
     try:
         for i in range(kills):
@@ -370,17 +431,24 @@ def daemon_campaign(kills: int, *, seed: int = 1, scans: bool = True, max_rows: 
                 echo(f"{i + 1} kills, {writer.saves} saves, {time.perf_counter() - started:.0f} s")
         writer.halt.set()
         writer.join()
-        if writer.error is not None:
-            tally[f"bad: the shop writer failed ({writer.error!r})"] += 1
+        manager.halt.set()
+        manager.join()
+        for who, thread in (("shop writer", writer), ("manager", manager)):
+            if thread.error is not None:
+                tally[f"bad: the {who} failed ({thread.error!r})"] += 1
         final = writer.final()
-        # restart once more and let it settle: everything the shops saved must arrive
+        # restart once more and let it settle: everything the shops saved must arrive, and
+        # every cell the manager typed must still be there
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=log, preexec_fn=_ctrl_c_default)
         deadline = time.monotonic() + 120
-        while (problem := _merged_problem(merged, final)) and time.monotonic() < deadline:
+        while ((problem := _merged_problem(merged, final)) or (typed := _typed_problem(merged, manager.typed))) \
+                and time.monotonic() < deadline:
             kids |= _children(proc.pid)
             time.sleep(0.5)
         if problem:
             tally[f"bad: final merged workbook: {problem}"] += 1
+        elif typed:
+            tally[f"bad: final merged workbook: {typed}"] += 1
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(60)
@@ -394,9 +462,11 @@ def daemon_campaign(kills: int, *, seed: int = 1, scans: bool = True, max_rows: 
         tally["bad: a daemon child process outlived it"] += sum(_alive(k) for k in _wait_gone(kids))
         tally["temp files left by kills (ignored)"] = sum(len(_temps(f)) for f in folders.values())
         tally["shop saves"] = writer.saves
+        tally["manager saves"] = manager.saves
         tally["final rows"] = sum(len(rs) for rs in final.values())
     finally:
         writer.halt.set()
+        manager.halt.set()
         log.close()
     tally["kills"] = kills
     tally["seconds"] = round(time.perf_counter() - started)
