@@ -233,8 +233,8 @@ def _typed_problem(merged: Path, typed: dict[tuple[str, str], str]) -> str:
         grid = CalamineWorkbook.from_path(str(merged)).get_sheet_by_name("全部投诉").to_python()
     except Exception as exc:  # noqa: BLE001 - being replaced
         return f"merged workbook not readable ({type(exc).__name__})"
-    head = grid[1]
-    shown = {(r[head.index("门店(来源)")], r[head.index("投诉编号")]): r[head.index("主管批示")] for r in grid[2:]}
+    shop, cid, approval = (grid[1].index(h) for h in ("门店(来源)", "投诉编号", "主管批示"))
+    shown = {(r[shop], r[cid]): r[approval] for r in grid[2:]}
     lost = [(k, v, shown.get(k)) for k, v in typed.items() if shown.get(k) != v]
     return f"{len(lost)} manager cells not shown, e.g. {lost[:2]}" if lost else ""
 

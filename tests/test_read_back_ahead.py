@@ -31,6 +31,14 @@ def _shop(tmp: Path, n: int = 8, seed: int = 5) -> Path:
     return folder
 
 
+def _merged(tmp_path: Path):
+    """A store and the merged workbook it wrote of one shop's file."""
+    store = open_store(tmp_path / "s.sqlite")
+    out = tmp_path / "m.xlsx"
+    merge_into(store, [_shop(tmp_path)], out, now=NOW)
+    return store, out
+
+
 def _approvals(store) -> dict[str, str]:
     """记录标识 -> 主管批示 as the store keeps it (a cleared one is not there)."""
     return {key[0]: cells["manager_approval"] for key, cells in store.manager_edits("全部投诉").items()
@@ -51,9 +59,7 @@ def _type(out: Path, cid: str, text: str) -> None:
 
 
 def test_a_managers_save_is_stored_at_once_and_the_next_write_does_not_read_it(tmp_path: Path) -> None:
-    store = open_store(tmp_path / "s.sqlite")
-    out = tmp_path / "m.xlsx"
-    merge_into(store, [_shop(tmp_path)], out, now=NOW)
+    store, out = _merged(tmp_path)
     assert read_back(store, out, now=NOW) is None           # as we wrote it: nothing to read
     cid = _first_id(out)
     _type(out, cid, "经理：先电话致歉")
@@ -71,9 +77,7 @@ def test_a_managers_save_is_stored_at_once_and_the_next_write_does_not_read_it(t
 
 
 def test_a_save_after_the_read_back_is_read_by_the_next_write(tmp_path: Path) -> None:
-    store = open_store(tmp_path / "s.sqlite")
-    out = tmp_path / "m.xlsx"
-    merge_into(store, [_shop(tmp_path)], out, now=NOW)
+    store, out = _merged(tmp_path)
     cid = _first_id(out)
     _type(out, cid, "第一次批示")
     assert read_back(store, out, now=NOW) == 1
@@ -89,9 +93,7 @@ def test_a_save_after_the_read_back_is_read_by_the_next_write(tmp_path: Path) ->
 def test_a_cell_put_back_between_two_read_backs_is_put_back(tmp_path: Path) -> None:
     # the second save is compared with the first one read, not with our write: a cell cleared,
     # or put back to what an earlier manager's cell said, is the manager's too
-    store = open_store(tmp_path / "s.sqlite")
-    out = tmp_path / "m.xlsx"
-    merge_into(store, [_shop(tmp_path)], out, now=NOW)
+    store, out = _merged(tmp_path)
     first, second = [r["投诉编号"] for r in rows_of(out, "全部投诉")[:2]]
     _type(out, second, "早先的批示")
     render_merged(store, out, now=NOW + timedelta(days=1))       # written with it
@@ -113,9 +115,7 @@ def test_a_cell_put_back_between_two_read_backs_is_put_back(tmp_path: Path) -> N
 def test_a_save_while_reading_back_is_read_by_the_next_write(tmp_path: Path, monkeypatch) -> None:
     from complaint_core.merged import render
 
-    store = open_store(tmp_path / "s.sqlite")
-    out = tmp_path / "m.xlsx"
-    merge_into(store, [_shop(tmp_path)], out, now=NOW)
+    store, out = _merged(tmp_path)
     cid = _first_id(out)
     _type(out, cid, "读取时的批示")
     newer = tmp_path / "newer.xlsx"
@@ -140,9 +140,7 @@ def test_a_save_while_reading_back_is_read_by_the_next_write(tmp_path: Path, mon
 def test_an_older_save_put_back_after_a_write_is_read_again(tmp_path: Path) -> None:
     # a copy keeps its time: the stamp the read-back saw comes back after our own write, and
     # must not be taken for "read already"
-    store = open_store(tmp_path / "s.sqlite")
-    out = tmp_path / "m.xlsx"
-    merge_into(store, [_shop(tmp_path)], out, now=NOW)
+    store, out = _merged(tmp_path)
     cid = _first_id(out)
     _type(out, cid, "备份里的批示")
     assert read_back(store, out, now=NOW) == 1

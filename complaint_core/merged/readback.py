@@ -221,10 +221,15 @@ def rebase(back: ReadBack, since: Cells) -> None:
         extra = since.get(name)
         if not extra:
             continue
-        base = {key: dict(cells) for key, cells in back.written.get(name, {}).items()}
-        for key, cells in extra.items():
-            base.setdefault(key, {}).update(cells)
+        base = overlay({key: dict(cells) for key, cells in back.written.get(name, {}).items()}, extra)
         back.edits[name] = _changed(got, base)
+
+
+def overlay(into: dict[RowKey, dict[str, Any]], cells: dict[RowKey, dict[str, Any]]) -> dict[RowKey, dict[str, Any]]:
+    """``into`` (changed in place) with ``cells`` laid over it, row by row."""
+    for key, columns in cells.items():
+        into.setdefault(key, {}).update(columns)
+    return into
 
 
 def cell_texts(cells: Cells) -> list[list[Any]]:

@@ -34,6 +34,7 @@ from .readback import (
     _key_text,
     cell_texts,
     cells_of,
+    overlay,
     read_manager_edits,
     read_rows,
     rebase,
@@ -173,7 +174,10 @@ def _write(store: Store, path: Path, out: Path, now: datetime, *,
     return sheets, walked
 
 
-def workbook_stamp(path: Path) -> tuple[int, int] | None:
+Stamp = tuple[int, int]   # (mtime_ns, size) of a workbook
+
+
+def workbook_stamp(path: Path) -> Stamp | None:
     """(mtime_ns, size) of a workbook, None when there is none: what tells a manager's save
     from this program's own write (the rename of a finished file keeps both)."""
     try:
@@ -183,9 +187,11 @@ def workbook_stamp(path: Path) -> tuple[int, int] | None:
     return (st.st_mtime_ns, st.st_size)
 
 
-def _read_back(store: Store, out: Path, now: datetime, *, adopt: bool = True) -> tuple[int, Cells] | None:
+def _read_back(store: Store, out: Path, now: datetime, *, written: Stamp | None, since: Cells,
+               adopt: bool = True) -> tuple[int, Cells] | None:
     """Save into the store what managers typed into ``out``: (the number of cells saved, the
-    cells taken as the manager's changes since our write and the read-backs after it).
+    cells taken as the manager's changes). ``written``: the stamp of this store's last write of
+    ``out``; ``since``: the cells read back after it (``_read_doc``), compared with as written.
 
     A workbook this store did not write (a new, lost or mistyped store; the move to
     PostgreSQL) is adopted whole: every manager cell that differs from what the shops' files
@@ -196,12 +202,11 @@ def _read_back(store: Store, out: Path, now: datetime, *, adopt: bool = True) ->
     if not back.found:
         return 0, {}
     ours = store.store_id()
-    foreign = store.written_stamp(real_path(out)) is None or (back.store_id not in (None, ours))
+    foreign = written is None or (back.store_id not in (None, ours))
     if foreign and not adopt:
         return None
     if not foreign:
-        # cells a read-back saved since our write count as written (read_back)
-        rebase(back, cells_of(doc["cells"]) if (doc := _read_doc(store, out)) else {})
+        rebase(back, since)
     if foreign and not store.has_records():
         rows = len(back.cells.get(ALL_SHEET, {}))
         if rows:
@@ -371,16 +376,16 @@ def read_back(store: Store, out_path: str | Path, *, now: datetime) -> int | Non
     with _lock_for(out), paused_gc():
         before = workbook_stamp(out)
         written = store.written_stamp(real_path(out))
-        if before is None or written is None or before == written or _read_already(store, out, before):
+        doc = _read_doc(store, out, written)
+        if before is None or written is None or before == written or _read_already(doc, before):
             return None
-        since = cells_of(doc["cells"]) if (doc := _read_doc(store, out)) else {}
-        got = _read_back(store, out, now, adopt=False)
+        since = _since(doc)
+        got = _read_back(store, out, now, written=written, since=since, adopt=False)
         if got is None:
             return None
         saved, edits = got
         for name, rows in edits.items():
-            for key, cells in rows.items():
-                since.setdefault(name, {}).setdefault(key, {}).update(cells)
+            overlay(since.setdefault(name, {}), rows)
         # what this workbook holds is in the store: the next write does not read it again
         # (saved again meanwhile: the next write reads the newer save); the cells read are
         # what the next read is compared with
@@ -391,22 +396,24 @@ def read_back(store: Store, out_path: str | Path, *, now: datetime) -> int | Non
         return saved
 
 
-def _read_doc(store: Store, out: Path) -> dict[str, Any] | None:
-    """What ``read_back`` recorded since this store last wrote ``out`` (None: nothing since)."""
-    data = store._named(_doc_name("read back", out))
-    if not data:
-        return None
-    doc: dict[str, Any] = json.loads(data)
-    written = store.written_stamp(real_path(out))
-    return doc if written is not None and doc.get("written") == list(written) else None
+def _read_doc(store: Store, out: Path, written: Stamp | None) -> dict[str, Any] | None:
+    """What ``read_back`` recorded since this store's last write of ``out`` (stamped
+    ``written``); None: nothing since."""
+    data = store._named(_doc_name("read back", out)) if written is not None else None
+    doc: dict[str, Any] | None = json.loads(data) if data else None
+    return doc if doc is not None and doc.get("written") == list(written or ()) else None
 
 
-def _read_already(store: Store, out: Path, stamp: tuple[int, int] | None) -> bool:
-    """Whether the managers' cells of ``out`` as it is now (``stamp``) are in the store already
-    (``read_back`` read them since the last write). The stamp of our last write is part of the
-    record: a copy of an older save put back later (a copy keeps its time) is read again."""
-    doc = _read_doc(store, out) if stamp is not None else None
-    return doc is not None and doc.get("stamp") == list(stamp or ())
+def _read_already(doc: dict[str, Any] | None, stamp: Stamp | None) -> bool:
+    """Whether ``read_back`` read the workbook as it is now (``stamp``) since the last write. Our
+    last write's stamp is part of the record: a copy of an older save put back later (a copy
+    keeps its time) is read again."""
+    return doc is not None and stamp is not None and doc.get("stamp") == list(stamp)
+
+
+def _since(doc: dict[str, Any] | None) -> Cells:
+    """The cells ``read_back`` saved since the last write (the record ``_read_doc`` gives)."""
+    return cells_of(doc["cells"]) if doc else {}
 
 
 def _doc_name(kind: str, out: Path) -> str:
@@ -448,7 +455,9 @@ def _render(store: Store, out: Path, now: datetime) -> RenderReport:
     before = workbook_stamp(out)
     # Untouched since our last write (same mtime and size): nobody typed into it, and reading
     # 100,000 rows back would cost a third of the rewrite.
-    untouched = before is not None and before == store.written_stamp(real_path(out))
+    written = store.written_stamp(real_path(out))
+    untouched = before is not None and before == written
+    doc = _read_doc(store, out, written)   # a manager's save the daemon read already (read_back)
     if untouched:
         if (last := _same_as_written(store, out, store.content_marks(now), now)) is not None:
             # A scan that changed nothing, a rescan of unchanged files: the file stays as it is
@@ -456,10 +465,10 @@ def _render(store: Store, out: Path, now: datetime) -> RenderReport:
             report.unchanged = True
             report.rows, report.conflicts, report.sheets = last["rows"], last["conflicts"], list(SHEET_ORDER)
             return report
-    elif not _read_already(store, out, before):
+    elif not _read_already(doc, before):
         # what managers typed goes into the store first: the walk then lays it over the rows,
         # and a new 处罚确认 already counts in 汇总's totals
-        _read_back(store, out, now)
+        _read_back(store, out, now, written=written, since=_since(doc))
         report.read_back = before is not None
     key = store.content_marks(now)
     cache = PieceCache.beside(store, out)
@@ -469,7 +478,7 @@ def _render(store: Store, out: Path, now: datetime) -> RenderReport:
             # The manager saved while we wrote: keep their typing, render again.
             report.rerendered = report.read_back = True
             key = ""   # what the manager saved is in the store now: the next render writes again
-            _read_back(store, out, now)
+            _read_back(store, out, now, written=written, since=_since(doc))
             _sheets, walked = _write(store, tmp, out, now, cache=cache)
         # the temp file's stamp, not the target's after the replace: a manager saving in
         # between must never be taken for our own write (the rename keeps mtime and size)
