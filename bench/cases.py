@@ -490,10 +490,10 @@ def latency_manager(shops: int, rows: int, saves: int) -> dict:
     return latency_ours(shops, rows, saves, manager_gap=10.0)
 
 
-def _shop_folders(work: Path, shops: int, rows: int) -> list[Path]:
+def _shop_folders(work: Path, shops: int, rows: int, years: int = 0) -> list[Path]:
     """One shared folder per shop (门店001 …), each holding its shop's workbook."""
     folders = []
-    for i, f in enumerate(shop_set(shops, rows), start=1):
+    for i, f in enumerate(shop_set(shops, rows, years=years), start=1):
         folder = work / "shared" / f"门店{i:03d}"
         folder.mkdir(parents=True)
         shutil.copy(f, folder / "投诉登记.xlsx")
@@ -557,6 +557,70 @@ def latency_cli(shops: int, rows: int, saves: int) -> dict:
 
     waits = _watched_saves(folders, work / "汇总.xlsx", saves, save)
     return {"seconds": statistics.median(waits), "rows": shops * rows, "worst": round(max(waits), 2)}
+
+
+# a chain with years of history: received over 4 years before the 80 days of (4)'s chain,
+# so that most closed complaints are in 2022-2024's archives (``data.rows_for``)
+HISTORY_YEARS = 4
+
+
+def _history_save(folder: Path, k: int, i: int, rows: int, *, archived: bool) -> None:
+    """Shop ``k``'s workbook saved with one cell a clerk changed (处理过程 of one complaint),
+    as Excel saves it: of a complaint received this autumn, or with ``archived`` of one
+    closed in an archived year (its year's archive is then written again)."""
+    import os
+
+    from bench.data import BASE, rows_for, write_shop
+    from complaint_core.schema import FIELDS
+
+    keys = [f.key for f in FIELDS]
+    recv, done, note = keys.index("received_at"), keys.index("resolved_at"), keys.index("notes")
+    shop = f"S{k + 1:03d}"
+    table = rows_for(rows, shop=shop, seed=k + 1, years=HISTORY_YEARS)
+    picked = [n for n, r in enumerate(table) if isinstance(r[recv], datetime)
+              and (r[recv].year <= BASE.year - 3 and isinstance(r[done], datetime) if archived
+                   else r[recv] >= BASE)]
+    row = table[picked[i % len(picked)]]
+    row[note] = f"{row[note] or ''}；第 {i + 1} 次回访已记录"
+    tmp = folder / f"{i:08X}"
+    write_shop(tmp, table, shop=shop)
+    os.replace(tmp, folder / "投诉登记.xlsx")
+
+
+def latency_history(shops: int, rows: int, saves: int, archived: bool = False) -> dict:
+    """``latency_cli`` on a chain with years of history (``HISTORY_YEARS``; the merged workbook
+    beside its yearly archives), each save one cell a clerk changed (``_history_save``)."""
+    import statistics
+
+    work = Path(_scratch())
+    folders = _shop_folders(work, shops, rows, HISTORY_YEARS)
+
+    def save(i: int) -> None:
+        k = i * 37 % shops
+        _history_save(folders[k], k, i, rows, archived=archived)
+
+    waits = _watched_saves(folders, work / "汇总.xlsx", saves, save)
+    return {"seconds": statistics.median(waits), "rows": shops * rows, "worst": round(max(waits), 2)}
+
+
+def latency_history_archived(shops: int, rows: int, saves: int) -> dict:
+    """``latency_history`` with each save changing a complaint of an archived year."""
+    return latency_history(shops, rows, saves, archived=True)
+
+
+def merge_history(shops: int, rows: int) -> dict:
+    """A full merge (``merge_once``, fresh SQLite) of the chain with years of history: the merged
+    workbook and its yearly archives."""
+    merge_once = _need("sync.api", "merge_once")
+    folder = shop_set(shops, rows, years=HISTORY_YEARS)[0].parent
+    work = Path(_scratch())
+    t = time.perf_counter()
+    report = _call_merge(merge_once, folder, work / "merged.xlsx", f"sqlite:///{work / 'state.sqlite'}")
+    archives = sorted(p.name for p in work.glob("merged-*.xlsx"))
+    # every complaint of the chain, as the other merges count them (the merged workbook shows
+    # the open ones and those of the last two years; the archives hold the rest)
+    return {"seconds": time.perf_counter() - t, "rows": shops * rows, "files_read": len(report.read),
+            "in_workbook": report.rows, "archives": len(archives)}
 
 
 def _shows(out: Path, name: str, rows: int) -> bool:

@@ -59,12 +59,16 @@ def _value(rng: random.Random, f, i: int, shop: str, received: datetime):  # noq
     return _text(rng, 4, 24)
 
 
-def rows_for(n: int, *, shop: str = "S001", seed: int = 1) -> list[list]:
-    """n data rows (no header) in schema order; required cells are mostly present."""
+def rows_for(n: int, *, shop: str = "S001", seed: int = 1, years: int = 0) -> list[list]:
+    """n data rows (no header) in schema order; required cells are mostly present.
+
+    ``years``: the complaints are received over that many years before the 80 days of the
+    others (a shop with years of history; most of them closed, so they go to the archives)."""
     rng = random.Random(seed)
     out: list[list] = []
+    span = 60 * 24 * (80 + 365 * years)
     for i in range(n):
-        received = BASE + timedelta(minutes=rng.randint(0, 60 * 24 * 80))
+        received = BASE + timedelta(minutes=rng.randint(0, span) - 60 * 24 * 365 * years)
         row = []
         for f in FIELDS:
             if not f.required and rng.random() < 0.2 or f.filled and rng.random() < 0.6:
@@ -106,19 +110,20 @@ def write_shop(path: Path, rows: list[list], *, shop: str = "S001") -> Path:
     return path
 
 
-def shop_file(n: int, *, shop: str = "S001", seed: int = 1, folder: Path | None = None) -> Path:
+def shop_file(n: int, *, shop: str = "S001", seed: int = 1, folder: Path | None = None, years: int = 0) -> Path:
     """A cached shop workbook of n rows."""
     folder = folder or OUT
     path = folder / f"{shop}_{n}_{seed}.xlsx"
     if not path.exists():
-        write_shop(path, rows_for(n, shop=shop, seed=seed), shop=shop)
+        write_shop(path, rows_for(n, shop=shop, seed=seed, years=years), shop=shop)
     return path
 
 
-def shop_set(shops: int, rows: int, *, folder: Path | None = None) -> list[Path]:
-    """A folder of `shops` workbooks of `rows` rows each (the multi-shop merge input)."""
-    folder = folder or OUT / f"set{shops}x{rows}"
-    return [shop_file(rows, shop=f"S{i:03d}", seed=i, folder=folder) for i in range(1, shops + 1)]
+def shop_set(shops: int, rows: int, *, folder: Path | None = None, years: int = 0) -> list[Path]:
+    """A folder of `shops` workbooks of `rows` rows each (the multi-shop merge input);
+    ``years``: received over that many years of history as well (``rows_for``)."""
+    folder = folder or OUT / (f"set{shops}x{rows}" + (f"y{years}" if years else ""))
+    return [shop_file(rows, shop=f"S{i:03d}", seed=i, folder=folder, years=years) for i in range(1, shops + 1)]
 
 
 # when the template chain's complaints were received (the 30 days before it): fixed, so the

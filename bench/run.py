@@ -82,7 +82,12 @@ def scenarios(quick: bool, size: dict | None = None) -> list[tuple[str, str, lis
             ("ours: a full merge of the same shops, for the ratio", "merge_ours", lat[:2]),
             ("ours: `complaint-desk sync --watch`, shops written from the template in one folder, "
              "one cell a clerk changed per save", "latency_template", list(lat)),
-            ("ours: a full merge of those template shops, for its ratio", "merge_template", lat[:2])]),
+            ("ours: a full merge of those template shops, for its ratio", "merge_template", lat[:2]),
+            ("ours: `complaint-desk sync --watch`, a chain with 4 years of history (yearly archives), "
+             "one cell of a recent complaint changed per save", "latency_history", list(lat)),
+            ("ours: the same, one cell of a complaint of an archived year changed per save (its "
+             "archive written after the workbook)", "latency_history_archived", list(lat)),
+            ("ours: a full merge of the chain with history, for their ratio", "merge_history", lat[:2])]),
         ("scan", f"(5) overdue scan of {scan_n:,} records", [
             ("floor: one comparison per record", "scan_floor", [scan_n]),
             ("ours: complaint_core.deadlines per record", "scan_deadlines", [scan_n]),
@@ -100,7 +105,9 @@ def scenarios(quick: bool, size: dict | None = None) -> list[tuple[str, str, lis
             row for shops_, rows_ in mem_sizes for row in (
                 (f"floor: calamine read + XlsxWriter constant_memory ({shops_ * rows_:,})", "merge_floor",
                  [shops_, rows_]),
-                (f"ours: sync.api.merge_once ({shops_ * rows_:,})", "merge_ours", [shops_, rows_]))]),
+                (f"ours: sync.api.merge_once ({shops_ * rows_:,})", "merge_ours", [shops_, rows_]),
+                (f"ours: merge_once, 4 years of history, yearly archives ({shops_ * rows_:,})", "merge_history",
+                 [shops_, rows_]))]),
         ("million", f"(7) merge of {big_shops * big_rows:,} rows ({big_shops} shops x {big_rows:,}): time and peak memory", [
             ("floor: calamine read + XlsxWriter constant_memory", "merge_floor", [big_shops, big_rows]),
             ("ours: sync.api.merge_once (fresh SQLite)", "merge_ours", [big_shops, big_rows])]),

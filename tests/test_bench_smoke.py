@@ -31,8 +31,12 @@ def test_quick_bench_prints_every_scenario_with_numbers() -> None:
         assert any(command in ln and NUMBER_ROW.match(ln) for ln in latency.splitlines()), latency
     # …and on a chain written from the template, beside a full merge of that chain
     for what in ("shops written from the template", "a full merge of those template shops",
-                 "after a manager's save of the merged workbook"):
+                 "after a manager's save of the merged workbook", "4 years of history",
+                 "a complaint of an archived year", "a full merge of the chain with history"):
         assert any(what in ln and NUMBER_ROW.match(ln) for ln in latency.splitlines()), latency
+    # peak memory is measured on a chain with years of history too (its yearly archives written)
+    memory = next(s for s in sections if s.startswith("(7a)"))
+    assert sum("4 years of history" in ln and bool(NUMBER_ROW.match(ln)) for ln in memory.splitlines()) == 2, memory
     # the read scenario measured our own reader, not only the baselines
     assert any("ours: read_workbook" in ln and NUMBER_ROW.match(ln)
                for ln in sections[0].splitlines()), sections[0]

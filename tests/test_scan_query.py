@@ -167,7 +167,7 @@ def test_closed_complaints_of_older_years_go_to_yearly_archives(tmp_path: Path, 
     store = open_store(tmp_path / "s.sqlite")
     _ingest(store, shop, START)
     out = tmp_path / "汇总.xlsx"
-    monkeypatch.setattr(archive, "ARCHIVE_MAX_ROWS", 6)   # Excel's limit, scaled down: 2023 splits in two
+    monkeypatch.setattr(archive, "archive_rows", lambda: 6)   # Excel's limit, scaled down: 2023 splits in two
     rep = render_merged(store, out, now=datetime(2026, 9, 20, 9, 0))
 
     def refs(path: Path) -> list[str]:

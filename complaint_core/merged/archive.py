@@ -25,17 +25,18 @@ from ..atomic import atomic_write
 from ..safety import real_path
 from ..store import Store
 from ..store.codec import ALL_SHEET, content_hash
-from .model import SheetData
+from .model import Column
 from .sheets import AllRows, all_sheet
-from .xlsx import EXCEL_MAX_ROWS, write_workbook
+from .xlsx import Book, first_data_row, rows_that_fit
 
 log = logging.getLogger("complaint_desk.merged")
 
 CLOSED_STATUSES = ("已解决", "已回访", "已关闭", "不成立")
 DEFAULT_CLOSED_YEARS = 2       # this year and the previous one stay in the merged workbook
 SETTING = "closed_years"       # chain_rules row: [store] closed_years as the config last said
-# rows per archive workbook: the sheet's note and header take two of Excel's rows
-ARCHIVE_MAX_ROWS = EXCEL_MAX_ROWS - 2
+# complaints decoded from the store at a time while an archive is written: a year of a big
+# chain (200,000 closed complaints) is never held in memory at once (issue 17)
+ARCHIVE_BATCH = 2000
 NOTE = ("只读归档：{year} 年已结案的投诉（按解决时间，无解决时间的按受理时间）。在此修改不会被保存；"
         "主管批示保存在数据库中并显示在此 (read-only archive: typing here is not kept)")
 
@@ -51,8 +52,17 @@ def closed_year(rec: dict[str, Any]) -> int | None:
     return when.year if isinstance(when, datetime) else None
 
 
+def archive_rows() -> int:
+    """Complaints per archive workbook: the rows Excel's sheet has under the archive's note and
+    header, as the writer counts them (so a full part is never cut by the writer)."""
+    sheet = all_sheet()
+    sheet.note = NOTE
+    return rows_that_fit(first_data_row(sheet))
+
+
 def archive_paths(out: Path, year: int, rows: int) -> list[Path]:
-    parts = max((rows + ARCHIVE_MAX_ROWS - 1) // ARCHIVE_MAX_ROWS, 1)
+    per = archive_rows()
+    parts = max((rows + per - 1) // per, 1)
     return [out.with_name(f"{out.stem}-{year}{'' if k == 1 else f'-{k}'}{out.suffix}") for k in range(1, parts + 1)]
 
 
@@ -92,16 +102,37 @@ class Year:
         return self._hash.hexdigest()[:32]
 
 
-def _overlay(sheet: SheetData, edits: dict[tuple[str, ...], dict[str, Any]]) -> None:
-    owned = [(i, c.key) for i, c in enumerate(sheet.columns) if c.manager_owned]
-    ref = next(i for i, c in enumerate(sheet.columns) if c.key == "_ref")
-    assert isinstance(sheet.rows, list)
-    for row in sheet.rows:
+def _overlay(columns: list[Column], rows: list[list[Any]], edits: dict[tuple[str, ...], dict[str, Any]]) -> None:
+    owned = [(i, c.key) for i, c in enumerate(columns) if c.manager_owned]
+    ref = next(i for i, c in enumerate(columns) if c.key == "_ref")
+    for row in rows:
         got = edits.get((row[ref],))
         if got:
             for i, key in owned:
                 if key in got:
                     row[i] = got[key]
+
+
+def _write_archive(store: Store, path: Path, keys: list[str], note: str,
+                   edits: dict[tuple[str, ...], dict[str, Any]]) -> None:
+    """One archive workbook of ``keys`` (in the walk's order: shop, received, record), its rows
+    decoded from the store ``ARCHIVE_BATCH`` at a time and encoded into the sheet as they come."""
+    book = Book()
+    sheet = all_sheet()
+    sheet.note = note
+    sheet.key_columns = ()   # nothing is read back from an archive
+    spool = book.spool(sheet.columns, first_data_row(sheet))
+    make = AllRows()
+    for i in range(0, len(keys), ARCHIVE_BATCH):
+        batch = keys[i:i + ARCHIVE_BATCH]
+        place = {key: n for n, key in enumerate(batch)}
+        records = sorted(store.records_for(batch), key=lambda r: place[r["record_id"]])
+        rows = [make(r) for r in records]
+        _overlay(sheet.columns, rows, edits)
+        spool.extend(rows)
+    sheet.rows = spool
+    with atomic_write(path) as tmp:
+        book.write(tmp, [sheet])
 
 
 def write_archives(store: Store, out: Path, years: dict[int, Year], now: datetime) -> list[Written]:
@@ -116,17 +147,12 @@ def write_archives(store: Store, out: Path, years: dict[int, Year], now: datetim
         name = f"archive|{content_hash(str(real_path(out)))}|{year}"
         stamp = years[year].fingerprint + f"|{len(paths)}"
         rewrite = store._named(name) != stamp or not all(p.exists() for p in paths)
+        per = archive_rows()
         for k, path in enumerate(paths):
-            part = keys[k * ARCHIVE_MAX_ROWS:(k + 1) * ARCHIVE_MAX_ROWS]
+            part = keys[k * per:(k + 1) * per]
             if rewrite:
-                # the store's order is the walk's: (shop, received, record)
-                make = AllRows()
-                sheet = all_sheet([make(r) for r in store.records_for(part)])
-                sheet.note = NOTE.format(year=year) + (f"（第 {k + 1}/{len(paths)} 部分）" if len(paths) > 1 else "")
-                sheet.key_columns = ()   # nothing is read back from an archive
-                _overlay(sheet, edits)
-                with atomic_write(path) as tmp:
-                    write_workbook(tmp, [sheet])
+                note = NOTE.format(year=year) + (f"（第 {k + 1}/{len(paths)} 部分）" if len(paths) > 1 else "")
+                _write_archive(store, path, part, note, edits)
             done.append(Written(year, path, len(part), rewrite))
         if rewrite:
             store.save_named(name, stamp, now=now)

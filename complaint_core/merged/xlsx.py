@@ -140,7 +140,7 @@ class RowSpool:
         self.first_row = first_row          # 0-based sheet row of the first data row
         self.count = 0                      # data rows written
         self.overflow = 0                   # rows past Excel's limit, counted only
-        self._capacity = EXCEL_MAX_ROWS - first_row - 1   # one row left for the overflow line
+        self._capacity = rows_that_fit(first_row)
         self.codec = RowCodec(columns, indexes)
         self.cells = self.codec.cells
         self._rows: list[list[Any]] = []
@@ -223,6 +223,12 @@ class RowSpool:
 
     def close(self) -> None:
         self.spool.close()
+
+
+def rows_that_fit(first_row: int) -> int:
+    """Data rows a table sheet holds from 0-based sheet row ``first_row`` on: Excel's limit,
+    less one row kept for the line that says how many more are only in the store."""
+    return EXCEL_MAX_ROWS - first_row - 1
 
 
 @dataclass(slots=True)
