@@ -105,3 +105,17 @@ def test_an_archive_shows_the_managers_cells(tmp_path: Path) -> None:
     again = _grid(out.with_name("汇总-2023.xlsx"))
     row = next(r for r in again[2:] if r[ref] == target)
     assert "已复核，结案" in row
+
+
+def test_a_deleted_archive_is_written_again_by_the_next_write_though_nothing_changed(tmp_path: Path) -> None:
+    store, out = _chain(tmp_path, closed=4)
+    render_merged(store, out, now=NOW)
+    archived = out.with_name("汇总-2023.xlsx")
+    rows = _data(archived)
+    stamp = out.stat().st_mtime_ns
+    # nothing changed: the workbook and its archive stay as they are
+    again = render_merged(store, out, now=NOW)
+    assert again.unchanged and again.archives == [] and out.stat().st_mtime_ns == stamp
+    archived.unlink()   # a clean-up took the archive away
+    third = render_merged(store, out, now=NOW)
+    assert archived in third.archives and _data(archived) == rows

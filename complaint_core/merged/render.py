@@ -435,6 +435,10 @@ def _same_as_written(store: Store, out: Path, key: str, now: datetime) -> dict[s
     last: dict[str, Any] | None = json.loads(data) if data else None
     if not last or last.get("key") != key:
         return None
+    # an archive moved or deleted since (by hand, by a clean-up) is written again now, not at
+    # the next change of its year
+    if not all(out.with_name(name).is_file() for name in last.get("archives", ())):
+        return None
     at = datetime.fromisoformat(last["now"])
     if now < at or now.date() != at.date():
         return None
@@ -486,7 +490,8 @@ def _render(store: Store, out: Path, now: datetime) -> RenderReport:
     if ours is not None:
         store.save_written_stamp(real_path(out), ours)
     # after the merged workbook: a manager's cell saved by its read-back shows in the archive too
-    report.archives = [w.path for w in write_archives(store, out, walked.years, now) if w.rewritten]
+    archived = write_archives(store, out, walked.years, now)
+    report.archives = [w.path for w in archived if w.rewritten]
     report.sheets = list(SHEET_ORDER)
     report.rows = walked.rows
     report.conflicts = walked.conflicts_shown
@@ -496,5 +501,6 @@ def _render(store: Store, out: Path, now: datetime) -> RenderReport:
     report.penalties_made = walked.penalties_made
     if ours is not None:
         store.save_named(_doc_name("rendered", out), json.dumps({"key": key, "now": now.isoformat(), "rows": report.rows,
-                                                          "conflicts": report.conflicts}), now=now)
+                                                          "conflicts": report.conflicts,
+                                                          "archives": sorted(w.path.name for w in archived)}), now=now)
     return report
