@@ -11,6 +11,7 @@ from python_calamine import CalamineWorkbook
 
 from bench.data import rows_for, write_shop
 from complaint_core.merged import archive, xlsx
+from complaint_core.merged.pieces import PieceCache
 from complaint_core.merged.render import render_merged
 from complaint_core.reader import read_workbook
 from complaint_core.schema import FIELDS
@@ -53,17 +54,9 @@ def _data(path: Path) -> list[list]:
     return [r for r in _grid(path)[2:] if any(c != "" for c in r)]
 
 
-def test_an_archive_written_in_small_batches_is_the_one_written_at_once(tmp_path: Path, monkeypatch) -> None:
+def test_an_archive_from_the_shops_pieces_is_the_one_decoded_from_the_store_in_batches(tmp_path: Path,
+                                                                                      monkeypatch) -> None:
     store, out = _chain(tmp_path, closed=11)
-    render_merged(store, out, now=NOW)
-    whole = _data(out.with_name("汇总-2023.xlsx"))
-    assert len(whole) == 22
-    # the walk's order: shop, then 受理时间
-    head = _grid(out.with_name("汇总-2023.xlsx"))[1]
-    shop, recv = head.index("门店"), head.index("受理时间")
-    assert [(r[shop], r[recv]) for r in whole] == sorted((r[shop], r[recv]) for r in whole)
-
-    # batches of 3 (each decoded from the store on its own): the same rows in the same order
     asked: list[int] = []
     records_for = type(store).records_for
 
@@ -72,6 +65,18 @@ def test_an_archive_written_in_small_batches_is_the_one_written_at_once(tmp_path
         return records_for(self, keys, conn)
 
     monkeypatch.setattr(type(store), "records_for", counted)
+    # the rows the shops' pieces encoded: nothing of the year is decoded again
+    render_merged(store, out, now=NOW)
+    assert asked == []
+    whole = _data(out.with_name("汇总-2023.xlsx"))
+    assert len(whole) == 22
+    # the walk's order: shop, then 受理时间
+    head = _grid(out.with_name("汇总-2023.xlsx"))[1]
+    shop, recv = head.index("门店"), head.index("受理时间")
+    assert [(r[shop], r[recv]) for r in whole] == sorted((r[shop], r[recv]) for r in whole)
+
+    # the shops' rows not kept (a cache cleared): decoded from the store, 3 at a time, the same
+    monkeypatch.setattr(PieceCache, "archived", lambda self, shop, token: None)
     monkeypatch.setattr(archive, "ARCHIVE_BATCH", 3)
     other = tmp_path / "另一份.xlsx"   # the same store written to another workbook, with its archives
     render_merged(store, other, now=NOW)

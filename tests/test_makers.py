@@ -14,6 +14,7 @@ from python_calamine import CalamineWorkbook
 
 from bench.data import BASE, rows_for, write_shop
 from complaint_core.merged import makers
+from complaint_core.merged.pieces import PieceCache
 from complaint_core.merged.render import render_merged
 from complaint_core.merged.walk import Codecs, Context, Sinks, make_piece
 from complaint_core.merged.xlsx import Book, RowSpool
@@ -70,7 +71,9 @@ def test_pieces_made_by_makers_give_the_workbook_the_render_writes_alone(chain, 
                                         (s02[1][ref],): {"manager_approval": "退款已批"}}, now=T0)
     write_shop(folder / "S02" / "S02.xlsx", rows_for(30, shop="S02", seed=1)[2:], shop="S02")
     merge_into(store, [folder], out, now=T0 + timedelta(hours=1))
-    for later in (timedelta(hours=2), timedelta(days=3), timedelta(days=400)):
+    # …and two years on, when the complaints closed now go to their year's archive (put together
+    # from the rows the makers encoded beside their pieces)
+    for later in (timedelta(hours=2), timedelta(days=3), timedelta(days=400), timedelta(days=800)):
         want = _alone(store, tmp_path, f"alone-{later.days}-{later.seconds}", T0 + later)
         monkeypatch.setattr(makers, "workers", lambda: 2)
         monkeypatch.setattr(makers, "MIN_ROWS", 1)
@@ -80,9 +83,21 @@ def test_pieces_made_by_makers_give_the_workbook_the_render_writes_alone(chain, 
         got = _grids(path)
         assert list(got) == list(want)
         for sheet in want:
-            assert got[sheet] == want[sheet], sheet
+            # 来源 names each archive by the workbook's name
+            same = [[c.replace("apart-", "alone-") if isinstance(c, str) else c for c in r] for r in got[sheet]]
+            assert same == want[sheet], sheet
+        # each maker kept its shop's archived rows beside the piece it made
+        kept = list(PieceCache.beside(store, path).folder.glob("*.archived"))
+        assert len(kept) == len(SHOPS)
+        archives = sorted(tmp_path.glob(f"alone-{later.days}-{later.seconds}-*.xlsx"))
+        assert bool(archives) == (later.days == 800)
+        for alone in archives:
+            apart = alone.with_name(alone.name.replace("alone-", "apart-"))
+            assert _grids(apart) == _grids(alone) and len(_grids(alone)["全部投诉"]) > 10
         monkeypatch.setattr(makers, "workers", lambda: 0)
-    shown = str(got["全部投诉"]) + str(got["冲突"])
+    # the managers' cells: on their complaints, in the workbook or in their year's archive
+    shown = str(got["全部投诉"]) + str(got["冲突"]) + "".join(str(_grids(a.with_name(a.name.replace("alone-", "apart-"))))
+                                                          for a in archives)
     assert "请店长当天回电" in shown and "退款已批" in shown
 
 

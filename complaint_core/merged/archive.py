@@ -26,6 +26,7 @@ from ..safety import real_path
 from ..store import Store
 from ..store.codec import ALL_SHEET, content_hash
 from .model import Column
+from .pieces import PieceCache
 from .sheets import AllRows, all_sheet
 from .xlsx import Book, first_data_row, rows_that_fit
 
@@ -82,6 +83,7 @@ class Year:
     def __init__(self, year: int) -> None:
         self.year = year
         self.keys: list[str] = []
+        self.pieces: list[tuple[str, str]] = []   # (shop, piece token) whose rows these are, in order
         self._hash = hashlib.sha256()
 
     def add(self, r: dict[str, Any], edits: dict[tuple[str, ...], dict[str, Any]]) -> None:
@@ -92,9 +94,11 @@ class Year:
         if cells:
             self._hash.update(json.dumps(cells, ensure_ascii=False, sort_keys=True, default=str).encode())
 
-    def extend(self, keys: list[str], digest: str) -> None:
-        """Add a shop's complaints of this year (its own ``Year``'s keys and fingerprint)."""
+    def extend(self, keys: list[str], digest: str, shop: str, token: str) -> None:
+        """Add a shop's complaints of this year (its own ``Year``'s keys and fingerprint; its
+        piece's token: the rows encoded with it are kept beside it, ``PieceCache.archived``)."""
         self.keys += keys
+        self.pieces.append((shop, token))
         self._hash.update(digest.encode())
 
     @property
@@ -135,12 +139,43 @@ def _write_archive(store: Store, path: Path, keys: list[str], note: str,
         book.write(tmp, [sheet])
 
 
-def write_archives(store: Store, out: Path, years: dict[int, Year], now: datetime) -> list[Written]:
-    """Write each year's archive whose rows changed since it was last written (or is missing)."""
+def _from_pieces(path: Path, year: Year, note: str, cache: PieceCache, styles: dict[str, int]) -> bool:
+    """The year's archive put together from the rows each shop's piece encoded (a copy of
+    compressed bytes; nothing decoded): False, with nothing written, when a shop's rows are not
+    kept (a cache cleared or torn, a piece of an older version) or were encoded otherwise."""
+    book = Book()
+    if book.indexes != styles:   # encoded with other number styles than this book's
+        return False
+    sheet = all_sheet()
+    sheet.note = note
+    sheet.key_columns = ()
+    spool = book.spool(sheet.columns, first_data_row(sheet))
+    try:
+        for shop, token in year.pieces:
+            kept = cache.archived(shop, token)
+            if kept is None or year.year not in kept:
+                return False
+            for segment, rows in kept[year.year]:
+                spool.add_segment(segment, rows)
+        if spool.count != len(year.keys) or spool.overflow:
+            return False
+        sheet.rows = spool
+        with atomic_write(path) as tmp:
+            book.write(tmp, [sheet])
+    finally:
+        spool.close()
+    return True
+
+
+def write_archives(store: Store, out: Path, years: dict[int, Year], now: datetime, *,
+                   cache: PieceCache | None = None, styles: dict[str, int] | None = None) -> list[Written]:
+    """Write each year's archive whose rows changed since it was last written (or is missing):
+    from the rows the shops' pieces encoded (``cache``, encoded with ``styles``) when every
+    shop's are kept and the year fits one workbook, else decoded from the store."""
     done: list[Written] = []
     if not years:
         return done
-    edits = store.manager_edits(ALL_SHEET)
+    edits: dict[tuple[str, ...], dict[str, Any]] | None = None   # read once, if a year is decoded
     for year in sorted(years):
         keys = years[year].keys
         paths = archive_paths(out, year, len(keys))
@@ -152,7 +187,11 @@ def write_archives(store: Store, out: Path, years: dict[int, Year], now: datetim
             part = keys[k * per:(k + 1) * per]
             if rewrite:
                 note = NOTE.format(year=year) + (f"（第 {k + 1}/{len(paths)} 部分）" if len(paths) > 1 else "")
-                _write_archive(store, path, part, note, edits)
+                if not (len(paths) == 1 and cache is not None and styles is not None
+                        and _from_pieces(path, years[year], note, cache, styles)):
+                    if edits is None:
+                        edits = store.manager_edits(ALL_SHEET)
+                    _write_archive(store, path, part, note, edits)
             done.append(Written(year, path, len(part), rewrite))
         if rewrite:
             store.save_named(name, stamp, now=now)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from ..heap import keep_freed_memory
 from ..isolate import child_context, start_child
 from .deflate import Segment
-from .pieces import Piece, PieceCache, shop_mark
+from .pieces import Piece, PieceCache, shop_mark, take_archived
 
 if TYPE_CHECKING:
     from .walk import Codecs, Context
@@ -114,10 +114,12 @@ def _serve(conn: Any, url: str, ctx: Context, codecs: Codecs, folder: str | None
                     if store.shop_marks(c, shop=name).get(name) != mark:
                         conn.send(("moved",))
                         continue
+                archived = take_archived(piece)   # kept beside the piece, not sent
                 # pickled once, for the cache and for the render (a piece is a megabyte)
                 data = pickle.dumps(piece, protocol=pickle.HIGHEST_PROTOCOL)
                 if cache is not None:
                     cache.save_pickled(name, data)
+                    cache.save_archived(name, piece.token, archived)
                 conn.send(("ok", data))
             except Exception as exc:  # noqa: BLE001 - the render makes this shop itself
                 conn.send(("error", f"{type(exc).__name__}: {str(exc)[:200]}"))

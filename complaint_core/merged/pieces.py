@@ -63,6 +63,9 @@ def xml_bytes(xml: str) -> bytes:
     return xml.encode("utf-8", "replace")
 
 
+Archived = dict[int, list[tuple[Segment, int]]]   # year -> (rows encoded and compressed, how many)
+
+
 @dataclass
 class Piece:
     """One shop's part of the merged workbook as of ``made``."""
@@ -87,6 +90,10 @@ class Piece:
     orphans: list[dict[str, Any]]     # managers' cells on the shop's deleted complaints
     seen: set[str]                    # 记录标识 with managers' cells among the shop's complaints
     years: dict[int, tuple[list[str], str]] = field(default_factory=dict)   # archived: keys, digest
+    # the archived complaints' rows, encoded as 全部投诉's, by year: kept beside the piece in a
+    # file of their own (``take_archived``, ``PieceCache.save_archived``), read only when a
+    # year's archive is written, never sent or loaded with the piece
+    archived: Archived = field(default_factory=dict)
 
     def usable(self, mark: str, edits: ManagerCells, now: datetime) -> bool:
         return self.mark == mark and self.made <= now < self.until and self.edits == edits_hash(self.refs, edits)
@@ -434,6 +441,18 @@ class PieceCache:
     def save_penalties(self, shop: str, part: PenaltyPart) -> None:
         self._save(self._path(shop, "penalties"), part)
 
+    def save_archived(self, shop: str, token: str, archived: Archived) -> None:
+        """The archived rows of ``shop``'s piece ``token`` (``take_archived``)."""
+        self._save(self._path(shop, "archived"), (token, archived))
+
+    def archived(self, shop: str, token: str) -> Archived | None:
+        """The archived rows kept beside ``shop``'s piece ``token``; None when missing, torn or
+        of another piece (the archive's complaints are then decoded from the store)."""
+        got = self._unpickled(self._path(shop, "archived"), f"门店 {shop} 的归档行")
+        if isinstance(got, tuple) and len(got) == 2 and got[0] == token and isinstance(got[1], dict):
+            return got[1]
+        return None
+
     def findings(self, source: str, key: str) -> tuple[Segment, int] | None:
         """A file's 校验问题 rows as the last write encoded them, if its findings are the same."""
         got = self._unpickled(self._path(source, "findings"), source)
@@ -451,9 +470,18 @@ class PieceCache:
             return
         wanted = {self._path(shop).name for shop in shops} | {self._path(s, "findings").name for s in sources}
         wanted |= {self._path(shop, "penalties").name for shop in penalty_shops}
-        for path in [*self.folder.glob("*.piece"), *self.folder.glob("*.findings"), *self.folder.glob("*.penalties")]:
+        wanted |= {self._path(shop, "archived").name for shop in shops}
+        kinds = ("piece", "findings", "penalties", "archived")
+        for path in [p for kind in kinds for p in self.folder.glob(f"*.{kind}")]:
             if path.name not in wanted:
                 path.unlink(missing_ok=True)
+
+
+def take_archived(piece: Piece) -> Archived:
+    """The piece's archived rows, taken out of it before it is pickled (to the cache, to the
+    render): a shop's years of history are not sent or loaded at every write."""
+    archived, piece.archived = piece.archived, {}
+    return archived
 
 
 def state_cell(state: str) -> bytes:

@@ -100,6 +100,7 @@ def _compose(view: StoreView, store: Store, book: Book, now: datetime, out: Path
     walked = walk(view, now, closed_years=closed_years, sinks=sinks, cache=cache, tally=tally, url=store.url,
                   namespace=namespace(store, closed_years=closed_years, styles=book.indexes),
                   stored_loss=view.loss_event_ids())
+    walked.styles = dict(book.indexes)
     laid = lay_penalties(view, store_id=store.store_id(), styles=book.indexes, current_loss=walked.loss_ids,
                          rows=penalty_rows, rendered=sinks.rendered, cache=cache)
     summary = walked.summary.sheet(laid.totals)
@@ -490,7 +491,7 @@ def _render(store: Store, out: Path, now: datetime) -> RenderReport:
     if ours is not None:
         store.save_written_stamp(real_path(out), ours)
     # after the merged workbook: a manager's cell saved by its read-back shows in the archive too
-    archived = write_archives(store, out, walked.years, now)
+    archived = write_archives(store, out, walked.years, now, cache=cache, styles=walked.styles)
     report.archives = [w.path for w in archived if w.rewritten]
     report.sheets = list(SHEET_ORDER)
     report.rows = walked.rows

@@ -42,6 +42,7 @@ from .pieces import (
     edits_hash,
     shop_mark,
     state_cell,
+    take_archived,
     xml_bytes,
     year_end,
 )
@@ -96,6 +97,7 @@ class Walked:
     orphans: list[dict[str, Any]] = field(default_factory=list)
     loss_ids: set[str] = field(default_factory=set)
     years: dict[int, Year] = field(default_factory=dict)   # closed years that go to archives
+    styles: dict[str, int] = field(default_factory=dict)   # the number styles the rows were encoded with
     summary: Summary = field(init=False)
 
     tally: ChainTally | None = None
@@ -139,10 +141,12 @@ def walk(view: StoreView, now: datetime, *, closed_years: int, sinks: Sinks, nam
             out.apart += piece is not None
         if piece is None:
             piece = make_piece(view.shop_records(shop), mark, ctx, codecs)
+            archived = take_archived(piece)
             if cache is not None:
                 cache.save(shop, piece)
+                cache.save_archived(shop, piece.token, archived)
         tally.sync(shop, piece)
-        _lay(piece, out, sinks, seen, stored_loss)
+        _lay(shop, piece, out, sinks, seen, stored_loss)
 
     try:
         for shop in order:
@@ -289,19 +293,25 @@ def make_piece(chunks: Iterator[tuple[list[Record], list[dict[str, Any]]]], mark
         rows: list[list[Any]] = []
         kept: list[Record] = []
         cases: list[tuple[CaseKey, list[Any]]] = []
+        archived: dict[int, list[list[Any]]] = {}
         for r in records:
             ref = r["record_ref"]
             if ref in ctx.typed:
                 piece.seen.add(ref)
                 if r["deleted"]:
                     piece.orphans.append(orphan(ref, ctx.typed[ref], r))
+            row = make(r)
+            cells = ctx.edits.get((ref,))
             year = closed_year(r)
             if year is not None and year < ctx.first_kept:
                 years.setdefault(year, Year(year)).add(r, ctx.edits)
+                if cells:   # the archive shows the managers' cells too (archive._overlay)
+                    for i, key in owned:
+                        if key in cells:
+                            row[i] = cells[key]
+                archived.setdefault(year, []).append(row)
                 continue
             kept.append(r)
-            row = make(r)
-            cells = ctx.edits.get((ref,))
             if cells:
                 for i, key in owned:
                     if key in cells:
@@ -311,6 +321,11 @@ def make_piece(chunks: Iterator[tuple[list[Record], list[dict[str, Any]]]], mark
             if not r["deleted"] and (case := case_of(r, now)) is not None:
                 cases.append(case)
         piece.rows += len(rows)
+        # the archived complaints' rows, encoded here where they are decoded anyway: a year's
+        # archive is then put together from the shops' rows (archive.write_archives) instead
+        # of decoding the year from the store again
+        for year, made in archived.items():
+            piece.archived.setdefault(year, []).append((codecs.all_rows.encode(made), len(made)))
         rendered = rendered_table_rows(ALL_SHEET, [r["record_ref"] for r in kept], rows, owned)
         piece.all_xml.append((codecs.all_rows.encode(rows), len(rows)))
         piece.rendered_rows += len(rendered)
@@ -380,7 +395,7 @@ def _finished(lines: list[Line], now: datetime, cells: Cells) -> list[bytes]:
     return rows
 
 
-def _lay(piece: Piece, out: Walked, sinks: Sinks, seen: set[str], stored_loss: set[str]) -> None:
+def _lay(shop: str, piece: Piece, out: Walked, sinks: Sinks, seen: set[str], stored_loss: set[str]) -> None:
     """Put one shop's piece into the spools and the walk's totals."""
     now = out.now
     for segment, count in piece.all_xml:
@@ -397,4 +412,4 @@ def _lay(piece: Piece, out: Walked, sinks: Sinks, seen: set[str], stored_loss: s
     out.orphans += piece.orphans
     seen |= piece.seen
     for year, (keys, digest) in piece.years.items():
-        out.years.setdefault(year, Year(year)).extend(keys, digest)
+        out.years.setdefault(year, Year(year)).extend(keys, digest, shop, piece.token)
