@@ -22,27 +22,35 @@ NOW = datetime(2026, 9, 20, 9, 0)
 KEYS = [f.key for f in FIELDS]
 
 
+def _rows(shop: str, seed: int, closed: int, open_: int) -> list[list]:
+    """``closed`` complaints closed in 2023 (received on different days, so the walk's order is
+    by shop, then 受理时间), and ``open_`` still open in 2026."""
+    rows = rows_for(closed + open_, shop=shop, seed=seed)
+    for n, row in enumerate(rows):
+        if n < closed:
+            received = datetime(2023, 1 + n % 12, 1 + (7 * n) % 28, 9)
+            row[KEYS.index("received_at")] = received
+            row[KEYS.index("resolved_at")] = received.replace(hour=18)
+            row[KEYS.index("status")] = "已关闭"
+        else:
+            row[KEYS.index("received_at")] = datetime(2026, 9, 1, 9)
+            row[KEYS.index("resolved_at")] = None
+            row[KEYS.index("status")] = "处理中"
+    return rows
+
+
 def _chain(tmp_path: Path, closed: int, open_: int = 2) -> tuple[object, Path]:
-    """Two shops whose ``closed`` complaints each closed in 2023 (received on different days,
-    so the walk's order is by shop, then 受理时间), and ``open_`` still open in 2026."""
+    """Two shops, each with ``_rows``."""
     store = open_store(tmp_path / "s.sqlite")
     for s, shop in enumerate(("S001", "S002")):
-        rows = rows_for(closed + open_, shop=shop, seed=20 + s)
-        for n, row in enumerate(rows):
-            if n < closed:
-                received = datetime(2023, 1 + n % 12, 1 + (7 * n) % 28, 9)
-                row[KEYS.index("received_at")] = received
-                row[KEYS.index("resolved_at")] = received.replace(hour=18)
-                row[KEYS.index("status")] = "已关闭"
-            else:
-                row[KEYS.index("received_at")] = datetime(2026, 9, 1, 9)
-                row[KEYS.index("resolved_at")] = None
-                row[KEYS.index("status")] = "处理中"
-        path = write_shop(tmp_path / "shops" / f"{shop}.xlsx", rows, shop=shop)
-        st = path.stat()
-        ingest_table(store, path, read_workbook(path), [], file_hash=str(st.st_mtime_ns), size=st.st_size,
-                     mtime=st.st_mtime, now=NOW)
+        _save(store, write_shop(tmp_path / "shops" / f"{shop}.xlsx", _rows(shop, 20 + s, closed, open_), shop=shop))
     return store, tmp_path / "汇总.xlsx"
+
+
+def _save(store, path: Path) -> None:
+    st = path.stat()
+    ingest_table(store, path, read_workbook(path), [], file_hash=str(st.st_mtime_ns), size=st.st_size,
+                 mtime=st.st_mtime, now=NOW)
 
 
 def _grid(path: Path) -> list[list]:
@@ -124,3 +132,50 @@ def test_a_deleted_archive_is_written_again_by_the_next_write_though_nothing_cha
     archived.unlink()   # a clean-up took the archive away
     third = render_merged(store, out, now=NOW)
     assert archived in third.archives and _data(archived) == rows
+
+
+def test_an_archive_whose_complaints_were_all_reopened_is_removed(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(archive, "archive_rows", lambda: 5)   # Excel's limit, scaled down
+    store, out = _chain(tmp_path, closed=4)                    # 8 closed in 2023: two parts
+    render_merged(store, out, now=NOW)
+    first, second = out.with_name("汇总-2023.xlsx"), out.with_name("汇总-2023-2.xlsx")
+    assert first.is_file() and second.is_file()
+    # S002 reopens its four: 2023 keeps S001's four, in one part; the second part goes
+    for shop, seed in (("S002", 21), ("S001", 20)):
+        rows = _rows(shop, seed, 4, 2)
+        for row in rows:   # open again: no 解决时间, in hand, and valid (不成立 closes a complaint)
+            row[KEYS.index("resolved_at")], row[KEYS.index("status")] = None, "处理中"
+            row[KEYS.index("validity")] = "成立"
+        _save(store, write_shop(tmp_path / "shops" / f"{shop}.xlsx", rows, shop=shop))
+        again = render_merged(store, out, now=NOW)
+        if shop == "S002":
+            assert first in again.archives and not second.exists() and len(_data(first)) == 4
+    # S001 reopened its four as well: no complaint closed in 2023 is left, nor its archive
+    assert not first.exists() and not second.exists()
+    head = _grid(out)[1]
+    assert len([r for r in _grid(out)[2:] if r[head.index("记录标识")]]) == 12   # every complaint here
+
+
+def test_a_new_store_adopts_the_managers_cells_shown_in_the_archives(tmp_path: Path) -> None:
+    from complaint_core.store.codec import ALL_SHEET
+
+    store, out = _chain(tmp_path, closed=3)
+    render_merged(store, out, now=NOW)
+    archived = out.with_name("汇总-2023.xlsx")
+    grid = _grid(archived)
+    ref = grid[1].index("记录标识")
+    target = grid[2][ref]
+    # typed into the merged workbook while the complaint was there; in the store and the archive
+    store.save_manager_edits(ALL_SHEET, {(target,): {"manager_approval": "按三倍赔偿，已结案"}}, now=NOW)
+    render_merged(store, out, now=NOW)
+    assert "按三倍赔偿，已结案" in str(_grid(archived))
+    # the store is lost: a new one reads the shops again and adopts the workbook, archives too
+    store.engine.dispose()
+    (tmp_path / "s.sqlite").unlink()
+    fresh = open_store(tmp_path / "new.sqlite")
+    for shop in ("S001", "S002"):
+        _save(fresh, tmp_path / "shops" / f"{shop}.xlsx")
+    render_merged(fresh, out, now=NOW)
+    assert fresh.manager_edits(ALL_SHEET)[(target,)]["manager_approval"] == "按三倍赔偿，已结案"
+    row = next(r for r in _grid(archived)[2:] if r[ref] == target)
+    assert "按三倍赔偿，已结案" in row

@@ -1,8 +1,9 @@
 """Issue 12: shop saves, manager edits, merges, scans, a lost store and a mistyped one, in any order
-(and issue 17: the daemon reading a manager's save before the next write).
+(and issue 17: the daemon reading a manager's save before the next write; complaints closed and
+years passing, so that they go to their year's archive).
 
 After every step that writes the merged workbook, no manager cell is lost or moved, and the
-workbook equals one render of the store (the store is the one truth).
+workbook and its archives equal one render of the store (the store is the one truth).
 """
 
 from __future__ import annotations
@@ -109,6 +110,33 @@ class OneTruth(RuleBasedStateMachine):
         if read:
             self.daemon_reads_the_managers_save()
 
+    @precondition(lambda self: bool(self.rows))
+    @rule(pick=st.integers(0, 50))
+    def shop_closes_a_complaint(self, pick: int) -> None:
+        row = self.rows[pick % len(self.rows)]
+        row["status"], row["resolved_at"] = "已关闭", self.clock
+        write_shop_workbook(self.shop / "投诉.xlsx", self.rows, shop_code="SH01")
+
+    @precondition(lambda self: any(r.get("resolved_at") for r in self.rows))
+    @rule(pick=st.integers(0, 50))
+    def shop_reopens_a_complaint(self, pick: int) -> None:
+        # closed, perhaps archived: it comes back to the merged workbook (and leaves the archive)
+        closed = [r for r in self.rows if r.get("resolved_at")]
+        row = closed[pick % len(closed)]
+        row["status"], row["resolved_at"] = "处理中", None
+        write_shop_workbook(self.shop / "投诉.xlsx", self.rows, shop_code="SH01")
+
+    @precondition(lambda self: self.merged)
+    @rule(close=st.booleans(), pick=st.integers(0, 50), merge=st.booleans())
+    def two_years_pass(self, close: bool, pick: int, merge: bool) -> None:
+        # the complaints closed by now (one more, with ``close``) leave the merged workbook for
+        # their year's archive at the next write (at once, with ``merge``)
+        if close and self.rows:
+            self.shop_closes_a_complaint(pick)
+        self.clock += timedelta(days=731)
+        if merge and self.rows:
+            self.merge()
+
     @precondition(lambda self: self.merged)
     @rule()
     def daemon_reads_the_managers_save(self) -> None:
@@ -160,8 +188,14 @@ class OneTruth(RuleBasedStateMachine):
         assert r.exit_code == 2 and self.out.read_bytes() == before
         assert not (self.dir / "typo.db").exists()
 
+    def _archives(self, out: Path) -> dict[str, Path]:
+        """The yearly archives beside ``out``, by what follows its name (``-2026``)."""
+        return {p.stem[len(out.stem):]: p for p in out.parent.glob(f"{out.stem}-*.xlsx")}
+
     def _check(self) -> None:
         shown = rows_of(self.out, "全部投诉")
+        for archive in self._archives(self.out).values():
+            shown += rows_of(archive, "全部投诉")   # closed complaints of older years, with their cells
         on_rows = {r["投诉内容"]: r["主管批示"] for r in shown if r["主管批示"]}
         orphans = " ".join(str(r["差异"]) for r in rows_of(self.out, "冲突", key="类型")
                            if r["类型"] == "主管批示无对应投诉")
@@ -177,7 +211,8 @@ class OneTruth(RuleBasedStateMachine):
         # the workbook is one render of the store, at the clock it was written with (a pass that
         # changes nothing leaves the workbook as it was; its notes say as of when)
         again = self.dir / "again.xlsx"
-        again.unlink(missing_ok=True)
+        for old in [again, *self._archives(again).values()]:
+            old.unlink(missing_ok=True)
         written = datetime.strptime(str(grid(self.out, "逾期")[0][0])[3:19], "%Y-%m-%d %H:%M")
         store = open_store(self.state)
         try:
@@ -186,6 +221,13 @@ class OneTruth(RuleBasedStateMachine):
             store.engine.dispose()
         for sheet in SHEETS:
             assert grid(self.out, sheet) == grid(again, sheet), sheet
+        # …and so are the archives (written from the shops' pieces, or decoded from the store)
+        wanted = self._archives(again)
+        kept = self._archives(self.out)
+        if self.stores == 0:   # a store that was lost cannot know the archives the one before wrote
+            assert set(wanted) == set(kept), (sorted(wanted), sorted(kept))
+        for year, path in wanted.items():
+            assert grid(kept[year], "全部投诉") == grid(path, "全部投诉"), year
 
 
 TestOneTruth = OneTruth.TestCase

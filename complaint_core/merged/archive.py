@@ -13,9 +13,11 @@ archive; the sheet's note says so.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -63,8 +65,47 @@ def archive_rows() -> int:
 
 def archive_paths(out: Path, year: int, rows: int) -> list[Path]:
     per = archive_rows()
-    parts = max((rows + per - 1) // per, 1)
+    return _parts(out, year, max((rows + per - 1) // per, 1))
+
+
+def archive_files(out: Path) -> list[Path]:
+    """The archives beside ``out`` (``<name>-2024.xlsx``, ``<name>-2024-2.xlsx``…), whichever
+    store wrote them: a store adopting the merged workbook adopts their managers' cells too."""
+    named = re.compile(rf"{re.escape(out.stem)}-\d{{4}}(?:-\d+)?")
+    return sorted(p for p in out.parent.glob(f"{glob.escape(out.stem)}-*{glob.escape(out.suffix)}")
+                  if named.fullmatch(p.stem) and p.is_file())
+
+
+def _parts(out: Path, year: int, parts: int) -> list[Path]:
     return [out.with_name(f"{out.stem}-{year}{'' if k == 1 else f'-{k}'}{out.suffix}") for k in range(1, parts + 1)]
+
+
+def _stamp_name(out: Path) -> str:
+    """What the store keeps each of ``out``'s archives' stamps under, but for the year."""
+    return f"archive|{content_hash(str(real_path(out)))}|"
+
+
+def _drop_stale(store: Store, out: Path, years: dict[int, Year]) -> None:
+    """Remove the archives this store wrote that no complaint is in any more: a year whose
+    complaints were all reopened (they are back in the merged workbook: an archive left behind
+    would show them closed beside it), or the parts past the last of a year that shrank."""
+    prefix = _stamp_name(out)
+    for name, stamp in store.named_under(prefix).items():
+        try:
+            year, parts = int(name[len(prefix):]), int(stamp.rsplit("|", 1)[1])
+        except ValueError:
+            continue   # not one this version wrote
+        keep = len(archive_paths(out, year, len(years[year].keys))) if year in years else 0
+        gone = True
+        for path in _parts(out, year, parts)[keep:]:
+            try:
+                path.unlink(missing_ok=True)
+                log.info("归档 %s 已无对应的已结案投诉，已删除 (archive removed: its complaints are open again)", path.name)
+            except OSError as exc:   # open in Excel on Windows: tried again at the next write
+                gone = False
+                log.warning("归档 %s 已过时但无法删除，下次重试 (stale archive not removed: %s)", path.name, exc)
+        if year not in years and gone:
+            store.forget_named(name)
 
 
 @dataclass
@@ -173,13 +214,14 @@ def write_archives(store: Store, out: Path, years: dict[int, Year], now: datetim
     from the rows the shops' pieces encoded (``cache``, encoded with ``styles``) when every
     shop's are kept and the year fits one workbook, else decoded from the store."""
     done: list[Written] = []
+    _drop_stale(store, out, years)
     if not years:
         return done
     edits: dict[tuple[str, ...], dict[str, Any]] | None = None   # read once, if a year is decoded
     for year in sorted(years):
         keys = years[year].keys
         paths = archive_paths(out, year, len(keys))
-        name = f"archive|{content_hash(str(real_path(out)))}|{year}"
+        name = f"{_stamp_name(out)}{year}"
         stamp = years[year].fingerprint + f"|{len(paths)}"
         rewrite = store._named(name) != stamp or not all(p.exists() for p in paths)
         per = archive_rows()

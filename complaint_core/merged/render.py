@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write, sweep_temp_files
-from ..errors import EmptyStoreRefused
+from ..errors import EmptyStoreRefused, MergedUnreadable
 from ..gcpause import paused_gc
 from ..safety import real_path
 from ..store import Store
 from ..store.codec import ALL_SHEET, ANCHOR_KEYS
 from ..store.db import View, backfill_scan_fields
 from ..store.view import RowKey, StoreView
-from .archive import archive_paths, closed_years_setting, write_archives
+from .archive import archive_files, archive_paths, closed_years_setting, write_archives
 from .model import SHEET_ORDER, SheetData
 from .penalty_parts import lay_penalties
 from .pieces import ChainTally, PieceCache, namespace
@@ -213,6 +213,19 @@ def _read_back(store: Store, out: Path, now: datetime, *, written: Stamp | None,
         if rows:
             raise EmptyStoreRefused(out, rows)
     edits = back.cells if foreign else back.edits
+    if foreign:
+        # the archives' cells too: typed into the merged workbook before their complaints were
+        # archived, kept in the lost or other store only, and shown in the archives (which are
+        # never read back otherwise); the merged workbook's own cells come first
+        on_rows = edits.setdefault(ALL_SHEET, {})
+        for path in archive_files(out):
+            try:
+                archived = read_manager_edits(path, [all_sheet()], attempts=2).cells.get(ALL_SHEET, {})
+            except MergedUnreadable as exc:   # not an archive after all, or torn: nothing to adopt
+                log.warning("归档 %s 无法读取，其中的主管批示未采用 (archive unreadable: %s)", path.name, exc.reason)
+                continue
+            for key, cells in archived.items():
+                on_rows.setdefault(key, cells)
     if foreign and ALL_SHEET in back.written:
         # managers' cells whose complaint the writing store no longer had: on no row of 全部投诉,
         # only on 冲突 and in _rendered; a new store keeps them too (and shows them on 冲突)

@@ -478,6 +478,17 @@ class Store:
             row = c.execute(select(t.chain_rules.c.data).where(t.chain_rules.c.name == name)).first()
         return row[0] if row else None
 
+    def named_under(self, prefix: str) -> dict[str, str]:
+        """The named documents (``save_named``) whose name starts with ``prefix``: name -> data."""
+        with self._conn(None) as c:
+            rows = c.execute(select(t.chain_rules.c.name, t.chain_rules.c.data)
+                             .where(t.chain_rules.c.name.startswith(prefix, autoescape=True))).all()
+        return {name: data for name, data in rows}
+
+    def forget_named(self, name: str) -> None:
+        with self.begin() as c:
+            c.execute(delete(t.chain_rules).where(t.chain_rules.c.name == name))
+
     def save_named(self, name: str, data: str, *, now: datetime, conn: Connection | None = None) -> None:
         """Keep one small named document (chain_rules), replacing the one before."""
         with self._begin(conn) as c:
