@@ -50,6 +50,7 @@ class OneTruth(RuleBasedStateMachine):
         self.gone: set[str] = set()                # descriptions the shop deleted
         self.edits: dict[str, str] = {}            # description -> what the manager typed
         self.next = 1
+        self.dup = "SH01-DUP"                      # the id the "dup" complaints share
         self.clock = NOW
         self.merged = False
         self.stored = False                        # the current --state exists
@@ -73,13 +74,24 @@ class OneTruth(RuleBasedStateMachine):
     @rule(new=st.integers(0, 3), kinds=st.lists(st.sampled_from(["id", "none", "dup"]), min_size=3, max_size=3),
           order=st.randoms(use_true_random=False), drop=st.integers(0, 6))
     def shop_saves(self, new: int, kinds: list[str], order: Any, drop: int) -> None:
+        # To the store an id is the complaint, wherever and whenever it appears, so the shop
+        # here never does what would make one complaint another by its id: an id a deleted
+        # complaint had is never given to a new one (a new row with it would be that complaint
+        # again, with its managers' cells), and of two complaints sharing an id neither is
+        # deleted (the one left would be that id's complaint: the store cannot tell it from the
+        # deleted one when it never saw the two side by side)
+        if drop < len(self.rows) and len(self.rows) + new > 3:
+            cid = self.rows[drop]["complaint_id"]
+            holders = sum(r["complaint_id"] == cid for r in self.rows) if cid else 0
+            if holders != 2:
+                self.gone.add(self.rows.pop(drop)["description"])
+                if cid == self.dup and holders == 1:
+                    self.dup = f"SH01-DUP{self.next}"
         for i in range(new):
             n, kind = self.next, kinds[i % len(kinds)]
             self.next += 1
-            cid = {"id": f"SH01-{n:04d}", "none": None, "dup": "SH01-DUP"}[kind]
+            cid = {"id": f"SH01-{n:04d}", "none": None, "dup": self.dup}[kind]
             self.rows.append(complaint(n, cid))
-        if drop < len(self.rows) and len(self.rows) > 3:
-            self.gone.add(self.rows.pop(drop)["description"])
         order.shuffle(self.rows)
         if self.rows:
             write_shop_workbook(self.shop / "投诉.xlsx", self.rows, shop_code="SH01")
