@@ -611,16 +611,22 @@ def latency_history_archived(shops: int, rows: int, saves: int) -> dict:
 def merge_history(shops: int, rows: int) -> dict:
     """A full merge (``merge_once``, fresh SQLite) of the chain with years of history: the merged
     workbook and its yearly archives."""
-    merge_once = _need("sync.api", "merge_once")
-    folder = shop_set(shops, rows, years=HISTORY_YEARS)[0].parent
-    work = Path(_scratch())
-    t = time.perf_counter()
-    report = _call_merge(merge_once, folder, work / "merged.xlsx", f"sqlite:///{work / 'state.sqlite'}")
-    archives = sorted(p.name for p in work.glob("merged-*.xlsx"))
+    seconds, report, out = _merge_folder(shop_set(shops, rows, years=HISTORY_YEARS)[0].parent)
     # every complaint of the chain, as the other merges count them (the merged workbook shows
     # the open ones and those of the last two years; the archives hold the rest)
-    return {"seconds": time.perf_counter() - t, "rows": shops * rows, "files_read": len(report.read),
-            "in_workbook": report.rows, "archives": len(archives)}
+    return {"seconds": seconds, "rows": shops * rows, "files_read": len(report.read),
+            "in_workbook": report.rows, "archives": len(list(out.parent.glob(f"{out.stem}-*.xlsx")))}
+
+
+def _merge_folder(folder: Path) -> tuple[float, Any, Path]:
+    """A full merge (``merge_once``, fresh SQLite) of the shops in ``folder``, timed: (seconds,
+    its report, the merged workbook)."""
+    merge_once = _need("sync.api", "merge_once")
+    work = Path(_scratch())
+    out = work / "merged.xlsx"
+    t = time.perf_counter()
+    report = _call_merge(merge_once, folder, out, f"sqlite:///{work / 'state.sqlite'}")
+    return time.perf_counter() - t, report, out
 
 
 def _shows(out: Path, name: str, rows: int) -> bool:
@@ -736,12 +742,8 @@ def merge_template(shops: int, rows: int) -> dict:
     """A full merge (``merge_once``, fresh SQLite) of ``latency_template``'s chain, for its ratio."""
     from bench.data import template_set
 
-    merge_once = _need("sync.api", "merge_once")
-    folder = template_set(shops, rows)[0].parent
-    work = Path(_scratch())
-    t = time.perf_counter()
-    report = _call_merge(merge_once, folder, work / "merged.xlsx", f"sqlite:///{work / 'state.sqlite'}")
-    return {"seconds": time.perf_counter() - t, "rows": report.rows, "files_read": len(report.read)}
+    seconds, report, _out = _merge_folder(template_set(shops, rows)[0].parent)
+    return {"seconds": seconds, "rows": report.rows, "files_read": len(report.read)}
 
 
 # ---- (5) scan of 1M records --------------------------------------------------------------

@@ -7,8 +7,6 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from python_calamine import CalamineWorkbook
-
 from bench.data import rows_for, write_shop
 from complaint_core.merged import archive, xlsx
 from complaint_core.merged.pieces import PieceCache
@@ -17,6 +15,7 @@ from complaint_core.reader import read_workbook
 from complaint_core.schema import FIELDS
 from complaint_core.store import open_store
 from complaint_core.store.ingest import ingest_table
+from tests.support.merged import grid
 
 NOW = datetime(2026, 9, 20, 9, 0)
 KEYS = [f.key for f in FIELDS]
@@ -54,7 +53,7 @@ def _save(store, path: Path) -> None:
 
 
 def _grid(path: Path) -> list[list]:
-    return CalamineWorkbook.from_path(str(path)).get_sheet_by_name("全部投诉").to_python()
+    return grid(path, "全部投诉")
 
 
 def _data(path: Path) -> list[list]:
@@ -110,9 +109,9 @@ def test_an_archive_shows_the_managers_cells(tmp_path: Path) -> None:
 
     store, out = _chain(tmp_path, closed=3)
     render_merged(store, out, now=NOW)
-    grid = _grid(out.with_name("汇总-2023.xlsx"))
-    ref = grid[1].index("记录标识")
-    target = grid[2][ref]
+    sheet = _grid(out.with_name("汇总-2023.xlsx"))
+    ref = sheet[1].index("记录标识")
+    target = sheet[2][ref]
     store.save_manager_edits(ALL_SHEET, {(target,): {"manager_approval": "已复核，结案"}}, now=NOW)
     render_merged(store, out, now=NOW)
     again = _grid(out.with_name("汇总-2023.xlsx"))
@@ -162,9 +161,9 @@ def test_a_new_store_adopts_the_managers_cells_shown_in_the_archives(tmp_path: P
     store, out = _chain(tmp_path, closed=3)
     render_merged(store, out, now=NOW)
     archived = out.with_name("汇总-2023.xlsx")
-    grid = _grid(archived)
-    ref = grid[1].index("记录标识")
-    target = grid[2][ref]
+    sheet = _grid(archived)
+    ref = sheet[1].index("记录标识")
+    target = sheet[2][ref]
     # typed into the merged workbook while the complaint was there; in the store and the archive
     store.save_manager_edits(ALL_SHEET, {(target,): {"manager_approval": "按三倍赔偿，已结案"}}, now=NOW)
     render_merged(store, out, now=NOW)

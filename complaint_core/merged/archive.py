@@ -27,10 +27,10 @@ from ..atomic import atomic_write
 from ..safety import real_path
 from ..store import Store
 from ..store.codec import ALL_SHEET, content_hash
-from .model import Column
+from .model import SheetData
 from .pieces import PieceCache
 from .sheets import AllRows, all_sheet
-from .xlsx import Book, first_data_row, rows_that_fit
+from .xlsx import Book, RowSpool, first_data_row, rows_that_fit
 
 log = logging.getLogger("complaint_desk.merged")
 
@@ -85,12 +85,13 @@ def _stamp_name(out: Path) -> str:
     return f"archive|{content_hash(str(real_path(out)))}|"
 
 
-def _drop_stale(store: Store, out: Path, years: dict[int, Year]) -> None:
-    """Remove the archives this store wrote that no complaint is in any more: a year whose
-    complaints were all reopened (they are back in the merged workbook: an archive left behind
-    would show them closed beside it), or the parts past the last of a year that shrank."""
+def _drop_stale(store: Store, out: Path, years: dict[int, Year], stamps: dict[str, str]) -> None:
+    """Remove the archives this store wrote (``stamps``: their stamps as it keeps them) that no
+    complaint is in any more: a year whose complaints were all reopened (they are back in the
+    merged workbook: an archive left behind would show them closed beside it), or the parts
+    past the last of a year that shrank."""
     prefix = _stamp_name(out)
-    for name, stamp in store.named_under(prefix).items():
+    for name, stamp in stamps.items():
         try:
             year, parts = int(name[len(prefix):]), int(stamp.rsplit("|", 1)[1])
         except ValueError:
@@ -147,50 +148,45 @@ class Year:
         return self._hash.hexdigest()[:32]
 
 
-def _overlay(columns: list[Column], rows: list[list[Any]], edits: dict[tuple[str, ...], dict[str, Any]]) -> None:
-    owned = [(i, c.key) for i, c in enumerate(columns) if c.manager_owned]
-    ref = next(i for i, c in enumerate(columns) if c.key == "_ref")
-    for row in rows:
-        got = edits.get((row[ref],))
-        if got:
-            for i, key in owned:
-                if key in got:
-                    row[i] = got[key]
+def _frame(note: str) -> tuple[Book, SheetData, RowSpool]:
+    """An archive's workbook, its one sheet (全部投诉's columns under ``note``, nothing read
+    back) and the spool its rows go into."""
+    book = Book()
+    sheet = all_sheet()
+    sheet.note = note
+    sheet.key_columns = ()   # nothing is read back from an archive
+    spool = book.spool(sheet.columns, first_data_row(sheet))
+    sheet.rows = spool
+    return book, sheet, spool
+
+
+def _write(path: Path, book: Book, sheet: SheetData) -> None:
+    with atomic_write(path) as tmp:
+        book.write(tmp, [sheet])
 
 
 def _write_archive(store: Store, path: Path, keys: list[str], note: str,
                    edits: dict[tuple[str, ...], dict[str, Any]]) -> None:
     """One archive workbook of ``keys`` (in the walk's order: shop, received, record), its rows
     decoded from the store ``ARCHIVE_BATCH`` at a time and encoded into the sheet as they come."""
-    book = Book()
-    sheet = all_sheet()
-    sheet.note = note
-    sheet.key_columns = ()   # nothing is read back from an archive
-    spool = book.spool(sheet.columns, first_data_row(sheet))
+    book, sheet, spool = _frame(note)
     make = AllRows()
     for i in range(0, len(keys), ARCHIVE_BATCH):
         batch = keys[i:i + ARCHIVE_BATCH]
         place = {key: n for n, key in enumerate(batch)}
-        records = sorted(store.records_for(batch), key=lambda r: place[r["record_id"]])
-        rows = [make(r) for r in records]
-        _overlay(sheet.columns, rows, edits)
-        spool.extend(rows)
-    sheet.rows = spool
-    with atomic_write(path) as tmp:
-        book.write(tmp, [sheet])
+        for r in sorted(store.records_for(batch), key=lambda r: place[r["record_id"]]):
+            row = make(r)
+            make.lay(row, edits.get((r["record_ref"],)))
+            spool.add(row)
+    _write(path, book, sheet)
 
 
-def _from_pieces(path: Path, year: Year, note: str, cache: PieceCache, styles: dict[str, int]) -> bool:
+def _from_pieces(path: Path, year: Year, note: str, cache: PieceCache) -> bool:
     """The year's archive put together from the rows each shop's piece encoded (a copy of
     compressed bytes; nothing decoded): False, with nothing written, when a shop's rows are not
-    kept (a cache cleared or torn, a piece of an older version) or were encoded otherwise."""
-    book = Book()
-    if book.indexes != styles:   # encoded with other number styles than this book's
-        return False
-    sheet = all_sheet()
-    sheet.note = note
-    sheet.key_columns = ()
-    spool = book.spool(sheet.columns, first_data_row(sheet))
+    kept (a cache cleared or torn, a piece of an older version). The pieces' rows were encoded
+    with a ``Book``'s number styles, as this archive's are (the same on every ``Book``)."""
+    book, sheet, spool = _frame(note)
     try:
         for shop, token in year.pieces:
             kept = cache.archived(shop, token)
@@ -200,37 +196,33 @@ def _from_pieces(path: Path, year: Year, note: str, cache: PieceCache, styles: d
                 spool.add_segment(segment, rows)
         if spool.count != len(year.keys) or spool.overflow:
             return False
-        sheet.rows = spool
-        with atomic_write(path) as tmp:
-            book.write(tmp, [sheet])
+        _write(path, book, sheet)
     finally:
         spool.close()
     return True
 
 
 def write_archives(store: Store, out: Path, years: dict[int, Year], now: datetime, *,
-                   cache: PieceCache | None = None, styles: dict[str, int] | None = None) -> list[Written]:
+                   cache: PieceCache | None = None) -> list[Written]:
     """Write each year's archive whose rows changed since it was last written (or is missing):
-    from the rows the shops' pieces encoded (``cache``, encoded with ``styles``) when every
-    shop's are kept and the year fits one workbook, else decoded from the store."""
+    from the rows the shops' pieces encoded (``cache``) when every shop's are kept and the year
+    fits one workbook, else decoded from the store."""
     done: list[Written] = []
-    _drop_stale(store, out, years)
-    if not years:
-        return done
+    stamps = store.named_under(_stamp_name(out))   # every year's, in one read
+    _drop_stale(store, out, years, stamps)
     edits: dict[tuple[str, ...], dict[str, Any]] | None = None   # read once, if a year is decoded
+    per = archive_rows()
     for year in sorted(years):
         keys = years[year].keys
         paths = archive_paths(out, year, len(keys))
         name = f"{_stamp_name(out)}{year}"
         stamp = years[year].fingerprint + f"|{len(paths)}"
-        rewrite = store._named(name) != stamp or not all(p.exists() for p in paths)
-        per = archive_rows()
+        rewrite = stamps.get(name) != stamp or not all(p.exists() for p in paths)
         for k, path in enumerate(paths):
             part = keys[k * per:(k + 1) * per]
             if rewrite:
                 note = NOTE.format(year=year) + (f"（第 {k + 1}/{len(paths)} 部分）" if len(paths) > 1 else "")
-                if not (len(paths) == 1 and cache is not None and styles is not None
-                        and _from_pieces(path, years[year], note, cache, styles)):
+                if not (len(paths) == 1 and cache is not None and _from_pieces(path, years[year], note, cache)):
                     if edits is None:
                         edits = store.manager_edits(ALL_SHEET)
                     _write_archive(store, path, part, note, edits)

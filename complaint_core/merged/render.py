@@ -100,7 +100,6 @@ def _compose(view: StoreView, store: Store, book: Book, now: datetime, out: Path
     walked = walk(view, now, closed_years=closed_years, sinks=sinks, cache=cache, tally=tally, url=store.url,
                   namespace=namespace(store, closed_years=closed_years, styles=book.indexes),
                   stored_loss=view.loss_event_ids())
-    walked.styles = dict(book.indexes)
     laid = lay_penalties(view, store_id=store.store_id(), styles=book.indexes, current_loss=walked.loss_ids,
                          rows=penalty_rows, rendered=sinks.rendered, cache=cache)
     summary = walked.summary.sheet(laid.totals)
@@ -267,13 +266,12 @@ def _legacy_refs(store: Store) -> dict[tuple[str, str], str]:
 def _shop_values(store: Store, refs: set[str]) -> dict[RowKey, dict[str, Any]]:
     """记录标识 -> what the shops' files say in the manager columns of 全部投诉, for ``refs``."""
     make = AllRows()
-    owned = [(i, c.key) for i, c in enumerate(make.columns) if c.manager_owned]
     out: dict[RowKey, dict[str, Any]] = {}
     for records, _conflicts in store.iter_shops():
         for r in records:
             if r["record_ref"] in refs:
                 row = make(r)
-                out[(r["record_ref"],)] = {k: row[i] for i, k in owned}
+                out[(r["record_ref"],)] = {k: row[i] for i, k in make.owned}
     return out
 
 
@@ -299,7 +297,6 @@ def _adopt_unknown(store: Store, out: Path, got: dict[RowKey, dict[str, Any]], u
     if not pairs:
         return got
     make = AllRows()
-    owned = [(i, c.key) for i, c in enumerate(make.columns) if c.manager_owned]
     found: dict[tuple[str, str], list[tuple[str, tuple[str, ...], dict[str, Any]]]] = {}
     for shop in sorted({shop for shop, _cid in pairs}):   # only the shops the rows name
         for records, _conflicts in store.shop_records(shop):
@@ -309,7 +306,7 @@ def _adopt_unknown(store: Store, out: Path, got: dict[RowKey, dict[str, Any]], u
                     row = make(r)
                     found.setdefault(pair, []).append((r["record_ref"],
                                                        tuple(_key_text(r.get(k)) for k in ANCHOR_KEYS),
-                                                       {k: row[i] for i, k in owned}))
+                                                       {k: row[i] for i, k in make.owned}))
     moved: dict[str, str] = {}
     for ref, values in said.items():
         same = found.get((_key_text(values.get("_shop")), _key_text(values.get("complaint_id"))), [])
@@ -504,7 +501,7 @@ def _render(store: Store, out: Path, now: datetime) -> RenderReport:
     if ours is not None:
         store.save_written_stamp(real_path(out), ours)
     # after the merged workbook: a manager's cell saved by its read-back shows in the archive too
-    archived = write_archives(store, out, walked.years, now, cache=cache, styles=walked.styles)
+    archived = write_archives(store, out, walked.years, now, cache=cache)
     report.archives = [w.path for w in archived if w.rewritten]
     report.sheets = list(SHEET_ORDER)
     report.rows = walked.rows

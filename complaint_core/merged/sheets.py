@@ -44,6 +44,18 @@ class AllRows:
         # one C-level lookup of the 36 schema values per record (a merge of 100 shops shows
         # 100,000 of them; a Python loop per cell cost more than a second)
         self._values = operator.itemgetter(*(c.key for c in self.columns[:len(FIELDS)]))
+        # the columns managers own (主管批示): (index in the row, key)
+        self.owned = [(i, c.key) for i, c in enumerate(self.columns) if c.manager_owned]
+
+    def lay(self, row: list[Any], cells: dict[str, Any] | None) -> int:
+        """Lay the managers' ``cells`` of the row's complaint over it; how many were laid."""
+        laid = 0
+        if cells:
+            for i, key in self.owned:
+                if key in cells:
+                    row[i] = cells[key]
+                    laid += 1
+        return laid
 
     def __call__(self, r: Record) -> list[Any]:
         row = list(self._values(r))

@@ -97,7 +97,6 @@ class Walked:
     orphans: list[dict[str, Any]] = field(default_factory=list)
     loss_ids: set[str] = field(default_factory=set)
     years: dict[int, Year] = field(default_factory=dict)   # closed years that go to archives
-    styles: dict[str, int] = field(default_factory=dict)   # the number styles the rows were encoded with
     summary: Summary = field(init=False)
 
     tally: ChainTally | None = None
@@ -257,7 +256,6 @@ def make_piece(chunks: Iterator[tuple[list[Record], list[dict[str, Any]]]], mark
     """One shop's piece, from its decoded complaints (a chunk at a time), as of ``ctx.now``."""
     now = ctx.now
     make = AllRows()
-    owned = [(i, c.key) for i, c in enumerate(make.columns) if c.manager_owned]
     piece = Piece(mark=mark, token=uuid.uuid4().hex, refs=[], edits="", made=now, until=year_end(now), rows=0, all_xml=[], rendered_rows=0,
                   rendered_xml=[], applied=0, summary=Summary(now), dyn=[], lines=[], cases=[], loss_ids=set(),
                   conflicts=[], orphans=[], seen=set())
@@ -301,22 +299,14 @@ def make_piece(chunks: Iterator[tuple[list[Record], list[dict[str, Any]]]], mark
                 if r["deleted"]:
                     piece.orphans.append(orphan(ref, ctx.typed[ref], r))
             row = make(r)
-            cells = ctx.edits.get((ref,))
+            laid = make.lay(row, ctx.edits.get((ref,)))   # an archive shows the managers' cells too
             year = closed_year(r)
             if year is not None and year < ctx.first_kept:
                 years.setdefault(year, Year(year)).add(r, ctx.edits)
-                if cells:   # the archive shows the managers' cells too (archive._overlay)
-                    for i, key in owned:
-                        if key in cells:
-                            row[i] = cells[key]
                 archived.setdefault(year, []).append(row)
                 continue
             kept.append(r)
-            if cells:
-                for i, key in owned:
-                    if key in cells:
-                        row[i] = cells[key]
-                        piece.applied += 1
+            piece.applied += laid
             rows.append(row)
             if not r["deleted"] and (case := case_of(r, now)) is not None:
                 cases.append(case)
@@ -326,7 +316,7 @@ def make_piece(chunks: Iterator[tuple[list[Record], list[dict[str, Any]]]], mark
         # of decoding the year from the store again
         for year, made in archived.items():
             piece.archived.setdefault(year, []).append((codecs.all_rows.encode(made), len(made)))
-        rendered = rendered_table_rows(ALL_SHEET, [r["record_ref"] for r in kept], rows, owned)
+        rendered = rendered_table_rows(ALL_SHEET, [r["record_ref"] for r in kept], rows, make.owned)
         piece.all_xml.append((codecs.all_rows.encode(rows), len(rows)))
         piece.rendered_rows += len(rendered)
         piece.rendered_xml.append((codecs.rendered.encode(rendered), len(rendered)))
