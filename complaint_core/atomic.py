@@ -93,6 +93,24 @@ def atomic_write(path: str | os.PathLike[str], *, attempts: int = 6, delay: floa
             tmp.unlink()
 
 
+def held_open(path: str | os.PathLike[str]) -> bool:
+    """Whether another program holds ``path`` open so that it cannot be replaced now.
+
+    Excel (and WPS) on Windows open a workbook without sharing it for writing: opening it to
+    write is refused as the rename of a new file onto it is (``atomic_write`` then gives up
+    with ``WorkbookLocked``). One open, no change: cheap enough to ask every few seconds while a
+    manager keeps the merged workbook open. Where nothing locks a file (Linux, macOS) it is
+    False unless the file cannot be written at all.
+    """
+    try:
+        with open(path, "r+b"):
+            return False
+    except PermissionError:
+        return True
+    except OSError:   # gone, or a share that is away: the write itself says what is wrong
+        return False
+
+
 def sweep_temp_files(folder: str | os.PathLike[str], *, older_than: float = 3600.0,
                      now: float | None = None) -> int:
     """Delete our own temp files left in ``folder`` by a process killed mid-write.

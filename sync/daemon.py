@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from complaint_core import atomic
 from complaint_core.atomic import TEMP_PREFIX
 from complaint_core.merged.render import read_back, workbook_stamp
 from complaint_core.safety import real_path
@@ -47,6 +48,11 @@ OUT_LOOK = 0.5
 # each of those would keep a core busy (about 3 s a read at 100,000 complaints). A shop's save
 # that comes sooner reads the manager's save itself, as it always did.
 OUT_SETTLE = 5.0
+# Seconds between looks (one open, ``atomic.held_open``) at a merged workbook a write found held
+# open (Excel on Windows): it is written as soon as the manager closes it, not at the next
+# shop's save or rescan. Where the look cannot see why the write failed (a share's own
+# refusal), the tries back off, doubling up to the rescan interval.
+LOCKED_LOOK = 5.0
 
 
 class _Trouble:
@@ -113,6 +119,9 @@ class Daemon:
         self._out_looked = 0.0
         self._out_done: tuple[int, int] | None = None
         self.read_backs = 0
+        self.rewrite_at: float | None = None   # time.monotonic() to look whether a workbook held open is free
+        self._held_tries = 0                   # writes in a row that found it held open
+        self.rewrites = 0
 
     def start(self) -> None:
         self.watchers.start()
@@ -141,6 +150,7 @@ class Daemon:
             self.last_report = report
             self.redo_at = None
             self._plan_retry()
+            self._plan_rewrite(report)
             return report
 
     def retry_now(self) -> MergeReport:
@@ -152,7 +162,28 @@ class Daemon:
             self.retries += 1
             self.last_report = report
             self._plan_retry()
+            self._plan_rewrite(report)
             return report
+
+    def rewrite_now(self) -> MergeReport:
+        """Write the merged workbook that a write found held open: the store has everything,
+        no shop file is read."""
+        with self._lock:
+            report = merge_into(self.store, self.sources, self.out, now=self.clock(), only=set(),
+                                empty_grace=self.empty_grace)
+            self.rewrites += 1
+            self.last_report = report
+            self._plan_rewrite(report)
+            return report
+
+    def _plan_rewrite(self, report: MergeReport) -> None:
+        """After a write: look again soon when the workbook was held open, else stop looking."""
+        if report.write_error:
+            self._held_tries += 1
+            gap = min(LOCKED_LOOK * 2 ** (self._held_tries - 1), max(self.rescan_interval, LOCKED_LOOK))
+            self.rewrite_at = time.monotonic() + gap
+        elif report.written is not None:
+            self.rewrite_at, self._held_tries = None, 0
 
     def read_back_now(self) -> int | None:
         """Save a manager's save of the merged workbook into the store now (``render.read_back``),
@@ -251,6 +282,11 @@ class Daemon:
             # the backoff of a failed file ended: a share that reports nothing would
             # otherwise leave the fixed file unread until the next full rescan
             self._safe(self.retry_now)
+        elif self.rewrite_at is not None and now >= self.rewrite_at:
+            if atomic.held_open(self.out):   # still open in Excel: look again in a few seconds
+                self.rewrite_at = now + LOCKED_LOOK
+            else:
+                self._safe(self.rewrite_now)
         elif self.feedback is not None and self.feedback.due():
             # no file changed, but a deadline may have turned due soon or overdue
             safe_pass(self.feedback, self.sources, now=self.clock(), out=self.out)
@@ -284,4 +320,6 @@ class Daemon:
             # e.g. the store was briefly unreachable: a full merge again soon, not at the
             # next rescan, and not in a tight loop that fills the log
             self.redo_at = time.monotonic() + ERROR_RETRY_GAP
+            if self.rewrite_at is not None:   # nor a workbook held open tried again at every turn
+                self.rewrite_at = self.redo_at
             return None

@@ -1,0 +1,146 @@
+"""A merged workbook a manager keeps open in Excel is written as soon as it is closed.
+
+Excel on Windows holds an open workbook so that it can be neither replaced nor opened for
+writing; a write then gives up (``WorkbookLocked``) and the store keeps everything. The daemon
+looks at the workbook every few seconds (one open) and writes it once it is free, instead of
+at the next shop's save or rescan (five minutes by default). Linux has no such lock: the
+``excel_holds`` fixture refuses exactly what Windows refuses (the rename onto the workbook, an
+open of it for writing) and nothing else; the folders, the observer, the store and the
+workbooks are real.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from complaint_core import atomic
+from sync import daemon as daemon_module
+from sync.daemon import Daemon
+from sync.pipeline import MergeReport
+from tests.support.merged import rows_of
+from tests.support.workbooks import NOW, sample_rows, write_shop_workbook
+
+
+class _Excel:
+    """Whether Excel holds the workbook open, and what that refuses while it does."""
+
+    def __init__(self, workbook: Path) -> None:
+        self.workbook = workbook.resolve()
+        self.open_now = False
+        self.refused = 0
+
+    def _held(self, path: object) -> bool:
+        return self.open_now and Path(os.fsdecode(path)).resolve() == self.workbook
+
+    def replace(self, real: Callable[..., None]) -> Callable[..., None]:
+        def replace(src: object, dst: object) -> None:
+            if self._held(dst):
+                self.refused += 1
+                raise PermissionError(13, "The process cannot access the file because it is being used by another process")
+            real(src, dst)
+        return replace
+
+    def opener(self, real: Callable[..., object]) -> Callable[..., object]:
+        def open_(path: object, mode: str = "r", *args: object, **kwargs: object) -> object:
+            if self._held(path) and any(m in mode for m in "wa+"):
+                raise PermissionError(13, "Permission denied")
+            return real(path, mode, *args, **kwargs)
+        return open_
+
+
+@pytest.fixture
+def excel_holds(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], _Excel]:
+    def hold(workbook: Path) -> _Excel:
+        excel = _Excel(workbook)
+        monkeypatch.setattr(atomic.os, "replace", excel.replace(os.replace))
+        monkeypatch.setattr(atomic, "open", excel.opener(builtins.open), raising=False)
+        return excel
+    return hold
+
+
+def _wait(cond: Callable[[], bool], timeout: float = 40) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def test_held_open_sees_what_windows_refuses_and_nothing_else(tmp_path: Path, excel_holds) -> None:
+    book = tmp_path / "merged.xlsx"
+    other = tmp_path / "other.xlsx"
+    book.write_bytes(b"PK")
+    other.write_bytes(b"PK")
+    excel = excel_holds(book)
+    assert not atomic.held_open(book) and not atomic.held_open(tmp_path / "missing.xlsx")
+    excel.open_now = True
+    assert atomic.held_open(book) and not atomic.held_open(other)
+    assert book.read_bytes() == b"PK"   # looked at, not changed
+
+
+def test_a_workbook_held_open_is_written_once_closed_not_at_the_next_save(tmp_path: Path, excel_holds,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(daemon_module, "LOCKED_LOOK", 1.0)
+    shop = tmp_path / "SH01"
+    shop.mkdir()
+    write_shop_workbook(shop / "投诉.xlsx", sample_rows(8, seed=5, now=NOW, shop="SH01"))
+    out = tmp_path / "managers" / "merged.xlsx"
+    excel = excel_holds(out)
+    # no rescan for an hour: only the look at the workbook can bring the shop's save in
+    daemon = Daemon([shop], out, str(tmp_path / "state.sqlite"), rescan_interval=3600, settle_seconds=0.3,
+                    clock=lambda: NOW)
+    daemon.start()
+    try:
+        _wait(lambda: out.exists() and daemon.merges >= 1)
+        assert len(rows_of(out, "全部投诉")) == 8
+        excel.open_now = True                    # the manager opens it
+        tmp = shop / "投诉.tmp.xlsx"
+        write_shop_workbook(tmp, sample_rows(12, seed=5, now=NOW, shop="SH01"))
+        os.replace(tmp, shop / "投诉.xlsx")       # a shop saves meanwhile
+        _wait(lambda: daemon.merges == 2 and daemon.last_report is not None and bool(daemon.last_report.write_error))
+        assert "被占用" in daemon.last_report.write_error
+        assert len(rows_of(out, "全部投诉")) == 8   # the old workbook, whole
+        refused = excel.refused
+        time.sleep(3.5)                           # looked at three times: still open, nothing tried
+        assert daemon.rewrites == 0 and excel.refused == refused
+        excel.open_now = False                    # the manager closes it
+        _wait(lambda: daemon.rewrites == 1)
+        assert len(rows_of(out, "全部投诉")) == 12
+        assert daemon.merges == 2 and not daemon.last_report.read and daemon.last_report.written == out
+        assert daemon.rewrite_at is None
+        time.sleep(1.5)
+        assert daemon.rewrites == 1               # written once: nothing more to do
+    finally:
+        daemon.stop()
+
+
+def test_writes_the_look_cannot_explain_back_off_to_the_rescan(tmp_path: Path) -> None:
+    # a share may refuse the rename for its own reasons while the file opens fine: each failed
+    # write waits twice as long as the last, never longer than the rescan
+    shop = tmp_path / "SH01"
+    shop.mkdir()
+    daemon = Daemon([shop], tmp_path / "merged.xlsx", str(tmp_path / "state.sqlite"), rescan_interval=60)
+    try:
+        held = MergeReport(write_error="merged.xlsx: 文件被占用")
+        gaps = []
+        for _ in range(6):
+            before = time.monotonic()
+            daemon._plan_rewrite(held)
+            assert daemon.rewrite_at is not None
+            gaps.append(round(daemon.rewrite_at - before))
+        assert gaps == [5, 10, 20, 40, 60, 60]
+        daemon._plan_rewrite(MergeReport())       # a retry that wrote nothing: still to be written
+        assert daemon.rewrite_at is not None
+        daemon._plan_rewrite(MergeReport(written=tmp_path / "merged.xlsx"))
+        assert daemon.rewrite_at is None
+        daemon._plan_rewrite(held)
+        assert round(daemon.rewrite_at - time.monotonic()) == 5   # a new hold starts again at the first gap
+    finally:
+        daemon.store.engine.dispose()
