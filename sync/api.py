@@ -52,6 +52,7 @@ def merge_into(store: Store, sources: list[Path], out: Path, *, now: datetime,
     except WorkbookLocked as exc:
         # the store has everything: the next cycle writes it; nothing is lost
         report.write_error = str(exc)
+        report.held = Path(exc.path)
         log.warning("合并工作簿被占用，下次重试: %s", exc)
         report.conflicts = store.conflict_count()
     report.seconds = time.perf_counter() - started

@@ -120,6 +120,7 @@ class Daemon:
         self._out_done: tuple[int, int] | None = None
         self.read_backs = 0
         self.rewrite_at: float | None = None   # time.monotonic() to look whether a workbook held open is free
+        self.held: Path | None = None          # which one the last write found held
         self._held_tries = 0                   # writes in a row that found it held open
         self.rewrites = 0
 
@@ -179,11 +180,12 @@ class Daemon:
     def _plan_rewrite(self, report: MergeReport) -> None:
         """After a write: look again soon when the workbook was held open, else stop looking."""
         if report.write_error:
+            self.held = report.held   # the merged workbook, or one of its archives
             self._held_tries += 1
             gap = min(LOCKED_LOOK * 2 ** (self._held_tries - 1), max(self.rescan_interval, LOCKED_LOOK))
             self.rewrite_at = time.monotonic() + gap
         elif report.written is not None:
-            self.rewrite_at, self._held_tries = None, 0
+            self.rewrite_at, self._held_tries, self.held = None, 0, None
 
     def read_back_now(self) -> int | None:
         """Save a manager's save of the merged workbook into the store now (``render.read_back``),
@@ -283,7 +285,7 @@ class Daemon:
             # otherwise leave the fixed file unread until the next full rescan
             self._safe(self.retry_now)
         elif self.rewrite_at is not None and now >= self.rewrite_at:
-            if atomic.held_open(self.out):   # still open in Excel: look again in a few seconds
+            if atomic.held_open(self.held or self.out):   # still open in Excel: look again in a few seconds
                 self.rewrite_at = now + LOCKED_LOOK
             else:
                 self._safe(self.rewrite_now)

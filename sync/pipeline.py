@@ -61,6 +61,7 @@ class MergeReport:
     read_back: bool = False  # the write read managers' cells from the workbook (not read before it)
     written: Path | None = None
     write_error: str = ""
+    held: Path | None = None   # the workbook (the merged one, or an archive) a program held open
     seconds: float = 0.0
 
 

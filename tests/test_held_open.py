@@ -1,4 +1,4 @@
-"""A merged workbook a manager keeps open in Excel is written as soon as it is closed.
+"""A merged workbook (or an archive) a manager keeps open in Excel is written as soon as it is closed.
 
 Excel on Windows holds an open workbook so that it can be neither replaced nor opened for
 writing; a write then gives up (``WorkbookLocked``) and the store keeps everything. The daemon
@@ -15,16 +15,21 @@ import builtins
 import os
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from bench.data import rows_for, write_shop
 from complaint_core import atomic
+from complaint_core.schema import FIELDS
 from sync import daemon as daemon_module
 from sync.daemon import Daemon
 from sync.pipeline import MergeReport
-from tests.support.merged import rows_of
+from tests.support.merged import grid, rows_of
 from tests.support.workbooks import NOW, sample_rows, write_shop_workbook
+
+KEYS = [f.key for f in FIELDS]
 
 
 class _Excel:
@@ -144,3 +149,52 @@ def test_writes_the_look_cannot_explain_back_off_to_the_rescan(tmp_path: Path) -
         assert round(daemon.rewrite_at - time.monotonic()) == 5   # a new hold starts again at the first gap
     finally:
         daemon.store.engine.dispose()
+
+
+def _history(n_closed: int) -> list[list]:
+    """One shop's rows: ``n_closed`` complaints closed in 2023 (they go to the 2023 archive under
+    ``ARCHIVE_NOW``) and two still open."""
+    rows = rows_for(n_closed + 2, shop="S001", seed=4)
+    for n, row in enumerate(rows):
+        closed = n < n_closed
+        received = datetime(2023, 1 + n % 12, 1 + n, 9) if closed else datetime(2026, 9, 1, 9)
+        row[KEYS.index("received_at")] = received
+        row[KEYS.index("resolved_at")] = received.replace(hour=18) if closed else None
+        row[KEYS.index("status")] = "已关闭" if closed else "处理中"
+    return rows
+
+
+ARCHIVE_NOW = datetime(2026, 9, 20, 9, 0)
+
+
+def test_an_archive_held_open_is_written_once_closed(tmp_path: Path, excel_holds,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(daemon_module, "LOCKED_LOOK", 1.0)
+    shop_file = tmp_path / "shops" / "S001.xlsx"
+    rows = _history(4)
+    write_shop(shop_file, rows)
+    out = tmp_path / "managers" / "汇总.xlsx"
+    archive = out.with_name("汇总-2023.xlsx")
+    daemon = Daemon([shop_file.parent], out, str(tmp_path / "state.sqlite"), rescan_interval=3600,
+                    settle_seconds=0.3, clock=lambda: ARCHIVE_NOW)
+    daemon.start()
+    try:
+        _wait(lambda: archive.exists() and daemon.merges >= 1)
+        excel = excel_holds(archive)
+        excel.open_now = True                    # a manager looks something up in 2023
+        rows[0][KEYS.index("description")] = "顾客补充：发票抬头有误"
+        write_shop(shop_file, rows)              # the shop corrects a complaint of 2023
+        _wait(lambda: daemon.merges == 2 and daemon.last_report is not None and bool(daemon.last_report.write_error))
+        assert daemon.held == archive
+        described = [r[KEYS.index("description")] for r in grid(archive, "全部投诉")[2:]]
+        assert "顾客补充：发票抬头有误" not in described
+        refused = excel.refused
+        time.sleep(2.5)                           # the merged workbook is free, the archive is not:
+        assert daemon.rewrites == 0 and excel.refused == refused   # nothing tried
+        excel.open_now = False
+        _wait(lambda: daemon.rewrites == 1)
+        described = [r[KEYS.index("description")] for r in grid(archive, "全部投诉")[2:]]
+        assert "顾客补充：发票抬头有误" in described
+        assert daemon.rewrite_at is None and daemon.held is None
+    finally:
+        daemon.stop()
