@@ -154,13 +154,21 @@ def scan_job(config_path: str) -> None:
     with _store(cfg) as store:
         rep = scan_once(store, now=now, rules=rules, robots=cfg["bot"])
         _log_send(deliver(store, cfg, now=now))
-        written = ""
+        written, held = "", False
         if cfg["store"]["merged"]:
+            from complaint_core.errors import WorkbookLocked
             from complaint_core.merged.render import render_merged
-            unchanged = render_merged(store, cfg["store"]["merged"], now=now).unchanged
-            written = "；汇总工作簿无变化，未重写 (workbook unchanged)" if unchanged else "；汇总工作簿已更新 (workbook written)"
-        log.info("扫描完成 (scan done)：查看 %d 条投诉，新处罚 %d 条，新邮件 %d 封，新机器人消息 %d 条%s",
-                 rep.scanned, rep.new_penalties, rep.queued_mails, rep.queued_posts, written)
+            try:
+                unchanged = render_merged(store, cfg["store"]["merged"], now=now).unchanged
+                written = "；汇总工作簿无变化，未重写 (workbook unchanged)" if unchanged else "；汇总工作簿已更新 (workbook written)"
+            except WorkbookLocked as e:
+                # open in Excel: the scan's penalties and reminders are stored and sent, and the
+                # next scan or shop's save writes the workbook. One line, not APScheduler's
+                # traceback at every interval while a manager reads it.
+                written, held = f"；汇总工作簿被占用，未写入，下次写入 (workbook held open, written later: {e})", True
+        (log.warning if held else log.info)(
+            "扫描完成 (scan done)：查看 %d 条投诉，新处罚 %d 条，新邮件 %d 封，新机器人消息 %d 条%s",
+            rep.scanned, rep.new_penalties, rep.queued_mails, rep.queued_posts, written)
 
 
 def send_job(config_path: str) -> None:

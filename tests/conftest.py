@@ -10,6 +10,7 @@ pytest_plugins = [
     "tests.support.pg",
     "tests.support.smtp",
     "tests.support.robots",
+    "tests.support.excel_lock",
 ]
 
 # The property and stateful tests draw the same examples on every run ("repeatable", the

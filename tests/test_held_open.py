@@ -4,14 +4,13 @@ Excel on Windows holds an open workbook so that it can be neither replaced nor o
 writing; a write then gives up (``WorkbookLocked``) and the store keeps everything. The daemon
 looks at the workbook every few seconds (one open) and writes it once it is free, instead of
 at the next shop's save or rescan (five minutes by default). Linux has no such lock: the
-``excel_holds`` fixture refuses exactly what Windows refuses (the rename onto the workbook, an
-open of it for writing) and nothing else; the folders, the observer, the store and the
-workbooks are real.
+``excel_holds`` fixture (tests/support/excel_lock.py) refuses exactly what Windows refuses (the
+rename onto the workbook, an open of it for writing) and nothing else; the folders, the
+observer, the store and the workbooks are real.
 """
 
 from __future__ import annotations
 
-import builtins
 import os
 import time
 from collections.abc import Callable
@@ -30,43 +29,6 @@ from tests.support.merged import grid, rows_of
 from tests.support.workbooks import NOW, sample_rows, write_shop_workbook
 
 KEYS = [f.key for f in FIELDS]
-
-
-class _Excel:
-    """Whether Excel holds the workbook open, and what that refuses while it does."""
-
-    def __init__(self, workbook: Path) -> None:
-        self.workbook = workbook.resolve()
-        self.open_now = False
-        self.refused = 0
-
-    def _held(self, path: object) -> bool:
-        return self.open_now and Path(os.fsdecode(path)).resolve() == self.workbook
-
-    def replace(self, real: Callable[..., None]) -> Callable[..., None]:
-        def replace(src: object, dst: object) -> None:
-            if self._held(dst):
-                self.refused += 1
-                raise PermissionError(13, "The process cannot access the file because it is being used by another process")
-            real(src, dst)
-        return replace
-
-    def opener(self, real: Callable[..., object]) -> Callable[..., object]:
-        def open_(path: object, mode: str = "r", *args: object, **kwargs: object) -> object:
-            if self._held(path) and any(m in mode for m in "wa+"):
-                raise PermissionError(13, "Permission denied")
-            return real(path, mode, *args, **kwargs)
-        return open_
-
-
-@pytest.fixture
-def excel_holds(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], _Excel]:
-    def hold(workbook: Path) -> _Excel:
-        excel = _Excel(workbook)
-        monkeypatch.setattr(atomic.os, "replace", excel.replace(os.replace))
-        monkeypatch.setattr(atomic, "open", excel.opener(builtins.open), raising=False)
-        return excel
-    return hold
 
 
 def _wait(cond: Callable[[], bool], timeout: float = 40) -> None:

@@ -294,3 +294,43 @@ def test_run_ends_with_an_error_when_its_watcher_stops(tmp_path):
     # the next run takes the lock again: nothing was left held
     with DaemonLock(open_store(f"sqlite:///{tmp_path / 'state.db'}")):
         pass
+
+
+def test_a_scan_that_finds_the_workbook_held_open_says_so_in_one_line(tmp_path, excel_holds, caplog):
+    """Excel holding the merged workbook (Windows) leaves the scan's work stored and one warning
+    line; APScheduler's executor logs a traceback for a job that raises, every interval."""
+    from scheduler.daemon import scan_job
+
+    cfg = tmp_path / "desk.toml"
+    cfg.write_text('[store]\nurl = "state.db"\nmerged = "汇总.xlsx"\n[mail]\noutbox_dir = "outbox"\n',
+                   encoding="utf-8")
+    store = open_store(load_config(cfg)["store"]["url"])
+    fill(store)
+    store.engine.dispose()
+    scan_job(str(cfg))
+    written = (tmp_path / "汇总.xlsx").read_bytes()
+    excel = excel_holds(tmp_path / "汇总.xlsx")
+    excel.open_now = True
+    store = open_store(load_config(cfg)["store"]["url"])
+    _type(store, "经理：今日回访")   # the workbook is to be written again
+    store.engine.dispose()
+    caplog.clear()
+    with caplog.at_level("INFO", logger="scheduler.daemon"):
+        scan_job(str(cfg))   # raises nothing
+    said = [r for r in caplog.records if "汇总工作簿被占用" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelname == "WARNING" and said[0].exc_info is None
+    assert excel.refused > 0 and (tmp_path / "汇总.xlsx").read_bytes() == written
+    excel.open_now = False
+    scan_job(str(cfg))
+    assert (tmp_path / "汇总.xlsx").read_bytes() != written
+
+
+def _type(store, text: str) -> None:
+    """A manager's cell typed since the last write (what the workbook shows has changed)."""
+    from sqlalchemy import insert
+
+    from complaint_core.store import tables as t
+
+    with store.begin() as c:
+        c.execute(insert(t.manager_edits).values(sheet="全部投诉", row_key='["R0"]', column="manager_approval",
+                                                value=text, seen_at=datetime(2026, 3, 3, 12)))
