@@ -50,7 +50,8 @@ def merge_into(store: Store, sources: list[Path], out: Path, *, now: datetime,
         report.read_back = rendered.read_back
         log.info("已写入 %s: %d 条投诉（%d 个门店沿用上次写出的内容）", out, rendered.rows, rendered.reused)
     except WorkbookLocked as exc:
-        # the store has everything: the next cycle writes it; nothing is lost
+        # the store has everything: nothing is lost, and the daemon writes it once the workbook
+        # is free (``Daemon.rewrite_at``); a single merge's next run does
         report.write_error = str(exc)
         report.held = Path(exc.path)
         log.warning("合并工作簿被占用，下次重试: %s", exc)

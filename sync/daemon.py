@@ -12,8 +12,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from complaint_core import atomic
-from complaint_core.atomic import TEMP_PREFIX
+from complaint_core.atomic import TEMP_PREFIX, held_open
 from complaint_core.merged.render import read_back, workbook_stamp
 from complaint_core.safety import real_path
 from complaint_core.store import open_store
@@ -285,7 +284,7 @@ class Daemon:
             # otherwise leave the fixed file unread until the next full rescan
             self._safe(self.retry_now)
         elif self.rewrite_at is not None and now >= self.rewrite_at:
-            if atomic.held_open(self.held or self.out):   # still open in Excel: look again in a few seconds
+            if held_open(self.held or self.out):   # still open in Excel: look again in a few seconds
                 self.rewrite_at = now + LOCKED_LOOK
             else:
                 self._safe(self.rewrite_now)
