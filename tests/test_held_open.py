@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -26,18 +25,10 @@ from sync import daemon as daemon_module
 from sync.daemon import Daemon
 from sync.pipeline import MergeReport
 from tests.support.merged import grid, rows_of
+from tests.support.waiting import wait_until
 from tests.support.workbooks import NOW, sample_rows, write_shop_workbook
 
 KEYS = [f.key for f in FIELDS]
-
-
-def _wait(cond: Callable[[], bool], timeout: float = 40) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def test_held_open_sees_what_windows_refuses_and_nothing_else(tmp_path: Path, excel_holds) -> None:
@@ -65,20 +56,20 @@ def test_a_workbook_held_open_is_written_once_closed_not_at_the_next_save(tmp_pa
                     clock=lambda: NOW)
     daemon.start()
     try:
-        _wait(lambda: out.exists() and daemon.merges >= 1)
+        wait_until(lambda: out.exists() and daemon.merges >= 1)
         assert len(rows_of(out, "全部投诉")) == 8
         excel.open_now = True                    # the manager opens it
         tmp = shop / "投诉.tmp.xlsx"
         write_shop_workbook(tmp, sample_rows(12, seed=5, now=NOW, shop="SH01"))
         os.replace(tmp, shop / "投诉.xlsx")       # a shop saves meanwhile
-        _wait(lambda: daemon.merges == 2 and daemon.last_report is not None and bool(daemon.last_report.write_error))
+        wait_until(lambda: daemon.merges == 2 and daemon.last_report is not None and bool(daemon.last_report.write_error))
         assert "被占用" in daemon.last_report.write_error
         assert len(rows_of(out, "全部投诉")) == 8   # the old workbook, whole
         refused = excel.refused
         time.sleep(3.5)                           # looked at three times: still open, nothing tried
         assert daemon.rewrites == 0 and excel.refused == refused
         excel.open_now = False                    # the manager closes it
-        _wait(lambda: daemon.rewrites == 1)
+        wait_until(lambda: daemon.rewrites == 1)
         assert len(rows_of(out, "全部投诉")) == 12
         assert daemon.merges == 2 and not daemon.last_report.read and daemon.last_report.written == out
         assert daemon.rewrite_at is None
@@ -141,12 +132,12 @@ def test_an_archive_held_open_is_written_once_closed(tmp_path: Path, excel_holds
                     settle_seconds=0.3, clock=lambda: ARCHIVE_NOW)
     daemon.start()
     try:
-        _wait(lambda: archive.exists() and daemon.merges >= 1)
+        wait_until(lambda: archive.exists() and daemon.merges >= 1)
         excel = excel_holds(archive)
         excel.open_now = True                    # a manager looks something up in 2023
         rows[0][KEYS.index("description")] = "顾客补充：发票抬头有误"
         write_shop(shop_file, rows)              # the shop corrects a complaint of 2023
-        _wait(lambda: daemon.merges == 2 and daemon.last_report is not None and bool(daemon.last_report.write_error))
+        wait_until(lambda: daemon.merges == 2 and daemon.last_report is not None and bool(daemon.last_report.write_error))
         assert daemon.held == archive
         described = [r[KEYS.index("description")] for r in grid(archive, "全部投诉")[2:]]
         assert "顾客补充：发票抬头有误" not in described
@@ -154,7 +145,7 @@ def test_an_archive_held_open_is_written_once_closed(tmp_path: Path, excel_holds
         time.sleep(2.5)                           # the merged workbook is free, the archive is not:
         assert daemon.rewrites == 0 and excel.refused == refused   # nothing tried
         excel.open_now = False
-        _wait(lambda: daemon.rewrites == 1)
+        wait_until(lambda: daemon.rewrites == 1)
         described = [r[KEYS.index("description")] for r in grid(archive, "全部投诉")[2:]]
         assert "顾客补充：发票抬头有误" in described
         assert daemon.rewrite_at is None and daemon.held is None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from complaint_core.store import open_store
 from sync.api import merge_into
 from sync.daemon import Daemon
 from tests.support.merged import rows_of, type_into
+from tests.support.waiting import wait_until
 from tests.support.workbooks import NOW, sample_rows, write_shop_workbook
 
 APPROVAL = "主管批示"
@@ -174,15 +174,6 @@ def test_a_workbook_another_store_wrote_is_left_to_the_next_write(tmp_path: Path
     assert _shown(out) == {cid: "旧存储时的批示"}
 
 
-def _wait(cond: Callable[[], bool], timeout: float = 30) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
-
-
 def test_the_daemon_stores_a_managers_save_without_rewriting_the_workbook(tmp_path: Path) -> None:
     shop = _shop(tmp_path, 10)
     out = tmp_path / "managers" / "merged.xlsx"    # a folder no shop saves into: not watched
@@ -190,15 +181,15 @@ def test_the_daemon_stores_a_managers_save_without_rewriting_the_workbook(tmp_pa
                     clock=lambda: NOW)
     daemon.start()
     try:
-        _wait(lambda: out.exists() and daemon.merges >= 1)
-        _wait(lambda: daemon._out_done is not None)   # its own write looked at, nothing read
+        wait_until(lambda: out.exists() and daemon.merges >= 1)
+        wait_until(lambda: daemon._out_done is not None)   # its own write looked at, nothing read
         assert daemon.read_backs == 0
         cid = _first_id(out)
         _type(out, cid, "经理：今日")        # saves a second apart (AutoSave while typing): read
         time.sleep(1)                        # once, when they stop
         _type(out, cid, "经理：今日回访")
         saved = workbook_stamp(out)
-        _wait(lambda: daemon.read_backs == 1)
+        wait_until(lambda: daemon.read_backs == 1)
         assert list(_approvals(daemon.store).values()) == ["经理：今日回访"]
         time.sleep(1.5)
         assert daemon.read_backs == 1
@@ -209,7 +200,7 @@ def test_the_daemon_stores_a_managers_save_without_rewriting_the_workbook(tmp_pa
         tmp = shop / "投诉.tmp.xlsx"
         write_shop_workbook(tmp, rows)
         os.replace(tmp, shop / "投诉.xlsx")
-        _wait(lambda: daemon.merges == 2 and len(rows_of(out, "全部投诉")) == 12)
+        wait_until(lambda: daemon.merges == 2 and len(rows_of(out, "全部投诉")) == 12)
         assert _shown(out) == {cid: "经理：今日回访"}
         assert daemon.read_backs == 1 and daemon.last_report is not None and not daemon.last_report.read_back
     finally:

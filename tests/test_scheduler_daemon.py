@@ -158,6 +158,17 @@ def test_a_read_while_a_scan_runs_is_scanned_right_after_it(tmp_path):
     assert done[0] == "scan" and 2 <= len(done) <= 3, done
 
 
+def _job_config(tmp_path: Path) -> Path:
+    """A daemon's config with a merged workbook, over a store holding a few complaints."""
+    cfg = tmp_path / "desk.toml"
+    cfg.write_text('[store]\nurl = "state.db"\nmerged = "汇总.xlsx"\n[mail]\noutbox_dir = "outbox"\n',
+                   encoding="utf-8")
+    store = open_store(load_config(cfg)["store"]["url"])
+    fill(store)
+    store.engine.dispose()
+    return cfg
+
+
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
@@ -166,12 +177,7 @@ def test_jobs_release_the_store_after_each_run(tmp_path):
     """The daemon runs a job every few minutes for months: each run must close what it opened."""
     from scheduler.daemon import scan_job, send_job
 
-    cfg = tmp_path / "desk.toml"
-    cfg.write_text('[store]\nurl = "state.db"\nmerged = "汇总.xlsx"\n[mail]\noutbox_dir = "outbox"\n',
-                   encoding="utf-8")
-    store = open_store(load_config(cfg)["store"]["url"])
-    fill(store)
-    store.engine.dispose()
+    cfg = _job_config(tmp_path)
     scan_job(str(cfg))   # the first run imports, creates the tables and opens the log: not a leak
     send_job(str(cfg))
     gc.collect()
@@ -301,12 +307,7 @@ def test_a_scan_that_finds_the_workbook_held_open_says_so_in_one_line(tmp_path, 
     line; APScheduler's executor logs a traceback for a job that raises, every interval."""
     from scheduler.daemon import scan_job
 
-    cfg = tmp_path / "desk.toml"
-    cfg.write_text('[store]\nurl = "state.db"\nmerged = "汇总.xlsx"\n[mail]\noutbox_dir = "outbox"\n',
-                   encoding="utf-8")
-    store = open_store(load_config(cfg)["store"]["url"])
-    fill(store)
-    store.engine.dispose()
+    cfg = _job_config(tmp_path)
     scan_job(str(cfg))
     written = (tmp_path / "汇总.xlsx").read_bytes()
     excel = excel_holds(tmp_path / "汇总.xlsx")
