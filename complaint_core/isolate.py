@@ -120,7 +120,8 @@ def _work(path: str, memory_mb: int, now: datetime | Clock | None = None, lang: 
             from .validate import table_dues, validate_tables
             dues = [table_dues(t) for t in tables]   # the checks and the store need the same deadlines
             findings = validate_tables(tables, now=cast(datetime, now), dues=dues)   # a Clock only comes with lang
-            result = ("ok", prepare(tables, findings, Path(path), dues))
+            # the rows go as they are encoded: the child's memory stays that of the file read
+            result = ("ok", prepare(tables, findings, Path(path), dues, consume=True))
     except UnreadableWorkbook as exc:
         result = ("error", type(exc).__name__, exc.reason)
     except BadSetting as exc:
