@@ -128,6 +128,9 @@ def run_case(case: str, args: list) -> dict:
             f"try:\n    r = cases.CASES[{case!r}](*{args!r})\n"
             "except cases.Absent as e:\n    r = {'absent': str(e)}\n"
             "except Exception as e:\n    r = {'error': f'{type(e).__name__}: {e}'[:160]}\n"
+            # the merge's children's peak memory counted in this child's (cases.reap_children)
+            "try:\n    cases.reap_children()\n"
+            "except cases.Absent as e:\n    r.setdefault('notes', str(e))\n"
             "print('RESULT' + json.dumps(r, default=str), flush=True)")
     r_fd, w_fd = os.pipe()
     stolen = _stolen()

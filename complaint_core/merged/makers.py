@@ -68,8 +68,9 @@ Mark = tuple[int, int, int]
 
 
 def _serve(conn: Any, url: str, ctx: Context, codecs: Codecs, folder: str | None) -> None:
-    """A maker's loop. In: ("piece", shop, mark) or ("findings", path, None). Out: ("ok", pickled piece),
-    ("findings", key, segment, rows), ("cached",), ("moved",) or ("error", why)."""
+    """A maker's loop. In: ("piece", shop, mark) or ("findings", path, None). Out: ("ok",) and then
+    the pickled piece as bytes, ("findings", key, segment, rows), ("cached",), ("moved",) or
+    ("error", why)."""
     from ..store.db import connect_store
     from .walk import encode_findings, findings_key, make_piece
 
@@ -115,12 +116,20 @@ def _serve(conn: Any, url: str, ctx: Context, codecs: Codecs, folder: str | None
                         conn.send(("moved",))
                         continue
                 archived = take_archived(piece)   # kept beside the piece, not sent
-                # pickled once, for the cache and for the render (a piece is a megabyte)
+                token = piece.token
+                # pickled once, for the cache and for the render (a piece is a kilobyte a
+                # complaint); the piece goes once pickled, and the bytes are sent as they are,
+                # not pickled again into a message: a maker held three copies of a shop's
+                # piece at once, and its memory grew with the size of the shop (issue 17)
                 data = pickle.dumps(piece, protocol=pickle.HIGHEST_PROTOCOL)
+                del piece
                 if cache is not None:
                     cache.save_pickled(name, data)
-                    cache.save_archived(name, piece.token, archived)
-                conn.send(("ok", data))
+                    cache.save_archived(name, token, archived)
+                del archived
+                conn.send(("ok",))
+                conn.send_bytes(data)
+                del data
             except Exception as exc:  # noqa: BLE001 - the render makes this shop itself
                 conn.send(("error", f"{type(exc).__name__}: {str(exc)[:200]}"))
     except (EOFError, OSError):
@@ -208,7 +217,12 @@ class Makers:
             self._done[job] = None
             return
         if answer[0] == "ok":
-            self._done[job] = answer[1]
+            try:
+                self._done[job] = worker.conn.recv_bytes()   # the pickled piece, sent right after
+            except (EOFError, OSError):
+                log.info("汇总子进程已退出，由主进程继续 (piece maker exited: %s)", worker.proc.exitcode)
+                self._drop(worker)
+                self._done[job] = None
         elif answer[0] == "findings":
             self._done[job] = answer[1:]
         else:
