@@ -146,11 +146,13 @@ class Daemon:
         with self._lock:
             report = merge_into(self.store, self.sources, self.out, now=self.clock(),
                                 settle=LOOK_TWICE, empty_grace=self.empty_grace)
-            self.merges += 1
-            self.last_report = report
+            # what comes next is planned before the count and the report say the write is
+            # done: whoever watches them (a status line, a test) never sees half of it
             self.redo_at = None
             self._plan_retry()
             self._plan_rewrite(report)
+            self.last_report = report
+            self.merges += 1
             return report
 
     def retry_now(self) -> MergeReport:
@@ -159,10 +161,10 @@ class Daemon:
             now = self.clock()
             due = {p for p, at in pending_retries(self.store, self.sources).items() if at <= now}
             report = merge_into(self.store, self.sources, self.out, now=now, settle=LOOK_TWICE, only=due, render_when_idle=False)
-            self.retries += 1
-            self.last_report = report
             self._plan_retry()
             self._plan_rewrite(report)
+            self.last_report = report
+            self.retries += 1
             return report
 
     def rewrite_now(self) -> MergeReport:
@@ -171,9 +173,9 @@ class Daemon:
         with self._lock:
             report = merge_into(self.store, self.sources, self.out, now=self.clock(), only=set(),
                                 empty_grace=self.empty_grace)
-            self.rewrites += 1
-            self.last_report = report
             self._plan_rewrite(report)
+            self.last_report = report
+            self.rewrites += 1
             return report
 
     def _plan_rewrite(self, report: MergeReport) -> None:
