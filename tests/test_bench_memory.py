@@ -42,5 +42,6 @@ def _peak_mib(tmp_path: Path, mode: str) -> float:
 
 
 def test_a_cases_peak_counts_the_children_its_forkserver_forked(tmp_path: Path) -> None:
-    assert _peak_mib(tmp_path, "keep") < 100          # what the bench read before
-    assert _peak_mib(tmp_path, "reap") >= 160         # the child's peak, once its server is reaped
+    # the child's peak, once its server is reaped. (Without the reap it is seen or not by the
+    # order the processes end in: 12 MiB alone here, 395 MiB once under a loaded test run.)
+    assert _peak_mib(tmp_path, "reap") >= 160
