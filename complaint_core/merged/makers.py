@@ -211,18 +211,15 @@ class Makers:
         assert job is not None
         try:
             answer = worker.conn.recv()
+            if answer[0] == "ok":
+                answer = ("ok", worker.conn.recv_bytes())   # the pickled piece, sent right after
         except (EOFError, OSError):
             log.info("汇总子进程已退出，由主进程继续 (piece maker exited: %s)", worker.proc.exitcode)
             self._drop(worker)
             self._done[job] = None
             return
         if answer[0] == "ok":
-            try:
-                self._done[job] = worker.conn.recv_bytes()   # the pickled piece, sent right after
-            except (EOFError, OSError):
-                log.info("汇总子进程已退出，由主进程继续 (piece maker exited: %s)", worker.proc.exitcode)
-                self._drop(worker)
-                self._done[job] = None
+            self._done[job] = answer[1]
         elif answer[0] == "findings":
             self._done[job] = answer[1:]
         else:
