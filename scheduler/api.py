@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 
 from complaint_core.gcpause import paused_gc
-from complaint_core.overdue import OverdueItem, flagged, open_items, scan
+from complaint_core.overdue import flagged, scan
 from complaint_core.penalties import PenaltyEvent, events_for
 from complaint_core.rules_book import Rules, load_rules
 from complaint_core.settings import DEFAULTS
@@ -26,6 +26,7 @@ from complaint_core.store.sched_tables import penalty_events
 from complaint_core.store.view import StoreView
 
 from . import outbox as ob
+from .digestbook import DigestBook
 from .escalate import alerted, alerts
 from .idempotent import insert_missing
 from .mail import digests
@@ -127,18 +128,11 @@ def _open_keys(store: Store, conn: Any, now: datetime, settings: dict[str, Any])
         store.unfilled_keys(conn)
 
 
-def _digest_due(conn: Any, items: Sequence[Any], rules: Rules, robots: Sequence[Any], day: Any) -> bool:
+def _digest_due(conn: Any, book: DigestBook, day: Any) -> bool:
     """Same day, nothing rescanned wholesale: a digest can only be new for a person or a robot
-    group that has none today yet and now has an open deadline (every digest is once a day)."""
-    open_now = open_items(items)
-    if not open_now:
-        return False
-    wanted = {f"{i.person}|person|{day.isoformat()}" for i in open_now
-              if (p := rules.person(i.person)) is not None and p.email}
-    for robot in robots:
-        if any(robot.for_managers and i.state == "overdue" or not robot.for_managers and robot.covers(i.shop)
-               for i in open_now):
-            wanted.add(f"{CHANNEL}|{robot.name}|digest|{day.isoformat()}")
+    group that has none today yet and now has an open deadline (every digest is once a day);
+    ``book``: the open deadlines of the records this scan looked at."""
+    wanted = book.wanted(day, CHANNEL)
     if not wanted:
         return False
     have = set(conn.execute(select(outbox_table.c.dedupe_key).where(outbox_table.c.dedupe_key.in_(sorted(wanted))))
@@ -180,14 +174,15 @@ def scan_once(store: Store, *, now: datetime, rules: Rules | None = None,
         for live in chunks:
             found.add(conn, live)
             conn.commit()
-        if not plan.full and not plan.digests and _digest_due(conn, found.open, rules, robots, now.date()):
+        if not plan.full and not plan.digests and _digest_due(conn, found.book, now.date()):
             plan.digests = True
         if plan.digests and not plan.full:
-            # the digests list every open deadline, not only the ones that changed
-            found.open = [i for live in _live_records(store, conn, _open_keys(store, conn, now, settings))
-                          for i in open_items(scan(live, now=now))]
+            # the digests count every open deadline, not only the ones that changed
+            found.book = DigestBook(rules, robots)
+            for live in _live_records(store, conn, _open_keys(store, conn, now, settings)):
+                found.book.add(scan(live, now=now))
         count = found.records if plan.full else store.live_count(conn)
-        open_states = Counter(i.state for i in found.open) if plan.digests else found.states
+        open_states = found.book.states if plan.digests else found.states
         figures = {"投诉": count, "已逾期": open_states["overdue"], "即将到期": open_states["due_soon"]}
         rep = ScanReport(count, found.flagged, found.states["overdue"], states=dict(found.states),
                          scanned=found.records, full=plan.full, new_penalties=found.new_penalties,
@@ -201,9 +196,9 @@ def scan_once(store: Store, *, now: datetime, rules: Rules | None = None,
             rep.flagged = overdue + soon + found.unfilled["overdue"] + found.unfilled["due_soon"]
         if plan.full or found.records or plan.digests:
             if plan.digests:
-                rep.queued_mails += ob.queue(conn, digests(found.open, rules, day=now.date(), figures=figures),
+                rep.queued_mails += ob.queue(conn, digests(found.book, rules, day=now.date(), figures=figures),
                                              now=now)
-                rep.queued_posts += ob.queue_posts(conn, digest_posts(found.open, rules, robots, day=now.date(),
+                rep.queued_posts += ob.queue_posts(conn, digest_posts(found.book, rules, robots, day=now.date(),
                                                                       figures=figures), now=now)
             store.save_named(SCAN_STATE, json.dumps({"now": now.isoformat(), "mark": plan.mark,
                                                       "fingerprint": plan.fingerprint}), now=now, conn=conn)
@@ -225,8 +220,9 @@ def scan_once(store: Store, *, now: datetime, rules: Rules | None = None,
 
 
 class _Found:
-    """What a scan finds, shop by shop: counts, the open items the digests need, and each shop's
-    new penalty events and escalation alerts written as it goes."""
+    """What a scan finds, shop by shop: counts, the open items the digests list (``book``: a
+    few per recipient, not every one), and each shop's new penalty events and escalation alerts
+    written as it goes."""
 
     def __init__(self, rules: Rules, robots: Sequence[Robot], now: datetime, *, unfilled: set[str],
                  stored: bool) -> None:
@@ -238,7 +234,7 @@ class _Found:
         self.records = self.flagged = self.new_penalties = self.mails = self.posts = 0
         self.states: Counter[str] = Counter()
         self.unfilled: Counter[str] = Counter()
-        self.open: list[OverdueItem] = []
+        self.book = DigestBook(rules, robots)
 
     def add(self, conn: Connection, live: list[dict[str, Any]]) -> None:
         """One shop's live records (or part of a big shop's): counted, their events and alerts stored."""
@@ -248,7 +244,7 @@ class _Found:
         self.flagged += len(flagged(items))
         if self._unfilled:
             self.unfilled.update(i.state for i in items if i.record_id in self._unfilled)
-        self.open += open_items(items)
+        self.book.add(items)
         rules = self.rules
         evs = events_for(items, {r["record_id"]: r for r in live}, rules.penalties, self.heads,
                          tiers=rules.tiers, bases=self.bases)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import html
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from complaint_core.overdue import KIND_ZH, STATE_ZH, OverdueItem, open_items
+from complaint_core.overdue import KIND_ZH, STATE_ZH, OverdueItem
 from complaint_core.rules_book import Rules
+
+from .digestbook import DigestBook, more_line
 
 DOMAIN = "complaint-desk.local"
 
@@ -43,41 +46,38 @@ def _lines(items: list[OverdueItem]) -> tuple[str, str]:
     return text, table
 
 
-def digests(items: list[OverdueItem], rules: Rules, *, day: date, figures: dict[str, int]) -> list[Mail]:
-    """One mail per person with open items, one per department head with their overdue items."""
-    open_now = open_items(items)
+def digests(items: Iterable[OverdueItem] | DigestBook, rules: Rules, *, day: date,
+            figures: dict[str, int]) -> list[Mail]:
+    """One mail per person with open items, one per department head with their overdue items;
+    each lists at most ``digestbook.LINES`` of them, the most urgent, and says how many more."""
+    book = items if isinstance(items, DigestBook) else DigestBook.of(items, rules)
     out: list[Mail] = []
-    by_person: dict[str, list[OverdueItem]] = {}
-    for i in open_now:
-        by_person.setdefault(i.person, []).append(i)
-    for name, its in sorted(by_person.items()):
-        p = rules.person(name)
-        if not p or not p.email:
-            continue
-        text, table = _lines(its)
-        subject = f"投诉时限提醒 {day:%Y-%m-%d}：{len(its)} 条待处理"
-        out.append(Mail(f"{name}|person|{day.isoformat()}", p.email, subject,
-                        f"{name}，您好：\n以下投诉即将到期或已逾期，请尽快处理：\n{text}\n",
-                        f"<p>{html.escape(name)}，您好：</p><p>以下投诉即将到期或已逾期，请尽快处理：</p>{table}"))
-    heads: dict[str, tuple[str, str]] = {}
-    for p in rules.staff:
-        if p.dept and p.head:
-            boss = rules.person(p.head)
-            email = p.manager_email or (boss.email if boss else "")
-            if email:
-                heads[p.dept] = (p.head, email)
-    by_head: dict[tuple[str, str], list[OverdueItem]] = {}
-    for dept, key in heads.items():
-        by_head.setdefault(key, []).extend(i for i in open_now if i.dept == dept and i.state == "overdue")
+    for name, short in sorted(book.persons.items()):
+        text, table = _lines(short.items)
+        more = more_line(short)
+        subject = f"投诉时限提醒 {day:%Y-%m-%d}：{short.count} 条待处理"
+        out.append(Mail(f"{name}|person|{day.isoformat()}", book.email(name), subject,
+                        f"{name}，您好：\n以下投诉即将到期或已逾期，请尽快处理：\n{_more(more)}{text}\n",
+                        f"<p>{html.escape(name)}，您好：</p><p>以下投诉即将到期或已逾期，请尽快处理：</p>"
+                        f"{_more_html(more)}{table}"))
     figs = "；".join(f"{k} {v}" for k, v in figures.items())
-    for (head, email), its in sorted(by_head.items()):
-        text, table = _lines(its)
-        subject = f"部门投诉逾期汇总 {day:%Y-%m-%d}：逾期 {len(its)} 条"
+    for (head, email), short in sorted(book.heads.items()):
+        text, table = _lines(short.items)
+        more = more_line(short)
+        subject = f"部门投诉逾期汇总 {day:%Y-%m-%d}：逾期 {short.count} 条"
         out.append(Mail(f"{head}|manager|{day.isoformat()}", email, subject,
-                        f"{head}，您好：\n今日概况：{figs}\n本部门逾期投诉：\n{text or '无'}\n",
+                        f"{head}，您好：\n今日概况：{figs}\n本部门逾期投诉：\n{_more(more)}{text or '无'}\n",
                         f"<p>{html.escape(head)}，您好：</p><p>今日概况：{html.escape(figs)}</p>"
-                        f"<p>本部门逾期投诉：</p>{table}"))
+                        f"<p>本部门逾期投诉：</p>{_more_html(more)}{table}"))
     return out
+
+
+def _more(line: str) -> str:
+    return f"（{line}）\n" if line else ""
+
+
+def _more_html(line: str) -> str:
+    return f"<p>（{html.escape(line)}）</p>" if line else ""
 
 
 def mail_date(now: datetime, zone: tzinfo | None = None) -> str:

@@ -30,9 +30,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from complaint_core.overdue import KIND_ZH, STATE_ZH, OverdueItem, open_items
+from complaint_core.overdue import KIND_ZH, STATE_ZH, OverdueItem
 from complaint_core.rules_book import Rules
 
+from .digestbook import DigestBook, more_line
 from .mail import safe_key
 
 KINDS = ("wecom", "dingtalk", "feishu")
@@ -140,38 +141,42 @@ def _mentions(names: Iterable[str], rules: Rules) -> tuple[tuple[str, str], ...]
     return tuple(out)
 
 
-def digest_posts(items: Sequence[OverdueItem], rules: Rules, robots: Sequence[Robot], *, day: date,
+def digest_posts(items: Iterable[OverdueItem] | DigestBook, rules: Rules, robots: Sequence[Robot], *, day: date,
                  figures: dict[str, int]) -> list[Post]:
     """The day's reminder for each group: a shop group gets its shops' open items with their
     responsible people @-ed; the managers' group gets the figures and every overdue item with
-    the department heads @-ed. A group with nothing open gets nothing (no noise)."""
+    the department heads @-ed. A group with nothing open gets nothing (no noise). A post lists
+    at most ``digestbook.LINES`` items, the most urgent, and says how many more there are."""
+    book = items if isinstance(items, DigestBook) else DigestBook.of(items, rules, robots)
     posts: list[Post] = []
-    open_now = open_items(items)
     heads = rules.heads()
     for robot in robots:
+        short = book.groups.get(robot.name)
+        if short is None or not short.count:
+            continue
+        mine = short.items
         if robot.for_managers:
-            mine = [i for i in open_now if i.state == "overdue"]
-            title = f"投诉逾期汇总 {day:%Y-%m-%d}：逾期 {len(mine)} 条"
+            title = f"投诉逾期汇总 {day:%Y-%m-%d}：逾期 {short.count} 条"
             people = [heads.get(i.dept, "") for i in mine]
         else:
-            mine = [i for i in open_now if robot.covers(i.shop)]
-            title = f"投诉时限提醒 {day:%Y-%m-%d}：{len(mine)} 条待处理"
+            title = f"投诉时限提醒 {day:%Y-%m-%d}：{short.count} 条待处理"
             people = [i.person for i in mine]
-        if not mine:
-            continue
         by_person: dict[str, list[OverdueItem]] = {}
         for i, who in zip(mine, people, strict=True):
             by_person.setdefault(who or "（未指定责任人）", []).append(i)
         figs = "；".join(f"{k} {v}" for k, v in figures.items())
-        text = [title] + ([f"今日概况：{figs}"] if robot.for_managers else [])
-        md = [f"### {title}"] + ([f"今日概况：{figs}"] if robot.for_managers else [])
+        # the count of what is left out goes near the top: a platform's size limit cuts the end
+        more = [f"（{line}）"] if (line := more_line(short)) else []
+        text = [title] + ([f"今日概况：{figs}"] if robot.for_managers else []) + more
+        md = [f"### {title}"] + ([f"今日概况：{figs}"] if robot.for_managers else []) + more
         for who, its in sorted(by_person.items()):
             text.append(f"{who}：")
             md.append(f"**{md_safe(who)}**")
             text += [_item_line(i, False) for i in its]
             md += [_item_line(i, True) for i in its]
+        # everyone with an item is @-ed, listed or not
         posts.append(Post(robot.name, f"{CHANNEL}|{robot.name}|digest|{day.isoformat()}", title,
-                          "\n".join(text), "\n".join(md), _mentions(people, rules)))
+                          "\n".join(text), "\n".join(md), _mentions(book.people[robot.name], rules)))
     return posts
 
 
