@@ -918,6 +918,76 @@ def scanq_rescan(n: int, minutes: int = 15) -> dict:
     return {"seconds": time.perf_counter() - t0, "rows": n, **_scan_report(rep)}
 
 
+# ---- (5c) the first full scan of a chain with years of history, by size -------------------
+def history_store(shops: int, rows: int) -> Path:
+    """A SQLite store of the chain with ``HISTORY_YEARS`` of history (``shop_set(..., years=)``),
+    stored by a full merge, never scanned. Cached; made in a process of its own, so that the
+    merge's memory is not the scan's."""
+    import subprocess
+
+    from bench.data import OUT
+    from complaint_core.store.codec import ROW_JSON
+
+    path = OUT / f"histstore_{shops}x{rows}y{HISTORY_YEARS}_j{ROW_JSON}.sqlite"
+    if not path.exists():
+        subprocess.run([sys.executable, "-c", f"from bench.cases import _make_history_store as m; "
+                        f"m({shops}, {rows}, {str(path)!r})"], cwd=ROOT, check=True, capture_output=True)
+    return path
+
+
+def _make_history_store(shops: int, rows: int, path: str) -> None:
+    merge_once = _need("sync.api", "merge_once")
+    work = Path(_scratch())
+    folder = shop_set(shops, rows, years=HISTORY_YEARS)[0].parent
+    _call_merge(merge_once, folder, work / "merged.xlsx", f"sqlite:///{work / 'state.sqlite'}")
+    shutil.copyfile(work / "state.sqlite", path + ".tmp")
+    Path(path + ".tmp").replace(path)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _history_copy(shops: int, rows: int) -> Any:
+    import atexit
+
+    from complaint_core.store import open_store
+
+    work = Path(_scratch()) / "state.sqlite"
+    atexit.register(shutil.rmtree, work.parent, True)
+    shutil.copyfile(history_store(shops, rows), work)
+    return open_store(work)
+
+
+def scanmem_floor(shops: int, rows: int) -> dict:
+    """The least a full scan does: every stored complaint decoded once, a shop at a time in the
+    scan's own parts (``SCAN_CHUNK``), nothing kept."""
+    chunk = _need("scheduler.api", "SCAN_CHUNK")
+    store = _history_copy(shops, rows)
+    t0 = time.perf_counter()
+    n = 0
+    with store.engine.connect() as conn:
+        for shop in sorted(store.shop_marks(conn)):
+            for records, _conflicts in store.shop_records(shop, conn, size=chunk):
+                n += sum(1 for r in records if not r["deleted"])
+    return {"seconds": time.perf_counter() - t0, "rows": shops * rows, "live": n}
+
+
+def scanmem_first(shops: int, rows: int) -> dict:
+    """scan_once on the stored chain never scanned, with every person the chain names on the
+    staff sheet (an address and a head) and two robot groups: penalties, alerts, the digests."""
+    from bench.data import _NAMES
+    from complaint_core.rules_book import Person, Rules
+
+    scan_once = _need("scheduler.api", "scan_once")
+    Robot = _need("scheduler.robots", "Robot")
+    staff = [Person(p, "销售部", "王芳", f"p{i}@example.cn", mobile=f"1380013{i:04d}")
+             for i, p in enumerate(_NAMES) if p != "王芳"]
+    rules = Rules(staff=(*staff, Person("王芳", "门店管理", "", "wf@example.cn", mobile="13900139000")))
+    robots = (Robot("S001群", "wecom", "CD_BENCH_BOT_1", "", ("S001",)), Robot("主管群", "feishu", "CD_BENCH_BOT_2", "", ()))
+    store = _history_copy(shops, rows)
+    t0 = time.perf_counter()
+    rep = scan_once(store, now=NOW, rules=rules, robots=robots)
+    return {"seconds": time.perf_counter() - t0, "rows": shops * rows, **_scan_report(rep)}
+
+
 # ---- (6) add-in engine -------------------------------------------------------------------
 def addin_engine(n: int) -> dict:
     from python_calamine import CalamineWorkbook
@@ -966,4 +1036,4 @@ def reap_children() -> None:
 
 CASES = {name: fn for name, fn in globals().items()
          if callable(fn) and name.split("_")[0] in
-         ("read", "merge", "stage", "incremental", "render", "latency", "scan", "scanq", "addin")}
+         ("read", "merge", "stage", "incremental", "render", "latency", "scan", "scanq", "scanmem", "addin")}

@@ -39,6 +39,7 @@ def scenarios(quick: bool, size: dict | None = None) -> list[tuple[str, str, lis
     scanq_n = size.get("scanq") or (3_000 if quick else 300_000)
     addin_n = size.get("addin") or (300 if quick else 10_000)
     mem_sizes = size.get("memory") or ([(2, 100), (2, 300)] if quick else [(100, 1_000), (100, 3_000)])
+    scan_sizes = size.get("scanmem") or mem_sizes
     big_shops, big_rows = size.get("million") or ((4, 500) if quick else (100, 10_000))
     read = []
     for n in sizes:
@@ -97,6 +98,12 @@ def scenarios(quick: bool, size: dict | None = None) -> list[tuple[str, str, lis
             ("ours: scan_once, first scan (every record)", "scanq_first", [scanq_n]),
             ("ours: scan_once 15 min later, nothing changed", "scanq_rescan", [scanq_n, 15]),
             ("ours: scan_once the next day (digests, per-day penalties)", "scanq_rescan", [scanq_n, 24 * 60])]),
+        ("scanmem", "(5c) the first full scan of a chain with 4 years of history, by size (peak memory)", [
+            row for shops_, rows_ in scan_sizes for row in (
+                (f"floor: every stored complaint decoded once, a shop at a time ({shops_} x {rows_:,})",
+                 "scanmem_floor", [shops_, rows_]),
+                (f"ours: scan_once, staff with addresses and two robot groups ({shops_} x {rows_:,})",
+                 "scanmem_first", [shops_, rows_]))]),
         ("addin", "(6) add-in engine, validate + suggest", [
             (f"engine: table_from_grid+validate+fills ({addin_n:,})", "addin_engine", [addin_n]),
             ("Excel calls via MemoryPort (10)", "addin_calls", [10]),
@@ -215,16 +222,17 @@ def fmt_table(title: str, rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, 1 run each (< 60 s)")
-    ap.add_argument("--only", help="run one scenario: read, merge, stages, incremental, latency, scan, scanq, memory, million, addin")
+    ap.add_argument("--only", help="run one scenario: read, merge, stages, incremental, latency, scan, scanq, scanmem, memory, million, addin")
     ap.add_argument("--runs", type=int, help="runs per case (default 3, quick 1)")
     ap.add_argument("--size", action="append", default=[], metavar="SCENARIO=N[xM[xK]]",
-                    help="override a size, e.g. read=1000,10000 merge=100x1000 scan=100000 memory=100x1000,100x3000")
+                    help="override a size, e.g. read=1000,10000 merge=100x1000 scan=100000 memory=100x1000,100x3000 "
+                         "scanmem=100x1000,300x1000")
     ns = ap.parse_args(argv)
     size: dict = {}
     for item in ns.size:
         key, _, val = item.partition("=")
         size[key] = ([int(v) for v in val.split(",")] if key == "read"
-                     else [tuple(int(x) for x in v.split("x")) for v in val.split(",")] if key == "memory"
+                     else [tuple(int(x) for x in v.split("x")) for v in val.split(",")] if key in ("memory", "scanmem")
                      else int(val) if key in ("scan", "scanq", "addin") else tuple(int(v) for v in val.split("x")))
     runs = ns.runs or (1 if ns.quick else 3)
     print(f"# command: python bench/run.py {' '.join(argv if argv is not None else sys.argv[1:])}")
