@@ -16,6 +16,7 @@ from complaint_core.atomic import TEMP_PREFIX, held_open
 from complaint_core.merged.render import read_back, workbook_stamp
 from complaint_core.safety import real_path
 from complaint_core.store import open_store
+from complaint_core.store.lock import StoreLock
 
 from .api import default_state_url, merge_into
 from .feedback import FeedbackWriter, safe_pass
@@ -104,6 +105,7 @@ class Daemon:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._store_lock: StoreLock | None = None
         self.merges = 0
         self.retries = 0
         self.last_report: MergeReport | None = None
@@ -124,6 +126,9 @@ class Daemon:
         self.rewrites = 0
 
     def start(self) -> None:
+        """Start watching; ``StoreLocked`` when another process already watches into this store
+        (``sync --watch`` started twice, or beside a ``run`` with [sync] folders)."""
+        self._store_lock = StoreLock(self.store, "sync").acquire()
         self.watchers.start()
         self._thread = threading.Thread(target=self._run, name="complaint-sync", daemon=True)
         self._thread.start()
@@ -139,6 +144,9 @@ class Daemon:
         if self._thread is not None:
             self._thread.join(30)
         self.watchers.stop()
+        if self._store_lock is not None:   # after the worker: another watcher may start now
+            self._store_lock.release()
+            self._store_lock = None
         self.store.engine.dispose()
 
     def merge_now(self) -> MergeReport:
