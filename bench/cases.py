@@ -867,13 +867,18 @@ def scan_store(n: int, *, scanned: bool) -> Path:
 
 
 def _scan_copy(n: int, scanned: bool) -> Any:
+    return _store_copy(scan_store(n, scanned=scanned))
+
+
+def _store_copy(cached: Path) -> Any:
+    """A store opened on a scratch copy of ``cached`` (a case writes into its copy only)."""
     import atexit
 
     from complaint_core.store import open_store
 
     work = Path(_scratch()) / "state.sqlite"
     atexit.register(shutil.rmtree, work.parent, True)   # a million-record copy is gigabytes
-    shutil.copyfile(scan_store(n, scanned=scanned), work)
+    shutil.copyfile(cached, work)
     return open_store(work)
 
 
@@ -945,22 +950,11 @@ def _make_history_store(shops: int, rows: int, path: str) -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
-def _history_copy(shops: int, rows: int) -> Any:
-    import atexit
-
-    from complaint_core.store import open_store
-
-    work = Path(_scratch()) / "state.sqlite"
-    atexit.register(shutil.rmtree, work.parent, True)
-    shutil.copyfile(history_store(shops, rows), work)
-    return open_store(work)
-
-
 def scanmem_floor(shops: int, rows: int) -> dict:
     """The least a full scan does: every stored complaint decoded once, a shop at a time in the
     scan's own parts (``SCAN_CHUNK``), nothing kept."""
     chunk = _need("scheduler.api", "SCAN_CHUNK")
-    store = _history_copy(shops, rows)
+    store = _store_copy(history_store(shops, rows))
     t0 = time.perf_counter()
     n = 0
     with store.engine.connect() as conn:
@@ -982,7 +976,7 @@ def scanmem_first(shops: int, rows: int) -> dict:
              for i, p in enumerate(_NAMES) if p != "王芳"]
     rules = Rules(staff=(*staff, Person("王芳", "门店管理", "", "wf@example.cn", mobile="13900139000")))
     robots = (Robot("S001群", "wecom", "CD_BENCH_BOT_1", "", ("S001",)), Robot("主管群", "feishu", "CD_BENCH_BOT_2", "", ()))
-    store = _history_copy(shops, rows)
+    store = _store_copy(history_store(shops, rows))
     t0 = time.perf_counter()
     rep = scan_once(store, now=NOW, rules=rules, robots=robots)
     return {"seconds": time.perf_counter() - t0, "rows": shops * rows, **_scan_report(rep)}
