@@ -982,6 +982,92 @@ def scanmem_first(shops: int, rows: int) -> dict:
     return {"seconds": time.perf_counter() - t0, "rows": shops * rows, **_scan_report(rep)}
 
 
+# ---- (4b) a manager's save of the merged workbook read back, by size ---------------------
+def manager_saved(shops: int, rows: int) -> tuple[Path, Path]:
+    """(a store, the merged workbook it wrote of ``shop_set(shops, rows)`` laid out as Excel
+    saves it: numbered cells, every text a shared string). Cached; made in a process of its
+    own."""
+    import subprocess
+
+    from bench.data import OUT
+    from complaint_core.store.codec import ROW_JSON
+
+    store, book = OUT / f"saved_{shops}x{rows}_j{ROW_JSON}.sqlite", OUT / f"saved_{shops}x{rows}_j{ROW_JSON}.xlsx"
+    if not (store.exists() and book.exists()):
+        subprocess.run([sys.executable, "-c", f"from bench.cases import _make_manager_saved as m; "
+                        f"m({shops}, {rows}, {str(store)!r}, {str(book)!r})"], cwd=ROOT, check=True, capture_output=True)
+    return store, book
+
+
+def _make_manager_saved(shops: int, rows: int, store: str, book: str) -> None:
+    from bench.excel_save import excel_save
+
+    merge_once = _need("sync.api", "merge_once")
+    work = Path(_scratch())
+    _call_merge(merge_once, shop_set(shops, rows)[0].parent, work / "merged.xlsx", f"sqlite:///{work / 'state.sqlite'}")
+    excel_save(work / "merged.xlsx", book + ".tmp")
+    shutil.copyfile(work / "state.sqlite", store + ".tmp")
+    Path(book + ".tmp").replace(book)
+    Path(store + ".tmp").replace(store)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _saved_copy(shops: int, rows: int) -> tuple[Any, Path]:
+    """A scratch copy of ``manager_saved``'s store and workbook, the workbook newer than the
+    store's record of its write (a manager's save)."""
+    import os
+
+    cached_store, cached_book = manager_saved(shops, rows)
+    store = _store_copy(cached_store)
+    out = Path(store.engine.url.database).with_name("merged.xlsx")
+    shutil.copyfile(cached_book, out)
+    later = time.time() + 5
+    os.utime(out, (later, later))
+    # the store wrote the workbook here (at another time and size): what is there now is a save
+    store.save_written_stamp(Path(os.path.realpath(out)), (1, 1))
+    return store, out
+
+
+def readback_floor(shops: int, rows: int) -> dict:
+    """The least a read-back does: inflate the parts it reads (全部投诉, 处罚, ``_rendered``,
+    the shared strings), nothing kept."""
+    import zipfile
+
+    sheet_part = _need("complaint_core.merged.colread", "sheet_part")
+    _store, out = _saved_copy(shops, rows)
+    t0 = time.perf_counter()
+    size = 0
+    with zipfile.ZipFile(out) as zf:
+        parts = [sheet_part(zf, out, name) for name in ("全部投诉", "处罚", "_rendered")]
+        for name in [*parts, "xl/sharedStrings.xml"]:
+            with zf.open(name) as fh:
+                while block := fh.read(1 << 20):
+                    size += len(block)
+    return {"seconds": time.perf_counter() - t0, "rows": shops * rows, "inflated_mib": size >> 20}
+
+
+def readback_whole(shops: int, rows: int) -> dict:
+    """What a read-back did before: every manager cell and every ``_rendered`` row in dicts
+    (``read_manager_edits``), then compared."""
+    read_manager_edits = _need("complaint_core.merged.readback", "read_manager_edits")
+    all_sheet = _need("complaint_core.merged.sheets", "all_sheet")
+    penalty_frame = _need("complaint_core.merged.report", "penalty_frame")
+    _store, out = _saved_copy(shops, rows)
+    t0 = time.perf_counter()
+    back = read_manager_edits(out, [all_sheet(), penalty_frame([])])
+    return {"seconds": time.perf_counter() - t0, "rows": shops * rows,
+            "edits": sum(len(v) for v in back.edits.values())}
+
+
+def readback_ours(shops: int, rows: int) -> dict:
+    """``render.read_back``, as the daemon calls it at a manager's save."""
+    read_back = _need("complaint_core.merged.render", "read_back")
+    store, out = _saved_copy(shops, rows)
+    t0 = time.perf_counter()
+    saved = read_back(store, out, now=NOW)
+    return {"seconds": time.perf_counter() - t0, "rows": shops * rows, "saved": saved}
+
+
 # ---- (6) add-in engine -------------------------------------------------------------------
 def addin_engine(n: int) -> dict:
     from python_calamine import CalamineWorkbook
@@ -1030,4 +1116,5 @@ def reap_children() -> None:
 
 CASES = {name: fn for name, fn in globals().items()
          if callable(fn) and name.split("_")[0] in
-         ("read", "merge", "stage", "incremental", "render", "latency", "scan", "scanq", "scanmem", "addin")}
+         ("read", "merge", "stage", "incremental", "render", "latency", "readback", "scan", "scanq", "scanmem",
+          "addin")}

@@ -40,6 +40,7 @@ def scenarios(quick: bool, size: dict | None = None) -> list[tuple[str, str, lis
     addin_n = size.get("addin") or (300 if quick else 10_000)
     mem_sizes = size.get("memory") or ([(2, 100), (2, 300)] if quick else [(100, 1_000), (100, 3_000)])
     scan_sizes = size.get("scanmem") or mem_sizes
+    back_sizes = size.get("readback") or ([(2, 100), (2, 300)] if quick else [(100, 1_000), (300, 1_000)])
     big_shops, big_rows = size.get("million") or ((4, 500) if quick else (100, 10_000))
     read = []
     for n in sizes:
@@ -89,6 +90,15 @@ def scenarios(quick: bool, size: dict | None = None) -> list[tuple[str, str, lis
             ("ours: the same, one cell of a complaint of an archived year changed per save (its "
              "archive written after the workbook)", "latency_history_archived", list(lat)),
             ("ours: a full merge of the chain with history, for their ratio", "merge_history", lat[:2])]),
+        ("readback", "(4b) a manager's save of the merged workbook read back, laid out as Excel saves it, "
+                     "by size (peak memory)", [
+            row for shops_, rows_ in back_sizes for row in (
+                (f"floor: inflate the parts it reads, nothing kept ({shops_ * rows_:,})", "readback_floor",
+                 [shops_, rows_]),
+                (f"before: read_manager_edits, a dict per row of 全部投诉 and _rendered ({shops_ * rows_:,})",
+                 "readback_whole", [shops_, rows_]),
+                (f"ours: render.read_back, only the changed cells kept ({shops_ * rows_:,})", "readback_ours",
+                 [shops_, rows_]))]),
         ("scan", f"(5) overdue scan of {scan_n:,} records", [
             ("floor: one comparison per record", "scan_floor", [scan_n]),
             ("ours: complaint_core.deadlines per record", "scan_deadlines", [scan_n]),
@@ -222,17 +232,18 @@ def fmt_table(title: str, rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, 1 run each (< 60 s)")
-    ap.add_argument("--only", help="run one scenario: read, merge, stages, incremental, latency, scan, scanq, scanmem, memory, million, addin")
+    ap.add_argument("--only", help="run one scenario: read, merge, stages, incremental, latency, readback, scan, scanq, scanmem, memory, "
+                    "million, addin")
     ap.add_argument("--runs", type=int, help="runs per case (default 3, quick 1)")
     ap.add_argument("--size", action="append", default=[], metavar="SCENARIO=N[xM[xK]]",
                     help="override a size, e.g. read=1000,10000 merge=100x1000 scan=100000 memory=100x1000,100x3000 "
-                         "scanmem=100x1000,300x1000")
+                         "scanmem=100x1000,300x1000 readback=100x1000,300x1000")
     ns = ap.parse_args(argv)
     size: dict = {}
     for item in ns.size:
         key, _, val = item.partition("=")
         size[key] = ([int(v) for v in val.split(",")] if key == "read"
-                     else [tuple(int(x) for x in v.split("x")) for v in val.split(",")] if key in ("memory", "scanmem")
+                     else [tuple(int(x) for x in v.split("x")) for v in val.split(",")] if key in ("memory", "scanmem", "readback")
                      else int(val) if key in ("scan", "scanq", "addin") else tuple(int(v) for v in val.split("x")))
     runs = ns.runs or (1 if ns.quick else 3)
     print(f"# command: python bench/run.py {' '.join(argv if argv is not None else sys.argv[1:])}")

@@ -17,7 +17,7 @@ def test_quick_bench_prints_every_scenario_with_numbers() -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     sections = re.split(r"^## ", proc.stdout, flags=re.M)[1:]
     titles = [s.splitlines()[0] for s in sections]
-    assert [t[:3] for t in titles] == ["(1)", "(2)", "(2b", "(3)", "(4)", "(5)", "(5b", "(5c", "(6)", "(7a", "(7)"], titles
+    assert [t[:3] for t in titles] == ["(1)", "(2)", "(2b", "(3)", "(4)", "(4b", "(5)", "(5b", "(5c", "(6)", "(7a", "(7)"], titles
     for section in sections:
         measured = [ln for ln in section.splitlines() if NUMBER_ROW.match(ln)]
         assert measured, f"no measured row in: {section}"

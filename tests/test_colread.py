@@ -214,6 +214,25 @@ def _texts_in_a_manager_column(path: Path, texts: list[str], gap: int = 0) -> Pa
     return path
 
 
+def test_blank_ends_read_as_calamine_reads_them(tmp_path: Path) -> None:
+    """openpyxl marks a text with blanks at its ends to keep them, except one of blanks only:
+    calamine reads that one as empty, and so must the column reader."""
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = ALL
+    ws.append(["说明"])
+    ws.append(["门店", "投诉编号", "主管批示", "记录标识"])
+    for i, text in enumerate(["  ", " 已阅 ", "已  阅", "\n x\n", "\t"]):
+        ws.append(["A", f"A-{i}", text, f"ref{i}"])
+    path = tmp_path / "blanks.xlsx"
+    wb.save(path)
+    _same(path, ALL, {"主管批示", "记录标识"})
+    rows = list(read_columns(path, ALL, lambda top: {2, 3}))[2:]
+    assert [row[2] for row in rows] == ["", " 已阅 ", "已  阅", "\n x\n", ""]
+
+
 def test_escaped_characters_read_back_as_excel_reads_them(tmp_path: Path) -> None:
     # a cell may only hold characters XML allows: the others are written _xHHHH_ (ours and
     # XlsxWriter's alike) and Excel reads every such escape back as its character, U+FFFE and

@@ -121,16 +121,16 @@ def test_a_save_while_reading_back_is_read_by_the_next_write(tmp_path: Path, mon
     newer = tmp_path / "newer.xlsx"
     shutil.copy2(out, newer)
     _type(newer, cid, "")   # the manager clears it again…
-    real = render.read_manager_edits
+    real = render.changed_cells   # how the store reads its own workbook back
 
     def read_while_the_manager_saves(*args, **kwargs):
         got = real(*args, **kwargs)
         os.replace(newer, out)   # …and saves while the daemon reads the first save
         return got
 
-    monkeypatch.setattr(render, "read_manager_edits", read_while_the_manager_saves)
+    monkeypatch.setattr(render, "changed_cells", read_while_the_manager_saves)
     assert read_back(store, out, now=NOW) == 1
-    monkeypatch.setattr(render, "read_manager_edits", real)
+    monkeypatch.setattr(render, "changed_cells", real)
 
     report = render_merged(store, out, now=NOW + timedelta(days=1))
     assert report.read_back

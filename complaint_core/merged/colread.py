@@ -19,7 +19,7 @@ from __future__ import annotations
 import html
 import re
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,8 @@ _ROW = re.compile(rb"<row\b([^>]*?)(?:/>|>(.*?)</row>)", re.S)
 _CELL = re.compile(rb"<c\b([^>]*?)(?:/>|>(.*?)</c>)", re.S)
 _ATTR = re.compile(rb'\b(r|t|s)="([^"]*)"')
 _V = re.compile(rb"<v>(.*?)</v>", re.S)
-_T = re.compile(rb"<t\b[^>]*?(?:/>|>(.*?)</t>)", re.S)
+_T = re.compile(rb"<t\b([^>]*?)(?:/>|>(.*?)</t>)", re.S)
+_XML_BLANKS = b" \t\n\r"
 _PHONETIC = re.compile(rb"<rPh\b.*?</rPh>", re.S)
 _SI = re.compile(rb"<si\b[^>]*?(?:/>|>(.*?)</si>)", re.S)
 _ESCAPED = re.compile(r"_x([0-9A-Fa-f]{4})_")
@@ -205,7 +206,7 @@ def _column(ref: bytes) -> int:
 
 
 def _rows(zf: zipfile.ZipFile, part: str, path: Path, keep: set[int] | None,
-          start: int) -> Iterator[tuple[int, dict[int, Any]]]:
+          start: int) -> Generator[tuple[int, dict[int, Any]], None, None]:
     """(row number, cells by column) from row ``start`` on (0: from the first row that has a
     value, where calamine's rows start), rows without a cell (not in the XML) given empty."""
     expect: int | None = start or None
@@ -415,10 +416,12 @@ def _unescape(raw: bytes) -> str:
 
 
 def _text(body: bytes) -> str:
-    """A string item's text: its runs joined, phonetic guides (rPh) left out."""
+    """A string item's text: its runs joined, phonetic guides (rPh) left out. A run not marked
+    ``xml:space="preserve"`` loses its blanks at both ends, as calamine reads it (Excel marks
+    every text that keeps them; openpyxl does not mark one of blanks only)."""
     if b"<rPh" in body:
         body = _PHONETIC.sub(b"", body)
-    runs = _T.findall(body)   # b"" for an empty <t/>
+    runs = [(run if b"preserve" in attrs else run.strip(_XML_BLANKS)) for attrs, run in _T.findall(body)]
     return _unescape(runs[0]) if len(runs) == 1 else "".join(map(_unescape, runs))
 
 
@@ -440,4 +443,80 @@ def _shared(zf: zipfile.ZipFile, name: str | None, wanted: set[int], path: Path)
                     return texts
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise ColumnsUnreadable(path, f"{name}: {exc}") from exc
+    raise ColumnsUnreadable(path, f"shared string {top} missing")
+
+
+# The streaming pieces above, for merged/editscan.py: what a manager changed, found by
+# comparing the sheets cell by cell without holding them.
+
+SharedRef = _Shared          # a cell showing a shared string not read yet (``.index``)
+EMPTY = _EMPTY               # a cell without a value
+
+
+def open_package(path: Path) -> zipfile.ZipFile:
+    """The workbook's package, or ``ColumnsUnreadable``."""
+    try:
+        return zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise ColumnsUnreadable(path, f"not a package ({exc})") from exc
+
+
+def sheet_part(zf: zipfile.ZipFile, path: Path, sheet: str) -> str:
+    """The package part holding ``sheet``, or ``ColumnsUnreadable``."""
+    return _sheet_part(zf, path, sheet)
+
+
+def date_styles(zf: zipfile.ZipFile) -> set[int]:
+    """The cell formats that show a date or a time."""
+    return _date_styles(zf)
+
+
+def stream_cells(zf: zipfile.ZipFile, part: str, path: Path, keep: set[int] | None,
+                 start: int = 0) -> Generator[tuple[int, dict[int, Any]], None, None]:
+    """(row number, raw cells by column) of each row of ``part`` from ``start`` (0: from the
+    first row with a value), one at a time; only the ``keep`` columns (None: all). A raw cell is
+    a ``SharedRef``, a text, a number, a boolean, or a number with its format (``cell_value``
+    reads it)."""
+    return _rows(zf, part, path, keep, start)
+
+
+def cell_value(raw: Any, texts: dict[int, str], dates: set[int]) -> Any:
+    """A raw cell's value as calamine gives it (``texts``: the shared strings it may show)."""
+    return _value(raw, texts, dates)
+
+
+def shared_texts(zf: zipfile.ZipFile, path: Path, wanted: set[int]) -> dict[int, str]:
+    """The shared strings numbered ``wanted``, read up to the last of them."""
+    name = "xl/sharedStrings.xml" if "xl/sharedStrings.xml" in zf.NameToInfo else None
+    return _shared(zf, name, wanted, path)
+
+
+def each_shared(zf: zipfile.ZipFile, path: Path, wanted: bytes | bytearray) -> Iterator[tuple[int, str]]:
+    """(number, text) of each shared string whose bit is set in ``wanted`` (bit ``i & 7`` of
+    byte ``i >> 3``), read up to the last of them; ``ColumnsUnreadable`` when the package has
+    fewer. A stretch of the table with none of them is counted, not parsed: the table holds
+    every text of the workbook (216 MiB at 300,000 complaints), and most are not asked."""
+    top = len(wanted) * 8 - 1
+    while top >= 0 and not wanted[top >> 3] >> (top & 7) & 1:
+        top -= 1
+    if top < 0:
+        return
+    if "xl/sharedStrings.xml" not in zf.NameToInfo:
+        raise ColumnsUnreadable(path, "shared strings used but absent")
+    i = 0
+    try:
+        for chunk in _chunks(zf, "xl/sharedStrings.xml", b"</si>"):
+            n = chunk.count(b"<si>") + chunk.count(b"<si ") + chunk.count(b"<si/>")
+            stretch = wanted[i >> 3:((i + n) >> 3) + 1]
+            if stretch.count(0) == len(stretch):
+                i += n
+            else:
+                for m in _SI.finditer(chunk):
+                    if i >> 3 < len(wanted) and wanted[i >> 3] >> (i & 7) & 1:
+                        yield i, _text(m.group(1) or b"")
+                    i += 1
+            if i > top:
+                return
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise ColumnsUnreadable(path, f"xl/sharedStrings.xml: {exc}") from exc
     raise ColumnsUnreadable(path, f"shared string {top} missing")

@@ -24,6 +24,7 @@ from ..store.codec import ALL_SHEET, ANCHOR_KEYS
 from ..store.db import View, backfill_scan_fields
 from ..store.view import RowKey, StoreView
 from .archive import archive_files, archive_paths, closed_years_setting, write_archives
+from .editscan import changed_cells
 from .model import SHEET_ORDER, SheetData
 from .penalty_parts import lay_penalties
 from .pieces import ChainTally, PieceCache, namespace
@@ -198,10 +199,15 @@ def _read_back(store: Store, out: Path, now: datetime, *, written: Stamp | None,
     say is taken as the manager's, and the reminders it records as sent are not sent again.
     Without ``adopt`` such a workbook is left to the next write (None, nothing saved).
     """
-    back = read_manager_edits(out, [all_sheet(), penalty_frame([])])
+    ours = store.store_id()
+    sheets = [all_sheet(), penalty_frame([])]
+    # this store's own workbook: only what the manager changed is held, not a dict per complaint
+    found = changed_cells(out, sheets, since) if written is not None else None
+    if found is not None and found.store_id in (None, ours):
+        return _save_edits(store, out, found.edits, foreign=False, now=now), found.edits
+    back = read_manager_edits(out, sheets)
     if not back.found:
         return 0, {}
-    ours = store.store_id()
     foreign = written is None or (back.store_id not in (None, ours))
     if foreign and not adopt:
         return None
@@ -231,6 +237,19 @@ def _read_back(store: Store, out: Path, now: datetime, *, written: Stamp | None,
         on_rows = edits.setdefault(ALL_SHEET, {})
         for key, cells in back.written[ALL_SHEET].items():
             on_rows.setdefault(key, cells)
+    changed = _save_edits(store, out, edits, foreign=foreign, now=now)
+    if foreign:
+        sent = store.adopt_sent(back.sent, now=now)
+        store.note_adoption(out, cells=changed, sent=sent, now=now)
+        log.warning("%s 不是由当前存储写出的（新的或更换过的存储）：已采用其中 %d 个主管单元格，%d 条已发送的提醒不再重发",
+                    out, changed, sent)
+    return changed, edits
+
+
+def _save_edits(store: Store, out: Path, edits: Cells, *, foreign: bool, now: datetime) -> int:
+    """Save the manager cells read back into the store (by record reference); the number saved.
+    From a workbook another store wrote (``foreign``), only the cells that say something else
+    than the shops' files or the store's decisions are the manager's."""
     aliases = store.aliases()
     changed = 0
     for name, got in edits.items():
@@ -246,12 +265,7 @@ def _read_back(store: Store, out: Path, now: datetime, *, written: Stamp | None,
         elif foreign:
             got = _differing(got, {key: cells for key, cells in store.manager_edits(name).items() if key in got})
         changed += store.save_manager_edits(name, got, now=now)
-    if foreign:
-        sent = store.adopt_sent(back.sent, now=now)
-        store.note_adoption(out, cells=changed, sent=sent, now=now)
-        log.warning("%s 不是由当前存储写出的（新的或更换过的存储）：已采用其中 %d 个主管单元格，%d 条已发送的提醒不再重发",
-                    out, changed, sent)
-    return changed, edits
+    return changed
 
 
 def _legacy_refs(store: Store) -> dict[tuple[str, str], str]:
