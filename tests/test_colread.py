@@ -280,6 +280,17 @@ def test_what_is_not_expected_is_refused_not_guessed(tmp_path: Path, merged: Pat
             dst.writestr(item, data)
     with pytest.raises(ColumnsUnreadable):
         read_columns(prefixed, ALL, lambda top: {i for row in top for i, v in enumerate(row) if v == "主管批示"})
+    # a row past a sheet's last row: refused, not a billion empty rows made up to it
+    far = tmp_path / "far.xlsx"
+    with zipfile.ZipFile(shared) as src, zipfile.ZipFile(far, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename.startswith("xl/worksheets/sheet"):
+                data = data.replace(b'<row r="2"', b'<row r="999999999"').replace(b'r="A2"', b'r="A999999999"').replace(
+                    b'r="B2"', b'r="B999999999"')
+            dst.writestr(item, data)
+    with pytest.raises(ColumnsUnreadable, match="last row"):
+        list(read_columns(far, ALL, lambda top: {0, 1}))
 
 
 @settings(max_examples=200, deadline=None)

@@ -209,6 +209,20 @@ def test_read_whole_when_keyed_otherwise_or_unrecorded(written, tmp_path):
     assert changed_cells(torn, SHEETS, {}) is None
 
 
+@pytest.mark.parametrize("sheet", ["全部投诉", "处罚"])
+def test_a_cell_typed_far_away_stops_nothing(written, tmp_path, sheet):
+    """A keystroke at XFD1048576: calamine would ask for 512 GiB for that sheet and abort the
+    daemon. Both reads skip the far cell and take the manager's cell in the table."""
+    path = tmp_path / "far.xlsx"
+    wb = openpyxl.load_workbook(written)
+    _approve(wb, 0, "同意")
+    wb[sheet]["XFD1048576"] = "按错了"
+    wb.save(path)
+    found = changed_cells(path, SHEETS, {})
+    assert found is not None and found.edits == {name: _reference(path, {}).get(name, {}) for name in found.edits}
+    assert [cells["manager_approval"] for cells in found.edits["全部投诉"].values()] == ["同意"]
+
+
 def test_read_back_takes_the_managers_cells(tmp_path):
     """Through ``read_back``, as the daemon calls it: a manager's save of 主管批示 and 处罚确认
     goes into the store, and the rewrite shows it."""

@@ -40,6 +40,7 @@ _SI = re.compile(rb"<si\b[^>]*?(?:/>|>(.*?)</si>)", re.S)
 _ESCAPED = re.compile(r"_x([0-9A-Fa-f]{4})_")
 _LETTERS = re.compile(rb"[A-Z]+")
 _EPOCH = datetime(1899, 12, 30)
+_LAST_ROW = 1_048_576       # Excel's, WPS's and LibreOffice's last row
 # built-in number formats that show a date or a time (ECMA-376 18.8.30, and the CJK ones)
 _DATE_IDS = frozenset({*range(14, 23), *range(27, 37), 45, 46, 47, *range(50, 59)})
 _FORMAT_TEXT = re.compile(r'"[^"]*"|\\.|\[[^\]]*\]')
@@ -218,6 +219,8 @@ def _rows(zf: zipfile.ZipFile, part: str, path: Path, keep: set[int] | None,
             for row_attrs, begin, end in _row_elements(chunk):
                 attrs = dict(_ATTR.findall(row_attrs))
                 n = int(attrs[b"r"]) if b"r" in attrs else last + 1
+                if n > _LAST_ROW:   # no spreadsheet has it: the rows up to it would all be made
+                    raise ValueError(f"row {n} past a sheet's last row")
                 last = n
                 if kept is not None:   # the stretch's cells found already: this row's are taken
                     cells = {}

@@ -73,12 +73,10 @@ def read_manager_edits(path: Path, sheets: list[SheetData], *, attempts: int = 5
     wanted = [s for s in sheets if s.key_columns and any(c.manager_owned for c in s.columns)]
     if not path.exists():
         return ReadBack()
-    from python_calamine import CalamineWorkbook
-
     last: Exception | None = None
     for attempt in range(attempts):
         try:
-            wb = CalamineWorkbook.from_path(str(path))
+            wb = _calamine(path)
             names = set(wb.sheet_names)
             back = ReadBack(found=True)
             written = None
@@ -103,10 +101,8 @@ def read_rows(path: Path, sheet: SheetData, refs: set[str], columns: Sequence[st
     """``columns`` of the rows of ``sheet`` whose key (one column) is in ``refs``, as the
     workbook at ``path`` shows them: what a manager's row said when its key is no longer the
     store's (see render._adopt_unknown). Read row by row; only the asked rows are kept."""
-    from python_calamine import CalamineWorkbook
-
     try:
-        wb = CalamineWorkbook.from_path(str(path))
+        wb = _calamine(path)
         grid = wb.get_sheet_by_name(sheet.name).iter_rows()
     except Exception as exc:  # noqa: BLE001 - read a moment ago: unreadable now is a real error
         raise MergedUnreadable(path, str(exc)) from exc
@@ -121,6 +117,27 @@ def read_rows(path: Path, sheet: SheetData, refs: set[str], columns: Sequence[st
         if ref in refs:
             out[ref] = {k: (row[index[k]] if index[k] < len(row) else None) for k in columns if k in index}
     return out
+
+
+def _calamine(path: Path) -> Any:
+    """calamine's workbook of ``path``, cells far outside every table cut out first: one typed
+    by mistake at XFD1048576 would have calamine ask for 512 GiB and abort the daemon
+    (complaint_core/bounds.py, as for a shop's file). They are outside every table, so no
+    manager cell is among them."""
+    import io
+
+    from python_calamine import CalamineWorkbook
+
+    from ..bounds import bound_sheets, trimmed_copy
+    from ..safety import WorkbookFacts
+
+    bounds = bound_sheets(path, WorkbookFacts(kind="xlsx"))
+    if not bounds:
+        return CalamineWorkbook.from_path(str(path))
+    for bound in bounds:
+        log.warning("%s：工作表“%s”表格之外的 %d 个单元格未读取（如 %s）(far cells not read back)",
+                    path.name, bound.name, len(bound.strays), bound.strays[0])
+    return CalamineWorkbook.from_filelike(io.BytesIO(trimmed_copy(path, bounds)))
 
 
 def _table(grid: Iterable[list[Any]], sheet: SheetData, key_columns: tuple[str, ...],
