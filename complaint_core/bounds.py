@@ -124,10 +124,13 @@ def block_end(values: list[int], gap: int) -> int:
     return end
 
 
-def bound_sheets(path: str | os.PathLike[str], facts: WorkbookFacts) -> list[SheetBound]:
-    """The sheets of an xlsx or ods whose used range is too big to hand to calamine as it is.
+def bound_sheets(path: str | os.PathLike[str], facts: WorkbookFacts, *, only: set[str] | None = None,
+                 any_block: bool = False) -> list[SheetBound]:
+    """The sheets of an xlsx or ods whose used range is too big to hand to calamine as it is
+    (``only``: of those sheets; xlsx).
 
-    Raises UnreadableWorkbook when even the block without the far cells is too big.
+    Raises UnreadableWorkbook when even the block without the far cells is too big, unless
+    ``any_block`` (the merged workbook: its table is as big as the chain, only far cells are cut).
     """
     if facts.kind == "ods":
         from .bounds_ods import bound_ods
@@ -148,6 +151,8 @@ def bound_sheets(path: str | os.PathLike[str], facts: WorkbookFacts) -> list[She
     with zipfile.ZipFile(p) as zf:
         parts = sheet_parts(zf)
         for part, name in parts.items():
+            if only is not None and name not in only:
+                continue
             try:
                 info = zf.getinfo(part)
             except KeyError:
@@ -178,7 +183,7 @@ def bound_sheets(path: str | os.PathLike[str], facts: WorkbookFacts) -> list[She
                 continue
             last_row = block_end(list(rows), ROW_GAP)
             last_col = block_end(col_nums, COL_GAP)
-            if (last_row - lo_r + 1) * (last_col - lo_c + 1) > CELL_BUDGET:
+            if not any_block and (last_row - lo_r + 1) * (last_col - lo_c + 1) > CELL_BUDGET:
                 raise UnreadableWorkbook(p, f"工作表“{name}”的已用区域过大（约 {last_row - lo_r + 1} 行 × "
                                             f"{last_col - lo_c + 1} 列），无法安全读取 (used range too large)")
             bound = SheetBound(name, part, last_row, last_col)
@@ -189,7 +194,8 @@ def bound_sheets(path: str | os.PathLike[str], facts: WorkbookFacts) -> list[She
 
             _scan_cells(zf, part, stray)
             refuse_too_many(p, bound)
-            out.append(bound)
+            if bound.strays:
+                out.append(bound)
     return out
 
 

@@ -510,14 +510,27 @@ def each_shared(zf: zipfile.ZipFile, path: Path, wanted: bytes | bytearray) -> I
     try:
         for chunk in _chunks(zf, "xl/sharedStrings.xml", b"</si>"):
             n = chunk.count(b"<si>") + chunk.count(b"<si ") + chunk.count(b"<si/>")
-            stretch = wanted[i >> 3:((i + n) >> 3) + 1]
-            if stretch.count(0) == len(stretch):
-                i += n
-            else:
-                for m in _SI.finditer(chunk):
-                    if i >> 3 < len(wanted) and wanted[i >> 3] >> (i & 7) & 1:
-                        yield i, _text(m.group(1) or b"")
-                    i += 1
+            a = i >> 3
+            asked = int.from_bytes(wanted[a:((i + n) >> 3) + 1], "little") >> (i - (a << 3)) & ((1 << n) - 1)
+            if asked and b"<si/>" not in chunk:
+                # each item ends "</si>": the asked ones are cut out by their number, not
+                # every item parsed (most of the table's texts are not asked)
+                items = chunk.split(b"</si>")
+                while asked:
+                    low = asked & -asked
+                    asked ^= low
+                    k = low.bit_length() - 1
+                    item = items[k]
+                    start = item.rfind(b"<si")
+                    close = item.find(b">", start)
+                    if start < 0 or close < 0 or item[start + 3:start + 4] not in (b">", b" "):
+                        raise ColumnsUnreadable(path, f"xl/sharedStrings.xml: item {i + k} not as expected")
+                    yield i + k, _text(item[close + 1:])
+            elif asked:
+                for k, m in enumerate(_SI.finditer(chunk)):
+                    if asked >> k & 1:
+                        yield i + k, _text(m.group(1) or b"")
+            i += n
             if i > top:
                 return
     except (zipfile.BadZipFile, OSError, EOFError) as exc:

@@ -76,7 +76,7 @@ def read_manager_edits(path: Path, sheets: list[SheetData], *, attempts: int = 5
     last: Exception | None = None
     for attempt in range(attempts):
         try:
-            wb = _calamine(path)
+            wb = _calamine(path, {RENDERED_SHEET, *(s.name for s in wanted if not _streamed(path, s))})
             names = set(wb.sheet_names)
             back = ReadBack(found=True)
             written = None
@@ -102,7 +102,7 @@ def read_rows(path: Path, sheet: SheetData, refs: set[str], columns: Sequence[st
     workbook at ``path`` shows them: what a manager's row said when its key is no longer the
     store's (see render._adopt_unknown). Read row by row; only the asked rows are kept."""
     try:
-        wb = _calamine(path)
+        wb = _calamine(path, {sheet.name})
         grid = wb.get_sheet_by_name(sheet.name).iter_rows()
     except Exception as exc:  # noqa: BLE001 - read a moment ago: unreadable now is a real error
         raise MergedUnreadable(path, str(exc)) from exc
@@ -119,11 +119,11 @@ def read_rows(path: Path, sheet: SheetData, refs: set[str], columns: Sequence[st
     return out
 
 
-def _calamine(path: Path) -> Any:
-    """calamine's workbook of ``path``, cells far outside every table cut out first: one typed
-    by mistake at XFD1048576 would have calamine ask for 512 GiB and abort the daemon
-    (complaint_core/bounds.py, as for a shop's file). They are outside every table, so no
-    manager cell is among them."""
+def _calamine(path: Path, sheets: set[str]) -> Any:
+    """calamine's workbook of ``path``, cells far outside the tables of the ``sheets`` it will
+    read cut out first: one typed by mistake at XFD1048576 would have calamine ask for 512 GiB
+    and abort the daemon (complaint_core/bounds.py, as for a shop's file; a table itself may be
+    as big as the chain). They are outside every table, so no manager cell is among them."""
     import io
 
     from python_calamine import CalamineWorkbook
@@ -131,7 +131,7 @@ def _calamine(path: Path) -> Any:
     from ..bounds import bound_sheets, trimmed_copy
     from ..safety import WorkbookFacts
 
-    bounds = bound_sheets(path, WorkbookFacts(kind="xlsx"))
+    bounds = bound_sheets(path, WorkbookFacts(kind="xlsx"), only=sheets, any_block=True)
     if not bounds:
         return CalamineWorkbook.from_path(str(path))
     for bound in bounds:
@@ -152,6 +152,14 @@ def _table(grid: Iterable[list[Any]], sheet: SheetData, key_columns: tuple[str, 
         if all(k in index for k in key_columns):
             return index, itertools.chain(top[h_row + 1:], rows)
     return None
+
+
+def _streamed(path: Path, sheet: SheetData) -> bool:
+    """Whether ``_columns`` streams ``sheet`` (big enough) rather than having calamine read it."""
+    try:
+        return sheet_bytes(path, sheet.name) >= STREAM_FROM
+    except ColumnsUnreadable:
+        return False
 
 
 def _columns(path: Path, sheet: SheetData, wb: Any) -> Iterable[list[Any]]:
