@@ -244,3 +244,22 @@ def test_read_back_takes_the_managers_cells(tmp_path):
     wb = openpyxl.load_workbook(out)
     shown = [c.value for row in wb["全部投诉"].iter_rows() for c in row]
     assert "已回访，同意" in shown and "免除" in [c.value for row in wb["处罚"].iter_rows() for c in row]
+
+
+def test_the_whole_read_takes_a_table_of_any_size(written, tmp_path, monkeypatch):
+    """The whole read (another store's workbook, an old one) cuts far cells only: a table as
+    big as the chain is read, where a shop's file that big is refused (complaint_core/bounds.py)."""
+    from complaint_core import bounds
+    from complaint_core.errors import UnreadableWorkbook
+    from complaint_core.safety import WorkbookFacts
+
+    monkeypatch.setattr(bounds, "CELL_BUDGET", 40)   # the fixture's tables are bigger than this
+    path = tmp_path / "saved.xlsx"
+    wb = openpyxl.load_workbook(written)
+    _approve(wb, 0, "同意")
+    wb["处罚"]["XFD1048576"] = "按错了"
+    wb.save(path)
+    with pytest.raises(UnreadableWorkbook):
+        bounds.bound_sheets(path, WorkbookFacts(kind="xlsx"))
+    back = read_manager_edits(path, SHEETS)
+    assert [cells["manager_approval"] for cells in back.edits["全部投诉"].values()] == ["同意"]
