@@ -263,3 +263,34 @@ def test_the_whole_read_takes_a_table_of_any_size(written, tmp_path, monkeypatch
         bounds.bound_sheets(path, WorkbookFacts(kind="xlsx"))
     back = read_manager_edits(path, SHEETS)
     assert [cells["manager_approval"] for cells in back.edits["全部投诉"].values()] == ["同意"]
+
+
+def test_a_save_by_libreoffice(written, tmp_path):
+    """The manager's typing saved by LibreOffice (its own layout: shared strings, numbered
+    cells, formatted empty rows under the tables): the same edits as the whole read."""
+    import fcntl
+    import subprocess
+    import tempfile
+
+    from tests.support.libreoffice import _LOCK
+
+    typed = tmp_path / "typed.xlsx"
+    wb = openpyxl.load_workbook(written)
+    _approve(wb, 0, "同意，按流程处理")
+    _approve(wb, 1, None)
+    _confirm(wb, 0, "免除")
+    wb.save(typed)
+    soffice = shutil.which("soffice") or shutil.which("libreoffice")
+    assert soffice, "LibreOffice (soffice) is not installed: run scripts/test.sh"
+    with tempfile.TemporaryDirectory() as profile, open(_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        subprocess.run([soffice, "--headless", "--norestore", f"-env:UserInstallation=file://{profile}/p",
+                        "--convert-to", "xlsx:Calc MS Excel 2007 XML", "--outdir", str(tmp_path / "lo"), str(typed)],
+                       capture_output=True, timeout=180, check=True)
+    path = tmp_path / "lo" / "typed.xlsx"
+    with zipfile.ZipFile(path) as zf:
+        assert "xl/sharedStrings.xml" in zf.namelist()
+    found = changed_cells(path, SHEETS, {})
+    assert found is not None
+    assert found.edits == {name: _reference(path, {}).get(name, {}) for name in found.edits}
+    assert sorted(len(v) for v in found.edits.values()) == [1, 2]

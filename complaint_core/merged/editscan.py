@@ -15,8 +15,9 @@ else (a package laid out otherwise, an old workbook keyed by shop and id) gives 
 caller reads the workbook whole, as before; so does a workbook another store wrote, which is
 adopted whole (``store_id`` tells the caller).
 
-Two different keys with the same 63-bit hash would compare one complaint's cell with the
-other's written value: about one chance in 10^8 over a million rows.
+Two different keys with the same 63-bit hash (Python's own string hash, seeded per process)
+would compare one complaint's cell with the other's written value: about one chance in twenty
+million at a million rows, and a fresh seed at the next read.
 """
 
 from __future__ import annotations
