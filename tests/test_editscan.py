@@ -294,3 +294,27 @@ def test_a_save_by_libreoffice(written, tmp_path):
     assert found is not None
     assert found.edits == {name: _reference(path, {}).get(name, {}) for name in found.edits}
     assert sorted(len(v) for v in found.edits.values()) == [1, 2]
+
+
+def test_a_shared_string_number_past_the_table_is_not_made_room_for(written, tmp_path):
+    """A cell naming shared string 99,999,999,999 (a damaged or hostile file): no 12 GB set of
+    numbers is made; the workbook is read whole instead, which finds the string missing."""
+    path = tmp_path / "excel.xlsx"
+    excel_save(written, path)
+    bad = tmp_path / "bad.xlsx"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(bad, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "xl/worksheets/sheet2.xml":   # 全部投诉
+                at = data.index(b't="s"><v>', data.index(b"<row r=\"4\""))
+                end = data.index(b"</v>", at)
+                data = data[:at] + b't="s"><v>99999999999' + data[end:]
+            dst.writestr(item, data)
+    scan = editscan._Scan(bad)
+    try:
+        assert 0 < scan.shared_limit < 10_000_000
+        with pytest.raises(editscan._Otherwise):
+            scan.key_bits.add(99_999_999_999)
+    finally:
+        scan.close()
+    assert changed_cells(bad, SHEETS, {}) is None

@@ -63,6 +63,7 @@ _HEAD = 5            # the header is within a sheet's first rows (as readback._r
 # program wrote, copied as is) are kept as they are, up to this many, for the exact comparison;
 # past it the candidate rows are read from the file again.
 SIDE_ROWS = 20_000
+_MAX_SHARED = 1 << 27
 
 
 def _text_token(text: str) -> int:
@@ -78,9 +79,9 @@ def _json_key_hash(text: str) -> int:
     """The hash of the key ``_rendered`` writes as JSON; 0 for a text that is no key."""
     try:
         parts = json.loads(text)
-    except ValueError:
+        return _key_hash(tuple(parts)) if isinstance(parts, list) else 0
+    except (ValueError, TypeError):   # not JSON, or a list in the list (no key this program wrote)
         return 0
-    return _key_hash(tuple(parts)) if isinstance(parts, list) else 0
 
 
 def _blank(raw: Any) -> bool:
@@ -100,12 +101,16 @@ class _Otherwise(Exception):
 
 
 class _Bits:
-    """A set of shared-string numbers, a bit each."""
+    """A set of shared-string numbers, a bit each, below ``limit`` (how many the package's
+    table can hold): a cell naming string 10^11 must not make a 12 GB set."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int) -> None:
         self.bits = bytearray()
+        self.limit = limit
 
     def add(self, i: int) -> None:
+        if i >= self.limit:
+            raise _Otherwise(f"shared string {i} past the table's {self.limit} possible items")
         byte = i >> 3
         if byte >= len(self.bits):
             self.bits.extend(bytes(byte + 1 - len(self.bits) + (len(self.bits) >> 1)))
@@ -147,7 +152,11 @@ class _Scan:
         self.zf = open_package(path)
         self.dates = date_styles(self.zf)
         self.names: dict[int, str] = {}            # token -> text of _rendered's sheet and column cells
-        self.name_bits, self.json_bits, self.key_bits = _Bits(), _Bits(), _Bits()
+        info = self.zf.NameToInfo.get("xl/sharedStrings.xml")
+        # each item is at least "<si/>": no more items than a fifth of the table's bytes, nor
+        # than _MAX_SHARED (a declared size can lie; a set of that many is 16 MiB)
+        self.shared_limit = min(info.file_size // 5, _MAX_SHARED) if info is not None else 0
+        self.name_bits, self.json_bits, self.key_bits = (_Bits(self.shared_limit) for _ in range(3))
 
     def close(self) -> None:
         self.zf.close()
@@ -188,7 +197,7 @@ class _Scan:
 
     def texts(self, raws: Iterable[Any]) -> dict[int, str]:
         """The texts of the shared strings among ``raws``."""
-        wanted = _Bits()
+        wanted = _Bits(self.shared_limit)
         for raw in raws:
             if isinstance(raw, SharedRef):
                 wanted.add(raw.index)
@@ -228,7 +237,7 @@ class _Written:
     """``_rendered``'s rows as tokens: sheet and column (interned), key hash, value."""
 
     def __init__(self) -> None:
-        self.sheet, self.column = array("l"), array("l")
+        self.sheet, self.column = array("i"), array("i")
         self.key, self.value = array("q"), array("q")
         self.ids: dict[int, int] = {}       # name token -> its number in ``sheet`` / ``column``
         self.tokens: list[int] = []
@@ -274,9 +283,6 @@ class _Written:
             if k < 0:
                 keys[i] = json_keys.get(-1 - k)
 
-    def name_of(self, scan: _Scan, interned: int) -> str | None:
-        return scan.names.get(self.tokens[interned])
-
     def store_id(self, scan: _Scan) -> str | None:
         """The id of the store that wrote the workbook (None: none recorded); ``_Otherwise``
         when a ``_store`` row is not the first (not as this program writes it)."""
@@ -308,8 +314,8 @@ class _Table:
         size = 1 << max(4, (2 * count).bit_length())
         self.mask = size - 1
         self.keys = array("q", bytes(8 * size))
-        self.first = array("l", [-1]) * size
-        self.next = array("l", [-1]) * len(written.key) if count else array("l")
+        self.first = array("i", [-1]) * size
+        self.next = array("i", [-1]) * len(written.key) if count else array("i")
         self.column = array("b", bytes(len(written.key))) if count else array("b")
         self.written = written
         for i in rows() if count else ():
