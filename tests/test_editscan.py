@@ -131,6 +131,8 @@ CASES = {
     "a row copied below as it was": [lambda wb: _duplicate(wb, 2, None), lambda wb: _approve(wb, 2, "原行改"),
                                      lambda wb: _approve(wb, 4, "另一行")],
     "formula-looking text": [lambda wb: _approve(wb, 6, "'=1+1"), lambda wb: _approve(wb, 7, "<b>&amp;</b>")],
+    "a formula typed": [lambda wb: _approve(wb, 0, "=1+1"), lambda wb: _approve(wb, 3, '="已"&"阅"')],
+    "a true and a long text": [lambda wb: _approve(wb, 0, True), lambda wb: _approve(wb, 2, "批" * 5000)],
 }
 
 
