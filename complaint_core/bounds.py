@@ -157,6 +157,9 @@ def bound_sheets(path: str | os.PathLike[str], facts: WorkbookFacts, *, only: se
                 info = zf.getinfo(part)
             except KeyError:
                 continue
+            # the merged workbook's tables are as big as the chain: a range costing calamine up to
+            # four times the sheet's XML (32 bytes a cell) is its table; a far cell makes it far bigger
+            budget = max(CELL_BUDGET, info.file_size // 8) if any_block else CELL_BUDGET
             with zf.open(info) as fh:
                 head = fh.read(HEAD)
             dim = _DIM_RE.search(head)
@@ -165,7 +168,7 @@ def bound_sheets(path: str | os.PathLike[str], facts: WorkbookFacts, *, only: se
                 if c2 is None:
                     c2, r2 = c1, r1
                 box = (abs(int(r2) - int(r1)) + 1) * (abs(col_index(c2) - col_index(c1)) + 1)
-                if box <= CELL_BUDGET:
+                if box <= budget:
                     continue   # what the saving program says: the common case costs 4 KiB
             rows: set[int] = set()
             cols: set[bytes] = set()
@@ -179,7 +182,7 @@ def bound_sheets(path: str | os.PathLike[str], facts: WorkbookFacts, *, only: se
                 continue
             col_nums = [col_index(c) for c in cols]
             lo_r, lo_c = min(rows), min(col_nums)
-            if (max(rows) - lo_r + 1) * (max(col_nums) - lo_c + 1) <= CELL_BUDGET:
+            if (max(rows) - lo_r + 1) * (max(col_nums) - lo_c + 1) <= budget:
                 continue
             last_row = block_end(list(rows), ROW_GAP)
             last_col = block_end(col_nums, COL_GAP)

@@ -270,25 +270,13 @@ def test_what_is_not_expected_is_refused_not_guessed(tmp_path: Path, merged: Pat
     with pytest.raises(ColumnsUnreadable):
         read_columns(broken, ALL, lambda top: {0, 1})
     # tags with a namespace prefix (<x:row>, as some .NET writers do): refused, so calamine reads it
-    prefixed = tmp_path / "prefixed.xlsx"
-    with zipfile.ZipFile(shared) as src, zipfile.ZipFile(prefixed, "w") as dst:
-        for item in src.infolist():
-            data = src.read(item)
-            if item.filename.startswith("xl/worksheets/sheet"):
-                data = data.replace(b"<row", b"<x:row").replace(b"</row>", b"</x:row>").replace(
-                    b"<c ", b"<x:c ").replace(b"</c>", b"</x:c>")
-            dst.writestr(item, data)
+    prefixed = _rewritten(shared, tmp_path / "prefixed.xlsx", lambda xml: xml.replace(b"<row", b"<x:row").replace(
+        b"</row>", b"</x:row>").replace(b"<c ", b"<x:c ").replace(b"</c>", b"</x:c>"))
     with pytest.raises(ColumnsUnreadable):
         read_columns(prefixed, ALL, lambda top: {i for row in top for i, v in enumerate(row) if v == "主管批示"})
     # a row past a sheet's last row: refused, not a billion empty rows made up to it
-    far = tmp_path / "far.xlsx"
-    with zipfile.ZipFile(shared) as src, zipfile.ZipFile(far, "w") as dst:
-        for item in src.infolist():
-            data = src.read(item)
-            if item.filename.startswith("xl/worksheets/sheet"):
-                data = data.replace(b'<row r="2"', b'<row r="999999999"').replace(b'r="A2"', b'r="A999999999"').replace(
-                    b'r="B2"', b'r="B999999999"')
-            dst.writestr(item, data)
+    far = _rewritten(shared, tmp_path / "far.xlsx", lambda xml: xml.replace(b'<row r="2"', b'<row r="999999999"').replace(
+        b'r="A2"', b'r="A999999999"').replace(b'r="B2"', b'r="B999999999"'))
     with pytest.raises(ColumnsUnreadable, match="last row"):
         list(read_columns(far, ALL, lambda top: {0, 1}))
 

@@ -30,6 +30,7 @@ from complaint_core.store import open_store
 from complaint_core.store import tables as t
 from complaint_core.store.db import content_hash, encode_values, record_key
 from scheduler.api import scan_once
+from tests.test_colread import _rewritten
 from tests.test_mail_outbox import RULES
 
 NOW = datetime(2026, 3, 8, 11, 0)
@@ -303,15 +304,12 @@ def test_a_shared_string_number_past_the_table_is_not_made_room_for(written, tmp
     numbers is made; the workbook is read whole instead, which finds the string missing."""
     path = tmp_path / "excel.xlsx"
     excel_save(written, path)
-    bad = tmp_path / "bad.xlsx"
-    with zipfile.ZipFile(path) as src, zipfile.ZipFile(bad, "w") as dst:
-        for item in src.infolist():
-            data = src.read(item)
-            if item.filename == "xl/worksheets/sheet2.xml":   # 全部投诉
-                at = data.index(b't="s"><v>', data.index(b"<row r=\"4\""))
-                end = data.index(b"</v>", at)
-                data = data[:at] + b't="s"><v>99999999999' + data[end:]
-            dst.writestr(item, data)
+
+    def far_number(xml: bytes) -> bytes:
+        at = xml.index(b't="s"><v>', xml.index(b'<row r="4"'))
+        return xml[:at] + b't="s"><v>99999999999' + xml[xml.index(b"</v>", at):]
+
+    bad = _rewritten(path, tmp_path / "bad.xlsx", far_number)
     scan = editscan._Scan(bad)
     try:
         assert 0 < scan.shared_limit < 10_000_000

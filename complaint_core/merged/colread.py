@@ -483,15 +483,14 @@ def stream_cells(zf: zipfile.ZipFile, part: str, path: Path, keep: set[int] | No
     return _rows(zf, part, path, keep, start)
 
 
+def row_list(cells: dict[int, Any]) -> list[Any]:
+    """Cells by column as a row list (None where there is none), as calamine gives a row."""
+    return _as_list(cells)
+
+
 def cell_value(raw: Any, texts: dict[int, str], dates: set[int]) -> Any:
     """A raw cell's value as calamine gives it (``texts``: the shared strings it may show)."""
     return _value(raw, texts, dates)
-
-
-def shared_texts(zf: zipfile.ZipFile, path: Path, wanted: set[int]) -> dict[int, str]:
-    """The shared strings numbered ``wanted``, read up to the last of them."""
-    name = "xl/sharedStrings.xml" if "xl/sharedStrings.xml" in zf.NameToInfo else None
-    return _shared(zf, name, wanted, path)
 
 
 def each_shared(zf: zipfile.ZipFile, path: Path, wanted: bytes | bytearray) -> Iterator[tuple[int, str]]:

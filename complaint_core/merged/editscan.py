@@ -40,6 +40,7 @@ from .colread import (
     date_styles,
     each_shared,
     open_package,
+    row_list,
     sheet_part,
     stream_cells,
 )
@@ -205,8 +206,8 @@ class _Scan:
 
 
 class _Side:
-    """Cells that are not shared strings, kept by row up to ``SIDE_ROWS`` rows (then dropped:
-    ``full`` tells the exact comparison to read the rows again)."""
+    """Cells that are not shared strings, kept by row up to ``SIDE_ROWS`` rows; past that none
+    are kept, and the exact comparison reads the rows it needs from the file again."""
 
     def __init__(self) -> None:
         self.cells: dict[int, dict[int, Any]] = {}
@@ -361,6 +362,11 @@ class _Layout:
     top: list[list[Any]]                  # the data rows among the first rows, values read
     streamed_from: int                    # where the rows after ``top`` start
 
+    @property
+    def columns(self) -> list[int]:
+        """The key's column, then each manager column's."""
+        return [self.key_at, *(at for _k, at in self.owned)]
+
 
 class _Got:
     """A sheet's rows as tokens: the key's (shared string number or hash), its hash, and each
@@ -386,36 +392,30 @@ def _layout(scan: _Scan, sheet: SheetData) -> _Layout | None:
     if not head:
         return None
     texts = scan.texts(v for _n, cells in head for v in cells.values())
-    top = [_row_list({c: cell_value(v, texts, scan.dates) for c, v in cells.items()}) for _n, cells in head]
-    if len(sheet.key_columns) != 1 or (found := _table(top, sheet, sheet.key_columns)) is None:
-        if len(sheet.key_columns) != 1 or (
-                sheet.legacy_key_columns and _table(top, sheet, sheet.legacy_key_columns) is not None):
-            raise _Otherwise(f"{sheet.name} keyed by {sheet.key_columns or sheet.legacy_key_columns}")
+    top = [row_list({c: cell_value(v, texts, scan.dates) for c, v in cells.items()}) for _n, cells in head]
+    if len(sheet.key_columns) != 1:
+        raise _Otherwise(f"{sheet.name} keyed by {sheet.key_columns}")
+    found = _table(top, sheet, sheet.key_columns)
+    if found is None:
+        if sheet.legacy_key_columns and _table(top, sheet, sheet.legacy_key_columns) is not None:
+            raise _Otherwise(f"{sheet.name} keyed by {sheet.legacy_key_columns}")
         return None
     index, under = found
     owned = [(c.key, index[c.key]) for c in sheet.columns if c.manager_owned and c.key in index]
     return _Layout(part, index[sheet.key_columns[0]], owned, list(under), head[0][0] + len(head))
 
 
-def _row_list(cells: dict[int, Any]) -> list[Any]:
-    out: list[Any] = [None] * (max(cells) + 1) if cells else []
-    for col, value in cells.items():
-        out[col] = value
-    return out
-
-
 def _data_rows(scan: _Scan, layout: _Layout) -> Iterator[dict[int, Any]]:
     """The raw cells (key and manager columns) of each row under the header, in order."""
     for row in layout.top:
         yield dict(enumerate(row))
-    keep = {layout.key_at, *(at for _k, at in layout.owned)}
-    for _n, cells in stream_cells(scan.zf, layout.part, scan.path, keep, layout.streamed_from):
+    for _n, cells in stream_cells(scan.zf, layout.part, scan.path, set(layout.columns), layout.streamed_from):
         yield cells
 
 
 def _read_got(scan: _Scan, layout: _Layout) -> _Got:
     got = _Got(len(layout.owned))
-    columns = [layout.key_at, *(at for _k, at in layout.owned)]
+    columns = layout.columns
     for j, cells in enumerate(_data_rows(scan, layout)):
         raw = cells.get(layout.key_at)
         if isinstance(raw, SharedRef):
@@ -462,7 +462,7 @@ def _exact(scan: _Scan, layout: _Layout, got: _Got, table: _Table, keys: set[int
     under them, as cells again (from their tokens, or read from the file again)."""
     rows = [j for j, kh in enumerate(got.hash) if kh in keys]   # every row of a key: the last one wins
     marks = sorted({i for kh in keys for i in table.rows(kh)})
-    columns = [layout.key_at, *(at for _k, at in layout.owned)]
+    columns = layout.columns
     picked: list[dict[int, Any]] = []
     complete = True
     for j in rows:

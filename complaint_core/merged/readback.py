@@ -76,7 +76,8 @@ def read_manager_edits(path: Path, sheets: list[SheetData], *, attempts: int = 5
     last: Exception | None = None
     for attempt in range(attempts):
         try:
-            wb = _calamine(path, {RENDERED_SHEET, *(s.name for s in wanted if not _streamed(path, s))})
+            # every sheet calamine may read: a big one it reads too when the column reader refuses it
+            wb = _calamine(path, {RENDERED_SHEET, *(s.name for s in wanted)})
             names = set(wb.sheet_names)
             back = ReadBack(found=True)
             written = None
@@ -152,14 +153,6 @@ def _table(grid: Iterable[list[Any]], sheet: SheetData, key_columns: tuple[str, 
         if all(k in index for k in key_columns):
             return index, itertools.chain(top[h_row + 1:], rows)
     return None
-
-
-def _streamed(path: Path, sheet: SheetData) -> bool:
-    """Whether ``_columns`` streams ``sheet`` (big enough) rather than having calamine read it."""
-    try:
-        return sheet_bytes(path, sheet.name) >= STREAM_FROM
-    except ColumnsUnreadable:
-        return False
 
 
 def _columns(path: Path, sheet: SheetData, wb: Any) -> Iterable[list[Any]]:
