@@ -342,3 +342,115 @@ def test_cells_without_a_place_are_read_by_their_place_as_in_order(rows: list[li
         assert colread._placed(body, keep) == colread._cells(body, keep)
     # a cell not closed where the next one starts: read in order, as before
     assert colread._placed(b'<c t="inlineStr"><is><t>x</t></is></c>junk<c/>', {0}) is None
+
+
+# ---- the fast paths of a read-back (issue 17): each equal to the row-by-row read -------------
+_CELL_FORMS = st.sampled_from(["shared", "inline", "number", "styled", "bool", "empty", "styled_empty"])
+
+
+def _raw(found: Any) -> Any:
+    """Rows of raw cells with the reader's cell objects as plain tuples, to compare."""
+    from complaint_core.merged import colread
+
+    def one(v: Any) -> Any:
+        if isinstance(v, colread._Shared):
+            return ("shared", v.index)
+        if isinstance(v, colread._Styled):
+            return ("styled", v.number, v.style)
+        return v
+
+    if found is None:
+        return None
+    return [(n, {c: one(v) for c, v in cells.items()}) for n, cells in found]
+
+
+def _excel_cell(ref: str, form: str, n: int) -> bytes:
+    body = {"shared": f' t="s"><v>{n}</v></c>', "inline": f' t="inlineStr"><is><t>x{n}</t></is></c>',
+            "number": f"><v>{n}.5</v></c>", "styled": f' s="3"><v>{n}</v></c>',
+            "bool": f' t="b"><v>{n % 2}</v></c>', "empty": "/>", "styled_empty": ' s="1"/>'}[form]
+    return f'<c r="{ref}"{body}'.encode()
+
+
+@settings(max_examples=80, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(min_value=1, max_value=3),
+                               st.lists(st.tuples(st.integers(min_value=0, max_value=30), _CELL_FORMS),
+                                        max_size=6)), max_size=8),
+       keep=st.sets(st.integers(min_value=0, max_value=30), min_size=1, max_size=3),
+       odd=st.sampled_from(["", "cols", "r_later"]))
+def test_cells_found_by_their_place_are_the_rows_cells(rows: list[tuple[int, list[tuple[int, str]]]],
+                                                        keep: set[int], odd: str) -> None:
+    """As Excel saves: the kept cells of a whole stretch, found by one search and put in rows by
+    the row number of their own place, are what reading it row by row gives; a stretch with a
+    "<c" that does not begin ``<c r="`` (a <col>, a cell naming its place later) is not read so."""
+    from complaint_core.merged import colread
+
+    xml, expected, n = b"", [], 0
+    for gap, cells in rows:
+        n += gap
+        used = sorted(dict(cells).items())
+        row = b"".join(_excel_cell(f"{colread.column_letter(c)}{n}", form, c + n) for c, form in used)
+        xml += f'<row r="{n}" spans="1:31">'.encode() + row + b"</row>"
+        got = colread._cells(row, keep)
+        if got:
+            expected.append((n, got))
+    if odd == "cols":
+        xml = b'<cols><col min="1" max="2" width="9"/></cols><sheetData>' + xml
+    elif odd == "r_later":
+        xml += b'<row r="99"><c s="2" r="A99"><v>1</v></c></row>'
+    assert _raw(colread._kept(xml, keep)) == (None if odd else _raw(expected))
+
+
+@settings(max_examples=80, deadline=None)
+@given(cells=st.lists(st.sampled_from([b"<c/>", b'<c s="1"/>', b'<c t="inlineStr"><is><t>a b</t></is></c>',
+                                       b'<c t="inlineStr"><is><t xml:space="preserve"> a </t></is></c>',
+                                       b'<c s="4"><v>3.25</v></c>', b'<c t="b"><v>1</v></c>', b"<c><v>7</v></c>",
+                                       b'<c t="s"><v>2</v></c>', b'<c t="str"><v>&amp;x</v></c>']),
+                      min_size=1, max_size=8),
+       blanks=st.booleans(), keep=st.sets(st.integers(min_value=0, max_value=9), min_size=1, max_size=3))
+def test_cells_without_a_place_cut_by_hand_are_read_as_parsed(cells: list[bytes], blanks: bool,
+                                                              keep: set[int]) -> None:
+    """Our own layout read by cutting each row at "<c": every form a cell takes (empty, styled
+    without a value, inline text kept or trimmed, numbers, booleans, shared strings, formula
+    text), with or without blanks between cells, gives what parsing each cell gives."""
+    from complaint_core.merged import colread
+
+    row = (b"\n  " if blanks else b"").join(cells)
+    assert colread._none_numbered(row)
+    assert _raw([(0, colread._placed(row, keep))]) == _raw([(0, colread._cells(row, keep))])
+
+
+def _shared_table(items: list[bytes]) -> bytes:
+    return (b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<sst xmlns="x" count="9">'
+            + b"".join(items) + b"</sst>")
+
+
+_ITEMS = st.sampled_from([b"<si><t>plain</t></si>", b"<si><t> trimmed </t></si>", b"<si/>",
+                          b'<si><t xml:space="preserve"> kept </t></si>', b"<si><t>a&amp;b_x0041_</t></si>",
+                          b"<si><r><t>two </t></r><r><rPr><b/></rPr><t>runs</t></r></si>",
+                          b"<si><t>\xe4\xb8\xad</t><rPh sb=\"0\" eb=\"1\"><t>zhong</t></rPh></si>",
+                          b'<si count="1"><t>attributes</t></si>', b"<si>\n<t>spaced</t>\n</si>"])
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(items=st.lists(_ITEMS, min_size=1, max_size=40), picks=st.sets(st.integers(min_value=0, max_value=39)),
+       block=st.sampled_from([24, 100, 1 << 20]))
+def test_asked_shared_strings_are_read_as_the_item_pattern_reads_them(tmp_path: Path, monkeypatch,
+                                                                      items: list[bytes], picks: set[int],
+                                                                      block: int) -> None:
+    """The shared strings a read-back asks for, taken from a table cut into stretches of any
+    size, are those the item pattern finds, empty items (<si/>) and rich text included."""
+    from complaint_core.merged import colread
+
+    monkeypatch.setattr(colread, "_BLOCK", block)
+    wanted = sorted(i for i in picks if i < len(items))
+    path = tmp_path / "sst.xlsx"
+    table = _shared_table(items)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("xl/sharedStrings.xml", table)
+    bits = bytearray(len(items) // 8 + 1)
+    for i in wanted:
+        bits[i >> 3] |= 1 << (i & 7)
+    expected = [(i, colread._text(m.group(1) or b"")) for i, m in enumerate(colread._SI.finditer(table))
+                if i in wanted]
+    with zipfile.ZipFile(path) as zf:
+        assert list(colread.each_shared(zf, path, bits)) == expected

@@ -19,7 +19,7 @@ from __future__ import annotations
 import html
 import re
 import zipfile
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -215,25 +215,18 @@ def _rows(zf: zipfile.ZipFile, part: str, path: Path, keep: set[int] | None,
     try:
         for chunk in _chunks(zf, part, b"</row>"):
             placed, only, kept = _layout(chunk, keep)
-            k = 0
-            for row_attrs, begin, end in _row_elements(chunk):
-                attrs = dict(_ATTR.findall(row_attrs))
-                n = int(attrs[b"r"]) if b"r" in attrs else last + 1
+            if kept is not None:
+                # every cell names its place: the rows are those its kept cells name, as calamine
+                # places a cell by its own reference (a row with none of them is a gap below)
+                rows: Iterable[tuple[int, dict[int, Any]]] = kept
+            else:
+                rows = _each_row(chunk, placed, only, keep, last)
+            for n, cells in rows:
                 if n > _LAST_ROW:   # no spreadsheet has it: the rows up to it would all be made
                     raise ValueError(f"row {n} past a sheet's last row")
                 last = n
-                if kept is not None:   # the stretch's cells found already: this row's are taken
-                    cells = {}
-                    while k < len(kept) and kept[k][0] < end:
-                        at, col, value = kept[k]
-                        k += 1
-                        if at >= begin:
-                            cells[col] = value
                 if expect is not None and n < expect:
                     continue
-                if kept is None:
-                    got = _placed(chunk[begin:end], placed) if placed is not None else None
-                    cells = got if got is not None else _cells(chunk[begin:end], keep, only)
                 if expect is None:
                     if not cells:
                         continue
@@ -247,8 +240,19 @@ def _rows(zf: zipfile.ZipFile, part: str, path: Path, keep: set[int] | None,
         raise ColumnsUnreadable(path, f"{part}: {exc}") from exc
 
 
+def _each_row(chunk: bytes, placed: set[int] | None, only: re.Pattern[bytes] | None, keep: set[int] | None,
+              last: int) -> Iterator[tuple[int, dict[int, Any]]]:
+    """(row number, kept cells) of each ``<row>`` of a stretch, row by row: a row without ``r``
+    follows the one before it (``last``: the number of the row before the stretch)."""
+    for row_attrs, begin, end in _row_elements(chunk):
+        n = int(attrs[b"r"]) if b"r" in (attrs := _attributes(row_attrs)) else last + 1
+        last = n
+        got = _placed(chunk[begin:end], placed) if placed is not None else None
+        yield n, (got if got is not None else _cells(chunk[begin:end], keep, only))
+
+
 def _layout(chunk: bytes, keep: set[int] | None) -> tuple[set[int] | None, re.Pattern[bytes] | None,
-                                                         list[tuple[int, int, Any]] | None]:
+                                                         list[tuple[int, dict[int, Any]]] | None]:
     """How the kept columns' cells of a stretch are read: (``placed``: by their place in the
     row, ``only``: by a search of each row for them, ``kept``: found in the whole stretch at
     once); all None: every cell of each row parsed.
@@ -258,20 +262,24 @@ def _layout(chunk: bytes, keep: set[int] | None) -> tuple[set[int] | None, re.Pa
     back 100,000 complaints as Excel saves them)."""
     if not keep:
         return None, None, None
+    # Each check passes over the whole stretch (XML is mostly tags: even a count of "<c" costs
+    # as much as a search), so the first cell says which to try first.
+    first = chunk.find(b"<c")
+    if chunk[first:first + 6] == b'<c r="':
+        # every "<c" of the stretch starts ``<c r="`` (as Excel, WPS and LibreOffice save): the
+        # kept columns' cells of the whole stretch are found by one search, not row by row,
+        # which also tells whether the stretch is so
+        if (kept := _kept(chunk, keep)) is not None:
+            return None, None, kept
     # no "<c" but a cell's start, and no cell (nor row) names its place: the merged workbook
     # as this program writes it, a cell's column is its place in the row
-    if _none_numbered(chunk):
+    elif _none_numbered(chunk):
         return keep, None, None
-    # every cell starts ``<c r="`` (as Excel, WPS and LibreOffice save): the kept columns'
-    # cells of the whole stretch are found by one search, not row by row
-    if _NOT_R_FIRST.search(chunk) is None and b'<c r="' in chunk:
-        return None, None, _kept(chunk, keep)
     # every cell names its place, somewhere among its attributes: only the kept ones parsed
     return None, (_only(keep) if _all_numbered(chunk) else None), None
 
 
 _WORDY_C = re.compile(rb"<c\w")               # a tag that is not a cell (<col>, <cfRule>, …)
-_NOT_R_FIRST = re.compile(rb'<c\b(?! r=")')   # a cell whose first attribute is not its place
 _CELL_START = re.compile(rb"<c\b")
 _NUMBERED = re.compile(rb"<c\b[^>]*?\sr=\"")
 _ROW_START = re.compile(rb"<row\b")
@@ -298,19 +306,44 @@ def _row_elements(xml: bytes) -> Iterator[tuple[bytes, int, int]]:
         pos = end + 6
 
 
-def _kept(xml: bytes, keep: set[int]) -> list[tuple[int, int, Any]]:
-    """(where, column, value) of every cell of the ``keep`` columns in ``xml``, a stretch whose
-    every cell starts ``<c r="`` (``_rows`` checks it): one search over the stretch finds them
-    with the column letters right after ``r="``, where looking into each row for them was half
-    of reading back 100,000 complaints as Excel saves them (4.8 s). Cells without a value
-    are left out, as ``_cells`` leaves them."""
+def _kept(xml: bytes, keep: set[int]) -> list[tuple[int, dict[int, Any]]] | None:
+    """(row number, cells) of each row of ``xml`` that has a cell with a value in the ``keep``
+    columns, when every "<c" of ``xml`` starts ``<c r="`` (None otherwise: a cell whose place
+    is not its first attribute, or another tag such as <col>). One search over the stretch
+    finds the kept cells with the column letters and the row number right after ``r="``,
+    where looking into each row for them was half of reading back 100,000 complaints as Excel
+    saves them (4.8 s). Cells without a value are left out, as ``_cells`` leaves them."""
     column = {column_letter(c).encode(): c for c in keep}
-    out: list[tuple[int, int, Any]] = []
-    for cm in _pattern(_R_FIRST, keep).finditer(xml):
-        value = _value_of(dict(_ATTR.findall(cm.group(2))), cm.group(3))
-        if value is not _EMPTY:
-            out.append((cm.start(), column[cm.group(1)], value))
+    out: list[tuple[int, dict[int, Any]]] = []
+    row = -1
+    cells: dict[int, Any] = {}
+    for letters, number, attrs, body in _pattern(_R_FIRST, keep).findall(xml):
+        if not letters:   # a "<c" that is not ``<c r="``: this stretch is read another way
+            return None
+        value = _value_of(_attributes(attrs), body)
+        if value is _EMPTY:
+            continue
+        n = int(number)
+        if n != row:
+            row, cells = n, {}
+            out.append((n, cells))
+        cells[column[letters]] = value
     return out
+
+
+_ATTRIBUTES: dict[bytes, dict[bytes, bytes]] = {}
+
+
+def _attributes(raw: bytes) -> dict[bytes, bytes]:
+    """The ``r``, ``t`` and ``s`` of a tag's attributes. A sheet's cells share a few dozen
+    attribute texts once their place is left out (`` s="3" t="s"``), so each is parsed once;
+    a text with a place in it (a row's, or a cell whose place is not first) is parsed anew."""
+    got = _ATTRIBUTES.get(raw)
+    if got is None:
+        got = dict(_ATTR.findall(raw))
+        if b"r" not in got and len(_ATTRIBUTES) < 4096:
+            _ATTRIBUTES[raw] = got
+    return got
 
 
 # how an attribute ``r`` can start: after the blank that ends the name or attribute before it
@@ -328,25 +361,42 @@ def _none_numbered(xml: bytes) -> bool:
 def _placed(xml: bytes, keep: set[int]) -> dict[int, Any] | None:
     """The kept cells of a row whose cells do not name their place, by their place; None when
     a cell is not as expected there (``_cells`` then reads the row as before)."""
+    # the stretch has no other tag beginning "<c" (``_none_numbered``): each piece between
+    # them is one cell, ``<c`` left out, cut by hand (a regex per cell was a fifth of reading
+    # back 300,000 complaints)
     parts = xml.split(b"<c")
     out: dict[int, Any] = {}
     for col in keep:
         if col + 1 >= len(parts):
             continue
-        text = b"<c" + parts[col + 1]
-        cm = _CELL.match(text)
-        if cm is None or text[cm.end():].strip():
+        piece = parts[col + 1]
+        if piece == b"/>":
+            continue   # <c/>, an empty cell: what most of a row's are
+        if piece[-4:] != b"</c>":
+            piece = piece.rstrip(_XML_BLANKS)   # blanks between cells
+        close = piece.find(b">")
+        if close < 0 or piece[:1] not in _AFTER_C:
             return None
-        value = _value_of(dict(_ATTR.findall(cm.group(1))), cm.group(2))
+        if piece[close - 1:close] == b"/":
+            if close + 1 != len(piece):
+                return None
+            continue   # <c s="3"/>: no value
+        if piece[-4:] != b"</c>" or close + 1 > len(piece) - 4:
+            return None
+        value = _value_of(_attributes(piece[:close]), piece[close + 1:-4])
         if value is not _EMPTY:
             out[col] = value
     return out
 
 
+_AFTER_C = (b" ", b">", b"/", b"\t", b"\n", b"\r")   # what follows "<c" at a cell's start
+
+
 # The cells of some columns (LETTERS: their letters), by where a cell names its place: first
-# (group 1 the letters, 2 the other attributes, 3 the content), or anywhere among its
+# (group 1 the letters, 2 the row number, 3 the other attributes, 4 the content; or a "<c"
+# not followed by its place, all groups empty), or anywhere among its
 # attributes (group 1 the attributes, 2 the content)
-_R_FIRST = rb'<c r="(LETTERS)\d+"([^>]*?)(?:/>|>(.*?)</c>)'
+_R_FIRST = rb'<c(?: r="(LETTERS)(\d+)"([^>]*?)(?:/>|>(.*?)</c>)|(?! r="))'
 _R_ANYWHERE = rb'<c\b([^>]*?\sr="(?:LETTERS)\d+"[^>]*?)(?:/>|>(.*?)</c>)'
 _PATTERNS: dict[tuple[bytes, frozenset[int]], re.Pattern[bytes]] = {}
 
@@ -377,7 +427,7 @@ def _cells(xml: bytes, keep: set[int] | None, only: re.Pattern[bytes] | None = N
     out: dict[int, Any] = {}
     at = 0
     for cm in (only or _CELL).finditer(xml):
-        attrs = dict(_ATTR.findall(cm.group(1)))
+        attrs = _attributes(cm.group(1))
         col = _column(attrs[b"r"]) if b"r" in attrs else at
         at = col + 1
         if keep is not None and col not in keep:
@@ -422,6 +472,10 @@ def _text(body: bytes) -> str:
     """A string item's text: its runs joined, phonetic guides (rPh) left out. A run not marked
     ``xml:space="preserve"`` loses its blanks at both ends, as calamine reads it (Excel marks
     every text that keeps them; openpyxl does not mark one of blanks only)."""
+    if body[:3] == b"<t>" and body[-4:] == b"</t>" and body.count(b"<") == 2:
+        return _unescape(body[3:-4].strip(_XML_BLANKS))   # one run, unmarked: most texts
+    if body[:7] == b"<is><t>" and body[-9:] == b"</t></is>" and body.count(b"<") == 4:
+        return _unescape(body[7:-9].strip(_XML_BLANKS))   # the same inline (as this program writes)
     if b"<rPh" in body:
         body = _PHONETIC.sub(b"", body)
     runs = [(run if b"preserve" in attrs else run.strip(_XML_BLANKS)) for attrs, run in _T.findall(body)]
@@ -508,18 +562,32 @@ def each_shared(zf: zipfile.ZipFile, path: Path, wanted: bytes | bytearray) -> I
     i = 0
     try:
         for chunk in _chunks(zf, "xl/sharedStrings.xml", b"</si>"):
-            n = chunk.count(b"<si>") + chunk.count(b"<si ") + chunk.count(b"<si/>")
+            # each item ends "</si>" when no tag but an item's begins "<si" and none is empty
+            # (<si/>): then the items are the pieces between the ends (XML is mostly tags: a
+            # count of a tag costs as much as cutting the stretch at it)
+            n = chunk.count(b"<si")
             a = i >> 3
             asked = int.from_bytes(wanted[a:((i + n) >> 3) + 1], "little") >> (i - (a << 3)) & ((1 << n) - 1)
-            if asked and b"<si/>" not in chunk:
-                # each item ends "</si>": the asked ones are cut out by their number, not
-                # every item parsed (most of the table's texts are not asked)
+            if asked:
                 items = chunk.split(b"</si>")
+                exact = len(items) - 1 == n
+            else:
+                items, exact = [], n == chunk.count(b"</si>")
+            if not exact:
+                items = []   # another tag begins "<si", or an item is empty: counted exactly
+                n = chunk.count(b"<si>") + chunk.count(b"<si ") + chunk.count(b"<si/>")
+                asked = int.from_bytes(wanted[a:((i + n) >> 3) + 1], "little") >> (i - (a << 3)) & ((1 << n) - 1)
+            if asked and items:
+                # the asked ones are taken by their number, not every item parsed (most of
+                # the table's texts are not asked)
                 while asked:
                     low = asked & -asked
                     asked ^= low
                     k = low.bit_length() - 1
                     item = items[k]
+                    if item[:7] == b"<si><t>" and item[-4:] == b"</t>" and item.count(b"<", 7) == 1:
+                        yield i + k, _unescape(item[7:-4].strip(_XML_BLANKS))   # one plain run: most
+                        continue
                     start = item.rfind(b"<si")
                     close = item.find(b">", start)
                     if start < 0 or close < 0 or item[start + 3:start + 4] not in (b">", b" "):
