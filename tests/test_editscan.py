@@ -16,6 +16,8 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import insert
 
 import scheduler.api  # noqa: F401  (registers the scheduler tables before the store opens)
@@ -318,3 +320,19 @@ def test_a_shared_string_number_past_the_table_is_not_made_room_for(written, tmp
     finally:
         scan.close()
     assert changed_cells(bad, SHEETS, {}) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(inner=st.text(max_size=12), wrap=st.sampled_from(['["{}"]', '["{}","x"]', '{}', '[["{}"]]', '["{}"', '[ "{}" ]']))
+def test_a_rendered_key_is_hashed_as_its_json_reads(inner: str, wrap: str) -> None:
+    """The key of a ``_rendered`` row taken without JSON where it is one plain text hashes as
+    the JSON of it reads: quotes, backslashes, control characters and other shapes read by JSON."""
+    import json
+
+    text = wrap.format(inner)
+    try:
+        parts = json.loads(text)
+        want = editscan._key_hash(tuple(parts)) if isinstance(parts, list) else 0
+    except (ValueError, TypeError):
+        want = 0
+    assert editscan._json_key_hash(text) == want

@@ -78,6 +78,9 @@ def _key_hash(key: tuple[Any, ...]) -> int:
 
 def _json_key_hash(text: str) -> int:
     """The hash of the key ``_rendered`` writes as JSON; 0 for a text that is no key."""
+    inner = text[2:-2]
+    if text[:2] == '["' and text[-2:] == '"]' and '"' not in inner and "\\" not in inner and inner.isprintable():
+        return _key_hash((inner,))   # one text that JSON writes as it is: 记录标识, the common key
     try:
         parts = json.loads(text)
         return _key_hash(tuple(parts)) if isinstance(parts, list) else 0
@@ -187,12 +190,15 @@ class _Scan:
         """Read the shared strings the rows need, in one pass: the names' texts, and the
         hashes of the keys (``_rendered``'s, written as JSON, and the sheets')."""
         json_keys, keys = _Hashes(), _Hashes()
+        # the bits tested in place: 600,000 strings asked at 300,000 complaints
+        names, jsons, plain = self.name_bits.bits, self.json_bits.bits, self.key_bits.bits
         for i, text in each_shared(self.zf, self.path, self.name_bits.union(self.json_bits, self.key_bits)):
-            if i in self.name_bits:
+            byte, bit = i >> 3, 1 << (i & 7)
+            if byte < len(names) and names[byte] & bit:
                 self.names[-1 - i] = text
-            if i in self.json_bits:
+            if byte < len(jsons) and jsons[byte] & bit:
                 json_keys.add(i, _json_key_hash(text))
-            if i in self.key_bits:
+            if byte < len(plain) and plain[byte] & bit:
                 keys.add(i, _key_hash((text,)) if text else 0)
         return json_keys, keys
 
