@@ -45,7 +45,7 @@ QUICK_SETTLE = 0.25
 OUT_LOOK = 0.5
 # Seconds a manager's save of the merged workbook stays still before it is read back. Excel's
 # AutoSave (a workbook on OneDrive) saves every few seconds while the manager types: reading
-# each of those would keep a core busy (about 3 s a read at 100,000 complaints). A shop's save
+# each of those would keep a core busy (about 2.3 s a read at 100,000 complaints). A shop's save
 # that comes sooner reads the manager's save itself, as it always did.
 OUT_SETTLE = 5.0
 # Seconds between looks (one open, ``atomic.held_open``) at a merged workbook a write found held
