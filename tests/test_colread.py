@@ -454,3 +454,25 @@ def test_asked_shared_strings_are_read_as_the_item_pattern_reads_them(tmp_path: 
                 if i in wanted]
     with zipfile.ZipFile(path) as zf:
         assert list(colread.each_shared(zf, path, bits)) == expected
+
+
+def test_a_part_that_does_not_inflate_is_refused_and_its_thread_ends(merged: Path, tmp_path: Path) -> None:
+    """A part is inflated in a thread ahead of the search: a part whose bytes were damaged on the
+    disk (its CRC no longer matches) is refused as before, and no inflating thread is left."""
+    import threading
+
+    from complaint_core.merged.xlsxwriter_adapter import sheet_parts
+
+    saved = _typed(merged, tmp_path / "saved.xlsx")
+    with zipfile.ZipFile(saved) as zf:
+        info = zf.getinfo(next(p.part for name, p in sheet_parts(zf).items() if name == ALL))
+    data = bytearray(saved.read_bytes())
+    # the stored bytes of the part, flipped past its local header: inflating fails or the CRC does
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    for at in range(start + info.compress_size // 2, start + info.compress_size // 2 + 64):
+        data[at] ^= 0x55
+    damaged = tmp_path / "damaged.xlsx"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(ColumnsUnreadable):
+        list(read_columns(damaged, ALL, lambda top: {0, 1}))
+    assert not [t for t in threading.enumerate() if t.name == "complaint-desk-inflate"]
