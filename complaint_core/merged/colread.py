@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import html
 import re
-import threading
 import zipfile
 from collections.abc import Callable, Generator, Iterable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..ahead import ahead
 from ..bounds import col_index, sheet_parts
 from ..errors import ComplaintDeskError
 from ..model import column_letter
@@ -188,28 +186,17 @@ def _date_styles(zf: zipfile.ZipFile) -> set[int]:
 
 def _chunks(zf: zipfile.ZipFile, name: str, end: bytes) -> Iterator[bytes]:
     """The part's bytes cut after a complete ``end`` tag, about a MiB at a time."""
-    rest = b""
-    for block in _inflated(zf, name):
-        rest += block
-        cut = rest.rfind(end)
-        if cut >= 0:
-            cut += len(end)
-            yield rest[:cut]
-            rest = rest[cut:]
-    if rest:
-        yield rest
-
-
-def _inflated(zf: zipfile.ZipFile, name: str) -> Iterator[bytes]:
-    """The part's bytes a MiB at a time, inflated in a thread two blocks ahead: zlib lets go of
-    Python's lock while it inflates, so the other core does it while this one searches the
-    block before (a fifth of reading back 300,000 complaints was the inflating)."""
-    def make(stop: threading.Event) -> Generator[bytes, None, None]:
-        with zf.open(name) as fh:
-            while not stop.is_set() and (block := fh.read(_BLOCK)):
-                yield block
-
-    return ahead(make, depth=2, name="complaint-desk-inflate")
+    with zf.open(name) as fh:
+        rest = b""
+        while block := fh.read(_BLOCK):
+            rest += block
+            cut = rest.rfind(end)
+            if cut >= 0:
+                cut += len(end)
+                yield rest[:cut]
+                rest = rest[cut:]
+        if rest:
+            yield rest
 
 
 def _column(ref: bytes) -> int:
