@@ -264,8 +264,8 @@ def _layout(chunk: bytes, keep: set[int] | None) -> tuple[set[int] | None, re.Pa
         return None, None, None
     # Each check passes over the whole stretch (XML is mostly tags: even a count of "<c" costs
     # as much as a search), so the first cell says which to try first.
-    first = chunk.find(b"<c")
-    if chunk[first:first + 6] == b'<c r="':
+    first = _CELL_START.search(chunk)
+    if first is not None and chunk.startswith(b'<c r="', first.start()):
         # every "<c" of the stretch starts ``<c r="`` (as Excel, WPS and LibreOffice save): the
         # kept columns' cells of the whole stretch are found by one search, not row by row,
         # which also tells whether the stretch is so
@@ -308,8 +308,8 @@ def _row_elements(xml: bytes) -> Iterator[tuple[bytes, int, int]]:
 
 def _kept(xml: bytes, keep: set[int]) -> list[tuple[int, dict[int, Any]]] | None:
     """(row number, cells) of each row of ``xml`` that has a cell with a value in the ``keep``
-    columns, when every "<c" of ``xml`` starts ``<c r="`` (None otherwise: a cell whose place
-    is not its first attribute, or another tag such as <col>). One search over the stretch
+    columns, when every cell of ``xml`` starts ``<c r="`` (None otherwise: a cell whose place
+    is not its first attribute). One search over the stretch
     finds the kept cells with the column letters and the row number right after ``r="``,
     where looking into each row for them was half of reading back 100,000 complaints as Excel
     saves them (4.8 s). Cells without a value are left out, as ``_cells`` leaves them."""
@@ -393,10 +393,11 @@ _AFTER_C = (b" ", b">", b"/", b"\t", b"\n", b"\r")   # what follows "<c" at a ce
 
 
 # The cells of some columns (LETTERS: their letters), by where a cell names its place: first
-# (group 1 the letters, 2 the row number, 3 the other attributes, 4 the content; or a "<c"
-# not followed by its place, all groups empty), or anywhere among its
+# (group 1 the letters, 2 the row number, 3 the other attributes, 4 the content; or a cell
+# whose first attribute is not its place, all groups empty: <col> and <cfRule> are no cells),
+# or anywhere among its
 # attributes (group 1 the attributes, 2 the content)
-_R_FIRST = rb'<c(?: r="(LETTERS)(\d+)"([^>]*?)(?:/>|>(.*?)</c>)|(?! r="))'
+_R_FIRST = rb'<c(?: r="(LETTERS)(\d+)"([^>]*?)(?:/>|>(.*?)</c>)|\b(?! r="))'
 _R_ANYWHERE = rb'<c\b([^>]*?\sr="(?:LETTERS)\d+"[^>]*?)(?:/>|>(.*?)</c>)'
 _PATTERNS: dict[tuple[bytes, frozenset[int]], re.Pattern[bytes]] = {}
 
