@@ -473,3 +473,20 @@ def test_a_part_that_does_not_inflate_is_refused(merged: Path, tmp_path: Path) -
     damaged.write_bytes(bytes(data))
     with pytest.raises(ColumnsUnreadable):
         list(read_columns(damaged, ALL, lambda top: {0, 1}))
+
+
+def test_a_shared_string_past_what_the_table_can_hold_is_refused_at_once(merged: Path, tmp_path: Path) -> None:
+    """A cell naming shared string 99,999,999,999 (a damaged or hostile package, laid out as
+    Excel saves) is refused before anything is made for it: never a 12 GB bitmap of the strings
+    to read."""
+    import re
+
+    from bench.excel_save import excel_save
+
+    saved = excel_save(_typed(merged, tmp_path / "saved.xlsx"), tmp_path / "excel.xlsx")
+    path = _rewritten(saved, tmp_path / "far.xlsx",
+                      lambda xml: re.sub(rb'(<c r="A3"[^>]*t="s"[^>]*><v>)\d+(</v>)', rb"\g<1>99999999999\g<2>", xml))
+    with zipfile.ZipFile(path) as zf:
+        assert b"99999999999" in b"".join(zf.read(n) for n in zf.namelist() if n.startswith("xl/worksheets/"))
+    with pytest.raises(ColumnsUnreadable, match="shared string 99999999999 missing"):
+        list(read_columns(path, ALL, lambda top: {0, 1}))

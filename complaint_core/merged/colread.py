@@ -78,7 +78,6 @@ def read_columns(path: Path, sheet: str, pick: Callable[[list[list[Any]]], set[i
     with zf:
         part = _sheet_part(zf, path, sheet)
         dates = _date_styles(zf)
-        strings = "xl/sharedStrings.xml" if "xl/sharedStrings.xml" in zf.NameToInfo else None
         top: list[list[Any]] = []
         first = 0
         for n, cells in _rows(zf, part, path, None, 0):
@@ -87,7 +86,7 @@ def read_columns(path: Path, sheet: str, pick: Callable[[list[list[Any]]], set[i
             if len(top) == head:
                 break
         wanted = {v.index for row in top for v in row if isinstance(v, _Shared)}
-        texts = _shared(zf, strings, wanted, path)
+        texts = _shared(zf, wanted, path)
         top = [[_value(v, texts, dates) for v in row] for row in top]
         keep = pick(top)
         if not keep:
@@ -101,7 +100,7 @@ def read_columns(path: Path, sheet: str, pick: Callable[[list[list[Any]]], set[i
             wanted.update(v.index for v in cells.values() if isinstance(v, _Shared))
         while rest and not rest[-1]:
             rest.pop()   # formatted rows below the table (LibreOffice writes them): no values
-        texts = _shared(zf, strings, wanted, path)
+        texts = _shared(zf, wanted, path)
     return _emit(top, rest, texts, dates)
 
 
@@ -309,10 +308,10 @@ def _row_elements(xml: bytes) -> Iterator[tuple[bytes, int, int]]:
 def _kept(xml: bytes, keep: set[int]) -> list[tuple[int, dict[int, Any]]] | None:
     """(row number, cells) of each row of ``xml`` that has a cell with a value in the ``keep``
     columns, when every cell of ``xml`` starts ``<c r="`` (None otherwise: a cell whose place
-    is not its first attribute). One search over the stretch
-    finds the kept cells with the column letters and the row number right after ``r="``,
-    where looking into each row for them was half of reading back 100,000 complaints as Excel
-    saves them (4.8 s). Cells without a value are left out, as ``_cells`` leaves them."""
+    is not its first attribute). One search over the stretch finds the kept cells with the
+    column letters and the row number right after ``r="``, where looking into each row for them
+    was half of reading back 100,000 complaints as Excel saves them (4.8 s). Cells without a
+    value are left out, as ``_cells`` leaves them."""
     column = {column_letter(c).encode(): c for c in keep}
     out: list[tuple[int, dict[int, Any]]] = []
     row = -1
@@ -395,8 +394,7 @@ _AFTER_C = (b" ", b">", b"/", b"\t", b"\n", b"\r")   # what follows "<c" at a ce
 # The cells of some columns (LETTERS: their letters), by where a cell names its place: first
 # (group 1 the letters, 2 the row number, 3 the other attributes, 4 the content; or a cell
 # whose first attribute is not its place, all groups empty: <col> and <cfRule> are no cells),
-# or anywhere among its
-# attributes (group 1 the attributes, 2 the content)
+# or anywhere among its attributes (group 1 the attributes, 2 the content)
 _R_FIRST = rb'<c(?: r="(LETTERS)(\d+)"([^>]*?)(?:/>|>(.*?)</c>)|\b(?! r="))'
 _R_ANYWHERE = rb'<c\b([^>]*?\sr="(?:LETTERS)\d+"[^>]*?)(?:/>|>(.*?)</c>)'
 _PATTERNS: dict[tuple[bytes, frozenset[int]], re.Pattern[bytes]] = {}
@@ -483,25 +481,19 @@ def _text(body: bytes) -> str:
     return _unescape(runs[0]) if len(runs) == 1 else "".join(map(_unescape, runs))
 
 
-def _shared(zf: zipfile.ZipFile, name: str | None, wanted: set[int], path: Path) -> dict[int, str]:
-    texts: dict[int, str] = {}
+def _shared(zf: zipfile.ZipFile, wanted: set[int], path: Path) -> dict[int, str]:
+    """The texts of the shared strings numbered in ``wanted`` (``each_shared``)."""
     if not wanted:
-        return texts
-    if name is None:
-        raise ColumnsUnreadable(path, "shared strings used but absent")
+        return {}
     top = max(wanted)
-    i = 0
-    try:
-        for chunk in _chunks(zf, name, b"</si>"):
-            for m in _SI.finditer(chunk):
-                if i in wanted:
-                    texts[i] = _text(m.group(1) or b"")
-                i += 1
-                if i > top:
-                    return texts
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise ColumnsUnreadable(path, f"{name}: {exc}") from exc
-    raise ColumnsUnreadable(path, f"shared string {top} missing")
+    if _SHARED not in zf.NameToInfo:
+        raise ColumnsUnreadable(path, "shared strings used but absent")
+    if top >= shared_limit(zf):
+        raise ColumnsUnreadable(path, f"shared string {top} missing")   # never a bitmap that big
+    bits = bytearray(top // 8 + 1)
+    for i in wanted:
+        bits[i >> 3] |= 1 << (i & 7)
+    return dict(each_shared(zf, path, bits))
 
 
 # The streaming pieces above, for merged/editscan.py: what a manager changed, found by
@@ -548,6 +540,18 @@ def cell_value(raw: Any, texts: dict[int, str], dates: set[int]) -> Any:
     return _value(raw, texts, dates)
 
 
+_SHARED = "xl/sharedStrings.xml"
+_MAX_SHARED = 1 << 27
+
+
+def shared_limit(zf: zipfile.ZipFile) -> int:
+    """How many shared strings the package's table can hold: each item is at least "<si/>", so
+    no more than a fifth of its bytes, nor than ``_MAX_SHARED`` (a declared size can lie; a
+    bitmap of that many is 16 MiB). A cell naming string 10^11 must not make a 12 GB bitmap."""
+    info = zf.NameToInfo.get(_SHARED)
+    return min(info.file_size // 5, _MAX_SHARED) if info is not None else 0
+
+
 def each_shared(zf: zipfile.ZipFile, path: Path, wanted: bytes | bytearray) -> Iterator[tuple[int, str]]:
     """(number, text) of each shared string whose bit is set in ``wanted`` (bit ``i & 7`` of
     byte ``i >> 3``), read up to the last of them; ``ColumnsUnreadable`` when the package has
@@ -558,17 +562,21 @@ def each_shared(zf: zipfile.ZipFile, path: Path, wanted: bytes | bytearray) -> I
         top -= 1
     if top < 0:
         return
-    if "xl/sharedStrings.xml" not in zf.NameToInfo:
+    if _SHARED not in zf.NameToInfo:
         raise ColumnsUnreadable(path, "shared strings used but absent")
+
+    def asked_of(i: int, n: int) -> int:   # the bits of items i to i + n - 1, item i lowest
+        a = i >> 3
+        return int.from_bytes(wanted[a:((i + n) >> 3) + 1], "little") >> (i - (a << 3)) & ((1 << n) - 1)
+
     i = 0
     try:
-        for chunk in _chunks(zf, "xl/sharedStrings.xml", b"</si>"):
+        for chunk in _chunks(zf, _SHARED, b"</si>"):
             # each item ends "</si>" when no tag but an item's begins "<si" and none is empty
             # (<si/>): then the items are the pieces between the ends (XML is mostly tags: a
             # count of a tag costs as much as cutting the stretch at it)
             n = chunk.count(b"<si")
-            a = i >> 3
-            asked = int.from_bytes(wanted[a:((i + n) >> 3) + 1], "little") >> (i - (a << 3)) & ((1 << n) - 1)
+            asked = asked_of(i, n)
             if asked:
                 items = chunk.split(b"</si>")
                 exact = len(items) - 1 == n
@@ -577,7 +585,7 @@ def each_shared(zf: zipfile.ZipFile, path: Path, wanted: bytes | bytearray) -> I
             if not exact:
                 items = []   # another tag begins "<si", or an item is empty: counted exactly
                 n = chunk.count(b"<si>") + chunk.count(b"<si ") + chunk.count(b"<si/>")
-                asked = int.from_bytes(wanted[a:((i + n) >> 3) + 1], "little") >> (i - (a << 3)) & ((1 << n) - 1)
+                asked = asked_of(i, n)
             if asked and items:
                 # the asked ones are taken by their number, not every item parsed (most of
                 # the table's texts are not asked)
@@ -586,13 +594,13 @@ def each_shared(zf: zipfile.ZipFile, path: Path, wanted: bytes | bytearray) -> I
                     asked ^= low
                     k = low.bit_length() - 1
                     item = items[k]
-                    if item[:7] == b"<si><t>" and item[-4:] == b"</t>" and item.count(b"<", 7) == 1:
-                        yield i + k, _unescape(item[7:-4].strip(_XML_BLANKS))   # one plain run: most
+                    if item[:4] == b"<si>":   # most: no attributes, nothing before it
+                        yield i + k, _text(item[4:])
                         continue
                     start = item.rfind(b"<si")
                     close = item.find(b">", start)
                     if start < 0 or close < 0 or item[start + 3:start + 4] not in (b">", b" "):
-                        raise ColumnsUnreadable(path, f"xl/sharedStrings.xml: item {i + k} not as expected")
+                        raise ColumnsUnreadable(path, f"{_SHARED}: item {i + k} not as expected")
                     yield i + k, _text(item[close + 1:])
             elif asked:
                 for k, m in enumerate(_SI.finditer(chunk)):
@@ -602,5 +610,5 @@ def each_shared(zf: zipfile.ZipFile, path: Path, wanted: bytes | bytearray) -> I
             if i > top:
                 return
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise ColumnsUnreadable(path, f"xl/sharedStrings.xml: {exc}") from exc
+        raise ColumnsUnreadable(path, f"{_SHARED}: {exc}") from exc
     raise ColumnsUnreadable(path, f"shared string {top} missing")

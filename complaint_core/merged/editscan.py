@@ -41,6 +41,7 @@ from .colread import (
     each_shared,
     open_package,
     row_list,
+    shared_limit,
     sheet_part,
     stream_cells,
 )
@@ -64,7 +65,6 @@ _HEAD = 5            # the header is within a sheet's first rows (as readback._r
 # program wrote, copied as is) are kept as they are, up to this many, for the exact comparison;
 # past it the candidate rows are read from the file again.
 SIDE_ROWS = 20_000
-_MAX_SHARED = 1 << 27
 
 
 def _text_token(text: str) -> int:
@@ -120,10 +120,6 @@ class _Bits:
             self.bits.extend(bytes(byte + 1 - len(self.bits) + (len(self.bits) >> 1)))
         self.bits[byte] |= 1 << (i & 7)
 
-    def __contains__(self, i: int) -> bool:
-        byte = i >> 3
-        return byte < len(self.bits) and bool(self.bits[byte] >> (i & 7) & 1)
-
     def union(self, *others: _Bits) -> bytes:
         size = max(len(b.bits) for b in (self, *others))
         out = int.from_bytes(self.bits, "little")
@@ -156,10 +152,7 @@ class _Scan:
         self.zf = open_package(path)
         self.dates = date_styles(self.zf)
         self.names: dict[int, str] = {}            # token -> text of _rendered's sheet and column cells
-        info = self.zf.NameToInfo.get("xl/sharedStrings.xml")
-        # each item is at least "<si/>": no more items than a fifth of the table's bytes, nor
-        # than _MAX_SHARED (a declared size can lie; a set of that many is 16 MiB)
-        self.shared_limit = min(info.file_size // 5, _MAX_SHARED) if info is not None else 0
+        self.shared_limit = shared_limit(self.zf)
         self.name_bits, self.json_bits, self.key_bits = (_Bits(self.shared_limit) for _ in range(3))
 
     def close(self) -> None:
