@@ -249,5 +249,59 @@ def test_makers_encode_the_files_findings_as_the_render_would(any_chain, tmp_pat
         segment, rows = encode_findings(codecs.findings, path, shop, data)
         got = made[path]
         assert got is not None and got[0] == key and got[2] == rows > 0
-        assert got[1] == segment and cache.findings(path, key) == (segment, rows)
+        kept = cache.findings(path, key)
+        assert got[1] == segment and kept is not None and (kept[0].read(), kept[1]) == (segment, rows)
+    cache.release()
     store.engine.dispose()
+
+
+def test_a_piece_its_maker_kept_is_laid_from_its_file_or_made_again_when_replaced(
+        chain, tmp_path: Path, monkeypatch) -> None:
+    """A maker that keeps its piece sends only its token; the render lays the piece from the
+    kept file. When another write has kept a piece of that shop since (another token), or the
+    maker could not keep it (the piece then comes as bytes), the workbook is the same."""
+    from complaint_core.merged import keptfile
+
+    store, folder = chain
+    monkeypatch.setattr(makers, "workers", lambda: 0)
+    merge_into(store, [folder], tmp_path / "汇总.xlsx", now=T0)
+    want = _alone(store, tmp_path, "alone", T0)
+    monkeypatch.setattr(makers, "workers", lambda: 2)
+    monkeypatch.setattr(makers, "MIN_ROWS", 1)
+    replaced: list[str] = []
+    real_answer = makers.Makers._answer
+
+    def answer(self: makers.Makers, worker: makers._Worker) -> None:
+        job = worker.job
+        real_answer(self, worker)
+        got = self._done.get(job) if job is not None else None
+        if job is not None and got is not None and got[0] == "filed" and job[1] in ("S02", "S05"):
+            assert self._cache is not None
+            kept = self._cache._path(job[1])
+            other = PieceCache(self._cache.folder)   # another write's cache of the same workbook
+            piece = keptfile.loads(keptfile.dumps(other.load(job[1])))
+            other.release()
+            piece.token = "another write's"
+            with open(kept.with_name("other"), "wb") as fh:
+                keptfile.dump(piece, fh)
+            os.replace(kept.with_name("other"), kept)
+            replaced.append(job[1])
+
+    monkeypatch.setattr(makers.Makers, "_answer", answer)
+    path = tmp_path / "apart.xlsx"
+    rep = render_merged(store, path, now=T0)
+    assert sorted(replaced) == ["S02", "S05"] and rep.apart == len(SHOPS) - 2
+
+    def shown(grids: dict[str, list[list[object]]]) -> dict[str, list[list[object]]]:
+        return {name: rows for name, rows in grids.items() if name != "来源"}   # 来源 names the workbook
+
+    assert shown(_grids(path)) == shown(want)
+    # a cache folder that cannot be written: each maker sends its piece
+    monkeypatch.setattr(makers.Makers, "_answer", real_answer)
+    unwritable = tmp_path / "unwritable.xlsx"
+    folder_of = PieceCache.beside(store, unwritable).folder
+    folder_of.parent.mkdir(parents=True, exist_ok=True)
+    folder_of.write_text("not a folder")
+    rep = render_merged(store, unwritable, now=T0)
+    assert rep.apart == len(SHOPS) and rep.reused == 0
+    assert shown(_grids(unwritable)) == shown(want)

@@ -253,9 +253,7 @@ def test_a_reused_pieces_repeat_counts_are_read_only_when_its_shop_changed(chain
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """A save loads every shop's piece, but only the changed shop's customer and subject counts
     go to the chain's tally: the others stay packed as they were pickled (and pickled again so)."""
-    import pickle
-
-    from complaint_core.merged import pieces
+    from complaint_core.merged import keptfile, pieces
 
     store, folder, out = chain
     unpacked: list[str] = []
@@ -272,9 +270,11 @@ def test_a_reused_pieces_repeat_counts_are_read_only_when_its_shop_changed(chain
     assert rep.reused == len(SHOPS) - 1 and unpacked == ["S03"]
     _same(out, store, tmp_path, T0 + timedelta(minutes=5))
 
-    kept = PieceCache.beside(store, out).load("S01")
+    cache = PieceCache.beside(store, out)
+    kept = cache.load("S01")
     assert kept is not None and "_packed" in kept.summary.customers.__dict__
-    again = pickle.loads(pickle.dumps(kept))
+    again = keptfile.loads(keptfile.dumps(kept))
+    cache.release()
     assert "_packed" in again.summary.customers.__dict__   # still packed: never read
     assert list(again.summary.customers.labelled()) == list(kept.summary.customers.labelled())
     assert again.summary.customers.counts and "_packed" not in again.summary.customers.__dict__
@@ -293,6 +293,7 @@ def test_a_kept_pieces_open_deadlines_share_one_warning_time_per_value(chain, tm
         warns += [warn for _kind, _due, warn in piece.dyn]
         lines += len(warns)
         assert len({id(w) for w in warns}) == len(set(warns)), shop
+    cache.release()
     assert lines > len(SHOPS)   # the seeded shops have open deadlines due soon or overdue
 
 
@@ -321,3 +322,87 @@ def test_a_piece_holds_while_its_open_deadlines_come_due_soon_and_overdue(chain,
         _touch(out)
         assert render_merged(store, out, now=at).reused == len(holding)
         _same(out, store, tmp_path, at)
+
+
+def _open_in(folder: Path) -> list[str]:
+    """The files of ``folder`` this process holds open (Linux's /proc; [] elsewhere)."""
+    fds = Path("/proc/self/fd")
+    if not fds.is_dir():
+        return []
+    held = []
+    for fd in fds.iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith(str(folder)):
+            held.append(target)
+    return held
+
+
+def test_kept_rows_go_from_their_files_into_the_workbook_and_no_file_stays_open(chain, tmp_path: Path) -> None:
+    """A shop's save lays the other shops' rows, findings and 处罚 lines from the files the last
+    write kept (their bytes copied into the package, never read), and lets go of those files
+    once the package is written."""
+    from complaint_core.merged import deflate
+
+    store, folder, out = chain
+    cache = PieceCache.beside(store, out)
+    laid: list[str] = []
+    real_add = deflate.Spool.add
+
+    def add(self: deflate.Spool, segment: deflate.Segment | deflate.FileSegment) -> None:
+        if isinstance(segment, deflate.FileSegment):
+            laid.append(Path(segment.file.name).suffix)
+        real_add(self, segment)
+
+    write_shop(folder / "S02" / "S02.xlsx", rows_for(33, shop="S02", seed=77), shop="S02")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(deflate.Spool, "add", add)
+        rep = merge_into(store, [folder], out, now=T0 + timedelta(minutes=5))
+    assert rep.reused == len(SHOPS) - 1
+    # 全部投诉 and _rendered of three shops, three files' 校验问题 rows
+    assert laid.count(".piece") == 2 * (len(SHOPS) - 1) and laid.count(".findings") == len(SHOPS) - 1
+    assert _open_in(cache.folder) == []
+    _same(out, store, tmp_path, T0 + timedelta(minutes=5))
+
+
+def test_with_no_file_handle_to_spare_kept_rows_are_read_and_the_workbook_is_the_same(
+        chain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Windows (a file held open cannot be replaced there), or a process at its limit of open files
+    from complaint_core.merged import pieces
+
+    store, folder, out = chain
+    monkeypatch.setattr(pieces, "_HANDLES", [0])
+    write_shop(folder / "S01" / "S01.xlsx", rows_for(28, shop="S01", seed=70), shop="S01")
+    rep = merge_into(store, [folder], out, now=T0 + timedelta(minutes=6))
+    assert rep.reused == len(SHOPS) - 1
+    assert _open_in(PieceCache.beside(store, out).folder) == []
+    _same(out, store, tmp_path, T0 + timedelta(minutes=6))
+
+
+def test_kept_files_replaced_by_another_write_before_the_package_is_written_change_nothing(
+        chain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sync --once`` beside a running daemon: the other process keeps its own pieces of the
+    same shops while this write is between laying them and writing the package. What this
+    write laid is copied as it was when it was opened."""
+    store, folder, out = chain
+    real_forget = PieceCache.forget
+
+    def forget_then_replaced(self: PieceCache, *args: object) -> None:
+        real_forget(self, *args)   # runs after every kept file was laid, before the package
+        for kept in [*self.folder.glob("*.piece"), *self.folder.glob("*.findings")]:
+            other = kept.with_name(kept.name + ".other")
+            other.write_bytes(b"another write's piece" * 1000)
+            os.replace(other, kept)
+
+    write_shop(folder / "S04" / "S04.xlsx", rows_for(26, shop="S04", seed=71), shop="S04")
+    monkeypatch.setattr(PieceCache, "forget", forget_then_replaced)
+    rep = merge_into(store, [folder], out, now=T0 + timedelta(minutes=7))
+    assert rep.reused == len(SHOPS) - 1
+    monkeypatch.undo()
+    _same(out, store, tmp_path, T0 + timedelta(minutes=7))
+    # the files it found replaced are misses at the next write, never a wrong sheet
+    _touch(out)
+    assert render_merged(store, out, now=T0 + timedelta(minutes=8)).reused == 0
+    _same(out, store, tmp_path, T0 + timedelta(minutes=8))

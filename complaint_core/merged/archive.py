@@ -199,6 +199,7 @@ def _from_pieces(path: Path, year: Year, note: str, cache: PieceCache) -> bool:
         _write(path, book, sheet)
     finally:
         spool.close()
+        cache.release()   # the shops' archived rows were copied from their files
     return True
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import pickle
 from collections import deque
 from dataclasses import dataclass
 from multiprocessing.connection import wait
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..heap import keep_freed_memory
 from ..isolate import child_context, start_child
+from . import keptfile
 from .deflate import Segment
 from .pieces import Piece, PieceCache, shop_mark, take_archived
 
@@ -68,9 +68,9 @@ Mark = tuple[int, int, int]
 
 
 def _serve(conn: Any, url: str, ctx: Context, codecs: Codecs, folder: str | None) -> None:
-    """A maker's loop. In: ("piece", shop, mark) or ("findings", path, None). Out: ("ok",) and then
-    the pickled piece as bytes, ("findings", key, segment, rows), ("cached",), ("moved",) or
-    ("error", why)."""
+    """A maker's loop. In: ("piece", shop, mark) or ("findings", path, None). Out: ("filed", token)
+    (the piece is kept in the cache), ("ok",) and then the packed piece as bytes (``keptfile``),
+    ("findings", key, segment, rows), ("cached",), ("moved",) or ("error", why)."""
     from ..store.db import connect_store
     from .walk import encode_findings, findings_key, make_piece
 
@@ -97,7 +97,7 @@ def _serve(conn: Any, url: str, ctx: Context, codecs: Codecs, folder: str | None
                         continue
                     shop, findings, digest = got
                     key = findings_key(name, shop, digest)
-                    if cache is not None and cache.findings(name, key) is not None:
+                    if cache is not None and cache.has_findings(name, key):
                         conn.send(("cached",))   # the render reads it from there
                         continue
                     segment, rows = encode_findings(codecs.findings, name, shop, findings)
@@ -117,16 +117,20 @@ def _serve(conn: Any, url: str, ctx: Context, codecs: Codecs, folder: str | None
                         continue
                 archived = take_archived(piece)   # kept beside the piece, not sent
                 token = piece.token
-                # pickled once, for the cache and for the render (a piece is a kilobyte a
-                # complaint); the piece goes once pickled, and the bytes are sent as they are,
-                # not pickled again into a message: a maker held three copies of a shop's
-                # piece at once, and its memory grew with the size of the shop (issue 17)
-                data = pickle.dumps(piece, protocol=pickle.HIGHEST_PROTOCOL)
-                del piece
-                if cache is not None:
-                    cache.save_pickled(name, data)
+                # kept, the piece is not sent: the render lays it from its file, its rows
+                # copied from there into the package. Where it cannot be kept it goes once
+                # packed, the bytes sent as they are, not pickled again into a message: a
+                # maker held three copies of a shop's piece at once, and its memory grew with
+                # the size of the shop (issue 17)
+                if cache is not None and cache.save(name, piece):
+                    del piece
                     cache.save_archived(name, token, archived)
+                    del archived
+                    conn.send(("filed", token))
+                    continue
                 del archived
+                data = keptfile.dumps(piece)
+                del piece
                 conn.send(("ok",))
                 conn.send_bytes(data)
                 del data
@@ -158,6 +162,7 @@ class Makers:
         self._workers: list[_Worker] = []
         self._queue: deque[tuple[Job, Mark | None]] = deque()
         self._done: dict[Job, Any] = {}
+        self._cache = cache
         folder = str(cache.folder) if cache is not None else None
         for _ in range(count):
             mine, theirs = mp.Pipe()
@@ -172,9 +177,17 @@ class Makers:
 
     def take(self, shop: str) -> Piece | None:
         """The piece of ``shop`` (asked before), once made; None when the render must make it."""
-        got: bytes | None = self._take(("piece", shop))
-        # kept pickled until laid: a made piece waiting its turn takes half the memory so
-        return None if got is None else pickle.loads(got)   # noqa: S301 - made by our own maker
+        got: tuple[str, Any] | None = self._take(("piece", shop))
+        if got is None:
+            return None
+        how, what = got
+        if how == "filed":
+            # the maker kept it: its rows stay in its file (another write that kept a piece
+            # of this shop since has another token: then the render makes it itself)
+            return None if self._cache is None else self._cache.load(shop, lambda p: p.token == what)
+        # kept packed until laid: a made piece waiting its turn takes half the memory so
+        piece: Piece = keptfile.loads(what)
+        return piece
 
     def ask_findings(self, path: str) -> None:
         self._queue.append((("findings", path), None))
@@ -212,14 +225,14 @@ class Makers:
         try:
             answer = worker.conn.recv()
             if answer[0] == "ok":
-                answer = ("ok", worker.conn.recv_bytes())   # the pickled piece, sent right after
+                answer = ("ok", worker.conn.recv_bytes())   # the packed piece, sent right after
         except (EOFError, OSError):
             log.info("汇总子进程已退出，由主进程继续 (piece maker exited: %s)", worker.proc.exitcode)
             self._drop(worker)
             self._done[job] = None
             return
-        if answer[0] == "ok":
-            self._done[job] = answer[1]
+        if answer[0] in ("ok", "filed"):
+            self._done[job] = answer
         elif answer[0] == "findings":
             self._done[job] = answer[1:]
         else:

@@ -133,9 +133,12 @@ def lay_penalties(view: StoreView, *, store_id: str, styles: dict[str, int], cur
     conf = view.confirmations()
     parts: dict[str, PenaltyPart] = {}
     for shop, mark in marks.items():
-        part = cache.penalties(shop) if cache is not None else None
-        if part is not None and part.mark == mark and part.state == decisions(
-                part.ids, part.loss, typed, _listed_loss(part.loss, current_loss, conf)):
+        def holds(part: PenaltyPart, mark: str = mark) -> bool:
+            return part.mark == mark and part.state == decisions(part.ids, part.loss, typed,
+                                                                 _listed_loss(part.loss, current_loss, conf))
+
+        part = cache.penalties(shop, holds) if cache is not None else None
+        if part is not None:
             parts[shop] = part
             part.ids = part.loss = []   # checked: only its segments and sums are laid
     missing = sorted(set(marks) - set(parts))

@@ -15,7 +15,8 @@ A piece is used only when everything it was made from is the same:
   from the moment it is due soon and its hours late are worked out at each write from the piece.
 
 Pieces are files in a folder of their own beside the store (one per shop, written whole and
-renamed into place), loaded one at a time: memory stays one shop's worth.
+renamed into place), loaded one at a time: memory stays one shop's worth. A piece's compressed
+rows stay in its file (``keptfile.py``) and go from there into the package.
 """
 
 from __future__ import annotations
@@ -24,21 +25,22 @@ import hashlib
 import json
 import logging
 import os
-import pickle
 import sqlite3
+import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..overdue import STATE_ZH
 from ..safety import real_path
 from ..store import Store
 from ..store.view import ManagerCells
-from .deflate import Segment
+from . import keptfile
+from .deflate import FileSegment, Segment
 from .penalty_parts import PenaltyPart
 from .report import CaseKey, Summary
 
@@ -353,12 +355,47 @@ def year_end(now: datetime) -> datetime:
     return datetime(now.year + 1, 1, 1, tzinfo=now.tzinfo)
 
 
+_HANDLES: list[int] = []
+
+
+def _handles() -> int:
+    """How many kept files a write may hold open for their segments: half of what the system
+    lets a process open, less a margin for the store, the spools and the pipes to the makers.
+    Where another process cannot replace a file held open (Windows), none: the segments are read.
+
+    The soft limit is first raised toward the hard one, up to 4,096, as Go does for every
+    program: 256 by default on macOS, 1,024 on most Linux systems, against a chain of 300 shops
+    that keeps a piece, a findings file and a 处罚 part for each."""
+    if not _HANDLES:
+        _HANDLES.append(_open_budget())
+    return _HANDLES[0]
+
+
+def _open_budget() -> int:
+    if sys.platform == "win32":
+        return 0
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 4096 if hard == resource.RLIM_INFINITY else min(hard, 4096)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            soft = want
+        except (ValueError, OSError):
+            pass   # a system that refuses keeps its own limit
+    if soft == resource.RLIM_INFINITY:
+        soft = 4096
+    return max(0, soft // 2 - 64)
+
+
 class PieceCache:
     """The pieces of one merged workbook, one file per shop in ``folder``."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._warned = False
+        self._open: list[BinaryIO] = []   # kept files whose segments were left in them
 
     def tally(self) -> ChainTally:
         """The chain's repeat counts beside the pieces (a temporary one when the folder cannot
@@ -392,51 +429,82 @@ class PieceCache:
         """Whether a piece of ``shop`` is kept (usable or not: ``load`` tells)."""
         return self._path(shop).is_file()
 
-    def _unpickled(self, path: Path, what: str) -> Any:
-        """What ``path`` holds, or None when it is missing, torn or foreign (only a cache miss)."""
+    def _read(self, path: Path, what: str, wanted: Callable[[Any], bool], *, only_check: bool = False) -> Any:
+        """What ``path`` holds when ``wanted`` takes it, else None; None too when it is missing,
+        torn or of another version (only a cache miss). Its segments stay in the file
+        (``FileSegment``), which stays open until ``release``, while handles last; else they
+        are read. ``only_check``: nothing is read or kept open (the result is only tested)."""
         try:
-            with open(path, "rb") as fh:
-                return pickle.load(fh)   # noqa: S301 - our own file, in a folder only this user writes
+            fh = open(path, "rb")  # noqa: SIM115 - kept open past this call when its segments stay in it
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            log.info("%s 的缓存无法读取，重新生成 (cache unreadable: %s)", what, exc)
+            return None
+        kept = False
+        try:
+            leave = only_check or len(self._open) < _handles()
+            got = keptfile.read(fh, wanted, leave=leave)
+            if got is not None and leave and not only_check:
+                self._open.append(fh)
+                kept = True
+            return got
         except Exception as exc:  # noqa: BLE001 - a torn or foreign file is only a cache miss
             log.info("%s 的缓存无法读取，重新生成 (cache unreadable: %s)", what, exc)
             return None
+        finally:
+            if not kept:
+                fh.close()
 
-    def load(self, shop: str) -> Piece | None:
-        piece = self._unpickled(self._path(shop), f"门店 {shop}")
-        return piece if isinstance(piece, Piece) else None
+    def release(self) -> None:
+        """Close the files whose segments were left in them: once the package they went into
+        is written (or given up)."""
+        opened, self._open = self._open, []
+        for fh in opened:
+            fh.close()
 
-    def save(self, shop: str, piece: Piece) -> None:
-        self.save_pickled(shop, pickle.dumps(piece, protocol=pickle.HIGHEST_PROTOCOL))
+    def load(self, shop: str, wanted: Callable[[Piece], bool] | None = None) -> Piece | None:
+        """The kept piece of ``shop`` if ``wanted`` (default: any) takes it; its rows stay in
+        its file until ``release``."""
+        def take(got: Any) -> bool:
+            return isinstance(got, Piece) and (wanted is None or wanted(got))
 
-    def save_pickled(self, shop: str, data: bytes) -> None:
-        """``save`` of a piece pickled already (a maker sends the same bytes to the render)."""
-        self._save(self._path(shop), data)
+        piece: Piece | None = self._read(self._path(shop), f"门店 {shop}", take)
+        return piece
 
-    def _save(self, path: Path, value: Any) -> None:
-        """``value`` pickled (bytes: pickled already) into ``path``, whole or not at all."""
+    def save(self, shop: str, piece: Piece) -> bool:
+        """Keep ``shop``'s piece; False when it could not be kept (the warning is logged once)."""
+        return self._save(self._path(shop), piece)
+
+    def _save(self, path: Path, value: Any) -> bool:
+        """``value`` into ``path`` (``keptfile``'s layout), whole or not at all."""
         tmp: str | None = None
         try:
             self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".piece-")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(value if isinstance(value, bytes) else pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+            with os.fdopen(fd, "w+b") as fh:
+                keptfile.dump(value, fh)
             os.replace(tmp, path)
             tmp = None
+            return True
         except OSError as exc:
             # a full or read-only disk costs the next write its speed, never its content
             if not self._warned:
                 self._warned = True
                 log.warning("缓存未能保存，下次写出将完整重做 (pieces not saved in %s: %s)", self.folder, exc)
+            return False
         finally:
             if tmp is not None:
                 Path(tmp).unlink(missing_ok=True)
 
-    def penalties(self, shop: str) -> PenaltyPart | None:
-        """The shop's part of 处罚 as the last write made it (merged/penalty_parts.py)."""
-        part = self._unpickled(self._path(shop, "penalties"), f"门店 {shop} 的处罚")
-        return part if isinstance(part, PenaltyPart) else None
+    def penalties(self, shop: str, wanted: Callable[[PenaltyPart], bool]) -> PenaltyPart | None:
+        """The shop's part of 处罚 as the last write made it (merged/penalty_parts.py), if
+        ``wanted`` takes it; its rows stay in its file until ``release``."""
+        def take(got: Any) -> bool:
+            return isinstance(got, PenaltyPart) and wanted(got)
+
+        part: PenaltyPart | None = self._read(self._path(shop, "penalties"), f"门店 {shop} 的处罚", take)
+        return part
 
     def save_penalties(self, shop: str, part: PenaltyPart) -> None:
         self._save(self._path(shop, "penalties"), part)
@@ -447,18 +515,30 @@ class PieceCache:
 
     def archived(self, shop: str, token: str) -> Archived | None:
         """The archived rows kept beside ``shop``'s piece ``token``; None when missing, torn or
-        of another piece (the archive's complaints are then decoded from the store)."""
-        got = self._unpickled(self._path(shop, "archived"), f"门店 {shop} 的归档行")
-        if isinstance(got, tuple) and len(got) == 2 and got[0] == token and isinstance(got[1], dict):
-            return got[1]
-        return None
+        of another piece (the archive's complaints are then decoded from the store). Its rows
+        stay in its file until ``release``."""
+        def take(got: Any) -> bool:
+            return isinstance(got, tuple) and len(got) == 2 and got[0] == token and isinstance(got[1], dict)
 
-    def findings(self, source: str, key: str) -> tuple[Segment, int] | None:
-        """A file's 校验问题 rows as the last write encoded them, if its findings are the same."""
-        got = self._unpickled(self._path(source, "findings"), source)
-        if isinstance(got, tuple) and len(got) == 3 and got[0] == key and isinstance(got[1], Segment):
-            return got[1], int(got[2])
-        return None
+        got = self._read(self._path(shop, "archived"), f"门店 {shop} 的归档行", take)
+        return None if got is None else got[1]
+
+    @staticmethod
+    def _findings_of(key: str) -> Callable[[Any], bool]:
+        def take(got: Any) -> bool:
+            return (isinstance(got, tuple) and len(got) == 3 and got[0] == key
+                    and isinstance(got[1], Segment | FileSegment))
+        return take
+
+    def findings(self, source: str, key: str) -> tuple[Segment | FileSegment, int] | None:
+        """A file's 校验问题 rows as the last write encoded them, if its findings are the same;
+        they stay in their file until ``release``."""
+        got = self._read(self._path(source, "findings"), source, self._findings_of(key))
+        return None if got is None else (got[1], int(got[2]))
+
+    def has_findings(self, source: str, key: str) -> bool:
+        """Whether ``findings`` would give the file's rows (a maker asks, never to lay them)."""
+        return self._read(self._path(source, "findings"), source, self._findings_of(key), only_check=True) is not None
 
     def save_findings(self, source: str, key: str, segment: Segment, rows: int) -> None:
         self._save(self._path(source, "findings"), (key, segment, rows))

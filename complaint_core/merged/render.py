@@ -172,6 +172,8 @@ def _write(store: Store, path: Path, out: Path, now: datetime, *,
             book.write(path, sheets)
     finally:
         tally.close()
+        if cache is not None:
+            cache.release()   # the kept rows laid from their files are in the package now
     return sheets, walked
 
 

@@ -32,7 +32,7 @@ from ..store.codec import ALL_SHEET
 from ..store.view import ManagerCells, Record, StoreView
 from . import makers
 from .archive import Year, closed_year
-from .deflate import Segment
+from .deflate import FileSegment, Segment
 from .pieces import (
     FORMAT,
     ChainTally,
@@ -150,11 +150,14 @@ def walk(view: StoreView, now: datetime, *, closed_years: int, sinks: Sinks, nam
     try:
         for shop in order:
             mark = shop_mark(namespace, marks[shop])
-            piece = cache.load(shop) if cache is not None else None
-            if piece is not None and piece.usable(mark, edits, now):
+            def holds(piece: Piece, mark: str = mark) -> bool:
+                return piece.usable(mark, edits, now)
+
+            # a piece that no longer holds is turned down before its rows are read
+            piece = cache.load(shop, holds) if cache is not None else None
+            if piece is not None:
                 out.reused += 1
             else:
-                piece = None
                 if team.wanted(shop):
                     assert team.makers is not None
                     team.makers.ask(shop, marks[shop])
@@ -186,7 +189,7 @@ def walk(view: StoreView, now: datetime, *, closed_years: int, sinks: Sinks, nam
                 asked.discard(path)
                 made = team.makers.take_findings(path)
                 ask_findings()
-            got = made[1:] if made is not None and made[0] == key else None
+            got: tuple[Segment | FileSegment, int] | None = made[1:] if made is not None and made[0] == key else None
             if got is None and cache is not None:
                 got = cache.findings(path, key)
             if got is None:

@@ -20,7 +20,7 @@ import xlsxwriter
 from complaint_core.model import column_letter
 
 from . import xlsxwriter_adapter as adapter
-from .deflate import Segment, Spool, compress
+from .deflate import FileSegment, Segment, Spool, compress
 from .model import Block, ChartSpec, Column, SheetData
 from .rowxml import Cells, row_xml
 from .zipout import ZipOut
@@ -183,7 +183,7 @@ class RowSpool:
         for row in rows:
             self.add(row)
 
-    def add_segment(self, segment: Segment, rows: int) -> None:
+    def add_segment(self, segment: Segment | FileSegment, rows: int) -> None:
         """Rows ``codec.encode`` made. A segment is never cut: one that does not fit under Excel's
         limit is counted with the rows that are only in the store."""
         if not self.room(rows):
