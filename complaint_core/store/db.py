@@ -766,7 +766,11 @@ def _chunks_in_order(c: Connection, shop: str, order: list[tuple[str, str]], siz
         while rows := [r for _key, grp in itertools.islice(complaints, size) for r in list(grp)]:
             yield _shop_batch(drained(rows), settings)
     finally:
-        keyed.drop(c)
+        # a walk given up half-way (a scan stopped by Ctrl+C) is finished only when Python
+        # collects it, after its connection was closed: the table went with it, or stays in
+        # the pooled connection under a name never used again
+        if not c.closed and not c.invalidated:
+            keyed.drop(c)
 
 
 def _shop_order(c: Connection, shop: str) -> list[tuple[str, str]]:
