@@ -44,6 +44,13 @@ class _Counting(io.FileIO):
         return n or 0
 
 
+class _Part:
+    """A kept value of a class of its own (a piece, a 处罚 part)."""
+
+    def __init__(self) -> None:
+        self.rows = [(_seg(b"<row/>" * 100), 1)]
+
+
 def _value(texts: list[bytes]) -> dict[str, Any]:
     segments = [_seg(t) for t in texts]
     return {"rows": [(s, i) for i, s in enumerate(segments)], "again": segments[:1], "label": "门店 S01",
@@ -107,17 +114,17 @@ def test_a_torn_foreign_or_lying_file_is_refused_whole(tmp_path: Path) -> None:
             keptfile.loads(content)
         assert why
     # a segment said to lie outside the file's rows
-    real = keptfile._Packer._reduce
+    real = keptfile._Segments.reduce
 
     def outside(self: Any, segment: Segment) -> Any:
         made, (at, length, crc, size) = real(self, segment)
         return made, (at + 10**9, length, crc, size)
 
-    keptfile._Packer._reduce = outside   # type: ignore[method-assign]
+    keptfile._Segments.reduce = outside   # type: ignore[method-assign]
     try:
         lying = keptfile.dumps(value)
     finally:
-        keptfile._Packer._reduce = real   # type: ignore[method-assign]
+        keptfile._Segments.reduce = real   # type: ignore[method-assign]
     with pytest.raises(NotKept, match="outside"):
         keptfile.loads(lying)
     # the name a segment goes by in the pickle is nothing on its own
@@ -176,3 +183,23 @@ def test_rows_whose_file_is_shorter_than_it_said_end_the_package_unfinished(tmp_
         out.close()
     with pytest.raises(zipfile.BadZipFile):
         zipfile.ZipFile(tmp_path / "broken.xlsx")
+
+
+def test_keeping_a_value_leaves_nothing_of_it_behind() -> None:
+    """Once kept, a shop's piece is not held by the pickler that wrote it until the collector
+    happens to run (a daemon held 20 MiB more so)."""
+    import gc
+    import weakref
+
+    part = _Part()
+    gone = weakref.ref(part)
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        keptfile.dump(part, io.BytesIO())
+        keptfile.dumps(part)
+        del part
+        assert gone() is None
+    finally:
+        if was:
+            gc.enable()

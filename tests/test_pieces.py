@@ -406,3 +406,31 @@ def test_kept_files_replaced_by_another_write_before_the_package_is_written_chan
     _touch(out)
     assert render_merged(store, out, now=T0 + timedelta(minutes=8)).reused == 0
     _same(out, store, tmp_path, T0 + timedelta(minutes=8))
+
+
+def test_a_write_may_hold_open_half_the_files_the_system_lets_it_open() -> None:
+    """256 files by default on macOS, 1,024 on most Linux systems: the limit is raised toward
+    the hard one, up to 4,096, and half of it less a margin is what kept files may take. On
+    Windows none (a file held open there cannot be replaced by another process's write)."""
+    import sys
+
+    from complaint_core.merged import pieces
+
+    if sys.platform == "win32":
+        assert pieces._open_budget() == 0
+        return
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 4096 if hard == resource.RLIM_INFINITY else min(hard, 4096)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, want), hard))
+        budget = pieces._open_budget()
+        now, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        assert now == want and budget == want // 2 - 64
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want + 100 if hard == resource.RLIM_INFINITY
+                                                    or hard >= want + 100 else want, hard))
+        higher, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        assert pieces._open_budget() == higher // 2 - 64   # a higher limit is kept as it is
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -41,28 +41,39 @@ def _segment_at(offset: int, length: int, crc: int, size: int) -> Any:
     raise pickle.UnpicklingError("a kept segment read without its file")
 
 
+class _Segments:
+    """The segments a pickle names, their bytes in the order they go after it."""
+
+    def __init__(self) -> None:
+        self.data: list[bytes] = []
+        self.at = 0
+
+    def reduce(self, segment: Segment) -> tuple[Any, tuple[int, int, int, int]]:
+        at, length = self.at, len(segment.data)
+        self.at += length
+        self.data.append(segment.data)
+        return _segment_at, (at, length, segment.crc, segment.size)
+
+    def reduce_file(self, segment: FileSegment) -> tuple[Any, tuple[int, int, int, int]]:
+        return self.reduce(segment.read())
+
+
 class _Packer(pickle.Pickler):
-    def __init__(self, fh: BinaryIO, segments: list[bytes]) -> None:
-        self._segments = segments
-        self._at = 0
+    def __init__(self, fh: BinaryIO, segments: _Segments) -> None:
         table: dict[Any, Any] = dict(copyreg.dispatch_table)
-        table[Segment] = self._reduce
-        table[FileSegment] = self._reduce_file
+        # the pickler's own methods would make a cycle (pickler → table → pickler) that keeps
+        # its memo, every object of the piece, alive until the collector runs: a daemon held
+        # 20 MiB more so
+        table[Segment] = segments.reduce
+        table[FileSegment] = segments.reduce_file
         # the C pickler looks its table up when it is made: set before, never after
         self.dispatch_table = table
         super().__init__(fh, protocol=pickle.HIGHEST_PROTOCOL)
 
-    def _reduce(self, segment: Segment) -> tuple[Any, tuple[int, int, int, int]]:
-        at, length = self._at, len(segment.data)
-        self._at += length
-        self._segments.append(segment.data)
-        return _segment_at, (at, length, segment.crc, segment.size)
-
-    def _reduce_file(self, segment: FileSegment) -> tuple[Any, tuple[int, int, int, int]]:
-        return self._reduce(segment.read())
-
 
 class _Unpacker(pickle.Unpickler):
+    # pickle, as before this layout: only our own files, in a folder only this user may write
+    # (mode 700, ``PieceCache.beside``), or the bytes our own maker process sent
     def __init__(self, head: bytes, segment: Callable[[int, int, int, int], Any]) -> None:
         super().__init__(io.BytesIO(head))
         self._segment = segment
@@ -75,12 +86,12 @@ class _Unpacker(pickle.Unpickler):
 
 def dump(value: Any, fh: BinaryIO) -> None:
     """Write ``value`` to ``fh`` (a new file, at its start) in this layout."""
-    segments: list[bytes] = []
+    segments = _Segments()
     fh.write(bytes(_TOP.size))
     _Packer(fh, segments).dump(value)
     head = fh.tell() - _TOP.size
     total = 0
-    for data in segments:
+    for data in segments.data:
         fh.write(data)
         total += len(data)
     fh.seek(0)
