@@ -68,13 +68,27 @@ class Checked:
     uncovered: list[int] = field(default_factory=list)
 
 
+def _mapped() -> int:
+    """Bytes of address space this process has mapped now (Linux's /proc); 0 where unknown."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0
+
+
 def _limit(memory_mb: int, errors: str | None = None) -> None:
-    """The child's own limits: its address space, and no panic text on the daemon's stderr
-    (it goes to the file ``errors``, where the parent looks for why the child died)."""
+    """The child's own limits: ``memory_mb`` of address space beyond what the interpreter and
+    its libraries already map, and no panic text on the daemon's stderr (it goes to the file
+    ``errors``, where the parent looks for why the child died).
+
+    Beyond, not in all: the interpreter maps 50 MB or so before it reads anything, more or
+    less by platform and by whether its modules come compiled, and a limit counted from zero
+    left a small file a few MB one day and none the next."""
     try:
         import resource
 
-        limit = memory_mb << 20
+        limit = _mapped() + (memory_mb << 20)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     except (ImportError, ValueError, OSError):
         pass  # Windows has no RLIMIT_AS: the timeout still protects the daemon

@@ -423,7 +423,9 @@ def read_tables(path: str | Path) -> list[ComplaintTable]:
                 table.risk_words = risk_words
                 table.shop_code = settings.shop_code or None
             tables += found
-    except (UnreadableWorkbook, BadSetting):
+    except (UnreadableWorkbook, BadSetting, MemoryError):
+        # out of memory is not a damaged file: the reading child says so, and reads the file
+        # again in a fresh child when others read before it may have left it short
         raise
     except BaseException as exc:  # noqa: BLE001 - pyo3 PanicException derives from BaseException
         if isinstance(exc, KeyboardInterrupt | SystemExit):
@@ -452,7 +454,7 @@ def read_playbook(path: str | Path) -> Playbook:
         if SHEET_PLAYBOOK not in wb.sheet_names:
             return DEFAULT_PLAYBOOK
         rows = wb.get_sheet_by_name(SHEET_PLAYBOOK).to_python()
-    except UnreadableWorkbook:
+    except (UnreadableWorkbook, MemoryError):
         raise
     except BaseException as exc:  # noqa: BLE001 - see read_tables
         if isinstance(exc, KeyboardInterrupt | SystemExit):

@@ -71,7 +71,7 @@ def test_a_file_read_ahead_waits_pickled_and_is_unpacked_whole(tmp_path: Path) -
 def test_each_child_keeps_its_own_limits(tmp_path: Path) -> None:
     big = write_shop_workbook(tmp_path / "big.xlsx", sample_rows(3000, seed=2, now=NOW))
     small = write_shop_workbook(tmp_path / "small.xlsx", sample_rows(5, seed=2, now=NOW))
-    got = dict(read_many_isolated([big, small], now=NOW, jobs=2, memory_mb=40))
+    got = dict(read_many_isolated([big, small], now=NOW, jobs=2, memory_mb=4))
     assert isinstance(got[big], UnreadableWorkbook)        # killed by its memory limit, and said so
     assert "memory limit" in got[big].reason and "reader crashed" not in got[big].reason
     other = write_shop_workbook(tmp_path / "other.xlsx", sample_rows(3000, seed=3, now=NOW))
@@ -163,10 +163,12 @@ def test_a_child_reads_many_files_and_a_failure_stays_with_its_file(tmp_path: Pa
 def test_a_file_that_ran_a_used_child_out_of_memory_is_read_in_a_fresh_one(tmp_path: Path) -> None:
     from complaint_core import isolate
 
+    # the limit counts beyond what the child maps before it reads (about 50 MB, more or less
+    # by whether its modules come compiled): 20 rows take under 1 MB more, 3,000 rows 12-16
     small = [write_shop_workbook(tmp_path / f"s{i}.xlsx", sample_rows(20, seed=i, now=NOW)) for i in range(3)]
     big = write_shop_workbook(tmp_path / "big.xlsx", sample_rows(3000, seed=2, now=NOW))
     before = isolate._STARTED[0]
-    got = dict(read_many_isolated([small[0], small[1], big, small[2]], now=NOW, jobs=1, memory_mb=40))
+    got = dict(read_many_isolated([small[0], small[1], big, small[2]], now=NOW, jobs=1, memory_mb=4))
     assert isolate._STARTED[0] - before == 3     # the big file had a child of its own, and failed there too
     # the parser aborts on the failed allocation (no MemoryError reaches Python): its own words
     # on stderr tell the limit from a broken file
@@ -344,3 +346,20 @@ def test_the_forkserver_started_early_serves_readers_without_the_callers_main(tm
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
     assert not marker.exists()
+
+
+def test_running_out_of_memory_while_reading_is_said_so_not_taken_for_a_damaged_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a MemoryError raised in Python (not the parser's abort) while a sheet's rows are made was
+    # reported as "工作簿无法解析，文件可能已损坏" and never read again in a fresh child
+    from complaint_core import isolate, reader
+
+    path = write_shop_workbook(tmp_path / "s.xlsx", sample_rows(5, seed=1, now=NOW))
+
+    def short(*args: object, **kwargs: object) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(reader, "tables_from_grid", short)
+    with pytest.raises(MemoryError):
+        reader.read_tables(path)
+    assert isolate._work(str(path), 2048, NOW) == ("error", "UnreadableWorkbook", isolate._over(2048), "memory")
