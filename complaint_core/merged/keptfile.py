@@ -5,7 +5,7 @@ put after it instead of inside it.
 Why: at a shop's save the other shops' rows are reused as they were compressed, and the package
 is the only place they need to go. Kept apart from the pickle, they are copied from this file
 into the package by the kernel (``deflate.FileSegment``), never read into memory nor written
-to a spool first: at 300,000 complaints that was 160 MB written twice at every shop's save.
+to a spool first: at 300,000 complaints that was 130 MB written twice at every shop's save.
 
 Layout: 24 bytes (``MAGIC``, the pickle's length, the segments' length; little-endian), the
 pickle, then every segment's bytes one after another. In the pickle a segment is a call of
