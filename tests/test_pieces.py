@@ -373,7 +373,7 @@ def test_with_no_file_handle_to_spare_kept_rows_are_read_and_the_workbook_is_the
     from complaint_core.merged import pieces
 
     store, folder, out = chain
-    monkeypatch.setattr(pieces, "_HANDLES", [0])
+    monkeypatch.setattr(pieces, "_handles", lambda: 0)
     write_shop(folder / "S01" / "S01.xlsx", rows_for(28, shop="S01", seed=70), shop="S01")
     rep = merge_into(store, [folder], out, now=T0 + timedelta(minutes=6))
     assert rep.reused == len(SHOPS) - 1

@@ -21,6 +21,7 @@ rows stay in its file (``keptfile.py``) and go from there into the package.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -355,9 +356,7 @@ def year_end(now: datetime) -> datetime:
     return datetime(now.year + 1, 1, 1, tzinfo=now.tzinfo)
 
 
-_HANDLES: list[int] = []
-
-
+@functools.cache
 def _handles() -> int:
     """How many kept files a write may hold open for their segments: half of what the system
     lets a process open, less a margin for the store, the spools and the pipes to the makers.
@@ -366,9 +365,7 @@ def _handles() -> int:
     The soft limit is first raised toward the hard one, up to 4,096, as Go does for every
     program: 256 by default on macOS, 1,024 on most Linux systems, against a chain of 300 shops
     that keeps a piece, a findings file and a 处罚 part for each."""
-    if not _HANDLES:
-        _HANDLES.append(_open_budget())
-    return _HANDLES[0]
+    return _open_budget()
 
 
 def _open_budget() -> int:
