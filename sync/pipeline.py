@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Row
 
 from complaint_core.errors import SourceFolderUnavailable, UnreadableWorkbook
-from complaint_core.isolate import read_many_isolated, warm_children
+from complaint_core.isolate import PackedRows, read_many_isolated, warm_children
 from complaint_core.safety import MAX_FILE_BYTES, real_path
 from complaint_core.store import Store
 from complaint_core.store import tables as t
@@ -261,7 +261,11 @@ def read_files(store: Store, paths: list[Path], *, known: dict[str, Row[Any]], n
         if isinstance(got, UnreadableWorkbook):
             results[path] = _failed(store, path, prev, got, size, mtime, now)
         else:
-            counts = ingest_prepared(store, path, got, file_hash=digest, size=size, mtime=mtime, now=now)
+            try:
+                counts = ingest_prepared(store, path, got, file_hash=digest, size=size, mtime=mtime, now=now)
+            finally:
+                if isinstance(got.rows, PackedRows):
+                    got.rows.close()   # its temporary file goes now, not when collected
             log.info("已读取 %s: %d 行（新 %d，改 %d，删 %d）", path, len(got.rows), counts["new"],
                      counts["changed"], counts["deleted"])
             results[path] = FileResult(path, "read", rows=len(got.rows))

@@ -46,9 +46,11 @@ def test_many_files_each_once_with_findings_and_failures(tmp_path: Path) -> None
     assert len(got[big].rows) == 3000 and got[big] == prepare(table, validate_table(table, now=NOW), big)
 
 
-def test_a_file_read_ahead_waits_pickled_and_is_unpacked_whole(tmp_path: Path) -> None:
+def test_a_file_read_ahead_waits_pickled_and_is_unpacked_a_slice_at_a_time(tmp_path: Path) -> None:
     # the file read ahead of the one being stored waits as its pickled slices (issue 17: a
-    # chain of long files held two files' rows at once); unpacked, it is the file as sent
+    # chain of long files held two files' rows at once), and past a few MB in a temporary
+    # file; its rows are unpickled a slice at a time as they are gone through, and are the
+    # file as sent
     import multiprocessing as mp
     import threading
 
@@ -57,15 +59,38 @@ def test_a_file_read_ahead_waits_pickled_and_is_unpacked_whole(tmp_path: Path) -
     shop = write_shop_workbook(tmp_path / "S.xlsx", sample_rows(1234, seed=3, now=NOW))
     table = read_workbook(shop)
     prepared = prepare(table, validate_table(table, now=NOW), shop)
-    theirs, ours = mp.Pipe()
-    sending = threading.Thread(target=isolate._send, args=(theirs, ("ok", prepared)))
-    sending.start()
-    answer = isolate._receive(ours)
-    sending.join()
-    packed = answer[1]
-    assert isinstance(packed, isolate.Packed) and len(packed.slices) == 3 and packed.prepared.rows == []
-    assert all(isinstance(b, bytes) for b in packed.slices)
-    assert packed.open() == prepared and packed.slices == []
+
+    def send_and_receive() -> isolate.Packed:
+        theirs, ours = mp.Pipe()
+        sending = threading.Thread(target=isolate._send, args=(theirs, ("ok", prepared)))
+        sending.start()
+        answer = isolate._receive(ours)
+        sending.join()
+        assert isinstance(answer[1], isolate.Packed)
+        return answer[1]
+
+    packed = send_and_receive()
+    rows = packed.rows
+    assert packed.prepared.rows == [] and len(rows._places) == 3 and not rows._spool._rolled
+    opened = packed.open()
+    assert opened == prepared and opened.rows is rows and len(rows) == 1234
+    assert rows[0] == prepared.rows[0] and rows[-1] == prepared.rows[-1] and rows[700] == prepared.rows[700]
+    assert rows[499:502] == prepared.rows[499:502] and list(rows) == list(prepared.rows)
+    loads = []
+    real = isolate.pickle.loads
+    with pytest.MonkeyPatch.context() as mp_:
+        mp_.setattr(isolate.pickle, "loads", lambda b: loads.append(len(b)) or real(b))
+        first = next(iter(rows))
+    assert first == prepared.rows[0] and len(loads) == 1   # one slice, not the file
+    with pytest.raises(IndexError):
+        rows[1234]
+    rows.close()
+
+    with pytest.MonkeyPatch.context() as mp_:
+        mp_.setattr(isolate, "_IN_MEMORY", 100_000)
+        on_disk = send_and_receive().rows
+    assert on_disk._spool._rolled and on_disk == prepared.rows   # beyond the budget: a temporary file
+    on_disk.close()
 
 
 def test_each_child_keeps_its_own_limits(tmp_path: Path) -> None:

@@ -226,7 +226,9 @@ class Prepared:
     (no cell dicts, no finding objects), so the daemon only runs SQL."""
 
     sheet: str                   # the first table's sheet; each row carries its own
-    rows: list[PreparedRow]
+    # a list where made; in the daemon, the slices a reader child sent (isolate.PackedRows),
+    # unpickled as they are iterated
+    rows: Sequence[PreparedRow]
     findings_json: str
     findings: int
     shop: str = ""            # the shop this file speaks for (its 设置 code, else its folder)

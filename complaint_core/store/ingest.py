@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -61,15 +63,26 @@ def ingest_table(store: Store, path: Path, table: ComplaintTable, findings: list
                            mtime=mtime, now=now)
 
 
-def assign_keys(path: str, rows: list[PreparedRow], first_sheet: str = "") -> list[str]:
-    """Each row's record key. An id used twice in the file (the validator reports it) keys every
-    row that has it by the id and its anchor, so each keeps its own manager edits whatever the
-    order of the rows; two id-less rows typed alike are told apart by their order. A row without
-    an id on a second complaint sheet is keyed with that sheet too."""
+# what a stored row's key and its continuation need of a prepared row: (row, shop, 投诉编号,
+# anchor, sheet). The daemon holds these for a whole file, the rest a slice at a time.
+Light = tuple[int, str, str | None, str, str]
+
+
+def light_rows(rows: Iterable[PreparedRow]) -> list[Light]:
+    """Each prepared row's ``Light`` part, in one pass over ``rows``."""
+    return [(r[0], r[1], r[2], r[6], r[8]) for r in rows]
+
+
+def assign_keys(path: str, rows: list[Light], first_sheet: str = "") -> list[str]:
+    """Each row's record key (``rows``: ``light_rows``). An id used twice in the file (the
+    validator reports it) keys every row that has it by the id and its anchor, so each keeps its
+    own manager edits whatever the order of the rows; two id-less rows typed alike are told
+    apart by their order. A row without an id on a second complaint sheet is keyed with that
+    sheet too."""
     repeated = {cid for cid, n in Counter(r[2] for r in rows if r[2]).items() if n > 1}
     seen: set[str] = set()
     keys: list[str] = []
-    for _row, shop, cid, _upd, _data, _h, anc, _dues, sheet, _scan in rows:
+    for _row, shop, cid, anc, sheet in rows:
         where = path if sheet == first_sheet or not first_sheet else f"{path}!{sheet}"
         rkey = record_key(shop, cid, where, anc, cid in repeated)
         base, n = rkey, 2
@@ -78,6 +91,12 @@ def assign_keys(path: str, rows: list[PreparedRow], first_sheet: str = "") -> li
         seen.add(rkey)
         keys.append(rkey)
     return keys
+
+
+def _batches(rows: Iterable[PreparedRow], size: int) -> Iterator[list[PreparedRow]]:
+    each = iter(rows)
+    while batch := list(islice(each, size)):
+        yield batch
 
 
 def ingest_prepared(store: Store, path: Path, prepared: Prepared, *, file_hash: str, size: int, mtime: float,
@@ -93,8 +112,12 @@ def ingest_prepared(store: Store, path: Path, prepared: Prepared, *, file_hash: 
                    t.source_rows.c.record_key, t.source_rows.c.due_contact, t.source_rows.c.anchor,
                    t.source_rows.c.complaint_id)
             .where(t.source_rows.c.source_path == key))}
-        keys = assign_keys(key, prepared.rows, prepared.sheet)
-        renamed = _continued(c, old, keys, prepared.rows)
+        # the rows are gone through twice (a file's keys depend on all its rows), each time a
+        # slice at a time: in between, only what keys them is held
+        light = light_rows(prepared.rows)
+        keys = assign_keys(key, light, prepared.sheet)
+        renamed = _continued(c, old, keys, light, prepared.rows)
+        del light
         seen = set(keys)
         vanished = {r.record_key: r for k, r in old.items() if k not in seen and not r.deleted}
         for prev in renamed.values():
@@ -107,12 +130,12 @@ def ingest_prepared(store: Store, path: Path, prepared: Prepared, *, file_hash: 
         # a slice of rows at a time: only that slice's JSON is decoded and waits to be written
         # (a new row's JSON is not decoded at all where the driver takes its bytes)
         raw = text_as_bytes(c.dialect)
-        for start in range(0, len(keys), _SLICE):
+        for start, batch in zip(range(0, len(keys), _SLICE), _batches(prepared.rows, _SLICE), strict=True):
             new_rows: list[tuple[Any, ...]] = []
             changed: list[dict[str, Any]] = []
             replaced: list[Any] = []   # the stored rows ``changed`` gives new data
             versions: list[tuple[Any, ...]] = []
-            part = zip(keys[start:start + _SLICE], prepared.rows[start:start + _SLICE], strict=True)
+            part = zip(keys[start:start + _SLICE], batch, strict=True)
             for rkey, (row_no, _shop, cid, upd, packed, h, anc, dues, sheet, scan) in part:
                 prev = old.get(rkey) or renamed.get(rkey)
                 if prev is None:
@@ -175,7 +198,8 @@ def _keep_history(c: Connection, path: str, replaced: list[Any]) -> None:
               [{"b_id": prev.id, "b_key": prev.record_key} for prev in replaced])
 
 
-def _continued(c: Connection, old: dict[str, Any], keys: list[str], rows: list[PreparedRow]) -> dict[str, Any]:
+def _continued(c: Connection, old: dict[str, Any], keys: list[str], light: list[Light],
+               rows: Sequence[PreparedRow]) -> dict[str, Any]:
     """New key -> the stored row it continues, for rows whose key changed while the shop edited
     them: the same anchor anywhere in the file (an id typed into a row that had none, even after
     a re-sort), or, at the very sheet and row, the same id or the same 受理时间 and 客户姓名 (its
@@ -183,7 +207,7 @@ def _continued(c: Connection, old: dict[str, Any], keys: list[str], rows: list[P
     none of these and continues nothing, so it never inherits another complaint's 主管批示."""
     seen = set(keys)
     vanished = [r for k, r in old.items() if k not in seen and not r.deleted]
-    fresh = [(k, p) for k, p in zip(keys, rows, strict=True) if k not in old]
+    fresh = [(k, i, p) for i, (k, p) in enumerate(zip(keys, light, strict=True)) if k not in old]
     if not vanished or not fresh:
         return {}
     out: dict[str, Any] = {}
@@ -191,19 +215,22 @@ def _continued(c: Connection, old: dict[str, Any], keys: list[str], rows: list[P
     for r in vanished:
         if r.anchor:
             by_anchor.setdefault(r.anchor, []).append(r)
-    for k, p in fresh:
-        same = by_anchor.get(p[6], [])
+    for k, _i, p in fresh:
+        same = by_anchor.get(p[3], [])
         if len(same) == 1:
             out[k] = same[0]
     taken = {id(r) for r in out.values()}
     at = {(r.sheet, r.row): r for r in vanished if id(r) not in taken}
-    left = [(k, p) for k, p in fresh if k not in out and (p[8], p[0]) in at]
+    left = [(k, i, p) for k, i, p in fresh if k not in out and (p[4], p[0]) in at]
     if left:
         data = dict(c.execute(select(t.source_rows.c.id, t.source_rows.c.data)
-                              .where(t.source_rows.c.id.in_([at[(p[8], p[0])].id for _k, p in left]))).all())
-        for k, p in left:
-            prev = at[(p[8], p[0])]
-            was, now = loads(data.get(prev.id) or "{}"), loads(p[4])
+                              .where(t.source_rows.c.id.in_([at[(p[4], p[0])].id for _k, _i, p in left]))).all())
+        wanted = {i for _k, i, _p in left}
+        # their new values, from one more pass over the rows (it decodes only these)
+        values = {i: loads(r[4]) for i, r in enumerate(rows) if i in wanted}
+        for k, i, p in left:
+            prev = at[(p[4], p[0])]
+            was, now = loads(data.get(prev.id) or "{}"), values[i]
             same_id = bool(prev.complaint_id) and prev.complaint_id == p[2]
             same_person = all(was.get(f) for f in _SAME_PERSON) and all(was.get(f) == now.get(f) for f in _SAME_PERSON)
             if same_id or same_person:

@@ -1,0 +1,97 @@
+"""A big file's rows reach the daemon as pickled slices and are stored a slice at a time
+(issue 17): the store ends up exactly as when the rows come as one list, through re-sorts, ids
+typed in, descriptions corrected in place and rows deleted."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from complaint_core import isolate
+from complaint_core.reader import read_workbook
+from complaint_core.store import open_store
+from complaint_core.store import tables as t
+from complaint_core.store.codec import Prepared, prepare
+from complaint_core.store.ingest import ingest_prepared
+from complaint_core.validate import validate_table
+from tests.support.workbooks import NOW, sample_rows, write_shop_workbook
+
+
+def _through_the_pipe(prepared: Prepared) -> Prepared:
+    theirs, ours = mp.Pipe()
+    sending = threading.Thread(target=isolate._send, args=(theirs, ("ok", prepared)))
+    sending.start()
+    answer = isolate._receive(ours)
+    sending.join()
+    assert isinstance(answer[1], isolate.Packed)
+    return answer[1].open()
+
+
+def _versions(n: int) -> list[list[dict[str, Any]]]:
+    first = sample_rows(n, seed=11, now=NOW)
+    for r in first[::7]:
+        r["complaint_id"] = None                     # rows without an id, keyed by their anchor
+    second = [dict(r) for r in first]
+    for i, r in enumerate(second[:40:7]):
+        r["complaint_id"] = f"NEW-{i}"               # an id typed in, in place
+    for r in second[70:140:7]:
+        r["description"] = r["description"] + "（已更正）"        # corrected in place, no id
+    for r in second[200:260]:
+        r["description"] = r["description"] + "！"                # corrected, with an id
+    third = list(reversed([r for i, r in enumerate(second) if i % 50 != 3]))   # re-sorted, some deleted
+    return [first, second, third]
+
+
+def _stored(url: Path) -> tuple[list[Any], ...]:
+    store = open_store(url)
+    try:
+        with store.engine.connect() as c:
+            rows = c.execute(select(t.source_rows.c.record_key, t.source_rows.c.sheet, t.source_rows.c.row,
+                                    t.source_rows.c.content_hash, t.source_rows.c.version, t.source_rows.c.deleted,
+                                    t.source_rows.c.anchor, t.source_rows.c.data)
+                             .order_by(t.source_rows.c.record_key)).all()
+            versions = c.execute(select(t.row_versions.c.record_key, t.row_versions.c.version,
+                                        t.row_versions.c.content_hash, t.row_versions.c.data,
+                                        t.row_versions.c.deleted)
+                                 .order_by(t.row_versions.c.record_key, t.row_versions.c.version)).all()
+            aliases = c.execute(select(t.record_aliases.c.old_ref, t.record_aliases.c.new_ref)
+                                .order_by(t.record_aliases.c.old_ref)).all()
+            return [tuple(r) for r in rows], [tuple(r) for r in versions], [tuple(r) for r in aliases]
+    finally:
+        store.engine.dispose()
+
+
+@pytest.mark.parametrize("in_memory", [4 << 20, 50_000], ids=["spool-in-memory", "spool-on-disk"])
+def test_a_file_stored_a_slice_at_a_time_is_stored_as_from_one_list(tmp_path: Path, monkeypatch, in_memory: int) -> None:
+    monkeypatch.setattr(isolate, "_IN_MEMORY", in_memory)
+    shop = tmp_path / "SH01" / "S.xlsx"
+    shop.parent.mkdir()
+    stores = {"list": tmp_path / "list.db", "slices": tmp_path / "slices.db"}
+    counts: dict[str, list[dict[str, int]]] = {k: [] for k in stores}
+    for n, rows in enumerate(_versions(1300)):
+        write_shop_workbook(shop, rows)
+        table = read_workbook(shop)
+        prepared = prepare(table, validate_table(table, now=NOW), shop)
+        now = NOW + timedelta(minutes=n)
+        for how, url in stores.items():
+            got = _through_the_pipe(prepared) if how == "slices" else prepared
+            assert isinstance(got.rows, isolate.PackedRows) == (how == "slices")
+            store = open_store(url)
+            try:
+                counts[how].append(ingest_prepared(store, shop, got, file_hash=f"h{n}", size=n, mtime=n, now=now))
+            finally:
+                store.engine.dispose()
+                if isinstance(got.rows, isolate.PackedRows):
+                    got.rows.close()
+    assert counts["list"] == counts["slices"]
+    # 6 ids typed in and 10 descriptions corrected without an id (both continued), 60 with one
+    assert counts["list"][1]["changed"] == 76 and counts["list"][2]["deleted"] == 26
+    listed, sliced = _stored(stores["list"]), _stored(stores["slices"])
+    assert listed == sliced
+    assert len(listed[2]) == 25   # the keys that changed were continued, not made anew
