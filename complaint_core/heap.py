@@ -1,4 +1,5 @@
-"""A child process keeps the memory it frees, for its next file or shop (glibc only).
+"""How a process keeps or gives back the memory it frees (glibc only): a child keeps it for
+its next file or shop; the merging process gives its big blocks back.
 
 A reader child reads one shop's file after another, and a piece maker makes one shop after
 another; each frees the last one's rows before taking the next. glibc hands freed memory back
@@ -7,6 +8,9 @@ mapped apart), so each file and each shop faulted the same pages in again: 1,600
 a shop of 1,000 complaints, a tenth of a maker's time and a twentieth of a reader's
 (issue 17). A child lives for one merge and its peak is what the largest file or shop needs
 either way: it now keeps what it freed until it ends.
+
+The merging process itself (the daemon, which lives on between merges) does the opposite
+with big blocks: it gives them back as soon as it frees them (``give_back_big_blocks``).
 
 ``mallopt`` is glibc's public API; this module checks that glibc is the C library before it
 uses it, and does nothing anywhere else (Windows, macOS, musl).
@@ -39,8 +43,8 @@ def glibc() -> bool:
         return False
 
 
-def keep_freed_memory() -> bool:
-    """Let this process keep the memory it frees (see above); True when that took effect."""
+def _mallopt(settings: list[tuple[int, int]]) -> bool:
+    """Each (parameter, value) through glibc's ``mallopt``; True when every one took effect."""
     if not glibc():
         return False
     try:
@@ -50,8 +54,30 @@ def keep_freed_memory() -> bool:
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     # mallopt answers 1 when it took the value
-    took: list[int] = [mallopt(M_TRIM_THRESHOLD, TRIM_BYTES), mallopt(M_MMAP_THRESHOLD, MMAP_BYTES)]
-    return took == [1, 1]
+    return all([mallopt(param, value) == 1 for param, value in settings])
+
+
+def keep_freed_memory() -> bool:
+    """Let this process keep the memory it frees (see above); True when that took effect."""
+    return _mallopt([(M_TRIM_THRESHOLD, TRIM_BYTES), (M_MMAP_THRESHOLD, MMAP_BYTES)])
+
+
+# the size from which the merging process maps a block apart (``give_back_big_blocks``)
+BIG_BLOCK = 1 << 20
+
+
+def give_back_big_blocks() -> bool:
+    """The merging process (the daemon, or one merge) gives a block of 1 MiB or more back to
+    the system as soon as it frees it; True when that took effect.
+
+    The opposite of a child's setting, for the process that lives on between merges. By
+    default glibc raises the size from which it maps a block apart each time it frees such a
+    block, up to 32 MiB: after the first big shop file, each file's findings text, each slice
+    of its rows and each of the store's batches came from the heap, and the free space left
+    between blocks still in use stayed the daemon's. At 10 shops x 30,000 complaints the
+    daemon peaked at 179 MiB, 143 with the size fixed at 1 MiB; a merge of 100 x 1,000 took
+    as long (issue 17, docs/performance.md)."""
+    return _mallopt([(M_MMAP_THRESHOLD, BIG_BLOCK)])
 
 
 T = TypeVar("T")

@@ -11,6 +11,7 @@ from typing import Any
 
 from complaint_core.errors import WorkbookLocked
 from complaint_core.gcpause import paused_gc
+from complaint_core.heap import give_back_big_blocks
 from complaint_core.merged.render import render_merged
 from complaint_core.store import Store, open_store
 
@@ -35,6 +36,7 @@ def merge_into(store: Store, sources: list[Path], out: Path, *, now: datetime,
     recorded (a retry that found the file still waiting): nothing on any sheet would change.
     """
     started = time.perf_counter()
+    give_back_big_blocks()   # a big shop file's blocks go back to the system once stored
     report = scan(store, sources, out=out, now=now, settle=settle, only=only, progress=progress,
                   empty_grace=empty_grace)
     changed = report.read or any(r.outcome == "failed" for r in report.failed)

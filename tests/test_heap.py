@@ -46,3 +46,35 @@ def test_a_child_that_keeps_its_freed_memory_faults_no_pages_in_for_the_next_sho
 
 def test_keeping_freed_memory_can_be_asked_again() -> None:
     assert keep_freed_memory() and keep_freed_memory()
+
+
+_BIG = r"""
+import sys
+from complaint_core.heap import give_back_big_blocks
+given = give_back_big_blocks() if sys.argv[1] == "give" else False
+def rss():
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * 4096 >> 20
+first = b"x" * (16 << 20)
+del first                       # by default glibc now maps apart only blocks past 16 MiB
+before = rss()
+blocks, kept = [], []
+for i in range(24):             # a big file's slices, each with a small thing kept after it
+    blocks.append(b"y" * (2 << 20))
+    kept.append(b"z" * 2000 + bytes([i]))
+del blocks
+print(given, rss() - before)
+"""
+
+
+def test_the_merging_process_gives_big_blocks_back_when_it_frees_them() -> None:
+    def left(mode: str) -> tuple[str, int]:
+        done = subprocess.run([sys.executable, "-c", _BIG, mode], capture_output=True, text=True, timeout=60,
+                              check=True)
+        given, mib = done.stdout.split()
+        return given, int(mib)
+
+    (given, kept_given), (default, kept_default) = left("give"), left("default")
+    assert (given, default) == ("True", "False")
+    # 48 MiB freed: by default it stays the process's, held between the small blocks kept
+    assert kept_default >= 40 and kept_given <= 4, (kept_given, kept_default)
