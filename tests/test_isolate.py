@@ -388,3 +388,19 @@ def test_running_out_of_memory_while_reading_is_said_so_not_taken_for_a_damaged_
     with pytest.raises(MemoryError):
         reader.read_tables(path)
     assert isolate._work(str(path), 2048, NOW) == ("error", "UnreadableWorkbook", isolate._over(2048), "memory")
+
+
+def test_a_big_file_is_the_last_its_child_reads(tmp_path: Path, monkeypatch) -> None:
+    # what a big file leaves in its child's heap would add to the next big file's peak: the
+    # next file gets a fresh child, and every file still comes back as read
+    from complaint_core import isolate
+
+    monkeypatch.setattr(isolate, "BIG_FILE_ROWS", 600)
+    big = [write_shop_workbook(tmp_path / f"big{i}.xlsx", sample_rows(700, seed=i, now=NOW)) for i in range(2)]
+    small = [write_shop_workbook(tmp_path / f"s{i}.xlsx", sample_rows(20, seed=i, now=NOW)) for i in range(2)]
+    before = isolate._STARTED[0]
+    got = dict(read_many_isolated([big[0], small[0], big[1], small[1]], now=NOW, jobs=1))
+    assert isolate._STARTED[0] - before == 3   # big0 | small0, big1 | small1
+    for p in (*big, *small):
+        table = read_workbook(p)
+        assert got[p] == prepare(table, validate_table(table, now=NOW), p)
