@@ -80,6 +80,23 @@ def give_back_big_blocks() -> bool:
     return _mallopt([(M_MMAP_THRESHOLD, BIG_BLOCK)])
 
 
+def release_freed() -> bool:
+    """Give the memory this process has freed back to the system now (glibc's
+    ``malloc_trim``); True when there was glibc to ask. For a child that keeps what it frees
+    (``keep_freed_memory``) once it has made something unusually big: what that left in its
+    heap would otherwise add to the next big one's peak."""
+    if not glibc():
+        return False
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    trim(0)
+    return True
+
+
 T = TypeVar("T")
 
 

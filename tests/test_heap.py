@@ -78,3 +78,24 @@ def test_the_merging_process_gives_big_blocks_back_when_it_frees_them() -> None:
     assert (given, default) == ("True", "False")
     # 48 MiB freed: by default it stays the process's, held between the small blocks kept
     assert kept_default >= 40 and kept_given <= 4, (kept_given, kept_default)
+
+
+_RELEASE = r"""
+from complaint_core.heap import keep_freed_memory, release_freed
+keep_freed_memory()
+def rss():
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * 4096 >> 20
+before = rss()
+rows = [b"r" * 3000 + bytes([i % 256]) for i in range(15_000)]   # a big shop's rows, 45 MB
+del rows
+kept = rss() - before
+released = release_freed()
+print(kept, released, rss() - before)
+"""
+
+
+def test_a_child_that_keeps_its_freed_memory_gives_it_back_when_asked() -> None:
+    done = subprocess.run([sys.executable, "-c", _RELEASE], capture_output=True, text=True, timeout=60, check=True)
+    kept, released, left = done.stdout.split()
+    assert released == "True" and int(kept) >= 40 and int(left) <= 5, done.stdout

@@ -27,7 +27,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..heap import keep_freed_memory
+from ..heap import keep_freed_memory, release_freed
 from ..isolate import child_context, start_child
 from . import keptfile
 from .deflate import Segment
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("complaint_desk.merged")
 
+# a shop of more complaints than this is big: the maker gives back what it freed after it
+BIG_SHOP = 4_000
 # the rows still to make from which makers pay for their start (docs/performance.md)
 MIN_ROWS = 20_000
 # pieces asked for ahead of the one being laid: memory stays a few shops' worth. Fewer when
@@ -117,6 +119,7 @@ def _serve(conn: Any, url: str, ctx: Context, codecs: Codecs, folder: str | None
                         continue
                 archived = take_archived(piece)   # kept beside the piece, not sent
                 token = piece.token
+                big = len(piece.refs) > BIG_SHOP
                 # kept, the piece is not sent: the render lays it from its file, its rows
                 # copied from there into the package. Where it cannot be kept it goes once
                 # packed, the bytes sent as they are, not pickled again into a message: a
@@ -127,13 +130,18 @@ def _serve(conn: Any, url: str, ctx: Context, codecs: Codecs, folder: str | None
                     cache.save_archived(name, token, archived)
                     del archived
                     conn.send(("filed", token))
-                    continue
-                del archived
-                data = keptfile.dumps(piece)
-                del piece
-                conn.send(("ok",))
-                conn.send_bytes(data)
-                del data
+                else:
+                    del archived
+                    data = keptfile.dumps(piece)
+                    del piece
+                    conn.send(("ok",))
+                    conn.send_bytes(data)
+                    del data
+                if big:
+                    # what a big shop left in this maker's heap (kept for the next shop) would
+                    # add to the next big shop's peak: given back once the piece has gone
+                    gc.collect()
+                    release_freed()
             except Exception as exc:  # noqa: BLE001 - the render makes this shop itself
                 conn.send(("error", f"{type(exc).__name__}: {str(exc)[:200]}"))
     except (EOFError, OSError):
