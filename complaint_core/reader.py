@@ -332,14 +332,24 @@ def _open(p: Path, facts: WorkbookFacts, bounds: list[Any]) -> Any:
     """The workbook opened by its content; with far cells cut out when ``bounds`` names any."""
     if bounds:
         return CalamineWorkbook.from_filelike(io.BytesIO(trimmed_copy(p, bounds)))
-    if p.suffix.lower() in _SUFFIXES_OF[facts.kind]:
+    if p.suffix.lower() in _SUFFIXES_OF[facts.kind] and _utf8(p):
         # named for what it holds: opened by name, calamine reads only the format the name says
         # (so its error is the real reason, where sniffing the content hides it), and reads the
         # package from the file as it needs it; from an open file it first copies the whole
         # file into memory (20 MiB more at the peak of a 10 MB workbook of 30,000 complaints)
         return CalamineWorkbook.from_path(str(p))
-    with p.open("rb") as fh:   # a name that does not say what it holds: calamine sniffs it
+    # a name that does not say what it holds (calamine sniffs the content), or one that is not
+    # UTF-8 (a folder copied from an old PC in GBK): calamine takes only names it can decode
+    with p.open("rb") as fh:
         return CalamineWorkbook.from_filelike(fh)
+
+
+def _utf8(p: Path) -> bool:
+    try:
+        str(p).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _bounded_grid(sheet: Any, start: tuple[int, int]) -> tuple[list[list[Any]], list[tuple[str, str]]]:
