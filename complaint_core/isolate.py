@@ -316,7 +316,16 @@ def _receive(conn: Any) -> tuple[Any, ...]:
     rows = PackedRows(answer[3])
     try:
         for _ in range(answer[2]):
-            rows.add(conn.recv_bytes())
+            data = conn.recv_bytes()
+            try:
+                rows.add(data)
+            except OSError as exc:
+                # the temp folder is full or gone: said as that, not as a reader that crashed;
+                # the child goes ("odd": the rest of its answer is still in the pipe) and the
+                # file is tried again later, as any file that could not be read
+                rows.close()
+                return ("error", "UnreadableWorkbook",
+                        f"临时文件夹无法写入（磁盘已满？），本文件未合并 (temp folder: {exc.strerror or exc})", "odd")
     except BaseException:
         rows.close()
         raise

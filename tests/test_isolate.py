@@ -404,3 +404,27 @@ def test_a_big_file_is_the_last_its_child_reads(tmp_path: Path, monkeypatch) -> 
     for p in (*big, *small):
         table = read_workbook(p)
         assert got[p] == prepare(table, validate_table(table, now=NOW), p)
+
+
+def test_a_full_temp_folder_is_said_as_such_and_the_next_file_is_read(tmp_path: Path, monkeypatch) -> None:
+    # a big file's rows wait in a temporary file: when the temp folder is full, that file is
+    # not merged this time and the reason says why (not "the reader crashed"); the next file
+    # is read by a fresh child
+    import errno
+
+    from complaint_core import isolate
+
+    big = write_shop_workbook(tmp_path / "big.xlsx", sample_rows(700, seed=1, now=NOW))
+    small = write_shop_workbook(tmp_path / "small.xlsx", sample_rows(20, seed=2, now=NOW))
+
+    def full(self: isolate.PackedRows, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(isolate.PackedRows, "add", full)
+    before = isolate._STARTED[0]
+    got = dict(read_many_isolated([big, small], now=NOW, jobs=1))
+    assert isinstance(got[big], UnreadableWorkbook) and "temp folder" in got[big].reason
+    assert "No space left" in got[big].reason and "crashed" not in got[big].reason
+    table = read_workbook(small)
+    assert got[small] == prepare(table, validate_table(table, now=NOW), small)
+    assert isolate._STARTED[0] - before == 2
