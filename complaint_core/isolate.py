@@ -369,13 +369,10 @@ def warm_children() -> None:
 _STARTED = [0]   # reader children started in this process (tests count them)
 
 FILES_PER_CHILD = 32   # then a fresh child: what a long run leaves in one heap stays bounded
-# a file of more rows than this is the last its child reads: what a big file leaves in the
-# child's heap (kept for the next file, heap.py) added to the next big file's peak, 28 MiB
-# at 30,000 complaints a file (issue 17); a fresh child costs far less than such a file
-BIG_FILE_ROWS = 4_000
-# a file this big (about 50,000 rows) leaves its child after it: the heap it grew is not kept
-# for the small files that follow
-BIG_FILE = 16 << 20
+# a file this big (about 4,500 complaints) leaves its child after it: the heap it grew is not
+# kept for the files that follow. At 16 MiB (50,000 complaints), what one file of 30,000 left
+# added 28 MiB to the next one's peak (issue 17); a fresh child costs far less than such a file
+BIG_FILE = 3 << 19   # 1.5 MiB
 
 # Each file's time limit grows with its size: the limit is there for a file that hangs the
 # parser, not for a shop with years of history in one workbook. A 33 MB workbook of 100,000
@@ -500,8 +497,6 @@ class _Reader:
                                             "（如 XFD1048576 单元格）"), self.served > 1
         self.path = None
         if answer[0] == "ok":
-            if isinstance(answer[1], Packed) and len(answer[1].rows) > BIG_FILE_ROWS:
-                self.last = True   # this child goes now (``spent``); the next file gets a fresh one
             return answer[1:], False
         from . import errors
 

@@ -4,8 +4,6 @@ typed in, descriptions corrected in place and rows deleted."""
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,20 +15,11 @@ from complaint_core import isolate
 from complaint_core.reader import read_workbook
 from complaint_core.store import open_store
 from complaint_core.store import tables as t
-from complaint_core.store.codec import Prepared, prepare
+from complaint_core.store.codec import prepare
 from complaint_core.store.ingest import ingest_prepared
 from complaint_core.validate import validate_table
+from tests.support.pipe import through_the_pipe
 from tests.support.workbooks import NOW, sample_rows, write_shop_workbook
-
-
-def _through_the_pipe(prepared: Prepared) -> Prepared:
-    theirs, ours = mp.Pipe()
-    sending = threading.Thread(target=isolate._send, args=(theirs, ("ok", prepared)))
-    sending.start()
-    answer = isolate._receive(ours)
-    sending.join()
-    assert isinstance(answer[1], isolate.Packed)
-    return answer[1].open()
 
 
 def _versions(n: int) -> list[list[dict[str, Any]]]:
@@ -80,7 +69,7 @@ def test_a_file_stored_a_slice_at_a_time_is_stored_as_from_one_list(tmp_path: Pa
         prepared = prepare(table, validate_table(table, now=NOW), shop)
         now = NOW + timedelta(minutes=n)
         for how, url in stores.items():
-            got = _through_the_pipe(prepared) if how == "slices" else prepared
+            got = through_the_pipe(prepared).open() if how == "slices" else prepared
             assert isinstance(got.rows, isolate.PackedRows) == (how == "slices")
             store = open_store(url)
             try:

@@ -51,25 +51,13 @@ def test_a_file_read_ahead_waits_pickled_and_is_unpacked_a_slice_at_a_time(tmp_p
     # chain of long files held two files' rows at once), and past a few MB in a temporary
     # file; its rows are unpickled a slice at a time as they are gone through, and are the
     # file as sent
-    import multiprocessing as mp
-    import threading
-
     from complaint_core import isolate
+    from tests.support.pipe import through_the_pipe
 
     shop = write_shop_workbook(tmp_path / "S.xlsx", sample_rows(1234, seed=3, now=NOW))
     table = read_workbook(shop)
     prepared = prepare(table, validate_table(table, now=NOW), shop)
-
-    def send_and_receive() -> isolate.Packed:
-        theirs, ours = mp.Pipe()
-        sending = threading.Thread(target=isolate._send, args=(theirs, ("ok", prepared)))
-        sending.start()
-        answer = isolate._receive(ours)
-        sending.join()
-        assert isinstance(answer[1], isolate.Packed)
-        return answer[1]
-
-    packed = send_and_receive()
+    packed = through_the_pipe(prepared)
     rows = packed.rows
     assert packed.prepared.rows == [] and len(rows._places) == 3 and not rows._spool._rolled
     opened = packed.open()
@@ -88,7 +76,7 @@ def test_a_file_read_ahead_waits_pickled_and_is_unpacked_a_slice_at_a_time(tmp_p
 
     with pytest.MonkeyPatch.context() as mp_:
         mp_.setattr(isolate, "_IN_MEMORY", 100_000)
-        on_disk = send_and_receive().rows
+        on_disk = through_the_pipe(prepared).rows
     assert on_disk._spool._rolled and on_disk == prepared.rows   # beyond the budget: a temporary file
     on_disk.close()
 
@@ -388,22 +376,6 @@ def test_running_out_of_memory_while_reading_is_said_so_not_taken_for_a_damaged_
     with pytest.raises(MemoryError):
         reader.read_tables(path)
     assert isolate._work(str(path), 2048, NOW) == ("error", "UnreadableWorkbook", isolate._over(2048), "memory")
-
-
-def test_a_big_file_is_the_last_its_child_reads(tmp_path: Path, monkeypatch) -> None:
-    # what a big file leaves in its child's heap would add to the next big file's peak: the
-    # next file gets a fresh child, and every file still comes back as read
-    from complaint_core import isolate
-
-    monkeypatch.setattr(isolate, "BIG_FILE_ROWS", 600)
-    big = [write_shop_workbook(tmp_path / f"big{i}.xlsx", sample_rows(700, seed=i, now=NOW)) for i in range(2)]
-    small = [write_shop_workbook(tmp_path / f"s{i}.xlsx", sample_rows(20, seed=i, now=NOW)) for i in range(2)]
-    before = isolate._STARTED[0]
-    got = dict(read_many_isolated([big[0], small[0], big[1], small[1]], now=NOW, jobs=1))
-    assert isolate._STARTED[0] - before == 3   # big0 | small0, big1 | small1
-    for p in (*big, *small):
-        table = read_workbook(p)
-        assert got[p] == prepare(table, validate_table(table, now=NOW), p)
 
 
 def test_a_full_temp_folder_is_said_as_such_and_the_next_file_is_read(tmp_path: Path, monkeypatch) -> None:

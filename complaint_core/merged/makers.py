@@ -83,9 +83,15 @@ def _serve(conn: Any, url: str, ctx: Context, codecs: Codecs, folder: str | None
     # row of the shop being made (5-10% of a maker's time); it runs once between shops instead,
     # and what is still alive then (modules, caches) is frozen out of its way
     gc.disable()
+    big = False
     try:
         while True:
             gc.collect()
+            if big:
+                # what a big shop left in this maker's heap (kept for the next shop) would add
+                # to the next big shop's peak: given back once the piece has gone
+                release_freed()
+                big = False
             gc.freeze()
             ask = conn.recv()
             if ask is None:
@@ -130,18 +136,13 @@ def _serve(conn: Any, url: str, ctx: Context, codecs: Codecs, folder: str | None
                     cache.save_archived(name, token, archived)
                     del archived
                     conn.send(("filed", token))
-                else:
-                    del archived
-                    data = keptfile.dumps(piece)
-                    del piece
-                    conn.send(("ok",))
-                    conn.send_bytes(data)
-                    del data
-                if big:
-                    # what a big shop left in this maker's heap (kept for the next shop) would
-                    # add to the next big shop's peak: given back once the piece has gone
-                    gc.collect()
-                    release_freed()
+                    continue
+                del archived
+                data = keptfile.dumps(piece)
+                del piece
+                conn.send(("ok",))
+                conn.send_bytes(data)
+                del data
             except Exception as exc:  # noqa: BLE001 - the render makes this shop itself
                 conn.send(("error", f"{type(exc).__name__}: {str(exc)[:200]}"))
     except (EOFError, OSError):
