@@ -178,8 +178,11 @@ def ingest_prepared(store: Store, path: Path, prepared: Prepared, *, file_hash: 
             c.execute(update(t.source_rows).where(t.source_rows.c.source_path == key)
                       .where(t.source_rows.c.deleted.is_(False)).values(last_seen=now))
         c.execute(delete(t.file_findings).where(t.file_findings.c.source_path == key))
-        c.execute(insert(t.file_findings).values(source_path=key, shop=shop, data=prepared.findings_json,
-                                                 digest=content_hash(prepared.findings_json)))
+        # the values go as parameters, not into the statement: SQLAlchemy keeps a compiled
+        # statement for reuse, and with it the values written into it, so the first file's
+        # findings (5.7 MB of text for 30,000 complaints) stayed in the daemon for its life
+        c.execute(insert(t.file_findings), {"source_path": key, "shop": shop, "data": prepared.findings_json,
+                                            "digest": content_hash(prepared.findings_json)})
         upsert_source(c, key, shop=shop, content_hash=file_hash, size=size, mtime=mtime, rows=len(prepared.rows),
                       status="ok", error=None, attempts=0, next_try=None, last_read=now,
                       settings=prepared.settings_json or None)
