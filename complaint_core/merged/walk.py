@@ -250,8 +250,15 @@ def findings_key(path: str, shop: str, digest: str) -> str:
 
 def encode_findings(codec: RowCodec, path: str, shop: str, data: str) -> tuple[Segment, int]:
     """A file's 校验问题 rows (``Store.finding_file`` gives its stored JSON), encoded."""
-    rows = finding_rows(path, shop, data)
-    return codec.encode(rows), len(rows)
+    count = 0
+
+    def counted() -> Iterator[list[Any]]:
+        nonlocal count
+        for row in finding_rows(path, shop, data):
+            count += 1
+            yield row
+
+    return codec.encode(counted()), count
 
 
 def make_piece(chunks: Iterator[tuple[list[Record], list[dict[str, Any]]]], mark: str, ctx: Context,

@@ -118,7 +118,7 @@ class RowCodec:
         self.styles = {k: indexes[k] for k in ("datetime", "date")}
         self.cells = Cells(self.number_styles, self.styles)
 
-    def encode(self, rows: list[list[Any]]) -> Segment:
+    def encode(self, rows: Iterable[list[Any]]) -> Segment:
         """``rows`` as one compressed segment (``RowSpool.add_segment`` lays it)."""
         return compress(row_xml(rows, self.number_styles, self.styles), COMPRESS_LEVEL)
 

@@ -10,8 +10,9 @@ import hashlib
 import json
 import math
 import operator
+import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -162,6 +163,33 @@ def loads(text: str | bytes) -> Any:
     except _orjson.JSONDecodeError:
         return json.loads(text)
     return value if _exact((value,)) else json.loads(text)
+
+
+_SPACE = re.compile(r"[ \t\n\r]*")
+_ONE = json.JSONDecoder()
+
+
+def each_in_array(text: str) -> Iterator[Any]:
+    """The items of the JSON array ``text`` one at a time, as ``loads`` would give them (the
+    standard library's decoder, item by item): a big array's items need not all be held at
+    once. Raises ``ValueError`` (``json.JSONDecodeError``) where ``text`` is not an array."""
+    space = _SPACE.match
+    at = space(text, 0).end()
+    if text[at:at + 1] != "[":
+        raise json.JSONDecodeError("an array was expected", text, at)
+    at = space(text, at + 1).end()
+    if text[at:at + 1] == "]":
+        return
+    while True:
+        item, at = _ONE.raw_decode(text, at)
+        yield item
+        at = space(text, at).end()
+        sign = text[at:at + 1]
+        if sign == "]":
+            return
+        if sign != ",":
+            raise json.JSONDecodeError("',' or ']' was expected", text, at)
+        at = space(text, at + 1).end()
 
 
 def decode_values(text: str) -> dict[str, Any]:
