@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 from ..deadlines import Deadlines, deadlines
 from ..heap import drained
@@ -165,7 +165,7 @@ def loads(text: str | bytes) -> Any:
     return value if _exact((value,)) else json.loads(text)
 
 
-_SPACE = re.compile(r"[ \t\n\r]*")
+_SPACE = re.compile(r"[ \t\n\r]*")   # matches everywhere (maybe nothing)
 _ONE = json.JSONDecoder()
 
 
@@ -173,23 +173,25 @@ def each_in_array(text: str) -> Iterator[Any]:
     """The items of the JSON array ``text`` one at a time, as ``loads`` would give them (the
     standard library's decoder, item by item): a big array's items need not all be held at
     once. Raises ``ValueError`` (``json.JSONDecodeError``) where ``text`` is not an array."""
-    space = _SPACE.match
-    at = space(text, 0).end()
+    def space(at: int) -> int:
+        return cast(re.Match[str], _SPACE.match(text, at)).end()
+
+    at = space(0)
     if text[at:at + 1] != "[":
         raise json.JSONDecodeError("an array was expected", text, at)
-    at = space(text, at + 1).end()
+    at = space(at + 1)
     if text[at:at + 1] == "]":
         return
     while True:
         item, at = _ONE.raw_decode(text, at)
         yield item
-        at = space(text, at).end()
+        at = space(at)
         sign = text[at:at + 1]
         if sign == "]":
             return
         if sign != ",":
             raise json.JSONDecodeError("',' or ']' was expected", text, at)
-        at = space(text, at + 1).end()
+        at = space(at + 1)
 
 
 def decode_values(text: str) -> dict[str, Any]:
