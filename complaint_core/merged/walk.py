@@ -35,14 +35,17 @@ from .archive import Year, closed_year
 from .deflate import FileSegment, Segment
 from .pieces import (
     FORMAT,
+    PACK_FROM,
     ChainTally,
     Line,
     Piece,
     PieceCache,
     edits_hash,
+    pack_lines,
     shop_mark,
     state_cell,
     take_archived,
+    unpack_lines,
     xml_bytes,
     year_end,
 )
@@ -270,6 +273,7 @@ def make_piece(chunks: Iterator[tuple[list[Record], list[dict[str, Any]]]], mark
                   rendered_xml=[], applied=0, summary=Summary(now), dyn=[], lines=[], cases=[], loss_ids=set(),
                   conflicts=[], orphans=[], seen=set())
     years: dict[int, Year] = {}
+    lined = [0]   # 逾期 lines so far
 
     def add(records: list[Record], conflicts: list[dict[str, Any]]) -> None:
         """One chunk of the shop's complaints into the piece (what it leaves behind is freed on return)."""
@@ -335,7 +339,11 @@ def make_piece(chunks: Iterator[tuple[list[Record], list[dict[str, Any]]]], mark
         shown = [(r, listed[id(r)]) for r in kept if id(r) in listed]
         warns = {r["record_id"]: found[0][3] for r, found in shown}
         items = [item for r, found in shown for item in record_items(r, found, now=now)]
-        piece.lines += _lines(items, warns, codecs.overdue)
+        if items:
+            piece.lines.append(_lines(items, warns, codecs.overdue))
+            lined[0] += len(items)
+            if lined[0] >= PACK_FROM:   # a big shop: its batches so far, and from now on each, packed
+                piece.lines = [pack_lines(b) if isinstance(b, list) else b for b in piece.lines]
 
     for chunk in chunks:
         add(*chunk)
@@ -406,7 +414,8 @@ def _lay(shop: str, piece: Piece, out: Walked, sinks: Sinks, seen: set[str], sto
     out.applied += piece.applied
     out.summary.merge(piece.summary)   # its states are those that no longer change…
     out.summary.states.update((kind, deadline_state(due, None, now, warn)) for kind, due, warn in piece.dyn)
-    sinks.overdue.extend_xml(_finished(piece.lines, now, sinks.overdue.cells))
+    for batch in piece.lines:   # one batch unpacked at a time
+        sinks.overdue.extend_xml(_finished(unpack_lines(batch), now, sinks.overdue.cells))
     out.loss_ids |= piece.loss_ids & stored_loss
     out.conflicts += piece.conflicts
     out.orphans += piece.orphans
