@@ -31,7 +31,13 @@ cell = st.one_of(
 )
 
 
-def _blank(v):
+_TEXT = {f.key for f in FIELDS if f.type == "text"}
+
+
+def _blank(v, key=None):
+    # a text field's NUL is dropped as it is read (``values.no_nul``): a cell of only NULs is empty
+    if key in _TEXT and isinstance(v, str):
+        v = v.replace("\x00", "")
     return v is None or (isinstance(v, str) and not v.strip())
 
 
@@ -44,12 +50,13 @@ def test_every_cell_reads_as_the_normaliser_says(data, date1904):
     by_row = {r.row: r for r in table.rows}
     for i, line in enumerate(data, start=2):
         cells = dict(zip([f.key for f in FIELDS], line, strict=False))
-        if all(_blank(v) for v in line):
+        keys = [f.key for f in FIELDS] + [None] * (len(line) - len(FIELDS))
+        if all(_blank(v, k) for k, v in zip(keys, line, strict=True)):
             assert i not in by_row          # a blank row is a gap, not a complaint
             continue
         row = by_row[i]
         for key, v in cells.items():
-            expected = None if _blank(v) else normalise(key, v, date1904=date1904)
+            expected = None if _blank(v, key) else normalise(key, v, date1904=date1904)
             assert row.values[key] == expected, (key, v)
             assert type(row.values[key]) is type(expected), (key, v)
             assert row.typed(key) == (None if _blank(v) else v)
@@ -100,4 +107,4 @@ def test_a_date_outside_1900_to_2200_is_a_typo_and_the_file_is_read(tmp_path):
     assert answer[0] == "ok", answer
     prepared = answer[1]
     assert len(prepared.rows) == 3
-    assert prepared.findings_json.count('"bad_datetime"') == 3, prepared.findings_json
+    assert prepared.findings_json.count(b'"bad_datetime"') == 3, prepared.findings_json
