@@ -4,6 +4,7 @@ typed in, descriptions corrected in place and rows deleted."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from complaint_core import isolate
 from complaint_core.reader import read_workbook
 from complaint_core.store import open_store
 from complaint_core.store import tables as t
-from complaint_core.store.codec import prepare
+from complaint_core.store.codec import content_hash, prepare
 from complaint_core.store.ingest import ingest_prepared
 from complaint_core.validate import validate_table
 from tests.support.pipe import through_the_pipe
@@ -86,10 +87,13 @@ def test_a_file_stored_a_slice_at_a_time_is_stored_as_from_one_list(tmp_path: Pa
     assert len(listed[2]) == 25   # the keys that changed were continued, not made anew
 
 
-def test_a_stored_files_findings_are_let_go_of_once_stored(tmp_path: Path) -> None:
-    """The daemon stores a hundred files in one life: what it keeps of one after storing it
-    (SQLAlchemy kept the first file's findings text inside a statement it reuses, 5.7 MB for
-    30,000 complaints) stays for every merge after."""
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_stored_files_findings_are_its_text_and_let_go_of_once_stored(tmp_path: Path, kind: str,
+                                                                        request: pytest.FixtureRequest) -> None:
+    """A file's findings come as UTF-8 bytes and are stored as their text; the daemon stores a
+    hundred files in one life: what it keeps of one after storing it (SQLAlchemy kept the first
+    file's findings text inside a statement it reuses, 5.7 MB for 30,000 complaints) stays for
+    every merge after."""
     import gc
     import sys
 
@@ -102,12 +106,22 @@ def test_a_stored_files_findings_are_let_go_of_once_stored(tmp_path: Path) -> No
     prepared = prepare(table, validate_table(table, now=NOW), shop)
     text = prepared.findings_json
     assert prepared.findings > 0
-    store = open_store(tmp_path / "s.db")
+    assert isinstance(text, bytes) and "投诉".encode() in text   # Chinese words in UTF-8
+    if kind == "sqlite":
+        store = open_store(tmp_path / "s.db")
+    else:
+        from tests.support.pg import new_database
+
+        store = open_store(new_database(request.getfixturevalue("pg_server")))
     try:
         for n in range(2):   # the second store of the file reuses the first's statement
             held = sys.getrefcount(text)
             ingest_prepared(store, shop, prepared, file_hash=f"h{n}", size=n, mtime=n, now=NOW + timedelta(minutes=n))
             gc.collect()
             assert sys.getrefcount(text) == held
+            got = store.finding_file(str(shop))
+            assert got is not None and got[1] == text.decode() and got[2] == content_hash(text)
+            assert [tuple(f) for f in json.loads(got[1])] == [
+                (f.sheet, f.row, f.cell, f.field, f.severity, f.code, f.message) for f in validate_table(table, now=NOW)]
     finally:
         store.engine.dispose()

@@ -15,7 +15,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import LargeBinary, Text, bindparam, cast, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from ..model import ComplaintTable, Finding
@@ -181,8 +181,13 @@ def ingest_prepared(store: Store, path: Path, prepared: Prepared, *, file_hash: 
         # the values go as parameters, not into the statement: SQLAlchemy keeps a compiled
         # statement for reuse, and with it the values written into it, so the first file's
         # findings (5.7 MB of text for 30,000 complaints) stayed in the daemon for its life
-        c.execute(insert(t.file_findings), {"source_path": key, "shop": shop, "data": prepared.findings_json,
-                                            "digest": content_hash(prepared.findings_json)})
+        found = prepared.findings_json
+        if text_as_bytes(c.dialect):   # SQLite: stored from the UTF-8 bytes as they came
+            c.execute(insert(t.file_findings).values(data=cast(bindparam("b_data", type_=LargeBinary), Text)),
+                      {"source_path": key, "shop": shop, "b_data": found, "digest": content_hash(found)})
+        else:
+            c.execute(insert(t.file_findings), {"source_path": key, "shop": shop, "data": found.decode(),
+                                                "digest": content_hash(found)})
         upsert_source(c, key, shop=shop, content_hash=file_hash, size=size, mtime=mtime, rows=len(prepared.rows),
                       status="ok", error=None, attempts=0, next_try=None, last_read=now,
                       settings=prepared.settings_json or None)
