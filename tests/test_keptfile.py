@@ -9,6 +9,7 @@ import io
 import os
 import pickle
 import struct
+import sys
 import zipfile
 import zlib
 from pathlib import Path
@@ -93,6 +94,29 @@ def test_rows_left_in_the_file_are_its_bytes_and_turned_down_values_read_none_of
     with open(path, "rb") as fh:
         got = keptfile.read(fh, lambda v: True, leave=True)
         assert keptfile.loads(keptfile.dumps(got)) == value
+
+
+def test_rows_spilt_to_a_file_as_they_were_made_are_kept_without_being_read_in(tmp_path: Path) -> None:
+    """A piece maker writes a shop's rows to a nameless file as it makes them (``make_piece``'s
+    spill): keeping the piece copies them from there, none read into memory in whole (Linux
+    copies them in the kernel; elsewhere a block at a time)."""
+    texts = [os.urandom(30_000).hex().encode(), b"<row>" * 9000]
+    value = _value(texts)
+    scratch_path = tmp_path / "spill"
+    with _Counting(scratch_path, "w+b") as scratch:
+        spilt = []
+        for s, i in value["rows"]:
+            at = scratch.seek(0, os.SEEK_END)
+            scratch.write(s.data)
+            spilt.append((FileSegment(scratch, at, len(s.data), s.crc, s.size), i))
+        kept = {**value, "rows": spilt, "again": [spilt[0][0]]}
+        with open(tmp_path / "kept", "wb") as fh:
+            keptfile.dump(kept, fh)
+        if sys.platform.startswith("linux"):
+            assert scratch.got == 0
+    with open(tmp_path / "kept", "rb") as fh:
+        assert keptfile.read(fh, lambda v: True, leave=False) == value
+    assert keptfile.loads(keptfile.dumps(value)) == value
 
 
 def test_a_torn_foreign_or_lying_file_is_refused_whole(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ import struct
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from .deflate import FileSegment, Segment
+from .deflate import FileSegment, Segment, copy_range
 
 __all__ = ["MAGIC", "NotKept", "dump", "dumps", "loads", "read"]
 
@@ -42,20 +42,31 @@ def _segment_at(offset: int, length: int, crc: int, size: int) -> Any:
 
 
 class _Segments:
-    """The segments a pickle names, their bytes in the order they go after it."""
+    """The segments a pickle names, in the order their bytes go after it: those in memory, and
+    those still in a file (copied from there when written, never read in whole: a piece maker
+    leaves a big shop's rows in a file as it makes them, ``walk.make_piece``)."""
 
     def __init__(self) -> None:
-        self.data: list[bytes] = []
+        self.data: list[Segment | FileSegment] = []
         self.at = 0
 
-    def reduce(self, segment: Segment) -> tuple[Any, tuple[int, int, int, int]]:
-        at, length = self.at, len(segment.data)
+    def reduce(self, segment: Segment | FileSegment) -> tuple[Any, tuple[int, int, int, int]]:
+        at = self.at
+        length = segment.length if isinstance(segment, FileSegment) else len(segment.data)
         self.at += length
-        self.data.append(segment.data)
+        self.data.append(segment)
         return _segment_at, (at, length, segment.crc, segment.size)
 
-    def reduce_file(self, segment: FileSegment) -> tuple[Any, tuple[int, int, int, int]]:
-        return self.reduce(segment.read())
+    def write(self, fh: BinaryIO) -> int:
+        total = 0
+        for segment in self.data:
+            if isinstance(segment, FileSegment):
+                copy_range(segment.file, segment.offset, segment.length, fh)
+                total += segment.length
+            else:
+                fh.write(segment.data)
+                total += len(segment.data)
+        return total
 
 
 class _Packer(pickle.Pickler):
@@ -65,7 +76,7 @@ class _Packer(pickle.Pickler):
         # its memo, every object of the piece, alive until the collector runs: a daemon held
         # 20 MiB more so
         table[Segment] = segments.reduce
-        table[FileSegment] = segments.reduce_file
+        table[FileSegment] = segments.reduce
         # the C pickler looks its table up when it is made: set before, never after
         self.dispatch_table = table
         super().__init__(fh, protocol=pickle.HIGHEST_PROTOCOL)
@@ -90,10 +101,7 @@ def dump(value: Any, fh: BinaryIO) -> None:
     fh.write(bytes(_TOP.size))
     _Packer(fh, segments).dump(value)
     head = fh.tell() - _TOP.size
-    total = 0
-    for data in segments.data:
-        fh.write(data)
-        total += len(data)
+    total = segments.write(fh)
     fh.seek(0)
     fh.write(_TOP.pack(MAGIC, head, total))
     fh.seek(0, os.SEEK_END)

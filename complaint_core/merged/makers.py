@@ -18,14 +18,17 @@ make. A save of one shop never starts one.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
+import tempfile
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from ..heap import keep_freed_memory, release_freed
 from ..isolate import child_context, start_child
@@ -118,33 +121,34 @@ def _serve(conn: Any, url: str, ctx: Context, codecs: Codecs, folder: str | None
                         cache.save_findings(name, key, segment, rows)
                     conn.send(("findings", key, segment, rows))
                     continue
-                with store.engine.connect() as c:
+                with _spill(folder) as spill, store.engine.connect() as c:
                     if store.shop_marks(c, shop=name).get(name) != mark:
                         conn.send(("moved",))
                         continue
-                    piece = make_piece(store.shop_records(name, c), shop_mark(ctx.namespace, mark), ctx, codecs)
+                    piece = make_piece(store.shop_records(name, c), shop_mark(ctx.namespace, mark), ctx, codecs,
+                                       spill=spill)
                     # made from the rows the render saw: rows only ever gain versions, so an
                     # unmoved mark after the make means nothing moved during it either
                     if store.shop_marks(c, shop=name).get(name) != mark:
                         conn.send(("moved",))
                         continue
-                archived = take_archived(piece)   # kept beside the piece, not sent
-                token = piece.token
-                big = len(piece.refs) > BIG_SHOP
-                # kept, the piece is not sent: the render lays it from its file, its rows
-                # copied from there into the package. Where it cannot be kept it goes once
-                # packed, the bytes sent as they are, not pickled again into a message: a
-                # maker held three copies of a shop's piece at once, and its memory grew with
-                # the size of the shop (issue 17)
-                if cache is not None and cache.save(name, piece):
-                    del piece
-                    cache.save_archived(name, token, archived)
+                    archived = take_archived(piece)   # kept beside the piece, not sent
+                    token = piece.token
+                    big = len(piece.refs) > BIG_SHOP
+                    # kept, the piece is not sent: the render lays it from its file, its rows
+                    # copied from there into the package. Where it cannot be kept it goes once
+                    # packed, the bytes sent as they are, not pickled again into a message: a
+                    # maker held three copies of a shop's piece at once, and its memory grew with
+                    # the size of the shop (issue 17)
+                    if cache is not None and cache.save(name, piece):
+                        del piece
+                        cache.save_archived(name, token, archived)
+                        del archived
+                        conn.send(("filed", token))
+                        continue
                     del archived
-                    conn.send(("filed", token))
-                    continue
-                del archived
-                data = keptfile.dumps(piece)
-                del piece
+                    data = keptfile.dumps(piece)
+                    del piece
                 conn.send(("ok",))
                 conn.send_bytes(data)
                 del data
@@ -154,6 +158,23 @@ def _serve(conn: Any, url: str, ctx: Context, codecs: Codecs, folder: str | None
         return   # the render has gone: nothing to answer
     finally:
         store.engine.dispose()
+
+
+@contextlib.contextmanager
+def _spill(folder: str | None) -> Iterator[BinaryIO | None]:
+    """A nameless file in the pieces' folder for a piece's rows as they are made (``make_piece``),
+    gone once the piece is kept; None (the rows stay in memory) where none can be made there."""
+    fh: BinaryIO | None = None
+    if folder is not None and os.path.isdir(folder):
+        try:
+            fh = cast(BinaryIO, tempfile.TemporaryFile(dir=folder, buffering=0))  # noqa: SIM115 - closed below
+        except OSError:
+            fh = None
+    try:
+        yield fh
+    finally:
+        if fh is not None:
+            fh.close()
 
 
 Job = tuple[str, str]   # ("piece", shop) or ("findings", path)

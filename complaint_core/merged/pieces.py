@@ -95,7 +95,7 @@ def xml_bytes(xml: str) -> bytes:
     return xml.encode("utf-8", "replace")
 
 
-Archived = dict[int, list[tuple[Segment, int]]]   # year -> (rows encoded and compressed, how many)
+Archived = dict[int, list[tuple[Segment | FileSegment, int]]]   # year -> (rows encoded and compressed, how many)
 
 
 @dataclass
@@ -109,9 +109,10 @@ class Piece:
     made: datetime
     until: datetime                   # first moment something in it reads differently
     rows: int                         # 全部投诉 rows (complaints not archived)
-    all_xml: list[tuple[Segment, int]]          # (rows encoded and compressed, how many)
+    # (rows encoded and compressed, how many): in memory, or left in a file (kept, or spilt)
+    all_xml: list[tuple[Segment | FileSegment, int]]
     rendered_rows: int
-    rendered_xml: list[tuple[Segment, int]]
+    rendered_xml: list[tuple[Segment | FileSegment, int]]
     applied: int                      # managers' cells laid over the shop's values
     summary: Summary                  # 汇总's counts; the states of ``dyn`` deadlines left out
     dyn: list[tuple[str, datetime, timedelta]]   # open deadlines due soon or overdue at ``made``
