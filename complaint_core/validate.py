@@ -15,7 +15,7 @@ from .deadlines import Deadlines, deadlines
 from .escalation import DEFAULT_RISK_WORDS, escalation_reasons
 from .findings import make_finding
 from .holidays import SHEET_HOLIDAYS, builtin_version, builtin_years, log_uncovered, uncovered_years
-from .model import ComplaintTable, Finding, Invalid
+from .model import ComplaintTable, Finding, Invalid, SourceRow
 from .schema import FIELDS, MAX_ID_CHARS
 from .settings import DEFAULTS, Settings
 from .values import fold_digits
@@ -128,6 +128,76 @@ def validate_row(values: dict[str, Any], *, now: datetime, settings: Settings = 
     return out
 
 
+class TableCheck:
+    """``validate_table`` a batch of rows at a time, in the table's order: what each row gets
+    depends only on the rows before it (an id seen before, the years its deadlines fall in),
+    so a reader that builds a big sheet's rows a window at a time checks them as it goes
+    (issue 17) and gets the findings ``validate_table`` gives, in the same order:
+    ``ahead`` + ``head`` + each batch's + ``after``."""
+
+    def __init__(self, table: ComplaintTable, *, now: datetime, settings: Settings | None = None,
+                 lang: str = "zh", risk_words: tuple[str, ...] | None = None) -> None:
+        self.table = table
+        self.now = now
+        self.lang = lang
+        self.settings = settings or table.settings or DEFAULTS
+        # the shop's own escalation words (处理手册) when the reader found them
+        if risk_words is None:
+            risk_words = table.risk_words if table.risk_words is not None else DEFAULT_RISK_WORDS
+        self.risk_words = risk_words
+        self.present = frozenset(table.columns)
+        self.first_seen: dict[tuple[str | None, str], int] = {}
+        self.years: set[int] = set()   # the years business-hour deadlines reach (``holiday_gaps``)
+        self._holidays = self.settings.business_hours and self.settings.cn_holidays
+
+    def head(self) -> list[Finding]:
+        """The required columns the table lacks."""
+        table = self.table
+        return [make_finding(table, table.header_row, key, "missing_column", self.lang, cell="")
+                for key in REQUIRED if key not in self.present]
+
+    def rows(self, rows: Sequence[SourceRow], dues: Sequence[Deadlines] | None = None) -> list[Finding]:
+        """Every finding of ``rows`` (the table's next rows), ordered by row then column."""
+        table, lang, cols, first_seen = self.table, self.lang, self.table.columns, self.first_seen
+        findings: list[Finding] = []
+        for i, row in enumerate(rows):
+            found = validate_row(row.values, now=self.now, settings=self.settings, present=self.present,
+                                 risk_words=self.risk_words, due=dues[i] if dues is not None else None)
+            cid = row.values.get("complaint_id")
+            if isinstance(cid, str):
+                shop = row.values.get("shop") or table.shop_code
+                first = first_seen.setdefault((shop, cid), row.row)
+                if first != row.row:
+                    found.append(("complaint_id", "duplicate_id", {"value": cid, "first": first}))
+            # Row then column as the sheet shows it (the shop may have reordered the columns).
+            if len(found) > 1:   # most rows have one finding or none
+                found.sort(key=lambda f: (cols.get(f[0], 1_000 + _ORDER.get(f[0], 0))))
+            for key, code, fmt in found:
+                findings.append(make_finding(table, row.row, key, code, lang, **fmt))
+        if self._holidays:
+            self.years |= holiday_years(rows, self.settings)
+        return findings
+
+    def end(self) -> tuple[list[Finding], list[Finding]]:
+        """(the finding that goes ahead of all others, those that go after them): years no
+        calendar knows, once per workbook; the cells the reader cut out as too far from any table."""
+        table, settings, lang = self.table, self.settings, self.lang
+        ahead: list[Finding] = []
+        unknown = uncovered_years(self.years, settings.holidays) if self._holidays else []
+        if unknown:
+            # Once per workbook, ahead of the rows: it concerns every business-hour deadline there.
+            log_uncovered(unknown, str(table.path or table.sheet))
+            known = builtin_years()
+            ahead.append(make_finding(
+                SHEET_HOLIDAYS, 1, "holidays", "holidays_unknown", lang, cell="A1",
+                years="、".join(map(str, unknown)) if lang == "zh" else ", ".join(map(str, unknown)),
+                version=builtin_version(), known=f"{known[0]}–{known[1]}" if known else "—"))
+        after = [make_finding(sheet, int(ref.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")), "", "stray_cell", lang,
+                              cell=ref, where=ref, value=value)
+                 for sheet, ref, value in table.stray_cells]   # cells the reader cut out as too far from any table
+        return ahead, after
+
+
 def validate_table(table: ComplaintTable, *, now: datetime, settings: Settings | None = None,
                    lang: str = "zh", risk_words: tuple[str, ...] | None = None,
                    dues: Sequence[Deadlines] | None = None) -> list[Finding]:
@@ -137,44 +207,10 @@ def validate_table(table: ComplaintTable, *, now: datetime, settings: Settings |
     the CLI and the daemon apply the same shop's deadlines and business hours. ``dues``: each
     row's deadlines under those settings (``table_dues``), when the caller needs them too.
     """
-    settings = settings or table.settings or DEFAULTS
-    # the shop's own escalation words (处理手册) when the reader found them
-    if risk_words is None:
-        risk_words = table.risk_words if table.risk_words is not None else DEFAULT_RISK_WORDS
-    findings: list[Finding] = []
-    present = frozenset(table.columns)
-    cols = table.columns
-    for key in REQUIRED:
-        if key not in present:
-            findings.append(make_finding(table, table.header_row, key, "missing_column", lang, cell=""))
-    first_seen: dict[tuple[str | None, str], int] = {}
-    for i, row in enumerate(table.rows):
-        found = validate_row(row.values, now=now, settings=settings, present=present, risk_words=risk_words,
-                             due=dues[i] if dues is not None else None)
-        cid = row.values.get("complaint_id")
-        if isinstance(cid, str):
-            shop = row.values.get("shop") or table.shop_code
-            first = first_seen.setdefault((shop, cid), row.row)
-            if first != row.row:
-                found.append(("complaint_id", "duplicate_id", {"value": cid, "first": first}))
-        # Row then column as the sheet shows it (the shop may have reordered the columns).
-        if len(found) > 1:   # most rows have one finding or none
-            found.sort(key=lambda f: (cols.get(f[0], 1_000 + _ORDER.get(f[0], 0))))
-        for key, code, fmt in found:
-            findings.append(make_finding(table, row.row, key, code, lang, **fmt))
-    unknown = holiday_gaps(table, settings)
-    if unknown:
-        # Once per workbook, ahead of the rows: it concerns every business-hour deadline there.
-        log_uncovered(unknown, str(table.path or table.sheet))
-        known = builtin_years()
-        findings.insert(0, make_finding(
-            SHEET_HOLIDAYS, 1, "holidays", "holidays_unknown", lang, cell="A1",
-            years="、".join(map(str, unknown)) if lang == "zh" else ", ".join(map(str, unknown)),
-            version=builtin_version(), known=f"{known[0]}–{known[1]}" if known else "—"))
-    for sheet, ref, value in table.stray_cells:   # cells the reader cut out as too far from any table
-        findings.append(make_finding(sheet, int(ref.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")), "", "stray_cell", lang,
-                                     cell=ref, where=ref, value=value))
-    return findings
+    check = TableCheck(table, now=now, settings=settings, lang=lang, risk_words=risk_words)
+    findings = check.head() + check.rows(table.rows, dues)
+    ahead, after = check.end()
+    return ahead + findings + after
 
 
 def table_dues(table: ComplaintTable) -> list[Deadlines]:
@@ -217,14 +253,19 @@ def holiday_gaps(table: ComplaintTable, settings: Settings) -> list[int]:
     """
     if not (settings.business_hours and settings.cn_holidays):
         return []
+    return uncovered_years(holiday_years(table.rows, settings), settings.holidays)
+
+
+def holiday_years(rows: Sequence[SourceRow], settings: Settings) -> set[int]:
+    """The years the business-hour deadlines of ``rows`` may fall in."""
     # A deadline runs past its start by the limit in days plus any holiday week: a
     # complaint of 30 December is due in the next year.
     reach = timedelta(days=max(settings.feedback_days, settings.followup_days, 1) * 7 / 5 + 10)
     years: set[int] = set()
-    for row in table.rows:
+    for row in rows:
         for key in ("received_at", "resolved_at"):
             v = row.values.get(key)
             if isinstance(v, datetime):
                 years.add(v.year)
                 years.add((v + reach).year)
-    return uncovered_years(years, settings.holidays)
+    return years
