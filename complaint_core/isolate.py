@@ -48,7 +48,7 @@ def child_context() -> Any:
         if sys.platform.startswith("linux"):
             ctx = mp.get_context("forkserver")
             ctx.set_forkserver_preload(["python_calamine", "complaint_core.reader", "complaint_core.validate",
-                                        "complaint_core.store.codec", "complaint_core.bounds_ods",
+                                        "complaint_core.store.codec", "complaint_core.bigfile", "complaint_core.bounds_ods",
                                         "complaint_core.bounds_xls", "complaint_core.bounds_xlsb"])
         else:
             ctx = mp.get_context("spawn")
@@ -110,6 +110,13 @@ def _work(path: str, memory_mb: int, now: datetime | Clock | None = None, lang: 
     from .reader import read_tables
 
     try:
+        if now is not None and lang is None:
+            from .bigfile import prepare_in_windows
+
+            # one big complaint sheet: read, checked and encoded a window of rows at a time
+            windowed = prepare_in_windows(path, cast(datetime, now))   # a Clock only comes with lang
+            if windowed is not None:
+                return ("ok", windowed)
         tables = read_tables(path)
         if now is None:
             result: Any = ("ok", tables)
@@ -223,6 +230,16 @@ def _send(conn: Any, result: tuple[Any, ...]) -> None:
     whole file both as one pickled message and as the rows made from it (issue 17)."""
     from .store.codec import Prepared
 
+    if result[0] == "ok" and isinstance(result[1], Prepared) and isinstance(result[1].rows, PackedRows):
+        # made a window at a time (``bigfile``): its slices are pickled already
+        packed = result[1].rows
+        try:
+            conn.send(("ok-sliced", dataclasses.replace(result[1], rows=[]), packed.slices, len(packed)))
+            for data in packed.raw():
+                conn.send_bytes(data)
+        finally:
+            packed.close()
+        return
     if result[0] == "ok" and isinstance(result[1], Prepared) and len(result[1].rows) > _SLICE:
         rows = result[1].rows
         count = (len(rows) + _SLICE - 1) // _SLICE
@@ -246,7 +263,7 @@ class PackedRows(Sequence[Any]):
     shop of 30,000 complaints held 100 MB of rows in the daemon while they were stored)."""
 
     def __init__(self, count: int) -> None:
-        self._count = count
+        self._count = count   # 0 while a reader child is still adding its slices (``seal``)
         self._spool = tempfile.SpooledTemporaryFile(max_size=_IN_MEMORY)  # noqa: SIM115 - closed by close()
         self._places: list[tuple[int, int]] = []   # (offset, length) of each slice in the spool
 
@@ -254,6 +271,21 @@ class PackedRows(Sequence[Any]):
         """The next slice, as the child pickled it."""
         self._places.append((self._spool.tell(), len(data)))
         self._spool.write(data)
+
+    def seal(self, count: int) -> None:
+        """The rows added, once the last slice is (a child that makes its slices as it reads)."""
+        self._count = count
+
+    @property
+    def slices(self) -> int:
+        return len(self._places)
+
+    def raw(self) -> Iterator[bytes]:
+        """Each slice as it was pickled (what the child sends)."""
+        for offset, length in self._places:
+            self._spool.seek(offset)
+            yield self._spool.read(length)
+        self._spool.seek(0, os.SEEK_END)
 
     def _slice(self, n: int) -> list[Any]:
         offset, length = self._places[n]
