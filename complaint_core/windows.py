@@ -145,6 +145,9 @@ def windows(path: str | os.PathLike[str], name: str, part: str,
         base = Path(scratch) / "base.xlsx"
         here = Path(scratch) / "window.xlsx"
         with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+            if len({n.lower() for n in names}) != len(names):
+                raise NotWindowed("two parts of one name")   # which one calamine reads is its own affair
             # every part but the sheet, once: each window is a copy of it with its rows added
             with zipfile.ZipFile(base, "w", zipfile.ZIP_STORED) as out:   # on disk: no time spent packing
                 for info in zf.infolist():
