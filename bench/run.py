@@ -122,7 +122,8 @@ def scenarios(quick: bool, size: dict | None = None) -> list[tuple[str, str, lis
             row for shops_, rows_ in mem_sizes for row in (
                 (f"floor: calamine read + XlsxWriter constant_memory ({shops_ * rows_:,})", "merge_floor",
                  [shops_, rows_]),
-                (f"ours: sync.api.merge_once ({shops_ * rows_:,})", "merge_ours", [shops_, rows_]),
+                (f"ours: sync.api.merge_once ({shops_ * rows_:,}; notes: each kind of process's peak)",
+                 "merge_roles", [shops_, rows_]),
                 (f"ours: merge_once, 4 years of history, yearly archives ({shops_ * rows_:,})", "merge_history",
                  [shops_, rows_]))]),
         ("million", f"(7) merge of {big_shops * big_rows:,} rows ({big_shops} shops x {big_rows:,}): time and peak memory", [

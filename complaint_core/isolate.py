@@ -32,6 +32,7 @@ from .ahead import ahead
 from .errors import BadSetting, UnreadableWorkbook
 from .heap import keep_freed_memory
 from .model import ComplaintTable, Finding
+from .procname import READER, name_process
 
 if TYPE_CHECKING:
     from .clock import Clock
@@ -187,6 +188,7 @@ def _serve(memory_mb: int, conn: Any, now: datetime | Clock | None = None, lang:
     parent knows which file a child died on, because a child holds one file at a time.
     """
     _limit(memory_mb, errors)
+    name_process(READER)
     keep_freed_memory()   # the next file reuses this one's pages (complaint_core/heap.py)
     # the cycle collector would walk every row being made; it runs once between files instead,
     # over what that file left (the modules loaded so far are frozen out of its way)

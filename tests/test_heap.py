@@ -99,3 +99,17 @@ def test_a_child_that_keeps_its_freed_memory_gives_it_back_when_asked() -> None:
     done = subprocess.run([sys.executable, "-c", _RELEASE], capture_output=True, text=True, timeout=60, check=True)
     kept, released, left = done.stdout.split()
     assert released == "True" and int(kept) >= 40 and int(left) <= 5, done.stdout
+
+
+def test_reading_children_name_themselves_and_the_bench_counts_each_kind_apart() -> None:
+    """``ps`` shows ``cd-reader`` and ``cd-maker`` (Linux); the bench's (7a) counts the peak of
+    each kind of process by those names."""
+    from bench import cases
+
+    out = subprocess.run([sys.executable, "-c", "from complaint_core.procname import name_process, READER\n"
+                          "assert name_process(READER)\nprint(open('/proc/self/comm').read().strip())"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "cd-reader"
+    got = cases.merge_roles(2, 300)
+    assert got["rows"] == 600
+    assert got["merging_MiB"] > 20 and got["readers_MiB"] > 20, got

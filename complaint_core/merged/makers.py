@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from ..heap import keep_freed_memory, release_freed
 from ..isolate import child_context, start_child
+from ..procname import MAKER, name_process
 from . import keptfile
 from .deflate import Segment
 from .pieces import Piece, PieceCache, shop_mark, take_archived
@@ -80,6 +81,7 @@ def _serve(conn: Any, url: str, ctx: Context, codecs: Codecs, folder: str | None
     from ..store.db import connect_store
     from .walk import encode_findings, findings_key, make_piece
 
+    name_process(MAKER)
     keep_freed_memory()   # the next shop reuses this one's pages (complaint_core/heap.py)
     store = connect_store(url)
     cache = PieceCache(Path(folder)) if folder is not None else None
