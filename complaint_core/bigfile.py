@@ -104,9 +104,9 @@ def prepare_in_windows(path: str | Path, now: datetime) -> Prepared | None:
     p = Path(path)
     try:
         plain = _plain(p)
-    except MemoryError:
+    except (MemoryError, KeyboardInterrupt, SystemExit):
         raise
-    except Exception:  # noqa: BLE001 - the whole read says what is wrong with the file
+    except BaseException:  # noqa: BLE001 - pyo3's PanicException too: the whole read says what is wrong
         return None
     if plain is None:
         return None
@@ -114,10 +114,10 @@ def prepare_in_windows(path: str | Path, now: datetime) -> Prepared | None:
     rows = PackedRows(0)
     try:
         made = _made(p, name, part, settings, risk_words, date1904, shop, now, rows)
-    except MemoryError:
+    except (MemoryError, KeyboardInterrupt, SystemExit):
         rows.close()
         raise
-    except Exception:  # noqa: BLE001 - read whole instead, which says what is wrong
+    except BaseException:  # noqa: BLE001 - a window calamine panics on: read whole, which says what is wrong
         made = None
     if made is None:
         rows.close()

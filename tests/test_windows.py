@@ -211,3 +211,22 @@ def test_a_big_shops_file_through_its_reading_child_is_the_whole_reads_answer(tm
     assert later is not None   # the child took the windows: the same module decides
     assert isinstance(later.rows, isolate.PackedRows)
     later.rows.close()
+
+
+@pytest.mark.usefixtures("small_windows")
+def test_a_window_the_parser_dies_on_leaves_the_file_to_the_whole_read(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """python-calamine's panics are BaseExceptions: one on a window must not make a file that the
+    whole read can read unreadable."""
+    class Panic(BaseException):
+        pass
+
+    class Dies:
+        @staticmethod
+        def from_path(_path: str) -> Any:
+            raise Panic("called `Result::unwrap()` on an `Err` value")
+
+    path = _chain_file(tmp_path, 120)
+    monkeypatch.setattr(windows, "CalamineWorkbook", Dies)   # the windows' reader only
+    assert bigfile.prepare_in_windows(path, NOW) is None
+    assert len(_whole(path).rows) == 120
