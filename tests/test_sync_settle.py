@@ -175,7 +175,8 @@ def test_a_renamed_save_is_read_after_the_default_short_quiet_and_looked_at_once
         tmp = shop / "Cedd4100"
         tmp.write_bytes(Path(made).read_bytes())
         tmp.replace(shop / "投诉.xlsx")   # Excel's save: written under a temp name, renamed over
-        wait_for(lambda: len(ids(out)) == 8, timeout=15)
+        # the workbook shows the save a moment before the merge's report is recorded: wait for both
+        wait_for(lambda: len(ids(out)) == 8 and sum(1 for r in daemon.reports if r.read) >= 2, timeout=15)
         read = [r for r in daemon.reports if r.read]
         assert [[f.path.name for f in r.read] for r in read] == [["投诉.xlsx"], ["投诉.xlsx"]]
         # the workbook was last written before the quiet ended: no second look, no wait
