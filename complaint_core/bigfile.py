@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import zipfile
-from collections.abc import Sequence
 from datetime import datetime
 from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
@@ -44,11 +43,11 @@ from .reader import (
     complaint_sheet_order,
     find_header,
 )
-from .safety import check_workbook
+from .safety import WorkbookFacts, check_workbook
 from .schema import MAX_SHOP_CHARS
 from .settings import Settings
 from .store import dcjson
-from .store.codec import Prepared, PreparedRow, canonical, foreign_shop_findings, prepare_rows
+from .store.codec import Prepared, PreparedRow, encode_findings, foreign_shop_findings, prepare_rows
 from .validate import TableCheck, table_dues
 from .values import no_nul
 from .windows import big_sheets, windows
@@ -59,15 +58,14 @@ if TYPE_CHECKING:
 __all__ = ["prepare_in_windows"]
 
 
-def _items(findings: Sequence[Finding]) -> bytes:
+def _items(findings: list[Finding]) -> bytes:
     """``codec.encode_findings`` of ``findings`` without its brackets: the file's JSON array is
     these parts joined by commas."""
-    return canonical([[f.sheet, f.row, f.cell, f.field, f.severity, f.code, f.message] for f in findings])[1:-1]
+    return encode_findings(findings)[1:-1]
 
 
-def _plain(p: Path) -> tuple[str, str, Settings, tuple[str, ...] | None, bool, str] | None:
+def _plain(p: Path, facts: WorkbookFacts) -> tuple[str, str, Settings, tuple[str, ...] | None, bool, str] | None:
     """(sheet, its part, 设置, escalation words, date1904, shop) of a file to read in windows."""
-    facts = check_workbook(p)
     if facts.kind != "xlsx" or p.suffix.lower() not in _SUFFIXES_OF["xlsx"] or not _utf8(p):
         return None
     with zipfile.ZipFile(p) as zf:
@@ -96,14 +94,15 @@ def _plain(p: Path) -> tuple[str, str, Settings, tuple[str, ...] | None, bool, s
     return name, part, settings, risk_words, facts.date1904, no_nul(str(code).strip())
 
 
-def prepare_in_windows(path: str | Path, now: datetime) -> Prepared | None:
+def prepare_in_windows(path: str | Path, now: datetime, facts: WorkbookFacts | None = None) -> Prepared | None:
     """What ``codec.prepare`` gives for the file's checked tables (as ``isolate._work`` makes
-    it), built a window of rows at a time; None when the file is not one to read so."""
+    it), built a window of rows at a time; None when the file is not one to read so.
+    ``facts``: what ``check_workbook`` found of the file, when the caller checked it already."""
     from .isolate import PackedRows
 
     p = Path(path)
     try:
-        plain = _plain(p)
+        plain = _plain(p, facts or check_workbook(p))
     except (MemoryError, KeyboardInterrupt, SystemExit):
         raise
     except BaseException:  # noqa: BLE001 - pyo3's PanicException too: the whole read says what is wrong

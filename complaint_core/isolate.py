@@ -111,14 +111,17 @@ def _work(path: str, memory_mb: int, now: datetime | Clock | None = None, lang: 
     from .reader import read_tables
 
     try:
+        facts = None
         if now is not None and lang is None:
             from .bigfile import prepare_in_windows
+            from .safety import check_workbook
 
+            facts = check_workbook(path)   # once, for the windows and the whole read alike
             # one big complaint sheet: read, checked and encoded a window of rows at a time
-            windowed = prepare_in_windows(path, cast(datetime, now))   # a Clock only comes with lang
+            windowed = prepare_in_windows(path, cast(datetime, now), facts)   # a Clock only comes with lang
             if windowed is not None:
                 return ("ok", windowed)
-        tables = read_tables(path)
+        tables = read_tables(path, facts)
         if now is None:
             result: Any = ("ok", tables)
         elif lang is not None:

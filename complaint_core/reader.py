@@ -427,12 +427,13 @@ def _shared_texts_grid(sheet: Any) -> list[list[Any]]:
 
 
 @paused_gc()   # a dict per row: the collector would walk them all again and again
-def read_tables(path: str | Path) -> list[ComplaintTable]:
+def read_tables(path: str | Path, facts: WorkbookFacts | None = None) -> list[ComplaintTable]:
     """Every complaint table of a shop workbook (every sheet whose header matches, each table on
     a sheet), or raise UnreadableWorkbook with the reason. The first table carries the
-    workbook's 设置 and the cells cut out as too far from any table."""
+    workbook's 设置 and the cells cut out as too far from any table. ``facts``: what
+    ``check_workbook`` found of the file, when the caller checked it already."""
     p = Path(path)
-    facts = check_workbook(p)
+    facts = facts or check_workbook(p)
     try:
         bounds = bound_sheets(p, facts)
         wb = _open(p, facts, bounds)

@@ -58,10 +58,10 @@ def big_sheets(zf: zipfile.ZipFile) -> dict[str, str]:
     return out
 
 
-def _row_elements(fh: Any, close: bytes) -> Iterator[bytes]:
-    """The row elements after ``<sheetData>`` one at a time, each with what follows it up to
-    the next (whitespace), until ``close`` (``</sheetData>``)."""
-    buf = b""
+def _row_elements(fh: Any, close: bytes, buf: bytes) -> Iterator[bytes]:
+    """The row elements after ``<sheetData>`` one at a time (``buf``: what was read of them
+    already, then ``fh``), each with what follows it up to the next (whitespace), until
+    ``close`` (``</sheetData>``)."""
     at = 0
     ended = False
     while True:
@@ -116,18 +116,8 @@ def _windows_xml(zf: zipfile.ZipFile, part: str, rows: int) -> Iterator[bytes]:
         tail = b"</" + prefix + b"sheetData></" + prefix + b"worksheet>"
         close = b"</" + prefix + b"sheetData>"
 
-        class _Joined:
-            def __init__(self) -> None:
-                self.first = rest
-
-            def read(self, n: int) -> bytes:
-                if self.first:
-                    got, self.first = self.first, b""
-                    return got
-                return fh.read(n)
-
         window: list[bytes] = []
-        for element in _row_elements(_Joined(), close):
+        for element in _row_elements(fh, close, rest):
             window.append(element)
             if len(window) == rows:
                 yield b"".join([head, *window, tail])

@@ -75,11 +75,10 @@ class PackedLines:
     it is about to lay (issue 17). Unpacked a batch at a time as the piece is laid."""
 
     data: bytes
-    count: int
 
 
 def pack_lines(lines: list[Line]) -> PackedLines:
-    return PackedLines(zlib.compress(pickle.dumps(lines, pickle.HIGHEST_PROTOCOL), 1), len(lines))
+    return PackedLines(zlib.compress(pickle.dumps(lines, pickle.HIGHEST_PROTOCOL), 1))
 
 
 def unpack_lines(batch: list[Line] | PackedLines) -> list[Line]:

@@ -279,7 +279,7 @@ def make_piece(chunks: Iterator[tuple[list[Record], list[dict[str, Any]]]], mark
                   rendered_xml=[], applied=0, summary=Summary(now), dyn=[], lines=[], cases=[], loss_ids=set(),
                   conflicts=[], orphans=[], seen=set())
     years: dict[int, Year] = {}
-    lined = [0]   # 逾期 lines so far
+    lined = 0   # 逾期 lines so far
 
     def spilt(segment: Segment) -> Segment | FileSegment:
         if spill is None:
@@ -290,6 +290,7 @@ def make_piece(chunks: Iterator[tuple[list[Record], list[dict[str, Any]]]], mark
 
     def add(records: list[Record], conflicts: list[dict[str, Any]]) -> None:
         """One chunk of the shop's complaints into the piece (what it leaves behind is freed on return)."""
+        nonlocal lined
         piece.conflicts += conflicts
         piece.refs += [r["record_ref"] for r in records]
         live = [r for r in records if not r["deleted"]]
@@ -354,8 +355,8 @@ def make_piece(chunks: Iterator[tuple[list[Record], list[dict[str, Any]]]], mark
         items = [item for r, found in shown for item in record_items(r, found, now=now)]
         if items:
             piece.lines.append(_lines(items, warns, codecs.overdue))
-            lined[0] += len(items)
-            if lined[0] >= PACK_FROM:   # a big shop: its batches so far, and from now on each, packed
+            lined += len(items)
+            if lined >= PACK_FROM:   # a big shop: its batches so far, and from now on each, packed
                 piece.lines = [pack_lines(b) if isinstance(b, list) else b for b in piece.lines]
 
     for chunk in chunks:
