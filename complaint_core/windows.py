@@ -7,6 +7,15 @@ its row elements, into windows of ``WINDOW_ROWS`` rows; each window goes into a 
 package beside its other parts (shared strings, styles, the workbook's date system) and
 calamine reads that copy: every cell reads exactly as calamine reads it in the whole file.
 
+Each window is given only the shared strings its cells name (``_Strings``): calamine parses a
+workbook's whole shared-string table each time it opens one, 20 MiB of strings at 30,000
+complaints, held while the window's range is built. The table is copied once into a scratch
+file with where each string lies; a window's string cells are renumbered into a small table of
+their own strings, copied as they are. Where a table or a window is not plain enough to be sure
+calamine counts its strings the same way (a string without text, a comment, a cell whose
+number is not where it is looked for), the window is given the whole table, as calamine
+reads it in the file.
+
 A sheet this module cannot cut safely (a row without its number, no sheetData) raises
 ``NotWindowed``: its reader reads it whole, as before.
 """
@@ -18,9 +27,10 @@ import re
 import shutil
 import tempfile
 import zipfile
+from array import array
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from python_calamine import CalamineWorkbook
 
@@ -41,6 +51,21 @@ _ROW_NUMBER = re.compile(rb'\sr="[0-9]+"')
 _DIMENSION = re.compile(rb"<(?:\w+:)?dimension\b[^>]*?/>")
 
 
+# the part calamine takes the shared strings from, whatever the workbook's relationships say
+_SST = "xl/sharedstrings.xml"
+_SST_MAX = (1 << 32) - 1     # a table bigger than this is handed over whole, as it is
+_SST_OPEN = re.compile(rb"<((?:\w+:)?)sst\b[^>]*>")
+_SI_ANY = re.compile(rb"<(?:\w+:)?si[\s>/]")
+# a string calamine keeps: its first element a text or a run (an <si/>, or one of only
+# phonetic text, it skips, and every later string's number would move)
+_SI_KEPT = re.compile(rb"<(?:\w+:)?si>\s*<(?:\w+:)?[tr][\s>/].*?</(?:\w+:)?si\s*>", re.S)
+_SI_CLOSE = re.compile(rb"</(?:\w+:)?si\s*>")
+_NOT_UTF8 = re.compile(rb"^\s*<\?xml[^>]*encoding\s*=\s*[\"'](?!utf-8[\"'])", re.I)
+# a cell of a shared string, its number where calamine reads it, and every mention of the type
+_S_CELL = re.compile(rb"(<(?:\w+:)?c\b[^>]*?\st\s*=\s*[\"']s[\"'][^>]*>\s*<(?:\w+:)?v>)([0-9]+)(?=</)")
+_S_TYPE = re.compile(rb"\st\s*=\s*[\"']s[\"']")
+
+
 class NotWindowed(Exception):
     """The sheet is not one to cut into windows (the reason says why): read it whole."""
 
@@ -56,6 +81,142 @@ def big_sheets(zf: zipfile.ZipFile) -> dict[str, str]:
         if info.file_size >= BIG_SHEET:
             out[name] = part
     return out
+
+
+class _Strings:
+    """A workbook's shared strings in a scratch file, with where each one lies."""
+
+    def __init__(self, src: IO[bytes], scratch: Path) -> None:
+        self.path = scratch
+        self.spans = array("I")   # start, end of each string's <si> element, in file order
+        self.head = b""
+        self.tail = b""
+        with open(scratch, "wb") as out:
+            self.plain = self._index(src, out)
+
+    def _index(self, src: IO[bytes], out: IO[bytes]) -> bool:
+        """Copy the table to ``out`` and note where each string lies; False: the table is not
+        plain (the whole table is still copied, for windows to be given whole)."""
+        data = b""
+        at = 0          # where ``data`` starts in the file
+        plain = True
+        while True:
+            chunk = src.read(_READ)
+            out.write(chunk)
+            data += chunk
+            if not plain:
+                data = b""
+                if not chunk:
+                    return False
+                continue
+            if not self.head:
+                opened = _SST_OPEN.search(data)
+                if opened is None:
+                    plain = chunk != b"" and len(data) < 64 * _READ
+                    if not chunk:
+                        return False
+                    continue
+                if (data.startswith((b"\xff\xfe", b"\xfe\xff")) or _NOT_UTF8.match(data)
+                        or b"<!" in data[:opened.start()]):
+                    plain = False
+                    continue
+                self.head = data[:opened.end()]
+                self.tail = b"</" + opened.group(1) + b"sst>"
+                at += opened.end()
+                data = data[opened.end():]
+            cut = self._last_close(data) if chunk else len(data)
+            region = data[:cut]
+            if b"<!" in region or b"<?" in region:
+                plain = False   # a comment or CDATA may hold what looks like a string
+                continue
+            spans = [m.span() for m in _SI_KEPT.finditer(region)]
+            if len(spans) != len(_SI_ANY.findall(region)):
+                plain = False
+                continue
+            for start, end in spans:
+                self.spans.append(at + start)
+                self.spans.append(at + end)
+            at += cut
+            data = data[cut:]
+            if not chunk:
+                return at < _SST_MAX and not data.strip(b" \t\r\n").replace(self.tail, b"").strip()
+            if len(data) > 64 * _READ:
+                plain = False   # one string of 64 MB: not a table to trust
+
+    @staticmethod
+    def _last_close(data: bytes) -> int:
+        """Where the last ``</si>`` in ``data`` ends (0: none)."""
+        i = len(data)
+        while True:
+            i = data.rfind(b"</", 0, i)
+            if i < 0:
+                return 0
+            m = _SI_CLOSE.match(data, i)
+            if m is not None:
+                return m.end()
+
+    def renumbering(self) -> _Renumbering | None:
+        """What renumbers one window's string cells; None: windows are given the whole table."""
+        return _Renumbering(self) if self.plain else None
+
+    def strings(self, numbers: list[int]) -> bytes:
+        """A table of these strings, in this order, each as it is in the workbook's table."""
+        spans = self.spans
+        with open(self.path, "rb") as fh:
+            fd = fh.fileno()
+            table = [os.pread(fd, spans[2 * n + 1] - spans[2 * n], spans[2 * n]) for n in numbers]
+        return b"".join([self.head, *table, self.tail])
+
+
+class _Renumbering:
+    """One window's string cells, renumbered row by row into a table of their own strings."""
+
+    def __init__(self, strings: _Strings) -> None:
+        self._strings = strings
+        self._count = len(strings.spans) // 2
+        self._local: dict[bytes, bytes] = {}   # the cell's number in the workbook -> in the window
+        self._order: list[int] = []             # the window's strings: their numbers in the workbook
+        self.whole = False                      # the window is given the workbook's whole table
+
+    def row(self, element: bytes, before: list[bytes]) -> bytes:
+        """``element`` with its string cells renumbered; should it hold one that cannot be,
+        the rows of the window ``before`` it are given their first numbers back, and the window
+        the whole table."""
+        if self.whole:
+            return element
+        pieces = _S_CELL.split(element)
+        numbers = pieces[2::3]
+        if len(numbers) != len(_S_TYPE.findall(element)):
+            return self._give_up(element, before)   # a string cell not written as looked for
+        local = self._local
+        for number in numbers:
+            if number not in local:
+                n = int(number)
+                if n >= self._count:
+                    return self._give_up(element, before)   # calamine's own answer past the table
+                local[number] = b"%d" % len(self._order)
+                self._order.append(n)
+        if not numbers:
+            return element
+        pieces[2::3] = [local[n] for n in numbers]
+        return b"".join(pieces)
+
+    def _give_up(self, element: bytes, before: list[bytes]) -> bytes:
+        self.whole = True
+        order = self._order
+        back = {b"%d" % i: b"%d" % n for i, n in enumerate(order)}
+
+        def first(row: bytes) -> bytes:
+            pieces = _S_CELL.split(row)
+            pieces[2::3] = [back[n] for n in pieces[2::3]]
+            return b"".join(pieces)
+
+        before[:] = [first(row) for row in before]
+        return element
+
+    def table(self) -> bytes | None:
+        """The window's own table; None: the whole table."""
+        return None if self.whole else self._strings.strings(self._order)
 
 
 def _row_elements(fh: Any, close: bytes, buf: bytes) -> Iterator[bytes]:
@@ -96,8 +257,10 @@ def _row_elements(fh: Any, close: bytes, buf: bytes) -> Iterator[bytes]:
         at = 0
 
 
-def _windows_xml(zf: zipfile.ZipFile, part: str, rows: int) -> Iterator[bytes]:
-    """The sheet's XML as windows of ``rows`` rows, each a whole worksheet."""
+def _windows_xml(zf: zipfile.ZipFile, part: str, rows: int,
+                 strings: _Strings | None) -> Iterator[tuple[bytes, bytes | None]]:
+    """The sheet's XML as windows of ``rows`` rows, each a whole worksheet, with the table of
+    its strings (None: the workbook's whole table)."""
     with zf.open(part) as fh:
         head = b""
         while True:
@@ -117,13 +280,22 @@ def _windows_xml(zf: zipfile.ZipFile, part: str, rows: int) -> Iterator[bytes]:
         close = b"</" + prefix + b"sheetData>"
 
         window: list[bytes] = []
+        renumbering = strings.renumbering() if strings is not None else None
         for element in _row_elements(fh, close, rest):
-            window.append(element)
+            window.append(element if renumbering is None else renumbering.row(element, window))
             if len(window) == rows:
-                yield b"".join([head, *window, tail])
-                window = []
+                yield _window(head, window, tail, renumbering)
+                renumbering = strings.renumbering() if strings is not None else None
         if window:
-            yield b"".join([head, *window, tail])
+            yield _window(head, window, tail, renumbering)
+
+
+def _window(head: bytes, rows: list[bytes], tail: bytes,
+            renumbering: _Renumbering | None) -> tuple[bytes, bytes | None]:
+    """One window's worksheet and strings, its rows let go (a window read holds one copy)."""
+    xml = b"".join([head, *rows, tail])
+    rows.clear()
+    return xml, renumbering.table() if renumbering is not None else None
 
 
 def windows(path: str | os.PathLike[str], name: str, part: str,
@@ -138,17 +310,29 @@ def windows(path: str | os.PathLike[str], name: str, part: str,
             names = zf.namelist()
             if len({n.lower() for n in names}) != len(names):
                 raise NotWindowed("two parts of one name")   # which one calamine reads is its own affair
-            # every part but the sheet, once: each window is a copy of it with its rows added
+            sst = next((n for n in names if n.lower() == _SST), None)
+            strings = None
+            if sst is not None and sst != part:
+                with zf.open(sst) as src:
+                    strings = _Strings(src, Path(scratch) / "strings.xml")
+            # every part but the sheet and its strings, once: each window is a copy of it with
+            # its rows and strings added
             with zipfile.ZipFile(base, "w", zipfile.ZIP_STORED) as out:   # on disk: no time spent packing
                 for info in zf.infolist():
-                    if info.filename != part:
+                    if info.filename != part and info.filename != sst:
                         with zf.open(info) as src, out.open(info.filename, "w") as dst:
                             shutil.copyfileobj(src, dst, _READ)
-            for xml in _windows_xml(zf, part, rows or WINDOW_ROWS):
+            for xml, table in _windows_xml(zf, part, rows or WINDOW_ROWS, strings):
                 shutil.copyfile(base, here)
                 with zipfile.ZipFile(here, "a", zipfile.ZIP_STORED) as out:
+                    if strings is not None and sst is not None:
+                        if table is not None:
+                            out.writestr(sst, table)
+                        else:
+                            with open(strings.path, "rb") as src, out.open(sst, "w") as dst:
+                                shutil.copyfileobj(src, dst, _READ)
                     out.writestr(part, xml)
-                del xml
+                del xml, table
                 sheet = CalamineWorkbook.from_path(str(here)).get_sheet_by_name(name)
                 start = sheet.start
                 grid = sheet.to_python()
@@ -157,3 +341,4 @@ def windows(path: str | os.PathLike[str], name: str, part: str,
                     continue
                 pad = [""] * start[1]
                 yield start[0] + 1, [pad + row for row in grid] if pad else grid
+                del grid   # before the next window is read: one window's rows at a time

@@ -178,3 +178,28 @@ def test_a_new_store_adopts_the_managers_cells_shown_in_the_archives(tmp_path: P
     assert fresh.manager_edits(ALL_SHEET)[(target,)]["manager_approval"] == "按三倍赔偿，已结案"
     row = next(r for r in _grid(archived)[2:] if r[ref] == target)
     assert "按三倍赔偿，已结案" in row
+
+
+def test_a_years_keys_wait_in_a_file_and_come_back_in_any_range_and_batch(monkeypatch) -> None:
+    # the chain's keys of a closed year are not held through the render: they go to a file as
+    # each shop's come (the limit scaled down so that a real file is used), and come back for
+    # any part of an archive, in the walk's order, a shop's at most at a time
+    monkeypatch.setattr(archive, "_KEYS_IN_MEMORY", 64)
+    year = archive.Year(2023)
+    shops = [[f"S{s}-{n}" for n in range(size)] for s, size in enumerate((7, 0, 1, 12, 5))]
+    for s, keys in enumerate(shops):
+        year.extend(keys, f"digest{s}", f"S{s}", f"token{s}")
+    every = [k for keys in shops for k in keys]
+    assert year.count == len(every) == 25
+    assert year._spool is not None and year._spool._rolled   # noqa: SLF001 - on disk, not in memory
+    for start in range(0, 26):
+        for stop in range(start, 27):
+            got = list(year.keys(start, stop))
+            assert [k for keys in got for k in keys] == every[start:stop]
+            assert all(len(keys) <= 12 for keys in got)
+            for size in (1, 3, 5, 25):
+                batches = list(archive._batches(year.keys(start, stop), size))   # noqa: SLF001
+                assert [k for b in batches for k in b] == every[start:stop]
+                assert all(len(b) == size for b in batches[:-1]) and all(0 < len(b) <= size for b in batches)
+    year.close()
+    assert year._spool is None   # noqa: SLF001

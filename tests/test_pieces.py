@@ -170,7 +170,7 @@ def test_a_save_reads_the_findings_of_the_saved_file_only(chain, tmp_path: Path,
     read: list[str] = []
     real = View.finding_file
 
-    def finding_file(self: View, path: str) -> tuple[str, str, str] | None:
+    def finding_file(self: View, path: str) -> tuple[str, bytes, str] | None:
         read.append(Path(path).name)
         return real(self, path)
 

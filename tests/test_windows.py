@@ -5,6 +5,7 @@ window by window is, byte for byte, the answer of the whole read; a file that is
 
 from __future__ import annotations
 
+import tempfile
 import zipfile
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 import xlsxwriter
-from python_calamine import CalamineWorkbook
+from python_calamine import CalamineError, CalamineWorkbook
 
 from bench.data import rows_for, write_shop
 from complaint_core import bigfile, isolate, windows
@@ -230,3 +231,121 @@ def test_a_window_the_parser_dies_on_leaves_the_file_to_the_whole_read(tmp_path:
     monkeypatch.setattr(windows, "CalamineWorkbook", Dies)   # the windows' reader only
     assert bigfile.prepare_in_windows(path, NOW) is None
     assert len(_whole(path).rows) == 120
+
+
+# ---- each window given only its own shared strings ---------------------------------------
+_NS = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+_PARTS = {
+    "[Content_Types].xml": '<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/'
+    'package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
+    'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.'
+    'xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override '
+    'PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.'
+    'worksheet+xml"/><Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.openxmlformats-'
+    'officedocument.spreadsheetml.sharedStrings+xml"/></Types>',
+    "_rels/.rels": '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/'
+    'package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/'
+    '2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>',
+    "xl/workbook.xml": f'<?xml version="1.0" encoding="UTF-8"?><workbook {_NS} xmlns:r="http://schemas.openxmlformats'
+    '.org/officeDocument/2006/relationships"><sheets><sheet name="投诉登记" sheetId="1" r:id="rId1"/></sheets>'
+    '</workbook>',
+    "xl/_rels/workbook.xml.rels": '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.'
+    'openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/'
+    'officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/><Relationship Id="rId2" Type="'
+    'http://schemas.openxmlformats.org/officeDocument/2006/relationships/sharedStrings" Target="sharedStrings.xml"/>'
+    '</Relationships>',
+}
+
+
+def _package(path: Path, strings: list[str], rows: list[str], p: str = "") -> Path:
+    """A workbook of one sheet whose rows' XML is ``rows`` and whose shared strings' table holds
+    ``strings`` (each an <si> element as written), elements with the namespace prefix ``p``."""
+    ns = _NS.replace("xmlns=", f"xmlns:{p[:-1]}=") if p else _NS
+    sheet = (f'<?xml version="1.0" encoding="UTF-8"?><{p}worksheet {ns}><{p}dimension ref="A1:C9"/><{p}sheetData>'
+             + "".join(rows) + f"</{p}sheetData></{p}worksheet>")
+    sst = f'<?xml version="1.0" encoding="UTF-8"?><{p}sst {ns} count="9" uniqueCount="9">' + "".join(strings) + f"</{p}sst>"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, text in _PARTS.items():
+            zf.writestr(name, text)
+        zf.writestr("xl/worksheets/sheet1.xml", sheet)
+        zf.writestr("xl/sharedStrings.xml", sst)
+    return path
+
+
+def _by_row(path: Path, rows: int) -> tuple[dict[int, list[Any]], dict[int, list[Any]]]:
+    """(every row calamine reads in the whole sheet, every row the windows give), by row number."""
+    sheet = CalamineWorkbook.from_path(str(path)).get_sheet_by_name("投诉登记")
+    start, whole = sheet.start, sheet.to_python()
+    want = {start[0] + 1 + i: [""] * start[1] + row for i, row in enumerate(whole)} if start else {}
+    seen = {first + i: row for first, grid in windows.windows(path, "投诉登记", "xl/worksheets/sheet1.xml", rows=rows)
+            for i, row in enumerate(grid)}
+    return want, seen
+
+
+def _si(text: str, p: str = "") -> str:
+    return f"<{p}si><{p}t>{text}</{p}t></{p}si>"
+
+
+def _row(n: int, cells: list[tuple[int, str]], p: str = "") -> str:
+    """Row ``n``, each cell (shared string number, column letter)."""
+    return f'<{p}row r="{n}">' + "".join(f'<{p}c r="{col}{n}" t="s"><{p}v>{k}</{p}v></{p}c>' for k, col in cells) + f"</{p}row>"
+
+
+def _windows_tables(path: Path, rows: int) -> list[bytes | None]:
+    with (zipfile.ZipFile(path) as zf, zf.open("xl/sharedStrings.xml") as src,
+          tempfile.TemporaryDirectory() as scratch):
+        strings = windows._Strings(src, Path(scratch) / "s.xml")
+        return [table for _xml, table in windows._windows_xml(zf, "xl/worksheets/sheet1.xml", rows, strings)]
+
+
+@pytest.mark.parametrize("p", ["", "x:"])
+def test_each_window_is_given_only_the_strings_its_cells_name(tmp_path: Path, p: str) -> None:
+    strings = [_si(f"文字{i} &amp; &lt;{i}&gt;", p) for i in range(60)]
+    strings[7] = f'<{p}si><{p}r><{p}t>富</{p}t></{p}r><{p}r><{p}t xml:space="preserve"> 文本</{p}t></{p}r></{p}si>'
+    strings[8] = f"<{p}si><{p}t>读音</{p}t><{p}rPh sb=\"0\" eb=\"1\"><{p}t>du</{p}t></{p}rPh></{p}si>"
+    rows = [_row(n, [(3 * n % 60, "A"), (59 - n, "B"), (0, "C")], p) for n in range(1, 50)]
+    path = _package(tmp_path / "a.xlsx", strings, rows, p)
+    want, seen = _by_row(path, rows=10)
+    assert want == seen and len(want) == 49
+    tables = _windows_tables(path, 10)
+    assert len(tables) == 5 and all(t is not None and t.count(b"si>") // 2 <= 21 for t in tables)
+
+
+@pytest.mark.parametrize("how", ["an empty string", "only a reading", "a comment", "a cell with a formula",
+                                 "a number past the table", "single quotes"])
+def test_a_table_or_a_window_not_plain_is_given_the_whole_table(tmp_path: Path, how: str) -> None:
+    # calamine skips an <si/> and a string of only its reading: every later number moves, so the
+    # table is only ever given whole; a cell whose number is not where it is looked for (a
+    # formula before it) or a number past the table leaves its window the whole table
+    strings = [_si(f"s{i}") for i in range(30)]
+    rows = [_row(n, [(n % 30, "A"), ((7 * n) % 30, "B")]) for n in range(1, 41)]
+    plain_table = True
+    if how == "an empty string":
+        strings[4], plain_table = "<si/>", False
+    elif how == "only a reading":
+        strings[4], plain_table = "<si><rPh><t>yomi</t></rPh></si>", False
+    elif how == "a comment":
+        strings[4], plain_table = "<si><t>x</t><!-- <si><t>y</t></si> --></si>", False
+    elif how == "a cell with a formula":
+        rows[12] = '<row r="13"><c r="A13" t="s"><f>A1</f><v>5</v></c></row>'
+    elif how == "a number past the table":
+        rows[12] = '<row r="13"><c r="A13" t="s"><v>45</v></c><c r="B13"><v>1</v></c></row>'
+        strings[29] = '<si><t xml:space="preserve">s29</t></si>'
+    elif how == "single quotes":
+        rows[12] = "<row r=\"13\"><c r='A13' t='s'><v>5</v></c></row>"
+    path = _package(tmp_path / "b.xlsx", strings, rows)
+    if how == "a number past the table":   # calamine refuses the sheet: its window is refused too
+        with pytest.raises(CalamineError, match="shared strings"):
+            _by_row(path, rows=40)
+        with pytest.raises(CalamineError, match="shared strings"):
+            list(windows.windows(path, "投诉登记", "xl/worksheets/sheet1.xml", rows=10))
+    else:
+        want, seen = _by_row(path, rows=10)
+        assert want == seen and len(want) == 40
+    tables = _windows_tables(path, 10)
+    if not plain_table:
+        assert tables == [None] * 4
+    elif how in ("a cell with a formula", "a number past the table"):
+        assert tables[1] is None and None not in (tables[0], tables[2], tables[3])
+    else:
+        assert None not in tables

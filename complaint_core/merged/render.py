@@ -112,7 +112,7 @@ def _compose(view: StoreView, store: Store, book: Book, now: datetime, out: Path
     walked.penalties_made = laid.made
     if cache is not None:
         cache.forget(walked.shops, walked.sources, laid.shops)
-    where = [(year, [p.name for p in archive_paths(out, year, len(y.keys))], len(y.keys))
+    where = [(year, [p.name for p in archive_paths(out, year, y.count)], y.count)
              for year, y in walked.years.items()]
     for o in walked.orphans:
         if not o.get("source_file"):
@@ -517,7 +517,11 @@ def _render(store: Store, out: Path, now: datetime) -> RenderReport:
     if ours is not None:
         store.save_written_stamp(real_path(out), ours)
     # after the merged workbook: a manager's cell saved by its read-back shows in the archive too
-    archived = write_archives(store, out, walked.years, now, cache=cache)
+    try:
+        archived = write_archives(store, out, walked.years, now, cache=cache)
+    finally:
+        for year in walked.years.values():
+            year.close()
     report.archives = [w.path for w in archived if w.rewritten]
     report.sheets = list(SHEET_ORDER)
     report.rows = walked.rows

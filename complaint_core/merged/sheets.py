@@ -112,7 +112,7 @@ FINDING_COLUMNS = [Column("shop", "门店", width=10), Column("file", "来源文
 FINDINGS_ONE_BY_ONE = 1 << 20
 
 
-def finding_rows(path: str, shop: str, data: str) -> Iterator[list[Any]]:
+def finding_rows(path: str, shop: str, data: str | bytes) -> Iterator[list[Any]]:
     """校验问题's rows of one file's findings, ``data`` as the store keeps them (a JSON array of
     [sheet, row, cell, field, severity, code, message]: ``Store.finding_files``), one at a time."""
     name = file_name(path)

@@ -252,7 +252,7 @@ def findings_key(path: str, shop: str, digest: str) -> str:
     return hashlib.sha256(f"{FORMAT}|{shop}|{path}|{digest}".encode()).hexdigest()
 
 
-def encode_findings(codec: RowCodec, path: str, shop: str, data: str) -> tuple[Segment, int]:
+def encode_findings(codec: RowCodec, path: str, shop: str, data: str | bytes) -> tuple[Segment, int]:
     """A file's 校验问题 rows (``Store.finding_file`` gives its stored JSON), encoded."""
     count = 0
 
@@ -368,7 +368,7 @@ def make_piece(chunks: Iterator[tuple[list[Record], list[dict[str, Any]]]], mark
     piece.summary.states.subtract((kind, deadline_state(due, None, now, warn)) for kind, due, warn in piece.dyn)
     piece.summary.states = +piece.summary.states
     piece.edits = edits_hash(piece.refs, ctx.edits)
-    piece.years = {y: (v.keys, v.fingerprint) for y, v in years.items()}
+    piece.years = {y: (v.shop_keys, v.fingerprint) for y, v in years.items()}
     return piece
 
 

@@ -6,6 +6,7 @@ every core) and the daemon only stores them.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import math
@@ -169,29 +170,85 @@ _SPACE = re.compile(r"[ \t\n\r]*")   # matches everywhere (maybe nothing)
 _ONE = json.JSONDecoder()
 
 
-def each_in_array(text: str) -> Iterator[Any]:
-    """The items of the JSON array ``text`` one at a time, as ``loads`` would give them (the
+def each_in_array(data: str | bytes) -> Iterator[Any]:
+    """The items of the JSON array ``data`` one at a time, as ``loads`` would give them (the
     standard library's decoder, item by item): a big array's items need not all be held at
-    once. Raises ``ValueError`` (``json.JSONDecodeError``) where ``text`` is not an array."""
+    once. UTF-8 ``bytes`` are decoded a piece at a time as the items are taken (a big file's
+    findings as text took twice their bytes: 11 MiB for 30,000 complaints). Raises
+    ``ValueError`` (``json.JSONDecodeError``) where ``data`` is not an array."""
+    text = _Window(data)
+
     def space(at: int) -> int:
-        return cast(re.Match[str], _SPACE.match(text, at)).end()
+        while True:
+            end = cast(re.Match[str], _SPACE.match(text.buf, at)).end()
+            if end < len(text.buf) or not text.more():
+                return end
+
+    def sign(at: int) -> str:
+        if at >= len(text.buf):
+            text.more()
+        return text.buf[at:at + 1]
 
     at = space(0)
-    if text[at:at + 1] != "[":
-        raise json.JSONDecodeError("an array was expected", text, at)
+    if sign(at) != "[":
+        raise json.JSONDecodeError("an array was expected", text.buf, at)
     at = space(at + 1)
-    if text[at:at + 1] == "]":
+    if sign(at) == "]":
         return
     while True:
-        item, at = _ONE.raw_decode(text, at)
+        decoded = len(text.buf)
+        try:
+            item, end = _ONE.raw_decode(text.buf, at)
+        except json.JSONDecodeError:
+            if text.more():
+                continue   # the item goes on past what is decoded: taken again with more of it
+            raise
+        if end >= decoded and text.more():
+            continue   # a number or a word up to where the decoded text ends may go on past it
+        after = space(end)
+        mark = sign(after)
+        if mark not in (",", "]"):
+            if text.more():
+                continue   # a number cut where the decoded text ends ("12" of "12.5"): again, whole
+            raise json.JSONDecodeError("',' or ']' was expected", text.buf, after)
         yield item
-        at = space(at)
-        sign = text[at:at + 1]
-        if sign == "]":
+        if mark == "]":
             return
-        if sign != ",":
-            raise json.JSONDecodeError("',' or ']' was expected", text, at)
-        at = space(at + 1)
+        at = space(text.drop(after + 1))
+
+
+class _Window:
+    """What ``each_in_array`` has decoded of its array and not yet taken (all of it for a str)."""
+
+    _PIECE = 1 << 18   # bytes decoded at a time
+
+    def __init__(self, data: str | bytes) -> None:
+        if isinstance(data, str):
+            self.buf, self.ended = data, True
+            return
+        self._data = memoryview(data)
+        self._at = 0
+        # as json.loads reads bytes: a lone surrogate written by the standard library is kept
+        self._decoder = codecs.getincrementaldecoder("utf-8")("surrogatepass")
+        self.buf, self.ended = "", False
+        self.more()
+
+    def more(self) -> bool:
+        """Decode the next piece onto the window; False: there is no more."""
+        if self.ended:
+            return False
+        piece = self._data[self._at:self._at + self._PIECE]
+        self._at += len(piece)
+        self.ended = self._at >= len(self._data)
+        self.buf += self._decoder.decode(piece, final=self.ended)
+        return True
+
+    def drop(self, at: int) -> int:
+        """Let go of the text before ``at`` (taken); where ``at`` is now."""
+        if at < self._PIECE:
+            return at
+        self.buf = self.buf[at:]
+        return 0
 
 
 def decode_values(text: str) -> dict[str, Any]:

@@ -52,8 +52,8 @@ class StoreView(Protocol):
     def finding_digests(self) -> list[tuple[str, str, str]]:
         """(path, shop, digest of its findings' JSON) per file, in path order."""
 
-    def finding_file(self, path: str) -> tuple[str, str, str] | None:
-        """(shop, stored JSON of its findings, its digest) of one file; None: no such file."""
+    def finding_file(self, path: str) -> tuple[str, bytes, str] | None:
+        """(shop, stored JSON of its findings in UTF-8, its digest) of one file; None: no such file."""
 
     def live_records(self) -> list[Record]:
         """The complaints whose source row still exists (what 逾期, 处罚 and 汇总 count)."""
