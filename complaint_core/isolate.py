@@ -239,7 +239,7 @@ def _send(conn: Any, result: tuple[Any, ...]) -> None:
         # made a window at a time (``bigfile``): its slices are pickled already
         packed = result[1].rows
         try:
-            conn.send(("ok-sliced", dataclasses.replace(result[1], rows=[]), packed.slices, len(packed)))
+            _send_head(conn, result[1], packed.slices, len(packed))
             for data in packed.raw():
                 conn.send_bytes(data)
         finally:
@@ -248,17 +248,91 @@ def _send(conn: Any, result: tuple[Any, ...]) -> None:
     if result[0] == "ok" and isinstance(result[1], Prepared) and len(result[1].rows) > _SLICE:
         rows = result[1].rows
         count = (len(rows) + _SLICE - 1) // _SLICE
-        conn.send(("ok-sliced", dataclasses.replace(result[1], rows=[]), count, len(rows)))
+        _send_head(conn, result[1], count, len(rows))
         for i in range(count):
             conn.send(rows[i * _SLICE:(i + 1) * _SLICE])
         return
     conn.send(result)
 
 
+def _send_head(conn: Any, prepared: Any, slices: int, rows: int) -> None:
+    """What comes before a sliced answer's slices: the prepared file without its rows, then its
+    findings' JSON as the bytes they are, in pieces the daemon sets aside as they come
+    (pickled into the message, the daemon held them twice, and again while the file waited:
+    8 MB each time for a file of 30,000 complaints, issue 17)."""
+    found = memoryview(prepared.findings_json)
+    pieces = [found[i:i + _FINDINGS_PIECE] for i in range(0, len(found), _FINDINGS_PIECE)]
+    conn.send(("ok-sliced", dataclasses.replace(prepared, rows=[], findings_json=b""), slices, rows, len(pieces)))
+    for piece in pieces:
+        conn.send_bytes(piece)
+
+
+_FINDINGS_PIECE = 1 << 20   # bytes of a file's findings sent at a time
+
+
 # a file's pickled rows wait their turn in memory up to this size, in a temporary file beyond:
 # a shop with years of history in one workbook (30,000 complaints, 41 MB pickled) no longer
 # sits in the daemon's memory while the file before it is stored (issue 17)
 _IN_MEMORY = 4 << 20
+
+
+class _Spool:
+    """Pieces of bytes kept in memory while they add up to little, in a temporary file beyond,
+    each read back by its number. They move to the file one by one: tempfile's
+    ``SpooledTemporaryFile`` copies all it holds at once when it rolls over, and the daemon held
+    a file's first 4 MiB of rows twice for a moment (issue 17)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._held: list[bytes] | None = []
+        self._file: Any = None
+        self._places: list[tuple[int, int]] = []   # (offset, length) of each piece
+
+    def add(self, data: bytes) -> None:
+        at = self.size
+        if self._held is not None and at + len(data) > self._limit:
+            self._file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
+            for piece in self._held:
+                self._file.write(piece)
+            self._held = None
+        if self._held is not None:
+            self._held.append(data)
+        else:
+            self._file.seek(at)
+            self._file.write(data)
+        self._places.append((at, len(data)))
+
+    def __len__(self) -> int:
+        return len(self._places)
+
+    def get(self, n: int) -> bytes:
+        if self._held is not None:
+            return self._held[n]
+        offset, length = self._places[n]
+        self._file.seek(offset)
+        data: bytes = self._file.read(length)
+        return data
+
+    @property
+    def in_memory(self) -> bool:
+        return self._held is not None
+
+    @property
+    def size(self) -> int:
+        return self._places[-1][0] + self._places[-1][1] if self._places else 0
+
+    def all(self) -> bytes:
+        """Every piece, one after another."""
+        if self._held is not None:
+            return b"".join(self._held)
+        self._file.seek(0)
+        data: bytes = self._file.read()
+        return data
+
+    def close(self) -> None:
+        self._held = None
+        if self._file is not None:
+            self._file.close()
 
 
 class PackedRows(Sequence[Any]):
@@ -269,13 +343,12 @@ class PackedRows(Sequence[Any]):
 
     def __init__(self, count: int) -> None:
         self._count = count   # 0 while a reader child is still adding its slices (``seal``)
-        self._spool = tempfile.SpooledTemporaryFile(max_size=_IN_MEMORY)  # noqa: SIM115 - closed by close()
-        self._places: list[tuple[int, int]] = []   # (offset, length) of each slice in the spool
+        self._spool = _Spool(_IN_MEMORY)
+        self._with: list[_Spool] = []
 
     def add(self, data: bytes) -> None:
         """The next slice, as the child pickled it."""
-        self._places.append((self._spool.tell(), len(data)))
-        self._spool.write(data)
+        self._spool.add(data)
 
     def seal(self, count: int) -> None:
         """The rows added, once the last slice is (a child that makes its slices as it reads)."""
@@ -283,20 +356,15 @@ class PackedRows(Sequence[Any]):
 
     @property
     def slices(self) -> int:
-        return len(self._places)
+        return len(self._spool)
 
     def raw(self) -> Iterator[bytes]:
         """Each slice as it was pickled (what the child sends)."""
-        for offset, length in self._places:
-            self._spool.seek(offset)
-            yield self._spool.read(length)
-        self._spool.seek(0, os.SEEK_END)
+        for n in range(len(self._spool)):
+            yield self._spool.get(n)
 
     def _slice(self, n: int) -> list[Any]:
-        offset, length = self._places[n]
-        self._spool.seek(offset)
-        rows: list[Any] = pickle.loads(self._spool.read(length))   # noqa: S301 - sent by our own reader child
-        self._spool.seek(0, os.SEEK_END)
+        rows: list[Any] = pickle.loads(self._spool.get(n))   # noqa: S301 - sent by our own reader child
         if len(rows) != min(_SLICE, self._count - n * _SLICE):
             raise ValueError(f"slice {n} of a prepared file holds {len(rows)} rows")
         return rows
@@ -305,7 +373,7 @@ class PackedRows(Sequence[Any]):
         return self._count
 
     def __iter__(self) -> Iterator[Any]:
-        for n in range(len(self._places)):
+        for n in range(len(self._spool)):
             yield from self._slice(n)
 
     @overload
@@ -329,21 +397,63 @@ class PackedRows(Sequence[Any]):
 
     __hash__ = None  # type: ignore[assignment]
 
+    def keep_with(self, other: _Spool) -> None:
+        """Close ``other`` (the file's findings kept apart) with these rows."""
+        self._with.append(other)
+
     def close(self) -> None:
         self._spool.close()
+        for other in self._with:
+            other.close()
 
 
 class Packed:
     """A prepared file as its slices arrived, still pickled (``PackedRows``): the file read
     ahead of the one the daemon is storing waits so, and its rows are unpickled a slice at a
-    time when its turn comes."""
+    time when its turn comes. Its findings' JSON waits beside them, in a temporary file when
+    big: the daemon held the findings of the files read ahead beside those it stored (8 MB a
+    file of 30,000 complaints, issue 17)."""
 
     def __init__(self, prepared: Prepared, rows: PackedRows) -> None:
         self.prepared = prepared
         self.rows = rows
+        self._findings = _Spool(_FINDINGS_PIECE)
+
+    def add_findings(self, piece: bytes) -> None:
+        """The next piece of the file's findings' JSON, as the reader sent it."""
+        self._findings.add(piece)
 
     def open(self) -> Prepared:
-        return dataclasses.replace(self.prepared, rows=self.rows)
+        """The file to store, its findings still apart when big (they go into the store a
+        piece at a time: ``ingest``); they go with its rows (``PackedRows.close``)."""
+        if self._findings.in_memory:
+            findings: bytes | _SetAside = self._findings.all()
+            self._findings.close()
+        else:
+            findings = _SetAside(self._findings)
+            self.rows.keep_with(self._findings)
+        return dataclasses.replace(self.prepared, rows=self.rows, findings_json=findings)
+
+
+class _SetAside:
+    """A file's findings' JSON as it waited in a temporary file (``codec.FindingsText``)."""
+
+    def __init__(self, spool: _Spool) -> None:
+        self._spool = spool
+
+    def __len__(self) -> int:
+        return self._spool.size
+
+    def pieces(self) -> Iterator[bytes]:
+        for n in range(len(self._spool)):
+            yield self._spool.get(n)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, bytes | _SetAside):
+            return b"".join(self.pieces()) == (other if isinstance(other, bytes) else b"".join(other.pieces()))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def _receive(conn: Any) -> tuple[Any, ...]:
@@ -352,21 +462,26 @@ def _receive(conn: Any) -> tuple[Any, ...]:
         return answer
     rows = PackedRows(answer[3])
     try:
-        for _ in range(answer[2]):
-            data = conn.recv_bytes()
-            try:
+        packed = Packed(answer[1], rows)
+        try:
+            for _ in range(answer[4]):   # its findings set aside first, as they come
+                packed.add_findings(conn.recv_bytes())
+            for _ in range(answer[2]):
+                data = conn.recv_bytes()
                 rows.add(data)
-            except OSError as exc:
-                # the temp folder is full or gone: said as that, not as a reader that crashed;
-                # the child goes ("odd": the rest of its answer is still in the pipe) and the
-                # file is tried again later, as any file that could not be read
-                rows.close()
-                return ("error", "UnreadableWorkbook",
-                        f"临时文件夹无法写入（磁盘已满？），本文件未合并 (temp folder: {exc.strerror or exc})", "odd")
+        except OSError as exc:
+            # the temp folder is full or gone: said as that, not as a reader that crashed;
+            # the child goes ("odd": the rest of its answer is still in the pipe) and the file
+            # is tried again later, as any file that could not be read
+            if isinstance(exc, ConnectionError):
+                raise
+            rows.close()
+            return ("error", "UnreadableWorkbook",
+                    f"临时文件夹无法写入（磁盘已满？），本文件未合并 (temp folder: {exc.strerror or exc})", "odd")
     except BaseException:
         rows.close()
         raise
-    return ("ok", Packed(answer[1], rows))
+    return ("ok", packed)
 
 
 _START = threading.Lock()

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from complaint_core.merged import report
 from complaint_core.merged.pieces import ChainTally
 from complaint_core.merged.report import Repeats
 
@@ -231,3 +232,37 @@ def test_a_tally_that_cannot_be_saved_behind_the_render_says_so_and_is_counted_a
     again = ChainTally(tmp_path / "tally.sqlite")   # nothing of that write kept: the shop is counted again
     assert again._db.execute("SELECT count(*) FROM shops").fetchone()[0] == 0
     again.close()
+
+
+@pytest.mark.parametrize("batch", [1, 3, 4096])
+def test_packed_repeat_counts_read_back_as_they_were_counted(monkeypatch, batch: int, tmp_path: Path) -> None:
+    # a piece's counts go to the tally in key order, a packed batch at a time, without being
+    # unpacked; unpacked (a summary counted in memory), they are the counts as they were
+    import pickle
+
+    monkeypatch.setattr(Repeats, "_BATCH", batch)
+    rnd = random.Random(batch)
+    made = Repeats(report._reach, report._customer_label)   # as 汇总 counts customers
+    for _ in range(200):
+        phone = f"1380000{rnd.randrange(60):04d}"
+        made.add({"customer_phone": phone, "customer_name": rnd.choice(["", "张三", "李四"])})
+    made.add({"customer_name": ""})   # no key: not counted
+    plain = Repeats(str)
+    for w in ["门店", "服务", "服务", "价格"] * 3 + ["退款"]:
+        plain.add(w)
+    for rep in (made, plain):
+        want = (list(rep.labelled()), dict(rep.counts), dict(rep._first), dict(rep._names), rep.rows(None),
+                rep.repeated())
+        back = pickle.loads(pickle.dumps(rep))
+        assert "_packed" in back.__dict__ and len(back.__dict__["_packed"]) == -(-len(rep.counts) // batch)
+        assert list(back.labelled()) == want[0] == sorted(want[0])
+        assert "_packed" in back.__dict__   # read, still packed
+        assert (list(back.labelled()), dict(back.counts), dict(back._first), dict(back._names), back.rows(None),
+                back.repeated()) == want
+    # into the tally from the packed batches, as the counts themselves would go
+    tally = ChainTally(tmp_path / "t.sqlite")
+    tally.sync("S1", SimpleNamespace(token="a", summary=SimpleNamespace(customers=pickle.loads(pickle.dumps(made)),
+                                                                       subjects=plain), cases=[]))
+    tally.settle({"S1"})
+    assert tally.rows("c", 100) == made.rows(100) and tally.rows("s") == plain.rows()
+    tally.close()

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from complaint_core import isolate
 from complaint_core.reader import read_workbook
-from complaint_core.store import open_store
+from complaint_core.store import db, ingest, open_store
 from complaint_core.store import tables as t
 from complaint_core.store.codec import content_hash, prepare
 from complaint_core.store.ingest import ingest_prepared
@@ -89,7 +89,8 @@ def test_a_file_stored_a_slice_at_a_time_is_stored_as_from_one_list(tmp_path: Pa
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_a_stored_files_findings_are_its_text_and_let_go_of_once_stored(tmp_path: Path, kind: str,
-                                                                        request: pytest.FixtureRequest) -> None:
+                                                                        request: pytest.FixtureRequest,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """A file's findings come as UTF-8 bytes and are stored as their text; the daemon stores a
     hundred files in one life: what it keeps of one after storing it (SQLAlchemy kept the first
     file's findings text inside a statement it reuses, 5.7 MB for 30,000 complaints) stays for
@@ -123,5 +124,37 @@ def test_a_stored_files_findings_are_its_text_and_let_go_of_once_stored(tmp_path
             assert got is not None and got[1] == text and got[2] == content_hash(text)
             assert [tuple(f) for f in json.loads(got[1])] == [
                 (f.sheet, f.row, f.cell, f.field, f.severity, f.code, f.message) for f in validate_table(table, now=NOW)]
+            # a piece at a time (SQLite's blob handle: in pieces; PostgreSQL: its text at once)
+            monkeypatch.setattr(db, "_PIECE", 1000)
+            with store.engine.connect() as c:
+                streamed = store.finding_pieces(str(shop), c)
+                assert streamed is not None
+                read = list(streamed[3])
+                assert streamed[:3] == (got[0], got[2], len(text)) and b"".join(read) == text
+                assert len(read) == (-(-len(text) // 1000) if kind == "sqlite" else 1)
+                assert store.finding_pieces("nothing here", c) is None
+                begun = store.finding_pieces(str(shop), c)   # a reader that stops half-way closes its pieces
+                assert begun is not None and next(begun[3]) == text[:1000]
+                begun[3].close()
+            monkeypatch.undo()
+        # a big file's findings, as they waited in a temporary file (isolate.Packed), go into
+        # their row a piece at a time (SQLite's blob handle), the same text; nothing of them
+        # stays bound to a statement SQLite keeps for the next file
+        monkeypatch.setattr(ingest, "_FINDINGS_APART", 0)
+        monkeypatch.setattr(isolate, "_FINDINGS_PIECE", 100)
+        monkeypatch.setattr(isolate, "_SLICE", 10)   # sent in slices, as a big file's rows are
+        waiting = through_the_pipe(prepared).open()
+        assert not isinstance(waiting.findings_json, bytes) and len(waiting.findings_json) == len(text)
+        try:
+            ingest_prepared(store, shop, waiting, file_hash="h3", size=3, mtime=3, now=NOW + timedelta(minutes=3))
+        finally:
+            assert isinstance(waiting.rows, isolate.PackedRows)
+            waiting.rows.close()   # its findings' file with it
+        got = store.finding_file(str(shop))
+        assert got is not None and got[1] == text and got[2] == content_hash(text)
+        with store.engine.connect() as c:
+            assert c.execute(select(func.count()).select_from(t.file_findings)).scalar() == 1
+            if kind == "sqlite":
+                assert c.execute(select(func.typeof(t.file_findings.c.data))).scalar() == "text"
     finally:
         store.engine.dispose()

@@ -16,7 +16,7 @@ from complaint_core.isolate import read_many_isolated, time_limit
 from complaint_core.reader import read_workbook
 from complaint_core.store.codec import Prepared, foreign_shop_findings, prepare
 from complaint_core.validate import validate_table
-from tests.support.workbooks import NOW, sample_rows, write_shop_workbook
+from tests.support.workbooks import NOW, inject_defects, sample_rows, write_shop_workbook
 
 ODD = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "odd"
 
@@ -54,12 +54,15 @@ def test_a_file_read_ahead_waits_pickled_and_is_unpacked_a_slice_at_a_time(tmp_p
     from complaint_core import isolate
     from tests.support.pipe import through_the_pipe
 
-    shop = write_shop_workbook(tmp_path / "S.xlsx", sample_rows(1234, seed=3, now=NOW))
+    rows_in = sample_rows(1234, seed=3, now=NOW)
+    inject_defects(rows_in, now=NOW)   # findings to send too
+    shop = write_shop_workbook(tmp_path / "S.xlsx", rows_in)
     table = read_workbook(shop)
     prepared = prepare(table, validate_table(table, now=NOW), shop)
+    assert len(prepared.findings_json) > 300
     packed = through_the_pipe(prepared)
     rows = packed.rows
-    assert packed.prepared.rows == [] and len(rows._places) == 3 and not rows._spool._rolled
+    assert packed.prepared.rows == [] and len(rows._spool) == 3 and rows._spool._file is None
     opened = packed.open()
     assert opened == prepared and opened.rows is rows and len(rows) == 1234
     assert rows[0] == prepared.rows[0] and rows[-1] == prepared.rows[-1] and rows[700] == prepared.rows[700]
@@ -76,9 +79,29 @@ def test_a_file_read_ahead_waits_pickled_and_is_unpacked_a_slice_at_a_time(tmp_p
 
     with pytest.MonkeyPatch.context() as mp_:
         mp_.setattr(isolate, "_IN_MEMORY", 100_000)
-        on_disk = through_the_pipe(prepared).rows
-    assert on_disk._spool._rolled and on_disk == prepared.rows   # beyond the budget: a temporary file
+        # the findings' JSON in pieces of 100 bytes, set aside as they come
+        mp_.setattr(isolate, "_FINDINGS_PIECE", 100)
+        waiting = through_the_pipe(prepared)
+        on_disk = waiting.rows
+    # beyond the budget: a temporary file, the slices moved there one by one
+    assert on_disk._spool._file is not None and on_disk._spool._held is None and on_disk == prepared.rows
+    assert len(waiting._findings) == -(-len(prepared.findings_json) // 100) and waiting._findings._file is not None
+    assert waiting.open().findings_json == prepared.findings_json
     on_disk.close()
+
+
+def test_a_spool_gives_back_each_piece_in_memory_or_in_its_file() -> None:
+    from complaint_core import isolate
+
+    pieces = [bytes([n]) * (n * 37 % 101) for n in range(60)]
+    for limit in (10**9, 500, 0):
+        spool = isolate._Spool(limit)
+        for piece in pieces:
+            spool.add(piece)
+        assert (spool._file is None) == (limit == 10**9)
+        assert [spool.get(n) for n in range(len(spool))] == pieces and spool.all() == b"".join(pieces)
+        assert spool.get(3) == pieces[3]   # read back in any order
+        spool.close()
 
 
 def test_each_child_keeps_its_own_limits(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ the rules or the cache folder say."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -194,6 +195,9 @@ def test_findings_stored_by_an_older_version_without_a_digest_give_the_same_shee
     assert store.finding_digests() == digests
     got = store.finding_file(digests[0][0])
     assert got is not None and got[2] == digests[0][2]
+    with store.engine.connect() as c:   # what a piece maker reads, a piece at a time
+        streamed = store.finding_pieces(digests[0][0], c)
+        assert streamed is not None and streamed[1] == digests[0][2] and b"".join(streamed[3]) == got[1]
     # the kept rows are found under the same keys (none encoded again), and the workbook is what
     # a fresh render writes
     kept = PieceCache.beside(store, out).folder
@@ -252,22 +256,33 @@ def test_repeat_customers_across_shops_are_counted_as_shops_come_and_go(tmp_path
 def test_a_reused_pieces_repeat_counts_are_read_only_when_its_shop_changed(chain, tmp_path: Path,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """A save loads every shop's piece, but only the changed shop's customer and subject counts
-    go to the chain's tally: the others stay packed as they were pickled (and pickled again so)."""
+    go to the chain's tally, a packed batch at a time (never unpacked whole): the others are not
+    read at all, and stay packed as they were pickled (and pickled again so)."""
     from complaint_core.merged import keptfile, pieces
+    from complaint_core.merged.report import Repeats
 
     store, folder, out = chain
+    read: list[str] = []
     unpacked: list[str] = []
-    real_sync = pieces.ChainTally.sync
+    real_sync, real_labelled = pieces.ChainTally.sync, Repeats.labelled
+    syncing: list[str] = []
 
     def sync(self: pieces.ChainTally, shop: str, piece: pieces.Piece) -> None:
+        syncing[:] = [shop]
+        packed = "_packed" in piece.summary.customers.__dict__
         real_sync(self, shop, piece)
-        if "_packed" not in piece.summary.customers.__dict__:
+        if packed and "_packed" not in piece.summary.customers.__dict__:
             unpacked.append(shop)
 
+    def labelled(self: Repeats) -> Iterator[tuple[str, int, str]]:
+        read.append(syncing[0])
+        return real_labelled(self)
+
     monkeypatch.setattr(pieces.ChainTally, "sync", sync)
+    monkeypatch.setattr(Repeats, "labelled", labelled)
     write_shop(folder / "S03" / "S03.xlsx", rows_for(31, shop="S03", seed=78), shop="S03")
     rep = merge_into(store, [folder], out, now=T0 + timedelta(minutes=5))
-    assert rep.reused == len(SHOPS) - 1 and unpacked == ["S03"]
+    assert rep.reused == len(SHOPS) - 1 and set(read) == {"S03"} and unpacked == []
     _same(out, store, tmp_path, T0 + timedelta(minutes=5))
 
     cache = PieceCache.beside(store, out)

@@ -105,20 +105,25 @@ def _serve(conn: Any, url: str, ctx: Context, codecs: Codecs, folder: str | None
             kind, name, mark = ask
             try:
                 if kind == "findings":
-                    got = store.finding_file(name)
-                    if got is None:
-                        conn.send(("moved",))
-                        continue
-                    shop, findings, digest = got
-                    # a big file's findings leave their text, rows and segment in this heap as
-                    # a big shop does: without giving them back, each such file added 10-25 MiB
-                    # to the maker (issue 17: 71 -> 123 MiB over four files of 30,000 complaints)
-                    big = len(findings) > FINDINGS_ONE_BY_ONE
-                    key = findings_key(name, shop, digest)
-                    if cache is not None and cache.has_findings(name, key):
-                        conn.send(("cached",))   # the render reads it from there
-                        continue
-                    segment, rows = encode_findings(codecs.findings, name, shop, findings)
+                    with store.engine.connect() as c:
+                        got = store.finding_pieces(name, c)
+                        if got is None:
+                            conn.send(("moved",))
+                            continue
+                        shop, digest, size, pieces = got
+                        with contextlib.closing(pieces):   # before the connection, read or not
+                            # a big file's findings leave their rows and segment in this heap as
+                            # a big shop does: without giving them back, each such file added
+                            # 10-25 MiB to the maker (issue 17: 71 -> 123 MiB over four files of
+                            # 30,000 complaints)
+                            big = size > FINDINGS_ONE_BY_ONE
+                            key = findings_key(name, shop, digest)
+                            if cache is not None and cache.has_findings(name, key):
+                                conn.send(("cached",))   # the render reads it from there
+                                continue
+                            # a big file's JSON decoded as it is read; a small one's at once (faster)
+                            data = pieces if big else b"".join(pieces)
+                            segment, rows = encode_findings(codecs.findings, name, shop, data)
                     if cache is not None:
                         cache.save_findings(name, key, segment, rows)
                     conn.send(("findings", key, segment, rows))

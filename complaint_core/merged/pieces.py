@@ -49,7 +49,7 @@ from .report import CaseKey, Summary
 
 log = logging.getLogger("complaint_desk.merged")
 
-FORMAT = 6   # raise when a piece's shape or the rows it encodes change (6: big line batches packed)
+FORMAT = 7   # raise when a piece's shape or the rows it encodes change (7: repeat counts packed in batches)
 
 
 # One 逾期 line: the whole row when it no longer changes (a deadline met late), else
@@ -219,11 +219,13 @@ class ChainTally:
         self._synced += 1
         self._drop(shop)
         for what, tally in (("c", piece.summary.customers), ("s", piece.summary.subjects)):
-            rows = sorted((shop, what, k, n, label) for k, n, label in tally.labelled())
-            self._db.executemany("INSERT INTO tally VALUES (?, ?, ?, ?, ?)", rows)
+            # in key order, a batch of the piece's packed counts at a time (report.Repeats)
+            self._db.executemany("INSERT INTO tally VALUES (?, ?, ?, ?, ?)",
+                                 ((shop, what, k, n, label) for k, n, label in tally.labelled()))
             if not self._recount:
                 self._db.executemany("INSERT INTO totals VALUES (?, ?, ?) ON CONFLICT (what, k) DO UPDATE "
-                                     "SET total = total + excluded.total", [(w, k, n) for _s, w, k, n, _l in rows])
+                                     "SET total = total + excluded.total",
+                                     ((what, k, n) for k, n, _label in tally.labelled()))
         self._db.executemany("INSERT INTO cases VALUES (?, ?, ?, ?, ?, ?)",
                              ((shop, i, *key, row) for i, (key, row) in enumerate(piece.cases)))
         self._db.execute("INSERT OR REPLACE INTO shops VALUES (?, ?)", (shop, piece.token))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -112,11 +112,16 @@ FINDING_COLUMNS = [Column("shop", "门店", width=10), Column("file", "来源文
 FINDINGS_ONE_BY_ONE = 1 << 20
 
 
-def finding_rows(path: str, shop: str, data: str | bytes) -> Iterator[list[Any]]:
+def finding_rows(path: str, shop: str, data: str | bytes | Iterable[bytes]) -> Iterator[list[Any]]:
     """校验问题's rows of one file's findings, ``data`` as the store keeps them (a JSON array of
-    [sheet, row, cell, field, severity, code, message]: ``Store.finding_files``), one at a time."""
+    [sheet, row, cell, field, severity, code, message]: ``Store.finding_files``; or its UTF-8
+    pieces as they are read, ``Store.finding_pieces``), one at a time."""
     name = file_name(path)
-    found = each_in_array(data) if len(data) > FINDINGS_ONE_BY_ONE else loads(data)
+    found: Iterable[Any]
+    if isinstance(data, str | bytes) and len(data) <= FINDINGS_ONE_BY_ONE:
+        found = loads(data)
+    else:
+        found = each_in_array(data)
     for sheet, row, cell, _field, severity, code, message in found:
         yield [shop, name, sheet, row, cell, "错误" if severity == "error" else "提醒", code, message]
 

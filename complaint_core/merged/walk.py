@@ -15,7 +15,7 @@ import hashlib
 import os
 import uuid
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO
@@ -252,7 +252,7 @@ def findings_key(path: str, shop: str, digest: str) -> str:
     return hashlib.sha256(f"{FORMAT}|{shop}|{path}|{digest}".encode()).hexdigest()
 
 
-def encode_findings(codec: RowCodec, path: str, shop: str, data: str | bytes) -> tuple[Segment, int]:
+def encode_findings(codec: RowCodec, path: str, shop: str, data: str | bytes | Iterable[bytes]) -> tuple[Segment, int]:
     """A file's 校验问题 rows (``Store.finding_file`` gives its stored JSON), encoded."""
     count = 0
 

@@ -12,6 +12,7 @@ converters (or a C method that is checked to write the same), and hands plain tu
 from __future__ import annotations
 
 import functools
+import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -48,6 +49,16 @@ def _statement(table: Table, columns: tuple[str, ...], dialect: Dialect) -> tupl
 def text_as_bytes(dialect: Dialect) -> bool:
     """Whether ``insert_rows`` takes a text column's value as UTF-8 bytes (SQLite)."""
     return dialect.name == "sqlite"
+
+
+def blob_handle(conn: Connection) -> Callable[..., Any] | None:
+    """sqlite3's ``blobopen`` of the connection's own database (Python 3.11 and later), which
+    reads or writes a stored value a piece at a time; None for another database or driver."""
+    if conn.dialect.name != "sqlite":
+        return None
+    raw = conn.connection.driver_connection
+    opener = getattr(raw, "blobopen", None)
+    return opener if isinstance(raw, sqlite3.Connection) and callable(opener) else None
 
 
 def _converter(kind: Any, dialect: Dialect) -> Converter | None:

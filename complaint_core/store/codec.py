@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeAlias, cast
+from typing import Any, Protocol, TypeAlias, cast
 
 from ..deadlines import Deadlines, deadlines
 from ..heap import drained
@@ -170,12 +170,12 @@ _SPACE = re.compile(r"[ \t\n\r]*")   # matches everywhere (maybe nothing)
 _ONE = json.JSONDecoder()
 
 
-def each_in_array(data: str | bytes) -> Iterator[Any]:
+def each_in_array(data: str | bytes | Iterable[bytes]) -> Iterator[Any]:
     """The items of the JSON array ``data`` one at a time, as ``loads`` would give them (the
     standard library's decoder, item by item): a big array's items need not all be held at
-    once. UTF-8 ``bytes`` are decoded a piece at a time as the items are taken (a big file's
-    findings as text took twice their bytes: 11 MiB for 30,000 complaints). Raises
-    ``ValueError`` (``json.JSONDecodeError``) where ``data`` is not an array."""
+    once. UTF-8 (``bytes``, or its pieces as they are read) is decoded a piece at a time as the
+    items are taken (a big file's findings as text took twice their bytes: 11 MiB for 30,000
+    complaints). Raises ``ValueError`` (``json.JSONDecodeError``) where ``data`` is not an array."""
     text = _Window(data)
 
     def space(at: int) -> int:
@@ -222,12 +222,16 @@ class _Window:
 
     _PIECE = 1 << 18   # bytes decoded at a time
 
-    def __init__(self, data: str | bytes) -> None:
+    def __init__(self, data: str | bytes | Iterable[bytes]) -> None:
         if isinstance(data, str):
             self.buf, self.ended = data, True
             return
-        self._data = memoryview(data)
-        self._at = 0
+        self._pieces: Iterator[bytes | memoryview]
+        if isinstance(data, bytes):
+            view = memoryview(data)
+            self._pieces = (view[i:i + self._PIECE] for i in range(0, len(view), self._PIECE))
+        else:
+            self._pieces = iter(data)
         # as json.loads reads bytes: a lone surrogate written by the standard library is kept
         self._decoder = codecs.getincrementaldecoder("utf-8")("surrogatepass")
         self.buf, self.ended = "", False
@@ -237,10 +241,12 @@ class _Window:
         """Decode the next piece onto the window; False: there is no more."""
         if self.ended:
             return False
-        piece = self._data[self._at:self._at + self._PIECE]
-        self._at += len(piece)
-        self.ended = self._at >= len(self._data)
-        self.buf += self._decoder.decode(piece, final=self.ended)
+        piece = next(self._pieces, None)
+        if piece is None:
+            self.ended = True
+            self.buf += self._decoder.decode(b"", final=True)   # raises for a character cut short
+            return False
+        self.buf += self._decoder.decode(piece)
         return True
 
     def drop(self, at: int) -> int:
@@ -263,7 +269,15 @@ def decode_values(text: str) -> dict[str, Any]:
 
 def content_hash(text: str | bytes) -> str:
     """The hash of a row's stored JSON (its UTF-8 bytes, when the caller has them already)."""
-    return hashlib.sha256(text if isinstance(text, bytes) else text.encode("utf-8")).hexdigest()[:32]
+    return content_hash_of([text if isinstance(text, bytes) else text.encode("utf-8")])
+
+
+def content_hash_of(pieces: Iterable[bytes]) -> str:
+    """``content_hash`` of the UTF-8 these pieces make, read one after another."""
+    h = hashlib.sha256()
+    for piece in pieces:
+        h.update(piece)
+    return h.hexdigest()[:32]
 
 
 # The merged workbook's sheet of every complaint: its manager cells are keyed by record_ref.
@@ -307,6 +321,25 @@ Dues = tuple[Moment, Moment, Moment]
 ScanFields = tuple[Moment, Moment, Moment, bool]
 
 
+class FindingsText(Protocol):
+    """A file's findings' JSON kept apart while its file waited to be stored (a temporary file,
+    isolate.Packed): its size in bytes and its UTF-8, a piece at a time."""
+
+    def __len__(self) -> int: ...
+
+    def pieces(self) -> Iterator[bytes]: ...
+
+
+def findings_pieces(found: bytes | FindingsText, piece: int = 1 << 18) -> Iterator[bytes]:
+    """The UTF-8 of a prepared file's findings a piece at a time, however it is held."""
+    if isinstance(found, bytes):
+        view = memoryview(found)
+        for at in range(0, len(view), piece):
+            yield bytes(view[at:at + piece])
+    else:
+        yield from found.pieces()
+
+
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """A shop file ready to store: made in the reader's child, small to send to the daemon
@@ -316,7 +349,8 @@ class Prepared:
     # a list where made; in the daemon, the slices a reader child sent (isolate.PackedRows),
     # unpickled as they are iterated
     rows: Sequence[PreparedRow]
-    findings_json: bytes         # UTF-8: see ``encode_findings``
+    # UTF-8 (``encode_findings``); in the daemon, a big file's kept apart until stored
+    findings_json: bytes | FindingsText
     findings: int
     shop: str = ""            # the shop this file speaks for (its 设置 code, else its folder)
     settings_json: str = ""   # the file's 设置 as dcjson (every deadline below used these)

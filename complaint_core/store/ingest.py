@@ -9,23 +9,37 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import LargeBinary, Text, bindparam, cast, delete, insert, select, update
+from sqlalchemy import (
+    LargeBinary,
+    Text,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 
 from ..model import ComplaintTable, Finding
 from . import tables as t
-from .bulk import as_moment, insert_rows, text_as_bytes
+from .bulk import as_moment, blob_handle, insert_rows, text_as_bytes
 from .codec import (
     ALL_SHEET,
+    FindingsText,
     Prepared,
     PreparedRow,
     content_hash,
+    content_hash_of,
+    findings_pieces,
     loads,
     prepare,
     record_key,
@@ -181,17 +195,42 @@ def ingest_prepared(store: Store, path: Path, prepared: Prepared, *, file_hash: 
         # the values go as parameters, not into the statement: SQLAlchemy keeps a compiled
         # statement for reuse, and with it the values written into it, so the first file's
         # findings (5.7 MB of text for 30,000 complaints) stayed in the daemon for its life
-        found = prepared.findings_json
-        if text_as_bytes(c.dialect):   # SQLite: stored from the UTF-8 bytes as they came
-            c.execute(insert(t.file_findings).values(data=cast(bindparam("b_data", type_=LargeBinary), Text)),
-                      {"source_path": key, "shop": shop, "b_data": found, "digest": content_hash(found)})
+        kept = prepared.findings_json
+        handle = blob_handle(c) if len(kept) > _FINDINGS_APART else None
+        if handle is not None:
+            _insert_apart(c, handle, key, shop, kept)
         else:
-            c.execute(insert(t.file_findings), {"source_path": key, "shop": shop, "data": found.decode(),
-                                                "digest": content_hash(found)})
+            found = kept if isinstance(kept, bytes) else b"".join(findings_pieces(kept))
+            if text_as_bytes(c.dialect):   # SQLite: stored from the UTF-8 bytes as they came
+                c.execute(insert(t.file_findings).values(data=cast(bindparam("b_data", type_=LargeBinary), Text)),
+                          {"source_path": key, "shop": shop, "b_data": found, "digest": content_hash(found)})
+            else:
+                c.execute(insert(t.file_findings), {"source_path": key, "shop": shop, "data": found.decode(),
+                                                    "digest": content_hash(found)})
         upsert_source(c, key, shop=shop, content_hash=file_hash, size=size, mtime=mtime, rows=len(prepared.rows),
                       status="ok", error=None, attempts=0, next_try=None, last_read=now,
                       settings=prepared.settings_json or None)
     return counts
+
+
+# a file's findings past this many bytes of JSON are written into their row a piece at a time
+_FINDINGS_APART = 1 << 20
+
+
+def _insert_apart(c: Connection, handle: Callable[..., Any], key: str, shop: str,
+                  found: bytes | FindingsText) -> None:
+    """Store a big file's findings (SQLite): a text of their size, then their UTF-8 written
+    into it a piece at a time (a blob handle), from where they waited (isolate.Packed). Bound
+    as a whole, SQLite kept its own copy of them with the statement it caches until the next
+    file's: 8 MB for 30,000 complaints, in the daemon between files, beside the daemon's own
+    (issue 17)."""
+    c.execute(insert(t.file_findings).values(data=cast(func.zeroblob(bindparam("b_size")), Text)),
+              {"source_path": key, "shop": shop, "b_size": len(found),
+               "digest": content_hash_of(findings_pieces(found))})
+    rowid: int = c.execute(select(literal_column("rowid")).where(t.file_findings.c.source_path == key)).scalar_one()
+    with handle("file_findings", "data", rowid, readonly=False) as blob:
+        for piece in findings_pieces(found):
+            blob.write(piece)
 
 
 _SAME_PERSON = ("received_at", "customer_name")
