@@ -119,7 +119,7 @@ class _Strings:
                         return False
                     continue
                 if (data.startswith((b"\xff\xfe", b"\xfe\xff")) or _NOT_UTF8.match(data)
-                        or b"<!" in data[:opened.start()]):
+                        or b"<!" in data[:opened.start()] or opened.group(0).endswith(b"/>")):
                     plain = False
                     continue
                 self.head = data[:opened.end()]

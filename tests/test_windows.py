@@ -263,7 +263,8 @@ def _package(path: Path, strings: list[str], rows: list[str], p: str = "") -> Pa
     ns = _NS.replace("xmlns=", f"xmlns:{p[:-1]}=") if p else _NS
     sheet = (f'<?xml version="1.0" encoding="UTF-8"?><{p}worksheet {ns}><{p}dimension ref="A1:C9"/><{p}sheetData>'
              + "".join(rows) + f"</{p}sheetData></{p}worksheet>")
-    sst = f'<?xml version="1.0" encoding="UTF-8"?><{p}sst {ns} count="9" uniqueCount="9">' + "".join(strings) + f"</{p}sst>"
+    sst = (f'<?xml version="1.0" encoding="UTF-8"?><{p}sst {ns} count="9" uniqueCount="9">' + "".join(strings)
+           + f"</{p}sst>" if strings else f'<?xml version="1.0" encoding="UTF-8"?><{p}sst {ns} count="0" uniqueCount="0"/>')
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, text in _PARTS.items():
             zf.writestr(name, text)
@@ -312,7 +313,7 @@ def test_each_window_is_given_only_the_strings_its_cells_name(tmp_path: Path, p:
 
 
 @pytest.mark.parametrize("how", ["an empty string", "only a reading", "a comment", "a cell with a formula",
-                                 "a number past the table", "single quotes"])
+                                 "a number past the table", "single quotes", "an empty table"])
 def test_a_table_or_a_window_not_plain_is_given_the_whole_table(tmp_path: Path, how: str) -> None:
     # calamine skips an <si/> and a string of only its reading: every later number moves, so the
     # table is only ever given whole; a cell whose number is not where it is looked for (a
@@ -331,6 +332,9 @@ def test_a_table_or_a_window_not_plain_is_given_the_whole_table(tmp_path: Path, 
     elif how == "a number past the table":
         rows[12] = '<row r="13"><c r="A13" t="s"><v>45</v></c><c r="B13"><v>1</v></c></row>'
         strings[29] = '<si><t xml:space="preserve">s29</t></si>'
+    elif how == "an empty table":   # no string cells at all: a table written <sst/>
+        strings, plain_table = [], False
+        rows = [f'<row r="{n}"><c r="A{n}"><v>{n}</v></c></row>' for n in range(1, 41)]
     elif how == "single quotes":
         rows[12] = "<row r=\"13\"><c r='A13' t='s'><v>5</v></c></row>"
     path = _package(tmp_path / "b.xlsx", strings, rows)

@@ -138,9 +138,9 @@ class Store:
     def finding_pieces(self, path: str, conn: Connection) -> tuple[str, str, int, Generator[bytes, None, None]] | None:
         """``finding_file``, the findings' JSON given a piece at a time while ``conn`` is open:
         (shop, digest, its size in bytes, its UTF-8 pieces: close them before ``conn``, read to
-        the end or not). SQLite's are read from the row
-        itself (a blob handle): the piece maker that encodes a big file's 校验问题 rows held
-        the whole JSON twice, SQLite's copy and its own (16 MiB for 30,000 complaints, issue 17)."""
+        the end or not). SQLite's are read from the row itself (a blob handle): the piece maker
+        that encodes a big file's 校验问题 rows held the whole JSON twice, SQLite's copy and its
+        own (16 MiB for 30,000 complaints, issue 17). Elsewhere the whole text is one piece."""
         ff = t.file_findings.c
         handle = blob_handle(conn)
         if handle is None:
