@@ -260,8 +260,9 @@ def _send_head(conn: Any, prepared: Any, slices: int, rows: int) -> None:
     findings' JSON as the bytes they are, in pieces the daemon sets aside as they come
     (pickled into the message, the daemon held them twice, and again while the file waited:
     8 MB each time for a file of 30,000 complaints, issue 17)."""
-    found = memoryview(prepared.findings_json)
-    pieces = [found[i:i + _FINDINGS_PIECE] for i in range(0, len(found), _FINDINGS_PIECE)]
+    from .store.codec import byte_pieces
+
+    pieces = list(byte_pieces(prepared.findings_json, _FINDINGS_PIECE))
     conn.send(("ok-sliced", dataclasses.replace(prepared, rows=[], findings_json=b""), slices, rows, len(pieces)))
     for piece in pieces:
         conn.send_bytes(piece)
@@ -448,12 +449,6 @@ class _SetAside:
         for n in range(len(self._spool)):
             yield self._spool.get(n)
 
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, bytes | _SetAside):
-            return b"".join(self.pieces()) == (other if isinstance(other, bytes) else b"".join(other.pieces()))
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
 
 
 def _receive(conn: Any) -> tuple[Any, ...]:

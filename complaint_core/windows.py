@@ -55,7 +55,6 @@ _DIMENSION = re.compile(rb"<(?:\w+:)?dimension\b[^>]*?/>")
 
 # the part calamine takes the shared strings from, whatever the workbook's relationships say
 _SST = "xl/sharedstrings.xml"
-_SST_MAX = (1 << 32) - 1     # a table bigger than this is handed over whole, as it is
 _SST_OPEN = re.compile(rb"<((?:\w+:)?)sst\b[^>]*>")
 _SI_ANY = re.compile(rb"<(?:\w+:)?si[\s>/]")
 # a string calamine keeps: its first element a text or a run (an <si/>, or one of only
@@ -86,64 +85,55 @@ def big_sheets(zf: zipfile.ZipFile) -> dict[str, str]:
 
 
 class _Strings:
-    """A workbook's shared strings in a scratch file, with where each one lies."""
+    """A workbook's shared strings (zip part ``part``) in a scratch file, with where each lies."""
 
-    def __init__(self, src: IO[bytes], scratch: Path) -> None:
+    def __init__(self, src: IO[bytes], part: str, scratch: Path) -> None:
+        self.part = part
         self.path = scratch
-        self.spans = array("I")   # start, end of each string's <si> element, in file order
+        # start, end of each string's <si> element: 4 bytes do, a package is at most 1 GiB
+        # unpacked (``safety.MAX_TOTAL_UNCOMPRESSED``, checked before a file is read)
+        self.spans = array("I")
         self.head = b""
         self.tail = b""
+        plain, data, at = True, b"", 0
         with open(scratch, "wb") as out:
-            self.plain = self._index(src, out)
-
-    def _index(self, src: IO[bytes], out: IO[bytes]) -> bool:
-        """Copy the table to ``out`` and note where each string lies; False: the table is not
-        plain (the whole table is still copied, for windows to be given whole)."""
-        data = b""
-        at = 0          # where ``data`` starts in the file
-        plain = True
-        while True:
-            chunk = src.read(_READ)
-            out.write(chunk)
-            data += chunk
-            if not plain:
-                data = b""
+            while True:
+                chunk = src.read(_READ)
+                out.write(chunk)   # the whole table, for windows to be given whole if need be
+                if plain:
+                    plain, data, at = self._take(data + chunk, at, ended=not chunk)
                 if not chunk:
-                    return False
-                continue
-            if not self.head:
-                opened = _SST_OPEN.search(data)
-                if opened is None:
-                    plain = chunk != b"" and len(data) < 64 * _READ
-                    if not chunk:
-                        return False
-                    continue
-                if (data.startswith((b"\xff\xfe", b"\xfe\xff")) or _NOT_UTF8.match(data)
-                        or b"<!" in data[:opened.start()] or opened.group(0).endswith(b"/>")):
-                    plain = False
-                    continue
-                self.head = data[:opened.end()]
-                self.tail = b"</" + opened.group(1) + b"sst>"
-                at += opened.end()
-                data = data[opened.end():]
-            cut = self._last_close(data) if chunk else len(data)
-            region = data[:cut]
-            if b"<!" in region or b"<?" in region:
-                plain = False   # a comment or CDATA may hold what looks like a string
-                continue
-            spans = [m.span() for m in _SI_KEPT.finditer(region)]
-            if len(spans) != len(_SI_ANY.findall(region)):
-                plain = False
-                continue
-            for start, end in spans:
-                self.spans.append(at + start)
-                self.spans.append(at + end)
-            at += cut
-            data = data[cut:]
-            if not chunk:
-                return at < _SST_MAX and not data.strip(b" \t\r\n").replace(self.tail, b"").strip()
-            if len(data) > 64 * _READ:
-                plain = False   # one string of 64 MB: not a table to trust
+                    break
+        self.plain = plain
+
+    def _take(self, data: bytes, at: int, *, ended: bool) -> tuple[bool, bytes, int]:
+        """Note where the strings of ``data`` lie (the table from byte ``at`` on), up to the
+        last whole one: (the table is plain so far, what is left of ``data``, where that starts)."""
+        if not self.head:
+            opened = _SST_OPEN.search(data)
+            if opened is None:
+                return not ended and len(data) < 64 * _READ, data, at
+            if (data.startswith((b"\xff\xfe", b"\xfe\xff")) or _NOT_UTF8.match(data)
+                    or b"<!" in data[:opened.start()] or opened.group(0).endswith(b"/>")):
+                return False, b"", at
+            self.head = data[:opened.end()]
+            self.tail = b"</" + opened.group(1) + b"sst>"
+            at += opened.end()
+            data = data[opened.end():]
+        cut = len(data) if ended else self._last_close(data)
+        region = data[:cut]
+        if b"<!" in region or b"<?" in region:
+            return False, b"", at   # a comment or CDATA may hold what looks like a string
+        spans = [m.span() for m in _SI_KEPT.finditer(region)]
+        if len(spans) != len(_SI_ANY.findall(region)):
+            return False, b"", at
+        for start, end in spans:
+            self.spans.append(at + start)
+            self.spans.append(at + end)
+        rest = data[cut:]
+        if ended:   # nothing but the table's end after its last string
+            return not rest.strip(b" \t\r\n").replace(self.tail, b"").strip(), b"", at + cut
+        return len(rest) <= 64 * _READ, rest, at + cut   # one string of 64 MB: not a table to trust
 
     @staticmethod
     def _last_close(data: bytes) -> int:
@@ -312,27 +302,26 @@ def windows(path: str | os.PathLike[str], name: str, part: str,
             names = zf.namelist()
             if len({n.lower() for n in names}) != len(names):
                 raise NotWindowed("two parts of one name")   # which one calamine reads is its own affair
-            sst = next((n for n in names if n.lower() == _SST), None)
+            sst = next((n for n in names if n.lower() == _SST and n != part), None)
             strings = None
-            if sst is not None and sst != part:
+            if sst is not None:
                 with zf.open(sst) as src:
-                    strings = _Strings(src, Path(scratch) / "strings.xml")
+                    strings = _Strings(src, sst, Path(scratch) / "strings.xml")
             # every part but the sheet and its strings, once: each window is a copy of it with
             # its rows and strings added
             with zipfile.ZipFile(base, "w", zipfile.ZIP_STORED) as out:   # on disk: no time spent packing
                 for info in zf.infolist():
-                    if info.filename != part and info.filename != sst:
+                    if info.filename not in (part, sst):
                         with zf.open(info) as src, out.open(info.filename, "w") as dst:
                             shutil.copyfileobj(src, dst, _READ)
             for xml, table in _windows_xml(zf, part, rows or WINDOW_ROWS, strings):
                 shutil.copyfile(base, here)
                 with zipfile.ZipFile(here, "a", zipfile.ZIP_STORED) as out:
-                    if strings is not None and sst is not None:
-                        if table is not None:
-                            out.writestr(sst, table)
-                        else:
-                            with open(strings.path, "rb") as src, out.open(sst, "w") as dst:
-                                shutil.copyfileobj(src, dst, _READ)
+                    if strings is not None and table is not None:
+                        out.writestr(strings.part, table)
+                    elif strings is not None:   # the whole table, as the workbook has it
+                        with open(strings.path, "rb") as src, out.open(strings.part, "w") as dst:
+                            shutil.copyfileobj(src, dst, _READ)
                     out.writestr(part, xml)
                 del xml, table
                 sheet = CalamineWorkbook.from_path(str(here)).get_sheet_by_name(name)

@@ -86,7 +86,9 @@ def test_a_file_read_ahead_waits_pickled_and_is_unpacked_a_slice_at_a_time(tmp_p
     # beyond the budget: a temporary file, the slices moved there one by one
     assert on_disk._spool._file is not None and on_disk._spool._held is None and on_disk == prepared.rows
     assert len(waiting._findings) == -(-len(prepared.findings_json) // 100) and waiting._findings._file is not None
-    assert waiting.open().findings_json == prepared.findings_json
+    kept = waiting.open().findings_json   # apart, in its file, until stored
+    assert not isinstance(kept, bytes) and len(kept) == len(prepared.findings_json)
+    assert b"".join(kept.pieces()) == prepared.findings_json
     on_disk.close()
 
 

@@ -226,12 +226,8 @@ class _Window:
         if isinstance(data, str):
             self.buf, self.ended = data, True
             return
-        self._pieces: Iterator[bytes | memoryview]
-        if isinstance(data, bytes):
-            view = memoryview(data)
-            self._pieces = (view[i:i + self._PIECE] for i in range(0, len(view), self._PIECE))
-        else:
-            self._pieces = iter(data)
+        self._pieces: Iterator[bytes | memoryview] = (
+            byte_pieces(data, self._PIECE) if isinstance(data, bytes) else iter(data))
         # as json.loads reads bytes: a lone surrogate written by the standard library is kept
         self._decoder = codecs.getincrementaldecoder("utf-8")("surrogatepass")
         self.buf, self.ended = "", False
@@ -272,7 +268,7 @@ def content_hash(text: str | bytes) -> str:
     return content_hash_of([text if isinstance(text, bytes) else text.encode("utf-8")])
 
 
-def content_hash_of(pieces: Iterable[bytes]) -> str:
+def content_hash_of(pieces: Iterable[bytes | memoryview]) -> str:
     """``content_hash`` of the UTF-8 these pieces make, read one after another."""
     h = hashlib.sha256()
     for piece in pieces:
@@ -330,14 +326,15 @@ class FindingsText(Protocol):
     def pieces(self) -> Iterator[bytes]: ...
 
 
-def findings_pieces(found: bytes | FindingsText, piece: int = 1 << 18) -> Iterator[bytes]:
+def byte_pieces(data: bytes, size: int) -> Iterator[memoryview]:
+    """``data`` in pieces of ``size`` bytes, none of them a copy."""
+    view = memoryview(data)
+    return (view[at:at + size] for at in range(0, len(view), size))
+
+
+def findings_pieces(found: bytes | FindingsText, piece: int = 1 << 18) -> Iterator[bytes | memoryview]:
     """The UTF-8 of a prepared file's findings a piece at a time, however it is held."""
-    if isinstance(found, bytes):
-        view = memoryview(found)
-        for at in range(0, len(view), piece):
-            yield bytes(view[at:at + piece])
-    else:
-        yield from found.pieces()
+    return byte_pieces(found, piece) if isinstance(found, bytes) else found.pieces()
 
 
 @dataclass(frozen=True, slots=True)

@@ -220,17 +220,24 @@ _FINDINGS_APART = 1 << 20
 def _insert_apart(c: Connection, handle: Callable[..., Any], key: str, shop: str,
                   found: bytes | FindingsText) -> None:
     """Store a big file's findings (SQLite): a text of their size, then their UTF-8 written
-    into it a piece at a time (a blob handle), from where they waited (isolate.Packed). Bound
-    as a whole, SQLite kept its own copy of them with the statement it caches until the next
-    file's: 8 MB for 30,000 complaints, in the daemon between files, beside the daemon's own
-    (issue 17)."""
+    into it a piece at a time (a blob handle) from where they waited (isolate.Packed), hashed
+    on the way. Bound as a whole, SQLite kept its own copy of them with the statement it caches
+    until the next file's: 8 MB for 30,000 complaints, in the daemon between files, beside the
+    daemon's own (issue 17)."""
+    ff = t.file_findings.c
     c.execute(insert(t.file_findings).values(data=cast(func.zeroblob(bindparam("b_size")), Text)),
-              {"source_path": key, "shop": shop, "b_size": len(found),
-               "digest": content_hash_of(findings_pieces(found))})
-    rowid: int = c.execute(select(literal_column("rowid")).where(t.file_findings.c.source_path == key)).scalar_one()
+              {"source_path": key, "shop": shop, "b_size": len(found), "digest": None})
+    rowid: int = c.execute(select(literal_column("rowid")).where(ff.source_path == key)).scalar_one()
     with handle("file_findings", "data", rowid, readonly=False) as blob:
-        for piece in findings_pieces(found):
-            blob.write(piece)
+        digest = content_hash_of(_written(blob, findings_pieces(found)))
+    c.execute(update(t.file_findings).where(ff.source_path == key).values(digest=digest))
+
+
+def _written(blob: Any, pieces: Iterable[bytes | memoryview]) -> Iterator[bytes | memoryview]:
+    """Each piece, once written to ``blob``."""
+    for piece in pieces:
+        blob.write(piece)
+        yield piece
 
 
 _SAME_PERSON = ("received_at", "customer_name")
